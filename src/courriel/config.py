@@ -1,0 +1,297 @@
+"""Configuration: one TOML file, every setting with a documented default.
+
+Where the file is:
+  1. ``--config PATH`` on the command line;
+  2. else ``$COURRIEL_DATA/courriel.toml`` when ``COURRIEL_DATA`` is set;
+  3. else ``./var/courriel.toml``.
+A missing file means "all defaults" (``courriel serve`` writes a commented one on first run).
+Relative paths in the file are relative to the data directory; the data directory itself, when
+relative, is relative to the directory holding the file.
+
+``DEFAULT_TOML`` below is the reference: it is what ``courriel serve`` writes on first run and
+what README.md documents. ``load`` validates every value and names the bad key on error.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "courriel.toml"
+
+
+class ConfigError(Exception):
+    """The configuration file cannot be read or holds a bad value; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerConfig:
+    name: str  # smtp, submission, submissions, imap, imaps, pop3, pop3s
+    protocol: str  # smtp | imap | pop3
+    standard_port: int
+    implicit_tls: bool
+    enabled: bool = True
+    address: str = ""  # "" = auto: all addresses when the standard port can be bound
+    port: int = 0  # 0 = auto: the standard port if it can be bound, else 10000 + it
+
+
+# name -> (protocol, standard port, implicit TLS). Order is the order of the settings table.
+LISTENERS: dict[str, tuple[str, int, bool]] = {
+    "imaps": ("imap", 993, True),
+    "imap": ("imap", 143, False),
+    "pop3s": ("pop3", 995, True),
+    "pop3": ("pop3", 110, False),
+    "submissions": ("smtp", 465, True),
+    "submission": ("smtp", 587, False),
+    "smtp": ("smtp", 25, False),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    url: str = ""  # "" = SQLite in <data_dir>/courriel.db; or postgresql://user@host/db
+    blobs: str = "blobs"  # directory of message files (SQLite backend)
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    cert: str = ""  # PEM certificate chain; "" = self-signed, made on first run in <data>/tls
+    key: str = ""  # PEM private key
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    cache_seconds: float = 60.0  # how long a verified password is remembered; 0 disables
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    max_connections: int = 2000
+    max_connections_per_ip: int = 50
+    max_message_bytes: int = 50 * 1024 * 1024
+    shutdown_grace_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = "info"  # debug | info | warning | error
+    format: str = "text"  # text | json
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path  # the file this came from (it need not exist)
+    data_dir: Path
+    hostname: str
+    store: StoreConfig = field(default_factory=StoreConfig)
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    listeners: tuple[ListenerConfig, ...] = ()
+
+    def resolve(self, p: str) -> Path:
+        """A path from the file, made absolute against the data directory."""
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else self.data_dir / path
+
+    def listener(self, name: str) -> ListenerConfig:
+        for lc in self.listeners:
+            if lc.name == name:
+                return lc
+        raise KeyError(name)
+
+
+DEFAULT_TOML = """\
+# courriel configuration. Every setting below shows its default; uncomment to change it.
+
+# Where courriel keeps its database, message files, certificate and this file. A relative path is
+# relative to the directory holding this file. COURRIEL_DATA overrides where this file is looked for.
+# data_dir = "."
+
+# The name this server gives itself in greetings and Received headers (default: the machine's FQDN).
+# hostname = "mail.example.org"
+
+[store]
+# "" keeps everything in SQLite under the data directory (the embedded default).
+# For several machines: url = "postgresql://courriel@db.example.org/courriel"
+# url = ""
+# Directory for message files of the SQLite backend, relative to the data directory.
+# blobs = "blobs"
+
+[tls]
+# PEM files. When both are empty, a self-signed certificate is made on first run in <data>/tls.
+# The certificate is read again on SIGHUP, without dropping connections.
+# cert = "/etc/letsencrypt/live/mail.example.org/fullchain.pem"
+# key = "/etc/letsencrypt/live/mail.example.org/privkey.pem"
+
+[auth]
+# Seconds a successfully verified password is remembered (keyed hash, memory only); 0 disables.
+# cache_seconds = 60
+# argon2id cost for new password hashes.
+# argon2_time_cost = 3
+# argon2_memory_kib = 65536
+# argon2_parallelism = 4
+
+[limits]
+# max_connections = 2000
+# max_connections_per_ip = 50
+# max_message_bytes = 52428800
+# Seconds SIGTERM waits for transactions in flight before closing connections.
+# shutdown_grace_seconds = 10
+
+[log]
+# level = "info"     # debug | info | warning | error
+# format = "text"    # text | json
+
+# Listeners: imaps (993), imap (143), pop3s (995), pop3 (110), submissions (465), submission (587)
+# and smtp (25, inbound MX). For each: enabled, address and port. address "" and port 0 mean auto:
+# the standard port on all addresses when the process may bind it, else 10000 + the standard port
+# on 127.0.0.1.
+# [listeners.imaps]
+# enabled = true
+# address = ""
+# port = 0
+"""
+
+_SECTIONS: dict[str, type[Any]] = {
+    "store": StoreConfig,
+    "tls": TLSConfig,
+    "auth": AuthConfig,
+    "limits": LimitsConfig,
+    "log": LogConfig,
+}
+_CHOICES = {("log", "level"): {"debug", "info", "warning", "error"}, ("log", "format"): {"text", "json"}}
+
+
+def locate(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    data = os.environ.get("COURRIEL_DATA")
+    if data:
+        return Path(data).expanduser().absolute() / CONFIG_NAME
+    return Path("var").absolute() / CONFIG_NAME
+
+
+def _default_hostname() -> str:
+    name = socket.getfqdn() or socket.gethostname() or "localhost"
+    return name.rstrip(".").lower()
+
+
+def _typed(section: str, key: str, value: Any, default: Any) -> Any:
+    where = f"[{section}] {key}" if section else key
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"{where}: expected {type(default).__name__}, got {value!r}")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        raise ConfigError(f"{where}: must not be negative, got {value!r}")
+    choices = _CHOICES.get((section, key))
+    if choices and value not in choices:
+        raise ConfigError(f"{where}: must be one of {', '.join(sorted(choices))}, got {value!r}")
+    return value
+
+
+def _section(name: str, cls: type[Any], raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    default = cls()
+    known = {f.name for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"[{name}] {key}: unknown setting (known: {', '.join(sorted(known))})")
+    values = {k: _typed(name, k, v, getattr(default, k)) for k, v in raw.items()}
+    return replace(default, **values)
+
+
+def _listeners(raw: Any) -> tuple[ListenerConfig, ...]:
+    if not isinstance(raw, dict):
+        raise ConfigError("[listeners] must be a table of tables")
+    for name in raw:
+        if name not in LISTENERS:
+            raise ConfigError(f"[listeners.{name}]: unknown listener (known: {', '.join(LISTENERS)})")
+    out = []
+    for name, (protocol, port, implicit) in LISTENERS.items():
+        lc = ListenerConfig(name, protocol, port, implicit)
+        section = raw.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"[listeners.{name}] must be a table")
+        for key, value in section.items():
+            if key not in ("enabled", "address", "port"):
+                raise ConfigError(f"[listeners.{name}] {key}: unknown setting (enabled, address, port)")
+            value = _typed(f"listeners.{name}", key, value, getattr(lc, key))
+            if key == "port" and value > 65535:
+                raise ConfigError(f"[listeners.{name}] port: must be 0..65535, got {value}")
+            lc = replace(lc, **{key: value})
+        out.append(lc)
+    return tuple(out)
+
+
+def load(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Reads the configuration; raises ``ConfigError`` with a one-line reason."""
+    path = locate(explicit)
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            with path.open("rb") as f:
+                raw = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from e
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
+    elif explicit:
+        raise ConfigError(f"{path}: no such configuration file")
+    known = {"data_dir", "hostname", "listeners", *_SECTIONS}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
+    data_dir = Path(_typed("", "data_dir", raw.get("data_dir", "."), ""))
+    data_dir = (data_dir if data_dir.is_absolute() else path.parent / data_dir).resolve()
+    hostname = _typed("", "hostname", raw.get("hostname", ""), "") or _default_hostname()
+    sections = {name: _section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()}
+    tls = sections["tls"]
+    if bool(tls.cert) != bool(tls.key):
+        raise ConfigError("[tls]: set both cert and key, or neither (for a self-signed certificate)")
+    return Config(
+        path=path,
+        data_dir=data_dir,
+        hostname=hostname,
+        listeners=_listeners(raw.get("listeners", {})),
+        **sections,
+    )
+
+
+def to_toml(cfg: Config) -> str:
+    """The effective settings as TOML (``courriel config show``)."""
+
+    def q(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [f"# effective configuration from {cfg.path}", f"data_dir = {q(str(cfg.data_dir))}"]
+    lines.append(f"hostname = {q(cfg.hostname)}")
+    for name in _SECTIONS:
+        section = getattr(cfg, name)
+        lines.append(f"\n[{name}]")
+        lines += [f"{f.name} = {q(getattr(section, f.name))}" for f in fields(section)]
+    for lc in cfg.listeners:
+        lines.append(f"\n[listeners.{lc.name}]")
+        lines += [f"{k} = {q(getattr(lc, k))}" for k in ("enabled", "address", "port")]
+    return "\n".join(lines) + "\n"
