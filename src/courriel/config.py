@@ -112,8 +112,8 @@ class Config:
 DEFAULT_TOML = """\
 # courriel configuration. Every setting below shows its default; uncomment to change it.
 
-# Where courriel keeps its database, message files, certificate and this file. A relative path is
-# relative to the directory holding this file. COURRIEL_DATA overrides where this file is looked for.
+# Where courriel keeps its database, message files, certificate and this file. A relative
+# path is relative to the directory holding this file. COURRIEL_DATA says where this file is.
 # data_dir = "."
 
 # The name this server gives itself in greetings and Received headers (default: the machine's FQDN).
@@ -168,7 +168,10 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitsConfig,
     "log": LogConfig,
 }
-_CHOICES = {("log", "level"): {"debug", "info", "warning", "error"}, ("log", "format"): {"text", "json"}}
+_CHOICES = {
+    ("log", "level"): {"debug", "info", "warning", "error"},
+    ("log", "format"): {"text", "json"},
+}
 
 
 def locate(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -213,7 +216,8 @@ def _section(name: str, cls: type[Any], raw: Any) -> Any:
     known = {f.name for f in fields(cls)}
     for key in raw:
         if key not in known:
-            raise ConfigError(f"[{name}] {key}: unknown setting (known: {', '.join(sorted(known))})")
+            known_list = ", ".join(sorted(known))
+            raise ConfigError(f"[{name}] {key}: unknown setting (known: {known_list})")
     values = {k: _typed(name, k, v, getattr(default, k)) for k, v in raw.items()}
     return replace(default, **values)
 
@@ -223,7 +227,8 @@ def _listeners(raw: Any) -> tuple[ListenerConfig, ...]:
         raise ConfigError("[listeners] must be a table of tables")
     for name in raw:
         if name not in LISTENERS:
-            raise ConfigError(f"[listeners.{name}]: unknown listener (known: {', '.join(LISTENERS)})")
+            known_list = ", ".join(LISTENERS)
+            raise ConfigError(f"[listeners.{name}]: unknown listener (known: {known_list})")
     out = []
     for name, (protocol, port, implicit) in LISTENERS.items():
         lc = ListenerConfig(name, protocol, port, implicit)
@@ -232,7 +237,9 @@ def _listeners(raw: Any) -> tuple[ListenerConfig, ...]:
             raise ConfigError(f"[listeners.{name}] must be a table")
         for key, value in section.items():
             if key not in ("enabled", "address", "port"):
-                raise ConfigError(f"[listeners.{name}] {key}: unknown setting (enabled, address, port)")
+                raise ConfigError(
+                    f"[listeners.{name}] {key}: unknown setting (enabled, address, port)"
+                )
             value = _typed(f"listeners.{name}", key, value, getattr(lc, key))
             if key == "port" and value > 65535:
                 raise ConfigError(f"[listeners.{name}] port: must be 0..65535, got {value}")
@@ -265,7 +272,7 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     sections = {name: _section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()}
     tls = sections["tls"]
     if bool(tls.cert) != bool(tls.key):
-        raise ConfigError("[tls]: set both cert and key, or neither (for a self-signed certificate)")
+        raise ConfigError("[tls]: set both cert and key, or neither (self-signed certificate)")
     return Config(
         path=path,
         data_dir=data_dir,
