@@ -1,0 +1,56 @@
+"""Suite-wide fixtures and the report of what could not be run on this machine.
+
+Tests that need something from outside Python (a mail client program from Debian, a PostgreSQL
+server) ask for it through ``need_program`` / ``need_postgres``. Where it is missing they are
+skipped with a plain reason, and the end of the run lists them together, so `make test` says
+which parts did not run. With COURRIEL_REQUIRE_ALL=1 (set by CI) a missing part fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+_missing: dict[str, list[str]] = {}
+
+
+def _require_all() -> bool:
+    return os.environ.get("COURRIEL_REQUIRE_ALL") == "1"
+
+
+def report_missing(what: str, nodeid: str) -> None:
+    _missing.setdefault(what, []).append(nodeid)
+    message = f"{what} is not available on this machine"
+    if _require_all():
+        pytest.fail(f"{message} (COURRIEL_REQUIRE_ALL=1)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def need_program(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """``need_program("swaks")`` returns the program's path, or skips/fails plainly."""
+
+    def need(name: str) -> str:
+        path = shutil.which(name)
+        if path is None:
+            report_missing(f"program {name!r}", request.node.nodeid)
+        assert path is not None
+        return path
+
+    return need
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    if not _missing:
+        return
+    tr = terminalreporter
+    tr.section("not run on this machine", sep="=", yellow=True)
+    for what, nodes in sorted(_missing.items()):
+        tr.write_line(f"{what}: {len(nodes)} test(s) not run")
+        for n in nodes[:5]:
+            tr.write_line(f"    {n}")
+        if len(nodes) > 5:
+            tr.write_line(f"    ... and {len(nodes) - 5} more")
+    tr.write_line("CI installs and starts these (see .ci/run); run it as root to get them all.")
