@@ -13,7 +13,8 @@ Invariants every backend keeps (tests/store/ checks each one):
   deleted and created again under the same name gets a new, larger UIDVALIDITY.
 * MODSEQ is per mailbox, strictly increasing: every change to a message (append, flag change,
   expunge) gets a MODSEQ larger than any before it in that mailbox, and HIGHESTMODSEQ is the
-  largest one handed out.
+  largest one handed out. All messages one call changes in one mailbox share one new MODSEQ;
+  a call that changes nothing hands out none.
 * Every expunge is recorded with its MODSEQ (for QRESYNC VANISHED) and never forgotten while the
   mailbox exists.
 * A method that returns has made its write durable (fsync / synchronous=FULL); a method that
@@ -184,6 +185,8 @@ class ChangeKind(enum.Enum):
     MAILBOX_CREATED = "created"
     MAILBOX_RENAMED = "renamed"
     MAILBOX_DELETED = "deleted"
+    # Changes were lost (a subscriber fell behind): reread everything; mailbox_id is 0.
+    RESYNC = "resync"
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,10 +285,15 @@ class Store(Protocol):
         """Renames the mailbox and its children (``old/...``), keeping UIDVALIDITY.
 
         Renaming INBOX moves its messages into a new mailbox ``new`` and leaves INBOX empty
-        (RFC 9051 §6.3.6).
+        (RFC 9051 §6.3.6). Raises ``NotFound`` (no ``old``), ``AlreadyExists`` (``new`` or a
+        name the children would take exists) or ``StoreError`` (``new`` inside ``old``).
         """
 
-    async def delete_mailbox(self, user_id: int, name: str) -> None: ...
+    async def delete_mailbox(self, user_id: int, name: str) -> None:
+        """Deletes the mailbox and its messages; ``name/...`` children stay (RFC 9051 §6.3.5).
+
+        Raises ``NotFound``, or ``StoreError`` for INBOX, which cannot be deleted.
+        """
 
     async def subscriptions(self, user_id: int) -> list[str]: ...
 
@@ -319,7 +327,11 @@ class Store(Protocol):
         flags: frozenset[str],
         *,
         unchanged_since: int | None = None,
-    ) -> FlagsResult: ...
+    ) -> FlagsResult:
+        """Changes flags; a change that changes nothing keeps the message's MODSEQ.
+
+        System flags are matched case-insensitively and "\\Recent" is ignored (never stored).
+        """
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:
         """Removes those messages (UIDs not present are ignored) and logs them."""
@@ -336,3 +348,19 @@ class Store(Protocol):
     async def expunged_since(self, mailbox_id: int, modseq: int) -> list[Expunged]: ...
 
     async def quota_usage(self, user_id: int) -> QuotaUsage: ...
+
+    # coordination between processes and machines (see store/sql/coordination.py)
+    async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Takes or renews the named lease for ``seconds``; False while another owner holds it.
+
+        Used for "one POP3 session per maildrop" (RFC 1939 §8) across processes and nodes.
+        """
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        """Gives the lease up if ``owner`` holds it; otherwise does nothing."""
+
+    async def bump_counter(self, key: str, window_seconds: int) -> int:
+        """Counts one event for ``key`` in the current fixed window; returns the count so far."""
+
+    async def read_counter(self, key: str, window_seconds: int) -> int:
+        """The count of ``key`` in the current window, without counting."""

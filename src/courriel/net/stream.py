@@ -1,0 +1,216 @@
+"""One client connection as a byte stream: bulk reads, buffered writes, STARTTLS, timeouts.
+
+Theory of operation
+-------------------
+``Stream`` is a thin layer over an asyncio ``StreamReader``/``StreamWriter`` pair. Protocol code
+reads with ``read(max_bytes, timeout)``, which returns whatever bytes are available (at least
+one, or ``b""`` at end of stream). The sans-IO cores find line and DATA terminators in what they
+are fed with ``bytes.find``; nothing here loops per line.
+
+Writes are buffered by the transport: ``write`` queues, ``drain`` waits until the kernel has taken
+enough of it (with a timeout, so a client that stops reading cannot pin a session forever).
+
+STARTTLS (RFC 3207 §4, RFC 2595 §3.1, RFC 8314 §4.1): ``start_tls`` refuses to begin the
+handshake when bytes sent before the handshake are waiting in the reader's buffer. Such bytes
+were sent in clear after the STARTTLS command and, if accepted, would be treated as if they had
+come through TLS (the CVE-2011-0411 command-injection class). The protocol core checks its own
+buffer the same way; this check covers bytes the core has not yet been fed. The check and the
+moment asyncio stops reading the socket happen without yielding to the event loop in between,
+so no byte can slip past it.
+
+``interrupt(exc)`` makes the current and every later ``read`` raise ``exc``. Graceful shutdown
+uses it to wake sessions that are waiting for their client (``ShuttingDown``), while a session
+busy with a transaction keeps running until it next reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import ssl
+from dataclasses import dataclass
+
+DEFAULT_READ_SIZE = 256 * 1024
+DEFAULT_WRITE_TIMEOUT = 60.0
+CLOSE_TIMEOUT = 5.0
+
+
+class StreamError(Exception):
+    """Base of the errors ``Stream`` raises on purpose."""
+
+
+class StreamTimeout(StreamError, TimeoutError):  # noqa: N818 - reads as an event
+    """The client sent nothing (or took nothing) for longer than the timeout."""
+
+
+class ShuttingDown(StreamError):  # noqa: N818 - reads as an event
+    """The server is stopping; the session should say goodbye and end."""
+
+
+class DataBeforeTLS(StreamError):  # noqa: N818 - reads as an event
+    """Bytes arrived in clear after STARTTLS and before the handshake (CVE-2011-0411 class)."""
+
+
+class TLSHandshakeFailed(StreamError):  # noqa: N818 - reads as an event
+    """The TLS handshake failed or timed out; the connection is no longer usable."""
+
+
+@dataclass(frozen=True, slots=True)
+class TLSInfo:
+    """The negotiated TLS parameters, as a Received header reports them (RFC 8314 §4.3)."""
+
+    version: str  # "TLSv1.3"
+    cipher: str  # "TLS_AES_256_GCM_SHA384"
+    bits: int
+
+
+def normalize_ip(ip: str) -> str:
+    """The address as a person would write it: IPv4-mapped IPv6 becomes plain IPv4."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+def _address(info: object) -> tuple[str, int]:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return normalize_ip(str(info[0])), int(info[1])
+    return ("", 0)  # a UNIX socket or a transport that is already gone
+
+
+class Stream:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn_id: str,
+        *,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+        keep_alive: object = None,
+    ) -> None:
+        """``writer`` should be made without a reader (``StreamWriter(t, p, None, loop)``): its
+        ``drain`` then keeps working after ``interrupt``. ``keep_alive`` holds objects that must
+        live as long as the connection (the protocol's own writer).
+        """
+        self._keep_alive = keep_alive
+        self._reader = reader
+        self._writer = writer
+        self.conn_id = conn_id
+        self.write_timeout = write_timeout
+        self.peer = _address(writer.get_extra_info("peername"))
+        self.local = _address(writer.get_extra_info("sockname"))
+        self._closed = False
+
+    # --- reading ------------------------------------------------------------------------------
+
+    # The timeout is part of the contract: every protocol read has one.
+    async def read(
+        self,
+        max_bytes: int = DEFAULT_READ_SIZE,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> bytes:
+        """Up to ``max_bytes`` available bytes, waiting for at least one; ``b""`` at the end.
+
+        Raises ``StreamTimeout`` when nothing arrives within ``timeout`` seconds, and the
+        exception given to ``interrupt`` once it has been called.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+        except TimeoutError:
+            raise StreamTimeout(f"no data from the client for {timeout:g} s") from None
+        except (ConnectionError, ssl.SSLError):
+            # A reset or a broken TLS record ends the conversation exactly like a close.
+            return b""
+
+    def buffered(self) -> int:
+        """How many received bytes wait in the reader, not yet returned by ``read``."""
+        # StreamReader has no public accessor; its buffer is a stable part of CPython's streams.
+        buffer = getattr(self._reader, "_buffer", b"")
+        return len(buffer)
+
+    def at_eof(self) -> bool:
+        return self._reader.at_eof()
+
+    def interrupt(self, exc: Exception) -> None:
+        """Makes the pending and every later ``read`` raise ``exc``."""
+        self._reader.set_exception(exc)
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self._closed:
+            self._writer.write(data)
+
+    async def drain(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Waits until the transport's buffer is below its high-water mark."""
+        limit = self.write_timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                await self._writer.drain()
+        except TimeoutError:
+            raise StreamTimeout(f"the client took no data for {limit:g} s") from None
+
+    async def send(self, data: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        self.write(data)
+        await self.drain(timeout)
+
+    # --- TLS ----------------------------------------------------------------------------------
+
+    async def start_tls(self, context: ssl.SSLContext, *, handshake_timeout: float) -> None:
+        """Server side of STARTTLS: flush the go-ahead reply, then the handshake.
+
+        Raises ``DataBeforeTLS`` if clear-text bytes are already buffered (RFC 3207 §4), and
+        ``TLSHandshakeFailed`` when the handshake fails or takes longer than the timeout.
+        """
+        await self.drain()
+        if self.buffered():
+            # RFC 3207 §4 / RFC 2595 §3.1: nothing sent before the handshake may be used after it.
+            raise DataBeforeTLS(f"{self.buffered()} bytes sent in clear after STARTTLS")
+        try:
+            # No yield between the check above and asyncio pausing the socket's reads: the
+            # writer's buffer is empty, so StreamWriter.drain returns without suspending.
+            await self._writer.start_tls(context, ssl_handshake_timeout=handshake_timeout)
+        except (OSError, ssl.SSLError, TimeoutError) as e:
+            raise TLSHandshakeFailed(str(e) or type(e).__name__) from e
+
+    @property
+    def tls(self) -> TLSInfo | None:
+        obj = self._writer.get_extra_info("ssl_object")
+        if not isinstance(obj, ssl.SSLObject | ssl.SSLSocket):
+            return None
+        cipher = obj.cipher()
+        version = obj.version() or ""
+        if cipher is None:
+            return TLSInfo(version, "", 0)
+        return TLSInfo(version, cipher[0], cipher[2])
+
+    # --- closing ------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._writer.is_closing()
+
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:  # noqa: ASYNC109
+        """Flushes what was written (within ``timeout``), then closes the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            async with asyncio.timeout(timeout):
+                with contextlib.suppress(ConnectionError, ssl.SSLError):
+                    await self._writer.drain()
+                self._writer.close()
+                with contextlib.suppress(ConnectionError, ssl.SSLError):
+                    await self._writer.wait_closed()
+        except TimeoutError:
+            self._writer.transport.abort()
+
+    def abort(self) -> None:
+        """Drops the connection at once, discarding unsent bytes."""
+        self._closed = True
+        self._writer.transport.abort()

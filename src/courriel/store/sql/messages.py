@@ -1,0 +1,239 @@
+"""Transaction scripts for messages: append, flags, expunge, copy, move and the reads for sync.
+
+Theory of operation
+-------------------
+Each write allocates with one ``UPDATE mailboxes ... RETURNING`` per mailbox it changes, so all
+messages a call changes in a mailbox share one new MODSEQ, and UIDs come out gap-free. Flag
+changes follow RFC 7162: a message whose MODSEQ is above UNCHANGEDSINCE is left alone and
+reported in ``modified``; a change that changes nothing keeps its MODSEQ and is not reported.
+Expunges are logged with their MODSEQ for VANISHED. Copies and moves keep flags and internal
+date and number the new messages in ascending source UID order (RFC 4315 §3).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from courriel.store.base import (
+    Appended,
+    Change,
+    ChangeKind,
+    Copied,
+    Expunged,
+    FlagOp,
+    FlagsResult,
+    MessageInfo,
+    NewMessage,
+    NotFound,
+)
+from courriel.store.sql.core import (
+    MAX_UID,
+    MESSAGE_COLS,
+    ROWS_PER_INSERT,
+    Done,
+    Query,
+    Row,
+    Script,
+    add_usage,
+    adjust_blobs,
+    allocate,
+    charge,
+    delete_messages,
+    encode_flags,
+    forget_messages,
+    insert_rows,
+    lock_mailbox,
+    log_expunges,
+    message_info,
+    normalise_flags,
+    range_filters,
+    select_messages,
+    uid_ranges,
+)
+
+_INSERT_COLS = (
+    "mailbox_id", "uid", "modseq", "sysflags", "keywords", "internal_date", "size", "blob_id",
+    "meta",
+)  # fmt: skip
+
+
+def append(items: Sequence[tuple[int, NewMessage, str]]) -> Script[Done[list[Appended]]]:
+    """Stores (mailbox id, message, blob id) triples; the blobs are already durable."""
+    by_box: dict[int, list[int]] = {}
+    for i, (mailbox_id, _, _) in enumerate(items):
+        by_box.setdefault(mailbox_id, []).append(i)
+    results: list[Appended | None] = [None] * len(items)
+    rows: list[Row] = []
+    changes = []
+    usage: dict[int, tuple[int, int]] = {}
+    for mailbox_id in sorted(by_box):  # lock order: mailboxes by id
+        indexes = by_box[mailbox_id]
+        user_id, uidvalidity, first, modseq = yield from allocate(mailbox_id, len(indexes))
+        for uid, i in enumerate(indexes, first):
+            _, msg, blob_id = items[i]
+            bits, keywords = encode_flags(normalise_flags(msg.flags))
+            date = msg.internal_date.isoformat()
+            rows.append(
+                (mailbox_id, uid, modseq, bits, keywords, date, len(msg.raw), blob_id, msg.meta)
+            )
+            results[i] = Appended(mailbox_id, uidvalidity, uid, modseq)
+            add_usage(usage, user_id, len(msg.raw), 1)
+        uids = tuple(range(first, first + len(indexes)))
+        changes.append(Change(user_id, mailbox_id, ChangeKind.MESSAGES_ADDED, modseq, uids))
+    blobs = Counter(items[i][2] for i in range(len(items)))
+    yield from adjust_blobs(dict(blobs), {item[2]: len(item[1].raw) for item in items})
+    yield from insert_rows("messages", _INSERT_COLS, rows)
+    yield from charge(usage)
+    return Done([r for r in results if r is not None], tuple(changes))
+
+
+def list_messages(mailbox_id: int, uid_from: int, uid_to: int | None) -> Script[list[MessageInfo]]:
+    rows = yield Query(
+        f"SELECT {MESSAGE_COLS} FROM messages"  # noqa: S608
+        " WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid",
+        (mailbox_id, uid_from, MAX_UID if uid_to is None else uid_to),
+    )
+    return [message_info(r) for r in rows]
+
+
+def get_meta(mailbox_id: int, uids: Sequence[int]) -> Script[dict[int, bytes]]:
+    rows = yield from select_messages(mailbox_id, "uid, meta", uid_ranges(uids))
+    return {r[0]: bytes(r[1]) for r in rows}
+
+
+def blob_of(mailbox_id: int, uid: int) -> Script[str]:
+    rows = yield Query(
+        "SELECT blob_id FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid)
+    )
+    if not rows:
+        raise NotFound(f"no message {uid} in mailbox {mailbox_id}")
+    return str(rows[0][0])
+
+
+def live_blobs(blob_ids: Sequence[str]) -> Script[set[str]]:
+    """Which of these blobs are referenced (again) now."""
+    live: set[str] = set()
+    for i in range(0, len(blob_ids), ROWS_PER_INSERT):
+        chunk = blob_ids[i : i + ROWS_PER_INSERT]
+        marks = ", ".join("?" * len(chunk))
+        rows = yield Query(f"SELECT id FROM blobs WHERE id IN ({marks})", tuple(chunk))  # noqa: S608
+        live.update(r[0] for r in rows)
+    return live
+
+
+def _new_flags(op: FlagOp, old: frozenset[str], flags: frozenset[str]) -> frozenset[str]:
+    if op is FlagOp.ADD:
+        return old | flags
+    if op is FlagOp.REMOVE:
+        return old - flags
+    return flags
+
+
+def store_flags(
+    mailbox_id: int,
+    uids: Sequence[int],
+    op: FlagOp,
+    flags: frozenset[str],
+    unchanged_since: int | None,
+) -> Script[Done[FlagsResult]]:
+    flags = normalise_flags(flags)
+    user_id, _, _ = yield from lock_mailbox(mailbox_id)
+    rows = yield from select_messages(mailbox_id, MESSAGE_COLS, uid_ranges(uids))
+    todo: list[tuple[MessageInfo, frozenset[str]]] = []
+    modified: list[int] = []
+    for row in rows:
+        info = message_info(row)
+        # RFC 7162 §3.1.3: a message changed since UNCHANGEDSINCE is left alone and reported
+        if unchanged_since is not None and info.modseq > unchanged_since:
+            modified.append(info.uid)
+            continue
+        new = _new_flags(op, info.flags, flags)
+        if new != info.flags:  # a no-op keeps its MODSEQ and is not reported
+            todo.append((info, new))
+    if not todo:
+        return Done(FlagsResult([], modified))
+    _, _, _, modseq = yield from allocate(mailbox_id, 0)
+    # One UPDATE per distinct outcome and run of UIDs: "1:* +FLAGS (\Seen)" is a few statements.
+    by_outcome: dict[frozenset[str], list[int]] = {}
+    for info, new in todo:
+        by_outcome.setdefault(new, []).append(info.uid)
+    for new, uids_with in by_outcome.items():
+        bits, keywords = encode_flags(new)
+        for clause, params in range_filters(uid_ranges(uids_with)):
+            yield Query(
+                "UPDATE messages SET sysflags = ?, keywords = ?, modseq = ?"  # noqa: S608
+                f" WHERE mailbox_id = ? AND {clause}",
+                (bits, keywords, modseq, mailbox_id, *params),
+                False,
+            )
+    changed = [MessageInfo(i.uid, modseq, new, i.internal_date, i.size) for i, new in todo]
+    uids_changed = tuple(i.uid for i in changed)
+    change = Change(user_id, mailbox_id, ChangeKind.FLAGS_CHANGED, modseq, uids_changed)
+    return Done(FlagsResult(changed, modified), (change,))
+
+
+def expunge(mailbox_id: int, uids: Sequence[int]) -> Script[Done[list[Expunged]]]:
+    user_id, _, _ = yield from lock_mailbox(mailbox_id)
+    removed = yield from delete_messages(mailbox_id, uid_ranges(uids))
+    if not removed:
+        return Done([])
+    modseq, change = yield from log_expunges(mailbox_id, user_id, removed)
+    usage: dict[int, tuple[int, int]] = {}
+    blobs: Counter[str] = Counter()
+    forget_messages(user_id, removed, usage, blobs)
+    freed = yield from adjust_blobs(dict(blobs), {})
+    yield from charge(usage)
+    return Done([Expunged(r[0], modseq) for r in removed], (change,), freed)
+
+
+_COPY_COLS = "uid, sysflags, keywords, internal_date, size, blob_id, meta"
+
+
+def copy_messages(
+    src: int, ranges: Sequence[tuple[int, int]], dst: int, *, move: bool
+) -> Script[Done[Copied]]:
+    """COPY, or MOVE (RFC 6851 §3.3: copy, then expunge the sources, in one transaction)."""
+    locked = {}
+    for mailbox_id in sorted({src, dst}):  # lock order: mailboxes by id
+        locked[mailbox_id] = yield from lock_mailbox(mailbox_id)
+    rows = yield from select_messages(src, _COPY_COLS, ranges)
+    if not rows:
+        return Done(Copied(locked[dst][1], []))
+    dst_user, dst_uidvalidity, first, modseq = yield from allocate(dst, len(rows))
+    usage: dict[int, tuple[int, int]] = {}
+    blobs: Counter[str] = Counter()
+    new_rows = []
+    pairs = []
+    for uid, row in enumerate(rows, first):  # ascending source UID order, RFC 4315 §3
+        new_rows.append((dst, uid, modseq, *row[1:]))
+        pairs.append((row[0], uid))
+        blobs[row[5]] += 1
+        add_usage(usage, dst_user, row[4], 1)
+    changes = [Change(dst_user, dst, ChangeKind.MESSAGES_ADDED, modseq, tuple(p[1] for p in pairs))]
+    if move:
+        removed = yield from delete_messages(src, uid_ranges(r[0] for r in rows))
+        _, change = yield from log_expunges(src, locked[src][0], removed)
+        changes.append(change)
+        forget_messages(locked[src][0], removed, usage, blobs)
+    freed = yield from adjust_blobs(dict(blobs), {r[5]: r[4] for r in rows})
+    yield from insert_rows("messages", _INSERT_COLS, new_rows)
+    yield from charge(usage)
+    return Done(Copied(dst_uidvalidity, pairs), tuple(changes), freed)
+
+
+def changes_since(mailbox_id: int, modseq: int) -> Script[list[MessageInfo]]:
+    rows = yield Query(
+        f"SELECT {MESSAGE_COLS} FROM messages"  # noqa: S608
+        " WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+        (mailbox_id, modseq),
+    )
+    return [message_info(r) for r in rows]
+
+
+def expunged_since(mailbox_id: int, modseq: int) -> Script[list[Expunged]]:
+    rows = yield Query(
+        "SELECT uid, modseq FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+        (mailbox_id, modseq),
+    )
+    return [Expunged(r[0], r[1]) for r in rows]

@@ -1,0 +1,349 @@
+"""The ``Store`` over a driver: scripts for the database, a ``BlobStore`` for bodies, events after.
+
+Theory of operation
+-------------------
+``SqlStore`` implements ``courriel.store.base.Store`` once for every SQL backend. For a write it
+runs a script through the ``Driver`` (which makes it durable), then publishes the script's
+changes, then deletes the bodies the script freed. An append first writes its bodies (in threads,
+in parallel) and only then submits the transaction that points at them. Writes are shielded from
+cancellation: once submitted they may commit, and then their events must still go out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from courriel.store.base import (
+    Alias,
+    Appended,
+    Copied,
+    Domain,
+    Events,
+    Expunged,
+    FlagOp,
+    FlagsResult,
+    Mailbox,
+    MailboxStatus,
+    MessageInfo,
+    NewMessage,
+    NotFound,
+    QuotaUsage,
+    User,
+)
+from courriel.store.blobs import BlobStore
+from courriel.store.sql import accounts, coordination, mailboxes, messages
+from courriel.store.sql.core import (
+    Done,
+    Script,
+    T,
+    uid_ranges,
+)
+
+_log = logging.getLogger(__name__)
+
+
+class Driver(Protocol):
+    """Runs scripts: ``read`` in a consistent snapshot, ``write`` in a durable transaction."""
+
+    async def read(self, script: Script[T]) -> T: ...
+
+    async def write(self, script: Script[T]) -> T: ...
+
+    async def close(self) -> None: ...
+
+
+class BlobGate:
+    """Keeps a blob file alive from ``put`` until the transaction that references it is over.
+
+    Bodies are shared by content, so one commit may free a body that another append has just
+    found already on disk. An append pins the blob before ``put``; the store deletes a freed
+    blob only if it is not pinned, and only after rereading that no row references it again.
+    While a deletion runs, new pins of that blob wait for it, then ``put`` writes it afresh.
+    """
+
+    def __init__(self) -> None:
+        self._pins: Counter[str] = Counter()
+        self._reaping: dict[str, asyncio.Event] = {}
+
+    async def pin(self, blob_id: str) -> None:
+        while (busy := self._reaping.get(blob_id)) is not None:
+            await busy.wait()
+        self._pins[blob_id] += 1
+
+    def unpin(self, blob_id: str) -> None:
+        self._pins[blob_id] -= 1
+        if self._pins[blob_id] <= 0:
+            del self._pins[blob_id]
+
+    def claim(self, blob_ids: Iterable[str]) -> list[str]:
+        """Blobs now reserved for deletion: not pinned, not already being deleted."""
+        out = []
+        for blob_id in dict.fromkeys(blob_ids):
+            if self._pins[blob_id] == 0 and blob_id not in self._reaping:
+                self._reaping[blob_id] = asyncio.Event()
+                out.append(blob_id)
+        return out
+
+    def release(self, blob_ids: Iterable[str]) -> None:
+        for blob_id in blob_ids:
+            event = self._reaping.pop(blob_id, None)
+            if event is not None:
+                event.set()
+
+
+class SqlStore:
+    """The ``Store``: runs scripts through a driver, bodies through a blob store, then events."""
+
+    # Bodies larger than this are hashed in a thread, not on the event loop.
+    _HASH_INLINE = 256 * 1024
+
+    def __init__(self, driver: Driver, blobs: BlobStore, events: Events) -> None:
+        self._driver = driver
+        self._blobs = blobs
+        self._events = events
+        self._gate = BlobGate()
+
+    @property
+    def events(self) -> Events:
+        return self._events
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._blobs
+
+    async def close(self) -> None:
+        await self._events.close()
+        try:
+            await self._driver.close()
+        finally:
+            await self._blobs.close()
+
+    async def _read(self, script: Script[T]) -> T:
+        return await self._driver.read(script)
+
+    async def _write(self, script: Script[Done[T]]) -> T:
+        # Shielded: once submitted, a write may commit even if its caller is cancelled, and then
+        # its events must still be published and its freed bodies deleted.
+        return await asyncio.shield(self._write_now(script))
+
+    async def _write_now(self, script: Script[Done[T]]) -> T:
+        done = await self._driver.write(script)
+        try:
+            for change in done.changes:  # after the commit, never before
+                await self._events.publish(change)
+        except Exception:  # committed: the caller must hear success; a change is only a hint
+            _log.exception("could not publish changes")
+        if done.freed_blobs:
+            await self._reap(done.freed_blobs)
+        return done.value
+
+    async def _reap(self, blob_ids: Sequence[str]) -> None:
+        claimed = self._gate.claim(blob_ids)
+        if not claimed:
+            return
+        try:
+            live = await self._driver.read(messages.live_blobs(claimed))
+            for blob_id in claimed:
+                if blob_id not in live:
+                    await self._blobs.delete(blob_id)
+        except Exception:  # the commit stands; a body left behind is only wasted space
+            _log.exception("could not delete unreferenced bodies")
+        finally:
+            self._gate.release(claimed)
+
+    @staticmethod
+    def _now() -> datetime:
+        return datetime.now(UTC).replace(microsecond=0)
+
+    # accounts
+
+    async def add_domain(self, name: str) -> Domain:
+        return await self._write(accounts.add_domain(name))
+
+    async def get_domain(self, name: str) -> Domain | None:
+        return await self._read(accounts.get_domain(name))
+
+    async def list_domains(self) -> list[Domain]:
+        return await self._read(accounts.list_domains())
+
+    async def remove_domain(self, name: str) -> None:
+        await self._write(accounts.remove_domain(name))
+
+    async def set_catch_all(self, domain: str, target: str | None) -> None:
+        await self._write(accounts.set_catch_all(domain, target))
+
+    async def add_user(
+        self, address: str, password_hash: str, *, quota_bytes: int | None = None
+    ) -> User:
+        return await self._write(
+            accounts.add_user(address, password_hash, quota_bytes, self._now())
+        )
+
+    async def get_user(self, address: str) -> User | None:
+        return await self._read(accounts.get_user(address))
+
+    async def get_user_by_id(self, user_id: int) -> User | None:
+        return await self._read(accounts.get_user_by_id(user_id))
+
+    async def list_users(self, domain: str | None = None) -> list[User]:
+        return await self._read(accounts.list_users(domain))
+
+    async def set_password(self, address: str, password_hash: str) -> None:
+        await self._write(accounts.update_user(address, "password_hash", password_hash))
+
+    async def set_quota(self, address: str, quota_bytes: int | None) -> None:
+        await self._write(accounts.update_user(address, "quota_bytes", quota_bytes))
+
+    async def remove_user(self, address: str) -> None:
+        await self._write(accounts.remove_user(address))
+
+    async def add_alias(self, source: str, target: str) -> Alias:
+        return await self._write(accounts.add_alias(source, target))
+
+    async def list_aliases(self, domain: str | None = None) -> list[Alias]:
+        return await self._read(accounts.list_aliases(domain))
+
+    async def alias_targets(self, source: str) -> list[str]:
+        return await self._read(accounts.alias_targets(source))
+
+    async def remove_alias(self, source: str, target: str | None = None) -> None:
+        await self._write(accounts.remove_alias(source, target))
+
+    # mailboxes
+
+    async def create_mailbox(
+        self, user_id: int, name: str, *, special_use: str | None = None
+    ) -> Mailbox:
+        now = int(self._now().timestamp())
+        return await self._write(mailboxes.create_mailbox(user_id, name, special_use, now))
+
+    async def get_mailbox(self, user_id: int, name: str) -> Mailbox | None:
+        return await self._read(mailboxes.get_mailbox(user_id, name))
+
+    async def get_mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
+        return await self._read(mailboxes.get_mailbox_by_id(mailbox_id))
+
+    async def list_mailboxes(self, user_id: int) -> list[Mailbox]:
+        return await self._read(mailboxes.list_mailboxes(user_id))
+
+    async def rename_mailbox(self, user_id: int, old: str, new: str) -> Mailbox:
+        now = int(self._now().timestamp())
+        return await self._write(mailboxes.rename_mailbox(user_id, old, new, now))
+
+    async def delete_mailbox(self, user_id: int, name: str) -> None:
+        await self._write(mailboxes.delete_mailbox(user_id, name))
+
+    async def subscriptions(self, user_id: int) -> list[str]:
+        return await self._read(mailboxes.subscriptions(user_id))
+
+    async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
+        await self._write(mailboxes.set_subscribed(user_id, name, subscribed))
+
+    async def mailbox_status(self, mailbox_id: int) -> MailboxStatus:
+        return await self._read(mailboxes.mailbox_status(mailbox_id))
+
+    # messages
+
+    async def append(self, items: Sequence[tuple[int, NewMessage]]) -> list[Appended]:
+        if not items:
+            return []
+        # Shielded like every write: the pins must outlive a cancelled caller (see BlobGate).
+        return await asyncio.shield(self._append(items))
+
+    async def _append(self, items: Sequence[tuple[int, NewMessage]]) -> list[Appended]:
+        bodies: dict[int, tuple[bytes, str]] = {}  # id(raw) -> (raw, blob id): one hash each
+        for _, msg in items:
+            if id(msg.raw) not in bodies:
+                bodies[id(msg.raw)] = (msg.raw, await self._blob_id(msg.raw))
+        distinct = {blob_id: raw for raw, blob_id in bodies.values()}
+        pinned: list[str] = []
+        committed = False
+        try:
+            for blob_id in distinct:
+                await self._gate.pin(blob_id)
+                pinned.append(blob_id)
+            # Durable before the transaction that points at them; in parallel threads.
+            await asyncio.gather(*(self._blobs.put(raw) for raw in distinct.values()))
+            triples = [(box, msg, bodies[id(msg.raw)][1]) for box, msg in items]
+            done = await self._write_now(messages.append(triples))
+            committed = True
+            return done
+        finally:
+            for blob_id in pinned:
+                self._gate.unpin(blob_id)
+            if not committed:
+                await self._reap(list(distinct))  # written bodies nothing came to reference
+
+    async def _blob_id(self, raw: bytes) -> str:
+        if len(raw) <= self._HASH_INLINE:
+            return self._blobs.blob_id(raw)
+        return await asyncio.to_thread(self._blobs.blob_id, raw)
+
+    async def list_messages(
+        self, mailbox_id: int, uid_from: int = 1, uid_to: int | None = None
+    ) -> list[MessageInfo]:
+        return await self._read(messages.list_messages(mailbox_id, uid_from, uid_to))
+
+    async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+        return await self._read(messages.get_meta(mailbox_id, uids))
+
+    async def read_message(self, mailbox_id: int, uid: int) -> bytes:
+        blob_id = await self._read(messages.blob_of(mailbox_id, uid))
+        try:
+            return await self._blobs.get(blob_id)
+        except NotFound:  # expunged and reaped between the lookup and the read
+            raise NotFound(f"no message {uid} in mailbox {mailbox_id}") from None
+
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        op: FlagOp,
+        flags: frozenset[str],
+        *,
+        unchanged_since: int | None = None,
+    ) -> FlagsResult:
+        return await self._write(messages.store_flags(mailbox_id, uids, op, flags, unchanged_since))
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:
+        return await self._write(messages.expunge(mailbox_id, uids))
+
+    async def copy(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> Copied:
+        script = messages.copy_messages(
+            src_mailbox_id, uid_ranges(uids), dst_mailbox_id, move=False
+        )
+        return await self._write(script)
+
+    async def move(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> Copied:
+        ranges = uid_ranges(uids)
+        script = messages.copy_messages(src_mailbox_id, ranges, dst_mailbox_id, move=True)
+        return await self._write(script)
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> list[MessageInfo]:
+        return await self._read(messages.changes_since(mailbox_id, modseq))
+
+    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[Expunged]:
+        return await self._read(messages.expunged_since(mailbox_id, modseq))
+
+    async def quota_usage(self, user_id: int) -> QuotaUsage:
+        return await self._read(mailboxes.quota_usage(user_id))
+
+    # coordination between processes and machines
+
+    async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        return await self._write(coordination.acquire_lease(name, owner, time.time(), seconds))
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self._write(coordination.release_lease(name, owner))
+
+    async def bump_counter(self, key: str, window_seconds: int) -> int:
+        return await self._write(coordination.bump_counter(key, time.time(), window_seconds))
+
+    async def read_counter(self, key: str, window_seconds: int) -> int:
+        return await self._read(coordination.read_counter(key, time.time(), window_seconds))

@@ -1,0 +1,404 @@
+"""Typed IMAP commands and the connection states in which each is legal.
+
+Theory of operation
+-------------------
+Every command the parser understands is a frozen slotted dataclass carrying its tag and its
+arguments already decoded (mailbox names as ``str``, sequence sets as ``SequenceSet``, search
+programs as trees). The class says where the command is legal: ``STATES`` below (RFC 9051 §3,
+§6) is one table, and ``allowed(command, state)`` is what a session asks before dispatching, so
+"BAD Command not allowed in this state" is answered in one place. The session dispatches with
+``match`` over the union ``Command`` and ends with ``assert_never``.
+
+Flags are ``str``: system flags with their backslash in canonical case (``\\Seen``), keywords
+as sent. Search and fetch records live in ``search.py`` and ``fetch.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from courriel.wire.imap.fetch import FetchAttribute
+from courriel.wire.imap.search import SearchKey
+from courriel.wire.imap.sequence import SequenceSet
+
+
+class State(enum.Enum):
+    """RFC 9051 §3: the connection states."""
+
+    NOT_AUTHENTICATED = "not authenticated"
+    AUTHENTICATED = "authenticated"
+    SELECTED = "selected"
+    LOGOUT = "logout"
+
+
+class StoreMode(enum.Enum):
+    ADD = "+"
+    REMOVE = "-"
+    REPLACE = ""
+
+
+# --- any state (RFC 9051 §6.1) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Noop:
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Logout:
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Id:
+    """RFC 2971: ``params`` is None for ``ID NIL``; keys as sent, values may be None."""
+
+    tag: str
+    params: tuple[tuple[str, str | None], ...] | None
+
+
+# --- not authenticated (RFC 9051 §6.2) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartTLS:
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate:
+    """``initial_response`` is the decoded SASL-IR (RFC 4959); ``b""`` for ``=``."""
+
+    tag: str
+    mechanism: str  # upper-case
+    initial_response: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    tag: str
+    username: str
+    password: str
+
+
+# --- authenticated (RFC 9051 §6.3) -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Enable:
+    tag: str
+    capabilities: tuple[str, ...]  # upper-case, as sent
+
+
+@dataclass(frozen=True, slots=True)
+class QResyncParams:
+    """RFC 7162 §3.2.5: what the client remembers of the mailbox."""
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+    seq_match: tuple[SequenceSet, SequenceSet] | None = None  # (sequence numbers, UIDs)
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    tag: str
+    mailbox: str
+    condstore: bool = False
+    qresync: QResyncParams | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Examine:
+    tag: str
+    mailbox: str
+    condstore: bool = False
+    qresync: QResyncParams | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    tag: str
+    mailbox: str
+    special_use: tuple[str, ...] = ()  # RFC 6154 §3: CREATE name (USE (\Sent))
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    tag: str
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    tag: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    tag: str
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    tag: str
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class List:
+    """LIST, with the RFC 5258 extensions; ``extended`` says the client used any of them.
+
+    ``selection`` holds upper-case selection options (SUBSCRIBED, REMOTE, RECURSIVEMATCH,
+    SPECIAL-USE); ``returns`` the return options other than STATUS; ``status`` the STATUS
+    items asked for with RETURN (STATUS (...)) (RFC 5819), or None.
+    """
+
+    tag: str
+    reference: str
+    patterns: tuple[str, ...]
+    selection: frozenset[str] = frozenset()
+    returns: frozenset[str] = frozenset()
+    status: tuple[str, ...] | None = None
+    extended: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Lsub:
+    tag: str
+    reference: str
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    tag: str
+    mailbox: str
+    items: tuple[str, ...]  # upper-case: MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE ...
+
+
+@dataclass(frozen=True, slots=True)
+class AppendMessage:
+    flags: frozenset[str]
+    internal_date: datetime | None
+    data: bytes
+    utf8: bool = False  # sent as UTF8 (literal8) (RFC 6855 §4)
+    binary: bool = False  # sent as a literal8 ~{n} (RFC 3516, RFC 9051 §6.3.12)
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """APPEND; several messages with MULTIAPPEND (RFC 3502), stored all or none."""
+
+    tag: str
+    mailbox: str
+    messages: tuple[AppendMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Idle:
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Compress:
+    tag: str
+    mechanism: str  # upper-case; RFC 4978 defines DEFLATE
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuota:
+    tag: str
+    root: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuotaRoot:
+    tag: str
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota:
+    tag: str
+    root: str
+    limits: tuple[tuple[str, int], ...]  # (upper-case resource name, limit)
+
+
+# --- selected (RFC 9051 §6.4) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unselect:
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Expunge:
+    """EXPUNGE, or UID EXPUNGE (RFC 4315) when ``uids`` is set."""
+
+    tag: str
+    uids: SequenceSet | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """SEARCH; ``returns`` is None for plain SEARCH, else the ESEARCH return options.
+
+    ``RETURN ()`` is given as ``("ALL",)`` (RFC 4731 §3.1).
+    """
+
+    tag: str
+    uid: bool
+    charset: str | None
+    criteria: SearchKey
+    returns: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    tag: str
+    uid: bool
+    sequence_set: SequenceSet
+    attributes: tuple[FetchAttribute, ...]
+    changedsince: int | None = None  # RFC 7162 §3.1.4
+    vanished: bool = False  # RFC 7162 §3.2.6, UID FETCH only
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    tag: str
+    uid: bool
+    sequence_set: SequenceSet
+    mode: StoreMode
+    silent: bool
+    flags: frozenset[str]
+    unchangedsince: int | None = None  # RFC 7162 §3.1.3
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    tag: str
+    uid: bool
+    sequence_set: SequenceSet
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    tag: str
+    uid: bool
+    sequence_set: SequenceSet
+    mailbox: str
+
+
+Command = (
+    Capability
+    | Noop
+    | Logout
+    | Id
+    | StartTLS
+    | Authenticate
+    | Login
+    | Enable
+    | Select
+    | Examine
+    | Create
+    | Delete
+    | Rename
+    | Subscribe
+    | Unsubscribe
+    | List
+    | Lsub
+    | Namespace
+    | Status
+    | Append
+    | Idle
+    | Compress
+    | GetQuota
+    | GetQuotaRoot
+    | SetQuota
+    | Check
+    | Close
+    | Unselect
+    | Expunge
+    | Search
+    | Fetch
+    | Store
+    | Copy
+    | Move
+)
+
+_ANY = frozenset({State.NOT_AUTHENTICATED, State.AUTHENTICATED, State.SELECTED})
+_NOT_AUTH = frozenset({State.NOT_AUTHENTICATED})
+_AUTH = frozenset({State.AUTHENTICATED, State.SELECTED})
+_SELECTED = frozenset({State.SELECTED})
+
+# RFC 9051 §6.1-§6.4 and each extension's "valid states"; nothing is legal in LOGOUT.
+STATES: dict[type, frozenset[State]] = {
+    Capability: _ANY,
+    Noop: _ANY,
+    Logout: _ANY,
+    Id: _ANY,  # RFC 2971 §3.1: any state
+    StartTLS: _NOT_AUTH,
+    Authenticate: _NOT_AUTH,
+    Login: _NOT_AUTH,
+    Enable: frozenset({State.AUTHENTICATED}),  # RFC 5161 §3.1: authenticated state only
+    Select: _AUTH,
+    Examine: _AUTH,
+    Create: _AUTH,
+    Delete: _AUTH,
+    Rename: _AUTH,
+    Subscribe: _AUTH,
+    Unsubscribe: _AUTH,
+    List: _AUTH,
+    Lsub: _AUTH,
+    Namespace: _AUTH,
+    Status: _AUTH,
+    Append: _AUTH,
+    Idle: _AUTH,
+    Compress: _AUTH,  # RFC 4978 §3: after authentication
+    GetQuota: _AUTH,
+    GetQuotaRoot: _AUTH,
+    SetQuota: _AUTH,
+    Check: _SELECTED,
+    Close: _SELECTED,
+    Unselect: _SELECTED,
+    Expunge: _SELECTED,
+    Search: _SELECTED,
+    Fetch: _SELECTED,
+    Store: _SELECTED,
+    Copy: _SELECTED,
+    Move: _SELECTED,
+}
+
+
+def allowed(command: Command, state: State) -> bool:
+    """Whether ``command`` may run in ``state`` (RFC 9051 §3)."""
+    return state in STATES[type(command)]

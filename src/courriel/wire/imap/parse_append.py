@@ -1,0 +1,56 @@
+"""Parser for APPEND, with MULTIAPPEND (RFC 3502), literal8 (RFC 3516) and UTF8 (RFC 6855).
+
+Theory of operation
+-------------------
+``APPEND mailbox 1*([SP flag-list] [SP date-time] SP data)``: after the mailbox name each
+message is optional flags, an optional quoted date-time and the data, which is a literal, a
+literal8 (``~{n}``) or ``UTF8 (literal8)``. The literal bytes come from the connection as read
+in bulk; they are handed on without a copy.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from courriel.wire.imap.commands import Append, AppendMessage
+from courriel.wire.imap.dates import parse_date_time
+from courriel.wire.imap.lexer import Reader
+
+
+def _date_time(r: Reader) -> datetime:
+    raw = r.string("date-time")
+    when = parse_date_time(raw)
+    if when is None:
+        r.fail('Invalid date-time, expected "dd-Mon-yyyy hh:mm:ss +zzzz"')
+    return when
+
+
+def _message(r: Reader) -> AppendMessage:
+    flags: frozenset[str] = frozenset()
+    when: datetime | None = None
+    if r.peek() == 0x28:
+        flags = r.flag_list()
+        r.sp("date-time or message literal after the flag list")
+    if r.peek() == 0x22:
+        when = _date_time(r)
+        r.sp("message literal after the date-time")
+    if r.literal_ahead():
+        data, binary = r.literal("message literal", allow_binary=True)
+        return AppendMessage(flags, when, data, binary=binary)
+    if r.keyword("message literal") != "UTF8":
+        r.fail("Expected message literal")
+    r.sp("'(' after UTF8")
+    r.open_paren("'(' after UTF8")
+    data, binary = r.literal("message literal8", allow_binary=True)  # RFC 6855 §4
+    r.close_paren("')' after the UTF8 literal")
+    return AppendMessage(flags, when, data, utf8=True, binary=binary)
+
+
+def parse_append(r: Reader, uid: bool) -> Append:
+    r.sp("mailbox name after APPEND")
+    mailbox = r.mailbox()
+    r.sp("message after the mailbox name")
+    messages = [_message(r)]
+    while r.maybe_sp():  # RFC 3502 §6.3.11: MULTIAPPEND
+        messages.append(_message(r))
+    return Append(r.tag, mailbox, tuple(messages))

@@ -1,0 +1,244 @@
+"""Parser for SEARCH and UID SEARCH (RFC 9051 §6.4.4, ESEARCH RFC 4731, SEARCHRES RFC 5182,
+CONDSTORE RFC 7162 §3.1.5).
+
+Theory of operation
+-------------------
+``SEARCH [RETURN (opts)] [CHARSET name] key *(SP key)``. Each key name maps to one small
+function in ``_KEYS``; sequence sets (digits, ``*``, ``$``) and parenthesised groups are
+recognised by their first byte. NOT, OR and groups recurse, and every level counts against
+``Limits.max_depth``, so ``NOT NOT NOT ...`` cannot exhaust the stack.
+
+Only UTF-8 and US-ASCII are accepted as CHARSET; any other is answered with
+``NO [BADCHARSET (UTF-8 US-ASCII)]`` through ``BadCharset`` (RFC 9051 §6.4.4), which is a
+``ProtocolError`` so the session treats it like any other reply from the parser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from courriel.wire.errors import ProtocolError
+from courriel.wire.imap.commands import Search
+from courriel.wire.imap.dates import parse_date
+from courriel.wire.imap.lexer import Reader
+from courriel.wire.imap.search import (
+    DateField,
+    DateOp,
+    SearchAll,
+    SearchAnd,
+    SearchBody,
+    SearchDate,
+    SearchFlag,
+    SearchHeader,
+    SearchKey,
+    SearchModSeq,
+    SearchNot,
+    SearchOr,
+    SearchRecent,
+    SearchSequence,
+    SearchSize,
+    SearchText,
+    SearchUid,
+)
+
+CHARSETS = ("UTF-8", "US-ASCII")
+RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+
+
+class BadCharset(ProtocolError):  # noqa: N818 - reads as the response code it sends
+    """SEARCH with a charset courriel does not support: a tagged NO, not a BAD."""
+
+    def __init__(self, tag: str, charset: str) -> None:
+        supported = " ".join(CHARSETS)
+        super().__init__(
+            f"{tag} NO [BADCHARSET ({supported})] Unsupported charset {charset}\r\n".encode()
+        )
+        self.charset = charset
+
+
+_FLAG_KEYS = {
+    "ANSWERED": ("\\Answered", True),
+    "DELETED": ("\\Deleted", True),
+    "DRAFT": ("\\Draft", True),
+    "FLAGGED": ("\\Flagged", True),
+    "SEEN": ("\\Seen", True),
+    "UNANSWERED": ("\\Answered", False),
+    "UNDELETED": ("\\Deleted", False),
+    "UNDRAFT": ("\\Draft", False),
+    "UNFLAGGED": ("\\Flagged", False),
+    "UNSEEN": ("\\Seen", False),
+}
+_HEADER_KEYS = ("BCC", "CC", "FROM", "SUBJECT", "TO")
+_DATE_KEYS = {
+    "BEFORE": (DateField.INTERNAL, DateOp.BEFORE),
+    "ON": (DateField.INTERNAL, DateOp.ON),
+    "SINCE": (DateField.INTERNAL, DateOp.SINCE),
+    "SENTBEFORE": (DateField.SENT, DateOp.BEFORE),
+    "SENTON": (DateField.SENT, DateOp.ON),
+    "SENTSINCE": (DateField.SENT, DateOp.SINCE),
+}
+_ENTRY_TYPES = frozenset({"priv", "shared", "all"})
+
+
+def _value(r: Reader, key: str) -> str:
+    r.sp(f"string after {key}")
+    return r.text(r.astring(f"string after {key}"), f"string after {key}")
+
+
+def _date(r: Reader, key: str) -> SearchDate:
+    r.sp(f"date after {key}")
+    raw = r.string(f"date after {key}") if r.peek() == 0x22 else r.atom(f"date after {key}")
+    day = parse_date(raw)
+    if day is None:
+        r.fail(f"Invalid date after {key}, expected d-Mon-yyyy")
+    field, op = _DATE_KEYS[key]
+    return SearchDate(field, op, day)
+
+
+def _header(r: Reader, key: str) -> SearchHeader:
+    r.sp("header field name after HEADER")
+    name = r.astring_text("header field name after HEADER")
+    return SearchHeader(name.lower(), _value(r, "the header field name"))
+
+
+def _size(r: Reader, key: str) -> SearchSize:
+    r.sp(f"size after {key}")
+    return SearchSize(key == "LARGER", r.number(f"size after {key}", bits=64))
+
+
+def _keyword(r: Reader, key: str) -> SearchFlag:
+    r.sp(f"keyword after {key}")
+    flag = r.flag(f"keyword after {key}")
+    return SearchFlag(flag, key == "KEYWORD")
+
+
+def _uid(r: Reader, key: str) -> SearchUid:
+    r.sp("UID set after UID")
+    return SearchUid(r.sequence_set("UID set after UID"))
+
+
+def _not(r: Reader, key: str) -> SearchNot:
+    r.sp("search key after NOT")
+    return SearchNot(search_key(r))
+
+
+def _or(r: Reader, key: str) -> SearchOr:
+    r.sp("search key after OR")
+    left = search_key(r)
+    r.sp("second search key after OR")
+    return SearchOr(left, search_key(r))
+
+
+def _modseq(r: Reader, key: str) -> SearchModSeq:
+    r.sp("mod-sequence after MODSEQ")
+    entry: tuple[str, str] | None = None
+    if r.peek() == 0x22:  # RFC 7162 §3.1.5: entry-name entry-type-req
+        name = r.text(r.string("MODSEQ entry name"), "MODSEQ entry name")
+        if not name.lower().startswith("/flags/"):
+            r.fail("MODSEQ entry name must start with /flags/")
+        r.sp("entry type after the MODSEQ entry name")
+        kind = r.atom("entry type").decode("ascii").lower()
+        if kind not in _ENTRY_TYPES:
+            r.fail("MODSEQ entry type must be priv, shared or all")
+        entry = (name, kind)
+        r.sp("mod-sequence after the MODSEQ entry type")
+    return SearchModSeq(r.number("mod-sequence after MODSEQ", bits=64), entry)
+
+
+def _simple(node: SearchKey) -> Callable[[Reader, str], SearchKey]:
+    return lambda r, key: node
+
+
+_KEYS: dict[str, Callable[[Reader, str], SearchKey]] = {
+    "ALL": _simple(SearchAll()),
+    "RECENT": _simple(SearchRecent(True)),
+    # RFC 3501 §6.4.4: NEW is RECENT UNSEEN, OLD is NOT RECENT
+    "NEW": _simple(SearchAnd((SearchRecent(True), SearchFlag("\\Seen", False)))),
+    "OLD": _simple(SearchRecent(False)),
+    "KEYWORD": _keyword,
+    "UNKEYWORD": _keyword,
+    "HEADER": _header,
+    "BODY": lambda r, key: SearchBody(_value(r, key)),
+    "TEXT": lambda r, key: SearchText(_value(r, key)),
+    "LARGER": _size,
+    "SMALLER": _size,
+    "UID": _uid,
+    "NOT": _not,
+    "OR": _or,
+    "MODSEQ": _modseq,
+}
+for _name, (_flag, _present) in _FLAG_KEYS.items():
+    _KEYS[_name] = _simple(SearchFlag(_flag, _present))
+for _name in _HEADER_KEYS:
+    _KEYS[_name] = lambda r, key: SearchHeader(key.lower(), _value(r, key))
+for _name in _DATE_KEYS:
+    _KEYS[_name] = _date
+
+
+def _group(r: Reader) -> SearchKey:
+    r.char(0x28, "'('")
+    keys = [search_key(r)]
+    while r.maybe_sp():
+        keys.append(search_key(r))
+    r.char(0x29, "')' to end the search key group")
+    return keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
+
+
+def search_key(r: Reader) -> SearchKey:
+    r.enter()  # nesting of NOT, OR and groups is bounded by Limits.max_depth
+    c = r.peek()
+    if c == 0x28:
+        node = _group(r)
+    elif 0x30 <= c <= 0x39 or c in (0x2A, 0x24):  # digit, "*", "$"
+        node = SearchSequence(r.sequence_set("sequence set"))
+    else:
+        name = r.keyword("search key")
+        handler = _KEYS.get(name)
+        if handler is None:
+            r.fail(f"Unknown search key {name}")
+        node = handler(r, name)
+    r.depth -= 1
+    return node
+
+
+def _returns(r: Reader) -> tuple[str, ...]:
+    r.sp("'(' after RETURN")
+    r.open_paren("'(' after RETURN")
+    opts: list[str] = []
+    if r.peek() != 0x29:
+        while True:
+            name = r.keyword("search return option")
+            if name not in RETURN_OPTIONS:
+                r.fail(f"Unknown search return option {name}")
+            opts.append(name)
+            if not r.maybe_sp():
+                break
+    r.close_paren("')' to end search return options")
+    return tuple(dict.fromkeys(opts)) or ("ALL",)  # RFC 4731 §3.1: () means ALL
+
+
+def parse_search(r: Reader, uid: bool) -> Search:
+    r.sp("search criteria after SEARCH")
+    save = r.pos
+    word = r.match_keyword()
+    returns: tuple[str, ...] | None = None
+    if word == "RETURN":
+        returns = _returns(r)
+        r.sp("search criteria after the return options")
+        save = r.pos
+        word = r.match_keyword()
+    charset: str | None = None
+    if word == "CHARSET":
+        r.sp("charset name after CHARSET")
+        raw = r.astring("charset name after CHARSET")
+        charset = raw.decode("ascii", "replace").upper()
+        if charset not in CHARSETS:
+            raise BadCharset(r.tag, raw.decode("ascii", "replace"))  # RFC 9051 §6.4.4
+        r.sp("search criteria after the charset")
+    else:
+        r.seek(save)
+    keys = [search_key(r)]
+    while r.maybe_sp():
+        keys.append(search_key(r))
+    criteria = keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
+    return Search(r.tag, uid, charset, criteria, returns)

@@ -1,0 +1,153 @@
+"""The SQLite backend itself: group commit, savepoint isolation, schema, process lock, reopen."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from courriel.store.base import NewMessage, NotFound, StoreError, Unavailable
+from courriel.store.sql import Query, Script, migrations
+from courriel.store.sqlite import SqliteStore, open_sqlite
+
+MakeMessage = Callable[..., NewMessage]
+
+
+@pytest.fixture
+async def sq(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def blocker(started: threading.Event, release: threading.Event) -> Script[None]:
+    """Holds the writer thread until ``release`` is set, so the next scripts queue up."""
+    yield Query("SELECT 1")
+    started.set()
+    release.wait(10)
+
+
+def insert_domain(name: str, *, fail: bool = False) -> Script[str]:
+    yield Query("INSERT INTO domains (name) VALUES (?)", (name,), False)
+    if fail:
+        raise StoreError(f"refusing {name}")
+    return name
+
+
+async def hold_writer(sq: SqliteStore) -> tuple[asyncio.Task[None], threading.Event]:
+    started, release = threading.Event(), threading.Event()
+    task = asyncio.create_task(sq.driver.write(blocker(started, release)))
+    assert await asyncio.to_thread(started.wait, 10)
+    return task, release
+
+
+async def wait_queued(sq: SqliteStore, n: int) -> None:
+    async with asyncio.timeout(10):
+        while sq.driver.pending_writes < n:  # noqa: ASYNC110 - a thread's queue: nothing to await
+            await asyncio.sleep(0.005)
+
+
+async def test_failing_script_does_not_fail_its_batch(sq: SqliteStore) -> None:
+    held, release = await hold_writer(sq)
+    commits = sq.commits
+    tasks = [
+        asyncio.create_task(sq.driver.write(insert_domain(name, fail=name == "bad.example")))
+        for name in ("a.example", "bad.example", "c.example")
+    ]
+    await wait_queued(sq, 3)
+    release.set()
+    await held
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results[0] == "a.example" and results[2] == "c.example"
+    assert isinstance(results[1], StoreError) and "refusing" in str(results[1])
+    assert sq.commits == commits + 2  # the held batch, then all three in one
+    assert [d.name for d in await sq.list_domains()] == ["a.example", "c.example"]
+
+
+async def test_group_commit_batches_concurrent_appends(
+    sq: SqliteStore, message: MakeMessage
+) -> None:
+    await sq.add_domain("example.org")
+    user = await sq.add_user("a@example.org", "h")
+    inbox = await sq.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    held, release = await hold_writer(sq)
+    commits = sq.commits
+    tasks = [asyncio.create_task(sq.append([(inbox.id, message(i))])) for i in range(50)]
+    await wait_queued(sq, 50)
+    release.set()
+    await held
+    results = await asyncio.gather(*tasks)
+    assert sorted(r[0].uid for r in results) == list(range(1, 51))
+    assert sq.commits - commits < 50
+    assert sq.commits - commits == 2  # the held batch and one batch of all fifty
+
+
+async def test_group_commit_without_help(sq: SqliteStore, message: MakeMessage) -> None:
+    await sq.add_domain("example.org")
+    user = await sq.add_user("a@example.org", "h")
+    inbox = await sq.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    commits = sq.commits
+    await asyncio.gather(*(sq.append([(inbox.id, message(i))]) for i in range(200)))
+    assert sq.commits - commits < 200
+    assert len(await sq.list_messages(inbox.id)) == 200
+
+
+async def test_schema_migrations_recorded_once(tmp_path: Path) -> None:
+    db = tmp_path / "courriel.db"
+    for _ in range(2):
+        s = await open_sqlite(db, tmp_path / "blobs")
+        await s.close()
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
+        expected = [version for version, _name, _sql in migrations("sqlite")]
+        assert len(expected) >= 1
+        assert [r[0] for r in rows] == expected
+        assert all(r[1] for r in rows)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+
+
+async def test_second_process_refused(sq: SqliteStore, tmp_path: Path) -> None:
+    with pytest.raises(Unavailable):
+        await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    assert await sq.list_domains() == []  # the first one is unharmed
+
+
+async def test_closed_store_refuses(tmp_path: Path) -> None:
+    s = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    await s.close()
+    with pytest.raises(Unavailable):
+        await s.add_domain("example.org")
+    with pytest.raises(Unavailable):
+        await s.list_domains()
+    s2 = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")  # lock released
+    await s2.close()
+
+
+async def test_reads_do_not_wait_for_the_writer(sq: SqliteStore) -> None:
+    await sq.add_domain("example.org")
+    held, release = await hold_writer(sq)
+    try:
+        async with asyncio.timeout(5):
+            assert [d.name for d in await sq.list_domains()] == ["example.org"]
+    finally:
+        release.set()
+        await held
+
+
+async def test_reader_sees_committed_writes_immediately(sq: SqliteStore) -> None:
+    for i in range(20):
+        await sq.add_domain(f"d{i}.example")
+        assert await sq.get_domain(f"d{i}.example") is not None
+    with pytest.raises(NotFound):
+        await sq.remove_domain("nope.example")
