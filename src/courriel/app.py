@@ -48,6 +48,7 @@ from courriel import clientsettings, logs
 from courriel.accounts.authcache import AuthCache
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.passwords import PasswordHasher
+from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config
 from courriel.logs import kv
 from courriel.net import placeholder
@@ -77,6 +78,7 @@ class App:
     hasher: PasswordHasher
     tls: TLSManager  # ``tls.context`` at the moment of STARTTLS is the one to use
     connections: Connections
+    limiter: AuthLimiter  # failed-login limits shared by every protocol
 
     @property
     def hostname(self) -> str:
@@ -217,7 +219,8 @@ async def serve(
                 sock.close()
         raise
     auth = Authenticator(store, hasher, AuthCache(cfg.auth.cache_seconds))
-    app = App(cfg, store, auth, hasher, tls, Connections(cfg.limits))
+    limiter = AuthLimiter(store, cfg.auth)
+    app = App(cfg, store, auth, hasher, tls, Connections(cfg.limits), limiter)
     try:
         await _run(app, bound, ready, factories if factories is not None else handlers)
     finally:

@@ -69,6 +69,10 @@ class AuthConfig:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
+    failure_delay_seconds: float = 2.0  # wait before answering a failed login
+    failure_window_seconds: int = 300  # failed logins are counted per window of this length
+    max_failures_per_ip: int = 10  # then logins from that address are refused until it ends
+    max_failures_per_account: int = 20  # then logins to that account are refused likewise
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,12 @@ DEFAULT_TOML = """\
 # argon2_time_cost = 3
 # argon2_memory_kib = 65536
 # argon2_parallelism = 4
+# A failed login is answered after this many seconds, and counted: past the limits below,
+# logins from that address (or to that account) are refused until the window ends.
+# failure_delay_seconds = 2
+# failure_window_seconds = 300
+# max_failures_per_ip = 10
+# max_failures_per_account = 20
 
 [limits]
 # max_connections = 2000
