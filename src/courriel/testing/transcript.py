@@ -1,0 +1,325 @@
+"""Transcript tests: a plain-text conversation with the server, checked line by line.
+
+Theory of operation
+-------------------
+A transcript file is what a person checks against the RFC: header lines choose the fixture,
+then ``C:`` lines are sent and ``S:`` lines must come back exactly. The runner starts a real
+courriel server in-process (``courriel.app.serve``) on free 127.0.0.1 ports with a temporary data
+directory, creates the users, aliases and messages the header asks for, connects to the chosen
+listener over a real socket (TLS for implicit-TLS listeners) and plays the steps. A failure names
+the file and line.
+
+Format (one directive per line; blank lines are ignored)::
+
+    # a comment, e.g. the RFC section the transcript checks
+    @listener submission             smtp | submission | submissions | imap | imaps | pop3 | pop3s
+    @user alice@example.test secret  a user (and their domain), with the standard mailboxes
+    @alias sales@example.test alice@example.test
+    @catchall example.test alice@example.test
+    @deliver alice@example.test INBOX plain.eml [\\Seen $Label]   a file from messages/
+    C: a client line                 sent with CRLF
+    S: an exact server line          without its CRLF; {hostname} is the server's name
+    S~ a regular expression          must match the whole server line
+    !starttls                        the client starts TLS now
+    !closed                          the server must have closed the connection
+
+Lines are sent one ``C:`` at a time unless several ``C:`` lines follow each other: those go in
+one write, which is how a test pipelines commands. ``S:`` lines are read in order; a server that
+sends something else, or nothing within the step timeout, fails the transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from courriel import admin, config
+from courriel.accounts.passwords import PasswordHasher
+from courriel.app import Running, serve
+from courriel.config import LISTENERS, Config
+from courriel.mail.message import parse
+from courriel.net.tls import make_self_signed
+from courriel.store.base import NewMessage, Store
+
+HOSTNAME = "mail.example.test"
+STEP_TIMEOUT = 5.0
+
+
+class TranscriptError(AssertionError):
+    """A transcript that does not hold; the message names the file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    line: int
+    kind: str  # "send" | "expect" | "match" | "starttls" | "closed"
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    address: str
+    mailbox: str
+    file: str
+    flags: frozenset[str]
+
+
+@dataclass(slots=True)
+class Transcript:
+    path: Path
+    listener: str = ""
+    users: list[tuple[str, str]] = field(default_factory=list)
+    aliases: list[tuple[str, str]] = field(default_factory=list)
+    catchalls: list[tuple[str, str]] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+
+
+def _header(t: Transcript, n: int, words: list[str]) -> None:
+    name, args = words[0], words[1:]
+    arity = {"@listener": 1, "@user": 2, "@alias": 2, "@catchall": 2}
+    if name in arity and len(args) != arity[name]:
+        raise TranscriptError(f"{t.path}:{n}: {name} takes {arity[name]} argument(s)")
+    if name == "@listener":
+        if args[0] not in LISTENERS:
+            raise TranscriptError(f"{t.path}:{n}: unknown listener {args[0]!r}")
+        t.listener = args[0]
+    elif name == "@user":
+        t.users.append((args[0], args[1]))
+    elif name == "@alias":
+        t.aliases.append((args[0], args[1]))
+    elif name == "@catchall":
+        t.catchalls.append((args[0], args[1]))
+    elif name == "@deliver":
+        if len(args) < 3:
+            raise TranscriptError(f"{t.path}:{n}: @deliver ADDRESS MAILBOX FILE [FLAGS...]")
+        t.deliveries.append(Delivery(args[0], args[1], args[2], frozenset(args[3:])))
+    else:
+        raise TranscriptError(f"{t.path}:{n}: unknown directive {name}")
+
+
+def parse_transcript(path: Path) -> Transcript:
+    t = Transcript(path)
+    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.rstrip("\r\n")
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.startswith("@"):
+            _header(t, n, line.split())
+        elif line.startswith("C:"):
+            t.steps.append(Step(n, "send", line[3:] if line.startswith("C: ") else line[2:]))
+        elif line.startswith("S:"):
+            t.steps.append(Step(n, "expect", line[3:] if line.startswith("S: ") else line[2:]))
+        elif line.startswith("S~"):
+            t.steps.append(Step(n, "match", line[2:].strip()))
+        elif line.strip() in ("!starttls", "!closed"):
+            t.steps.append(Step(n, line.strip()[1:]))
+        else:
+            raise TranscriptError(f"{path}:{n}: cannot read this line: {line!r}")
+    if not t.listener:
+        raise TranscriptError(f"{path}: no @listener line")
+    return t
+
+
+# --- the server --------------------------------------------------------------------------------
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def make_test_config(data_dir: Path, cert_dir: Path, listeners: list[str]) -> Config:
+    """A configuration for tests: loopback ports, cheap hashing, no login delay."""
+    ports = dict(zip(listeners, free_ports(len(listeners)), strict=True))
+    cert, key = cert_dir / "cert.pem", cert_dir / "key.pem"
+    if not cert.exists():
+        cert_pem, key_pem = make_self_signed(HOSTNAME)
+        cert_dir.mkdir(parents=True, exist_ok=True)
+        key.write_bytes(key_pem)
+        key.chmod(0o600)
+        cert.write_bytes(cert_pem)
+    lines = [
+        f'hostname = "{HOSTNAME}"',
+        "[tls]",
+        f'cert = "{cert}"',
+        f'key = "{key}"',
+        "[auth]",
+        "argon2_time_cost = 1",
+        "argon2_memory_kib = 8",
+        "argon2_parallelism = 1",
+        "failure_delay_seconds = 0",
+        "[limits]",
+        "shutdown_grace_seconds = 2",
+    ]
+    for name in LISTENERS:
+        lines.append(f"[listeners.{name}]")
+        if name in ports:
+            lines += ["enabled = true", 'address = "127.0.0.1"', f"port = {ports[name]}"]
+        else:
+            lines.append("enabled = false")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "courriel.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return config.load(path)
+
+
+async def populate(store: Store, t: Transcript, messages_dir: Path) -> None:
+    hasher = PasswordHasher.for_tests()
+    try:
+        domains = {a.rpartition("@")[2] for a, _ in t.users} | {d for d, _ in t.catchalls}
+        for d in sorted(domains):
+            if await store.get_domain(admin.domain_name(d)) is None:
+                await admin.add_domain(store, d)
+        for addr, password in t.users:
+            await admin.add_user(store, hasher, addr, password)
+        for source, target in t.aliases:
+            await admin.add_alias(store, source, target)
+        for domain, target in t.catchalls:
+            await admin.set_catch_all(store, domain, target)
+    finally:
+        hasher.close()
+    for dl in t.deliveries:
+        raw = (messages_dir / dl.file).read_bytes()
+        user = await store.get_user(dl.address)
+        box = await store.get_mailbox(user.id, dl.mailbox) if user else None
+        if box is None:
+            raise TranscriptError(f"{t.path}: @deliver to unknown {dl.address} {dl.mailbox}")
+        msg = NewMessage(raw, datetime.now(UTC), dl.flags, parse(raw).to_bytes())
+        await store.append([(box.id, msg)])
+
+
+@contextlib.asynccontextmanager
+async def running_server(cfg: Config) -> AsyncIterator[Running]:
+    """``courriel.app.serve`` in this event loop until the block ends."""
+    ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(cfg, ready=ready.set_result))
+    waiting: set[asyncio.Future[object]] = {task, ready}  # type: ignore[arg-type]
+    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # raises what stopped it from starting
+        raise TranscriptError("server stopped before it was ready")
+    running = ready.result()
+    try:
+        yield running
+    finally:
+        running.stop()
+        await asyncio.wait_for(task, 15)
+
+
+def client_context(cert_dir: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(cert_dir / "cert.pem"))
+    ctx.check_hostname = True
+    return ctx
+
+
+# --- playing a transcript ------------------------------------------------------------------------
+
+
+class _Player:
+    def __init__(self, t: Transcript, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.t = t
+        self.reader = reader
+        self.writer = writer
+
+    def fail(self, step: Step, what: str) -> TranscriptError:
+        return TranscriptError(f"{self.t.path}:{step.line}: {what}")
+
+    async def read_line(self, step: Step) -> str:
+        try:
+            data = await asyncio.wait_for(self.reader.readline(), STEP_TIMEOUT)
+        except TimeoutError:
+            raise self.fail(step, "the server sent nothing within the timeout") from None
+        except (ConnectionError, ssl.SSLError) as e:
+            raise self.fail(step, f"connection lost: {e}") from None
+        if not data:
+            raise self.fail(step, "the server closed the connection")
+        if not data.endswith(b"\r\n"):
+            raise self.fail(step, f"server line not ended by CRLF: {data!r}")
+        return data[:-2].decode("utf-8", "surrogateescape")
+
+    async def expect(self, step: Step) -> None:
+        got = await self.read_line(step)
+        want = step.text.replace("{hostname}", HOSTNAME)
+        if step.kind == "expect" and got != want:
+            raise self.fail(step, f"expected {want!r}, got {got!r}")
+        if step.kind == "match" and not re.fullmatch(want, got):
+            raise self.fail(step, f"expected a match of {want!r}, got {got!r}")
+
+    async def closed(self, step: Step) -> None:
+        try:
+            data = await asyncio.wait_for(self.reader.read(1), STEP_TIMEOUT)
+        except TimeoutError:
+            raise self.fail(step, "the server did not close the connection") from None
+        except (ConnectionError, ssl.SSLError):
+            return
+        if data:
+            raise self.fail(step, f"expected the connection closed, got {data!r}...")
+
+    async def play(self, ctx: ssl.SSLContext) -> None:
+        steps = self.t.steps
+        i = 0
+        while i < len(steps):
+            step = steps[i]
+            if step.kind == "send":
+                batch = []
+                while i < len(steps) and steps[i].kind == "send":
+                    batch.append(steps[i].text.encode("utf-8", "surrogateescape") + b"\r\n")
+                    i += 1
+                self.writer.write(b"".join(batch))
+                await self.writer.drain()
+                continue
+            if step.kind in ("expect", "match"):
+                await self.expect(step)
+            elif step.kind == "starttls":
+                await asyncio.wait_for(
+                    self.writer.start_tls(ctx, server_hostname=HOSTNAME), STEP_TIMEOUT
+                )
+            elif step.kind == "closed":
+                await self.closed(step)
+            i += 1
+
+
+async def play(t: Transcript, running: Running, cert_dir: Path) -> None:
+    host, port = running.address(t.listener)
+    ctx = client_context(cert_dir)
+    implicit = LISTENERS[t.listener][2]
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(
+            host,
+            port,
+            ssl=ctx if implicit else None,
+            server_hostname=HOSTNAME if implicit else None,
+        ),
+        STEP_TIMEOUT,
+    )
+    try:
+        await _Player(t, reader, writer).play(ctx)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), 2)
+
+
+async def run_transcript(path: Path, work_dir: Path, cert_dir: Path) -> None:
+    """Parses, sets up a fresh server with the transcript's fixture, and plays it."""
+    t = parse_transcript(path)
+    cfg = make_test_config(work_dir / "data", cert_dir, [t.listener])
+    async with running_server(cfg) as running:
+        await populate(running.app.store, t, path.parent.parent / "messages")
+        await play(t, running, cert_dir)
