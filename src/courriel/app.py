@@ -44,6 +44,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import courriel.net.smtp
 from courriel import clientsettings, logs
 from courriel.accounts.authcache import AuthCache
 from courriel.accounts.authenticator import Authenticator
@@ -104,7 +105,7 @@ def _placeholder(make: Callable[[str], ProtocolHandlers]) -> HandlerFactory:
 # protocol name -> factory. A protocol engine replaces its placeholder here, e.g.
 # "imap": courriel.net.imap.handlers,
 handlers: dict[str, HandlerFactory] = {
-    "smtp": _placeholder(placeholder.smtp),
+    "smtp": courriel.net.smtp.handlers,
     "imap": _placeholder(placeholder.imap),
     "pop3": _placeholder(placeholder.pop3),
 }

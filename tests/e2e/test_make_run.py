@@ -24,7 +24,7 @@ from courriel.testing.transcript import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def _greeting(port: int, implicit: bool, deadline: float) -> bytes:

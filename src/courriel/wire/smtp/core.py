@@ -99,6 +99,12 @@ class SmtpConnection:
         return self._state is State.TLS and bool(self._buf)
 
     @property
+    def reading_message(self) -> bool:
+        """Message content is being read (after 354, or inside a BDAT chunk): the data timeout
+        applies rather than the command timeout (RFC 5321 §4.5.3.2.5)."""
+        return self._state is State.DATA or self._reading is not None
+
+    @property
     def buffered_bytes(self) -> int:
         """Octets held in memory: unread input plus message content read so far."""
         held = sum(x.held for x in (self._dot, self._chunks) if x is not None)

@@ -1,0 +1,226 @@
+"""The SMTP listeners' asyncio side: bytes from the stream into the core, replies back out.
+
+Theory of operation
+-------------------
+``handlers(app)`` returns the ``ProtocolHandlers`` every SMTP listener uses; the listener's name
+picks the mode (``smtp``: inbound MX on 25; ``submission`` and ``submissions``: RFC 6409
+submission on 587 and 465). Per connection, ``SmtpServer.run``:
+
+* greets with 220 and loops on ``SmtpConnection.next_event``; each event goes to the session
+  and its one reply back to the core; replies are collected and written in one ``write`` when
+  the core needs more input, so a pipelined batch gets one batch of replies (RFC 2920 §3.1);
+* reads in bulk (``Stream.read``) with a timeout: ``command_timeout`` (RFC 5321 §4.5.3.2.7,
+  five minutes) while waiting for commands, ``data_timeout`` (§4.5.3.2.5, three minutes) while
+  a message is being received; a client that runs out of time gets 421 4.4.2 and is closed;
+* STARTTLS (RFC 3207): after the 220 is written, bytes the client pipelined behind STARTTLS,
+  in the core's buffer (``trailing_data``) or the stream's (``Stream.start_tls``), close the
+  connection; after the handshake core and session forget everything said in plaintext;
+* holds ``ctx.transaction()`` around a message's store write and the write of its 250, so a
+  shutdown lets a message whose terminator has arrived be stored and acknowledged;
+* at shutdown (``ctx.closing``) answers the next command with 421 4.3.2 and closes; a client
+  waiting to be read is woken by the listener (``ShuttingDown``) and gets the same line from
+  ``refuse``. A client that goes away mid-message has nothing delivered: the core hands out a
+  message only after its terminator (or BDAT LAST).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from courriel.logs import kv
+from courriel.net.listener import HANDSHAKE_TIMEOUT, ConnectionContext, ProtocolHandlers, Refusal
+from courriel.net.stream import Stream, StreamTimeout
+from courriel.queue.outbound import Queue, RelayDisabled
+from courriel.session.smtp import SessionServices, SmtpSession, TlsDetails
+from courriel.wire.errors import ProtocolError
+from courriel.wire.sasl import MECHANISMS
+from courriel.wire.smtp import Mode, Reply, SmtpConfig, SmtpConnection, State
+from courriel.wire.smtp import events as ev
+
+if TYPE_CHECKING:
+    from courriel.app import App
+
+log = logging.getLogger("courriel.smtp")
+
+COMMAND_TIMEOUT = 300.0  # RFC 5321 §4.5.3.2.7: server timeout, 5 minutes
+DATA_TIMEOUT = 180.0  # RFC 5321 §4.5.3.2.5: data block, 3 minutes
+MAX_RECIPIENTS = 100  # RFC 5321 §4.5.3.1.8: at least 100 must be accepted
+READ_SIZE = 256 * 1024
+
+TIMED_OUT = Reply(421, "4.4.2", "timeout waiting for the client, closing the connection")
+
+
+def mode_of(listener_name: str) -> Mode:
+    return Mode.MX if listener_name == "smtp" else Mode.SUBMISSION
+
+
+def smtp_config(app: App, listener_name: str, implicit_tls: bool) -> SmtpConfig:
+    mode = mode_of(listener_name)
+    return SmtpConfig(
+        hostname=app.hostname,
+        mode=mode,
+        tls_active=implicit_tls,
+        tls_available=True,  # the TLS manager always holds a certificate once started
+        # RFC 4954 §4 and RFC 8314: AUTH only for submission, and only under TLS.
+        auth_mechanisms=MECHANISMS if mode is Mode.SUBMISSION else (),
+        auth_requires_tls=True,
+        max_message_bytes=app.cfg.limits.max_message_bytes,
+        max_recipients=MAX_RECIPIENTS,
+    )
+
+
+class SmtpServer:
+    """One SMTP connection: the loop between stream, core and session."""
+
+    def __init__(
+        self,
+        app: App,
+        services: SessionServices,
+        stream: Stream,
+        ctx: ConnectionContext,
+        *,
+        command_timeout: float,
+        data_timeout: float,
+    ) -> None:
+        self.app = app
+        self.stream = stream
+        self.ctx = ctx
+        self.command_timeout = command_timeout
+        self.data_timeout = data_timeout
+        name = ctx.listener.name
+        self.conn = SmtpConnection(smtp_config(app, name, ctx.listener.implicit_tls))
+        self.session = SmtpSession(services, self.conn, mode_of(name), ctx.peer[0])
+        if ctx.listener.implicit_tls:
+            self.session.tls_started(_details(stream))
+        self._out = bytearray()
+        # The same words as the listener's refusal, whichever of the two says goodbye.
+        self._shutting_down = Reply(421, "4.3.2", f"{app.hostname} {Refusal.SHUTTING_DOWN.value}")
+
+    async def run(self) -> None:
+        self._out += self.conn.greeting()
+        try:
+            await self._loop()
+        finally:
+            await self._flush_quietly()
+
+    async def _loop(self) -> None:
+        conn = self.conn
+        while conn.state is not State.CLOSED:
+            try:
+                event = conn.next_event()
+            except ProtocolError as e:
+                self._out += e.reply
+                if e.fatal:
+                    return
+                continue
+            match event:
+                case ev.NeedData():
+                    if not await self._read():
+                        return
+                case ev.Closed():
+                    return
+                case ev.StartTls():
+                    if not await self._starttls(event):
+                        return
+                case ev.MessageData() | ev.BdatLast():
+                    async with self.ctx.transaction():
+                        self._out += conn.send(await self.session.handle(event))
+                        await self._flush()
+                case _:
+                    if self.ctx.closing.is_set():
+                        self._out += conn.send(self._shutting_down)  # RFC 5321 §3.8
+                        return
+                    self._out += conn.send(await self.session.handle(event))
+
+    async def _read(self) -> bool:
+        """Writes the replies so far, then reads; False when the connection is over."""
+        await self._flush()
+        reading_message = self.conn.reading_message
+        timeout = self.data_timeout if reading_message else self.command_timeout
+        try:
+            data = await self.stream.read(READ_SIZE, timeout=timeout)
+        except StreamTimeout:
+            log.info("client timed out", extra=kv(timeout=timeout, in_message=reading_message))
+            self._out += self.conn.send(TIMED_OUT)
+            return False
+        if not data:
+            self.conn.connection_lost()  # a message not yet ended is dropped, never delivered
+            return False
+        self.conn.receive_data(data)
+        return True
+
+    async def _starttls(self, event: ev.StartTls) -> bool:
+        self._out += self.conn.send(await self.session.handle(event))
+        await self._flush()
+        if self.conn.state is not State.TLS:
+            return self.conn.state is not State.CLOSED  # the session did not say 220
+        if self.conn.trailing_data:
+            # RFC 3207 §4.2: plaintext pipelined behind STARTTLS must not run under TLS.
+            log.warning("STARTTLS refused: commands were pipelined behind it")
+            self.conn.connection_lost()
+            return False
+        await self.stream.start_tls(self.app.tls.context, handshake_timeout=HANDSHAKE_TIMEOUT)
+        try:
+            self.conn.tls_started()
+        except ProtocolError:
+            return False
+        self.session.tls_started(_details(self.stream))
+        return True
+
+    async def _flush(self) -> None:
+        if self._out:
+            data = bytes(self._out)
+            self._out.clear()
+            await self.stream.send(data)
+
+    async def _flush_quietly(self) -> None:
+        if self._out and not self.stream.closed:
+            try:
+                await self._flush()
+            except (OSError, StreamTimeout):
+                self._out.clear()
+
+
+def _details(stream: Stream) -> TlsDetails | None:
+    tls = stream.tls
+    return None if tls is None else TlsDetails(tls.version, tls.cipher, tls.bits)
+
+
+def _line(text: str) -> bytes:
+    return text.replace("\r", " ").replace("\n", " ").encode("utf-8", "replace") + b"\r\n"
+
+
+def handlers(
+    app: App,
+    *,
+    queue: Queue | None = None,
+    command_timeout: float = COMMAND_TIMEOUT,
+    data_timeout: float = DATA_TIMEOUT,
+) -> ProtocolHandlers:
+    """The SMTP protocol for ``courriel.app.handlers``; timeouts are settable for tests."""
+    services = SessionServices(
+        store=app.store,
+        authenticator=app.auth,
+        limiter=app.limiter,
+        queue=queue if queue is not None else RelayDisabled(),
+        hostname=app.hostname,
+    )
+
+    async def serve(stream: Stream, ctx: ConnectionContext) -> None:
+        server = SmtpServer(
+            app,
+            services,
+            stream,
+            ctx,
+            command_timeout=command_timeout,
+            data_timeout=data_timeout,
+        )
+        await server.run()
+
+    async def refuse(stream: Stream, refusal: Refusal) -> None:
+        # RFC 3463: 4.3.2 "system not accepting network messages", 4.7.0 "security or policy".
+        code = "4.3.2" if refusal is Refusal.SHUTTING_DOWN else "4.7.0"
+        await stream.send(_line(f"421 {code} {app.hostname} {refusal.value}"))  # RFC 5321 §3.8
+
+    return ProtocolHandlers(serve=serve, refuse=refuse)

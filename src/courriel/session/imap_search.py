@@ -1,0 +1,361 @@
+"""SEARCH: which data a program needs, whether one message matches it, and the responses.
+
+Theory of operation
+-------------------
+The parser (``courriel.wire.imap.parse_search``) gives a tree of few node types. ``plan_search``
+walks it once per command and says what each message will need, so flags, UIDs, sizes and
+internal dates are answered from the ``MessageInfo`` row alone; header keys need the stored
+parse (whose ``text_headers`` hold the decoded fields SEARCH compares); BODY, TEXT and HEADER
+of an uncommon field need the raw message. ``matches`` then evaluates the tree for one
+message, short-circuiting AND and OR, and folds the message text at most once per message
+whatever the number of string keys.
+
+Semantics; where the RFCs leave room, the choices are Dovecot's unless said otherwise:
+
+* string keys are case-insensitive substrings of decoded text (RFC 2047 words in headers;
+  transfer encodings and charsets in bodies), compared after ``searchtext.fold``;
+* ``HEADER name ""`` matches every message that has the field (RFC 9051 §6.4.4);
+* FROM, TO, CC, BCC, SUBJECT and HEADER of the other fields the parse keeps compare the first
+  occurrence, the one ENVELOPE shows (RFC 5322 §3.6 allows each of them once; Dovecot reads
+  every occurrence, which costs the raw message); HEADER of any other field compares every
+  occurrence, read from the raw header block;
+* BEFORE, ON and SINCE compare the internal date, SENT* the Date field, each by its calendar
+  day in its own time zone, "disregarding time and timezone" (RFC 9051 §6.4.4); a message
+  without a readable Date field matches no SENT* key;
+* ``*`` in a sequence set is the last message number or the largest UID in use, ``$`` the
+  saved result (RFC 5182), which the view keeps as UIDs;
+* MODSEQ n matches messages whose mod-sequence is at least n (RFC 7162 §3.1.5); the entry
+  name is accepted and ignored, as courriel keeps one mod-sequence per message.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol, assert_never
+
+from courriel.mail import searchtext
+from courriel.mail.message import SEARCH_FIELDS, MessageMeta
+from courriel.store.base import MessageInfo
+from courriel.wire.imap import responses
+from courriel.wire.imap.search import (
+    DateField,
+    DateOp,
+    SearchAll,
+    SearchAnd,
+    SearchBody,
+    SearchDate,
+    SearchFlag,
+    SearchHeader,
+    SearchKey,
+    SearchModSeq,
+    SearchNot,
+    SearchOr,
+    SearchRecent,
+    SearchSequence,
+    SearchSize,
+    SearchText,
+    SearchUid,
+)
+from courriel.wire.imap.sequence import SequenceSet
+
+__all__ = [
+    "SearchPlan",
+    "SearchView",
+    "esearch_response",
+    "matches",
+    "plan_search",
+    "search_response",
+]
+
+_META_FIELDS = frozenset(SEARCH_FIELDS)
+_SYSTEM_FLAGS = {
+    f.casefold(): f for f in ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+}
+
+
+class SearchView(Protocol):
+    """What a search needs of the selected mailbox as the session sees it now."""
+
+    def seq_of(self, uid: int) -> int | None: ...
+
+    def uid_of(self, seq: int) -> int: ...
+
+    @property
+    def max_seq(self) -> int: ...
+
+    @property
+    def max_uid(self) -> int: ...
+
+    @property
+    def saved(self) -> AbstractSet[int]:
+        """UIDs of the result saved by ``SEARCH RETURN (SAVE)``, for ``$`` (RFC 5182).
+
+        Any set type will do (``set`` or ``frozenset``); it is only asked for membership.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPlan:
+    needs_meta: bool  # the stored parse (MessageMeta)
+    needs_body: bool  # the raw message
+
+
+def _needs(key: SearchKey) -> tuple[bool, bool]:
+    match key:
+        case SearchNot(inner):
+            return _needs(inner)
+        case SearchOr(left, right):
+            a, b = _needs(left), _needs(right)
+            return a[0] or b[0], a[1] or b[1]
+        case SearchAnd(keys):
+            pairs = [_needs(k) for k in keys]
+            return any(m for m, _ in pairs), any(b for _, b in pairs)
+        case SearchHeader(name=name):
+            common = name in _META_FIELDS
+            return common, not common
+        case SearchDate(field=field):
+            return field is DateField.SENT, False
+        case SearchBody() | SearchText():
+            return True, True
+        case _:
+            return False, False
+
+
+def plan_search(tree: SearchKey) -> SearchPlan:
+    """What each message needs for ``tree`` to be evaluated."""
+    meta, body = _needs(tree)
+    return SearchPlan(needs_meta=meta, needs_body=body)
+
+
+# --- sequence sets ------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _ranges(sset: SequenceSet, largest: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Starts and ends of the merged ranges, resolved once per command rather than per message."""
+    spans = sset.resolve(largest)
+    return tuple(a for a, _ in spans), tuple(b for _, b in spans)
+
+
+def _in_set(sset: SequenceSet, number: int, largest: int) -> bool:
+    starts, ends = _ranges(sset, largest)
+    i = bisect.bisect_right(starts, number) - 1
+    return i >= 0 and number <= ends[i]
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+
+def _compare_day(day: date, op: DateOp, wanted: date) -> bool:
+    if op is DateOp.BEFORE:
+        return day < wanted
+    if op is DateOp.ON:
+        return day == wanted
+    return day >= wanted  # SINCE: on or after
+
+
+def _has_flag(flags: frozenset[str], flag: str) -> bool:
+    if flag.startswith("\\"):
+        # The store keeps system flags in their canonical spelling; match that spelling.
+        return _SYSTEM_FLAGS.get(flag.casefold(), flag) in flags
+    if flag in flags:
+        return True
+    # Keywords are kept as given; compare them without regard to case, as Dovecot does.
+    wanted = flag.casefold()
+    return any(f.casefold() == wanted for f in flags)
+
+
+class _Message:
+    """One message during one evaluation, with its folded text computed on first use."""
+
+    __slots__ = (
+        "_header_block",
+        "_parts",
+        "_pending",
+        "info",
+        "meta",
+        "raw",
+        "recent",
+        "seq",
+        "view",
+    )
+
+    def __init__(
+        self,
+        seq: int,
+        info: MessageInfo,
+        meta: MessageMeta | None,
+        raw: bytes | None,
+        view: SearchView,
+        recent: bool,
+    ) -> None:
+        self.seq = seq
+        self.info = info
+        self.meta = meta
+        self.raw = raw
+        self.view = view
+        self.recent = recent
+        self._parts: list[str] = []  # folded text of the parts read so far
+        self._pending: Iterator[str] | None = None  # the parts not read yet
+        self._header_block: str | None = None
+
+    def need_meta(self) -> MessageMeta:
+        if self.meta is None:
+            raise ValueError("this search key needs the message meta; see plan_search")
+        return self.meta
+
+    def need_raw(self) -> bytes:
+        if self.raw is None:
+            raise ValueError("this search key needs the raw message; see plan_search")
+        return self.raw
+
+    def header(self, key: SearchHeader) -> bool:
+        needle = searchtext.fold(key.value)
+        if key.name in _META_FIELDS:
+            meta = self.need_meta()
+            if not needle:
+                return key.name in meta.raw_headers
+            value = meta.text_headers.get(key.name)
+            return value is not None and needle in searchtext.fold(value)
+        end = None if self.meta is None else self.meta.header_size
+        values = searchtext.header_field_texts(self.need_raw(), key.name, end)
+        if not needle:
+            return bool(values)  # RFC 9051 §6.4.4: an empty string matches a present field
+        return any(needle in searchtext.fold(v) for v in values)
+
+    def body(self, value: str) -> bool:
+        needle = searchtext.fold(value)
+        if any(needle in text for text in self._parts):
+            return True
+        if self._pending is None and not self._parts:
+            self._pending = searchtext.body_texts(self.need_raw(), self.need_meta())
+        if self._pending is not None:
+            # Parts are decoded and folded only until one matches; a later key resumes here.
+            for text in self._pending:
+                folded = searchtext.fold(text)
+                self._parts.append(folded)
+                if needle in folded:
+                    return True
+            self._pending = None
+        return False
+
+    def text(self, value: str) -> bool:
+        needle = searchtext.fold(value)
+        if self._header_block is None:
+            end = None if self.meta is None else self.meta.header_size
+            block = searchtext.header_block_text(self.need_raw(), end)
+            self._header_block = searchtext.fold(block)
+        return needle in self._header_block or self.body(value)
+
+    def sent_day(self) -> date | None:
+        when: datetime | None = self.need_meta().date
+        return None if when is None else when.date()
+
+    def matches(self, key: SearchKey) -> bool:
+        info = self.info
+        match key:
+            case SearchAll():
+                return True
+            case SearchFlag(flag, present):
+                return _has_flag(info.flags, flag) == present
+            case SearchRecent(recent):
+                return self.recent == recent
+            case SearchSize(larger, size):
+                return info.size > size if larger else info.size < size
+            case SearchSequence(sset):
+                if sset.saved:
+                    return info.uid in self.view.saved  # RFC 5182 §2.1
+                return _in_set(sset, self.seq, self.view.max_seq)
+            case SearchUid(uids):
+                if uids.saved:
+                    return info.uid in self.view.saved
+                return _in_set(uids, info.uid, self.view.max_uid)
+            case SearchModSeq(modseq):
+                return info.modseq >= modseq  # RFC 7162 §3.1.5
+            case SearchDate(field, op, day):
+                return self.date(field, op, day)
+            case SearchHeader():
+                return self.header(key)
+            case SearchBody(value):
+                return self.body(value)
+            case SearchText(value):
+                return self.text(value)
+            case SearchNot(inner):
+                return not self.matches(inner)
+            case SearchOr(left, right):
+                return self.matches(left) or self.matches(right)
+            case SearchAnd(keys):
+                return all(self.matches(k) for k in keys)
+            case _:
+                assert_never(key)
+
+    def date(self, field: DateField, op: DateOp, wanted: date) -> bool:
+        if field is DateField.INTERNAL:
+            # RFC 9051 §6.4.4: the day of the internal date in its own zone
+            return _compare_day(self.info.internal_date.date(), op, wanted)
+        day = self.sent_day()
+        return day is not None and _compare_day(day, op, wanted)
+
+
+def matches(
+    tree: SearchKey,
+    seq: int,
+    info: MessageInfo,
+    meta: MessageMeta | None,
+    raw: bytes | None,
+    view: SearchView,
+    *,
+    recent: bool = False,
+) -> bool:
+    """Whether message ``seq`` matches ``tree``.
+
+    ``meta`` and ``raw`` may be None when ``plan_search`` said they are not needed; ``recent``
+    says whether the session counts this message as recent (RFC 3501 §6.4.4 RECENT, NEW, OLD).
+    Raises ``ValueError`` only when data the plan asked for is missing.
+    """
+    return _Message(seq, info, meta, raw, view, recent).matches(tree)
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+def search_response(numbers: Sequence[int], *, modseq: int | None = None) -> bytes:
+    """``* SEARCH 2 4 7 (MODSEQ 917162500)``; no MODSEQ when nothing matched (RFC 7162 §3.1.5)."""
+    return responses.search(numbers, modseq if numbers else None)
+
+
+def esearch_response(
+    tag: str,
+    uid: bool,
+    return_opts: Iterable[str] | None,
+    matched: Sequence[int],
+    *,
+    modseq: int | None = None,
+) -> bytes:
+    """The ESEARCH response for ``SEARCH RETURN (...)`` (RFC 4731 §3.1).
+
+    No options (or an empty list) means ALL. MIN, MAX and ALL are left out when nothing
+    matched, COUNT is always given. SAVE alone produces no response at all (RFC 5182 §2.1):
+    the result is returned as b"" and the session only stores it.
+    """
+    opts = frozenset(o.upper() for o in (return_opts or ()))
+    if not opts:
+        opts = frozenset({"ALL"})
+    if opts == {"SAVE"}:
+        return b""
+    found = bool(matched)
+    return responses.esearch(
+        tag,
+        uid=uid,
+        minimum=min(matched) if found and "MIN" in opts else None,
+        maximum=max(matched) if found and "MAX" in opts else None,
+        all_numbers=matched if found and "ALL" in opts else None,
+        count=len(matched) if "COUNT" in opts else None,
+        modseq=modseq if found else None,  # RFC 7162 §3.1.5: only with a non-empty result
+    )

@@ -1,0 +1,280 @@
+"""The SMTP session: what courriel answers to each event of the sans-IO core.
+
+Theory of operation
+-------------------
+``SmtpSession.handle`` takes one event from ``courriel.wire.smtp.SmtpConnection`` and returns the
+one reply the core then sends. The core does syntax, order and limits; the session decides
+policy, in one of two modes chosen by the listener:
+
+* ``Mode.SUBMISSION`` (587 with STARTTLS, 465 implicit TLS; RFC 6409, RFC 8314): AUTH is
+  required before MAIL (530 5.7.0); the envelope sender and every From address must belong to
+  the authenticated user (550 5.7.1); recipients in our domains are delivered at once, others
+  are handed to the outbound ``Queue`` (which may refuse them at RCPT time); Date and
+  Message-ID are added when missing (RFC 6409 §8).
+* ``Mode.MX`` (25): mail is accepted only for our domains (554 5.7.1 relay denied otherwise,
+  whatever routing trick the address holds); unknown users get 550 5.1.1; AUTH is not offered.
+
+A transaction starts with an accepted MAIL: every RCPT and the message that follow belong to the
+last accepted MAIL, because the core only lets them through in that state. Recipients are
+resolved at RCPT time (aliases, plus-addresses, catch-all; quota checked then, 452 4.2.2), and
+the message is stored for all local recipients with one ``Store.append`` call; the 250 is only
+returned after it, so it acknowledges a durable message. A quota exceeded by the message itself
+refuses the whole message (452 4.2.2): one append is all or nothing. Remote recipients are
+queued before the local append; should that append then fail, the client's retry may queue the
+remote copy twice -- a duplicate rather than a loss (RFC 5321 §6.1). The caller holds the
+connection's transaction guard around ``handle`` for message events, so shutdown lets the
+store write and its acknowledgement finish.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import assert_never
+
+from courriel.accounts.authenticator import Authenticator
+from courriel.accounts.ratelimit import AuthLimiter
+from courriel.logs import kv
+from courriel.mail import delivery
+from courriel.queue.outbound import Envelope, Queue, QueueError, Recipient
+from courriel.session import smtp_policy as policy
+from courriel.session.smtp_auth import SmtpAuth
+from courriel.store.base import OverQuota, Store, StoreError
+from courriel.wire.smtp import Mode, Reply, SmtpConnection
+from courriel.wire.smtp import events as ev
+from courriel.wire.smtp import replies as r
+
+log = logging.getLogger("courriel.smtp")
+
+Clock = Callable[[], datetime]
+
+MESSAGE_OVER_QUOTA = Reply(
+    452, "4.2.2", "a recipient's mailbox is full: nothing was delivered, try again later"
+)
+NULL_SENDER = Reply(
+    550, "5.7.1", "you may only send as addresses you own: <> is reserved for bounces"
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionServices:
+    """The interfaces a session uses, shared by every session of one listener."""
+
+    store: Store
+    authenticator: Authenticator
+    limiter: AuthLimiter
+    queue: Queue
+    hostname: str
+    clock: Clock = _utc_now
+
+
+@dataclass(frozen=True, slots=True)
+class TlsDetails:
+    version: str
+    cipher: str
+    bits: int
+
+
+class _Transaction:
+    """The envelope being collected between MAIL and the end of the message."""
+
+    __slots__ = ("params", "recipients", "remote", "sender", "user_ids")
+
+    def __init__(self, event: ev.MailFrom) -> None:
+        self.sender = "" if event.path is None else event.path.mailbox
+        self.params = event.params
+        self.user_ids: dict[int, None] = {}
+        self.remote: dict[str, Recipient] = {}
+        self.recipients: list[str] = []  # every accepted address, in order
+
+
+class SmtpSession:
+    def __init__(
+        self, services: SessionServices, conn: SmtpConnection, mode: Mode, client_ip: str
+    ) -> None:
+        self._s = services
+        self._conn = conn
+        self._mode = mode
+        self._ip = client_ip
+        self._auth = SmtpAuth(services.authenticator, services.limiter, client_ip)
+        self._helo = ""
+        self._esmtp = False
+        self._tls: TlsDetails | None = None
+        self._tx: _Transaction | None = None
+
+    @property
+    def user(self) -> str | None:
+        """The authenticated user's address, if any."""
+        return None if self._auth.user is None else self._auth.user.address
+
+    def tls_started(self, details: TlsDetails | None) -> None:
+        """TLS is up (implicit, or after STARTTLS): forget the plaintext session (RFC 3207 §4.2)."""
+        self._tls = details
+        self._helo = ""
+        self._esmtp = False
+        self._tx = None
+        self._auth.reset()
+
+    async def handle(self, event: ev.Event) -> Reply:
+        match event:
+            case ev.Ehlo(domain=domain):
+                self._helo, self._esmtp, self._tx = domain, True, None
+                return self._conn.ehlo_reply()
+            case ev.Helo(domain=domain):
+                self._helo, self._esmtp, self._tx = domain, False, None
+                return self._conn.helo_reply()
+            case ev.MailFrom():
+                return await self._mail(event)
+            case ev.RcptTo():
+                return await self._rcpt(event)
+            case ev.Data():
+                return r.START_DATA
+            case ev.MessageData(message=message) | ev.BdatLast(message=message):
+                return await self._message(message)
+            case ev.BdatChunk(size=size):
+                return Reply(250, "2.0.0", f"{size} octets received")  # RFC 3030 §2
+            case ev.Rset():
+                self._tx = None
+                return r.RESET_OK
+            case ev.Noop():
+                return r.NOOP_OK
+            case ev.Quit():
+                return Reply(221, "2.0.0", f"{self._s.hostname} closing the connection")
+            case ev.Vrfy():
+                return r.CANNOT_VRFY  # RFC 5321 §3.5.3: no address harvesting
+            case ev.Help():
+                return r.HELP
+            case ev.StartTls():
+                return r.READY_FOR_TLS  # RFC 3207 §4
+            case ev.Auth(mechanism=mechanism, initial_response=initial):
+                return await self._auth.start(mechanism, initial)
+            case ev.AuthResponse(data=data):
+                return await self._auth.step(data)
+            case _:
+                assert_never(event)
+
+    # --- envelope -----------------------------------------------------------------------------
+
+    async def _mail(self, event: ev.MailFrom) -> Reply:
+        self._tx = None
+        if self._mode is Mode.SUBMISSION:
+            user = self._auth.user
+            if user is None:
+                return r.AUTH_REQUIRED  # RFC 6409 §4.3, RFC 4954 §6: 530 5.7.0
+            if event.path is None:
+                return NULL_SENDER
+            try:
+                if not await policy.owns(self._s.store, user, event.path.mailbox):
+                    return policy.NOT_OWNER  # RFC 6409 §6.1
+            except StoreError:
+                return policy.TEMPORARY
+        self._tx = _Transaction(event)
+        return r.SENDER_OK
+
+    async def _rcpt(self, event: ev.RcptTo) -> Reply:
+        tx = self._tx
+        assert tx is not None  # the core only passes RCPT after an accepted MAIL
+        try:
+            verdict = await policy.classify_recipient(
+                self._s.store,
+                self._s.queue,
+                event.path,
+                may_relay=self._mode is Mode.SUBMISSION and self._auth.user is not None,
+                hostname=self._s.hostname,
+                declared_size=tx.params.size or 0,
+            )
+        except StoreError:
+            return policy.TEMPORARY  # RFC 3463 4.3.0
+        if verdict.reply is not None:
+            return verdict.reply
+        for user_id in verdict.user_ids:
+            tx.user_ids[user_id] = None
+        params = event.params
+        notify = None if params.notify is None else tuple(sorted(n.value for n in params.notify))
+        orcpt = None if params.orcpt is None else f"{params.orcpt_type};{params.orcpt}"
+        for address in verdict.remote:
+            tx.remote[address] = Recipient(address, notify, orcpt)  # RFC 3461 §4
+        tx.recipients.append(verdict.address)
+        return r.RECIPIENT_OK
+
+    # --- the message --------------------------------------------------------------------------
+
+    async def _message(self, message: bytes) -> Reply:
+        tx, self._tx = self._tx, None
+        assert tx is not None
+        now = self._s.clock()
+        if self._mode is Mode.SUBMISSION:
+            refusal = await self._check_from(message)
+            if refusal is not None:
+                return refusal
+            message = delivery.submission_fixups(message, self._s.hostname, now)
+        queue_id = delivery.new_queue_id()
+        try:
+            if tx.remote:
+                received = delivery.received_field(self._trace(queue_id), tx.recipients, now)
+                await self._s.queue.enqueue(self._envelope(tx), received + message)
+            if tx.user_ids:
+                trace = delivery.trace_headers(
+                    self._trace(queue_id), tx.recipients, now, return_path=tx.sender
+                )
+                await delivery.deliver_local(self._s.store, list(tx.user_ids), trace + message, now)
+        except OverQuota:
+            return MESSAGE_OVER_QUOTA
+        except StoreError as e:
+            log.error("message not stored: %s", e, extra=kv(id=queue_id))
+            return policy.TEMPORARY  # RFC 3463 4.3.0: nothing was stored
+        except QueueError as e:
+            code = 451 if e.refusal.temporary else 554
+            return Reply(code, e.refusal.enhanced, e.refusal.text)
+        log.info(
+            "message accepted",
+            extra=kv(id=queue_id, sender=tx.sender, rcpts=len(tx.recipients), size=len(message)),
+        )
+        return Reply(250, "2.0.0", f"message accepted as {queue_id}")
+
+    async def _check_from(self, message: bytes) -> Reply | None:
+        """RFC 6409 §6.1: the From addresses must be the authenticated user's."""
+        user = self._auth.user
+        assert user is not None  # MAIL needs AUTH in submission mode
+        addresses = delivery.from_addresses(message)
+        if not addresses:
+            return policy.NO_FROM
+        try:
+            for address in addresses:
+                if not await policy.owns(self._s.store, user, address):
+                    return policy.FROM_NOT_OWNER
+        except StoreError:
+            return policy.TEMPORARY
+        return None
+
+    def _trace(self, queue_id: str) -> delivery.TraceInfo:
+        tls = self._tls
+        return delivery.TraceInfo(
+            helo=self._helo,
+            client_ip=self._ip,
+            hostname=self._s.hostname,
+            esmtp=self._esmtp,
+            tls_version=tls.version if tls else None,
+            tls_cipher=tls.cipher if tls else None,
+            tls_bits=tls.bits if tls else 0,
+            authenticated=self._auth.user is not None,
+            queue_id=queue_id,
+        )
+
+    def _envelope(self, tx: _Transaction) -> Envelope:
+        p = tx.params
+        return Envelope(
+            sender=tx.sender,
+            recipients=tuple(tx.remote.values()),
+            ret=p.ret.value if p.ret else None,
+            envid=p.envid,
+            smtputf8=p.smtputf8,
+            body=p.body.value if p.body else None,
+            authenticated_as=self.user,
+        )
