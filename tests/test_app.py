@@ -87,7 +87,7 @@ async def test_serve_binds_greets_prints_settings_and_stops(
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", ports["imaps"], ssl=_insecure_client()
         )
-        assert (await _line(reader)).startswith(b"* BYE [UNAVAILABLE] courriel: IMAP service")
+        assert (await _line(reader)).startswith(b"* OK [CAPABILITY IMAP4rev1")
         await _close(writer)
         reader, writer = await asyncio.open_connection("127.0.0.1", ports["smtp"])
         assert await _line(reader) == b"220 mail.test ESMTP ready\r\n"
@@ -104,7 +104,8 @@ async def test_serve_binds_greets_prints_settings_and_stops(
         assert "mail.test or 127.0.0.1" in row
         assert ("SSL/TLS" if name.endswith("s") else "STARTTLS") in row
     assert (tmp_path / "tls" / "cert.pem").exists()  # self-signed on first run
-    with socket.socket() as s:  # the ports are free again
+    with socket.socket() as s:  # nothing listens any more (TIME_WAIT may remain)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", ports["imaps"]))
 
 
@@ -158,7 +159,7 @@ SERVER = textwrap.dedent(
     from courriel import app
     from courriel.config import load
     from courriel.net.listener import ProtocolHandlers
-    from courriel.net.placeholder import imap
+    from courriel.testing.placeholder import imap
 
     def echo(application):
         async def serve(stream, ctx):

@@ -44,6 +44,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import courriel.net.imap
+import courriel.net.pop3
 import courriel.net.smtp
 from courriel import clientsettings, logs
 from courriel.accounts.authcache import AuthCache
@@ -52,7 +54,6 @@ from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config
 from courriel.logs import kv
-from courriel.net import placeholder
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
 from courriel.net.tls import TLSError, TLSManager
@@ -95,19 +96,11 @@ HandlerFactory = Callable[[App], ProtocolHandlers]
 StoreOpener = Callable[[Config], Awaitable[Store]]
 
 
-def _placeholder(make: Callable[[str], ProtocolHandlers]) -> HandlerFactory:
-    def factory(app: App) -> ProtocolHandlers:
-        return make(app.hostname)
-
-    return factory
-
-
-# protocol name -> factory. A protocol engine replaces its placeholder here, e.g.
-# "imap": courriel.net.imap.handlers,
+# protocol name -> factory: each protocol engine's one entry point.
 handlers: dict[str, HandlerFactory] = {
     "smtp": courriel.net.smtp.handlers,
-    "imap": _placeholder(placeholder.imap),
-    "pop3": _placeholder(placeholder.pop3),
+    "imap": courriel.net.imap.handlers,
+    "pop3": courriel.net.pop3.handlers,
 }
 
 

@@ -20,7 +20,7 @@ Clients must verify the server: ``MailServer.cert_path`` is the self-signed cert
 names are the host name, ``localhost`` and ``127.0.0.1``) and ``ssl_context()`` trusts it alone.
 
 A protocol engine that is not built yet answers with the placeholder greeting
-(``courriel.net.placeholder``); ``require_protocol`` skips a test with the line the server sent,
+(``courriel.testing.placeholder``); ``require_protocol`` skips a test with the line the server sent,
 so a missing engine shows as a skip with its reason, never as a pass.
 """
 
@@ -258,8 +258,8 @@ class MailServer:
         return self.call(self.store.read_message(self.mailbox(account, mailbox).id, uid))
 
     @staticmethod
-    def make_message(subject: str, body: str = "") -> bytes:
-        return make_message(subject, body)
+    def make_message(subject: str, body: str = "", *, sender: str = "bob@example.net") -> bytes:
+        return make_message(subject, body, sender=sender)
 
     def bodies(self, account: Account, mailbox: str) -> list[bytes]:
         """The stored bytes of every message in the mailbox, in UID order."""

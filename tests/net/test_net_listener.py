@@ -20,7 +20,6 @@ from runtime_support import (
 
 from courriel import logs
 from courriel.config import Config, LimitsConfig, LogConfig
-from courriel.net import placeholder
 from courriel.net.listener import (
     ConnectionContext,
     Connections,
@@ -29,6 +28,7 @@ from courriel.net.listener import (
     limit_key,
 )
 from courriel.net.stream import Stream
+from courriel.testing import placeholder
 
 
 @pytest.mark.parametrize(

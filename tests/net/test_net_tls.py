@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import hashes
 from runtime_support import HOSTNAME, ServeFactory, client_context, close, read_line
 
 from courriel.config import Config, TLSConfig
-from courriel.net import placeholder
 from courriel.net.tls import (
     TLSError,
     TLSManager,
@@ -24,6 +23,7 @@ from courriel.net.tls import (
     ensure_self_signed,
     make_self_signed,
 )
+from courriel.testing import placeholder
 
 
 def test_self_signed_is_made_once_and_reused(tmp_path: Path) -> None:

@@ -390,9 +390,14 @@ class Listener:
         except Exception:
             log.exception("session failed")
         finally:
-            await stream.close()
-            seconds = round(time.monotonic() - ctx.started, 3)
-            log.info("disconnected", extra=kv(seconds=seconds))
+            try:
+                await stream.close()
+            except asyncio.CancelledError:
+                stream.abort()  # cancelled while TLS waited for the peer: do not leak the socket
+                raise
+            finally:
+                seconds = round(time.monotonic() - ctx.started, 3)
+                log.info("disconnected", extra=kv(seconds=seconds))
 
     async def _goodbye(self, stream: Stream) -> None:
         with contextlib.suppress(TimeoutError, OSError, ssl.SSLError):

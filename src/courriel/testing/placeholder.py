@@ -1,12 +1,14 @@
-"""Honest stand-ins for protocol engines this build does not include.
+"""Minimal protocol handlers: an honest "service not available" greeting and refusal.
+
+The listener and TLS tests use them to exercise the runtime without a protocol engine; they
+were also the stand-ins while the engines were being built.
 
 Theory of operation
 -------------------
 Each function returns the ``ProtocolHandlers`` of one protocol: a handler that greets with the
 protocol's own "service not available" reply and closes, and the protocol's refusal for
 connection limits and shutdown. A client therefore learns in its own language that the service is
-off, instead of hanging or reading a foreign banner. ``courriel.app.handlers`` maps each protocol
-to its factory; a protocol engine takes its place by replacing one entry there.
+off, instead of hanging or reading a foreign banner.
 
 The refusal lines are the same ones the real engines send:
 

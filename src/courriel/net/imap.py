@@ -1,0 +1,211 @@
+"""The IMAP listeners (143 with STARTTLS, 993 with implicit TLS): bytes to the session and back.
+
+Theory of operation
+-------------------
+``handlers(app)`` returns the ``ProtocolHandlers`` the listeners run. Per connection,
+``serve`` greets, then loops: take the next event from the core (``session.conn``), hand it
+to the session, and read more bytes when the core needs them. Reading has a timeout that
+depends on the state: ``login_timeout`` before authentication, ``autologout`` after it (RFC
+9051 §5.4 asks for at least 30 minutes, which also bounds an IDLE). During IDLE the read races
+the session's ``wake`` event, so a change made by another session is sent at once.
+
+STARTTLS and COMPRESS switch the layer under the protocol; bytes the client sent before the
+switch cannot be trusted to belong to the new layer (RFC 9051 §6.2.1, RFC 4978 §3), so the
+connection is closed when the core holds any (``trailing_data``) or the stream has buffered
+any (``Stream.start_tls`` checks). COMPRESS=DEFLATE is raw deflate (zlib ``wbits=-15``) in
+both directions, each write ending with a sync flush so the client can decode it at once.
+
+Shutdown: a session waiting for its client (IDLE included) gets ``ShuttingDown`` from the read
+and says ``* BYE server shutting down``; one that has a command in hand checks ``ctx.closing``
+at the next command boundary and says the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
+
+from courriel.net.listener import ConnectionContext, ProtocolHandlers, Refusal
+from courriel.net.stream import ShuttingDown, Stream, StreamTimeout
+from courriel.session.imap import Action, Session
+from courriel.session.imap_state import MAX_SESSIONS_PER_USER, UserSessions
+from courriel.wire.errors import ProtocolError
+from courriel.wire.imap import responses as r
+from courriel.wire.imap.events import ConnectionClosed, NeedData
+
+if TYPE_CHECKING:
+    from courriel.app import App
+
+LOGIN_TIMEOUT = 60.0
+AUTOLOGOUT = 30 * 60.0
+HANDSHAKE_TIMEOUT = 30.0
+BYE_SHUTDOWN = b"* BYE server shutting down\r\n"
+
+
+class _Closed(Exception):  # noqa: N818 - reads as an event
+    """The session said BYE on its own (its selected mailbox was deleted)."""
+
+
+class Channel:
+    """The stream, with DEFLATE once COMPRESS is active; the session's ``Io``."""
+
+    def __init__(self, stream: Stream, ctx: ConnectionContext) -> None:
+        self.stream = stream
+        self.ctx = ctx
+        self._inflate: zlib._Decompress | None = None
+        self._deflate: zlib._Compress | None = None
+
+    async def send(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._deflate is not None:
+            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        await self.stream.send(data)
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        return self.ctx.transaction()
+
+    async def read(self, timeout: float) -> bytes:  # noqa: ASYNC109
+        while True:
+            data = await self.stream.read(timeout=timeout)
+            if self._inflate is None or not data:
+                return data
+            try:
+                plain = self._inflate.decompress(data)
+            except zlib.error:
+                return b""  # not DEFLATE data: the client broke RFC 4978 §4, end as if closed
+            if plain:
+                return plain
+
+    def start_compression(self) -> None:
+        """Switches both directions to raw DEFLATE (RFC 4978 §4: RFC 1951, no zlib header)."""
+        self._deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+        self._inflate = zlib.decompressobj(-15)
+
+
+class ImapConnection:
+    """One client connection: the read loop around a ``Session``."""
+
+    def __init__(
+        self,
+        app: App,
+        stream: Stream,
+        ctx: ConnectionContext,
+        sessions: UserSessions,
+        *,
+        login_timeout: float,
+        autologout: float,
+    ) -> None:
+        self.app = app
+        self.stream = stream
+        self.ctx = ctx
+        self.channel = Channel(stream, ctx)
+        self.login_timeout = login_timeout
+        self.autologout = autologout
+        self.session = Session(
+            store=app.store,
+            auth=app.auth,
+            limiter=app.limiter,
+            io=self.channel,
+            hostname=app.hostname,
+            peer_ip=ctx.peer[0],
+            tls=stream.tls is not None,
+            appendlimit=app.cfg.limits.max_message_bytes,
+            sessions=sessions,
+        )
+
+    async def run(self) -> None:
+        try:
+            await self.channel.send(self.session.greeting())
+            await self._loop()
+        except ShuttingDown:
+            with contextlib.suppress(OSError, StreamTimeout):
+                await self.channel.send(BYE_SHUTDOWN)
+        except _Closed:
+            pass
+        except StreamTimeout:
+            text = "Autologout; idle for too long" if self.session.authenticated else "No login"
+            with contextlib.suppress(OSError, StreamTimeout):
+                await self.channel.send(r.untagged("BYE", f"{text}, closing"))
+        finally:
+            await self.session.logout()
+
+    async def _loop(self) -> None:
+        conn = self.session.conn
+        while True:
+            try:
+                event = conn.next_event()
+            except ProtocolError as e:
+                await self.channel.send(e.reply)
+                if e.fatal:
+                    return
+                continue
+            if isinstance(event, ConnectionClosed):
+                return
+            if isinstance(event, NeedData):
+                conn.receive_data(await self._read())
+                continue
+            if self.ctx.closing.is_set():
+                raise ShuttingDown(Refusal.SHUTTING_DOWN.value)
+            action = await self.session.handle(event)
+            if action is Action.CLOSE:
+                return
+            if action is Action.STARTTLS:
+                if conn.trailing_data:
+                    return  # RFC 9051 §6.2.1: clear text pipelined after STARTTLS
+                await self.stream.start_tls(
+                    self.app.tls.context, handshake_timeout=HANDSHAKE_TIMEOUT
+                )
+                self.session.tls = True
+            elif action is Action.COMPRESS:
+                if conn.trailing_data:
+                    return  # RFC 4978 §3: nothing may be sent before the OK was read
+                self.channel.start_compression()
+
+    async def _read(self) -> bytes:
+        timeout = self.autologout if self.session.authenticated else self.login_timeout
+        if not self.session.conn.idling:
+            return await self.channel.read(timeout)
+        reader = asyncio.create_task(self.channel.read(timeout))
+        try:
+            while True:
+                waker = asyncio.create_task(self.session.wake.wait())
+                done, _ = await asyncio.wait({reader, waker}, return_when=asyncio.FIRST_COMPLETED)
+                if waker in done:
+                    await self.channel.send(await self.session.idle_update())
+                    if self.session.bye:
+                        raise _Closed
+                else:
+                    waker.cancel()
+                if reader in done:
+                    return reader.result()
+        finally:
+            if not reader.done():
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+
+
+def handlers(
+    app: App,
+    *,
+    login_timeout: float = LOGIN_TIMEOUT,
+    autologout: float = AUTOLOGOUT,
+    sessions_per_user: int = MAX_SESSIONS_PER_USER,
+) -> ProtocolHandlers:
+    """The IMAP handlers; the keyword arguments exist so tests can shorten the limits."""
+    sessions = UserSessions(sessions_per_user)
+
+    async def serve(stream: Stream, ctx: ConnectionContext) -> None:
+        conn = ImapConnection(
+            app, stream, ctx, sessions, login_timeout=login_timeout, autologout=autologout
+        )
+        await conn.run()
+
+    async def refuse(stream: Stream, refusal: Refusal) -> None:
+        await stream.send(r.untagged("BYE", f"{app.hostname} {refusal.value}", r.UNAVAILABLE))
+
+    return ProtocolHandlers(serve=serve, refuse=refuse)

@@ -1,0 +1,94 @@
+"""APPEND (with MULTIAPPEND and APPENDLIMIT) and the QUOTA commands.
+
+Theory of operation
+-------------------
+A literal is approved before it is read: when the client announces ``{n}``, ``literal_allowed``
+compares the bytes the command would carry in all (MULTIAPPEND sends several literals) with
+APPENDLIMIT, and the session answers ``NO [TOOBIG]`` at once when it is over (RFC 7889 §4),
+so the client never sends the message.
+
+Each message is parsed once here (``courriel.mail.message.parse``) and its parse stored as
+``NewMessage.meta``; all messages of one command go to the store in one ``append`` call, all
+or nothing (RFC 3502 §6.3.11). The tagged OK with APPENDUID (RFC 4315 §3) is written inside
+the connection's transaction after ``append`` returned, so shutdown cannot separate a stored
+message from its acknowledgement and no OK is ever sent for a message that is not durable.
+
+QUOTA (RFC 9208): the user's quota root is "" and covers all their mailboxes. STORAGE is
+reported in units of 1024 octets, and only when the user has a limit, since a QUOTA response
+must give one; with no limit GETQUOTAROOT names no root. SETQUOTA is refused: administrators
+set quotas with the command line.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from courriel.mail.message import parse
+from courriel.session.imap_state import Io, SessionState
+from courriel.store.base import NewMessage
+from courriel.wire.imap import commands as c
+from courriel.wire.imap import responses as r
+from courriel.wire.imap.events import LiteralRequest
+
+QUOTA_ROOT = ""
+
+
+def literal_allowed(req: LiteralRequest, appendlimit: int) -> bool:
+    """Whether the announced literal may be sent (RFC 7889: APPENDLIMIT for APPEND)."""
+    if req.command != "APPEND":
+        return True  # other literals are small and bounded by the core's own limit
+    return req.received + req.size <= appendlimit
+
+
+async def append(state: SessionState, io: Io, cmd: c.Append) -> bytes | None:
+    """Stores the messages; sends the OK itself (returns None) or returns the refusal."""
+    box = await state.store.get_mailbox(state.user_id, cmd.mailbox)
+    if box is None:
+        return r.no(cmd.tag, "No such mailbox", r.TRYCREATE)  # RFC 9051 §6.3.12
+    if sum(len(m.data) for m in cmd.messages) > state.appendlimit:
+        return r.no(cmd.tag, "Message too big", r.TOOBIG)  # RFC 7889 §4
+    now = datetime.now(UTC).replace(microsecond=0)
+    items = []
+    for m in cmd.messages:
+        flags = frozenset(f for f in m.flags if f.upper() != "\\RECENT")
+        meta = parse(m.data).to_bytes()
+        items.append((box.id, NewMessage(m.data, m.internal_date or now, flags, meta)))
+    view = state.view
+    async with io.transaction():
+        appended = await state.store.append(items)
+        out = [view.learn_keywords(f for m in cmd.messages for f in m.flags) if view else b""]
+        if view is not None and view.mailbox.id == box.id:
+            view.dirty = True  # RFC 9051 §6.3.12: EXISTS for the selected mailbox
+            out.append(await state.refresh(allow_expunge=True))
+        code = r.appenduid(appended[0].uidvalidity, [a.uid for a in appended])  # RFC 4315 §3
+        out.append(r.ok(cmd.tag, "APPEND completed", code))
+        await io.send(b"".join(out))
+    return None
+
+
+async def getquotaroot(state: SessionState, cmd: c.GetQuotaRoot) -> bytes:
+    if await state.store.get_mailbox(state.user_id, cmd.mailbox) is None:
+        return r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
+    usage = await state.store.quota_usage(state.user_id)
+    if usage.limit_bytes is None:
+        return r.quotaroot(cmd.mailbox, [], utf8=state.utf8) + r.ok(cmd.tag, "No quota")
+    out = [r.quotaroot(cmd.mailbox, [QUOTA_ROOT], utf8=state.utf8), await _quota(state)]
+    return b"".join(out) + r.ok(cmd.tag, "GETQUOTAROOT completed")
+
+
+async def _quota(state: SessionState) -> bytes:
+    usage = await state.store.quota_usage(state.user_id)
+    assert usage.limit_bytes is not None
+    kib = (usage.bytes + 1023) // 1024
+    return r.quota(QUOTA_ROOT, [("STORAGE", kib, usage.limit_bytes // 1024)])  # RFC 9208 §5.1
+
+
+async def getquota(state: SessionState, cmd: c.GetQuota) -> bytes:
+    usage = await state.store.quota_usage(state.user_id)
+    if cmd.root != QUOTA_ROOT or usage.limit_bytes is None:
+        return r.no(cmd.tag, "No such quota root", r.NONEXISTENT)  # RFC 9208 §4.2
+    return await _quota(state) + r.ok(cmd.tag, "GETQUOTA completed")
+
+
+def setquota(cmd: c.SetQuota) -> bytes:
+    return r.no(cmd.tag, "Quotas are set by the administrator", r.NOPERM)  # RFC 9208 §4.5

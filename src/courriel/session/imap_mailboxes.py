@@ -1,0 +1,294 @@
+"""Mailbox commands: CREATE, DELETE, RENAME, (UN)SUBSCRIBE, LIST, LSUB, STATUS, NAMESPACE.
+
+Theory of operation
+-------------------
+Each handler takes the store, the user and the parsed command and returns the complete
+response bytes (untagged lines and the tagged one). Mailbox names arrive as ``str`` (the core
+decoded modified UTF-7 or took UTF-8) and are keys in the user's own rows, so no name can reach
+another user's mail; ``check_name`` still refuses names that would make the hierarchy ambiguous
+(empty levels, a leading "/", wildcards, control characters) with ``NO [CANNOT]``.
+
+The hierarchy delimiter is "/" and there is one personal namespace with an empty prefix.
+CREATE and RENAME create missing parents (RFC 9051 §6.3.4 SHOULD; the store does not). DELETE
+leaves children in place (RFC 9051 §6.3.5); a name that exists only because it has children is
+listed ``\\NonExistent`` (IMAP4rev2) or ``\\Noselect`` (IMAP4rev1) with ``\\HasChildren``.
+
+LIST follows RFC 5258 (LIST-EXTENDED): selection options SUBSCRIBED, RECURSIVEMATCH,
+SPECIAL-USE and REMOTE (no remote mailboxes exist), return options SUBSCRIBED, CHILDREN,
+SPECIAL-USE and STATUS (RFC 5819). Children and special-use attributes are always returned,
+which RFC 9051 §6.3.9 requires and RFC 5258 allows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from courriel.store.base import AlreadyExists, Mailbox, NotFound, Store, StoreError
+from courriel.wire.imap import commands as c
+from courriel.wire.imap import responses as r
+
+DELIMITER = "/"
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f*%]")
+
+
+class NameRefusedError(ValueError):
+    """A mailbox name courriel will not create (the text says why)."""
+
+
+def check_name(name: str) -> str:
+    """The name to store, without a trailing delimiter; ``NameRefusedError`` when unusable."""
+    if name.endswith(DELIMITER):
+        name = name[:-1]  # RFC 9051 §6.3.4: a trailing delimiter only declares the intent
+    if not name or name.startswith(DELIMITER):
+        raise NameRefusedError("Mailbox names may not be empty or start with /")
+    if _BAD_CHARS.search(name):
+        raise NameRefusedError("Mailbox names may not contain control characters, * or %")
+    if any(not level for level in name.split(DELIMITER)):
+        raise NameRefusedError("Mailbox names may not have empty levels")
+    if name.upper() == "INBOX" or name.upper().startswith("INBOX/"):
+        name = "INBOX" + name[5:]  # RFC 9051 §5.1: INBOX is case-insensitive
+    return name
+
+
+def parents(name: str) -> list[str]:
+    levels = name.split(DELIMITER)
+    return [DELIMITER.join(levels[:i]) for i in range(1, len(levels))]
+
+
+def refused(tag: str, e: NameRefusedError) -> bytes:
+    return r.no(tag, str(e), r.CANNOT)
+
+
+async def _create_parents(store: Store, user_id: int, name: str) -> None:
+    existing = {m.name for m in await store.list_mailboxes(user_id)}
+    for parent in parents(name):
+        if parent not in existing:
+            with contextlib.suppress(AlreadyExists):  # made meanwhile: what we wanted
+                await store.create_mailbox(user_id, parent)
+
+
+async def create(store: Store, user_id: int, cmd: c.Create) -> bytes:
+    try:
+        name = check_name(cmd.mailbox)
+    except NameRefusedError as e:
+        return refused(cmd.tag, e)
+    if len(cmd.special_use) > 1:
+        # RFC 6154 §3: a server may refuse combinations it cannot store
+        return r.no(cmd.tag, "Only one special-use attribute per mailbox", r.USEATTR)
+    special = cmd.special_use[0] if cmd.special_use else None
+    if special == "\\All" or special == "\\Flagged":
+        return r.no(cmd.tag, "Virtual mailboxes are not supported", r.USEATTR)  # RFC 6154 §3
+    await _create_parents(store, user_id, name)
+    try:
+        await store.create_mailbox(user_id, name, special_use=special)
+    except AlreadyExists:
+        return r.no(cmd.tag, "Mailbox already exists", r.ALREADYEXISTS)  # RFC 5530
+    return r.ok(cmd.tag, "CREATE completed")
+
+
+async def delete(store: Store, user_id: int, cmd: c.Delete) -> bytes:
+    if cmd.mailbox.upper() == "INBOX":
+        return r.no(cmd.tag, "INBOX cannot be deleted", r.CANNOT)  # RFC 9051 §6.3.5
+    try:
+        await store.delete_mailbox(user_id, cmd.mailbox)
+    except NotFound:
+        return r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
+    except StoreError as e:
+        if type(e) is not StoreError:
+            raise
+        return r.no(cmd.tag, str(e) or "Mailbox cannot be deleted", r.CANNOT)
+    return r.ok(cmd.tag, "DELETE completed")
+
+
+async def rename(store: Store, user_id: int, cmd: c.Rename) -> bytes:
+    try:
+        new = check_name(cmd.new)
+    except NameRefusedError as e:
+        return refused(cmd.tag, e)
+    if new.upper() == "INBOX":
+        return r.no(cmd.tag, "INBOX already exists", r.ALREADYEXISTS)  # RFC 9051 §6.3.6
+    if await store.get_mailbox(user_id, cmd.old) is None:
+        return r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
+    if new.startswith(cmd.old + DELIMITER):
+        return r.no(cmd.tag, "Cannot rename a mailbox into itself", r.CANNOT)
+    await _create_parents(store, user_id, new)
+    try:
+        await store.rename_mailbox(user_id, cmd.old, new)
+    except NotFound:
+        return r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
+    except AlreadyExists:
+        return r.no(cmd.tag, "Mailbox already exists", r.ALREADYEXISTS)
+    except StoreError as e:
+        if type(e) is not StoreError:
+            raise
+        return r.no(cmd.tag, str(e) or "Mailbox cannot be renamed", r.CANNOT)
+    return r.ok(cmd.tag, "RENAME completed")
+
+
+async def subscribe(store: Store, user_id: int, tag: str, name: str, on: bool) -> bytes:
+    try:
+        name = check_name(name)
+    except NameRefusedError as e:
+        return refused(tag, e)
+    if on and await store.get_mailbox(user_id, name) is None:
+        # RFC 9051 §6.3.7 lets servers refuse names that do not exist; Dovecot does too.
+        return r.no(tag, "No such mailbox", r.NONEXISTENT)
+    await store.set_subscribed(user_id, name, on)
+    return r.ok(tag, ("SUBSCRIBE" if on else "UNSUBSCRIBE") + " completed")
+
+
+def namespace(tag: str, utf8: bool) -> bytes:
+    # RFC 2342 / RFC 9051 §6.3.10: one personal namespace, no other users', none shared.
+    return r.namespace([("", DELIMITER)], None, None, utf8=utf8) + r.ok(tag, "NAMESPACE completed")
+
+
+# --- LIST and LSUB -----------------------------------------------------------------------------
+
+
+def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
+    """RFC 9051 §6.3.9: "*" matches anything, "%" anything but the delimiter."""
+    full = pattern if pattern.startswith(DELIMITER) or not reference else reference + pattern
+    out = []
+    for ch in full:
+        out.append(".*" if ch == "*" else "[^/]*" if ch == "%" else re.escape(ch))
+    text = "".join(out)
+    if full[:5].upper() == "INBOX":
+        text = "(?i:INBOX)" + "".join(out[5:])  # INBOX in any case
+    return re.compile(text, re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    name: str
+    box: Mailbox | None  # None: a parent that exists only through its children
+    children: bool
+    subscribed: bool
+
+
+def _entries(boxes: Sequence[Mailbox], subscribed: set[str]) -> dict[str, _Entry]:
+    by_name = {b.name: b for b in boxes}
+    names = set(by_name)
+    for name in list(names):
+        names.update(parents(name))
+    with_children = {p for n in names for p in parents(n)}
+    return {
+        n: _Entry(n, by_name.get(n), n in with_children, n in subscribed) for n in sorted(names)
+    }
+
+
+def _attributes(e: _Entry, cmd: c.List, *, rev2: bool, subscribed_only: bool) -> list[str]:
+    attrs: list[str] = []
+    if e.box is None:
+        attrs.append("\\NonExistent" if rev2 else "\\Noselect")  # RFC 5258 §3.4
+    attrs.append("\\HasChildren" if e.children else "\\HasNoChildren")  # RFC 3348
+    if e.box is not None and e.box.special_use:
+        attrs.append(e.box.special_use)  # RFC 6154 §2
+    if e.subscribed and (subscribed_only or "SUBSCRIBED" in cmd.returns):
+        attrs.append("\\Subscribed")  # RFC 5258 §3.2
+    return attrs
+
+
+async def list_mailboxes(
+    store: Store, user_id: int, cmd: c.List, *, utf8: bool, rev2: bool, status_of: StatusFn
+) -> bytes:
+    if cmd.patterns == ("",):
+        # RFC 9051 §6.3.9: the empty pattern asks for the delimiter and the root.
+        return r.list_item(["\\Noselect"], DELIMITER, "", utf8=utf8) + r.ok(
+            cmd.tag, "LIST completed"
+        )
+    boxes = await store.list_mailboxes(user_id)
+    subs = set(await store.subscriptions(user_id))
+    entries = _entries(boxes, subs)
+    sel = cmd.selection
+    subscribed_only = "SUBSCRIBED" in sel
+    if subscribed_only:
+        for name in subs - set(entries):  # subscribed names that no longer exist
+            entries[name] = _Entry(name, None, False, True)
+    regexes = [pattern_regex(cmd.reference, p) for p in cmd.patterns]
+    out: list[bytes] = []
+    for name in sorted(entries):
+        e = entries[name]
+        if not any(rx.fullmatch(name) for rx in regexes):
+            continue
+        childinfo = False
+        if subscribed_only and not e.subscribed:
+            # RFC 5258 §3.5: with RECURSIVEMATCH a parent of subscribed children is listed.
+            has_sub_child = any(s.startswith(name + DELIMITER) for s in subs)
+            if not ("RECURSIVEMATCH" in sel and has_sub_child):
+                continue
+            childinfo = True
+        if "SPECIAL-USE" in sel and (e.box is None or not e.box.special_use):
+            continue
+        attrs = _attributes(e, cmd, rev2=rev2, subscribed_only=subscribed_only)
+        out.append(r.list_item(attrs, DELIMITER, name, utf8=utf8, childinfo=childinfo))
+        if cmd.status is not None and e.box is not None:
+            out.append(await status_of(e.box, cmd.status))  # RFC 5819 §2
+    out.append(r.ok(cmd.tag, "LIST completed"))
+    return b"".join(out)
+
+
+async def lsub(store: Store, user_id: int, cmd: c.Lsub, *, utf8: bool) -> bytes:
+    if cmd.pattern == "":
+        return r.lsub_item(["\\Noselect"], DELIMITER, "", utf8=utf8) + r.ok(
+            cmd.tag, "LSUB completed"
+        )
+    subs = sorted(set(await store.subscriptions(user_id)))
+    existing = {b.name for b in await store.list_mailboxes(user_id)}
+    rx = pattern_regex(cmd.reference, cmd.pattern)
+    out: list[bytes] = []
+    listed: set[str] = set()
+    for name in subs:
+        if rx.fullmatch(name):
+            attrs = [] if name in existing else ["\\Noselect"]
+            out.append(r.lsub_item(attrs, DELIMITER, name, utf8=utf8))
+            listed.add(name)
+            continue
+        for parent in parents(name):
+            # RFC 3501 §6.3.9: "%" matching a parent of a subscribed name lists it \Noselect.
+            if parent not in listed and parent not in subs and rx.fullmatch(parent):
+                out.append(r.lsub_item(["\\Noselect"], DELIMITER, parent, utf8=utf8))
+                listed.add(parent)
+    out.append(r.ok(cmd.tag, "LSUB completed"))
+    return b"".join(out)
+
+
+# --- STATUS ------------------------------------------------------------------------------------
+
+
+class StatusFn:
+    """Builds ``* STATUS`` lines; shared by STATUS and LIST RETURN (STATUS)."""
+
+    def __init__(self, store: Store, *, utf8: bool, appendlimit: int) -> None:
+        self.store = store
+        self.utf8 = utf8
+        self.appendlimit = appendlimit
+
+    async def __call__(self, box: Mailbox, items: Sequence[str]) -> bytes:
+        st = await self.store.mailbox_status(box.id)
+        deleted = 0
+        if "DELETED" in items:
+            infos = await self.store.list_messages(box.id)
+            deleted = sum(1 for i in infos if "\\Deleted" in i.flags)
+        values = {
+            "MESSAGES": st.messages,
+            "UIDNEXT": st.mailbox.uidnext,
+            "UIDVALIDITY": st.mailbox.uidvalidity,
+            "UNSEEN": st.unseen,
+            "DELETED": deleted,
+            "SIZE": st.size,  # RFC 8438
+            "RECENT": 0,  # see courriel.session.imap: \Recent is never set
+            "HIGHESTMODSEQ": st.mailbox.highestmodseq,  # RFC 7162 §3.1.9
+            "APPENDLIMIT": self.appendlimit,  # RFC 7889 §3
+        }
+        pairs = [(item, values[item]) for item in dict.fromkeys(items) if item in values]
+        return r.status(box.name, pairs, utf8=self.utf8)
+
+
+async def status(store: Store, user_id: int, cmd: c.Status, status_of: StatusFn) -> bytes:
+    box = await store.get_mailbox(user_id, cmd.mailbox)
+    if box is None:
+        return r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
+    return await status_of(box, cmd.items) + r.ok(cmd.tag, "STATUS completed")

@@ -1,0 +1,266 @@
+"""Message commands of the selected state: FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE.
+
+Theory of operation
+-------------------
+Each handler resolves its sequence set against the session's ``SelectedView`` (UIDs, or
+message sequence numbers where a number past the last message is a BAD, RFC 9051 §9), asks
+the store, updates the view with what the store answered, and returns the responses.
+
+FETCH and SEARCH leave rendering and evaluation to ``imap_fetch`` and ``imap_search``; this
+module only fetches what their plans say they need: the stored parse in batches of
+``META_BATCH`` (``get_meta``), the raw message one at a time. A large FETCH is sent in pieces of
+about ``FLUSH_BYTES`` so memory stays bounded; everything else is one write. When the plan sets
+\\Seen, it is stored before rendering so FLAGS in the response is current (RFC 9051 §6.4.5).
+
+A message expunged by another session but not yet announced (its EXPUNGE is held back during
+FETCH, STORE and SEARCH, RFC 9051 §7.5.1) keeps its sequence number; a FETCH that needs its
+body cannot have it any more and leaves it out, and the command ends with
+``NO [EXPUNGEISSUED]`` (RFC 5530) so the client knows why.
+"""
+
+from __future__ import annotations
+
+from courriel.mail.message import MessageMeta
+from courriel.session import imap_fetch, imap_search
+from courriel.session.imap_selected import SelectedView, sorted_flags
+from courriel.session.imap_state import Io, SessionState, readonly_refusal
+from courriel.store.base import Copied, FlagOp, MessageInfo, NotFound
+from courriel.wire.imap import commands as c
+from courriel.wire.imap import responses as r
+from courriel.wire.imap import search as s
+from courriel.wire.imap.sequence import MAX_NUMBER
+
+META_BATCH = 200
+FLUSH_BYTES = 256 * 1024
+_OPS = {c.StoreMode.ADD: FlagOp.ADD, c.StoreMode.REMOVE: FlagOp.REMOVE}
+
+
+async def _load_meta(
+    state: SessionState, view: SelectedView, uids: list[int]
+) -> dict[int, MessageMeta]:
+    stored = await state.store.get_meta(view.mailbox.id, uids)
+    return {uid: MessageMeta.from_bytes(data) for uid, data in stored.items() if data}
+
+
+async def _raw(state: SessionState, view: SelectedView, uid: int) -> bytes | None:
+    try:
+        return await state.store.read_message(view.mailbox.id, uid)
+    except NotFound:
+        return None  # expunged by another session, announcement held back
+
+
+async def _mark_seen(state: SessionState, view: SelectedView, uids: list[int]) -> set[int]:
+    unseen = [u for u in uids if "\\Seen" not in view.infos[u].flags]
+    if not unseen:
+        return set()
+    result = await state.store.store_flags(
+        view.mailbox.id, unseen, FlagOp.ADD, frozenset({"\\Seen"})
+    )
+    for info in result.changed:
+        view.update(info)
+    return {i.uid for i in result.changed}
+
+
+async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
+    view = state.selected()
+    attributes = cmd.attributes
+    if cmd.changedsince is not None:
+        state.condstore = True  # RFC 7162 §3.1: CHANGEDSINCE enables CONDSTORE
+    if cmd.vanished and not state.qresync:
+        return r.bad(cmd.tag, "VANISHED needs QRESYNC enabled")  # RFC 7162 §3.2.6
+    uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
+    out: list[bytes] = []
+    if cmd.vanished and cmd.changedsince is not None:
+        wanted = cmd.sequence_set
+        gone = await state.store.expunged_since(view.mailbox.id, cmd.changedsince)
+        earlier = [e.uid for e in gone if wanted.contains(e.uid, view.max_uid or MAX_NUMBER)]
+        if earlier:
+            out.append(r.vanished(earlier, earlier=True))  # RFC 7162 §3.2.6
+    if cmd.changedsince is not None:
+        since = cmd.changedsince
+        uids = [u for u in uids if view.infos[u].modseq > since]  # RFC 7162 §3.1.4.1
+    plan = imap_fetch.plan_fetch(
+        attributes, uid=cmd.uid, condstore=state.condstore, read_only=view.readonly
+    )
+    seen_now = await _mark_seen(state, view, uids) if plan.sets_seen else set()
+    missing = False
+    size = 0
+    for start in range(0, len(uids), META_BATCH):
+        batch = uids[start : start + META_BATCH]
+        metas = await _load_meta(state, view, batch) if plan.needs_meta else {}
+        for uid in batch:
+            info = view.infos.get(uid)
+            seq = view.seq_of(uid)
+            raw = await _raw(state, view, uid) if plan.needs_body else None
+            if info is None or seq is None or (plan.needs_body and raw is None):
+                missing = True
+                continue
+            meta = metas.get(uid)
+            if plan.needs_meta and meta is None:
+                missing = True
+                continue
+            try:
+                piece = imap_fetch.render_fetch(
+                    seq, info, plan, meta, raw, utf8=state.utf8, seen_changed=uid in seen_now
+                )
+            except imap_fetch.UnknownCte as e:
+                return b"".join(out) + r.no(cmd.tag, str(e), r.UNKNOWN_CTE)  # RFC 3516 §4.3
+            out.append(piece)
+            size += len(piece)
+            if size >= FLUSH_BYTES:
+                await io.send(b"".join(out))
+                out, size = [], 0
+    out.append(await state.refresh(allow_expunge=cmd.uid))
+    if missing:
+        out.append(r.no(cmd.tag, "Some messages were expunged", r.EXPUNGEISSUED))
+    else:
+        out.append(r.ok(cmd.tag, ("UID FETCH" if cmd.uid else "FETCH") + " completed"))
+    return b"".join(out)
+
+
+async def store(state: SessionState, cmd: c.Store) -> bytes:
+    view = state.selected()
+    if view.readonly:
+        return readonly_refusal(cmd.tag)
+    if cmd.unchangedsince is not None:
+        state.condstore = True  # RFC 7162 §3.1: UNCHANGEDSINCE enables CONDSTORE
+    uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
+    op = _OPS.get(cmd.mode, FlagOp.REPLACE)
+    flags = frozenset(f for f in cmd.flags if f.upper() != "\\RECENT")
+    result = await state.store.store_flags(
+        view.mailbox.id, uids, op, flags, unchanged_since=cmd.unchangedsince
+    )
+    out = [view.learn_keywords(flags) if op is not FlagOp.REMOVE else b""]
+    for info in result.changed:
+        view.update(info)
+    for info in sorted(result.changed, key=lambda i: i.uid):
+        seq = view.seq_of(info.uid)
+        if seq is None:
+            continue
+        out.append(_store_fetch(seq, info, cmd, condstore=state.condstore))
+    out.append(await state.refresh(allow_expunge=cmd.uid))
+    code = None
+    if result.modified:
+        numbers = result.modified if cmd.uid else [view.seq_of(u) or 0 for u in result.modified]
+        code = r.modified(n for n in numbers if n)  # RFC 7162 §3.1.3
+    out.append(r.ok(cmd.tag, ("UID STORE" if cmd.uid else "STORE") + " completed", code))
+    return b"".join(out)
+
+
+def _store_fetch(seq: int, info: MessageInfo, cmd: c.Store, *, condstore: bool) -> bytes:
+    items: list[bytes] = []
+    if cmd.uid or condstore:
+        items.append(r.item_uid(info.uid))
+    if not cmd.silent:
+        items.append(r.item_flags(sorted_flags(info.flags)))
+    if condstore:
+        # RFC 7162 §3.1.3: the new MODSEQ is reported even with .SILENT
+        items.append(r.item_modseq(info.modseq))
+    if not items or (cmd.silent and not condstore):
+        return b""
+    return r.fetch(seq, items)
+
+
+def _uses_modseq(key: s.SearchKey) -> bool:
+    match key:
+        case s.SearchModSeq():
+            return True
+        case s.SearchNot(key=inner):
+            return _uses_modseq(inner)
+        case s.SearchOr(left=left, right=right):
+            return _uses_modseq(left) or _uses_modseq(right)
+        case s.SearchAnd(keys=keys):
+            return any(_uses_modseq(k) for k in keys)
+        case _:
+            return False
+
+
+async def search(state: SessionState, cmd: c.Search) -> bytes:
+    view = state.selected()
+    plan = imap_search.plan_search(cmd.criteria)
+    matched: list[tuple[int, int]] = []
+    uids = list(view.uids)
+    for start in range(0, len(uids), META_BATCH):
+        batch = uids[start : start + META_BATCH]
+        metas = await _load_meta(state, view, batch) if plan.needs_meta else {}
+        for uid in batch:
+            seq = view.seq_of(uid)
+            info = view.infos.get(uid)
+            if seq is None or info is None:
+                continue
+            raw = await _raw(state, view, uid) if plan.needs_body else None
+            if imap_search.matches(cmd.criteria, seq, info, metas.get(uid), raw, view):
+                matched.append((seq, uid))
+    modseq = None
+    if _uses_modseq(cmd.criteria):
+        state.condstore = True  # RFC 7162 §3.1: a MODSEQ search key enables CONDSTORE
+        modseq = max((view.infos[u].modseq for _, u in matched), default=0) or None
+    numbers = [u if cmd.uid else n for n, u in matched]
+    returns = cmd.returns
+    if returns is not None and "SAVE" in (o.upper() for o in returns):
+        view.saved = {u for _, u in matched}  # RFC 5182 §2.1
+    if returns is None and state.rev2:
+        returns = ("ALL",)  # RFC 9051 §6.4.4: IMAP4rev2 answers with ESEARCH
+    if returns is None:
+        out = [imap_search.search_response(numbers, modseq=modseq)]
+    else:
+        out = [imap_search.esearch_response(cmd.tag, cmd.uid, returns, numbers, modseq=modseq)]
+    out.append(await state.refresh(allow_expunge=cmd.uid))
+    out.append(r.ok(cmd.tag, ("UID SEARCH" if cmd.uid else "SEARCH") + " completed"))
+    return b"".join(out)
+
+
+async def _target(state: SessionState, name: str) -> int | None:
+    box = await state.store.get_mailbox(state.user_id, name)
+    return None if box is None else box.id
+
+
+async def copy_or_move(state: SessionState, cmd: c.Copy | c.Move) -> bytes:
+    view = state.selected()
+    is_move = isinstance(cmd, c.Move)
+    if is_move and view.readonly:
+        return readonly_refusal(cmd.tag)
+    uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
+    target = await _target(state, cmd.mailbox)
+    if target is None:
+        return r.no(cmd.tag, "No such mailbox", r.TRYCREATE)  # RFC 9051 §6.4.7
+    verb = ("UID " if cmd.uid else "") + ("MOVE" if is_move else "COPY")
+    if not uids:
+        return r.ok(cmd.tag, f"{verb} completed, no messages")
+    if target == view.mailbox.id:
+        view.dirty = True  # new messages in this very mailbox: EXISTS before the OK
+    if not is_move:
+        copied = await state.store.copy(view.mailbox.id, uids, target)
+        out = [await state.refresh(allow_expunge=True)]
+        out.append(r.ok(cmd.tag, f"{verb} completed", _copyuid(copied)))  # RFC 4315 §3
+        return b"".join(out)
+    moved = await state.store.move(view.mailbox.id, uids, target)
+    # RFC 6851 §4.3: COPYUID comes untagged, before the expunges of the moved messages.
+    out = [r.untagged("OK", "Moved", _copyuid(moved))]
+    out.append(view.remove([src for src, _ in moved.pairs], qresync=state.qresync))
+    out.append(await state.refresh(allow_expunge=True))
+    out.append(r.ok(cmd.tag, f"{verb} completed"))
+    return b"".join(out)
+
+
+def _copyuid(copied: Copied) -> bytes | None:
+    return r.copyuid(copied.uidvalidity, copied.pairs) if copied.pairs else None
+
+
+async def expunge(state: SessionState, cmd: c.Expunge) -> bytes:
+    view = state.selected()
+    if view.readonly:
+        return readonly_refusal(cmd.tag)
+    # The store is the authority on \Deleted: another session may have set it a moment ago.
+    infos = await state.store.list_messages(view.mailbox.id)
+    deleted = [i.uid for i in infos if "\\Deleted" in i.flags]
+    if cmd.uids is not None:
+        top = max(view.max_uid, infos[-1].uid if infos else 0)
+        deleted = [u for u in deleted if cmd.uids.contains(u, top)]  # RFC 4315 §2.1
+    out: list[bytes] = []
+    if deleted:
+        gone = await state.store.expunge(view.mailbox.id, deleted)
+        out.append(view.remove([e.uid for e in gone], qresync=state.qresync))
+    out.append(await state.refresh(allow_expunge=True))
+    out.append(r.ok(cmd.tag, ("UID EXPUNGE" if cmd.uids else "EXPUNGE") + " completed"))
+    return b"".join(out)

@@ -1,0 +1,112 @@
+"""SELECT and EXAMINE (with CONDSTORE and QRESYNC), CLOSE and UNSELECT.
+
+Theory of operation
+-------------------
+Selecting reads the mailbox and its messages once into a ``SelectedView`` and answers with the
+responses RFC 9051 §6.3.2 requires, in the usual order: FLAGS, PERMANENTFLAGS, EXISTS, (RECENT
+and UNSEEN for IMAP4rev1 clients), UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ (always: every message
+has a MODSEQ, so NOMODSEQ is never sent, RFC 7162 §3.1.2.1), the mailbox's LIST line for
+IMAP4rev2 clients, and the tagged OK with READ-WRITE or READ-ONLY. Selecting while a mailbox
+is selected first closes it with ``* OK [CLOSED]`` (RFC 7162 §3.2.11, RFC 9051 §6.3.2).
+
+\\Recent: IMAP4rev1 clients are told ``* 0 RECENT`` and no message is ever \\Recent. Making
+\\Recent right needs a per-mailbox "first session to see it" record shared by every process and
+machine, for a flag IMAP4rev2 removed and that clients do not rely on: Thunderbird, mutt and
+mbsync use \\Seen and UIDNEXT to find new mail, and Gmail and others answer 0 the same way.
+
+QRESYNC (RFC 7162 §3.2.5): when the client's UIDVALIDITY matches, the server sends
+``VANISHED (EARLIER)`` for every UID expunged since the client's MODSEQ and a FETCH of the UID,
+FLAGS and MODSEQ of every message changed since then, both limited to the known UIDs when the
+client gave them. The expunge log is never pruned, so the sequence-match data that helps
+servers with a shorter memory is not needed and is accepted without use.
+"""
+
+from __future__ import annotations
+
+from courriel.session.imap_mailboxes import DELIMITER
+from courriel.session.imap_selected import MailboxGone, SelectedView
+from courriel.session.imap_state import SessionState
+from courriel.wire.imap import commands as c
+from courriel.wire.imap import responses as r
+from courriel.wire.imap.sequence import MAX_NUMBER
+
+
+def _close_view(state: SessionState) -> bytes:
+    if state.view is None:
+        return b""
+    state.view = None
+    return r.untagged("OK", "Previous mailbox is now closed", r.CLOSED)
+
+
+async def select(state: SessionState, cmd: c.Select | c.Examine) -> bytes:
+    readonly = isinstance(cmd, c.Examine)
+    if cmd.qresync is not None and not state.qresync:
+        # RFC 7162 §3.2.5: QRESYNC parameters only after ENABLE QRESYNC
+        return r.bad(cmd.tag, "QRESYNC must be enabled first")
+    out = [_close_view(state)]
+    box = await state.store.get_mailbox(state.user_id, cmd.mailbox)
+    if box is None:
+        return b"".join(out) + r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
+    try:
+        view = await SelectedView.open(state.store, box.id, readonly)
+    except MailboxGone:
+        return b"".join(out) + r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
+    if cmd.condstore:
+        state.condstore = True  # RFC 7162 §3.1.8: SELECT (CONDSTORE) enables CONDSTORE
+    out.append(_select_responses(state, view))
+    if cmd.qresync is not None and cmd.qresync.uidvalidity == view.mailbox.uidvalidity:
+        out.append(await _qresync(state, view, cmd.qresync))
+    state.view = view
+    code = r.READ_ONLY if readonly else r.READ_WRITE
+    verb = "EXAMINE" if readonly else "SELECT"
+    out.append(r.ok(cmd.tag, f"{verb} completed", code))
+    return b"".join(out)
+
+
+def _select_responses(state: SessionState, view: SelectedView) -> bytes:
+    box = view.mailbox
+    out = [view.flags_responses(), r.exists(view.max_seq)]
+    if not state.rev2:
+        out.append(r.recent(0))  # see the module docstring
+        first = view.unseen_first()
+        if first is not None:
+            out.append(r.untagged("OK", "First unseen", b"UNSEEN %d" % first))  # RFC 3501 §6.3.1
+    out += [
+        r.untagged("OK", "UIDs valid", r.uidvalidity(box.uidvalidity)),
+        r.untagged("OK", "Predicted next UID", r.uidnext(box.uidnext)),
+        r.untagged("OK", "Highest", r.highestmodseq(box.highestmodseq)),
+    ]
+    if state.rev2:
+        attrs = [box.special_use] if box.special_use else []
+        out.append(r.list_item(attrs, DELIMITER, box.name, utf8=state.utf8))  # RFC 9051 §6.3.2
+    return b"".join(out)
+
+
+async def _qresync(state: SessionState, view: SelectedView, params: c.QResyncParams) -> bytes:
+    mailbox_id = view.mailbox.id
+    known = params.known_uids
+
+    def wanted(uid: int) -> bool:
+        return known is None or known.contains(uid, MAX_NUMBER)
+
+    out: list[bytes] = []
+    gone = [e.uid for e in await state.store.expunged_since(mailbox_id, params.modseq)]
+    gone = [u for u in gone if wanted(u) and u not in view.infos]
+    if gone:
+        out.append(r.vanished(gone, earlier=True))  # RFC 7162 §3.2.5.2
+    for info in await state.store.changes_since(mailbox_id, params.modseq):
+        if wanted(info.uid) and info.uid in view.infos:
+            out.append(view.flag_fetch(view.infos[info.uid], condstore=True))
+    return b"".join(out)
+
+
+async def close(state: SessionState, cmd: c.Close | c.Unselect) -> bytes:
+    view = state.selected()
+    state.view = None
+    if isinstance(cmd, c.Close) and not view.readonly:
+        # RFC 9051 §6.4.1: CLOSE expunges \Deleted messages silently.
+        infos = await state.store.list_messages(view.mailbox.id)
+        deleted = [i.uid for i in infos if "\\Deleted" in i.flags]
+        if deleted:
+            await state.store.expunge(view.mailbox.id, deleted)
+    return r.ok(cmd.tag, ("CLOSE" if isinstance(cmd, c.Close) else "UNSELECT") + " completed")

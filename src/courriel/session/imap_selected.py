@@ -1,0 +1,222 @@
+"""The selected mailbox as one IMAP session sees it: sequence numbers, flags, pending expunges.
+
+Theory of operation
+-------------------
+``SelectedView`` holds the session's picture of its selected mailbox: the UIDs in sequence
+order (message sequence number = index + 1), each message's ``MessageInfo``, and the MODSEQ up
+to which that picture is known to be complete. Other sessions (and deliveries) change the store
+underneath; the session learns *that* something changed from the events subscription and calls
+``refresh``, which asks the store what changed since the known MODSEQ and turns the difference
+into untagged responses: ``EXISTS`` for new messages, ``FETCH (UID FLAGS [MODSEQ])`` for flag
+changes, ``EXPUNGE`` (or ``VANISHED`` once QRESYNC is enabled) for removals.
+
+Consistency: ``refresh`` reads the mailbox's HIGHESTMODSEQ *first*, then the expunge log, then
+the changed messages. Every change with a MODSEQ up to that snapshot committed before both reads
+and is therefore seen completely; later changes may be seen too and are simply seen again at the
+next refresh, where the comparison with the cached flags makes them silent. Taking the largest
+MODSEQ of what the reads returned instead would lose an expunge that commits between them.
+
+Expunges are held back while a command that forbids them runs (RFC 9051 §7.5.1: not during
+FETCH, STORE or SEARCH, whose sequence numbers would shift under the client): the UIDs wait in
+``pending`` and keep their sequence numbers until a command that allows EXPUNGE responses ends.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+
+from courriel.store.base import Mailbox, MessageInfo, Store
+from courriel.wire.imap import responses
+from courriel.wire.imap.sequence import SequenceSet
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
+
+class MailboxGone(Exception):  # noqa: N818 - reads as an event
+    """The selected mailbox was deleted by another session."""
+
+
+class BadSequenceError(ValueError):
+    """A message sequence number that names no message (the command gets BAD)."""
+
+
+class SelectedView:
+    """The session's view of its selected mailbox; also part B's ``SearchView``."""
+
+    def __init__(self, mailbox: Mailbox, readonly: bool, infos: Sequence[MessageInfo]) -> None:
+        self.mailbox = mailbox
+        self.readonly = readonly
+        self.uids: list[int] = [i.uid for i in infos]
+        self.infos: dict[int, MessageInfo] = {i.uid: i for i in infos}
+        self.modseq = mailbox.highestmodseq  # the view is complete up to here
+        self.pending: set[int] = set()  # expunged in the store, not yet announced
+        self.saved: set[int] = set()  # SEARCH RETURN (SAVE) result, as UIDs (RFC 5182)
+        self.keywords: set[str] = {k for i in infos for k in i.flags if not k.startswith("\\")}
+        self.dirty = False  # an event said the store changed since the last refresh
+        self.uidnext = mailbox.uidnext
+
+    @classmethod
+    async def open(cls, store: Store, mailbox_id: int, readonly: bool) -> SelectedView:
+        # The snapshot MODSEQ is read before the messages, as in ``refresh``.
+        box = await store.get_mailbox_by_id(mailbox_id)
+        if box is None:
+            raise MailboxGone
+        return cls(box, readonly, await store.list_messages(mailbox_id))
+
+    # --- SearchView -----------------------------------------------------------------------------
+
+    @property
+    def max_seq(self) -> int:
+        return len(self.uids)
+
+    @property
+    def max_uid(self) -> int:
+        return self.uids[-1] if self.uids else 0
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
+
+    def uid_of(self, seq: int) -> int:
+        return self.uids[seq - 1]
+
+    # --- sets -----------------------------------------------------------------------------------
+
+    def resolve(self, sequence_set: SequenceSet, *, uid: bool) -> list[int]:
+        """The UIDs a set names, ascending; ``BadSequenceError`` for a number out of range."""
+        if sequence_set.saved:
+            return sorted(u for u in self.saved if u in self.infos)
+        if uid:
+            # RFC 9051 §6.4.9: UIDs that name no message are ignored; "*" is the largest UID.
+            out: list[int] = []
+            for lo, hi in sequence_set.resolve(self.max_uid):
+                a, b = bisect_left(self.uids, lo), bisect_left(self.uids, hi + 1)
+                out.extend(self.uids[a:b])
+            return out
+        spans = sequence_set.resolve(self.max_seq)
+        if not self.uids or (spans and spans[-1][1] > self.max_seq):
+            # RFC 9051 §9 (seq-number): a number beyond the last message is a client error.
+            raise BadSequenceError("Invalid message sequence number")
+        return [self.uids[s - 1] for lo, hi in spans for s in range(lo, hi + 1)]
+
+    def unseen_first(self) -> int | None:
+        for n, uid in enumerate(self.uids, 1):
+            if "\\Seen" not in self.infos[uid].flags:
+                return n
+        return None
+
+    def flag_names(self) -> list[str]:
+        return [*SYSTEM_FLAGS, *sorted(self.keywords)]
+
+    def flags_responses(self) -> bytes:
+        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` (RFC 9051 §7.3.5, §7.1)."""
+        names = self.flag_names()
+        perm = responses.permanentflags(
+            [] if self.readonly else names, new_keywords=not self.readonly
+        )
+        return responses.flags(names) + responses.untagged("OK", "Flags permitted", perm)
+
+    # --- changes the session made itself --------------------------------------------------------
+
+    def learn_keywords(self, flags: Iterable[str]) -> bytes:
+        """Untagged FLAGS when new keywords came into use (RFC 9051 §7.3.5)."""
+        new = {f for f in flags if not f.startswith("\\")} - self.keywords
+        if not new:
+            return b""
+        self.keywords |= new
+        return self.flags_responses()
+
+    def update(self, info: MessageInfo) -> None:
+        if info.uid in self.infos:
+            self.infos[info.uid] = info
+
+    def remove(self, uids: Iterable[int], *, qresync: bool) -> bytes:
+        """Drops expunged UIDs from the view; the EXPUNGE or VANISHED responses to send."""
+        gone = sorted({u for u in uids if u in self.infos})
+        if not gone:
+            return b""
+        self.pending.difference_update(gone)
+        self.saved.difference_update(gone)
+        if qresync:
+            for uid in gone:
+                self._drop(uid)
+            return responses.vanished(gone)  # RFC 7162 §3.2.10
+        out: list[bytes] = []
+        for uid in reversed(gone):  # highest first: the lower numbers do not shift meanwhile
+            seq = self.seq_of(uid)
+            assert seq is not None
+            self._drop(uid)
+            out.append(responses.expunge(seq))
+        return b"".join(out)
+
+    def _drop(self, uid: int) -> None:
+        i = bisect_left(self.uids, uid)
+        del self.uids[i]
+        del self.infos[uid]
+
+    # --- changes made elsewhere -----------------------------------------------------------------
+
+    @property
+    def needs_refresh(self) -> bool:
+        return self.dirty or bool(self.pending)
+
+    async def refresh(
+        self, store: Store, *, allow_expunge: bool, qresync: bool, condstore: bool
+    ) -> bytes:
+        """What changed since the last refresh, as untagged responses (see module docstring)."""
+        out: list[bytes] = []
+        changed: Sequence[MessageInfo] = ()
+        top = self.max_uid  # before any removal: UIDs above it are new messages
+        if self.dirty:
+            self.dirty = False
+            box = await store.get_mailbox_by_id(self.mailbox.id)
+            if box is None:
+                raise MailboxGone
+            self.mailbox = box
+            expunged = await store.expunged_since(self.mailbox.id, self.modseq)
+            changed = await store.changes_since(self.mailbox.id, self.modseq)
+            self.modseq = max(self.modseq, box.highestmodseq)
+            self.uidnext = max(self.uidnext, box.uidnext)
+            self.pending.update(e.uid for e in expunged if e.uid in self.infos)
+        if allow_expunge and self.pending:
+            # Expunges first: the numbers in the FETCH and EXISTS below count without them.
+            out.append(self.remove(list(self.pending), qresync=qresync))
+        if changed:
+            out.append(self._apply_changes(changed, top, condstore))
+        return b"".join(out)
+
+    def _apply_changes(self, changed: Sequence[MessageInfo], top: int, condstore: bool) -> bytes:
+        changed = sorted(changed, key=lambda i: i.uid)  # UIDs stay ascending in ``uids``
+        added = [i for i in changed if i.uid > top]
+        out = [self.learn_keywords(f for i in changed for f in i.flags)]
+        for info in changed:
+            if info.uid > top or info.uid in self.pending:
+                continue
+            old = self.infos.get(info.uid)
+            if old is None or (old.flags == info.flags and old.modseq >= info.modseq):
+                continue
+            self.infos[info.uid] = info
+            if old.flags != info.flags or condstore:
+                out.append(self.flag_fetch(info, condstore=condstore))
+        if added:
+            for info in added:
+                self.uids.append(info.uid)
+                self.infos[info.uid] = info
+            out.append(responses.exists(len(self.uids)))
+        return b"".join(out)
+
+    def flag_fetch(self, info: MessageInfo, *, condstore: bool) -> bytes:
+        """``* n FETCH (UID u FLAGS (...) [MODSEQ (m)])``; UID always (RFC 7162 §3.2.4)."""
+        seq = self.seq_of(info.uid)
+        assert seq is not None
+        items = [responses.item_uid(info.uid), responses.item_flags(sorted_flags(info.flags))]
+        if condstore:
+            items.append(responses.item_modseq(info.modseq))  # RFC 7162 §3.1.4.1
+        return responses.fetch(seq, items)
+
+
+def sorted_flags(flags: Iterable[str]) -> list[str]:
+    """System flags first in their usual order, then keywords: stable output for clients."""
+    system = [f for f in SYSTEM_FLAGS if f in flags]
+    return system + sorted(f for f in flags if not f.startswith("\\"))

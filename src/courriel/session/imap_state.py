@@ -1,0 +1,88 @@
+"""What the command handlers of one IMAP session share: the user, the options, the view.
+
+Theory of operation
+-------------------
+``SessionState`` is the mutable part of a session that the handler modules
+(``imap_select``, ``imap_messages``) read and change; ``courriel.session.imap.Session`` owns
+it and the protocol state machine around it. ``Io`` is what a handler may do besides computing
+bytes: send them (so an acknowledgement can go out inside a store transaction, which is how
+APPEND's OK is sent only after the message is durable) and open such a transaction.
+
+``UserSessions`` counts each user's sessions for the ``[LIMIT]`` at login. It lives in the
+handlers of one process, so the limit is per process: several worker processes each allow that
+many sessions per user.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from courriel.session.imap_selected import SelectedView
+from courriel.store.base import Store, User
+from courriel.wire.imap import responses as r
+
+MAX_SESSIONS_PER_USER = 20
+
+
+class UserSessions:
+    """How many sessions each user has in this process (see the module docstring)."""
+
+    def __init__(self, limit: int = MAX_SESSIONS_PER_USER) -> None:
+        self.limit = limit
+        self._count: dict[int, int] = {}
+
+    def take(self, user_id: int) -> bool:
+        if self._count.get(user_id, 0) >= self.limit:
+            return False
+        self._count[user_id] = self._count.get(user_id, 0) + 1
+        return True
+
+    def release(self, user_id: int) -> None:
+        left = self._count.get(user_id, 0) - 1
+        if left > 0:
+            self._count[user_id] = left
+        else:
+            self._count.pop(user_id, None)
+
+
+class Io(Protocol):
+    async def send(self, data: bytes) -> None: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[None]: ...
+
+
+@dataclass(slots=True)
+class SessionState:
+    store: Store
+    appendlimit: int
+    user: User | None = None
+    view: SelectedView | None = None
+    condstore: bool = False  # RFC 7162 §3.1: enabled, or implied by a CONDSTORE command
+    qresync: bool = False  # RFC 7162 §3.2.3
+    rev2: bool = False  # IMAP4rev2 enabled (RFC 9051 §6.3.1)
+    utf8: bool = False  # UTF8=ACCEPT or IMAP4rev2: mailbox names in UTF-8
+    enabled: list[str] = field(default_factory=list)
+
+    @property
+    def user_id(self) -> int:
+        assert self.user is not None, "handlers of authenticated commands run after login"
+        return self.user.id
+
+    def selected(self) -> SelectedView:
+        assert self.view is not None, "handlers of selected-state commands run with a view"
+        return self.view
+
+    async def refresh(self, *, allow_expunge: bool) -> bytes:
+        """Untagged responses for what changed in the selected mailbox (RFC 9051 §7.5.1)."""
+        view = self.view
+        if view is None or not view.needs_refresh:
+            return b""
+        return await view.refresh(
+            self.store, allow_expunge=allow_expunge, qresync=self.qresync, condstore=self.condstore
+        )
+
+
+def readonly_refusal(tag: str) -> bytes:
+    return r.no(tag, "Mailbox is read-only (EXAMINE)", r.READ_ONLY)

@@ -1,0 +1,177 @@
+"""A real courriel POP3 server in-process for the end-to-end tests, and helpers to fill it.
+
+``async with pop3_server(tmp_path) as srv`` runs ``courriel.app.serve`` with the pop3 (STLS) and
+pop3s (implicit TLS) listeners on free loopback ports, cheap password hashing and a self-signed
+certificate for ``mail.example.test`` in ``srv.cert``. Clients run in threads
+(``asyncio.to_thread``) or as subprocesses, so the server keeps serving on the test's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from courriel.app import App, Running, serve
+from courriel.app import handlers as app_handlers
+from courriel.config import AuthConfig, Config, LimitsConfig, ListenerConfig
+from courriel.mail.message import parse
+from courriel.net.listener import ProtocolHandlers
+from courriel.net.pop3 import Pop3Server
+from courriel.store.base import Appended, NewMessage, Store, User
+
+HOSTNAME = "mail.example.test"
+PASSWORD = "correct horse battery"
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class Server:
+    running: Running
+    cfg: Config
+
+    @property
+    def app(self) -> App:
+        return self.running.app
+
+    @property
+    def store(self) -> Store:
+        return self.running.app.store
+
+    @property
+    def cert(self) -> Path:
+        return self.cfg.data_dir / "tls" / "cert.pem"
+
+    @property
+    def pop3(self) -> int:
+        return self.running.address("pop3")[1]
+
+    @property
+    def pop3s(self) -> int:
+        return self.running.address("pop3s")[1]
+
+    @property
+    def imaps(self) -> int:
+        return self.running.address("imaps")[1]
+
+    def client_context(self) -> ssl.SSLContext:
+        """Trusts exactly the server's self-signed certificate, with the host name checked."""
+        return ssl.create_default_context(cafile=str(self.cert))
+
+    async def add_user(self, address: str, password: str = PASSWORD) -> User:
+        domain = address.rsplit("@", 1)[1]
+        if await self.store.get_domain(domain) is None:
+            await self.store.add_domain(domain)
+        return await self.store.add_user(address, await self.app.hasher.hash_async(password))
+
+    async def deliver(self, user: User, *messages: bytes) -> list[Appended]:
+        """Stores the messages in the user's INBOX as SMTP delivery would, parse and all."""
+        inbox = await self.store.get_mailbox(user.id, "INBOX")
+        assert inbox is not None
+        now = datetime.now(UTC)
+        return await self.store.append(
+            [(inbox.id, NewMessage(raw, now, meta=parse(raw).to_bytes())) for raw in messages]
+        )
+
+
+def config(
+    tmp_path: Path,
+    *,
+    failure_delay: float = 0.0,
+    max_failures_per_ip: int = 10,
+    max_connections_per_ip: int = 50,
+    imaps: bool = False,
+) -> Config:
+    pop3, pop3s, imaps_port = free_ports(3)
+    extra = (ListenerConfig("imaps", "imap", 993, True, address="127.0.0.1", port=imaps_port),)
+    return Config(
+        path=tmp_path / "courriel.toml",
+        data_dir=tmp_path,
+        hostname=HOSTNAME,
+        auth=AuthConfig(
+            argon2_time_cost=1,
+            argon2_memory_kib=8,
+            argon2_parallelism=1,
+            failure_delay_seconds=failure_delay,
+            max_failures_per_ip=max_failures_per_ip,
+        ),
+        limits=LimitsConfig(
+            shutdown_grace_seconds=2.0, max_connections_per_ip=max_connections_per_ip
+        ),
+        listeners=(
+            ListenerConfig("pop3", "pop3", 110, False, address="127.0.0.1", port=pop3),
+            ListenerConfig("pop3s", "pop3", 995, True, address="127.0.0.1", port=pop3s),
+            *(extra if imaps else ()),
+        ),
+    )
+
+
+@contextlib.asynccontextmanager
+async def pop3_server(
+    tmp_path: Path,
+    *,
+    idle_timeout: float = 600.0,
+    lease_seconds: float = 60.0,
+    failure_delay: float = 0.0,
+    max_failures_per_ip: int = 10,
+    max_connections_per_ip: int = 50,
+    imaps: bool = False,
+) -> AsyncIterator[Server]:
+    """With ``imaps``, also courriel's IMAP listener on implicit TLS, as ``app.handlers`` has it."""
+    cfg = config(
+        tmp_path,
+        failure_delay=failure_delay,
+        max_failures_per_ip=max_failures_per_ip,
+        max_connections_per_ip=max_connections_per_ip,
+        imaps=imaps,
+    )
+
+    def factory(app: App) -> ProtocolHandlers:
+        return Pop3Server(app, idle_timeout=idle_timeout, lease_seconds=lease_seconds).handlers()
+
+    started: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
+    factories = {"pop3": factory, "imap": app_handlers["imap"]}
+    task = asyncio.create_task(serve(cfg, ready=started.set_result, factories=factories))
+    done, _ = await asyncio.wait([started, task], timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # raises the start-up error
+    running = started.result()
+    try:
+        yield Server(running, cfg)
+    finally:
+        running.stop()
+        await asyncio.wait_for(task, 20)
+
+
+def message(subject: str, body: str = "Hello.\r\n", *, sender: str = "bob@example.net") -> bytes:
+    """A small message with CRLF line ends, as stored after SMTP delivery."""
+    return (
+        f"From: {sender}\r\nTo: alice@example.test\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{subject.replace(' ', '.')}@example.net>\r\n"
+        f"Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n\r\n{body}"
+    ).encode()
+
+
+# Lines that start with ".", a line that is only ".", CRLF.CRLF inside: byte-stuffing must
+# round-trip every one of them (RFC 1939 §3).
+DOTTY = message(
+    "dots",
+    ".leading dot\r\n.\r\n..two dots\r\nplain line\r\n.\r\n.end\r\n",
+)

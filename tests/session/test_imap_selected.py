@@ -1,0 +1,112 @@
+"""The selected view against a real SQLite store: resolving sets, refreshing after changes
+made through the store, and holding back expunges."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from courriel.session.imap_selected import BadSequenceError, MailboxGone, SelectedView
+from courriel.store.base import FlagOp, Mailbox, NewMessage, Store
+from courriel.store.sqlite import open_sqlite
+from courriel.wire.imap.sequence import STAR, SequenceSet
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+async def inbox(store: Store) -> Mailbox:
+    await store.add_domain("example.test")
+    user = await store.add_user("alice@example.test", "x")
+    box = await store.get_mailbox(user.id, "INBOX")
+    assert box is not None
+    return box
+
+
+async def add(store: Store, box: Mailbox, n: int) -> None:
+    now = datetime.now(UTC)
+    for i in range(n):
+        raw = f"Subject: {i}\r\n\r\nbody\r\n".encode()
+        await store.append([(box.id, NewMessage(raw, now))])
+
+
+def seqset(*ranges: tuple[int, int]) -> SequenceSet:
+    return SequenceSet(tuple(ranges))
+
+
+async def test_resolve_sequence_numbers_and_uids(store: Store, inbox: Mailbox) -> None:
+    await add(store, inbox, 4)
+    await store.expunge(inbox.id, [2])
+    view = await SelectedView.open(store, inbox.id, readonly=False)
+    assert view.uids == [1, 3, 4]
+    assert view.resolve(seqset((2, STAR)), uid=False) == [3, 4]
+    assert view.resolve(seqset((2, 3), (9, 12)), uid=True) == [3]  # missing UIDs are ignored
+    assert view.resolve(seqset((STAR, STAR)), uid=True) == [4]
+    with pytest.raises(BadSequenceError):
+        view.resolve(seqset((4, 4)), uid=False)  # RFC 9051 §9: only 3 messages
+    view.saved = {4, 2}
+    assert view.resolve(SequenceSet(saved=True), uid=False) == [4]
+
+
+async def test_refresh_reports_new_flags_and_expunges_once(store: Store, inbox: Mailbox) -> None:
+    await add(store, inbox, 3)
+    view = await SelectedView.open(store, inbox.id, readonly=False)
+    await store.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({"\\Flagged"}))
+    await store.expunge(inbox.id, [2])
+    await add(store, inbox, 1)
+    view.dirty = True
+    out = await view.refresh(store, allow_expunge=True, qresync=False, condstore=False)
+    assert out == (b"* 2 EXPUNGE\r\n* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n* 3 EXISTS\r\n")
+    assert view.uids == [1, 3, 4]
+    view.dirty = True  # the same changes again: nothing new to say
+    assert await view.refresh(store, allow_expunge=True, qresync=False, condstore=False) == b""
+
+
+async def test_expunges_wait_until_they_are_allowed(store: Store, inbox: Mailbox) -> None:
+    await add(store, inbox, 3)
+    view = await SelectedView.open(store, inbox.id, readonly=False)
+    await store.expunge(inbox.id, [1, 3])
+    view.dirty = True
+    assert await view.refresh(store, allow_expunge=False, qresync=False, condstore=False) == b""
+    assert view.max_seq == 3 and view.pending == {1, 3}  # numbers unchanged meanwhile
+    out = await view.refresh(store, allow_expunge=True, qresync=False, condstore=False)
+    assert out == b"* 3 EXPUNGE\r\n* 1 EXPUNGE\r\n"  # highest first: no renumbering between
+    assert view.uids == [2]
+
+
+async def test_qresync_reports_vanished_and_condstore_adds_modseq(
+    store: Store, inbox: Mailbox
+) -> None:
+    await add(store, inbox, 3)
+    view = await SelectedView.open(store, inbox.id, readonly=False)
+    await store.expunge(inbox.id, [1, 2])
+    result = await store.store_flags(inbox.id, [3], FlagOp.ADD, frozenset({"$Done"}))
+    modseq = result.changed[0].modseq
+    view.dirty = True
+    out = await view.refresh(store, allow_expunge=True, qresync=True, condstore=True)
+    assert out.split(b"\r\n")[:-1] == [
+        b"* VANISHED 1:2",
+        b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done)",
+        b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done \\*)]"
+        b" Flags permitted",
+        b"* 1 FETCH (UID 3 FLAGS ($Done) MODSEQ (%d))" % modseq,  # number after the VANISHED,
+    ]
+
+
+async def test_a_deleted_mailbox_is_reported(store: Store, inbox: Mailbox) -> None:
+    box = await store.create_mailbox(inbox.user_id, "Work")
+    view = await SelectedView.open(store, box.id, readonly=True)
+    await store.delete_mailbox(inbox.user_id, "Work")
+    view.dirty = True
+    with pytest.raises(MailboxGone):
+        await view.refresh(store, allow_expunge=True, qresync=False, condstore=False)
