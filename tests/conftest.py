@@ -1,9 +1,10 @@
 """Suite-wide fixtures and the report of what could not be run on this machine.
 
 Tests that need something from outside Python (a mail client program from Debian, a PostgreSQL
-server) ask for it through ``need_program`` / ``need_postgres``. Where it is missing they are
-skipped with a plain reason, and the end of the run lists them together, so `make test` says
-which parts did not run. With COURRIEL_REQUIRE_ALL=1 (set by CI) a missing part fails instead.
+server) ask for it through the ``need_program`` fixture or ``report_missing``. Where it is
+missing they are skipped with a plain reason, and the end of the run lists them together, so
+`make test` says which parts did not run. With COURRIEL_REQUIRE_ALL=1 (set by CI) a missing
+part fails instead.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ Theory of operation
 calls ``sys.exit`` itself, so tests can drive it in-process. Account commands load the
 configuration, open the store, run one operation from ``courriel.admin`` and close the store.
 ``serve`` prepares a fresh installation (data directory, commented default configuration, demo
-account shown once) and hands over to ``courriel.app.run``.
+account shown once) and hands over to ``courriel.app.run``. ``db`` applies the schema
+migrations, or exports, imports or copies the whole store (``courriel.store.postgres_transfer``).
 
 Every error a person can cause ends as one line on stderr, ``courriel: error: ...``, and a
 status that says whose it was:
@@ -308,6 +309,45 @@ def _serve(args: argparse.Namespace) -> int:
     return run(cfg)
 
 
+# --- db: schema and moving an installation (courriel.store.postgres_transfer) --------------------
+
+
+def _db_migrate(args: argparse.Namespace) -> int:
+    from courriel.store.postgres_transfer import migrate_configured
+
+    applied = asyncio.run(migrate_configured(_prepare(args)))
+    print(f"applied migrations {', '.join(map(str, applied))}" if applied else "schema up to date")
+    return EXIT_OK
+
+
+def _print_counts(verb: str, rows: dict[str, int]) -> None:
+    print(
+        f"{verb} " + ", ".join(f"{n} {table}" for table, n in rows.items() if table != "counters")
+    )
+
+
+async def _db_export(args: argparse.Namespace, cfg: Config, store: Store) -> None:
+    from pathlib import Path
+
+    from courriel.store.postgres_transfer import export_file
+
+    _print_counts("exported", (await export_file(store, Path(args.file))).rows)
+
+
+async def _db_import(args: argparse.Namespace, cfg: Config, store: Store) -> None:
+    from pathlib import Path
+
+    from courriel.store.postgres_transfer import import_file
+
+    _print_counts("imported", (await import_file(store, Path(args.file))).rows)
+
+
+async def _db_copy(args: argparse.Namespace, cfg: Config, store: Store) -> None:
+    from courriel.store.postgres_transfer import copy_to
+
+    _print_counts("copied", (await copy_to(store, cfg, args.to)).rows)
+
+
 async def _first_run(cfg: Config) -> admin.FirstRun | None:
     from courriel.store.open import open_store
 
@@ -415,6 +455,24 @@ def _add_alias_commands(top: argparse._SubParsersAction[_Parser], common: _Parse
     p.set_defaults(handler=_store_command(_alias_remove))
 
 
+def _add_db_commands(top: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    db = top.add_parser("db", help="the database: schema, export, import, copy", parents=[common])
+    sub = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = sub.add_parser("migrate", help="bring the store's schema up to date", parents=[common])
+    p.set_defaults(handler=_db_migrate)
+    p = sub.add_parser(
+        "export", help="write the whole store to FILE (stop courriel first)", parents=[common]
+    )
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(handler=_store_command(_db_export))
+    p = sub.add_parser("import", help="load an export FILE into an empty store", parents=[common])
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(handler=_store_command(_db_import))
+    p = sub.add_parser("copy", help="copy the store into an empty store at URL", parents=[common])
+    p.add_argument("--to", required=True, metavar="URL", help="e.g. postgresql://host/courriel")
+    p.set_defaults(handler=_store_command(_db_copy))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="courriel",
@@ -438,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_domain_commands(top, common)
     _add_user_commands(top, common)
     _add_alias_commands(top, common)
+    _add_db_commands(top, common)
     cfg = top.add_parser("config", help="configuration", parents=[common])
     sub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = sub.add_parser("show", help="print the effective settings as TOML", parents=[common])

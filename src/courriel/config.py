@@ -55,6 +55,7 @@ LISTENERS: dict[str, tuple[str, int, bool]] = {
 class StoreConfig:
     url: str = ""  # "" = SQLite in <data_dir>/courriel.db; or postgresql://user@host/db
     blobs: str = "blobs"  # directory of message files (SQLite backend)
+    pool_size: int = 10  # PostgreSQL connections per courriel process
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,8 @@ DEFAULT_TOML = """\
 # url = ""
 # Directory for message files of the SQLite backend, relative to the data directory.
 # blobs = "blobs"
+# Connections to PostgreSQL per courriel process (each also keeps one for change events).
+# pool_size = 10
 
 [tls]
 # PEM files. When both are empty, a self-signed certificate is made on first run in <data>/tls.

@@ -8,7 +8,9 @@ then runs against it too.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import importlib.util
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +19,19 @@ import pytest
 
 from courriel.store.base import Mailbox, NewMessage, Store, User
 from courriel.store.sqlite import open_sqlite
+
+
+def _load_pg_testdb():  # type: ignore[no-untyped-def]
+    """The sibling helper module, by path: test directories are not packages."""
+    here = Path(__file__).with_name("pg_testdb.py")
+    spec = importlib.util.spec_from_file_location("courriel_tests_pg_testdb", here)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pg_testdb = _load_pg_testdb()
 
 
 class Backend(Protocol):
@@ -31,14 +46,57 @@ class SqliteBackend:
         return await open_sqlite(self.root / "courriel.db", self.root / "blobs")
 
 
+class PostgresBackend:
+    """A fresh database per test (see pg_testdb.py); ``url`` is set by the ``backend`` fixture."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = ""
+
+    async def open(self) -> Store:
+        from courriel.store.postgres import open_postgres_url
+
+        return await open_postgres_url(self.url, pool_size=4)
+
+
 # name -> factory taking the test's own temporary directory
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": SqliteBackend}
-MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {}
+BACKENDS: dict[str, Callable[[Path], Backend]] = {
+    "sqlite": SqliteBackend,
+    "postgres": PostgresBackend,
+}
+MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {"postgres": (pytest.mark.postgres,)}
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str | None]:
+    """One migrated database for the run (dropped at its end); None if there is no server."""
+    server = pg_testdb.server_url()
+    if asyncio.run(pg_testdb.unreachable(server)) is not None:
+        yield None
+        return
+    name = asyncio.run(pg_testdb.create_migrated(server))
+    try:
+        yield name
+    finally:
+        asyncio.run(pg_testdb.drop_database(server, name))
+
+
+@pytest.fixture
+async def pg_url(request: pytest.FixtureRequest, pg_database: str | None) -> str:
+    """The URL of the run's database, emptied for this test (as if just migrated)."""
+    server = await pg_testdb.require_server(request)
+    assert pg_database is not None
+    url: str = pg_testdb.with_database(server, pg_database)
+    await pg_testdb.reset_database(url)
+    return url
 
 
 @pytest.fixture(params=[pytest.param(n, marks=MARKS.get(n, ()), id=n) for n in sorted(BACKENDS)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    chosen = BACKENDS[request.param](tmp_path)
+    if isinstance(chosen, PostgresBackend):
+        chosen.url = request.getfixturevalue("pg_url")
+    yield chosen
 
 
 @pytest.fixture
