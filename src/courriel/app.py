@@ -42,7 +42,7 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import courriel.net.imap
 import courriel.net.pop3
@@ -81,6 +81,7 @@ class App:
     tls: TLSManager  # ``tls.context`` at the moment of STARTTLS is the one to use
     connections: Connections
     limiter: AuthLimiter  # failed-login limits shared by every protocol
+    signals: list[int] = field(default_factory=list)  # handlers installed by ``serve``
 
     @property
     def hostname(self) -> str:
@@ -220,6 +221,9 @@ async def serve(
     finally:
         await store.close()  # last: every session that could write has ended
         await asyncio.to_thread(hasher.close)
+        loop = asyncio.get_running_loop()
+        for signum in app.signals:
+            loop.remove_signal_handler(signum)
         log.info("stopped")
 
 
@@ -249,9 +253,9 @@ async def _run(
         log.info("stopping: no new connections")
         await asyncio.gather(*(lst.stop_accepting() for lst in listeners))
         await app.connections.shutdown(app.cfg.limits.shutdown_grace_seconds)
-        loop = asyncio.get_running_loop()
-        for signum in installed:
-            loop.remove_signal_handler(signum)
+        # The handlers stay until ``serve`` has closed the store: a second SIGTERM during
+        # shutdown (systemd, an impatient operator) must not kill the process mid-close.
+        app.signals.extend(installed)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
