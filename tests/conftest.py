@@ -5,14 +5,25 @@ server) ask for it through the ``need_program`` fixture or ``report_missing``. W
 missing they are skipped with a plain reason, and the end of the run lists them together, so
 `make test` says which parts did not run. With COURRIEL_REQUIRE_ALL=1 (set by CI) a missing
 part fails instead.
+
+``hasher`` hashes passwords at the cheap test costs. ``store`` is a fresh embedded (SQLite)
+store in the test's temporary directory; the store contract suite (tests/store) overrides it
+with one per backend. Helpers that are not fixtures live in ``courriel.testing`` and are
+imported from there, never from a conftest.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+
+from courriel.accounts.passwords import PasswordHasher
+from courriel.store.base import Store
+from courriel.store.sqlite import open_sqlite
 
 _missing: dict[str, list[str]] = {}
 
@@ -41,6 +52,26 @@ def need_program(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def
         return path
 
     return need
+
+
+@pytest.fixture
+def hasher() -> Iterator[PasswordHasher]:
+    """Password hashing with the cheap test costs (production uses argon2id's real ones)."""
+    h = PasswordHasher.for_tests()
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh embedded store, closed after the test."""
+    s = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    try:
+        yield s
+    finally:
+        await s.close()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]

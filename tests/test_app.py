@@ -22,22 +22,9 @@ from courriel import config
 from courriel.app import Running, StartupError, run, serve
 from courriel.config import LISTENERS
 from courriel.net.tls import make_self_signed
+from courriel.testing.net import free_ports
 
 HOSTNAME = "mail.test"
-
-
-def _free_ports(n: int) -> list[int]:
-    """``n`` distinct free loopback ports (held together while chosen, so they differ)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _write_config(
@@ -77,7 +64,7 @@ async def test_serve_binds_greets_prints_settings_and_stops(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     names = ["imaps", "imap", "submission", "smtp", "pop3s"]
-    ports = dict(zip(names, _free_ports(len(names)), strict=True))
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     cfg = config.load(_write_config(tmp_path, ports))
     started: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
     server = asyncio.create_task(serve(cfg, ready=started.set_result))
@@ -110,7 +97,7 @@ async def test_serve_binds_greets_prints_settings_and_stops(
 
 
 async def test_a_listener_that_cannot_bind_stops_the_start(tmp_path: Path) -> None:
-    free, taken = _free_ports(2)
+    free, taken = free_ports(2)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", taken))
         busy.listen(1)
@@ -145,7 +132,7 @@ def test_run_reports_a_failed_start_in_one_line(
 
 
 async def test_bad_password_hashing_costs_stop_the_start(tmp_path: Path) -> None:
-    path = _write_config(tmp_path, {"imaps": _free_ports(1)[0]})
+    path = _write_config(tmp_path, {"imaps": free_ports(1)[0]})
     path.write_text(path.read_text() + "[auth]\nargon2_parallelism = 0\n")
     with pytest.raises(StartupError, match=r"^\[auth\]: argon2 needs"):
         await serve(config.load(path))
@@ -228,7 +215,7 @@ def _der(pem: bytes) -> bytes:
 def test_process_reloads_certificate_on_sighup_and_exits_cleanly_on_sigterm(
     tmp_path: Path,
 ) -> None:
-    imaps, smtp = _free_ports(2)
+    imaps, smtp = free_ports(2)
     cfg_path = _write_config(tmp_path, {"imaps": imaps, "smtp": smtp}, grace=5)
     with _server(tmp_path, cfg_path) as proc:
         _wait_for_port(imaps, proc)
@@ -260,6 +247,9 @@ def test_process_reloads_certificate_on_sighup_and_exits_cleanly_on_sigterm(
         # The idle session is told why it is closed, in its own protocol.
         assert _recv_line(before).startswith(b"* BYE [UNAVAILABLE] mail.test server shutting down")
         before.close()
+        # A second SIGTERM while shutting down (systemd, an impatient operator) changes nothing.
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
         assert time.monotonic() - started < 5
         out, err = proc.communicate(timeout=5)

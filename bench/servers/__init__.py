@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from courriel.testing.net import free_ports  # noqa: F401 - re-exported for the servers
 
 HOST = "127.0.0.1"
 DOMAIN = "example.test"
@@ -50,20 +51,6 @@ class Instance(Protocol):
     def pids(self) -> list[int]: ...
 
     async def stop(self) -> None: ...
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free loopback ports, all held while chosen so they differ."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 async def wait_port(port: int, seconds: float, proc: subprocess.Popen[bytes] | None = None) -> None:

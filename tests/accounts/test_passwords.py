@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,13 +14,6 @@ from courriel.accounts.passwords import (
     prepare_password,
 )
 from courriel.config import AuthConfig
-
-
-@pytest.fixture
-def hasher() -> Iterator[PasswordHasher]:
-    h = PasswordHasher.for_tests()
-    yield h
-    h.close()
 
 
 def test_hash_is_argon2id_with_the_configured_costs(hasher: PasswordHasher) -> None:

@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from courriel.accounts.ratelimit import AuthLimiter, account_key, ip_key
 from courriel.config import AuthConfig
 from courriel.store.base import Store
-from courriel.store.sqlite import open_sqlite
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def limiter(store: Store, slept: list[float], **kw: float) -> AuthLimiter:

@@ -7,7 +7,6 @@ the real command as a child process for the paths that need one (exit status, a 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,7 +18,7 @@ import pytest
 
 from courriel import cli, config
 from courriel.store.base import Store
-from courriel.store.open import open_store
+from courriel.testing.fill import on_store
 
 T = TypeVar("T")
 
@@ -70,13 +69,6 @@ def in_store(data: Path) -> Callable[[Callable[[Store], Awaitable[T]]], T]:
     """``in_store(lambda s: s.list_domains())`` reads what the command left in the store."""
 
     def read(fn: Callable[[Store], Awaitable[T]]) -> T:
-        async def go() -> T:
-            store = await open_store(config.load())
-            try:
-                return await fn(store)
-            finally:
-                await store.close()
-
-        return asyncio.run(go())
+        return on_store(config.load(), fn)
 
     return read

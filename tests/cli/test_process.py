@@ -3,7 +3,6 @@ the password prompt on a pseudo-terminal."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pty
 import select
@@ -20,7 +19,7 @@ import courriel as package
 from courriel import config
 from courriel.accounts.passwords import PasswordHasher
 from courriel.store.base import Store, User
-from courriel.store.open import open_store
+from courriel.testing.fill import on_store
 
 T = TypeVar("T")
 CLI = [sys.executable, "-m", "courriel.cli"]
@@ -50,15 +49,7 @@ def courriel(env: dict[str, str], *argv: str, stdin: str = "") -> subprocess.Com
 def _in_store(env: dict[str, str], fn: Callable[[Store], Awaitable[T]]) -> T:
     data = Path(env["COURRIEL_DATA"])
     data.mkdir(exist_ok=True)
-
-    async def go() -> T:
-        store = await open_store(config.Config(data / "courriel.toml", data, "localhost"))
-        try:
-            return await fn(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
+    return on_store(config.Config(data / "courriel.toml", data, "localhost"), fn)
 
 
 def stored_user(env: dict[str, str], address: str) -> User | None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Account, MailServer
+    from courriel.testing.server import Account, MailServer
 
 pytestmark = pytest.mark.client
 

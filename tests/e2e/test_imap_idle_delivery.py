@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import imapclient
 
 if TYPE_CHECKING:
-    from conftest import Account, MailServer
+    from courriel.testing.server import Account, MailServer
 
 DELIVERY_DEADLINE = 1.0  # seconds from the SMTP 250 to the EXISTS seen in IDLE
 

@@ -18,7 +18,7 @@ import pytest
 from courriel.store.base import FlagOp
 
 if TYPE_CHECKING:
-    from conftest import Account, MailServer
+    from courriel.testing.server import Account, MailServer
 
 pytestmark = pytest.mark.client
 

@@ -15,7 +15,7 @@ import imapclient
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Account, MailServer
+    from courriel.testing.server import Account, MailServer
 
 
 def _capabilities(client: imaplib.IMAP4) -> set[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from courriel.config import LISTENERS
-from courriel.testing.transcript import free_ports
+from courriel.testing.net import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_pop3_support import DOTTY, PASSWORD, Server, message, pop3_server
+
+from courriel.testing.pop3 import DOTTY, PASSWORD, Server, message, pop3_server
 
 ALICE = "alice@example.test"
 NeedProgram = Callable[[str], str]  # the need_program fixture of tests/conftest.py

@@ -9,9 +9,9 @@ import poplib
 from pathlib import Path
 
 import pytest
-from test_pop3_support import DOTTY, PASSWORD, Server, message, pop3_server
 
 from courriel.store.base import ChangeKind
+from courriel.testing.pop3 import DOTTY, PASSWORD, Server, message, pop3_server
 
 TIMEOUT = 10
 

@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from test_pop3_support import PASSWORD, Server, message, pop3_server
-
 from courriel.store.sqlite import open_sqlite
+from courriel.testing.pop3 import PASSWORD, Server, message, pop3_server
 
 ALICE = "alice@example.test"
 

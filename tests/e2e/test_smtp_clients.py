@@ -13,28 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Account, MailServer, make_message
+from courriel.testing.server import Account, MailServer, make_message
+from courriel.testing.smtp import body_after_trace
 
 pytestmark = pytest.mark.client
 
 PASSWORD = "correct horse battery"
-
-
-def trace_and_rest(stored: bytes) -> tuple[list[bytes], bytes]:
-    """The trace field names at the top of a stored message, and the bytes after them."""
-    names: list[bytes] = []
-    pos = 0
-    while True:
-        for name in (b"Return-Path:", b"Received:"):
-            if stored.startswith(name, pos):
-                names.append(name[:-1])
-                end = stored.index(b"\r\n", pos) + 2
-                while stored[end : end + 1] in (b" ", b"\t"):
-                    end = stored.index(b"\r\n", end) + 2
-                pos = end
-                break
-        else:
-            return names, stored[pos:]
 
 
 def sent_by_alice(subject: str) -> bytes:
@@ -49,7 +33,7 @@ def bob(mail_server: MailServer) -> Account:
 
 def assert_delivered(server: MailServer, bob: Account, raw: bytes, protocol: str) -> None:
     [stored] = server.bodies(bob, "INBOX")
-    names, rest = trace_and_rest(stored)
+    names, rest = body_after_trace(stored)
     assert names == [b"Return-Path", b"Received"]
     assert rest == raw
     header = stored.split(b"\r\n\r\n", 1)[0].decode()

@@ -13,8 +13,8 @@ import subprocess
 
 import pytest
 
-from conftest import Account, MailServer
 from courriel import admin
+from courriel.testing.server import Account, MailServer
 
 pytestmark = [pytest.mark.client, pytest.mark.slow]
 

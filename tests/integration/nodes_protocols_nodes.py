@@ -23,7 +23,6 @@ import importlib.util
 import os
 import secrets
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from types import ModuleType
 import asyncpg
 
 from courriel import config
+from courriel.testing.net import free_ports
 
 HOSTNAME = "mail.example.org"
 DOMAIN = "example.org"
@@ -53,18 +53,6 @@ def _load(path: Path) -> ModuleType:
 
 
 pg_testdb = _load(Path(__file__).parent.parent / "store" / "pg_testdb.py")
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free loopback ports (held open together while chosen, so they differ)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 async def _create_database(server: str, name: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -20,14 +19,9 @@ from test_nodes_pg import pg_url  # noqa: F401 - a fixture
 
 from courriel import config
 from courriel.store.open import open_store
+from courriel.testing.net import free_ports
 
 pytestmark = pytest.mark.postgres
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def node_config(root: Path, url: str, port: int) -> Path:
@@ -71,7 +65,7 @@ async def until_running(proc: asyncio.subprocess.Process) -> str:
 
 
 async def test_two_serve_processes_share_one_database(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
-    ports = [free_port(), free_port()]
+    ports = free_ports(2)
     cfgs = [node_config(tmp_path / f"node{i}", pg_url, ports[i]) for i in range(2)]
     nodes = [await start(cfg) for cfg in cfgs]
     try:

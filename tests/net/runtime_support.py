@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import io
 import logging
-import socket
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,13 +23,6 @@ ServeFactory = Callable[..., contextlib.AbstractAsyncContextManager[Listener]]
 def client_context(cert_path: Path) -> ssl.SSLContext:
     """A client context that trusts exactly the given (self-signed) certificate."""
     return ssl.create_default_context(cafile=str(cert_path))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def listener_config(name: str = "imap", *, implicit_tls: bool = False) -> ListenerConfig:

@@ -6,10 +6,10 @@ import logging
 import socket
 
 import pytest
-from runtime_support import free_port
 
 from courriel.config import ListenerConfig
 from courriel.net.ports import BindError, bind_listener, candidates
+from courriel.testing.net import free_port
 
 
 def _lc(standard: int, address: str = "", port: int = 0) -> ListenerConfig:

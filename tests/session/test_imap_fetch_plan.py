@@ -9,19 +9,10 @@ import pytest
 from courriel.mail.message import parse
 from courriel.session.imap_fetch import plan_fetch, render_fetch
 from courriel.store.base import MessageInfo
-from courriel.wire.imap import Connection
-from courriel.wire.imap.commands import Fetch
-from courriel.wire.imap.fetch import FetchAttribute, FetchItem
+from courriel.testing.imap import fetch_attributes
+from courriel.wire.imap.fetch import FetchItem
 
 RAW = b"From: a@example.test\r\nSubject: hi\r\n\r\nbody\r\n"
-
-
-def attributes(text: bytes) -> tuple[FetchAttribute, ...]:
-    conn = Connection()
-    conn.receive_data(b"a1 FETCH 1 " + text + b"\r\n")
-    event = conn.next_event()
-    assert isinstance(event, Fetch), event
-    return event.attributes
 
 
 def info(flags: frozenset[str] = frozenset()) -> MessageInfo:
@@ -53,7 +44,7 @@ def info(flags: frozenset[str] = frozenset()) -> MessageInfo:
     ],
 )
 def test_what_each_request_needs(text: bytes, meta: bool, body: bool) -> None:
-    plan = plan_fetch(attributes(text), uid=False, condstore=False)
+    plan = plan_fetch(fetch_attributes(text), uid=False, condstore=False)
     assert (plan.needs_meta, plan.needs_body) == (meta, body)
 
 
@@ -73,55 +64,55 @@ def test_what_each_request_needs(text: bytes, meta: bool, body: bool) -> None:
     ],
 )
 def test_which_requests_set_seen(text: bytes, sets_seen: bool) -> None:
-    plan = plan_fetch(attributes(text), uid=False, condstore=False)
+    plan = plan_fetch(fetch_attributes(text), uid=False, condstore=False)
     assert plan.sets_seen is sets_seen
     assert (FetchItem.FLAGS in plan.attributes) is sets_seen
 
 
 def test_examine_never_sets_seen() -> None:
-    plan = plan_fetch(attributes(b"BODY[]"), uid=False, condstore=False, read_only=True)
+    plan = plan_fetch(fetch_attributes(b"BODY[]"), uid=False, condstore=False, read_only=True)
     assert not plan.sets_seen
     assert FetchItem.FLAGS not in plan.attributes
 
 
 def test_uid_fetch_adds_uid_first() -> None:
-    plan = plan_fetch(attributes(b"(FLAGS RFC822.SIZE)"), uid=True, condstore=False)
+    plan = plan_fetch(fetch_attributes(b"(FLAGS RFC822.SIZE)"), uid=True, condstore=False)
     assert plan.attributes == (FetchItem.UID, FetchItem.FLAGS, FetchItem.RFC822_SIZE)
     out = render_fetch(2, info(), plan, None, None, utf8=False)
     assert out == b"* 2 FETCH (UID 9 FLAGS () RFC822.SIZE %d)\r\n" % len(RAW)
 
 
 def test_uid_asked_explicitly_keeps_its_place() -> None:
-    plan = plan_fetch(attributes(b"(FLAGS UID)"), uid=True, condstore=False)
+    plan = plan_fetch(fetch_attributes(b"(FLAGS UID)"), uid=True, condstore=False)
     assert plan.attributes == (FetchItem.FLAGS, FetchItem.UID)
 
 
 def test_condstore_adds_modseq_to_every_fetch() -> None:
-    plan = plan_fetch(attributes(b"FLAGS"), uid=False, condstore=True)
+    plan = plan_fetch(fetch_attributes(b"FLAGS"), uid=False, condstore=True)
     assert plan.wants_modseq
     assert render_fetch(1, info(), plan, None, None, utf8=False) == (
         b"* 1 FETCH (FLAGS () MODSEQ (5))\r\n"
     )
-    plain = plan_fetch(attributes(b"FLAGS"), uid=False, condstore=False)
+    plain = plan_fetch(fetch_attributes(b"FLAGS"), uid=False, condstore=False)
     assert not plain.wants_modseq
     assert FetchItem.MODSEQ not in plain.attributes
 
 
 def test_modseq_asked_without_condstore_enabled() -> None:
-    plan = plan_fetch(attributes(b"(MODSEQ FLAGS)"), uid=False, condstore=True)
+    plan = plan_fetch(fetch_attributes(b"(MODSEQ FLAGS)"), uid=False, condstore=True)
     assert plan.wants_modseq
     assert plan.attributes == (FetchItem.MODSEQ, FetchItem.FLAGS)
 
 
 def test_duplicates_are_answered_once() -> None:
     plan = plan_fetch(
-        attributes(b"(FLAGS FLAGS UID BODY.PEEK[] BODY.PEEK[])"), uid=True, condstore=False
+        fetch_attributes(b"(FLAGS FLAGS UID BODY.PEEK[] BODY.PEEK[])"), uid=True, condstore=False
     )
     assert len(plan.attributes) == 3
 
 
 def test_implicit_flags_only_when_seen_changed() -> None:
-    plan = plan_fetch(attributes(b"BODY[TEXT]"), uid=False, condstore=False)
+    plan = plan_fetch(fetch_attributes(b"BODY[TEXT]"), uid=False, condstore=False)
     assert plan.implicit_flags
     seen = info(frozenset({"\\Seen"}))
     meta = parse(RAW)
@@ -132,7 +123,7 @@ def test_implicit_flags_only_when_seen_changed() -> None:
 
 
 def test_flags_asked_explicitly_is_always_sent() -> None:
-    plan = plan_fetch(attributes(b"(FLAGS BODY[TEXT])"), uid=False, condstore=False)
+    plan = plan_fetch(fetch_attributes(b"(FLAGS BODY[TEXT])"), uid=False, condstore=False)
     assert not plan.implicit_flags
     out = render_fetch(
         1, info(frozenset({"\\Seen"})), plan, parse(RAW), RAW, utf8=False, seen_changed=False

@@ -10,9 +10,8 @@ import pytest
 from courriel.mail.message import MessageMeta, parse
 from courriel.session.imap_fetch import UnknownCte, plan_fetch, render_fetch
 from courriel.store.base import MessageInfo
-from courriel.wire.imap import Connection
-from courriel.wire.imap.commands import Fetch
-from courriel.wire.imap.fetch import FetchAttribute, FetchBody, Section
+from courriel.testing.imap import fetch_attributes
+from courriel.wire.imap.fetch import FetchBody, Section
 
 MESSAGES = Path(__file__).parent / "messages"
 
@@ -20,15 +19,6 @@ MESSAGES = Path(__file__).parent / "messages"
 def load(name: str, *, crlf: bool = True) -> bytes:
     data = (MESSAGES / name).read_bytes()
     return data.replace(b"\n", b"\r\n") if crlf else data
-
-
-def attributes(text: bytes) -> tuple[FetchAttribute, ...]:
-    """The attributes the IMAP parser makes of ``FETCH 1 <text>``."""
-    conn = Connection()
-    conn.receive_data(b"a1 FETCH 1 " + text + b"\r\n")
-    event = conn.next_event()
-    assert isinstance(event, Fetch), event
-    return event.attributes
 
 
 def info_for(raw: bytes, **kw: object) -> MessageInfo:
@@ -52,7 +42,7 @@ def fetch(
     meta: MessageMeta | None = None,
     **kw: object,
 ) -> bytes:
-    plan = plan_fetch(attributes(text), uid=uid, condstore=condstore)
+    plan = plan_fetch(fetch_attributes(text), uid=uid, condstore=condstore)
     return render_fetch(3, info_for(raw, **kw), plan, meta or parse(raw), raw, utf8=False)
 
 
@@ -107,7 +97,7 @@ def test_flags_system_first_then_keywords_and_recent_only_when_asked() -> None:
     assert fetch(SIMPLE, b"FLAGS", flags=flags) == (
         b"* 3 FETCH (FLAGS (\\Answered \\Seen $Label Junk))\r\n"
     )
-    plan = plan_fetch(attributes(b"FLAGS"), uid=False, condstore=False)
+    plan = plan_fetch(fetch_attributes(b"FLAGS"), uid=False, condstore=False)
     info = info_for(SIMPLE, flags=frozenset())
     assert render_fetch(1, info, plan, None, None, utf8=False, recent=True) == (
         b"* 1 FETCH (FLAGS (\\Recent))\r\n"
@@ -117,7 +107,7 @@ def test_flags_system_first_then_keywords_and_recent_only_when_asked() -> None:
 
 def test_fast_items_need_neither_meta_nor_body() -> None:
     plan = plan_fetch(
-        attributes(b"(UID RFC822.SIZE INTERNALDATE MODSEQ)"), uid=False, condstore=False
+        fetch_attributes(b"(UID RFC822.SIZE INTERNALDATE MODSEQ)"), uid=False, condstore=False
     )
     when = datetime(1996, 7, 17, 2, 44, 25, tzinfo=timezone(timedelta(hours=-7)))
     info = MessageInfo(
@@ -236,7 +226,7 @@ def test_header_fields_of_absent_names_is_the_empty_line() -> None:
 
 def test_top_level_sections_from_raw_alone_equal_those_through_the_parse() -> None:
     for text in (b"BODY.PEEK[HEADER]", b"BODY.PEEK[TEXT]", b"BODY.PEEK[HEADER.FIELDS (To)]"):
-        plan = plan_fetch(attributes(text), uid=False, condstore=False)
+        plan = plan_fetch(fetch_attributes(text), uid=False, condstore=False)
         assert not plan.needs_meta
         info = info_for(FOLDED)
         without = render_fetch(1, info, plan, None, FOLDED, utf8=False)
@@ -321,7 +311,7 @@ def test_binary_size() -> None:
 
 
 def test_binary_size_of_the_whole_message_needs_nothing_but_the_row() -> None:
-    plan = plan_fetch(attributes(b"BINARY.SIZE[]"), uid=False, condstore=False)
+    plan = plan_fetch(fetch_attributes(b"BINARY.SIZE[]"), uid=False, condstore=False)
     assert not plan.needs_meta and not plan.needs_body
     out = render_fetch(1, info_for(MIXED), plan, None, None, utf8=False)
     assert out == b"* 1 FETCH (BINARY.SIZE[] %d)\r\n" % len(MIXED)
@@ -347,10 +337,10 @@ def test_binary_of_the_whole_message_is_unchanged() -> None:
 
 
 def test_missing_meta_or_body_is_a_caller_error() -> None:
-    plan = plan_fetch(attributes(b"ENVELOPE"), uid=False, condstore=False)
+    plan = plan_fetch(fetch_attributes(b"ENVELOPE"), uid=False, condstore=False)
     with pytest.raises(ValueError, match="meta"):
         render_fetch(1, info_for(SIMPLE), plan, None, SIMPLE, utf8=False)
-    plan = plan_fetch(attributes(b"BODY.PEEK[]"), uid=False, condstore=False)
+    plan = plan_fetch(fetch_attributes(b"BODY.PEEK[]"), uid=False, condstore=False)
     with pytest.raises(ValueError, match="raw message"):
         render_fetch(1, info_for(SIMPLE), plan, parse(SIMPLE), None, utf8=False)
 

@@ -3,25 +3,13 @@ made through the store, and holding back expunges."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from courriel.session.imap_selected import BadSequenceError, MailboxGone, SelectedView
 from courriel.store.base import FlagOp, Mailbox, NewMessage, Store
-from courriel.store.sqlite import open_sqlite
 from courriel.wire.imap.sequence import STAR, SequenceSet
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture

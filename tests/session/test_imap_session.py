@@ -7,23 +7,12 @@ from __future__ import annotations
 import socket
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_imap_sync import PASSWORD, USER, Raw, Server, message
 
+from courriel.testing.imap import PASSWORD, USER, Raw, Server, message
 from courriel.wire.imap import mutf7
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(tmp_path)
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 def test_compress_deflate_carries_the_session(server: Server) -> None:
@@ -64,9 +53,7 @@ def test_shutdown_ends_idle_with_bye(server: Server) -> None:
 
 
 def test_unauthenticated_connection_times_out(tmp_path: Path) -> None:
-    srv = Server(tmp_path, login_timeout=0.3)
-    srv.start()
-    try:
+    with Server.started(tmp_path, login_timeout=0.3) as srv:
         raw = srv.raw()
         started = time.monotonic()
         assert raw.line(timeout=5) == "* BYE No login, closing"
@@ -74,43 +61,30 @@ def test_unauthenticated_connection_times_out(tmp_path: Path) -> None:
         with pytest.raises(ConnectionError):
             raw.line(timeout=5)
         raw.close()
-    finally:
-        srv.stop()
 
 
 def test_authenticated_connection_is_logged_out_when_idle(tmp_path: Path) -> None:
-    srv = Server(tmp_path, autologout=0.5)
-    srv.start()
-    try:
+    with Server.started(tmp_path, autologout=0.5) as srv:
         srv.add_user()
         raw = srv.raw()
         raw.login()  # the shorter login timeout no longer applies
         assert raw.line(timeout=5) == "* BYE Autologout; idle for too long, closing"
         raw.close()
-    finally:
-        srv.stop()
 
 
 def test_sessions_per_user_are_limited(tmp_path: Path) -> None:
-    srv = Server(tmp_path, sessions_per_user=2)
-    srv.start()
-    clients: list[Raw] = []
-    try:
+    with Server.started(tmp_path, sessions_per_user=2) as srv:
         srv.add_user()
-        for _ in range(2):
-            clients.append(srv.raw())
-            clients[-1].login()
-        extra = srv.raw()
-        clients.append(extra)
-        reply = extra.command(f"LOGIN {USER} {PASSWORD}")
-        assert reply == ["t1 NO [LIMIT] Too many sessions for this user"]
-        clients[0].command("LOGOUT")
-        time.sleep(0.2)  # the server ends the first session after its BYE
-        assert extra.command(f"LOGIN {USER} {PASSWORD}")[-1].startswith("t2 OK ")
-    finally:
-        for c in clients:
-            c.close()
-        srv.stop()
+        with srv.sessions(2) as (first, _):
+            extra = srv.raw()
+            try:
+                reply = extra.command(f"LOGIN {USER} {PASSWORD}")
+                assert reply == ["t1 NO [LIMIT] Too many sessions for this user"]
+                first.command("LOGOUT")
+                time.sleep(0.2)  # the server ends the first session after its BYE
+                assert extra.command(f"LOGIN {USER} {PASSWORD}")[-1].startswith("t2 OK ")
+            finally:
+                extra.close()
 
 
 def test_quota_is_reported_and_enforced(server: Server) -> None:
@@ -132,11 +106,7 @@ def test_quota_is_reported_and_enforced(server: Server) -> None:
 
 def test_deleting_a_mailbox_selected_elsewhere_ends_that_session(server: Server) -> None:
     server.add_user()
-    a = server.raw()
-    b = server.raw()
-    try:
-        a.login()
-        b.login()
+    with server.sessions(2) as (a, b):
         assert a.command("CREATE Work")[-1] == "t2 OK CREATE completed"
         b.command("SELECT Work")
         b.send("i1 IDLE")
@@ -145,19 +115,12 @@ def test_deleting_a_mailbox_selected_elsewhere_ends_that_session(server: Server)
         assert b.line(timeout=2) == "* BYE Selected mailbox was deleted"
         with pytest.raises(ConnectionError):
             b.line(timeout=5)
-    finally:
-        a.close()
-        b.close()
 
 
 def test_idle_reports_vanished_once_qresync_is_enabled(server: Server) -> None:
     user_id = server.add_user()
     server.deliver(user_id, 2)
-    a = server.raw()
-    b = server.raw()
-    try:
-        a.login()
-        b.login()
+    with server.sessions(2) as (a, b):
         b.command("ENABLE QRESYNC")
         b.command("SELECT INBOX")
         a.command("SELECT INBOX")
@@ -169,19 +132,12 @@ def test_idle_reports_vanished_once_qresync_is_enabled(server: Server) -> None:
         assert b.line(timeout=2) == "* VANISHED 1"  # RFC 7162 §3.2.10
         b.send("DONE")
         assert b.until("i1") == ["i1 OK IDLE terminated"]
-    finally:
-        a.close()
-        b.close()
 
 
 def test_new_keywords_are_announced_to_other_sessions(server: Server) -> None:
     user_id = server.add_user()
     server.deliver(user_id, 1)
-    a = server.raw()
-    b = server.raw()
-    try:
-        a.login()
-        b.login()
+    with server.sessions(2) as (a, b):
         a.command("SELECT INBOX")
         b.command("SELECT INBOX")
         a.command("STORE 1 +FLAGS.SILENT ($Important)")
@@ -190,9 +146,6 @@ def test_new_keywords_are_announced_to_other_sessions(server: Server) -> None:
         # RFC 9051 §7.3.5: FLAGS again when the set of flags in use grew.
         assert lines[0] == "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important)"
         assert "* 1 FETCH (UID 1 FLAGS ($Important))" in lines
-    finally:
-        a.close()
-        b.close()
 
 
 def test_unicode_mailbox_names_reach_a_rev1_client_in_modified_utf7(server: Server) -> None:

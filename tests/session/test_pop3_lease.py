@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from courriel.session.pop3_maildrop import MaildropLock, unique_id
 from courriel.store.base import Store, User
-from courriel.store.sqlite import open_sqlite
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,32 +18,16 @@ from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import AuthConfig
-from courriel.mail.message import parse
 from courriel.session.pop3 import Pop3Session
 from courriel.session.pop3_maildrop import unique_id
-from courriel.store.base import Appended, NewMessage, Store, User
+from courriel.store.base import Store, User
 from courriel.store.sqlite import open_sqlite
+from courriel.testing.fill import deliver_to_inbox
 from courriel.wire.errors import ProtocolError
 from courriel.wire.pop3 import commands as c
 from courriel.wire.pop3.core import Pop3Config, Pop3Connection, State
 
 PASSWORD = "s3cret pass"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
-    try:
-        yield s
-    finally:
-        await s.close()
-
-
-@pytest.fixture(scope="module")
-def hasher() -> Iterator[PasswordHasher]:
-    h = PasswordHasher.for_tests()
-    yield h
-    h.close()
 
 
 @pytest.fixture
@@ -56,14 +38,6 @@ async def alice(store: Store, hasher: PasswordHasher) -> User:
 
 def msg(subject: str, body: str = "Body line.\r\n") -> bytes:
     return f"From: b@example.net\r\nSubject: {subject}\r\n\r\n{body}".encode()
-
-
-async def deliver(store: Store, user: User, *raws: bytes) -> list[Appended]:
-    inbox = await store.get_mailbox(user.id, "INBOX")
-    assert inbox is not None
-    now = datetime.now(UTC)
-    items = [(inbox.id, NewMessage(r, now, meta=parse(r).to_bytes())) for r in raws]
-    return await store.append(items)
 
 
 class Dialogue:
@@ -106,7 +80,7 @@ async def test_login_snapshot_stat_list_uidl(
     store: Store, hasher: PasswordHasher, alice: User
 ) -> None:
     raws = [msg("one"), msg("two", "x\r\n" * 10)]
-    appended = await deliver(store, alice, *raws)
+    appended = await deliver_to_inbox(store, alice, *raws)
     d = Dialogue(store, hasher)
     assert await d.login() == b"+OK maildrop has 2 messages (%d octets)\r\n" % sum(map(len, raws))
     assert d.conn.state is State.TRANSACTION
@@ -123,10 +97,10 @@ async def test_login_snapshot_stat_list_uidl(
 async def test_new_mail_during_the_session_is_not_shown(
     store: Store, hasher: PasswordHasher, alice: User
 ) -> None:
-    await deliver(store, alice, msg("one"))
+    await deliver_to_inbox(store, alice, msg("one"))
     d = Dialogue(store, hasher)
     await d.login()
-    await deliver(store, alice, msg("late"))
+    await deliver_to_inbox(store, alice, msg("late"))
     assert (await d.say("STAT")).startswith(b"+OK 1 ")  # RFC 1939: numbering fixed at login
     assert await d.say("RETR 2") == b"-ERR no such message\r\n"
     await d.session.close()
@@ -135,7 +109,7 @@ async def test_new_mail_during_the_session_is_not_shown(
 async def test_dele_marks_rset_unmarks_and_quit_expunges_once(
     store: Store, hasher: PasswordHasher, alice: User
 ) -> None:
-    appended = await deliver(store, alice, msg("one"), msg("two"), msg("three"))
+    appended = await deliver_to_inbox(store, alice, msg("one"), msg("two"), msg("three"))
     d = Dialogue(store, hasher)
     await d.login()
     assert await d.say("DELE 1") == b"+OK message 1 deleted\r\n"
@@ -157,7 +131,7 @@ async def test_dele_marks_rset_unmarks_and_quit_expunges_once(
 async def test_message_expunged_elsewhere_answers_err_and_quit_still_works(
     store: Store, hasher: PasswordHasher, alice: User
 ) -> None:
-    appended = await deliver(store, alice, msg("one"), msg("two"))
+    appended = await deliver_to_inbox(store, alice, msg("one"), msg("two"))
     d = Dialogue(store, hasher)
     await d.login()
     await store.expunge(appended[0].mailbox_id, [appended[0].uid])  # as IMAP would
@@ -174,7 +148,7 @@ async def test_top_sends_header_and_n_body_lines(
     store: Store, hasher: PasswordHasher, alice: User
 ) -> None:
     raw = msg("top", "l1\r\n.l2\r\nl3\r\n")
-    await deliver(store, alice, raw)
+    await deliver_to_inbox(store, alice, raw)
     d = Dialogue(store, hasher)
     await d.login()
     head = b"From: b@example.net\r\nSubject: top\r\n\r\n"
@@ -258,7 +232,7 @@ async def test_store_unavailable_is_sys_temp_and_the_session_goes_on(
     store = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
     await store.add_domain("example.test")
     user = await store.add_user("alice@example.test", hasher.hash(PASSWORD))
-    await deliver(store, user, msg("one"))
+    await deliver_to_inbox(store, user, msg("one"))
     d = Dialogue(store, hasher)
     await d.login()
     await store.close()  # the database is gone from under the session
@@ -272,7 +246,7 @@ async def test_store_unavailable_is_sys_temp_and_the_session_goes_on(
 async def test_quit_after_the_lock_was_lost_deletes_nothing(
     store: Store, hasher: PasswordHasher, alice: User
 ) -> None:
-    appended = await deliver(store, alice, msg("one"))
+    appended = await deliver_to_inbox(store, alice, msg("one"))
     d = Dialogue(store, hasher, lease_seconds=0.3)
     await d.login()
     await d.say("DELE 1")
@@ -296,7 +270,7 @@ async def test_random_dele_rset_sequences_match_a_model(
     # number fails; RSET unmarks all. A plain set is the model the session must agree with.
     rng = random.Random(seed)
     raws = [msg(f"m{i}", "x\r\n" * rng.randint(0, 20)) for i in range(6)]
-    await deliver(store, alice, *raws)
+    await deliver_to_inbox(store, alice, *raws)
     d = Dialogue(store, hasher)
     await d.login()
     marked: set[int] = set()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from test_smtp_support import body_after_trace, greet, smtp_server
+from courriel import admin
+from courriel.testing.smtp import body_after_trace, greet, smtp_server
 
 MESSAGE = (
     b"From: Bob <bob@example.net>\r\n"
@@ -31,8 +32,7 @@ async def test_mx_delivery_stores_the_bytes_after_return_path_and_received(
         await server.add_user("alice@example.test")
         c = await server.connect("smtp")
         await greet(c, "relay.example.net")
-        await c.expect("MAIL FROM:<bob@example.net>", 250)
-        await c.expect("RCPT TO:<alice@example.test>", 250)
+        await c.envelope("bob@example.net", "alice@example.test")
         await c.expect("DATA", 354)
         await c.send(stuffed(MESSAGE))
         code, text = await c.reply()
@@ -60,9 +60,7 @@ async def test_submission_received_says_esmtpsa_with_tls_and_adds_date_and_messa
         c = await server.connect("submissions")
         await greet(c)
         await c.login("alice@example.test")
-        await c.expect("MAIL FROM:<alice@example.test>", 250)
-        await c.expect("RCPT TO:<bob@example.test>", 250)
-        await c.expect("RCPT TO:<alice@example.test>", 250)
+        await c.envelope("alice@example.test", "bob@example.test", "alice@example.test")
         await c.expect("DATA", 354)
         await c.send(stuffed(raw))
         assert (await c.reply())[0] == 250
@@ -81,14 +79,12 @@ async def test_submission_received_says_esmtpsa_with_tls_and_adds_date_and_messa
 async def test_a_user_reached_twice_gets_one_copy(tmp_path: Path) -> None:
     async with smtp_server(tmp_path) as server:
         await server.add_user("alice@example.test")
-        from courriel import admin
-
         await admin.add_alias(server.store, "sales@example.test", "alice@example.test")
         c = await server.connect("smtp")
         await greet(c)
-        await c.expect("MAIL FROM:<bob@example.net>", 250)
-        for rcpt in ("alice@example.test", "sales@example.test", "alice+x@example.test"):
-            await c.expect(f"RCPT TO:<{rcpt}>", 250)
+        await c.envelope(
+            "bob@example.net", "alice@example.test", "sales@example.test", "alice+x@example.test"
+        )
         await c.expect("DATA", 354)
         await c.send(stuffed(MESSAGE))
         assert (await c.reply())[0] == 250
@@ -101,15 +97,13 @@ async def test_message_over_the_size_limit_is_refused_and_not_stored(tmp_path: P
         await server.add_user("alice@example.test")
         c = await server.connect("smtp")
         await greet(c)
-        await c.expect("MAIL FROM:<bob@example.net>", 250)
-        await c.expect("RCPT TO:<alice@example.test>", 250)
+        await c.envelope("bob@example.net", "alice@example.test")
         await c.expect("DATA", 354)
         await c.send(stuffed(MESSAGE + b"x" * 3000 + b"\r\n"))
         code, text = await c.reply()
         assert (code, text) == (552, "5.3.4 message too big: the limit is 2000 octets")
         # The session goes on; a message within the limit is accepted.
-        await c.expect("MAIL FROM:<bob@example.net>", 250)
-        await c.expect("RCPT TO:<alice@example.test>", 250)
+        await c.envelope("bob@example.net", "alice@example.test")
         await c.expect("DATA", 354)
         await c.send(stuffed(MESSAGE))
         assert (await c.reply())[0] == 250
@@ -125,9 +119,7 @@ async def test_quota_full_refuses_at_rcpt_and_a_too_big_message_for_all(tmp_path
         c = await server.connect("smtp")
         await greet(c)
         # The message itself pushes carol over: the whole message is refused (one append).
-        await c.expect("MAIL FROM:<bob@example.net>", 250)
-        await c.expect("RCPT TO:<alice@example.test>", 250)
-        await c.expect("RCPT TO:<carol@example.test>", 250)
+        await c.envelope("bob@example.net", "alice@example.test", "carol@example.test")
         await c.expect("DATA", 354)
         await c.send(stuffed(MESSAGE + b"y" * 2000 + b"\r\n"))
         code, text = await c.reply()
@@ -136,8 +128,7 @@ async def test_quota_full_refuses_at_rcpt_and_a_too_big_message_for_all(tmp_path
         assert await server.inbox("carol@example.test") == []
         # Once carol is full, RCPT says so at once (RFC 3463 4.2.2) and alice still gets mail.
         await server.store.set_quota("carol@example.test", None)
-        await c.expect("MAIL FROM:<bob@example.net>", 250)
-        await c.expect("RCPT TO:<carol@example.test>", 250)
+        await c.envelope("bob@example.net", "carol@example.test")
         await c.expect("DATA", 354)
         await c.send(stuffed(MESSAGE))
         assert (await c.reply())[0] == 250

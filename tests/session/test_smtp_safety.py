@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_smtp_support import greet, smtp_server
 
 from courriel.store.base import Store, Unavailable
 from courriel.store.open import open_store
+from courriel.testing.smtp import greet, smtp_server
 
 HEAD = b"From: bob@example.net\r\nSubject: test\r\n\r\n"
 SMUGGLED = (
@@ -51,8 +51,7 @@ async def test_smtp_smuggling_never_ends_a_message_early(tmp_path: Path, ending:
         await server.add_user("alice@example.test")
         c = await server.connect("smtp")
         await greet(c, "relay.example.net")
-        await c.expect("MAIL FROM:<bob@example.net>", 250)
-        await c.expect("RCPT TO:<alice@example.test>", 250)
+        await c.envelope("bob@example.net", "alice@example.test")
         await c.expect("DATA", 354)
         await c.send(HEAD + b"hello" + ending + SMUGGLED)
         code, text = await c.reply()
@@ -80,15 +79,13 @@ async def test_client_vanishing_mid_data_or_bdat_delivers_nothing(tmp_path: Path
         await server.add_user("alice@example.test")
         c = await server.connect("smtp")
         await greet(c)
-        await c.expect("MAIL FROM:<bob@example.net>", 250)
-        await c.expect("RCPT TO:<alice@example.test>", 250)
+        await c.envelope("bob@example.net", "alice@example.test")
         await c.expect("DATA", 354)
         await c.send(HEAD + b"half a message\r\n")
         await c.close()
         c = await server.connect("smtp")
         await greet(c)
-        await c.expect("MAIL FROM:<bob@example.net>", 250)
-        await c.expect("RCPT TO:<alice@example.test>", 250)
+        await c.envelope("bob@example.net", "alice@example.test")
         await c.send(b"BDAT 500 LAST\r\n" + HEAD + b"not 500 octets\r\n")
         await c.close()
         await asyncio.sleep(0.2)  # let the server notice both disconnections
@@ -105,30 +102,26 @@ async def test_command_timeout_says_421_and_closes(tmp_path: Path) -> None:
         await c.close()
 
 
-async def test_data_timeout_drops_the_message(tmp_path: Path) -> None:
-    async with smtp_server(tmp_path, command_timeout=5.0, data_timeout=0.3) as server:
+@pytest.mark.parametrize(
+    ("command_timeout", "data_command", "sent"),
+    [
+        (5.0, True, HEAD + b"and then nothing\r\n"),
+        # A generous command timeout: only the data timeout can end a BDAT chunk this early.
+        (30.0, False, b"BDAT 1000 LAST\r\n" + HEAD),
+    ],
+    ids=["data", "inside-a-bdat-chunk"],
+)
+async def test_data_timeout_drops_the_message(
+    tmp_path: Path, command_timeout: float, data_command: bool, sent: bytes
+) -> None:
+    async with smtp_server(tmp_path, command_timeout=command_timeout, data_timeout=0.3) as server:
         await server.add_user("alice@example.test")
         c = await server.connect("smtp")
         await greet(c)
-        await c.expect("MAIL FROM:<bob@example.net>", 250)
-        await c.expect("RCPT TO:<alice@example.test>", 250)
-        await c.expect("DATA", 354)
-        await c.send(HEAD + b"and then nothing\r\n")
-        code, _ = await c.reply()
-        assert code == 421
-        assert await c.closed()
-        await c.close()
-        assert await server.inbox("alice@example.test") == []
-
-
-async def test_data_timeout_applies_inside_a_bdat_chunk(tmp_path: Path) -> None:
-    async with smtp_server(tmp_path, command_timeout=30.0, data_timeout=0.3) as server:
-        await server.add_user("alice@example.test")
-        c = await server.connect("smtp")
-        await greet(c)
-        await c.expect("MAIL FROM:<bob@example.net>", 250)
-        await c.expect("RCPT TO:<alice@example.test>", 250)
-        await c.send(b"BDAT 1000 LAST\r\n" + HEAD)
+        await c.envelope("bob@example.net", "alice@example.test")
+        if data_command:
+            await c.expect("DATA", 354)
+        await c.send(sent)
         code, _ = await c.reply()
         assert code == 421
         assert await c.closed()
@@ -150,8 +143,7 @@ async def test_shutdown_lets_a_message_in_flight_finish_and_be_acknowledged(
         await server.add_user("alice@example.test")
         c = await server.connect("smtp")
         await greet(c)
-        await c.expect("MAIL FROM:<bob@example.net>", 250)
-        await c.expect("RCPT TO:<alice@example.test>", 250)
+        await c.envelope("bob@example.net", "alice@example.test")
         await c.expect("DATA", 354)
         # NOOP is pipelined behind the message: it is the next command when shutdown begins.
         await c.send(HEAD + b"in flight\r\n.\r\nNOOP\r\n")
@@ -202,8 +194,7 @@ async def test_store_unavailable_is_a_temporary_failure(tmp_path: Path) -> None:
         await server.add_user("alice@example.test")
         c = await server.connect("smtp")
         await greet(c)
-        await c.expect("MAIL FROM:<bob@example.net>", 250)
-        await c.expect("RCPT TO:<alice@example.test>", 250)
+        await c.envelope("bob@example.net", "alice@example.test")
         await c.expect("DATA", 354)
         await c.send(HEAD + b"x\r\n.\r\n")
         assert await c.reply() == (451, "4.3.0 temporary server failure, try again later")

@@ -18,7 +18,7 @@ from typing import Protocol
 import pytest
 
 from courriel.store.base import Mailbox, NewMessage, Store, User
-from courriel.store.sqlite import open_sqlite
+from courriel.store.sqlite import SqliteStore, open_sqlite
 
 
 def _load_pg_testdb():  # type: ignore[no-untyped-def]
@@ -91,12 +91,30 @@ async def pg_url(request: pytest.FixtureRequest, pg_database: str | None) -> str
     return url
 
 
+@pytest.fixture
+async def empty_pg_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The URL of a new database with no schema at all, dropped after the test."""
+    server = await pg_testdb.require_server(request)
+    async with pg_testdb.temporary_database(server) as url:
+        yield url
+
+
 @pytest.fixture(params=[pytest.param(n, marks=MARKS.get(n, ()), id=n) for n in sorted(BACKENDS)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     chosen = BACKENDS[request.param](tmp_path)
     if isinstance(chosen, PostgresBackend):
         chosen.url = request.getfixturevalue("pg_url")
     yield chosen
+
+
+@pytest.fixture
+async def sq(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """The embedded store alone, for what only SQLite has (its writer thread, its files)."""
+    s = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    try:
+        yield s
+    finally:
+        await s.close()
 
 
 @pytest.fixture

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from courriel import cli, config
 from courriel.store.base import FlagOp, NewMessage, Store
-from courriel.store.open import open_store
+from courriel.testing.fill import on_store
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.postgres
 
@@ -26,15 +29,8 @@ def setup_dirs(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     return tmp_path / "old", pg_conf
 
 
-def in_store(path: Path | None, fn):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
-        store = await open_store(config.load(path))
-        try:
-            return await fn(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
+def in_store(path: Path | None, fn: Callable[[Store], Awaitable[T]]) -> T:
+    return on_store(config.load(path), fn)
 
 
 async def fill(store: Store) -> None:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -18,19 +15,6 @@ from courriel.store.postgres_driver import pg_sql
 from courriel.store.sql import Done, Query, Script, migrations
 
 pytestmark = pytest.mark.postgres
-
-
-def _load_pg_testdb() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "courriel_tests_pg_testdb_r", Path(__file__).with_name("pg_testdb.py")
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pg_testdb = _load_pg_testdb()
 
 
 def test_placeholders_rewritten_outside_literals() -> None:
@@ -161,10 +145,8 @@ async def test_writes_after_the_server_goes_away_are_unavailable(pg_url: str) ->
         await store.close()
 
 
-async def test_nodes_starting_together_migrate_once(request: pytest.FixtureRequest) -> None:
-    server = await pg_testdb.require_server(request)
-    async with pg_testdb.temporary_database(server) as url:
-        await race_migrations(url)
+async def test_nodes_starting_together_migrate_once(empty_pg_url: str) -> None:
+    await race_migrations(empty_pg_url)
 
 
 async def race_migrations(pg_url: str) -> None:

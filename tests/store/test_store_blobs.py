@@ -11,22 +11,13 @@ import pytest
 
 from courriel.store.base import NewMessage, NotFound, OverQuota, StoreError
 from courriel.store.blobs import FileBlobStore
-from courriel.store.sqlite import SqliteStore, open_sqlite
+from courriel.store.sqlite import SqliteStore
 
 MakeMessage = Callable[..., NewMessage]
 
 
 def files(root: Path) -> set[str]:
     return {p.name for p in root.rglob("*") if p.is_file()}
-
-
-@pytest.fixture
-async def sq(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,15 +15,6 @@ from courriel.store.sql import Query, Script, migrations
 from courriel.store.sqlite import SqliteStore, open_sqlite
 
 MakeMessage = Callable[..., NewMessage]
-
-
-@pytest.fixture
-async def sq(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def blocker(started: threading.Event, release: threading.Event) -> Script[None]:

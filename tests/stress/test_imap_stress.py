@@ -27,9 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from stress_fixture import stress_server
 from stress_view import Fetched, Kind, View, Violation
 from stress_wire import Client, Reply, Response
+
+from courriel.store.base import MessageInfo
+from courriel.testing.server import Account, MailServer
 
 DURATION = 15.0
 CHECKPOINT_EVERY = 3.0
@@ -39,8 +41,6 @@ INITIAL_MESSAGES = 12
 HIGH_WATER = 40  # past this, sessions lean towards deleting
 FLAGS = ("\\Seen", "\\Flagged", "\\Answered", "\\Draft", "$Label1", "$Label2")
 LOG_TAIL = 30
-
-__all__ = ["stress_server"]  # the fixture, imported for pytest to find
 
 
 def _seqset(numbers: list[int]) -> str:
@@ -183,7 +183,9 @@ class Session:
         self.checkpoints += 1
 
 
-async def _open(server: Any, account: Any, name: str, mailbox: str, qresync: bool) -> Session:
+async def _open(
+    server: MailServer, account: Account, name: str, mailbox: str, qresync: bool
+) -> Session:
     client = await Client.connect("localhost", server.port("imaps"), server.ssl_context())
     reply = await client.command(f'LOGIN "{account.address}" "{account.password}"')
     assert reply.done.status == "OK", reply
@@ -209,7 +211,7 @@ async def _open(server: Any, account: Any, name: str, mailbox: str, qresync: boo
     return session
 
 
-def _compare(sessions: list[Session], stored: dict[str, list[Any]]) -> None:
+def _compare(sessions: list[Session], stored: dict[str, list[MessageInfo]]) -> None:
     """All sessions on one mailbox see the same UIDs and flags, and the same as the store."""
     for mailbox in MAILBOXES:
         group = [s for s in sessions if s.mailbox == mailbox]
@@ -248,7 +250,7 @@ async def _drive(session: Session, barrier: asyncio.Barrier, check: Any, plan: S
 
 
 @pytest.mark.slow
-async def test_concurrent_sessions_keep_consistent_views(stress_server: Any) -> None:
+async def test_concurrent_sessions_keep_consistent_views(stress_server: MailServer) -> None:
     seed = int(os.environ.get("COURRIEL_STRESS_SEED", str(random.SystemRandom().getrandbits(32))))
     server = stress_server
     account = server.add_user("alice@example.test", "stress test password")
@@ -307,10 +309,10 @@ async def _run_all(sessions: list[Session], check: Any, seed: int) -> None:
     ) from error
 
 
-async def _listed(server: Any, account: Any, mailbox: str) -> list[Any]:
+async def _listed(server: MailServer, account: Account, mailbox: str) -> list[MessageInfo]:
     box = await server.store.get_mailbox(account.user_id, mailbox)
-    messages: list[Any] = await server.store.list_messages(box.id)
-    return messages
+    assert box is not None
+    return await server.store.list_messages(box.id)
 
 
 def test_seqset_compresses_ranges() -> None:

@@ -345,7 +345,7 @@ def to_text(data: bytes, charset: str) -> str:
     """
     try:
         codec = codecs.lookup(charset or "us-ascii").name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the charset name
         codec = "utf-8"
     if codec == "ascii":
         codec = "utf-8"  # 8-bit text labelled us-ascii is nearly always UTF-8 in practice

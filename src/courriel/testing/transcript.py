@@ -33,23 +33,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from courriel import admin, config
 from courriel.accounts.passwords import PasswordHasher
-from courriel.app import Running, serve
+from courriel.app import HandlerFactory, Running, StoreOpener, serve
 from courriel.config import LISTENERS, Config
-from courriel.mail.message import parse
 from courriel.net.tls import make_self_signed
-from courriel.store.base import NewMessage, Store
+from courriel.store.base import Store
+from courriel.testing.fill import add_domain_once, add_user, delivered
+from courriel.testing.net import free_ports
 
 HOSTNAME = "mail.example.test"
 STEP_TIMEOUT = 5.0
+START_TIMEOUT = 20.0
 
 
 class TranscriptError(AssertionError):
@@ -131,19 +132,6 @@ def parse_transcript(path: Path) -> Transcript:
 # --- the server --------------------------------------------------------------------------------
 
 
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def make_test_config(data_dir: Path, cert_dir: Path, listeners: list[str]) -> Config:
     """A configuration for tests: loopback ports, cheap hashing, no login delay."""
     ports = dict(zip(listeners, free_ports(len(listeners)), strict=True))
@@ -184,10 +172,9 @@ async def populate(store: Store, t: Transcript, messages_dir: Path) -> None:
     try:
         domains = {a.rpartition("@")[2] for a, _ in t.users} | {d for d, _ in t.catchalls}
         for d in sorted(domains):
-            if await store.get_domain(admin.domain_name(d)) is None:
-                await admin.add_domain(store, d)
+            await add_domain_once(store, d)
         for addr, password in t.users:
-            await admin.add_user(store, hasher, addr, password)
+            await add_user(store, addr, password, hasher)
         for source, target in t.aliases:
             await admin.add_alias(store, source, target)
         for domain, target in t.catchalls:
@@ -200,20 +187,33 @@ async def populate(store: Store, t: Transcript, messages_dir: Path) -> None:
         box = await store.get_mailbox(user.id, dl.mailbox) if user else None
         if box is None:
             raise TranscriptError(f"{t.path}: @deliver to unknown {dl.address} {dl.mailbox}")
-        msg = NewMessage(raw, datetime.now(UTC), dl.flags, parse(raw).to_bytes())
-        await store.append([(box.id, msg)])
+        await store.append([(box.id, delivered(raw, dl.flags))])
 
 
 @contextlib.asynccontextmanager
-async def running_server(cfg: Config) -> AsyncIterator[Running]:
-    """``courriel.app.serve`` in this event loop until the block ends."""
+async def running_server(
+    cfg: Config,
+    *,
+    open_store: StoreOpener | None = None,
+    factories: dict[str, HandlerFactory] | None = None,
+) -> AsyncIterator[Running]:
+    """``courriel.app.serve`` in this event loop until the block ends.
+
+    ``open_store`` and ``factories`` go to ``serve`` as they are: a test may wrap the store or
+    start a protocol engine with other options, and nothing else about the server changes.
+    """
     ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(cfg, ready=ready.set_result))
-    waiting: set[asyncio.Future[object]] = {task, ready}  # type: ignore[arg-type]
-    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    task = asyncio.create_task(
+        serve(cfg, ready=ready.set_result, open_store=open_store, factories=factories)
+    )
+    first: list[asyncio.Future[Any]] = [task, ready]
+    done, _ = await asyncio.wait(first, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()  # raises what stopped it from starting
         raise TranscriptError("server stopped before it was ready")
+    if not done:
+        task.cancel()
+        raise TranscriptError(f"server not ready within {START_TIMEOUT} s")
     running = ready.result()
     try:
         yield running

@@ -1,9 +1,14 @@
-"""Shared helpers for the SMTP session tests: a real courriel server in this event loop, with
-only the SMTP listeners, and a small line client that reads whole replies.
+"""A real courriel server with only the SMTP listeners, in the test's own event loop, and a
+small line client that reads whole replies.
 
-The server is ``courriel.app.serve`` with the configuration the transcript runner uses (cheap
-hashing, no login delay), optionally with other limits, shorter timeouts, or a store wrapped to
-pause or fail at ``append`` (``store_wrapper``) -- the one place a test steers the server.
+Theory of operation
+-------------------
+``smtp_server`` runs ``courriel.app.serve`` with the configuration the transcript runner uses
+(cheap hashing, no login delay), optionally with other limits, shorter timeouts, or a store
+wrapped to pause or fail at ``append`` (``store_wrapper``) -- the one place a test steers the
+server. ``Client`` speaks SMTP line by line over asyncio streams: ``reply`` reads one whole
+(possibly multi-line) reply, ``expect`` fails unless the code is the one asked for.
+``body_after_trace`` splits what courriel prepends at delivery from the client's bytes.
 """
 
 from __future__ import annotations
@@ -19,17 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from courriel import admin
-from courriel.accounts.passwords import PasswordHasher
-from courriel.app import Running, serve
+from courriel.app import Running
 from courriel.config import Config
 from courriel.net import smtp
 from courriel.store.base import Store
 from courriel.store.open import open_store
-from courriel.testing.transcript import HOSTNAME, client_context, make_test_config
+from courriel.testing.fill import add_user
+from courriel.testing.transcript import (
+    HOSTNAME,
+    client_context,
+    make_test_config,
+    running_server,
+)
 
 TIMEOUT = 10.0
-PASSWORD = "secret"
+# The password of every test user; the server hashes it as it would a real one.
+PASSWORD = "secret"  # noqa: S105
 LISTENERS = ["smtp", "submission", "submissions"]
 
 
@@ -46,15 +56,7 @@ class Server:
         return self.running.address(listener)
 
     async def add_user(self, address: str, password: str = PASSWORD) -> int:
-        domain = address.rpartition("@")[2]
-        if await self.store.get_domain(admin.domain_name(domain)) is None:
-            await admin.add_domain(self.store, domain)
-        hasher = PasswordHasher.for_tests()
-        try:
-            user = await admin.add_user(self.store, hasher, address, password)
-        finally:
-            hasher.close()
-        return user.id
+        return (await add_user(self.store, address, password)).id
 
     async def inbox(self, address: str) -> list[bytes]:
         user = await self.store.get_user(address)
@@ -96,7 +98,7 @@ class Client:
 
     async def reply(self) -> tuple[int, str]:
         """One whole reply: its code and its lines joined by newlines."""
-        lines = []
+        lines: list[str] = []
         while True:
             line = await asyncio.wait_for(self.reader.readline(), TIMEOUT)
             assert line.endswith(b"\r\n"), f"incomplete reply line {line!r}"
@@ -112,6 +114,12 @@ class Client:
         got, text = await self.command(line)
         assert got == code, f"{line!r}: expected {code}, got {got} {text}"
         return text
+
+    async def envelope(self, sender: str, *recipients: str) -> None:
+        """MAIL FROM, then one RCPT TO per recipient; the server must accept each (250)."""
+        await self.expect(f"MAIL FROM:<{sender}>", 250)
+        for recipient in recipients:
+            await self.expect(f"RCPT TO:<{recipient}>", 250)
 
     async def starttls(self) -> None:
         await self.expect("STARTTLS", 220)
@@ -162,20 +170,8 @@ async def smtp_server(
         return store_wrapper(store) if store_wrapper else store
 
     factory = functools.partial(smtp.handlers, **handler_options)
-    ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        serve(cfg, ready=ready.set_result, open_store=opener, factories={"smtp": factory})
-    )
-    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()
-        raise RuntimeError("the server stopped before it was ready")
-    running = ready.result()
-    try:
+    async with running_server(cfg, open_store=opener, factories={"smtp": factory}) as running:
         yield Server(running, cert_dir)
-    finally:
-        running.stop()
-        await asyncio.wait_for(task, 15)
 
 
 def body_after_trace(stored: bytes) -> tuple[list[bytes], bytes]:

@@ -1,48 +1,39 @@
-"""A real courriel POP3 server in-process for the end-to-end tests, and helpers to fill it.
+"""A real courriel POP3 server in the test's event loop, and helpers to fill it.
 
+Theory of operation
+-------------------
 ``async with pop3_server(tmp_path) as srv`` runs ``courriel.app.serve`` with the pop3 (STLS) and
 pop3s (implicit TLS) listeners on free loopback ports, cheap password hashing and a self-signed
-certificate for ``mail.example.test`` in ``srv.cert``. Clients run in threads
+certificate for ``mail.example.test`` in ``srv.cert``; with ``imaps``, courriel's IMAP listener
+too, so a test can watch POP3 and IMAP see one mailbox. Clients run in threads
 (``asyncio.to_thread``) or as subprocesses, so the server keeps serving on the test's loop.
+Messages are stored with ``Server.deliver``, parsed once as SMTP delivery does.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from courriel.app import App, Running, serve
+from courriel.app import App, Running
 from courriel.app import handlers as app_handlers
 from courriel.config import AuthConfig, Config, LimitsConfig, ListenerConfig
-from courriel.mail.message import parse
 from courriel.net.listener import ProtocolHandlers
 from courriel.net.pop3 import Pop3Server
-from courriel.store.base import Appended, NewMessage, Store, User
+from courriel.store.base import Appended, Store, User
+from courriel.testing.fill import deliver_to_inbox
+from courriel.testing.net import LOOPBACK, free_ports
+from courriel.testing.transcript import running_server
 
 HOSTNAME = "mail.example.test"
-PASSWORD = "correct horse battery"
+# The password of every test user; the server hashes it as it would a real one.
+PASSWORD = "correct horse battery"  # noqa: S105
 
 
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Server:
     running: Running
     cfg: Config
@@ -83,12 +74,7 @@ class Server:
 
     async def deliver(self, user: User, *messages: bytes) -> list[Appended]:
         """Stores the messages in the user's INBOX as SMTP delivery would, parse and all."""
-        inbox = await self.store.get_mailbox(user.id, "INBOX")
-        assert inbox is not None
-        now = datetime.now(UTC)
-        return await self.store.append(
-            [(inbox.id, NewMessage(raw, now, meta=parse(raw).to_bytes())) for raw in messages]
-        )
+        return await deliver_to_inbox(self.store, user, *messages)
 
 
 def config(
@@ -100,7 +86,7 @@ def config(
     imaps: bool = False,
 ) -> Config:
     pop3, pop3s, imaps_port = free_ports(3)
-    extra = (ListenerConfig("imaps", "imap", 993, True, address="127.0.0.1", port=imaps_port),)
+    extra = (ListenerConfig("imaps", "imap", 993, True, address=LOOPBACK, port=imaps_port),)
     return Config(
         path=tmp_path / "courriel.toml",
         data_dir=tmp_path,
@@ -116,8 +102,8 @@ def config(
             shutdown_grace_seconds=2.0, max_connections_per_ip=max_connections_per_ip
         ),
         listeners=(
-            ListenerConfig("pop3", "pop3", 110, False, address="127.0.0.1", port=pop3),
-            ListenerConfig("pop3s", "pop3", 995, True, address="127.0.0.1", port=pop3s),
+            ListenerConfig("pop3", "pop3", 110, False, address=LOOPBACK, port=pop3),
+            ListenerConfig("pop3s", "pop3", 995, True, address=LOOPBACK, port=pop3s),
             *(extra if imaps else ()),
         ),
     )
@@ -146,18 +132,9 @@ async def pop3_server(
     def factory(app: App) -> ProtocolHandlers:
         return Pop3Server(app, idle_timeout=idle_timeout, lease_seconds=lease_seconds).handlers()
 
-    started: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
     factories = {"pop3": factory, "imap": app_handlers["imap"]}
-    task = asyncio.create_task(serve(cfg, ready=started.set_result, factories=factories))
-    done, _ = await asyncio.wait([started, task], timeout=20, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()  # raises the start-up error
-    running = started.result()
-    try:
+    async with running_server(cfg, factories=factories) as running:
         yield Server(running, cfg)
-    finally:
-        running.stop()
-        await asyncio.wait_for(task, 20)
 
 
 def message(subject: str, body: str = "Hello.\r\n", *, sender: str = "bob@example.net") -> bytes:
