@@ -104,7 +104,7 @@ def _fetchmail_rc(tmp_path: Path, srv: Server, *, implicit_tls: bool, keep: bool
     out.mkdir()
     mda = tmp_path / "mda.sh"
     # One file per message: the MDA runs once per message with it on standard input.
-    mda.write_text(f'#!/bin/sh\nexec cat > "$(mktemp {out}/msg.XXXXXXXX)"\n')
+    mda.write_text(f'#!/bin/sh\nexec cat > "{out}/msg.$$"\n')
     mda.chmod(0o755)
     port = srv.pop3s if implicit_tls else srv.pop3
     tls = "ssl" if implicit_tls else "sslproto tls1.2+"  # the latter makes fetchmail use STLS
@@ -179,7 +179,7 @@ def _getmail_rc(tmp_path: Path, srv: Server, *, delete: bool) -> Path:
         f"username = {ALICE}\npassword = {PASSWORD}\n"
         f"ca_certs = {srv.cert}\n"
         "[destination]\ntype = MDA_external\npath = /bin/sh\n"
-        f'arguments = ("-c", "exec cat > $(mktemp {out}/msg.XXXXXXXX)")\n'
+        f'arguments = ("-c", "exec cat > {out}/msg.$$")\n'
         "allow_root_commands = true\nunixfrom = false\n"
         "[options]\n"
         f"delete = {'true' if delete else 'false'}\n"

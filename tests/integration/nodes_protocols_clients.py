@@ -18,6 +18,7 @@ response matching a pattern, failing with everything seen when the deadline pass
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 import ssl
@@ -146,11 +147,13 @@ class Imap:
 
     async def close(self) -> None:
         """LOGOUT where the session still answers; the connection is closed in any case."""
+        # If the test has failed already or the server is gone, closing is what matters.
         try:
-            if self._idle_tag is None:
-                await self.command("LOGOUT")
-        except (AssertionError, OSError, TimeoutError, asyncio.IncompleteReadError):
-            pass  # the test has failed already or the server is gone; closing is what matters
+            with contextlib.suppress(
+                AssertionError, OSError, TimeoutError, asyncio.IncompleteReadError
+            ):
+                if self._idle_tag is None:
+                    await self.command("LOGOUT")
         finally:
             self.writer.close()
             try:

@@ -64,8 +64,8 @@ def test_standard_port_taken_falls_back_to_loopback_and_says_so(
             assert bound.loopback_only
             assert f"port {port} is already in use by another program" in bound.fallback
             assert [s.getsockname()[:2] for s in bound.sockets] == [("127.0.0.1", port + 1000)]
-            with socket.create_connection(("127.0.0.1", port + 1000), timeout=5):
-                pass  # it really listens
+            # It really listens: the connection is accepted.
+            socket.create_connection(("127.0.0.1", port + 1000), timeout=5).close()
         finally:
             for s in bound.sockets:
                 s.close()

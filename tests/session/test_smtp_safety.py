@@ -17,7 +17,7 @@ from courriel.testing.smtp import greet, smtp_server
 HEAD = b"From: bob@example.net\r\nSubject: test\r\n\r\n"
 SMUGGLED = (
     b"MAIL FROM:<evil@example.net>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
-    b"From: ceo@example.test\r\nSubject: smuggled\r\n\r\nwire the money\r\n.\r\n"
+    b"From: boss@example.test\r\nSubject: smuggled\r\n\r\nwire the money\r\n.\r\n"
 )
 
 

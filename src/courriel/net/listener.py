@@ -316,10 +316,10 @@ class Listener:
             if stream is None:
                 return
             try:
-                async with asyncio.timeout(REFUSAL_TIMEOUT):
-                    await self.handlers.refuse(stream, refusal)
-            except (TimeoutError, OSError, ssl.SSLError):
-                pass  # the refusal is a courtesy; the close below is the answer
+                # The refusal is a courtesy; the close below is the answer.
+                with contextlib.suppress(TimeoutError, OSError, ssl.SSLError):
+                    async with asyncio.timeout(REFUSAL_TIMEOUT):
+                        await self.handlers.refuse(stream, refusal)
             finally:
                 await stream.close(timeout=1.0)
 

@@ -65,7 +65,7 @@ def test_smuggling_sequences_do_not_end_data(smtp, fake_end):
     # CVE-2023-51766 class: only <CRLF>.<CRLF> ends DATA, so the smuggled MAIL/RCPT/DATA
     # below stays inside the first message, which is refused for its bare line ends.
     d = in_data(smtp)
-    smuggled = b"MAIL FROM:<ceo@example.org>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\n"
+    smuggled = b"MAIL FROM:<boss@example.org>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\n"
     out = d.feed(b"Subject: one\r\n\r\nbody" + fake_end + smuggled + b"forged\r\n")
     assert out == b""  # still inside the first message
     assert d.conn.state is State.DATA
