@@ -25,12 +25,18 @@ pytestmark = pytest.mark.client
 async def run(*argv: str, env: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
     proc = await asyncio.create_subprocess_exec(
         *argv,
+        stdin=asyncio.subprocess.DEVNULL,  # a client that asks for input must fail, not wait
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})},
     )
-    async with asyncio.timeout(30):
+    try:
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
         out, err = await proc.communicate()
+        raise AssertionError(f"{argv[0]} did not finish: {out!r} {err!r}") from None
     assert proc.returncode is not None
     return proc.returncode, out, err
 

@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import enum
 import json
+import json.scanner
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from courriel.mail import envelope, mime
 from courriel.mail.structure import Builder, Part, PartKind
@@ -52,6 +53,7 @@ __all__ = [
     "MetaFormatError",
     "Part",
     "PartKind",
+    "SearchFields",
     "SectionLike",
     "SectionSpec",
     "SectionText",
@@ -61,6 +63,7 @@ __all__ = [
     "find_part",
     "header_values",
     "parse",
+    "search_fields_of",
     "section_bytes",
 ]
 
@@ -171,6 +174,62 @@ class MessageMeta:
     def body_of(data: bytes) -> bytes:
         """The BODY (non-extensible structure) in stored meta bytes, without reading the rest."""
         return _slices(data)[2]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFields:
+    """What SEARCH compares of a message's header, read from stored meta without the rest.
+
+    The same values as the ``MessageMeta`` of the same bytes: ``text_headers`` has one entry
+    for each field present (so it also says which are present), ``header_size`` bounds the
+    header block and ``date`` is the parsed Date field.
+    """
+
+    header_size: int
+    date: datetime | None
+    text_headers: Mapping[str, str]
+
+
+# raw_decode without its whitespace skipping, which compact JSON does not need
+# (typeshed declares neither the decoder's scanner nor make_scanner's real argument type)
+_SCAN = cast(
+    Callable[[str, int], tuple[Any, int]],
+    json.scanner.make_scanner(cast(Any, json.JSONDecoder())),
+)
+
+
+def search_fields_of(data: bytes) -> SearchFields:
+    """The header fields SEARCH compares, decoding the tail only up to them.
+
+    The part tree, the last and largest item of the tail, is never decoded: ``to_bytes``
+    writes compact JSON, so each of the first five items ends right before a comma. Raises
+    ``MetaFormatError`` on bytes it cannot read, as ``MessageMeta.from_bytes`` does.
+    """
+    tail = _slices(data)[3]
+    try:
+        text = tail.decode("ascii")
+        if text[:1] != "[":
+            raise ValueError("the tail is not a JSON array")
+        items: list[Any] = []
+        pos = 1
+        for _ in range(5):
+            value, pos = _SCAN(text, pos)
+            if text[pos : pos + 1] != ",":
+                raise ValueError("the tail has fewer items than version 1 writes")
+            items.append(value)
+            pos += 1
+        _, header_size, date, raw_h, text_h = items
+        if not isinstance(header_size, int) or not isinstance(text_h, dict):
+            raise TypeError("the tail's items have the wrong types")
+        if text_h.keys() != raw_h.keys():
+            raise ValueError("raw and decoded header fields differ")
+        return SearchFields(
+            header_size, None if date is None else datetime.fromisoformat(date), text_h
+        )
+    except StopIteration as exc:  # the scanner's "no JSON value at this position"
+        raise MetaFormatError(f"no JSON value at offset {exc.value}") from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise MetaFormatError(str(exc)) from exc
 
 
 def _slices(data: bytes) -> tuple[bytes, bytes, bytes, bytes]:

@@ -8,7 +8,10 @@ the store, updates the view with what the store answered, and returns the respon
 
 FETCH and SEARCH leave rendering and evaluation to ``imap_fetch`` and ``imap_search``; this
 module only fetches what their plans say they need: the stored parse in batches of
-``META_BATCH`` (``get_meta``), the raw message one at a time. A large FETCH is sent in pieces of
+``META_BATCH`` (``get_meta``; for SEARCH only its header fields unless BODY or TEXT needs the
+part tree), the raw message one at a time. A FETCH of row items only (FLAGS, UID, MODSEQ,
+RFC822.SIZE: a client's flag sync) is one pass over the view with no store call, and a SEARCH
+of row keys only never reads the parse. A large FETCH is sent in pieces of
 about ``FLUSH_BYTES`` so memory stays bounded; everything else is one write. When the plan sets
 \\Seen, it is stored before rendering so FLAGS in the response is current (RFC 9051 §6.4.5).
 
@@ -20,7 +23,7 @@ body cannot have it any more and leaves it out, and the command ends with
 
 from __future__ import annotations
 
-from courriel.mail.message import MessageMeta
+from courriel.mail.message import MessageMeta, SearchFields, search_fields_of
 from courriel.session import imap_fetch, imap_search
 from courriel.session.imap_selected import SelectedView, sorted_flags
 from courriel.session.imap_state import Io, SessionState, readonly_refusal
@@ -28,11 +31,14 @@ from courriel.store.base import Copied, FlagOp, MessageInfo, NotFound
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap import search as s
+from courriel.wire.imap.fetch import FetchItem
 from courriel.wire.imap.sequence import MAX_NUMBER
 
 META_BATCH = 200
 FLUSH_BYTES = 256 * 1024
 _OPS = {c.StoreMode.ADD: FlagOp.ADD, c.StoreMode.REMOVE: FlagOp.REMOVE}
+# Items answered from the MessageInfo row alone, rendered without the general FETCH machinery.
+_ROW_ITEMS = frozenset({FetchItem.UID, FetchItem.FLAGS, FetchItem.MODSEQ, FetchItem.RFC822_SIZE})
 
 
 async def _load_meta(
@@ -40,6 +46,17 @@ async def _load_meta(
 ) -> dict[int, MessageMeta]:
     stored = await state.store.get_meta(view.mailbox.id, uids)
     return {uid: MessageMeta.from_bytes(data) for uid, data in stored.items() if data}
+
+
+async def _search_meta(
+    state: SessionState, view: SelectedView, plan: imap_search.SearchPlan, uids: list[int]
+) -> dict[int, MessageMeta | SearchFields]:
+    """What the plan needs of the stored parse: the header fields alone unless BODY or TEXT
+    walks the part tree, which is the costly part of ``from_bytes``."""
+    stored = await state.store.get_meta(view.mailbox.id, uids)
+    if plan.needs_body:
+        return {uid: MessageMeta.from_bytes(data) for uid, data in stored.items() if data}
+    return {uid: search_fields_of(data) for uid, data in stored.items() if data}
 
 
 async def _raw(state: SessionState, view: SelectedView, uid: int) -> bytes | None:
@@ -59,6 +76,41 @@ async def _mark_seen(state: SessionState, view: SelectedView, uids: list[int]) -
     for info in result.changed:
         view.update(info)
     return {i.uid for i in result.changed}
+
+
+class _RowFetch:
+    """``* n FETCH (...)`` of row items only (``FETCH 1:* (FLAGS UID)``, the client's sync).
+
+    The same bytes as ``imap_fetch.render_fetch``; FLAGS is encoded once per distinct flag set,
+    as a mailbox has few of them.
+    """
+
+    __slots__ = ("_attributes", "_flags")
+
+    def __init__(self, plan: imap_fetch.FetchPlan) -> None:
+        self._attributes = plan.attributes
+        self._flags: dict[frozenset[str], bytes] = {}
+
+    @staticmethod
+    def applies(plan: imap_fetch.FetchPlan) -> bool:
+        return not plan.implicit_flags and all(a in _ROW_ITEMS for a in plan.attributes)
+
+    def render(self, seq: int, info: MessageInfo) -> bytes:
+        items: list[bytes] = []
+        for attr in self._attributes:
+            if attr is FetchItem.UID:
+                items.append(r.item_uid(info.uid))
+            elif attr is FetchItem.FLAGS:
+                encoded = self._flags.get(info.flags)
+                if encoded is None:
+                    encoded = r.item_flags(imap_fetch.flag_names(info.flags))
+                    self._flags[info.flags] = encoded
+                items.append(encoded)
+            elif attr is FetchItem.MODSEQ:
+                items.append(r.item_modseq(info.modseq))
+            else:
+                items.append(r.item_rfc822_size(info.size))
+        return r.fetch(seq, items)
 
 
 async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
@@ -83,6 +135,11 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
         attributes, uid=cmd.uid, condstore=state.condstore, read_only=view.readonly
     )
     seen_now = await _mark_seen(state, view, uids) if plan.sets_seen else set()
+    if _RowFetch.applies(plan):
+        await _fetch_rows(io, view, uids, _RowFetch(plan), out)
+        out.append(await state.refresh(allow_expunge=cmd.uid))
+        out.append(r.ok(cmd.tag, ("UID FETCH" if cmd.uid else "FETCH") + " completed"))
+        return b"".join(out)
     missing = False
     size = 0
     for start in range(0, len(uids), META_BATCH):
@@ -116,6 +173,27 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
     else:
         out.append(r.ok(cmd.tag, ("UID FETCH" if cmd.uid else "FETCH") + " completed"))
     return b"".join(out)
+
+
+async def _fetch_rows(
+    io: Io, view: SelectedView, uids: list[int], rows: _RowFetch, out: list[bytes]
+) -> None:
+    """One pass over the view, sending every ``FLUSH_BYTES``; the view changes only between
+    commands, so every UID resolved from it is still there."""
+    infos = view.infos
+    seq_of = view.seq_of
+    size = sum(map(len, out))
+    for start in range(0, len(uids), META_BATCH):
+        first = len(out)
+        for uid in uids[start : start + META_BATCH]:
+            seq = seq_of(uid)
+            if seq is not None:
+                out.append(rows.render(seq, infos[uid]))
+        size += sum(map(len, out[first:]))
+        if size >= FLUSH_BYTES:
+            await io.send(b"".join(out))
+            out.clear()
+            size = 0
 
 
 async def store(state: SessionState, cmd: c.Store) -> bytes:
@@ -175,22 +253,65 @@ def _uses_modseq(key: s.SearchKey) -> bool:
             return False
 
 
+async def _search_matches(
+    state: SessionState, view: SelectedView, plan: imap_search.SearchPlan, tree: s.SearchKey
+) -> list[tuple[int, int]]:
+    """(sequence number, UID) of each message that matches, ascending."""
+    matched: list[tuple[int, int]] = []
+    # The view changes only at command boundaries (events just mark it dirty), so a UID's
+    # sequence number is its position in this copy, with no search per message.
+    uids = list(view.uids)
+    infos = view.infos
+    if not plan.needs_meta and not plan.needs_body:
+        # RFC 9051 §6.4.4: flags, UIDs, sizes, internal dates: the view answers alone.
+        for seq, uid in enumerate(uids, 1):
+            if imap_search.matches(tree, seq, infos[uid], None, None, view):
+                matched.append((seq, uid))
+        return matched
+    if not plan.needs_body:
+        return await _search_fields(state, view, tree, uids)
+    for start in range(0, len(uids), META_BATCH):
+        batch = uids[start : start + META_BATCH]
+        metas = await _search_meta(state, view, plan, batch) if plan.needs_meta else {}
+        for seq, uid in enumerate(batch, start + 1):
+            info = infos.get(uid)
+            if info is None:
+                continue
+            raw = await _raw(state, view, uid) if plan.needs_body else None
+            if imap_search.matches(tree, seq, info, metas.get(uid), raw, view):
+                matched.append((seq, uid))
+    return matched
+
+
+async def _search_fields(
+    state: SessionState, view: SelectedView, tree: s.SearchKey, uids: list[int]
+) -> list[tuple[int, int]]:
+    """Header keys and SENT* only: the fields come from the mailbox's ``FieldCache``, and
+    the stored parse is read only for messages no search has compared those fields of."""
+    names, sent = imap_search.compared_fields(tree)
+    cache = view.fields
+    todo = cache.missing(names, sent, uids)
+    for start in range(0, len(todo), META_BATCH):
+        stored = await state.store.get_meta(view.mailbox.id, todo[start : start + META_BATCH])
+        for uid, data in stored.items():
+            if data:
+                cache.add(uid, search_fields_of(data), names, sent)
+    matched: list[tuple[int, int]] = []
+    infos = view.infos
+    for seq, uid in enumerate(uids, 1):
+        info = infos.get(uid)
+        if info is None:
+            continue
+        fields = cache.fields(uid, names, sent)
+        if imap_search.matches(tree, seq, info, fields, None, view):
+            matched.append((seq, uid))
+    return matched
+
+
 async def search(state: SessionState, cmd: c.Search) -> bytes:
     view = state.selected()
     plan = imap_search.plan_search(cmd.criteria)
-    matched: list[tuple[int, int]] = []
-    uids = list(view.uids)
-    for start in range(0, len(uids), META_BATCH):
-        batch = uids[start : start + META_BATCH]
-        metas = await _load_meta(state, view, batch) if plan.needs_meta else {}
-        for uid in batch:
-            seq = view.seq_of(uid)
-            info = view.infos.get(uid)
-            if seq is None or info is None:
-                continue
-            raw = await _raw(state, view, uid) if plan.needs_body else None
-            if imap_search.matches(cmd.criteria, seq, info, metas.get(uid), raw, view):
-                matched.append((seq, uid))
+    matched = await _search_matches(state, view, plan, cmd.criteria)
     modseq = None
     if _uses_modseq(cmd.criteria):
         state.condstore = True  # RFC 7162 §3.1: a MODSEQ search key enables CONDSTORE

@@ -4,9 +4,10 @@ Theory of operation
 -------------------
 The parser (``courriel.wire.imap.parse_search``) gives a tree of few node types. ``plan_search``
 walks it once per command and says what each message will need, so flags, UIDs, sizes and
-internal dates are answered from the ``MessageInfo`` row alone; header keys need the stored
-parse (whose ``text_headers`` hold the decoded fields SEARCH compares); BODY, TEXT and HEADER
-of an uncommon field need the raw message. ``matches`` then evaluates the tree for one
+internal dates are answered from the ``MessageInfo`` row alone; header keys and SENT* need only
+the header fields of the stored parse (``SearchFields``: the decoded fields SEARCH compares and
+the Date, read without the part tree); BODY, TEXT and HEADER of an uncommon field need the raw
+message, and BODY and TEXT the whole parse. ``matches`` then evaluates the tree for one
 message, short-circuiting AND and OR, and folds the message text at most once per message
 whatever the number of string keys.
 
@@ -39,7 +40,7 @@ from datetime import date, datetime
 from typing import Protocol, assert_never
 
 from courriel.mail import searchtext
-from courriel.mail.message import SEARCH_FIELDS, MessageMeta
+from courriel.mail.message import SEARCH_FIELDS, MessageMeta, SearchFields
 from courriel.store.base import MessageInfo
 from courriel.wire.imap import responses
 from courriel.wire.imap.search import (
@@ -64,8 +65,10 @@ from courriel.wire.imap.search import (
 from courriel.wire.imap.sequence import SequenceSet
 
 __all__ = [
+    "FieldCache",
     "SearchPlan",
     "SearchView",
+    "compared_fields",
     "esearch_response",
     "matches",
     "plan_search",
@@ -102,7 +105,10 @@ class SearchView(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SearchPlan:
-    needs_meta: bool  # the stored parse (MessageMeta)
+    """``needs_meta`` alone: the header fields (``SearchFields`` will do); with ``needs_body``
+    the whole ``MessageMeta`` too, whose part tree BODY and TEXT walk."""
+
+    needs_meta: bool  # the stored parse (SearchFields, or MessageMeta with needs_body)
     needs_body: bool  # the raw message
 
 
@@ -131,6 +137,78 @@ def plan_search(tree: SearchKey) -> SearchPlan:
     """What each message needs for ``tree`` to be evaluated."""
     meta, body = _needs(tree)
     return SearchPlan(needs_meta=meta, needs_body=body)
+
+
+def _compared(key: SearchKey, names: set[str]) -> bool:
+    """Adds the parse's fields ``key`` compares to ``names``; whether it compares SENT*."""
+    match key:
+        case SearchNot(inner):
+            return _compared(inner, names)
+        case SearchOr(left, right):
+            return _compared(left, names) | _compared(right, names)
+        case SearchAnd(keys):
+            sent = False
+            for k in keys:  # every key, not up to the first SENT*: each may add names
+                sent |= _compared(k, names)
+            return sent
+        case SearchHeader(name=name) if name in _META_FIELDS:
+            names.add(name)
+            return False
+        case SearchDate(field=DateField.SENT):
+            return True
+        case _:
+            return False
+
+
+def compared_fields(tree: SearchKey) -> tuple[frozenset[str], bool]:
+    """The ``SEARCH_FIELDS`` names ``tree`` compares, and whether it compares the Date."""
+    names: set[str] = set()
+    sent = _compared(tree, names)
+    return frozenset(names), sent
+
+
+class FieldCache:
+    """The header fields SEARCH compared, per field and UID, for one mailbox and UIDVALIDITY.
+
+    What the parse holds for a UID never changes, so entries need no invalidation; a field is
+    kept only once a search compared it, and ``drop`` forgets expunged messages.
+    """
+
+    __slots__ = ("_dates", "_sizes", "_texts")
+
+    def __init__(self) -> None:
+        self._texts: dict[str, dict[int, str | None]] = {}  # None: the field is absent
+        self._dates: dict[int, datetime | None] = {}
+        self._sizes: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._sizes) + len(self._dates) + sum(len(t) for t in self._texts.values())
+
+    def missing(self, names: Iterable[str], sent: bool, uids: Iterable[int]) -> list[int]:
+        tables = [self._texts.get(n, {}) for n in names] + ([self._dates] if sent else [])
+        return [u for u in uids if u not in self._sizes or any(u not in t for t in tables)]
+
+    def add(self, uid: int, fields: SearchFields, names: Iterable[str], sent: bool) -> None:
+        self._sizes[uid] = fields.header_size
+        for name in names:
+            self._texts.setdefault(name, {})[uid] = fields.text_headers.get(name)
+        if sent:
+            self._dates[uid] = fields.date
+
+    def fields(self, uid: int, names: Iterable[str], sent: bool) -> SearchFields | None:
+        """What ``matches`` needs of message ``uid`` for those fields; None if never added."""
+        size = self._sizes.get(uid)
+        if size is None:
+            return None
+        texts = {n: t for n in names if (t := self._texts[n][uid]) is not None}
+        return SearchFields(size, self._dates[uid] if sent else None, texts)
+
+    def drop(self, uids: Iterable[int]) -> None:
+        for uid in uids:
+            self._sizes.pop(uid, None)
+            self._dates.pop(uid, None)
+            for table in self._texts.values():
+                table.pop(uid, None)
 
 
 # --- sequence sets ------------------------------------------------------------------------------
@@ -190,7 +268,7 @@ class _Message:
         self,
         seq: int,
         info: MessageInfo,
-        meta: MessageMeta | None,
+        meta: MessageMeta | SearchFields | None,
         raw: bytes | None,
         view: SearchView,
         recent: bool,
@@ -205,10 +283,16 @@ class _Message:
         self._pending: Iterator[str] | None = None  # the parts not read yet
         self._header_block: str | None = None
 
-    def need_meta(self) -> MessageMeta:
+    def need_meta(self) -> MessageMeta | SearchFields:
         if self.meta is None:
             raise ValueError("this search key needs the message meta; see plan_search")
         return self.meta
+
+    def need_parts(self) -> MessageMeta:
+        meta = self.need_meta()
+        if not isinstance(meta, MessageMeta):
+            raise ValueError("BODY and TEXT need the whole message meta; see SearchPlan")
+        return meta
 
     def need_raw(self) -> bytes:
         if self.raw is None:
@@ -220,7 +304,8 @@ class _Message:
         if key.name in _META_FIELDS:
             meta = self.need_meta()
             if not needle:
-                return key.name in meta.raw_headers
+                # Both maps of the parse hold exactly the fields present.
+                return key.name in meta.text_headers
             value = meta.text_headers.get(key.name)
             return value is not None and needle in searchtext.fold(value)
         end = None if self.meta is None else self.meta.header_size
@@ -234,7 +319,7 @@ class _Message:
         if any(needle in text for text in self._parts):
             return True
         if self._pending is None and not self._parts:
-            self._pending = searchtext.body_texts(self.need_raw(), self.need_meta())
+            self._pending = searchtext.body_texts(self.need_raw(), self.need_parts())
         if self._pending is not None:
             # Parts are decoded and folded only until one matches; a later key resumes here.
             for text in self._pending:
@@ -307,7 +392,7 @@ def matches(
     tree: SearchKey,
     seq: int,
     info: MessageInfo,
-    meta: MessageMeta | None,
+    meta: MessageMeta | SearchFields | None,
     raw: bytes | None,
     view: SearchView,
     *,
@@ -315,7 +400,8 @@ def matches(
 ) -> bool:
     """Whether message ``seq`` matches ``tree``.
 
-    ``meta`` and ``raw`` may be None when ``plan_search`` said they are not needed; ``recent``
+    ``meta`` and ``raw`` may be None when ``plan_search`` said they are not needed, and
+    ``meta`` may be the ``SearchFields`` alone unless the plan needs the body; ``recent``
     says whether the session counts this message as recent (RFC 3501 §6.4.4 RECENT, NEW, OLD).
     Raises ``ValueError`` only when data the plan asked for is missing.
     """

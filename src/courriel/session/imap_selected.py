@@ -19,14 +19,29 @@ MODSEQ of what the reads returned instead would lose an expunge that commits bet
 Expunges are held back while a command that forbids them runs (RFC 9051 §7.5.1: not during
 FETCH, STORE or SEARCH, whose sequence numbers would shift under the client): the UIDs wait in
 ``pending`` and keep their sequence numbers until a command that allows EXPUNGE responses ends.
+
+Opening a view reads every message of the mailbox, which on a large mailbox is most of the cost
+of SELECT. ``Listings`` keeps, per store, the listing of recently selected mailboxes and brings
+it up to date the way ``refresh`` does (HIGHESTMODSEQ first, then the expunge log and the
+changed messages, both found by index), so selecting again costs the changes since, not the
+mailbox. It is a cache only: it is checked against the store's UIDVALIDITY and HIGHESTMODSEQ at
+every use and holds nothing another process needs. Each listing also carries the mailbox's
+``FieldCache`` (the header fields SEARCH compared, which never change for a UID), shared by the
+views of the mailbox. Listings are bounded in messages and cached fields together, checked
+whenever one is read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
-from courriel.store.base import Mailbox, MessageInfo, Store
+from courriel.session.imap_search import FieldCache
+from courriel.store.base import Expunged, Mailbox, MessageInfo, Store
 from courriel.wire.imap import responses
 from courriel.wire.imap.sequence import SequenceSet
 
@@ -44,17 +59,28 @@ class BadSequenceError(ValueError):
 class SelectedView:
     """The session's view of its selected mailbox; also part B's ``SearchView``."""
 
-    def __init__(self, mailbox: Mailbox, readonly: bool, infos: Sequence[MessageInfo]) -> None:
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        readonly: bool,
+        infos: Sequence[MessageInfo],
+        *,
+        modseq: int | None = None,
+    ) -> None:
+        """``infos`` ascending by UID, complete up to ``modseq`` (the mailbox's by default)."""
         self.mailbox = mailbox
         self.readonly = readonly
         self.uids: list[int] = [i.uid for i in infos]
-        self.infos: dict[int, MessageInfo] = {i.uid: i for i in infos}
-        self.modseq = mailbox.highestmodseq  # the view is complete up to here
+        self.infos: dict[int, MessageInfo] = dict(zip(self.uids, infos, strict=True))
+        self.modseq = mailbox.highestmodseq if modseq is None else modseq
         self.pending: set[int] = set()  # expunged in the store, not yet announced
         self.saved: set[int] = set()  # SEARCH RETURN (SAVE) result, as UIDs (RFC 5182)
-        self.keywords: set[str] = {k for i in infos for k in i.flags if not k.startswith("\\")}
+        # A mailbox has few distinct flag sets: collect keywords from those, not every message.
+        flag_sets = {i.flags for i in infos}
+        self.keywords: set[str] = {k for f in flag_sets for k in f if not k.startswith("\\")}
         self.dirty = False  # an event said the store changed since the last refresh
         self.uidnext = mailbox.uidnext
+        self.fields = FieldCache()  # shared with other views of the mailbox once opened
 
     @classmethod
     async def open(cls, store: Store, mailbox_id: int, readonly: bool) -> SelectedView:
@@ -62,7 +88,10 @@ class SelectedView:
         box = await store.get_mailbox_by_id(mailbox_id)
         if box is None:
             raise MailboxGone
-        return cls(box, readonly, await store.list_messages(mailbox_id))
+        infos, modseq, fields = await listings_of(store).read(store, box)
+        view = cls(box, readonly, infos, modseq=modseq)
+        view.fields = fields
+        return view
 
     # --- SearchView -----------------------------------------------------------------------------
 
@@ -214,6 +243,98 @@ class SelectedView:
         if condstore:
             items.append(responses.item_modseq(info.modseq))  # RFC 7162 §3.1.4.1
         return responses.fetch(seq, items)
+
+
+@dataclass(slots=True)
+class _Listing:
+    """One mailbox's messages, ascending by UID, complete up to ``modseq``."""
+
+    uidvalidity: int
+    modseq: int
+    infos: dict[int, MessageInfo]
+    fields: FieldCache = field(default_factory=FieldCache)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __len__(self) -> int:
+        return len(self.infos) + len(self.fields)
+
+
+class Listings:
+    """Message listings of recently selected mailboxes (see the module docstring)."""
+
+    def __init__(self, max_messages: int = 500_000) -> None:
+        self.max_messages = max_messages
+        self._entries: OrderedDict[int, _Listing] = OrderedDict()
+
+    async def read(self, store: Store, box: Mailbox) -> tuple[list[MessageInfo], int, FieldCache]:
+        """Every message of ``box`` (read just before), the MODSEQ they are complete to, and
+        the header fields SEARCH compared in the mailbox so far."""
+        entry = self._entries.get(box.id)
+        if entry is None or entry.uidvalidity != box.uidvalidity:
+            return await self._load(store, box)
+        async with entry.lock:
+            if self._entries.get(box.id) is not entry or entry.modseq > box.highestmodseq:
+                # Dropped meanwhile, or a store that went back in time (restored): read it all.
+                return await self._load(store, box)
+            # The order of ``refresh``: the caller read HIGHESTMODSEQ first.
+            expunged = await store.expunged_since(box.id, entry.modseq)
+            changed = await store.changes_since(box.id, entry.modseq)
+            _apply(entry.infos, expunged, changed)
+            entry.fields.drop(e.uid for e in expunged)
+            entry.modseq = max(entry.modseq, box.highestmodseq)
+            self._entries.move_to_end(box.id)
+            self._trim()  # the field caches grow between reads
+            return list(entry.infos.values()), entry.modseq, entry.fields
+
+    async def _load(self, store: Store, box: Mailbox) -> tuple[list[MessageInfo], int, FieldCache]:
+        infos = await store.list_messages(box.id)
+        old = self._entries.pop(box.id, None)
+        # The parse of a UID never changes while UIDVALIDITY stays: its fields may be kept.
+        fields = old.fields if old and old.uidvalidity == box.uidvalidity else FieldCache()
+        if len(infos) <= self.max_messages:
+            by_uid = {i.uid: i for i in infos}
+            entry = _Listing(box.uidvalidity, box.highestmodseq, by_uid, fields)
+            self._entries[box.id] = entry
+            self._trim()
+        return infos, box.highestmodseq, fields
+
+    def _trim(self) -> None:
+        """Drops the least recently read listings until the rest hold at most ``max_messages``
+        messages and cached fields together."""
+        total = sum(len(e) for e in self._entries.values())
+        while total > self.max_messages and self._entries:
+            _, oldest = self._entries.popitem(last=False)
+            total -= len(oldest)
+
+
+def _apply(
+    infos: dict[int, MessageInfo], expunged: Sequence[Expunged], changed: Sequence[MessageInfo]
+) -> None:
+    """Brings a listing up to date; ``infos`` stays in ascending UID order."""
+    for gone in expunged:
+        infos.pop(gone.uid, None)
+    top = next(reversed(infos), 0)
+    late: list[MessageInfo] = []
+    for info in changed:  # ascending by UID
+        if info.uid in infos or info.uid > top:
+            infos[info.uid] = info  # a changed one keeps its place, a new one goes last
+        else:
+            late.append(info)  # below the top but unknown: not from a store that keeps UIDs
+    if late:
+        merged = sorted([*infos.values(), *late], key=lambda i: i.uid)
+        infos.clear()
+        infos.update((i.uid, i) for i in merged)
+
+
+_LISTINGS: weakref.WeakKeyDictionary[Store, Listings] = weakref.WeakKeyDictionary()
+
+
+def listings_of(store: Store) -> Listings:
+    """The listings of ``store``, which live as long as the store object does."""
+    found = _LISTINGS.get(store)
+    if found is None:
+        found = _LISTINGS[store] = Listings()
+    return found
 
 
 def sorted_flags(flags: Iterable[str]) -> list[str]:
