@@ -233,7 +233,7 @@ async def test_repeated_search_answers_as_the_first_one(sqlite: Store) -> None:
     assert len(view.fields) > 0  # the fields compared are kept for the mailbox
     assert await imap_messages.search(state, first) == reply
     # Another session of the same mailbox finds them kept, and answers the same.
-    other = SessionState(sqlite, 10**7, user=state.user)
+    other = SessionState(sqlite, 10**7, user=state.user, listings=state.listings)
     select = _cmd(b"s EXAMINE INBOX")
     assert isinstance(select, c.Examine)
     await imap_select.select(other, select)

@@ -14,7 +14,7 @@ import pytest
 from courriel.mail.message import search_fields_of
 from courriel.session import imap_fetch, imap_messages, imap_select
 from courriel.session.imap_search import FieldCache
-from courriel.session.imap_selected import Listings, SelectedView, listings_of
+from courriel.session.imap_selected import Listings, SelectedView
 from courriel.session.imap_state import SessionState
 from courriel.store.base import FlagOp, Mailbox, Store, User
 from courriel.store.sqlite import open_sqlite
@@ -99,10 +99,12 @@ async def test_listings_stay_within_their_bound(sqlite: Store) -> None:
 
 async def test_view_from_a_kept_listing_equals_a_fresh_one(sqlite: Store) -> None:
     _, inbox = await _inbox(sqlite, 12)
-    await SelectedView.open(sqlite, inbox.id, False)  # keeps the listing
+    listings = Listings()
+    await SelectedView.open(sqlite, inbox.id, False, listings)  # keeps the listing
     await sqlite.store_flags(inbox.id, [4], FlagOp.ADD, frozenset({"$Label1"}))
     await sqlite.expunge(inbox.id, [7])
-    kept = await SelectedView.open(sqlite, inbox.id, False)
+    kept = await SelectedView.open(sqlite, inbox.id, False, listings)
+    assert inbox.id in listings._entries  # the second open was served from the kept listing
     box = await sqlite.get_mailbox_by_id(inbox.id)
     assert box is not None
     fresh = SelectedView(box, False, await sqlite.list_messages(inbox.id))
@@ -112,8 +114,7 @@ async def test_view_from_a_kept_listing_equals_a_fresh_one(sqlite: Store) -> Non
     assert kept.modseq >= fresh.modseq
     await sqlite.store_flags(inbox.id, [4], FlagOp.REMOVE, frozenset({"$Label1"}))
     # A keyword no message carries any more is not offered again (FLAGS, RFC 9051 §7.3.5).
-    assert (await SelectedView.open(sqlite, inbox.id, False)).keywords == set()
-    assert listings_of(sqlite) is listings_of(sqlite)
+    assert (await SelectedView.open(sqlite, inbox.id, False, listings)).keywords == set()
 
 
 class _Collect:

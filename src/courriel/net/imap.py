@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from courriel.net.listener import ConnectionContext, ProtocolHandlers, Refusal
 from courriel.net.stream import ShuttingDown, Stream, StreamTimeout
 from courriel.session.imap import Action, Session
+from courriel.session.imap_selected import Listings
 from courriel.session.imap_state import MAX_SESSIONS_PER_USER, UserSessions
 from courriel.wire.errors import ProtocolError
 from courriel.wire.imap import responses as r
@@ -95,6 +96,7 @@ class ImapConnection:
         stream: Stream,
         ctx: ConnectionContext,
         sessions: UserSessions,
+        listings: Listings,
         *,
         login_timeout: float,
         autologout: float,
@@ -115,6 +117,7 @@ class ImapConnection:
             tls=stream.tls is not None,
             appendlimit=app.cfg.limits.max_message_bytes,
             sessions=sessions,
+            listings=listings,
         )
 
     async def run(self) -> None:
@@ -198,10 +201,17 @@ def handlers(
 ) -> ProtocolHandlers:
     """The IMAP handlers; the keyword arguments exist so tests can shorten the limits."""
     sessions = UserSessions(sessions_per_user)
+    listings = Listings()  # SELECT reads only what changed since a mailbox's last listing
 
     async def serve(stream: Stream, ctx: ConnectionContext) -> None:
         conn = ImapConnection(
-            app, stream, ctx, sessions, login_timeout=login_timeout, autologout=autologout
+            app,
+            stream,
+            ctx,
+            sessions,
+            listings,
+            login_timeout=login_timeout,
+            autologout=autologout,
         )
         await conn.run()
 

@@ -51,7 +51,7 @@ from courriel.session import (
 )
 from courriel.session.imap_auth import Authentication
 from courriel.session.imap_capability import ENABLEABLE, capabilities
-from courriel.session.imap_selected import BadSequenceError, MailboxGone
+from courriel.session.imap_selected import BadSequenceError, Listings, MailboxGone
 from courriel.session.imap_state import Io, SessionState, UserSessions
 from courriel.store.base import (
     Change,
@@ -134,6 +134,7 @@ class Session:
         tls: bool,
         appendlimit: int,
         sessions: UserSessions,
+        listings: Listings | None = None,
     ) -> None:
         self.conn = Connection(Limits(max_literal=appendlimit))
         self.io = io
@@ -141,6 +142,8 @@ class Session:
         self.tls = tls
         self.compressed = False
         self.state = SessionState(store=store, appendlimit=appendlimit)
+        if listings is not None:
+            self.state.listings = listings
         self.auth = Authentication(auth, limiter, peer_ip)
         self.sessions = sessions
         self.wake = asyncio.Event()  # a change arrived (IDLE waits on it)

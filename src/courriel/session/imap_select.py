@@ -48,7 +48,7 @@ async def select(state: SessionState, cmd: c.Select | c.Examine) -> bytes:
     if box is None:
         return b"".join(out) + r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
     try:
-        view = await SelectedView.open(state.store, box.id, readonly)
+        view = await SelectedView.open(state.store, box.id, readonly, state.listings)
     except MailboxGone:
         return b"".join(out) + r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
     if cmd.condstore:

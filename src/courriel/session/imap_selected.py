@@ -20,21 +20,20 @@ Expunges are held back while a command that forbids them runs (RFC 9051 §7.5.1:
 FETCH, STORE or SEARCH, whose sequence numbers would shift under the client): the UIDs wait in
 ``pending`` and keep their sequence numbers until a command that allows EXPUNGE responses ends.
 
-Opening a view reads every message of the mailbox, which on a large mailbox is most of the cost
-of SELECT. ``Listings`` keeps, per store, the listing of recently selected mailboxes and brings
-it up to date the way ``refresh`` does (HIGHESTMODSEQ first, then the expunge log and the
-changed messages, both found by index), so selecting again costs the changes since, not the
-mailbox. It is a cache only: it is checked against the store's UIDVALIDITY and HIGHESTMODSEQ at
-every use and holds nothing another process needs. Each listing also carries the mailbox's
-``FieldCache`` (the header fields SEARCH compared, which never change for a UID), shared by the
-views of the mailbox. Listings are bounded in messages and cached fields together, checked
-whenever one is read.
+Opening a view reads every message of the mailbox, which on a large mailbox is most of the cost of
+SELECT. ``Listings`` (one per IMAP server, made by ``net.imap.handlers``) keeps the listing of
+recently selected mailboxes and brings it up to date the way ``refresh`` does (HIGHESTMODSEQ first,
+then the expunge log and the changed messages, both found by index), so selecting again costs the
+changes since, not the mailbox. It is a cache only: it is checked against the store's UIDVALIDITY
+and HIGHESTMODSEQ at every use and holds nothing another process needs. Each listing also carries
+the mailbox's ``FieldCache`` (the header fields SEARCH compared, which never change for a UID),
+shared by the views of the mailbox. Listings are bounded in messages and cached fields together,
+checked whenever one is read.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -83,12 +82,15 @@ class SelectedView:
         self.fields = FieldCache()  # shared with other views of the mailbox once opened
 
     @classmethod
-    async def open(cls, store: Store, mailbox_id: int, readonly: bool) -> SelectedView:
+    async def open(
+        cls, store: Store, mailbox_id: int, readonly: bool, listings: Listings | None = None
+    ) -> SelectedView:
+        """``listings`` is the IMAP server's shared cache; without it the mailbox is read whole."""
         # The snapshot MODSEQ is read before the messages, as in ``refresh``.
         box = await store.get_mailbox_by_id(mailbox_id)
         if box is None:
             raise MailboxGone
-        infos, modseq, fields = await listings_of(store).read(store, box)
+        infos, modseq, fields = await (listings or Listings()).read(store, box)
         view = cls(box, readonly, infos, modseq=modseq)
         view.fields = fields
         return view
@@ -324,17 +326,6 @@ def _apply(
         merged = sorted([*infos.values(), *late], key=lambda i: i.uid)
         infos.clear()
         infos.update((i.uid, i) for i in merged)
-
-
-_LISTINGS: weakref.WeakKeyDictionary[Store, Listings] = weakref.WeakKeyDictionary()
-
-
-def listings_of(store: Store) -> Listings:
-    """The listings of ``store``, which live as long as the store object does."""
-    found = _LISTINGS.get(store)
-    if found is None:
-        found = _LISTINGS[store] = Listings()
-    return found
 
 
 def sorted_flags(flags: Iterable[str]) -> list[str]:

@@ -19,7 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from courriel.session.imap_selected import SelectedView
+from courriel.session.imap_selected import Listings, SelectedView
 from courriel.store.base import Store, User
 from courriel.wire.imap import responses as r
 
@@ -64,6 +64,8 @@ class SessionState:
     rev2: bool = False  # IMAP4rev2 enabled (RFC 9051 §6.3.1)
     utf8: bool = False  # UTF8=ACCEPT or IMAP4rev2: mailbox names in UTF-8
     enabled: list[str] = field(default_factory=list)
+    # The server's listings of recently selected mailboxes, shared by its sessions.
+    listings: Listings = field(default_factory=Listings)
 
     @property
     def user_id(self) -> int:
