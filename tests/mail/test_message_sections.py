@@ -11,10 +11,8 @@ from courriel.mail.message import (
     SectionSpec,
     SectionText,
     UnknownTransferEncoding,
-    body_text,
     decoded_part,
     find_part,
-    header_values,
     parse,
     section_bytes,
 )
@@ -186,7 +184,6 @@ def test_quoted_printable_decoding() -> None:
     meta = parse(raw)
     assert decoded_part(raw, meta, (1,)) == b"caf\xe9 softbreak\r\n"
     assert meta.root.binary_size == len(b"caf\xe9 softbreak\r\n")
-    assert body_text(raw, meta) == "café softbreak\r\n"
 
 
 def test_unknown_transfer_encoding() -> None:
@@ -196,7 +193,6 @@ def test_unknown_transfer_encoding() -> None:
     with pytest.raises(UnknownTransferEncoding) as info:
         decoded_part(raw, meta, (1,))
     assert info.value.encoding == "x-uuencode"
-    assert body_text(raw, meta) == "begin 644 f\r\n"  # searched as stored
 
 
 def test_base64_with_bad_padding_and_junk() -> None:
@@ -204,20 +200,6 @@ def test_base64_with_bad_padding_and_junk() -> None:
     meta = parse(raw)
     assert decoded_part(raw, meta, (1,)) == b"abcd"
     assert meta.root.binary_size == 4
-
-
-def test_body_text_joins_text_parts() -> None:
-    meta = parse(NESTED)
-    assert body_text(NESTED, meta) == "part one\ninner body\nalt one\n<b>hi</b>"
-
-
-def test_header_values_for_search_header() -> None:
-    raw = (
-        b"Received: one\r\nX-Tag: =?utf-8?q?caf=C3=A9?=\r\nReceived: two\r\n\r\nReceived: body\r\n"
-    )
-    meta = parse(raw)
-    assert header_values(raw, meta, "RECEIVED") == ["one", "two"]
-    assert header_values(raw, meta, "x-tag") == ["café"]
 
 
 def test_mismatched_raw_is_refused() -> None:

@@ -58,10 +58,8 @@ __all__ = [
     "SectionSpec",
     "SectionText",
     "UnknownTransferEncoding",
-    "body_text",
     "decoded_part",
     "find_part",
-    "header_values",
     "parse",
     "search_fields_of",
     "section_bytes",
@@ -425,34 +423,3 @@ def decoded_part(raw: bytes, meta: MessageMeta, path: tuple[int, ...]) -> bytes 
     if decoded is None:
         raise UnknownTransferEncoding(node.encoding)
     return decoded
-
-
-def _text_leaves(part: Part) -> list[Part]:
-    if part.kind is PartKind.LEAF:
-        return [part] if part.media_type == "text" else []
-    return [leaf for child in part.children for leaf in _text_leaves(child)]
-
-
-def body_text(raw: bytes, meta: MessageMeta) -> str:
-    """The decoded text of every text/* part, for SEARCH BODY and TEXT (RFC 9051 §6.4.4).
-
-    Parts are joined by a newline; a part whose encoding is unknown is searched as stored.
-    """
-    _check(raw, meta)
-    texts: list[str] = []
-    for leaf in _text_leaves(meta.root):
-        data = raw[leaf.body_start : leaf.body_end]
-        decoded = mime.decode_transfer(data, leaf.encoding)
-        texts.append(mime.to_text(data if decoded is None else decoded, leaf.charset))
-    return "\n".join(texts)
-
-
-def header_values(raw: bytes, meta: MessageMeta, name: str) -> list[str]:
-    """Decoded values of every top-level field ``name``, for SEARCH HEADER (RFC 9051 §6.4.4).
-
-    Fields outside ``SEARCH_FIELDS`` are not kept in the meta; this scans the header block
-    only, never the body.
-    """
-    _check(raw, meta)
-    values = mime.all_values(raw, 0, meta.header_size, name.lower().encode("utf-8", "replace"))
-    return [mime.header_text(v) for v in values]
