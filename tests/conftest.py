@@ -1,10 +1,10 @@
 """Suite-wide fixtures and the report of what could not be run on this machine.
 
 Tests that need something from outside Python (a mail client program from Debian, a PostgreSQL
-server) ask for it through the ``need_program`` fixture or ``report_missing``. Where it is
-missing they are skipped with a plain reason, and the end of the run lists them together, so
-`make test` says which parts did not run. With COURRIEL_REQUIRE_ALL=1 (set by CI) a missing
-part fails instead.
+server) ask for it through the ``need_program`` fixture or
+``courriel.testing.missing.report_missing``. Where it is missing they are skipped with a plain
+reason, and the end of the run lists them together, so `make test` says which parts did not run.
+With COURRIEL_REQUIRE_ALL=1 (set by CI) a missing part fails instead.
 
 ``hasher`` hashes passwords at the cheap test costs. ``store`` is a fresh embedded (SQLite)
 store in the test's temporary directory; the store contract suite (tests/store) overrides it
@@ -14,7 +14,6 @@ imported from there, never from a conftest.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,20 +23,7 @@ import pytest
 from courriel.accounts.passwords import PasswordHasher
 from courriel.store.base import Store
 from courriel.store.sqlite import open_sqlite
-
-_missing: dict[str, list[str]] = {}
-
-
-def _require_all() -> bool:
-    return os.environ.get("COURRIEL_REQUIRE_ALL") == "1"
-
-
-def report_missing(what: str, nodeid: str) -> None:
-    _missing.setdefault(what, []).append(nodeid)
-    message = f"{what} is not available on this machine"
-    if _require_all():
-        pytest.fail(f"{message} (COURRIEL_REQUIRE_ALL=1)")
-    pytest.skip(message)
+from courriel.testing.missing import missing, report_missing
 
 
 @pytest.fixture
@@ -75,11 +61,11 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
-    if not _missing:
+    if not missing():
         return
     tr = terminalreporter
     tr.section("not run on this machine", sep="=", yellow=True)
-    for what, nodes in sorted(_missing.items()):
+    for what, nodes in sorted(missing().items()):
         tr.write_line(f"{what}: {len(nodes)} test(s) not run")
         for n in nodes[:5]:
             tr.write_line(f"    {n}")

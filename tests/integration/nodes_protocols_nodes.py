@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-``Cluster.start`` creates the database (``tests/store/pg_testdb.py``), writes a configuration for
+``Cluster.start`` creates the database (``courriel.testing.pg``), writes a configuration for
 node A and one for node B (each its own data directory, so its own self-signed certificate,
 and its own loopback ports for imaps, pop3s and submission; the other listeners off), makes the
 domain through node A's command line, then starts both nodes together and waits until each
@@ -19,7 +19,6 @@ database whatever happened, and then reports a node that did not exit with statu
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import secrets
 import signal
@@ -29,11 +28,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import asyncpg
 
 from courriel import config
+from courriel.testing import pg as pg_testdb
 from courriel.testing.net import free_ports
 
 HOSTNAME = "mail.example.org"
@@ -42,17 +41,6 @@ LISTENED = ("imaps", "pop3s", "submission")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 CLI_TIMEOUT = 30.0
-
-
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("courriel_tests_" + path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pg_testdb = _load(Path(__file__).parent.parent / "store" / "pg_testdb.py")
 
 
 async def _create_database(server: str, name: str) -> None:

@@ -8,32 +8,20 @@ delivery on node A -- belongs with the protocol sessions.)
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import itertools
 import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from courriel.store.postgres import open_postgres_url
+from courriel.testing import pg as pg_testdb
 
 pytestmark = pytest.mark.postgres
 
 CHILD = Path(__file__).with_name("nodes_child.py")
-
-
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("courriel_tests_" + path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pg_testdb = _load(Path(__file__).parent.parent / "store" / "pg_testdb.py")
 
 
 @pytest.fixture

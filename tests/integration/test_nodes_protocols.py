@@ -24,10 +24,12 @@ from pathlib import Path
 
 import pytest
 from nodes_protocols_clients import Completed, Imap, Pop3, Response, appenduid
-from nodes_protocols_nodes import Cluster, Node, pg_testdb
+from nodes_protocols_nodes import Cluster, Node
 
 from courriel.store.base import Store
 from courriel.store.postgres import open_postgres_url
+from courriel.testing import pg as pg_testdb
+from courriel.testing.missing import report_missing
 
 pytestmark = pytest.mark.postgres
 
@@ -57,7 +59,7 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     """``shared_cluster``, or each test reported as not run where PostgreSQL is unreachable."""
     server = pg_testdb.server_url()
     if asyncio.run(pg_testdb.unreachable(server)) is not None:
-        pg_testdb.report_missing(request, f"PostgreSQL at {server}")
+        report_missing(f"PostgreSQL at {server}", request.node.nodeid)
     nodes: Cluster = request.getfixturevalue("shared_cluster")
     return nodes
 

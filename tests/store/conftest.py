@@ -9,7 +9,6 @@ then runs against it too.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,19 +18,7 @@ import pytest
 
 from courriel.store.base import Mailbox, NewMessage, Store, User
 from courriel.store.sqlite import SqliteStore, open_sqlite
-
-
-def _load_pg_testdb():  # type: ignore[no-untyped-def]
-    """The sibling helper module, by path: test directories are not packages."""
-    here = Path(__file__).with_name("pg_testdb.py")
-    spec = importlib.util.spec_from_file_location("courriel_tests_pg_testdb", here)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pg_testdb = _load_pg_testdb()
+from courriel.testing import pg as pg_testdb
 
 
 class Backend(Protocol):
@@ -47,7 +34,7 @@ class SqliteBackend:
 
 
 class PostgresBackend:
-    """A fresh database per test (see pg_testdb.py); ``url`` is set by the ``backend`` fixture."""
+    """A fresh database per test (courriel.testing.pg); the ``backend`` fixture sets ``url``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root

@@ -2,7 +2,7 @@
 
 COURRIEL_TEST_PG names the server (a URL whose database is one to connect to for CREATE
 DATABASE; default postgresql://postgres@127.0.0.1:5432/postgres). Where it cannot be reached the
-test is reported through ``report_missing`` of tests/conftest.py: skipped here, failed in CI.
+test is reported through ``courriel.testing.missing.report_missing``: skipped here, failed in CI.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
+from courriel.testing.missing import report_missing
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 _reachable: dict[str, str | None] = {}  # server URL -> None if reachable, else the error
@@ -42,18 +43,10 @@ async def unreachable(url: str) -> str | None:
     return _reachable[url]
 
 
-def report_missing(request: pytest.FixtureRequest, what: str) -> None:
-    """tests/conftest.py's ``report_missing``, the instance pytest loaded (it keeps the list)."""
-    path = str(Path(request.config.rootpath) / "tests" / "conftest.py")
-    plugin = request.config.pluginmanager.get_plugin(path)
-    assert plugin is not None, "tests/conftest.py is not loaded"
-    plugin.report_missing(what, request.node.nodeid)
-
-
 async def require_server(request: pytest.FixtureRequest) -> str:
     url = server_url()
     if await unreachable(url) is not None:
-        report_missing(request, f"PostgreSQL at {url}")
+        report_missing(f"PostgreSQL at {url}", request.node.nodeid)
     return url
 
 
