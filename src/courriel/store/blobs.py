@@ -44,8 +44,11 @@ class BlobStore(Protocol):
     def blob_id(self, data: bytes) -> str:
         """The id ``put(data)`` will return: a pure function of the content."""
 
-    async def put(self, data: bytes) -> str:
-        """Stores ``data`` durably (once per content) and returns its id."""
+    async def put(self, data: bytes, blob_id: str | None = None) -> str:
+        """Stores ``data`` durably (once per content) and returns its id.
+
+        ``blob_id``, when the caller has it already, is ``blob_id(data)``: hashing once is enough.
+        """
 
     async def get(self, blob_id: str) -> bytes:
         """The bytes exactly as stored; raises ``NotFound`` when there are none."""
@@ -80,8 +83,8 @@ class FileBlobStore:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    async def put(self, data: bytes) -> str:
-        return await self._run(self._put, data)
+    async def put(self, data: bytes, blob_id: str | None = None) -> str:
+        return await self._run(self._put, data, blob_id)
 
     async def get(self, blob_id: str) -> bytes:
         try:
@@ -96,8 +99,8 @@ class FileBlobStore:
     async def close(self) -> None:
         await asyncio.to_thread(self._pool.shutdown, True)
 
-    def _put(self, data: bytes) -> str:
-        blob_id = self.blob_id(data)
+    def _put(self, data: bytes, blob_id: str | None) -> str:
+        blob_id = blob_id or self.blob_id(data)
         path = self.path(blob_id)
         self._ensure_dir(path.parent)
         if path.exists():

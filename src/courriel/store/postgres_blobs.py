@@ -72,8 +72,8 @@ class PgBlobStore:
                     await self._pool.release(conn)
         raise Unavailable(f"database unavailable: {last}") from last
 
-    async def put(self, data: bytes) -> str:
-        blob_id = self.blob_id(data)
+    async def put(self, data: bytes, blob_id: str | None = None) -> str:
+        blob_id = blob_id or self.blob_id(data)
         # Present already: refresh put_at only (see the module docstring).
         await self._call(
             "execute",

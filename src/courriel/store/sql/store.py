@@ -269,7 +269,7 @@ class SqlStore:
                 await self._gate.pin(blob_id)
                 pinned.append(blob_id)
             # Durable before the transaction that points at them; in parallel threads.
-            await asyncio.gather(*(self._blobs.put(raw) for raw in distinct.values()))
+            await asyncio.gather(*(self._blobs.put(raw, bid) for bid, raw in distinct.items()))
             triples = [(box, msg, bodies[id(msg.raw)][1]) for box, msg in items]
             done = await self._write_now(messages.append(triples))
             committed = True
