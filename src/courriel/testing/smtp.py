@@ -34,6 +34,7 @@ from courriel.testing.transcript import (
     HOSTNAME,
     client_context,
     make_test_config,
+    open_client,
     running_server,
 )
 
@@ -67,18 +68,8 @@ class Server:
         return [await self.store.read_message(box.id, m.uid) for m in infos]
 
     async def connect(self, listener: str = "smtp") -> Client:
-        host, port = self.address(listener)
-        implicit = listener == "submissions"
         ctx = client_context(self.cert_dir)
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
-                host,
-                port,
-                ssl=ctx if implicit else None,
-                server_hostname=HOSTNAME if implicit else None,
-            ),
-            TIMEOUT,
-        )
+        reader, writer = await open_client(self.running, listener, ctx)
         return Client(reader, writer, ctx)
 
 

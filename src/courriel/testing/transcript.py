@@ -295,11 +295,13 @@ class _Player:
             i += 1
 
 
-async def play(t: Transcript, running: Running, cert_dir: Path) -> None:
-    host, port = running.address(t.listener)
-    ctx = client_context(cert_dir)
-    implicit = LISTENERS[t.listener][2]
-    reader, writer = await asyncio.wait_for(
+async def open_client(
+    running: Running, listener: str, ctx: ssl.SSLContext
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to ``listener``, through TLS at once on an implicit-TLS listener."""
+    host, port = running.address(listener)
+    implicit = LISTENERS[listener][2]
+    return await asyncio.wait_for(
         asyncio.open_connection(
             host,
             port,
@@ -308,6 +310,11 @@ async def play(t: Transcript, running: Running, cert_dir: Path) -> None:
         ),
         STEP_TIMEOUT,
     )
+
+
+async def play(t: Transcript, running: Running, cert_dir: Path) -> None:
+    ctx = client_context(cert_dir)
+    reader, writer = await open_client(running, t.listener, ctx)
     try:
         await _Player(t, reader, writer).play(ctx)
     finally:
