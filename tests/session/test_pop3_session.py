@@ -226,6 +226,25 @@ async def test_second_session_is_in_use_until_the_first_closes(
     await second.session.close()
 
 
+@pytest.mark.parametrize("marked", [False, True])
+async def test_quit_releases_the_maildrop_before_its_ok(
+    store: Store, hasher: PasswordHasher, alice: User, marked: bool
+) -> None:
+    # The adapter closes the session only after the +OK is written; a client that logs in
+    # again the moment it reads that +OK must find the maildrop free already.
+    await deliver_to_inbox(store, alice, msg("one"))
+    first = Dialogue(store, hasher)
+    await first.login()
+    if marked:
+        await first.say("DELE 1")
+    assert (await first.say("QUIT")).startswith(b"+OK")
+    assert first.session.lock is None
+    second = Dialogue(store, hasher)
+    assert (await second.login()).startswith(b"+OK")
+    await second.session.close()
+    await first.session.close()  # the adapter's close after the reply finds nothing to do
+
+
 async def test_store_unavailable_is_sys_temp_and_the_session_goes_on(
     tmp_path: Path, hasher: PasswordHasher
 ) -> None:

@@ -13,7 +13,12 @@ STARTTLS and COMPRESS switch the layer under the protocol; bytes the client sent
 switch cannot be trusted to belong to the new layer (RFC 9051 §6.2.1, RFC 4978 §3), so the
 connection is closed when the core holds any (``trailing_data``) or the stream has buffered
 any (``Stream.start_tls`` checks). COMPRESS=DEFLATE is raw deflate (zlib ``wbits=-15``) in
-both directions, each write ending with a sync flush so the client can decode it at once.
+both directions, each write ending with a sync flush so the client can decode it at once; a
+large write is compressed in ``DEFLATE_PIECE`` pieces with a yield between them.
+
+A pipelined batch of commands is answered one command after the other on the shared event
+loop; the connection's ``TimeSlice`` makes it yield every few milliseconds, and the stream
+stops reading while the client has not taken what was written (``Stream.read``).
 
 Shutdown: a session waiting for its client (IDLE included) gets ``ShuttingDown`` from the read
 and says ``* BYE server shutting down``; one that has a command in hand checks ``ctx.closing``
@@ -33,6 +38,7 @@ from courriel.net.stream import ShuttingDown, Stream, StreamTimeout
 from courriel.session.imap import Action, Session
 from courriel.session.imap_selected import Listings
 from courriel.session.imap_state import MAX_SESSIONS_PER_USER, UserSessions
+from courriel.session.timeslice import TimeSlice
 from courriel.wire.errors import ProtocolError
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.events import ConnectionClosed, NeedData
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
 LOGIN_TIMEOUT = 60.0
 AUTOLOGOUT = 30 * 60.0
 HANDSHAKE_TIMEOUT = 30.0
+DEFLATE_PIECE = 64 * 1024  # compressed in pieces, yielding between them (about a ms each)
 BYE_SHUTDOWN = b"* BYE server shutting down\r\n"
 
 
@@ -58,13 +65,21 @@ class Channel:
         self.ctx = ctx
         self._inflate: zlib._Decompress | None = None
         self._deflate: zlib._Compress | None = None
+        self.turn = TimeSlice()  # the connection's share of the event loop
 
     async def send(self, data: bytes) -> None:
         if not data:
             return
-        if self._deflate is not None:
-            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
-        await self.stream.send(data)
+        deflate = self._deflate
+        if deflate is None:
+            await self.stream.send(data)
+            return
+        # A large response is compressed in pieces, so the loop is never held for long.
+        view = memoryview(data)
+        for start in range(0, len(view), DEFLATE_PIECE):
+            self.stream.write(deflate.compress(view[start : start + DEFLATE_PIECE]))
+            await self.turn.step()
+        await self.stream.send(deflate.flush(zlib.Z_SYNC_FLUSH))
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
         return self.ctx.transaction()
@@ -72,6 +87,7 @@ class Channel:
     async def read(self, timeout: float) -> bytes:  # noqa: ASYNC109
         while True:
             data = await self.stream.read(timeout=timeout)
+            self.turn.restart()
             if self._inflate is None or not data:
                 return data
             try:
@@ -154,6 +170,7 @@ class ImapConnection:
             if self.ctx.closing.is_set():
                 raise ShuttingDown(Refusal.SHUTTING_DOWN.value)
             action = await self.session.handle(event)
+            await self.channel.turn.step()  # a pipelined batch yields every few ms
             if action is Action.CLOSE:
                 return
             if action is Action.STARTTLS:

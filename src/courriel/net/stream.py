@@ -9,6 +9,8 @@ are fed with ``bytes.find``; nothing here loops per line.
 
 Writes are buffered by the transport: ``write`` queues, ``drain`` waits until the kernel has taken
 enough of it (with a timeout, so a client that stops reading cannot pin a session forever).
+``read`` drains first: a session takes no more input while its output is not taken, so a
+client that pipelines without reading fills its own socket buffers, never the server's memory.
 
 STARTTLS (RFC 3207 §4, RFC 2595 §3.1, RFC 8314 §4.1): ``start_tls`` refuses to begin the
 handshake when bytes sent before the handshake are waiting in the reader's buffer. Such bytes
@@ -116,8 +118,15 @@ class Stream:
         """Up to ``max_bytes`` available bytes, waiting for at least one; ``b""`` at the end.
 
         Raises ``StreamTimeout`` when nothing arrives within ``timeout`` seconds, and the
-        exception given to ``interrupt`` once it has been called.
+        exception given to ``interrupt`` once it has been called. Nothing is read while the
+        client has not taken what was written (backpressure): a client that pipelines commands
+        and never reads its replies is not served faster than it reads.
         """
+        if self._writer.transport.get_write_buffer_size():
+            try:
+                await self.drain()  # waits only while the buffer is over its high-water mark
+            except (ConnectionError, ssl.SSLError):
+                return b""
         try:
             async with asyncio.timeout(timeout):
                 return await self._reader.read(max_bytes)

@@ -25,7 +25,9 @@ the numbering must not change under the client.
 
 UPDATE (RFC 1939 §6): ``handle(Quit)`` in TRANSACTION removes the marked messages with one
 ``Store.expunge`` call (the adapter holds ``ctx.transaction()`` around it and the reply), and the
-store publishes the EXPUNGED change that IMAP sessions turn into EXPUNGE responses. A connection
+store publishes the EXPUNGED change that IMAP sessions turn into EXPUNGE responses; the maildrop
+lock is released before the reply is returned, so a client that logs in again at once, on this
+node or another, never finds its maildrop still in use. A connection
 that ends any other way never reaches here, so it deletes nothing. ``close`` releases the lock
 whatever happened.
 
@@ -35,6 +37,7 @@ Every ``store.Unavailable`` (or any ``StoreError`` where none is expected) becom
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Callable
@@ -44,6 +47,7 @@ from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.logs import kv
 from courriel.session.pop3_maildrop import DEFAULT_LEASE_SECONDS, Maildrop, MaildropLock
+from courriel.session.timeslice import OFFLOAD_BYTES, offload
 from courriel.store.base import NotFound, Store, StoreError
 from courriel.wire import sasl
 from courriel.wire.pop3 import commands as c
@@ -257,14 +261,28 @@ class Pop3Session:
             )
         except NotFound:
             return message_gone(msg)
+        heavy = len(raw) >= OFFLOAD_BYTES  # byte-stuffing 50 MB is done in a thread
         if lines is None:
-            return replies.message_response(raw)  # RFC 1939 §5, byte-stuffed in one piece
-        return replies.top_response(raw, replies.header_end(raw), lines)  # RFC 1939 §7
+            # RFC 1939 §5, byte-stuffed in one piece
+            return await offload(functools.partial(replies.message_response, raw), heavy=heavy)
+        top = functools.partial(replies.top_response, raw, replies.header_end(raw), lines)
+        return await offload(top, heavy=heavy)  # RFC 1939 §7
 
     # --- UPDATE -------------------------------------------------------------------------------
 
     async def _update(self) -> bytes:
-        """QUIT from TRANSACTION: remove what was marked, in one call (RFC 1939 §6)."""
+        """QUIT from TRANSACTION: remove what was marked, then release the maildrop.
+
+        The lock goes before the ``+OK`` is sent, so a client that logs in again the moment
+        it reads the reply (here or on another node) finds the maildrop free.
+        """
+        try:
+            return await self._remove_marked()
+        finally:
+            await self.close()
+
+    async def _remove_marked(self) -> bytes:
+        """Removes what was marked, in one call (RFC 1939 §6)."""
         drop, lock = self.maildrop, self.lock
         assert drop is not None and lock is not None
         uids = drop.marked_uids()
