@@ -13,9 +13,10 @@ AUTHORIZATION (RFC 1939 §4): USER/PASS and SASL AUTH (RFC 5034) both end in ``_
    checking the password, with ``-ERR [SYS/TEMP]`` (RFC 3206 §4). ``[LOGIN-DELAY]`` (RFC 2449
    §8.1.2) would tell the client the *user* logged in too recently, which is not what happened,
    and ``[AUTH]`` would make clients ask for a new password; SYS/TEMP says "try later, the
-   credentials may well be fine", which is the truth;
+   credentials may well be fine", which is the truth; the text says which limit and how long;
 2. checks the password; a failure is counted (and delayed) by the limiter and answered
-   ``-ERR [AUTH]`` (RFC 3206 §5), one sentence for an unknown user and a wrong password;
+   ``-ERR [AUTH]`` (RFC 3206 §5), one sentence for an unknown user and a wrong password; the
+   ``MAX_SESSION_FAILURES``-th failure in a row says so and closes the connection;
 3. takes the maildrop lock (``-ERR [IN-USE]``, RFC 2449 §8.1.1, while another session holds it)
    and the INBOX snapshot; only then is the core told the client is authenticated.
 
@@ -44,7 +45,7 @@ from collections.abc import Callable
 from typing import assert_never
 
 from courriel.accounts.authenticator import Authenticator
-from courriel.accounts.ratelimit import AuthLimiter
+from courriel.accounts.ratelimit import AuthLimiter, FailureCount
 from courriel.logs import kv
 from courriel.session.pop3_maildrop import DEFAULT_LEASE_SECONDS, Maildrop, MaildropLock
 from courriel.session.timeslice import OFFLOAD_BYTES, offload
@@ -58,11 +59,6 @@ from courriel.wire.pop3.replies import RespCode
 log = logging.getLogger("courriel.pop3")
 
 SaslResult = sasl.Challenge | sasl.Credentials
-
-
-def too_many_failures() -> bytes:
-    """The limiter refused the attempt before any password check (RFC 3206 §4; see above)."""
-    return replies.err("too many failed logins; try again later", RespCode.SYS_TEMP)
 
 
 def message_gone(msg: int) -> bytes:
@@ -102,6 +98,7 @@ class Pop3Session:
         self.user_address = ""
         self._username = ""  # from USER, for the PASS that follows
         self._exchange: sasl.SaslExchange | None = None
+        self._failures = FailureCount()  # failed logins in a row on this connection
 
     async def handle(self, event: c.Command | c.AuthResponse) -> bytes:
         """The reply to one event from the core."""
@@ -174,14 +171,17 @@ class Pop3Session:
         return await self._login(result.authcid, result.password)
 
     async def _login(self, username: str, password: str) -> bytes:
-        if not await self.limiter.allowed(self.peer_ip, username):
+        refusal = await self.limiter.check(self.peer_ip, username)
+        if refusal is not None:
             log.info("login refused: too many failures", extra=kv(user=username))
-            return too_many_failures()
+            return self._login_failed(refusal.text, RespCode.SYS_TEMP)  # RFC 3206 §4
         user = await self.auth.authenticate(username, password)
         if user is None:
             log.info("login failed", extra=kv(user=username))
             await self.limiter.failed(self.peer_ip, username)
-            return replies.auth_failed()  # RFC 3206 §5
+            return self._login_failed("authentication failed", RespCode.AUTH)  # RFC 3206 §5
+        self._failures.succeeded()
+        await self.limiter.succeeded(self.peer_ip, username)
         lock = MaildropLock(self.store, user.id, self.lock_owner, self.lease_seconds)
         if not await lock.acquire():
             log.info("maildrop in use", extra=kv(user=user.address))
@@ -267,6 +267,13 @@ class Pop3Session:
             return await offload(functools.partial(replies.message_response, raw), heavy=heavy)
         top = functools.partial(replies.top_response, raw, replies.header_end(raw), lines)
         return await offload(top, heavy=heavy)  # RFC 1939 §7
+
+    def _login_failed(self, text: str, code: RespCode) -> bytes:
+        """The -ERR for a failed login; the last one allowed in a row also ends the session."""
+        if self._failures.failed():
+            self.conn.close()
+            text += "; too many failed logins, closing the connection"
+        return replies.err(text, code)
 
     # --- UPDATE -------------------------------------------------------------------------------
 
