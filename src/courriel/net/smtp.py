@@ -135,8 +135,8 @@ class SmtpServer:
                     if self.ctx.closing.is_set():
                         self._out += conn.send(self._shutting_down)  # RFC 5321 §3.8
                         return
+                    await self._turn.step()  # before, so the last reply is not held back
                     self._out += conn.send(await self.session.handle(event))
-                    await self._turn.step()
 
     async def _read(self) -> bool:
         """Writes the replies so far, then reads; False when the connection is over."""

@@ -278,12 +278,15 @@ class Listings:
             if self._entries.get(box.id) is not entry or entry.modseq > box.highestmodseq:
                 # Dropped meanwhile, or a store that went back in time (restored): read it all.
                 return await self._load(store, box)
-            # The order of ``refresh``: the caller read HIGHESTMODSEQ first.
-            expunged = await store.expunged_since(box.id, entry.modseq)
-            changed = await store.changes_since(box.id, entry.modseq)
-            _apply(entry.infos, expunged, changed)
-            entry.fields.drop(e.uid for e in expunged)
-            entry.modseq = max(entry.modseq, box.highestmodseq)
+            if entry.modseq < box.highestmodseq:
+                # The order of ``refresh``: the caller read HIGHESTMODSEQ first. Every change
+                # and expunge raises it, so an equal one means nothing to read: concurrent
+                # SELECTs of one mailbox queue on this lock, and need not queue on the store.
+                expunged = await store.expunged_since(box.id, entry.modseq)
+                changed = await store.changes_since(box.id, entry.modseq)
+                _apply(entry.infos, expunged, changed)
+                entry.fields.drop(e.uid for e in expunged)
+                entry.modseq = box.highestmodseq
             self._entries.move_to_end(box.id)
             self._trim()  # the field caches grow between reads
             return list(entry.infos.values()), entry.modseq, entry.fields

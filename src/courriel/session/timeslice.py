@@ -7,7 +7,8 @@ delays every other client by 200 ms. Work whose length a client controls (a pipe
 of thousands of commands, a SEARCH over a large mailbox, compressing a large response) is cut
 into steps, and after each step the task calls ``await slice.step()``. That costs one clock
 read; once the task has held the loop for ``budget`` seconds since it last gave it up, it
-yields (``asyncio.sleep(0)``), so every other ready task runs before it continues.
+yields for ``PAUSE`` (``asyncio.sleep``), so every other ready task runs before it continues,
+and the store's reader threads get the interpreter while the loop waits.
 
 A task that waits for I/O gives up the loop anyway: ``restart`` after such a wait starts a
 fresh budget, so a command that arrives after a read is not made to yield at once.
@@ -26,6 +27,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 BUDGET = 0.005  # seconds a task may hold the loop before it yields (well under a client's p99)
+# A task that used its whole slice then waits this long. sleep(0) alone would let the loop run
+# the next ready task at once, and a loop that is never idle never releases the interpreter
+# lock to the threads that do store reads, so every read would wait for a forced switch (5 ms).
+PAUSE = 0.001
 OFFLOAD_BYTES = 1 << 20  # a message at least this large is searched in a thread
 
 
@@ -49,7 +54,7 @@ class TimeSlice:
     async def step(self) -> None:
         """Yields to the loop if the budget is spent; otherwise returns at once."""
         if time.monotonic() - self._since >= self._budget:
-            await asyncio.sleep(0)
+            await asyncio.sleep(PAUSE)
             self._since = time.monotonic()
 
 
