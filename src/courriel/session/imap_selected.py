@@ -170,21 +170,19 @@ class SelectedView:
         self.pending.difference_update(gone)
         self.saved.difference_update(gone)
         if qresync:
-            for uid in gone:
-                self._drop(uid)
-            return responses.vanished(gone)  # RFC 7162 §3.2.10
-        out: list[bytes] = []
-        for uid in reversed(gone):  # highest first: the lower numbers do not shift meanwhile
-            seq = self.seq_of(uid)
-            assert seq is not None
-            self._drop(uid)
-            out.append(responses.expunge(seq))
-        return b"".join(out)
-
-    def _drop(self, uid: int) -> None:
-        i = bisect_left(self.uids, uid)
-        del self.uids[i]
-        del self.infos[uid]
+            out = responses.vanished(gone)  # RFC 7162 §3.2.10
+        else:
+            # Highest first, so the lower numbers do not shift meanwhile: each one's number
+            # is then its position in the list as it was before any was removed.
+            uids = self.uids
+            out = b"".join(responses.expunge(bisect_left(uids, u) + 1) for u in reversed(gone))
+        # One pass, not one list deletion per message: expunging most of a large mailbox
+        # would otherwise be quadratic.
+        drop = set(gone)
+        self.uids[:] = [u for u in self.uids if u not in drop]
+        for uid in gone:
+            del self.infos[uid]
+        return out
 
     # --- changes made elsewhere -----------------------------------------------------------------
 
