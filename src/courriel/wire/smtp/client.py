@@ -110,6 +110,11 @@ class Transaction:
         self.results: list[Reply | None] = [None] * len(envelope.recipients)
         self.done = False
 
+    @property
+    def awaiting(self) -> str:
+        """What the next reply answers: "MAIL", "RCPT", "DATA", "END" (of data), "RSET"..."""
+        return self._pending[0][0] if self._pending else ""
+
     def start(self) -> bytes:
         """The first write: MAIL, or MAIL + RCPTs (+ DATA) when pipelining."""
         env, caps = self.envelope, self.caps
