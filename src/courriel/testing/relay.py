@@ -35,13 +35,15 @@ def private_directory(prefix: str) -> Path:
     return root
 
 
-def free_address(port: int = 25) -> str:
-    """A loopback address where ``port`` was free a moment ago."""
+def free_address(port: int = 25, exclude: tuple[str, ...] = ()) -> str:
+    """A loopback address where ``port`` was free a moment ago, not one of ``exclude``."""
     candidates = ["127.0.0.2"] + [
         f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
         for _ in range(50)
     ]
     for address in candidates:
+        if address in exclude:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((address, port))
