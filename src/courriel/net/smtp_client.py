@@ -35,6 +35,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 
+from courriel.config import Config, ConfigError
 from courriel.logs import kv
 from courriel.mail.mtasts import Mode, Policy
 from courriel.net import dane
@@ -349,6 +350,40 @@ class SmtpTransport:
             f.after_data = awaiting == "END"
             raise
         return list(tx.results)
+
+
+def from_config(cfg: Config) -> SmtpTransport:
+    """The transport ``[dns]`` and ``[relay]`` describe; raises ``ConfigError`` for a
+    smarthost password file that cannot be read."""
+    relay = cfg.relay
+    dns = DnsResolver(cfg.dns.nameservers, timeout=cfg.dns.timeout_seconds)
+    smarthost = None
+    if relay.smarthost:
+        host, _, port = relay.smarthost.rpartition(":")
+        login = None
+        if relay.smarthost_user:
+            path = cfg.resolve(relay.smarthost_password_file)
+            try:
+                password = path.read_text().splitlines()[0]
+            except (OSError, IndexError) as e:
+                raise ConfigError(f"[relay] smarthost_password_file: cannot read {path}") from e
+            login = Login(relay.smarthost_user, password)
+        smarthost = Smarthost(host.strip("[]"), int(port), relay.smarthost_tls, login)
+    settings = ClientSettings(
+        helo_name=relay.helo_name or cfg.hostname,
+        timeouts=Timeouts().scaled(relay.timeout_scale),
+        max_connections=relay.max_connections,
+        max_per_destination=relay.max_connections_per_destination,
+        idle_seconds=relay.connection_idle_seconds,
+        reuse_seconds=relay.connection_reuse_seconds,
+        ca_file=str(cfg.resolve(relay.tls_ca_file)) if relay.tls_ca_file else None,
+        smarthost=smarthost,
+        dane=relay.dane,
+    )
+    mta_sts = None
+    if relay.mta_sts and smarthost is None:
+        mta_sts = MtaSts(dns, cfg.data_dir / "mta-sts", ca_file=settings.ca_file)
+    return SmtpTransport(settings, dns, mta_sts)
 
 
 def _no_downgrade(message: bytes) -> bytes | None:
