@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from courriel.net.smtp_conn import Login
 from courriel.net.smtp_client import Smarthost
+from courriel.net.smtp_conn import Login
 from courriel.queue.outbound import Recipient
 from courriel.queue.transport import OutboundMessage, Status
 from courriel.testing.certs import TestCA
