@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 
 from courriel.config import Config, ConfigError
 from courriel.logs import kv
+from courriel.mail.downgrade import to_seven_bit
 from courriel.mail.mtasts import Mode, Policy
 from courriel.net import dane
 from courriel.net.mtasts import MtaSts
@@ -53,7 +54,7 @@ from courriel.net.smtp_conn import (
     open_session,
 )
 from courriel.queue.transport import OutboundMessage, Outcome, Status
-from courriel.wire.smtp.client import refusal, seven_bit
+from courriel.wire.smtp.client import Refusal, refusal, seven_bit
 from courriel.wire.smtp.client_commands import ClientEnvelope, RecipientSpec
 from courriel.wire.smtp.replies import Reply
 
@@ -282,43 +283,24 @@ class SmtpTransport:
         this server did not take the message (the next one is tried)."""
         label = conn.target.label
         todo = list(range(len(message.recipients)))
-        envelope = _envelope(message)
-        why = refusal(conn.core.caps, envelope, label)
-        if why is not None:
+        envelope = _fitted(_envelope(message), conn)
+        if isinstance(envelope, Refusal):  # this server cannot take it: neither will it later
             for i in todo:
-                outcomes[i] = Outcome(
-                    message.recipients[i].address,
-                    Status.PERMANENT,
-                    why.text,
-                    None,
-                    why.enhanced,
-                    label,
-                )
-            self.pool.put(conn)
-            return
-        body = seven_bit(envelope, conn.core.caps, _no_downgrade)
-        if body is None:
-            text = (
-                f"the message has 8-bit content and {label} does not accept 8BITMIME; "
-                "courriel does not convert it to 7 bits (RFC 6152)"
-            )
-            for i in todo:
-                outcomes[i] = Outcome(
-                    message.recipients[i].address, Status.PERMANENT, text, None, "5.6.3", label
-                )
+                address = message.recipients[i].address
+                why = Outcome(address, Status.PERMANENT, envelope.text, None, envelope.enhanced)
+                outcomes[i] = replace(why, remote_host=label)
             self.pool.put(conn)
             return
         while todo:
-            results = await self._transaction(
-                conn, envelope, todo, first=len(todo) == len(message.recipients)
-            )
+            first = len(todo) == len(message.recipients)
+            results = await self._transaction(conn, envelope, todo, first=first)
             again = [i for i, r in zip(todo, results, strict=True) if _too_many(r)]
             for i, reply in zip(todo, results, strict=True):
                 if i not in again or len(again) == len(todo):
                     outcomes[i] = _outcome(message.recipients[i].address, reply, label)
             if len(again) == len(todo):
                 break
-            todo = again
+            todo = again  # RFC 5321 §4.5.3.1.10: the rest in another transaction
         self.pool.put(conn)
 
     async def _transaction(
@@ -386,8 +368,22 @@ def from_config(cfg: Config) -> SmtpTransport:
     return SmtpTransport(settings, dns, mta_sts)
 
 
-def _no_downgrade(message: bytes) -> bytes | None:
-    return None
+def _fitted(envelope: ClientEnvelope, conn: Connection) -> ClientEnvelope | Refusal:
+    """``envelope`` as this server can take it (8-bit converted), or why it cannot."""
+    label, caps = conn.target.label, conn.core.caps
+    why = refusal(caps, envelope, label)
+    if why is not None:
+        return why
+    body = seven_bit(envelope, caps, to_seven_bit)
+    if body is None:
+        return Refusal(  # RFC 6152 §3
+            "5.6.3",
+            "the message has 8-bit content that cannot be converted to 7 bits (in a header "
+            f"or a part that is not text) and {label} does not accept 8BITMIME",
+        )
+    if body is not envelope.message:
+        return replace(envelope, message=body, eight_bit=False)
+    return envelope
 
 
 def _too_many(reply: Reply | None) -> bool:
