@@ -271,3 +271,44 @@ async def test_smtputf8_to_a_server_without_it_is_permanent(lab: Lab) -> None:
         (outcome,) = await deliver(lab, msg)
     assert (outcome.status, outcome.enhanced) == (Status.PERMANENT, "5.6.7")
     assert "needs SMTPUTF8" in outcome.text and script.messages == []
+
+
+@pytest.mark.parametrize(("per_destination", "total"), [(2, 100), (100, 1)])
+async def test_concurrency_limits(lab: Lab, per_destination: int, total: int) -> None:
+    busy = peak = 0
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal busy, peak
+        writer.write(b"220 mx\r\n")
+        while line := await reader.readline():
+            if line.startswith(b"EHLO"):
+                writer.write(b"250-mx\r\n250 PIPELINING\r\n")
+            elif line.startswith(b"MAIL"):
+                busy += 1
+                peak = max(peak, busy)
+                writer.write(b"250 ok\r\n")
+            elif line.startswith(b"DATA"):
+                writer.write(b"354 go\r\n")
+                await writer.drain()
+                await reader.readuntil(b"\r\n.\r\n")
+                await asyncio.sleep(0.05)  # a slow disk: deliveries overlap if they may
+                busy -= 1
+                writer.write(b"250 2.0.0 queued\r\n")
+            elif line.startswith(b"QUIT"):
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+
+    transport = lab.transport(
+        max_per_destination=per_destination, max_connections=total, idle_seconds=5
+    )
+    async with serve(lab.addresses[0], lab.port, slow):
+        results = await asyncio.gather(
+            *(transport.deliver(DOMAIN, message(f"u{i}")) for i in range(6))
+        )
+        await transport.close()
+    assert all(r[0].status is Status.DELIVERED for r in results)
+    assert peak == min(per_destination, total)
+    assert transport.pool.opened == peak  # later messages reused the open connections

@@ -45,10 +45,12 @@ from courriel.config import parse_nameserver
 class DnsFailure(Exception):  # noqa: N818 - a failure to report, not a program error
     """A lookup failed; ``temporary`` says whether trying later may help."""
 
-    def __init__(self, text: str, *, temporary: bool) -> None:
+    def __init__(self, text: str, *, temporary: bool, enhanced: str = "") -> None:
         super().__init__(text)
         self.text = text
         self.temporary = temporary
+        # RFC 3463: 4.4.3 (DNS trouble) or 5.1.2 (no such destination) unless said otherwise
+        self.enhanced = enhanced or ("4.4.3" if temporary else "5.1.2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,7 @@ class DnsResolver:
                 raise DnsFailure(
                     f"the domain {domain} does not accept mail (it publishes a null MX)",
                     temporary=False,
+                    enhanced="5.1.10",  # RFC 7505 §4.2
                 )
             records = [(p, n) for p, n in records if n not in ("", ".")]  # RFC 7505 §4.3
         by_preference: dict[int, list[str]] = {}

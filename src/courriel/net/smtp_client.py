@@ -120,8 +120,7 @@ class SmtpTransport:
             hosts, policy = await self._routes(domain)
         except DnsFailure as e:
             status = Status.TEMPORARY if e.temporary else Status.PERMANENT
-            enhanced = "4.4.3" if e.temporary else ("5.1.10" if "null MX" in e.text else "5.1.2")
-            return _all(message, status, e.text, enhanced)  # RFC 7505 §4.2: 5.1.10
+            return _all(message, status, e.text, e.enhanced)
         outcomes: list[Outcome | None] = [None] * len(message.recipients)
         failures: list[HostFailure] = []
         key = self.settings.smarthost.host if self.settings.smarthost else domain
@@ -129,7 +128,11 @@ class SmtpTransport:
             for host in hosts:
                 try:
                     await self._try_host(host, policy, domain, message, outcomes, failures)
-                    return [o for o in outcomes if o is not None]
+                    return [
+                        o
+                        or Outcome(r.address, Status.TEMPORARY, "no reply was read", None, "4.4.2")
+                        for o, r in zip(outcomes, message.recipients, strict=True)
+                    ]
                 except _Unsent:
                     continue
         if not failures:
@@ -173,6 +176,7 @@ class SmtpTransport:
                 raise DnsFailure(
                     f"the MTA-STS policy of {domain} lists none of its mail servers ({names})",
                     temporary=True,
+                    enhanced="4.7.5",  # RFC 3463: cryptographic (here: policy) failure
                 )
             hosts = allowed  # RFC 8461 §4.2
         return hosts, policy
@@ -310,7 +314,7 @@ class SmtpTransport:
         timeouts = conn.timeouts
         awaiting = "MAIL"
         try:
-            await conn.write(conn.core.begin(part, conn.target.label), timeouts.command)
+            await conn.write(conn.core.begin(part), timeouts.command)
             tx = conn.core.transaction
             assert tx is not None
             while not tx.done:
