@@ -18,6 +18,8 @@ is the one host (the "implicit MX"); a single MX "." is a null MX (RFC 7505 §3)
 permanent "the domain does not accept mail". CNAMEs are followed by dnspython (RFC 5321 §5.1
 asks for the canonical name); domain names are turned into A-labels first (IDNA 2008, UTS 46).
 
+Answers are cached for their TTL (dnspython's LRU cache, 10,000 entries).
+
 ``addresses`` looks up AAAA and A together and returns IPv6 before IPv4, so a host reachable
 both ways is tried both ways. ``tlsa`` returns the records and whether the resolver set the
 AD bit on the answer: with a local validating resolver (the only setup in which the AD bit can
@@ -90,6 +92,9 @@ class DnsResolver:
         else:
             self._resolver = dns.asyncresolver.Resolver()
         self._resolver.lifetime = timeout
+        # Answers are kept for their TTL: a busy relay asks MX, A, AAAA and TLSA for every
+        # message, and most messages go to a few domains.
+        self._resolver.cache = dns.resolver.LRUCache(10_000)
         # Ask for the AD bit (RFC 6840 §5.7) so a validating resolver says what it validated.
         self._resolver.flags = dns.flags.RD | dns.flags.AD
 

@@ -117,6 +117,7 @@ async def start_dnsmasq(zone: Zone) -> AsyncIterator[DnsServer]:
         "--pid-file=",
         "--user=nobody",
         "--log-facility=-",
+        "--local-ttl=60",  # as real zones do, so the relay's DNS cache is exercised
         *zone.options(),
     ]
     proc = await asyncio.to_thread(
