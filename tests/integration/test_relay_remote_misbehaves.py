@@ -312,3 +312,31 @@ async def test_concurrency_limits(lab: Lab, per_destination: int, total: int) ->
     assert all(r[0].status is Status.DELIVERED for r in results)
     assert peak == min(per_destination, total)
     assert transport.pool.opened == peak  # later messages reused the open connections
+
+
+async def test_a_kept_connection_the_server_dropped_is_replaced(lab: Lab) -> None:
+    connections = 0
+
+    async def one_message_per_connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        nonlocal connections
+        connections += 1
+        writer.write(b"220 mx\r\n")
+        await reader.readline()
+        writer.write(b"250-mx\r\n250 PIPELINING\r\n")
+        await reader.readuntil(b"DATA\r\n")
+        writer.write(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        await reader.readuntil(b"\r\n.\r\n")
+        writer.write(b"250 2.0.0 queued\r\n")
+        await reader.readline()  # the next MAIL, on a connection this server is done with
+        writer.write(b"421 4.4.2 idle too long, closing\r\n")
+
+    transport = lab.transport(idle_seconds=30)
+    async with serve(lab.addresses[0], lab.port, one_message_per_connection):
+        first = await transport.deliver(DOMAIN, message("a"))
+        second = await transport.deliver(DOMAIN, message("b"))
+        await transport.close()
+    assert first[0].status is Status.DELIVERED and second[0].status is Status.DELIVERED
+    assert second[0].remote_host == f"mx1.{DOMAIN} [{lab.addresses[0]}]"
+    assert connections == 2 and transport.pool.reused == 1

@@ -243,14 +243,27 @@ class SmtpTransport:
             failures.append(HostFailure(e.text, temporary=e.temporary))
             raise _Unsent from None
         for target in targets:
+            if await self._try_target(target, message, outcomes, failures):
+                return
+        raise _Unsent
+
+    async def _try_target(
+        self,
+        target: Target,
+        message: OutboundMessage,
+        outcomes: list[Outcome | None],
+        failures: list[HostFailure],
+    ) -> bool:
+        """Whether ``target`` decided the recipients; a failure is added to ``failures``."""
+        while True:
             try:
                 conn = await self._session(target)
             except HostFailure as f:
                 failures.append(f)
-                continue
+                return False
             try:
                 await self._send(conn, message, outcomes)
-                return
+                return True
             except HostFailure as f:
                 if f.after_data:
                     for i, o in enumerate(outcomes):
@@ -259,9 +272,11 @@ class SmtpTransport:
                             outcomes[i] = Outcome(
                                 address, Status.TEMPORARY, f.text, None, "4.4.2", target.label
                             )
-                    return
-                failures.append(f)
-        raise _Unsent
+                    return True
+                if not (conn.reused and f.at_start):
+                    failures.append(f)
+                    return False
+                # A kept connection the server had closed meanwhile: open a fresh one.
 
     async def _session(self, target: Target) -> Connection:
         settings = self.settings
@@ -334,6 +349,7 @@ class SmtpTransport:
             # After the end of data the server may have taken the message (the window no MTA
             # can close, RFC 1047): trying another MX now would more likely send it twice.
             f.after_data = awaiting == "END"
+            f.at_start = first and awaiting == "MAIL"
             raise
         return list(tx.results)
 

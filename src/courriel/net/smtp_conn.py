@@ -17,8 +17,11 @@ timeout, so a server that dribbles one octet a minute is cut off like a silent o
 ``Pool`` keeps connections that ended a transaction cleanly, keyed by host, address, port
 and TLS requirement (a connection made under weaker TLS is never used for a delivery that
 needs more). A connection idle longer than ``idle_seconds`` is closed with QUIT; one older
-than ``reuse_seconds`` is not reused (Postfix's ``smtp_connection_reuse_time_limit``). Before
-reuse a RSET proves the server is still there and the state is clean (RFC 5321 §4.1.1.5).
+than ``reuse_seconds`` is not reused (Postfix's ``smtp_connection_reuse_time_limit``). A
+finished transaction leaves the session clean, so no RSET is sent before reuse: it would cost
+a round trip per message, and Postfix's server counts RSETs as junk commands and hangs up
+after a hundred or so. A kept connection the server closed meanwhile fails before the first
+reply of the next transaction (``HostFailure.at_start``); the caller then opens a fresh one.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class HostFailure(Exception):  # noqa: N818 - a failure to report, not a program
         self.reply = reply
         self.tls_failed = tls  # the TLS handshake itself failed
         self.after_data = False  # lost after the whole message was sent: do not try elsewhere
+        self.at_start = False  # failed before the first reply of a transaction
 
 
 @dataclass
@@ -104,6 +108,7 @@ class Connection:
     timeouts: Timeouts
     opened: float = field(default_factory=time.monotonic)
     idle_handle: asyncio.TimerHandle | None = None
+    reused: bool = False  # taken from the pool: the server may have closed it meanwhile
 
     async def reply(self, seconds: float) -> Reply:
         """The next reply, whole, within ``timeout``; raises ``HostFailure``."""
@@ -331,17 +336,14 @@ class Pool:
         self.reused = 0
 
     async def get(self, target: Target) -> Connection | None:
-        """An idle connection to ``target`` that answered RSET, or ``None``."""
+        """The most recently used idle connection to ``target`` still open, or ``None``."""
         conns = self._idle.get(pool_key(target), [])
         while conns:
             conn = conns.pop()
             if conn.idle_handle is not None:
                 conn.idle_handle.cancel()
-            try:
-                reply = await conn.command(conn.core.rset())
-            except HostFailure:
-                reply = None
-            if reply is not None and reply.positive:
+            if not (conn.reader.at_eof() or conn.writer.is_closing()):
+                conn.reused = True
                 self.reused += 1
                 return conn
             await conn.close(polite=False)
