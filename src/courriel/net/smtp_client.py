@@ -83,6 +83,12 @@ class ClientSettings:
     dane: bool = True
 
 
+@dataclass
+class _Destination:
+    limit: asyncio.Semaphore
+    users: int = 0
+
+
 class _Unsent(Exception):  # noqa: N818 - control flow: this server did not take the message
     pass
 
@@ -99,7 +105,7 @@ class SmtpTransport:
         self._contexts = Contexts(settings.ca_file)
         self.pool = Pool(settings.idle_seconds, settings.reuse_seconds)
         self._global = asyncio.Semaphore(settings.max_connections)
-        self._per_destination: dict[str, asyncio.Semaphore] = {}
+        self._per_destination: dict[str, _Destination] = {}
 
     async def close(self) -> None:
         await self.pool.close()
@@ -156,11 +162,19 @@ class SmtpTransport:
 
     @contextlib.asynccontextmanager
     async def _slot(self, key: str) -> AsyncIterator[None]:
-        sem = self._per_destination.get(key)
-        if sem is None:
-            sem = self._per_destination[key] = asyncio.Semaphore(self.settings.max_per_destination)
-        async with sem, self._global:
-            yield
+        """One of ``key``'s connections and one of all; the per-key entry goes when unused."""
+        entry = self._per_destination.get(key)
+        if entry is None:
+            limit = asyncio.Semaphore(self.settings.max_per_destination)
+            entry = self._per_destination[key] = _Destination(limit)
+        entry.users += 1  # so the dictionary keeps only the destinations in use
+        try:
+            async with entry.limit, self._global:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._per_destination[key]
 
     async def _routes(self, domain: str) -> tuple[list[MailHost], Policy | None]:
         """The hosts to try in order and the MTA-STS policy; raises ``DnsFailure``."""
