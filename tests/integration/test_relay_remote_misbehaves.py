@@ -9,6 +9,7 @@ the handshake are temporary failures within the (scaled) timeouts, never a crash
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from courriel.net.smtp_client import SmtpTransport
 from courriel.net.smtp_conn import Timeouts
 from courriel.queue.outbound import Recipient
 from courriel.queue.transport import OutboundMessage, Outcome, Status
+from courriel.testing.certs import TestCA
 from courriel.testing.dnsmasq import DnsServer, Zone, start_dnsmasq
 from courriel.testing.net import free_port
 from courriel.testing.relay import free_address, make_transport
@@ -340,3 +342,48 @@ async def test_a_kept_connection_the_server_dropped_is_replaced(lab: Lab) -> Non
     assert first[0].status is Status.DELIVERED and second[0].status is Status.DELIVERED
     assert second[0].remote_host == f"mx1.{DOMAIN} [{lab.addresses[0]}]"
     assert connections == 2 and transport.pool.reused == 1
+
+
+def server_tls(test_ca: TestCA, name: str) -> ssl.SSLContext:
+    cert, key = test_ca.issue(name, [name])
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+@pytest.mark.parametrize("offered", [True, False])
+async def test_requiretls_needs_verified_tls_and_the_extension(
+    lab: Lab, test_ca: TestCA, offered: bool
+) -> None:
+    extensions = ("PIPELINING", "ENHANCEDSTATUSCODES") + (("REQUIRETLS",) if offered else ())
+    script = Scripted(extensions=extensions, tls=server_tls(test_ca, f"mx1.{DOMAIN}"))
+    async with serve(lab.addresses[0], lab.port, script.handle):
+        (outcome,) = await deliver(lab, message("a", requiretls=True), ca_file=str(test_ca.ca_file))
+    assert "STARTTLS" in script.commands
+    if offered:
+        assert outcome.status is Status.DELIVERED, outcome.text
+        assert any(c.endswith(" REQUIRETLS") and c.startswith("MAIL") for c in script.commands)
+    else:
+        assert (outcome.status, outcome.enhanced) == (Status.PERMANENT, "5.7.30")
+        assert script.messages == []
+
+
+async def test_a_server_that_stops_reading_the_message_times_out(lab: Lab) -> None:
+    async def stops_reading(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 mx\r\n")
+        await reader.readline()
+        writer.write(b"250-mx\r\n250 PIPELINING\r\n")
+        await reader.readuntil(b"DATA\r\n")
+        writer.write(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        await writer.drain()
+        await asyncio.sleep(30)  # reads nothing more: the client's writes fill the buffers
+
+    big = OutboundMessage(
+        "s@origin.test", (Recipient(f"a@{DOMAIN}"),), b"Subject: big\r\n\r\n" + b"y" * 998 * 30_000
+    )
+    started = time.monotonic()
+    async with serve(lab.addresses[0], lab.port, stops_reading):
+        (outcome,) = await deliver(lab, big)
+    assert outcome.status is Status.TEMPORARY
+    assert "did not take data within 0.36 seconds" in outcome.text, outcome.text
+    assert time.monotonic() - started < 5

@@ -112,12 +112,26 @@ class SmtpTransport:
 
     async def deliver(self, domain: str, message: OutboundMessage) -> Sequence[Outcome]:
         try:
-            return await self._deliver(domain, message)
+            outcomes = await self._deliver(domain, message)
         except Exception as e:  # a bug must defer the mail, not kill the worker
             log.exception("relay failed unexpectedly", extra=kv(domain=domain))
             return _all(
                 message, Status.TEMPORARY, f"courriel failed while delivering: {e!r}", "4.3.0"
             )
+        for o in outcomes:
+            log.info(
+                "relay outcome",
+                extra=kv(
+                    queue_id=message.queue_id,
+                    rcpt=o.recipient,
+                    status=o.status.value,
+                    host=o.remote_host,
+                    code=o.code,
+                    enhanced=o.enhanced,
+                    text=o.text,
+                ),
+            )
+        return outcomes
 
     async def _deliver(self, domain: str, message: OutboundMessage) -> Sequence[Outcome]:
         if not message.recipients:

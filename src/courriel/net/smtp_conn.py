@@ -30,10 +30,8 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from courriel.logs import kv
 from courriel.net import dane
 from courriel.net.outbound_tls import Contexts, HostTls, TlsLevel
 from courriel.wire.smtp.client import ClientConnection, Phase
@@ -156,7 +154,12 @@ class Connection:
     async def close(self, *, polite: bool = True) -> None:
         if self.idle_handle is not None:
             self.idle_handle.cancel()
-        if polite and self.core.phase not in (Phase.CLOSED, Phase.QUIT):
+        if not polite:
+            # A failed connection may hold megabytes nobody will read: drop them at once
+            # rather than wait for a peer that stopped reading.
+            self.writer.transport.abort()
+            return
+        if self.core.phase not in (Phase.CLOSED, Phase.QUIT):
             try:
                 self.writer.write(self.core.quit())
                 async with asyncio.timeout(min(self.timeouts.command, 5.0)):
@@ -380,14 +383,3 @@ class Pool:
         conns = [c for group in self._idle.values() for c in group]
         self._idle.clear()
         await asyncio.gather(*(c.close() for c in conns), *self._closing)
-
-
-def with_tls(target: Target, tls: HostTls) -> Target:
-    return replace(target, tls=tls)
-
-
-def log_session(conn: Connection, reused: bool, addresses: Sequence[str]) -> None:
-    log.info(
-        "relay session",
-        extra=kv(host=conn.target.label, tls=conn.core.tls, reused=reused, rcpts=len(addresses)),
-    )
