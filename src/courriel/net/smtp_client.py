@@ -11,12 +11,13 @@ Theory of operation
    else ``VERIFY`` when the domain's MTA-STS policy is ``enforce`` (and hosts its policy does
    not list are skipped) or the message asks for REQUIRETLS, else opportunistic.
 3. Each host, each of its addresses (IPv6 first), until one server takes the transaction:
-   an idle pooled connection to it if there is one (after a RSET), else a new session. A host
+   an idle pooled connection to it if there is one (replaced by a fresh one if the server
+   dropped it meanwhile), else a new session. A host
    that cannot be used (no answer, refused greeting, TLS failure, a 4xx to MAIL) is noted and
    the next is tried; with opportunistic TLS a failed handshake is retried once in clear.
 4. One transaction carries every recipient (pipelined when offered); recipients answered
    452 4.5.3 "too many recipients" go in a further transaction on the same connection, as long
-   as the last one accepted somebody (RFC 5321 §4.5.3.1.10).
+   as the last one settled somebody else (RFC 5321 §4.5.3.1.10).
 5. Each recipient's ``Outcome`` quotes the reply that decided it. If no server took the
    message, every recipient gets the reasons of every host tried, temporary unless all of them
    were permanent.
