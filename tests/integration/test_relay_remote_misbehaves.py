@@ -387,3 +387,40 @@ async def test_a_server_that_stops_reading_the_message_times_out(lab: Lab) -> No
     assert outcome.status is Status.TEMPORARY
     assert "did not take data within 0.36 seconds" in outcome.text, outcome.text
     assert time.monotonic() - started < 5
+
+
+async def test_too_many_recipients_go_in_further_transactions(lab: Lab) -> None:
+    transactions: list[list[str]] = []
+
+    async def two_per_transaction(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.write(b"220 mx\r\n")
+        while line := await reader.readline():
+            if line.startswith(b"EHLO"):
+                writer.write(b"250-mx\r\n250 ENHANCEDSTATUSCODES\r\n")
+            elif line.startswith(b"MAIL"):
+                transactions.append([])
+                writer.write(b"250 2.1.0 ok\r\n")
+            elif line.startswith(b"RCPT"):
+                accepted = len(transactions[-1]) < 2
+                if accepted:
+                    transactions[-1].append(line.decode().split("<")[1].split(">")[0])
+                writer.write(b"250 2.1.5 ok\r\n" if accepted else b"452 4.5.3 too many\r\n")
+            elif line.startswith(b"DATA"):
+                writer.write(b"354 go\r\n")
+                await writer.drain()
+                await reader.readuntil(b"\r\n.\r\n")
+                writer.write(b"250 2.0.0 queued\r\n")
+            elif line.startswith(b"QUIT"):
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+
+    async with serve(lab.addresses[0], lab.port, two_per_transaction):
+        outcomes = await deliver(lab, message("a", "b", "c", "d", "e"))
+    assert [o.status for o in outcomes] == [Status.DELIVERED] * 5
+    assert [len(t) for t in transactions] == [2, 2, 1]
+    assert sorted(a for t in transactions for a in t) == [f"{u}@{DOMAIN}" for u in "abcde"]
