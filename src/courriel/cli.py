@@ -83,7 +83,9 @@ def _hasher(cfg: Config) -> Hasher:
 async def _with_store(args: argparse.Namespace, cfg: Config, op: StoreOp) -> None:
     from courriel.store.open import open_store
 
-    store = await open_store(cfg)
+    # One more process on the data directory, beside a running server if there is one: no
+    # upkeep of its own, it is gone in a moment.
+    store = await open_store(cfg, background=False)
     try:
         await op(args, cfg, store)
     finally:
@@ -351,7 +353,7 @@ async def _db_copy(args: argparse.Namespace, cfg: Config, store: Store) -> None:
 async def _first_run(cfg: Config) -> admin.FirstRun | None:
     from courriel.store.open import open_store
 
-    store = await open_store(cfg)
+    store = await open_store(cfg, background=False)
     try:
         return await admin.first_run(cfg, store, _hasher(cfg))
     finally:

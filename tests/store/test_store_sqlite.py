@@ -147,3 +147,25 @@ async def test_reader_sees_committed_writes_immediately(sq: SqliteStore) -> None
         assert await sq.get_domain(f"d{i}.example") is not None
     with pytest.raises(NotFound):
         await sq.remove_domain("nope.example")
+
+
+async def test_append_writes_again_a_body_file_deleted_before_its_commit(
+    sq: SqliteStore, message: MakeMessage
+) -> None:
+    """Another process freed the body and deleted its file after this append wrote it and
+    before its transaction: the transaction notices, and the append writes the file again."""
+    await sq.add_domain("example.org")
+    user = await sq.add_user("a@example.org", "h")
+    inbox = await sq.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    body = message(1, size=100_000)  # a file, not kept in the database
+    held, release = await hold_writer(sq)
+    task = asyncio.create_task(sq.append([(inbox.id, body)]))
+    await wait_queued(sq, 1)  # its body is written; its transaction waits for the writer
+    path = sq.blobs.files.path(sq.blobs.blob_id(body.raw))  # type: ignore[attr-defined]
+    path.unlink()  # what the other process's deletion does, under the write lock
+    release.set()
+    await held
+    [done] = await asyncio.wait_for(task, 10)
+    assert path.exists()
+    assert await sq.read_message(inbox.id, done.uid) == body.raw

@@ -27,17 +27,28 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from courriel.store.base import NotFound, StoreError
+from courriel.store.base import NotFound, StoreError, Unavailable
 
 T = TypeVar("T")
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 # Parallel fsyncs: the disk gets faster per fsync up to a few dozen in flight.
 DEFAULT_THREADS = 32
+
+
+class BodyMissing(Unavailable):
+    """An append's transaction found that bodies it references are gone (deleted since ``put``).
+
+    Nothing was written; the store writes the bodies again and retries.
+    """
+
+    def __init__(self, blob_ids: Sequence[str]) -> None:
+        super().__init__(f"message bodies vanished before their commit: {', '.join(blob_ids)}")
+        self.blob_ids = tuple(blob_ids)
 
 
 class BlobStore(Protocol):

@@ -36,11 +36,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,11 +50,20 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from courriel.store.base import Events, StoreError, Unavailable
-from courriel.store.blobs import BlobStore, FileBlobStore
+from courriel.store.blobs import FileBlobStore
 from courriel.store.sql import Script, SqlStore, migrations
+from courriel.store.sqlite_bodies import (
+    DEFAULT_INLINE_MAX,
+    SWEEP_MIN_AGE,
+    SqliteBlobs,
+    check_files,
+    reap_files,
+    sweep,
+)
 from courriel.store.sqlite_events import SocketEvents
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 DEFAULT_READERS = 4
 DEFAULT_MAX_BATCH = 512
@@ -61,6 +72,7 @@ BUSY_TIMEOUT_MS = 5000
 # How long a writer keeps trying before its batch fails with ``Unavailable``.
 BUSY_DEADLINE = 30.0
 RUN_DIR = "run"
+SWEEP_EVERY = 24 * 3600.0  # seconds between sweeps for orphaned body files
 
 
 def run_script(conn: sqlite3.Connection, script: Script[T]) -> T:
@@ -142,9 +154,13 @@ def migrate(path: Path) -> list[int]:
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    script: Script[Any]
+    script: Script[Any] | None  # None: ``locked`` is the job
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    locked: Callable[[sqlite3.Connection], Any] | None = None
+
+
+Outcome = tuple[_Job, bool, Any]
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -165,9 +181,16 @@ class SqliteDriver:
     """Runs ``sql`` scripts against one SQLite file; see the module docstring."""
 
     def __init__(
-        self, path: Path, *, readers: int = DEFAULT_READERS, max_batch: int = DEFAULT_MAX_BATCH
+        self,
+        path: Path,
+        *,
+        readers: int = DEFAULT_READERS,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        verify: Callable[[Any], None] | None = None,
     ) -> None:
+        """``verify`` sees each write script's result inside its transaction; raising undoes it."""
         self.path = path
+        self._verify = verify
         self.commits = 0  # batches committed: fewer than writes when group commit works
         self.writes = 0  # scripts committed
         self._max_batch = max_batch
@@ -195,6 +218,19 @@ class SqliteDriver:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(script, future, loop))
+        return await future
+
+    async def locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs ``fn`` in the writer thread while it holds the database write lock.
+
+        No other connection of any process writes meanwhile. ``fn`` reads and may act outside
+        the database (delete files); what it writes to the database is rolled back.
+        """
+        if self._closed:
+            raise Unavailable("the store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(None, future, loop, fn))
         return await future
 
     async def read(self, script: Script[T]) -> T:
@@ -271,9 +307,30 @@ class SqliteDriver:
         finally:
             self._conn.close()
 
-    def _run_batch(self, batch: list[_Job]) -> None:
+    def _run_batch(self, jobs: list[_Job]) -> None:
+        batch = [job for job in jobs if job.script is not None]
+        if batch:
+            self._run_scripts(batch)
+        for job in jobs:
+            if job.locked is not None:
+                self._resolve([self._run_locked(job.locked, job)])
+
+    def _run_locked(self, fn: Callable[[sqlite3.Connection], Any], job: _Job) -> Outcome:
         conn = self._conn
-        outcomes: list[tuple[_Job, bool, Any]] = []
+        try:
+            begin_immediate(conn)
+            try:
+                return job, True, fn(conn)
+            except Exception as e:
+                return job, False, e
+            finally:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error as e:
+            return job, False, Unavailable(f"database write failed: {e}")
+
+    def _run_scripts(self, batch: list[_Job]) -> None:
+        conn = self._conn
+        outcomes: list[Outcome] = []
         try:
             begin_immediate(conn)
             for job in batch:
@@ -286,6 +343,7 @@ class SqliteDriver:
                     conn.execute("ROLLBACK")
             err = Unavailable(f"database write failed: {e}")
             for job in batch:
+                assert job.script is not None
                 job.script.close()
             outcomes = [(job, False, err) for job in batch]
         else:
@@ -294,7 +352,7 @@ class SqliteDriver:
         self._resolve(outcomes)
 
     @staticmethod
-    def _resolve(outcomes: list[tuple[_Job, bool, Any]]) -> None:
+    def _resolve(outcomes: list[Outcome]) -> None:
         """Hands each outcome to its event loop: one wake-up per loop per batch."""
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
         by_loop = {}
@@ -304,11 +362,14 @@ class SqliteDriver:
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
                 loop.call_soon_threadsafe(_settle_all, settled)
 
-    def _run_one(self, conn: sqlite3.Connection, job: _Job) -> tuple[_Job, bool, Any]:
+    def _run_one(self, conn: sqlite3.Connection, job: _Job) -> Outcome:
         """One script in its own savepoint; a script error rolls back that savepoint only."""
+        assert job.script is not None
         conn.execute("SAVEPOINT script")
         try:
             value = run_script(conn, job.script)
+            if self._verify is not None:
+                self._verify(value)
         except Exception as e:
             # If SQLite itself dropped the transaction, this raises and the batch fails above.
             conn.execute("ROLLBACK TO script")
@@ -323,9 +384,18 @@ class SqliteDriver:
 class SqliteStore(SqlStore):
     """The embedded store; ``commits`` counts group commits (for tests and monitoring)."""
 
-    def __init__(self, driver: SqliteDriver, blobs: BlobStore, events: Events) -> None:
-        super().__init__(driver, blobs, events)
+    def __init__(
+        self,
+        driver: SqliteDriver,
+        files: FileBlobStore,
+        events: Events,
+        *,
+        inline_max: int = DEFAULT_INLINE_MAX,
+    ) -> None:
+        super().__init__(driver, SqliteBlobs(files, driver), events, inline_max=inline_max)
         self._sqlite = driver
+        self._files = files
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def driver(self) -> SqliteDriver:
@@ -343,6 +413,45 @@ class SqliteStore(SqlStore):
     def writes(self) -> int:
         return self._sqlite.writes
 
+    async def _reap(self, blob_ids: Sequence[str]) -> None:
+        try:  # under the write lock: see courriel.store.sqlite_bodies
+            await reap_files(self._sqlite, self._files, blob_ids)
+        except Exception:  # the commit stands; a body left behind is only wasted space
+            _log.exception("could not delete unreferenced bodies")
+
+    async def sweep_bodies(self, min_age: float = SWEEP_MIN_AGE) -> int:
+        """Deletes body files that no row references (left by a crash); returns how many."""
+        return await sweep(self._sqlite, self._files, min_age)
+
+    def sweep_in_background(self, every: float = SWEEP_EVERY) -> None:
+        """Sweeps now and then while the store is open, in one process of those sharing it."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(every), name="courriel-sweep")
+
+    async def _sweep_forever(self, every: float) -> None:
+        lock = self.path.parent / RUN_DIR / "sweep.lock"
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another process sweeps: skip
+                swept = await self.sweep_bodies()
+                if swept:
+                    _log.info("deleted %d unreferenced message files", swept)
+            except BlockingIOError:
+                pass
+            except Exception:
+                _log.exception("could not sweep unreferenced message files")
+            finally:
+                os.close(fd)
+            await asyncio.sleep(every)
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await super().close()
+
 
 async def open_sqlite(
     path: Path,
@@ -351,14 +460,17 @@ async def open_sqlite(
     events: Events | None = None,
     readers: int = DEFAULT_READERS,
     max_batch: int = DEFAULT_MAX_BATCH,
+    inline_max: int = DEFAULT_INLINE_MAX,
 ) -> SqliteStore:
     """Opens (creating if needed) the database at ``path`` and its bodies under ``blob_dir``.
 
-    Other processes may have the same database open; see the module docstring.
+    Other processes may have the same database open; see the module docstring. Bodies of at
+    most ``inline_max`` bytes are kept in the database (``courriel.store.sqlite_bodies``).
     """
     run_dir = await asyncio.to_thread(_prepare, path, blob_dir)
-    driver = SqliteDriver(path, readers=readers, max_batch=max_batch)
-    return SqliteStore(driver, FileBlobStore(blob_dir), events or SocketEvents(run_dir))
+    files = FileBlobStore(blob_dir)
+    driver = SqliteDriver(path, readers=readers, max_batch=max_batch, verify=check_files(files))
+    return SqliteStore(driver, files, events or SocketEvents(run_dir), inline_max=inline_max)
 
 
 def _prepare(path: Path, blob_dir: Path) -> Path:

@@ -41,14 +41,13 @@ call changes in one mailbox gets the same new MODSEQ: one bump per call per mail
 inside one mailbox bumps twice: once for the copies, once for the expunges).
 
 Modules: ``core`` (query type, codecs, shared sub-scripts, migrations), ``accounts``,
-``mailboxes``, ``messages`` (the scripts), ``store`` (``SqlStore``, ``Driver``, ``BlobGate``).
+``mailboxes``, ``messages`` (the scripts), ``store`` (``SqlStore``, ``Driver``).
 """
 
 from courriel.store.sql.core import Done, Query, Row, Rows, Script, migrations
-from courriel.store.sql.store import BlobGate, Driver, SqlStore
+from courriel.store.sql.store import Driver, SqlStore
 
 __all__ = [
-    "BlobGate",
     "Done",
     "Driver",
     "Query",
