@@ -48,7 +48,7 @@ from courriel.store.sql import Done
 from courriel.store.sql.messages import inline_body
 
 if TYPE_CHECKING:
-    from courriel.store.sqlite import SqliteDriver
+    from courriel.store.sqlite_driver import SqliteDriver
 
 _log = logging.getLogger(__name__)
 
