@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
@@ -104,3 +105,24 @@ async def test_sweep_deletes_orphaned_files_only(
     assert await sq.sweep_bodies() == 1
     assert files(tmp_path / "blobs") == {sq.blobs.blob_id(kept.raw)}
     assert await sq.read_message(inbox.id, 1) == kept.raw
+
+
+async def test_one_process_sweeps_in_the_background_when_due(tmp_path: Path) -> None:
+    a = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    b = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    try:
+        old = time.time() - 7200
+        first = await a.blobs.put(b"orphan one" * 10_000)
+        os.utime(a.files.path(first), (old, old))
+        a.sweep_in_background()
+        async with asyncio.timeout(10):
+            while a.files.path(first).exists():  # noqa: ASYNC110 - files: nothing to await
+                await asyncio.sleep(0.01)
+        second = await a.blobs.put(b"orphan two" * 10_000)
+        os.utime(a.files.path(second), (old, old))
+        b.sweep_in_background()  # a swept a moment ago: not due yet
+        await asyncio.sleep(0.2)
+        assert a.files.path(second).exists()
+    finally:
+        await a.close()
+        await b.close()

@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,6 +54,7 @@ _log = logging.getLogger(__name__)
 
 RUN_DIR = "run"
 SWEEP_EVERY = 24 * 3600.0  # seconds between sweeps for orphaned body files
+SWEEP_CHECK = 3600.0  # seconds between looks at whether a sweep is due
 
 
 class SqliteStore(SqlStore):
@@ -80,6 +82,11 @@ class SqliteStore(SqlStore):
         return self._sqlite.path
 
     @property
+    def files(self) -> FileBlobStore:
+        """Where bodies larger than ``inline_max`` are kept."""
+        return self._files
+
+    @property
     def commits(self) -> int:
         return self._sqlite.commits
 
@@ -98,26 +105,40 @@ class SqliteStore(SqlStore):
         return await sweep(self._sqlite, self._files, min_age)
 
     def sweep_in_background(self, every: float = SWEEP_EVERY) -> None:
-        """Sweeps now and then while the store is open, in one process of those sharing it."""
+        """Sweeps every ``every`` seconds while open, in one of the processes sharing the store.
+
+        ``<run>/sweep.lock`` holds the time of the last sweep of any process; its ``flock``
+        lets one process at a time sweep. So N workers starting together sweep once, not N
+        times, and a restarted worker does not sweep again before it is due.
+        """
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(every), name="courriel-sweep")
 
     async def _sweep_forever(self, every: float) -> None:
-        lock = self.path.parent / RUN_DIR / "sweep.lock"
         while True:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another process sweeps: skip
-                swept = await self.sweep_bodies()
-                if swept:
-                    _log.info("deleted %d unreferenced message files", swept)
-            except BlockingIOError:
-                pass
+                await self._sweep_if_due(every)
             except Exception:
                 _log.exception("could not sweep unreferenced message files")
-            finally:
-                os.close(fd)
-            await asyncio.sleep(every)
+            await asyncio.sleep(min(every, SWEEP_CHECK))
+
+    async def _sweep_if_due(self, every: float) -> None:
+        fd = os.open(self.path.parent / RUN_DIR / "sweep.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # another process is sweeping
+            last = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            if last and time.time() - float(last) < every:
+                return
+            swept = await self.sweep_bodies()
+            if swept:
+                _log.info("deleted %d unreferenced message files", swept)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{time.time():.0f}\n".encode(), 0)
+        finally:
+            os.close(fd)
 
     async def close(self) -> None:
         if self._sweeper is not None:

@@ -58,10 +58,13 @@ T = TypeVar("T")
 
 DEFAULT_READERS = 4
 DEFAULT_MAX_BATCH = 512
-# How long one wait for another process's write lock may take (SQLite sleeps and retries).
+# How long a reader waits for a lock inside SQLite (rare in WAL mode: recovery, WAL restarts).
 BUSY_TIMEOUT_MS = 5000
-# How long a writer keeps trying before its batch fails with ``Unavailable``.
+# How long a writer keeps trying for the write lock before its batch fails with ``Unavailable``.
 BUSY_DEADLINE = 30.0
+# The writer polls for the write lock itself: SQLite's own busy handler sleeps up to 100 ms
+# between tries, which under contention between processes adds that much to a commit.
+_POLL_FIRST, _POLL_MAX = 0.0002, 0.002  # seconds
 
 
 def run_script(conn: sqlite3.Connection, script: Script[T]) -> T:
@@ -84,10 +87,13 @@ def is_busy(e: sqlite3.Error) -> bool:
 def begin_immediate(conn: sqlite3.Connection, deadline: float = BUSY_DEADLINE) -> None:
     """Takes the database write lock, waiting as long as other processes keep it busy.
 
-    Each try waits up to ``busy_timeout`` inside SQLite; a busy answer is tried again until
-    ``deadline`` seconds have passed, so contention delays a write but does not fail it.
+    ``conn`` has a short ``busy_timeout`` (the writer's is 0); a busy answer is tried again,
+    polling every fraction of a millisecond to a couple of milliseconds, until ``deadline``
+    seconds have passed: contention delays a write but does not fail it, and another process's
+    commit (a millisecond or two) is followed closely.
     """
     give_up = time.monotonic() + deadline
+    pause = _POLL_FIRST
     while True:
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -95,12 +101,16 @@ def begin_immediate(conn: sqlite3.Connection, deadline: float = BUSY_DEADLINE) -
         except sqlite3.OperationalError as e:
             if not is_busy(e) or time.monotonic() >= give_up:
                 raise
+        time.sleep(pause)
+        pause = min(pause * 2, _POLL_MAX)
 
 
-def connect(path: Path, *, reader: bool) -> sqlite3.Connection:
+def connect(
+    path: Path, *, reader: bool, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> sqlite3.Connection:
     # isolation_level=None: the module issues no BEGIN of its own; transactions are explicit.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = FULL")  # fsync the WAL at every COMMIT
     conn.execute("PRAGMA cache_size = -16384")  # 16 MiB per connection
@@ -176,6 +186,8 @@ class SqliteDriver:
         readers: int = DEFAULT_READERS,
         max_batch: int = DEFAULT_MAX_BATCH,
         verify: Callable[[Any], None] | None = None,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        busy_deadline: float = BUSY_DEADLINE,
     ) -> None:
         """``verify`` sees each write script's result inside its transaction; raising undoes it."""
         self.path = path
@@ -188,7 +200,10 @@ class SqliteDriver:
         self._writer = threading.Thread(
             target=self._writer_main, name="courriel-sqlite-writer", daemon=True
         )
-        self._conn = connect(path, reader=False)
+        self._busy_timeout_ms = busy_timeout_ms  # readers'
+        self._busy_deadline = busy_deadline
+        # The writer waits for the write lock in begin_immediate, not inside SQLite.
+        self._conn = connect(path, reader=False, busy_timeout_ms=0)
         self._pool = ThreadPoolExecutor(readers, thread_name_prefix="courriel-sqlite-read")
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -246,7 +261,7 @@ class SqliteDriver:
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path, reader=True)
+            conn = connect(self.path, reader=True, busy_timeout_ms=self._busy_timeout_ms)
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
@@ -307,7 +322,7 @@ class SqliteDriver:
     def _run_locked(self, fn: Callable[[sqlite3.Connection], Any], job: _Job) -> Outcome:
         conn = self._conn
         try:
-            begin_immediate(conn)
+            begin_immediate(conn, self._busy_deadline)
             try:
                 return job, True, fn(conn)
             except Exception as e:
@@ -321,7 +336,7 @@ class SqliteDriver:
         conn = self._conn
         outcomes: list[Outcome] = []
         try:
-            begin_immediate(conn)
+            begin_immediate(conn, self._busy_deadline)
             for job in batch:
                 outcomes.append(self._run_one(conn, job))
             conn.execute("COMMIT")  # one fsync for the whole batch
