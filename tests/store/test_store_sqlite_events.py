@@ -14,6 +14,9 @@ from courriel.store.base import Change, ChangeKind, Subscription
 from courriel.store.events import decode_change
 from courriel.store.sqlite_events import SocketEvents
 
+# Linux queues this many datagrams per receiver (10 by default, more on some systems).
+QUEUED = int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())
+
 
 def added(user_id: int, uid: int) -> Change:
     return Change(user_id, 10, ChangeKind.MESSAGES_ADDED, uid + 1, (uid,))
@@ -95,8 +98,7 @@ async def test_a_full_peer_gets_a_resync_and_never_blocks_the_publisher(tmp_path
     stalled.bind(str(d / "events-1-stalled.sock"))
     stalled.setblocking(False)
     a = SocketEvents(d)
-    # Linux queues this many datagrams per receiver (10 by default, more on some systems).
-    sent = int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text()) + 30
+    sent = QUEUED + 30
     try:
         for uid in range(1, sent + 1):  # one datagram per loop turn, more than the peer queues
             await a.publish(added(7, uid))
