@@ -114,6 +114,7 @@ class SmtpServer:
                 if e.fatal:
                     return
                 continue
+            self.ctx.command = type(event).__name__  # named in a stall report (net/watchdog.py)
             match event:
                 case ev.NeedData():
                     if not await self._read():
