@@ -1,4 +1,4 @@
-"""The SQLite backend itself: group commit, savepoint isolation, schema, process lock, reopen."""
+"""The SQLite backend itself: group commit, savepoint isolation, schema, sharing, reopen."""
 
 from __future__ import annotations
 
@@ -108,10 +108,15 @@ async def test_schema_migrations_recorded_once(tmp_path: Path) -> None:
         conn.close()
 
 
-async def test_second_process_refused(sq: SqliteStore, tmp_path: Path) -> None:
-    with pytest.raises(Unavailable):
-        await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
-    assert await sq.list_domains() == []  # the first one is unharmed
+async def test_a_second_store_opens_the_same_database(sq: SqliteStore, tmp_path: Path) -> None:
+    other = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    try:
+        await other.add_domain("example.org")
+        assert [d.name for d in await sq.list_domains()] == ["example.org"]
+        await sq.add_domain("example.net")
+        assert [d.name for d in await other.list_domains()] == ["example.net", "example.org"]
+    finally:
+        await other.close()
 
 
 async def test_closed_store_refuses(tmp_path: Path) -> None:
@@ -121,7 +126,7 @@ async def test_closed_store_refuses(tmp_path: Path) -> None:
         await s.add_domain("example.org")
     with pytest.raises(Unavailable):
         await s.list_domains()
-    s2 = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")  # lock released
+    s2 = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
     await s2.close()
 
 

@@ -21,19 +21,26 @@ deferred transaction: a consistent snapshot that never blocks and is never block
 
 The event loop never waits on SQLite: both paths hand work to threads.
 
-One process owns the database: ``open_sqlite`` takes an exclusive lock on ``<db>.lock`` and
-refuses to open a database another process holds (the body deletion rule of
-``courriel.store.sql.BlobGate`` relies on seeing every writer of the database).
+Many processes. Any number of processes open the same database at once (the workers of
+``courriel serve``, the admin CLI), each with its own writer thread and group commit. SQLite's
+write lock serialises their transactions: ``BEGIN IMMEDIATE`` waits for it (``busy_timeout``)
+and, should that wait run out while other processes keep the database busy, the writer tries
+again until ``BUSY_DEADLINE`` has passed; only then does the batch fail with ``Unavailable``.
+Schema migrations run under an exclusive ``flock`` on ``<data_dir>/run/migrate.lock``, so
+processes starting together apply each one once. Change events cross processes through
+``courriel.store.sqlite_events``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import queue
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,18 +49,18 @@ from typing import Any, TypeVar, cast
 
 from courriel.store.base import Events, StoreError, Unavailable
 from courriel.store.blobs import BlobStore, FileBlobStore
-from courriel.store.events import LocalEvents
 from courriel.store.sql import Script, SqlStore, migrations
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
-    fcntl = None  # type: ignore[assignment]
+from courriel.store.sqlite_events import SocketEvents
 
 T = TypeVar("T")
 
 DEFAULT_READERS = 4
 DEFAULT_MAX_BATCH = 512
+# How long one wait for another process's write lock may take (SQLite sleeps and retries).
+BUSY_TIMEOUT_MS = 5000
+# How long a writer keeps trying before its batch fails with ``Unavailable``.
+BUSY_DEADLINE = 30.0
+RUN_DIR = "run"
 
 
 def run_script(conn: sqlite3.Connection, script: Script[T]) -> T:
@@ -68,10 +75,31 @@ def run_script(conn: sqlite3.Connection, script: Script[T]) -> T:
         script.close()
 
 
+def is_busy(e: sqlite3.Error) -> bool:
+    """SQLITE_BUSY (and its extended codes): another connection holds the lock we wait for."""
+    return getattr(e, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def begin_immediate(conn: sqlite3.Connection, deadline: float = BUSY_DEADLINE) -> None:
+    """Takes the database write lock, waiting as long as other processes keep it busy.
+
+    Each try waits up to ``busy_timeout`` inside SQLite; a busy answer is tried again until
+    ``deadline`` seconds have passed, so contention delays a write but does not fail it.
+    """
+    give_up = time.monotonic() + deadline
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if not is_busy(e) or time.monotonic() >= give_up:
+                raise
+
+
 def connect(path: Path, *, reader: bool) -> sqlite3.Connection:
     # isolation_level=None: the module issues no BEGIN of its own; transactions are explicit.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = FULL")  # fsync the WAL at every COMMIT
     conn.execute("PRAGMA cache_size = -16384")  # 16 MiB per connection
@@ -247,7 +275,7 @@ class SqliteDriver:
         conn = self._conn
         outcomes: list[tuple[_Job, bool, Any]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            begin_immediate(conn)
             for job in batch:
                 outcomes.append(self._run_one(conn, job))
             conn.execute("COMMIT")  # one fsync for the whole batch
@@ -295,12 +323,9 @@ class SqliteDriver:
 class SqliteStore(SqlStore):
     """The embedded store; ``commits`` counts group commits (for tests and monitoring)."""
 
-    def __init__(
-        self, driver: SqliteDriver, blobs: BlobStore, events: Events, lock_fd: int | None
-    ) -> None:
+    def __init__(self, driver: SqliteDriver, blobs: BlobStore, events: Events) -> None:
         super().__init__(driver, blobs, events)
         self._sqlite = driver
-        self._lock_fd = lock_fd
 
     @property
     def driver(self) -> SqliteDriver:
@@ -318,26 +343,6 @@ class SqliteStore(SqlStore):
     def writes(self) -> int:
         return self._sqlite.writes
 
-    async def close(self) -> None:
-        try:
-            await super().close()
-        finally:
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)  # releases the flock
-                self._lock_fd = None
-
-
-def _lock(path: Path) -> int | None:
-    if fcntl is None:  # pragma: no cover
-        return None
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise Unavailable(f"{path} is in use by another courriel process") from None
-    return fd
-
 
 async def open_sqlite(
     path: Path,
@@ -347,28 +352,28 @@ async def open_sqlite(
     readers: int = DEFAULT_READERS,
     max_batch: int = DEFAULT_MAX_BATCH,
 ) -> SqliteStore:
-    """Opens (creating if needed) the database at ``path`` and its bodies under ``blob_dir``."""
-    lock_fd = await asyncio.to_thread(_prepare, path, blob_dir)
-    try:
-        driver = SqliteDriver(path, readers=readers, max_batch=max_batch)
-    except BaseException:
-        if lock_fd is not None:
-            os.close(lock_fd)
-        raise
-    return SqliteStore(driver, FileBlobStore(blob_dir), events or LocalEvents(), lock_fd)
+    """Opens (creating if needed) the database at ``path`` and its bodies under ``blob_dir``.
+
+    Other processes may have the same database open; see the module docstring.
+    """
+    run_dir = await asyncio.to_thread(_prepare, path, blob_dir)
+    driver = SqliteDriver(path, readers=readers, max_batch=max_batch)
+    return SqliteStore(driver, FileBlobStore(blob_dir), events or SocketEvents(run_dir))
 
 
-def _prepare(path: Path, blob_dir: Path) -> int | None:
-    """Directories, the process lock and the schema, before any connection is shared."""
+def _prepare(path: Path, blob_dir: Path) -> Path:
+    """Directories and the schema, before any connection is shared; returns the run directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     blob_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    run_dir = path.parent / RUN_DIR
+    run_dir.mkdir(mode=0o700, exist_ok=True)
     # Password hashes and mail: owner-only. SQLite gives -wal and -shm the database's mode.
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    lock_fd = _lock(path)
+    fd = os.open(run_dir / "migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
+        # Processes starting together: one migrates, the others wait and find nothing to do.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         migrate(path)
-    except BaseException:
-        if lock_fd is not None:
-            os.close(lock_fd)
-        raise
-    return lock_fd
+    finally:
+        os.close(fd)  # releases the flock
+    return run_dir
