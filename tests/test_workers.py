@@ -1,7 +1,8 @@
 """``courriel serve`` as a supervisor and worker processes, tested as real processes.
 
-Each test runs one server with two workers on a throw-away PostgreSQL database, and drives it
-with the standard library's clients over loopback sockets. The worker that served a connection
+Each test runs one server with two workers, on SQLite in the test's data directory or on a
+throw-away PostgreSQL database, and drives it with the standard library's clients over loopback
+sockets. The worker that served a connection
 is read from the log (every worker's lines carry ``worker=N``) or from the test protocol's
 greeting, which says its process id.
 """
@@ -37,11 +38,15 @@ from courriel.testing.net import free_ports
 HOSTNAME = "mail.test"
 LOOPBACK = "127.0.0.1"
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def pg_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """``[store] url``: "" (SQLite in the data directory), or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield ""
+        return
     server = await pg_testdb.require_server(request)
     async with pg_testdb.temporary_database(server) as url:
         yield url
@@ -189,10 +194,10 @@ def stored_ids(port: int, user: str, password: str) -> set[str]:
 
 
 def test_workers_serve_every_protocol_and_a_killed_worker_loses_nothing(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, store_url: str
 ) -> None:
     ports = dict(zip(("smtp", "imaps", "pop3s"), free_ports(3), strict=True))
-    cfg = write_config(tmp_path, pg_url, ports)
+    cfg = write_config(tmp_path, store_url, ports)
     argv = [sys.executable, "-m", "courriel.cli", "--config", str(cfg), "serve"]
     with serving(argv) as server:
         m = re.search(r"Created (\S+) with password: (\S+)", server.out)
@@ -231,7 +236,6 @@ def test_workers_serve_every_protocol_and_a_killed_worker_loses_nothing(
             pop.quit()
 
         assert server.stop(timeout=15) == 0
-    print(server.log())
     assert server.out.count("courriel is ready") == 1  # printed once, by the supervisor
     log = server.log()
     assert "signal=SIGTERM" in log
@@ -296,10 +300,10 @@ def until(predicate: Callable[[], bool], timeout: float = 10) -> None:
 
 
 def test_stalls_are_reported_stuck_workers_replaced_and_sigterm_is_on_time(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path,
 ) -> None:
     (imaps,) = free_ports(1)
-    cfg = write_config(tmp_path, pg_url, {"imaps": imaps}, stall_kill_seconds=1.5)
+    cfg = write_config(tmp_path, "", {"imaps": imaps}, stall_kill_seconds=1.5)
     cfg.write_text(cfg.read_text() + "[limits]\nshutdown_grace_seconds = 2\n")
     script = tmp_path / "server.py"
     script.write_text(SERVER)
@@ -348,5 +352,4 @@ def test_stalls_are_reported_stuck_workers_replaced_and_sigterm_is_on_time(
         assert server.stop(timeout=10) == 0
         assert time.monotonic() - started < 2 + 1.0
         other.close()
-    print(server.log())
     assert server.matching(r"worker still running after the grace period: killing it")

@@ -243,6 +243,8 @@ class Supervisor:
             signal.set_wakeup_fd(-1)
             for sig in _SIGNALS:
                 signal.signal(sig, signal.SIG_DFL)
+            # Ctrl-C reaches the whole process group; the supervisor answers it for everyone.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             for fd in (self._wake_r, self._wake_w, self._ready_r):
                 os.close(fd)
             status = self.main(slot, self.table, self._ready_w)
@@ -270,13 +272,14 @@ class Supervisor:
     def _died(self, w: _Worker, status: int) -> None:
         lived = time.monotonic() - w.started
         reason = w.killed_for or exit_reason(status)
+        w.ready = w.ready or self.table.last_beat(w.slot) != 0.0  # it may have beaten just now
         w.pid = 0
         fields = kv(worker=w.slot + 1, lived=round(lived, 1))
         if self._stopping_since is not None:
             if w.killed_for or os.waitstatus_to_exitcode(status) != 0:
                 log.warning("worker stopped: %s", reason, extra=fields)
             return
-        if not self.announced:
+        if not self.announced and not w.ready:
             log.error("worker could not start: %s", reason, extra=fields)
             self.stop(status=1)
             return

@@ -192,15 +192,18 @@ class Connections:
             if self._per_ip[key] <= 0:
                 del self._per_ip[key]
 
+    def live(self) -> list[ConnectionContext]:
+        """The connections being served; safe to call from another thread."""
+        try:
+            return list(self._live.values())
+        except RuntimeError:  # changed during the copy: the loop is running, not stalled
+            return []
+
     def running(self, task: asyncio.Task[object] | None) -> ConnectionContext | None:
         """The connection whose task is ``task``; safe to call from another thread."""
         if task is None:
             return None
-        try:
-            live = list(self._live.values())
-        except RuntimeError:  # changed under us: the loop is not stalled after all
-            return None
-        return next((ctx for ctx in live if ctx._task is task), None)
+        return next((ctx for ctx in self.live() if ctx._task is task), None)
 
     @contextlib.contextmanager
     def refusal_slot(self, needs_tls: bool) -> Iterator[bool]:
