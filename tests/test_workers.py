@@ -353,3 +353,28 @@ def test_stalls_are_reported_stuck_workers_replaced_and_sigterm_is_on_time(
         assert time.monotonic() - started < 2 + 1.0
         other.close()
     assert server.matching(r"worker still running after the grace period: killing it")
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection((LOOPBACK, port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    (imaps,) = free_ports(1)
+    cfg = write_config(tmp_path, "", {"imaps": imaps})
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    with serving([sys.executable, str(script), str(cfg)]) as server:
+        conn, _ = connect(imaps)
+        server.proc.kill()  # no supervisor left to restart or stop them
+        server.proc.wait()
+        # Each worker notices, says goodbye to its sessions and lets go of the port.
+        assert line(conn).startswith(b"* BYE [UNAVAILABLE] mail.test server shutting down")
+        conn.close()
+        until(lambda: refused(imaps))
+        server.wait_for(r" worker=\d the supervisor is gone: stopping", 2)
+        server.wait_for(r" worker=\d stopped$", 2)

@@ -51,6 +51,7 @@ The factory runs once per protocol in each worker; ``serve`` runs once per conne
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import signal
@@ -364,6 +365,7 @@ def _worker(cfg: Config, prepared: Prepared) -> WorkerMain:
 def _watchdog(cfg: Config, running: Running, table: HeartbeatTable, slot: int) -> Watchdog:
     loop = asyncio.get_running_loop()
     main_thread = threading.get_ident()
+    context = contextvars.copy_context()
 
     def orphaned() -> None:
         log.error("the supervisor is gone: stopping")
@@ -374,7 +376,8 @@ def _watchdog(cfg: Config, running: Running, table: HeartbeatTable, slot: int) -
         slot,
         threshold=cfg.server.stall_log_seconds,
         describe=lambda: describe(loop, running.app.connections, main_thread),
-        orphaned=lambda: loop.call_soon_threadsafe(orphaned),
+        # Called in the watch thread; the line is logged with the loop's context (worker=N).
+        orphaned=lambda: loop.call_soon_threadsafe(orphaned, context=context),
     )
     watchdog.start(loop)
     return watchdog

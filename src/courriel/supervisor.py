@@ -21,7 +21,8 @@ ready pipe, on which a worker writes one byte once it serves. It wakes at least 
   SIGKILL to those still alive after ``grace`` seconds, so the server stops in time even when a
   command holds a worker's loop. A second SIGTERM changes nothing;
 * on SIGHUP calls ``on_reload`` (the parent reloads its certificate, so a worker started later
-  gets the new one) and sends SIGHUP to every worker;
+  gets the new one) and sends SIGHUP to every worker that serves; one still starting ignores
+  SIGHUP (rather than die of it) and gets it once it serves;
 * kills a worker whose heartbeat is older than ``stall_kill`` seconds, naming the command it was
   stuck in (the worker's watchdog wrote it into its slot), and replaces it;
 * calls ``on_ready`` once, when every worker has become ready for the first time (the settings
@@ -67,6 +68,7 @@ class _Worker:
     started: float = 0.0
     ready: bool = False
     killed_for: str = ""  # why the supervisor killed it, for the line that reports its death
+    reload_pending: bool = False  # a SIGHUP came while it was starting
     short_lives: int = 0  # consecutive lives shorter than STABLE_SECONDS
     restart_at: float | None = None
 
@@ -193,7 +195,10 @@ class Supervisor:
         if self.on_reload is not None:
             self.on_reload()
         for w in self.workers:
-            self._signal(w, signal.SIGHUP)
+            if w.ready:
+                self._signal(w, signal.SIGHUP)
+            else:  # it ignores SIGHUP until it serves; told once it does
+                w.reload_pending = bool(w.pid)
 
     def stop(self, status: int = 0) -> None:
         """Begins stopping every worker: SIGTERM now, SIGKILL after the grace period."""
@@ -227,7 +232,7 @@ class Supervisor:
 
     def _spawn(self, w: _Worker) -> None:
         self.table.reset(w.slot)
-        w.ready, w.killed_for, w.restart_at = False, "", None
+        w.ready, w.killed_for, w.restart_at, w.reload_pending = False, "", None, False
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # or the child would write the parent's buffered text a second time
         pid = os.fork()
@@ -245,6 +250,8 @@ class Supervisor:
                 signal.signal(sig, signal.SIG_DFL)
             # Ctrl-C reaches the whole process group; the supervisor answers it for everyone.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            # SIGHUP must not end a worker still starting (its loop takes SIGHUP once it serves).
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             for fd in (self._wake_r, self._wake_w, self._ready_r):
                 os.close(fd)
             status = self.main(slot, self.table, self._ready_w)
@@ -301,6 +308,9 @@ class Supervisor:
             if beat == 0.0:
                 continue
             w.ready = True
+            if w.reload_pending:
+                w.reload_pending = False
+                self._signal(w, signal.SIGHUP)
             stuck = now - beat
             if self.stall_kill and stuck > self.stall_kill and not w.killed_for:
                 what = self.table.stall(w.slot) or "command unknown"
