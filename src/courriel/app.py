@@ -385,7 +385,10 @@ def _watchdog(cfg: Config, running: Running, table: HeartbeatTable, slot: int) -
 
 async def _prepare_store(cfg: Config, setup: Setup | None) -> None:
     """Opens the store once in the parent, which runs the migrations, and runs ``setup``."""
-    store = await _open_store(_default_opener, cfg)
+    from courriel.store.open import open_store
+
+    # No upkeep in the background: the parent closes the store before it forks.
+    store = await _open_store(lambda c: open_store(c, background=False), cfg)
     try:
         if setup is not None:
             await setup(store)

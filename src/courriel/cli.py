@@ -84,7 +84,9 @@ def _hasher(cfg: Config) -> Hasher:
 async def _with_store(args: argparse.Namespace, cfg: Config, op: StoreOp) -> None:
     from courriel.store.open import open_store
 
-    store = await open_store(cfg)
+    # One more process on the data directory, beside a running server if there is one: no
+    # upkeep of its own, it is gone in a moment.
+    store = await open_store(cfg, background=False)
     try:
         await op(args, cfg, store)
     finally:

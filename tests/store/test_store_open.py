@@ -14,18 +14,19 @@ from courriel.store.open import open_store
 from courriel.store.sqlite import SqliteStore
 
 
-def config(tmp_path: Path, url: str = "", blobs: str = "blobs") -> Config:
+def config(tmp_path: Path, url: str = "", blobs: str = "blobs", inline_max: int = 65536) -> Config:
     return Config(
         path=tmp_path / "courriel.toml",
         data_dir=tmp_path,
         hostname="mail.example.org",
-        store=StoreConfig(url=url, blobs=blobs),
+        store=StoreConfig(url=url, blobs=blobs, inline_max=inline_max),
     )
 
 
 @pytest.mark.parametrize("url", ["", "sqlite:"])
 async def test_sqlite_in_data_dir(tmp_path: Path, url: str) -> None:
-    store = await open_store(config(tmp_path, url, blobs="bodies"))
+    # inline_max 0: even a two-byte body is a file under [store] blobs
+    store = await open_store(config(tmp_path, url, blobs="bodies", inline_max=0))
     try:
         assert isinstance(store, SqliteStore)
         assert store.path == tmp_path / "courriel.db"

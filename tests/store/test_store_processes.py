@@ -114,6 +114,21 @@ async def test_changes_reach_a_subscriber_in_another_process(
     assert p99 <= 50, f"p99 {p99:.1f} ms, median {delays[len(delays) // 2]:.2f} ms"
 
 
+async def test_blob_freed_in_one_process_while_others_append_it(
+    sq: SqliteStore, inbox: Mailbox, tmp_path: Path
+) -> None:
+    """Three processes append and expunge one body over and over: its last reference goes away
+    again and again while another process is between writing the body and its commit."""
+    raw = child_body()("shared", 0, 100_000)  # type: ignore[call-arg]  # a file, not inline
+    procs = [await child("churn", str(tmp_path), str(inbox.id), "150", "100000") for _ in "abc"]
+    outputs = await asyncio.wait_for(asyncio.gather(*(finish(p) for p in procs)), 120)
+    assert outputs == [["lost 0"]] * 3
+    assert await sq.list_messages(inbox.id) == []
+    assert _files(tmp_path / "blobs") == set()  # the last reference gone: the file too
+    [done] = await sq.append([(inbox.id, _message(raw))])
+    assert await sq.read_message(inbox.id, done.uid) == raw
+
+
 def _message(raw: bytes) -> NewMessage:
     return NewMessage(raw, datetime.now(UTC))
 

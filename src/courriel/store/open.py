@@ -7,6 +7,10 @@ Theory of operation
 ``postgres://``) -- the PostgreSQL backend, imported only then, so the embedded setup never needs
 asyncpg. Either way the schema is brought up to date (numbered SQL files in ``migrations/``,
 recorded in ``schema_migrations``) before the store is returned.
+
+``background`` starts the SQLite store's upkeep (a daily sweep for orphaned body files, done by
+one of the processes sharing the data directory); short-lived openers such as the admin CLI
+pass False.
 """
 
 from __future__ import annotations
@@ -21,10 +25,15 @@ from courriel.store.sqlite import open_sqlite
 DB_NAME = "courriel.db"
 
 
-async def open_store(cfg: Config) -> Store:
+async def open_store(cfg: Config, *, background: bool = True) -> Store:
     url = cfg.store.url
     if url == "" or url.startswith("sqlite:"):
-        return await open_sqlite(cfg.data_dir / DB_NAME, cfg.resolve(cfg.store.blobs))
+        sq = await open_sqlite(
+            cfg.data_dir / DB_NAME, cfg.resolve(cfg.store.blobs), inline_max=cfg.store.inline_max
+        )
+        if background:
+            sq.sweep_in_background()
+        return sq
     if url.startswith(("postgresql://", "postgres://")):
         try:
             postgres: Any = importlib.import_module("courriel.store.postgres")
