@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 import os
 import signal
 import sys
@@ -374,7 +375,7 @@ def _watchdog(cfg: Config, running: Running, table: HeartbeatTable, slot: int) -
     watchdog = Watchdog(
         table,
         slot,
-        threshold=cfg.server.stall_log_seconds,
+        threshold=cfg.server.stall_log_seconds or math.inf,  # 0: the beat only, never a line
         describe=lambda: describe(loop, running.app.connections, main_thread),
         # Called in the watch thread; the line is logged with the loop's context (worker=N).
         orphaned=lambda: loop.call_soon_threadsafe(orphaned, context=context),

@@ -90,7 +90,7 @@ class ServerConfig:
     """The process model: how many workers, and when a stalled one is reported and replaced."""
 
     workers: int = 0  # worker processes; 0 = one per core this process may run on
-    stall_log_seconds: float = 0.25  # a worker's event loop blocked longer is logged
+    stall_log_seconds: float = 0.25  # a worker's event loop blocked longer is logged; 0 = never
     stall_kill_seconds: float = 10.0  # ... and blocked longer than this, replaced; 0 = never
 
     def worker_count(self) -> int:
@@ -189,8 +189,9 @@ DEFAULT_TOML = """\
 [server]
 # Worker processes sharing the listeners and the store; 0 means one per core.
 # workers = 0
-# A worker whose event loop is blocked longer than this (one command hogging it) logs a line
-# naming the command; one blocked longer than stall_kill_seconds is killed and replaced (0: never).
+# A worker whose event loop is blocked longer than stall_log_seconds (one command hogging it)
+# logs a line naming the command; one blocked longer than stall_kill_seconds is killed and
+# replaced. 0 turns either off.
 # stall_log_seconds = 0.25
 # stall_kill_seconds = 10
 

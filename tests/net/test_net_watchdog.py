@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 import threading
 import time
@@ -104,3 +105,21 @@ def test_the_protocol_drivers_name_each_command(tmp_path: Path) -> None:
             conn.close()
     finally:
         server.stop()
+
+
+async def test_with_stall_logging_off_the_beat_goes_on_and_nothing_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    table = HeartbeatTable(1)
+    watchdog = Watchdog(table, 0, threshold=math.inf, describe=Stall)
+    watchdog.start(asyncio.get_running_loop())
+    try:
+        first = table.last_beat(0)
+        with caplog.at_level(logging.WARNING, logger="courriel.watchdog"):
+            time.sleep(0.3)  # noqa: ASYNC251 - a stall nobody wants to hear about
+            await asyncio.sleep(watchdog.interval * 3)
+        assert table.last_beat(0) > first  # the supervisor still sees the loop run
+    finally:
+        watchdog.stop()
+        table.close()
+    assert watchdog.stalls == 0 and not caplog.records
