@@ -161,9 +161,13 @@ class Prepared:
     bound: list[Bound]
 
     def close(self) -> None:
-        for b in self.bound:
-            for sock in b.sockets:
-                sock.close()
+        _close(self.bound)
+
+
+def _close(bound: list[Bound]) -> None:
+    for b in bound:
+        for sock in b.sockets:
+            sock.close()
 
 
 def _bind_all(cfg: Config) -> list[Bound]:
@@ -173,7 +177,7 @@ def _bind_all(cfg: Config) -> list[Bound]:
             if lc.enabled:
                 bound.append(bind_listener(lc))
     except BindError as e:
-        Prepared(TLSManager(cfg), bound).close()
+        _close(bound)
         raise StartupError(str(e)) from e
     return bound
 
