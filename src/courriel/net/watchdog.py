@@ -153,7 +153,9 @@ class Watchdog:
         self.table = table
         self.slot = slot
         self.threshold = threshold
-        self.interval = max(0.005, min(0.1, threshold / 2.5))
+        # A stall shows as the tick's lateness, which falls short of the stall by at most one
+        # interval: a tenth of the threshold keeps that error small at 40 cheap callbacks a second.
+        self.interval = max(0.005, min(0.025, threshold / 10))
         self.stalls = 0  # stalls logged, for tests and curiosity
         self._describe = describe
         self._orphaned = orphaned
