@@ -392,8 +392,9 @@ async def _prepare_store(cfg: Config, setup: Setup | None) -> None:
     """Opens the store once in the parent, which runs the migrations, and runs ``setup``."""
     from courriel.store.open import open_store
 
-    # No upkeep in the background: the parent closes the store before it forks.
-    store = await _open_store(lambda c: open_store(c, background=False), cfg)
+    # Not as a server (no upkeep, no claim on the directory): it is closed before the fork, and
+    # the workers open it as servers.
+    store = await _open_store(lambda c: open_store(c, serving=False), cfg)
     try:
         if setup is not None:
             await setup(store)

@@ -86,7 +86,7 @@ async def _with_store(args: argparse.Namespace, cfg: Config, op: StoreOp) -> Non
 
     # One more process on the data directory, beside a running server if there is one: no
     # upkeep of its own, it is gone in a moment.
-    store = await open_store(cfg, background=False)
+    store = await open_store(cfg, serving=False)
     try:
         await op(args, cfg, store)
     finally:
@@ -338,11 +338,20 @@ def _print_counts(verb: str, rows: dict[str, int]) -> None:
     )
 
 
+def _whole_store(store: Store) -> None:
+    """A SQLite store is moved whole only while no server has it open."""
+    from courriel.store.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        store.claim_directory(exclusive=True)
+
+
 async def _db_export(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     from pathlib import Path
 
     from courriel.store.postgres_transfer import export_file
 
+    _whole_store(store)
     _print_counts("exported", (await export_file(store, Path(args.file))).rows)
 
 
@@ -351,12 +360,14 @@ async def _db_import(args: argparse.Namespace, cfg: Config, store: Store) -> Non
 
     from courriel.store.postgres_transfer import import_file
 
+    _whole_store(store)
     _print_counts("imported", (await import_file(store, Path(args.file))).rows)
 
 
 async def _db_copy(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     from courriel.store.postgres_transfer import copy_to
 
+    _whole_store(store)
     _print_counts("copied", (await copy_to(store, cfg, args.to)).rows)
 
 

@@ -60,3 +60,22 @@ async def test_postgres_missing_backend_is_clear(
 async def test_unknown_scheme(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="unknown scheme"):
         await open_store(config(tmp_path, "mysql://db"))
+
+
+async def test_a_whole_store_copy_refuses_to_run_beside_a_server(tmp_path: Path) -> None:
+    server = await open_store(config(tmp_path))  # serving: marks the data directory
+    admin = await open_store(config(tmp_path), serving=False)  # the CLI: one more process
+    try:
+        assert isinstance(admin, SqliteStore)
+        await admin.add_domain("example.org")  # ordinary commands run beside the server
+        with pytest.raises(StoreError, match="in use by a running courriel server"):
+            admin.claim_directory(exclusive=True)  # db export, import, copy
+        await server.close()
+        admin.claim_directory(exclusive=True)
+        with pytest.raises(StoreError, match="being exported or imported"):
+            await open_store(config(tmp_path))  # and no server starts meanwhile
+    finally:
+        await server.close()
+        await admin.close()
+    again = await open_store(config(tmp_path))
+    await again.close()

@@ -8,9 +8,11 @@ Theory of operation
 asyncpg. Either way the schema is brought up to date (numbered SQL files in ``migrations/``,
 recorded in ``schema_migrations``) before the store is returned.
 
-``background`` starts the SQLite store's upkeep (a daily sweep for orphaned body files, done by
-one of the processes sharing the data directory); short-lived openers such as the admin CLI
-pass False.
+``serving`` (SQLite) marks the data directory as served, so that a whole-store export or import
+refuses to run beside it (``SqliteStore.claim_directory``), and starts the store's upkeep (a
+daily sweep for orphaned body files, done by one of the processes sharing the directory).
+Short-lived openers such as the admin CLI pass False: they open the store beside a running
+server as one more process.
 """
 
 from __future__ import annotations
@@ -25,13 +27,18 @@ from courriel.store.sqlite import open_sqlite
 DB_NAME = "courriel.db"
 
 
-async def open_store(cfg: Config, *, background: bool = True) -> Store:
+async def open_store(cfg: Config, *, serving: bool = True) -> Store:
     url = cfg.store.url
     if url == "" or url.startswith("sqlite:"):
         sq = await open_sqlite(
             cfg.data_dir / DB_NAME, cfg.resolve(cfg.store.blobs), inline_max=cfg.store.inline_max
         )
-        if background:
+        if serving:
+            try:
+                sq.claim_directory(exclusive=False)
+            except BaseException:
+                await sq.close()
+                raise
             sq.sweep_in_background()
         return sq
     if url.startswith(("postgresql://", "postgres://")):

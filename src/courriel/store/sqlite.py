@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from courriel.store.base import Events
+from courriel.store.base import Events, Unavailable
 from courriel.store.blobs import FileBlobStore
 from courriel.store.sql import SqlStore
 from courriel.store.sqlite_bodies import (
@@ -72,6 +72,7 @@ class SqliteStore(SqlStore):
         self._sqlite = driver
         self._files = files
         self._sweeper: asyncio.Task[None] | None = None
+        self._claim: int | None = None  # fd holding run/serving.lock
 
     @property
     def driver(self) -> SqliteDriver:
@@ -140,7 +141,34 @@ class SqliteStore(SqlStore):
         finally:
             os.close(fd)
 
+    def claim_directory(self, *, exclusive: bool) -> None:
+        """Marks the data directory as served (shared) or as being moved whole (exclusive).
+
+        Servers hold a shared ``flock`` on ``<run>/serving.lock`` while open; ``db export``,
+        ``import`` and ``copy`` need it exclusive, because a copy taken page by page while mail
+        arrives would not be one state of the store. Other admin commands take neither.
+        """
+        fd = os.open(self.path.parent / RUN_DIR / "serving.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if exclusive:
+                raise Unavailable(
+                    f"{self.path} is in use by a running courriel server; stop it first"
+                ) from None
+            raise Unavailable(
+                f"{self.path} is being exported or imported by a courriel command;"
+                " start again when it has finished"
+            ) from None
+        if self._claim is not None:
+            os.close(self._claim)
+        self._claim = fd
+
     async def close(self) -> None:
+        if self._claim is not None:
+            os.close(self._claim)
+            self._claim = None
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

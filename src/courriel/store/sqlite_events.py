@@ -125,7 +125,10 @@ class SocketEvents(LocalEvents):
 
     async def subscribe(self, user_id: int) -> LocalSubscription:
         if self._sock is None and not self._closed:
-            self._bind()
+            try:
+                self._bind()
+            except OSError as e:  # sessions still work; they hear only this process's changes
+                _log.error("cannot receive change events from other processes: %s", e)
         return await super().subscribe(user_id)
 
     def _bind(self) -> None:
