@@ -5,8 +5,9 @@ Theory of operation
 ``main(argv)`` parses the command line, runs one command and returns the exit status; it never
 calls ``sys.exit`` itself, so tests can drive it in-process. Account commands load the
 configuration, open the store, run one operation from ``courriel.admin`` and close the store.
-``serve`` prepares a fresh installation (data directory, commented default configuration, demo
-account shown once) and hands over to ``courriel.app.run``. ``db`` applies the schema
+``serve`` writes the commented default configuration of a fresh installation and hands over to
+``courriel.app.run``, with the first-run set-up (a demo account, its password shown once) to run
+on the store before the worker processes start. ``db`` applies the schema
 migrations, or exports, imports or copies the whole store (``courriel.store.postgres_transfer``).
 
 Every error a person can cause ends as one line on stderr, ``courriel: error: ...``, and a
@@ -302,13 +303,22 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = _load(args)
     if admin.write_default_config(cfg):
         print(f"courriel: wrote the default configuration to {cfg.path}", file=sys.stderr)
-    created = asyncio.run(_first_run(cfg))
-    if created is not None:
-        _show_first_run(created)
+
+    async def first_run(store: Store) -> None:
+        # Runs in the parent before the workers are forked: its hashing threads must be gone.
+        hasher = _hasher(cfg)
+        try:
+            created = await admin.first_run(cfg, store, hasher)
+        finally:
+            if isinstance(hasher, PasswordHasher):
+                hasher.close()
+        if created is not None:
+            _show_first_run(created)
+
     # Imported here: the account commands never need the listeners and protocol engines.
     from courriel.app import run
 
-    return run(cfg)
+    return run(cfg, setup=first_run)
 
 
 # --- db: schema and moving an installation (courriel.store.postgres_transfer) --------------------
@@ -359,16 +369,6 @@ async def _db_copy(args: argparse.Namespace, cfg: Config, store: Store) -> None:
 
     _whole_store(store)
     _print_counts("copied", (await copy_to(store, cfg, args.to)).rows)
-
-
-async def _first_run(cfg: Config) -> admin.FirstRun | None:
-    from courriel.store.open import open_store
-
-    store = await open_store(cfg, serving=False)
-    try:
-        return await admin.first_run(cfg, store, _hasher(cfg))
-    finally:
-        await store.close()
 
 
 def _show_first_run(created: admin.FirstRun) -> None:

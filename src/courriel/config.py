@@ -86,6 +86,23 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The process model: how many workers, and when a stalled one is reported and replaced."""
+
+    workers: int = 0  # worker processes; 0 = one per core this process may run on
+    stall_log_seconds: float = 0.25  # a worker's event loop blocked longer is logged; 0 = never
+    stall_kill_seconds: float = 10.0  # ... and blocked longer than this, replaced; 0 = never
+
+    def worker_count(self) -> int:
+        if self.workers:
+            return self.workers
+        try:
+            return len(os.sched_getaffinity(0)) or 1
+        except AttributeError:  # pragma: no cover - not Linux
+            return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = "info"  # debug | info | warning | error
     format: str = "text"  # text | json
@@ -101,6 +118,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     listeners: tuple[ListenerConfig, ...] = ()
 
     def resolve(self, p: str) -> Path:
@@ -168,6 +186,15 @@ DEFAULT_TOML = """\
 # level = "info"     # debug | info | warning | error
 # format = "text"    # text | json
 
+[server]
+# Worker processes sharing the listeners and the store; 0 means one per core.
+# workers = 0
+# A worker whose event loop is blocked longer than stall_log_seconds (one command hogging it)
+# logs a line naming the command; one blocked longer than stall_kill_seconds is killed and
+# replaced. 0 turns either off.
+# stall_log_seconds = 0.25
+# stall_kill_seconds = 10
+
 # Listeners: imaps (993), imap (143), pop3s (995), pop3 (110), submissions (465), submission (587)
 # and smtp (25, inbound MX). For each: enabled, address and port. address "" and port 0 mean auto:
 # the standard port on all addresses when the process may bind it, else 10000 + the standard port
@@ -184,6 +211,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "auth": AuthConfig,
     "limits": LimitsConfig,
     "log": LogConfig,
+    "server": ServerConfig,
 }
 _CHOICES = {
     ("log", "level"): {"debug", "info", "warning", "error"},
@@ -265,6 +293,16 @@ def _listeners(raw: Any) -> tuple[ListenerConfig, ...]:
     return tuple(out)
 
 
+MAX_WORKERS = 256
+
+
+def _check_server(server: ServerConfig) -> None:
+    if server.workers > MAX_WORKERS:
+        raise ConfigError(f"[server] workers: at most {MAX_WORKERS}, got {server.workers}")
+    if 0 < server.stall_kill_seconds <= server.stall_log_seconds:
+        raise ConfigError("[server] stall_kill_seconds: must be above stall_log_seconds (or 0)")
+
+
 def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     """Reads the configuration; raises ``ConfigError`` with a one-line reason."""
     path = locate(explicit)
@@ -287,6 +325,7 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     data_dir = (data_dir if data_dir.is_absolute() else path.parent / data_dir).resolve()
     hostname = _typed("", "hostname", raw.get("hostname", ""), "") or _default_hostname()
     sections = {name: _section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()}
+    _check_server(sections["server"])
     tls = sections["tls"]
     if bool(tls.cert) != bool(tls.key):
         raise ConfigError("[tls]: set both cert and key, or neither (self-signed certificate)")
