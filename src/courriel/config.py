@@ -57,6 +57,7 @@ class StoreConfig:
     url: str = ""  # "" = SQLite in <data_dir>/courriel.db; or postgresql://user@host/db
     blobs: str = "blobs"  # directory of message files (SQLite backend)
     pool_size: int = 10  # PostgreSQL connections per courriel process
+    inline_max: int = 65536  # SQLite: bodies up to this many bytes live in the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,23 @@ class LimitsConfig:
     max_connections_per_ip: int = 50
     max_message_bytes: int = 50 * 1024 * 1024
     shutdown_grace_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The process model: how many workers, and when a stalled one is reported and replaced."""
+
+    workers: int = 0  # worker processes; 0 = one per core this process may run on
+    stall_log_seconds: float = 0.25  # a worker's event loop blocked longer is logged; 0 = never
+    stall_kill_seconds: float = 10.0  # ... and blocked longer than this, replaced; 0 = never
+
+    def worker_count(self) -> int:
+        if self.workers:
+            return self.workers
+        try:
+            return len(os.sched_getaffinity(0)) or 1
+        except AttributeError:  # pragma: no cover - not Linux
+            return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +142,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     listeners: tuple[ListenerConfig, ...] = ()
@@ -158,6 +177,9 @@ DEFAULT_TOML = """\
 # blobs = "blobs"
 # Connections to PostgreSQL per courriel process (each also keeps one for change events).
 # pool_size = 10
+# SQLite: message bodies up to this many bytes are kept in the database, written with the
+# message in one fsync; larger ones are files under blobs. 0 keeps every body in a file.
+# inline_max = 65536
 
 [tls]
 # PEM files. When both are empty, a self-signed certificate is made on first run in <data>/tls.
@@ -189,6 +211,15 @@ DEFAULT_TOML = """\
 [log]
 # level = "info"     # debug | info | warning | error
 # format = "text"    # text | json
+
+[server]
+# Worker processes sharing the listeners and the store; 0 means one per core.
+# workers = 0
+# A worker whose event loop is blocked longer than stall_log_seconds (one command hogging it)
+# logs a line naming the command; one blocked longer than stall_kill_seconds is killed and
+# replaced. 0 turns either off.
+# stall_log_seconds = 0.25
+# stall_kill_seconds = 10
 
 [dns]
 # DNS servers for MX, TLSA and MTA-STS lookups: "host" or "host:port". Empty: /etc/resolv.conf.
@@ -229,6 +260,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "auth": AuthConfig,
     "limits": LimitsConfig,
     "log": LogConfig,
+    "server": ServerConfig,
     "dns": DnsConfig,
     "relay": RelayConfig,
 }
@@ -317,6 +349,16 @@ def _listeners(raw: Any) -> tuple[ListenerConfig, ...]:
     return tuple(out)
 
 
+MAX_WORKERS = 256
+
+
+def _check_server(server: ServerConfig) -> None:
+    if server.workers > MAX_WORKERS:
+        raise ConfigError(f"[server] workers: at most {MAX_WORKERS}, got {server.workers}")
+    if 0 < server.stall_kill_seconds <= server.stall_log_seconds:
+        raise ConfigError("[server] stall_kill_seconds: must be above stall_log_seconds (or 0)")
+
+
 def parse_nameserver(text: str) -> tuple[str, int]:
     """``"127.0.0.1"``, ``"127.0.0.1:5353"``, ``"::1"`` or ``"[::1]:5353"`` as (address, port).
 
@@ -373,6 +415,7 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     data_dir = (data_dir if data_dir.is_absolute() else path.parent / data_dir).resolve()
     hostname = _typed("", "hostname", raw.get("hostname", ""), "") or _default_hostname()
     sections = {name: _section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()}
+    _check_server(sections["server"])
     tls = sections["tls"]
     if bool(tls.cert) != bool(tls.key):
         raise ConfigError("[tls]: set both cert and key, or neither (self-signed certificate)")
