@@ -41,7 +41,7 @@ import dns.rdatatype
 import dns.resolver
 import idna
 
-from courriel.config import parse_nameserver
+from courriel.config import ConfigError, parse_nameserver
 
 
 class DnsFailure(Exception):  # noqa: N818 - a failure to report, not a program error
@@ -90,7 +90,12 @@ class DnsResolver:
                 dns.nameserver.Do53Nameserver(*parse_nameserver(ns)) for ns in nameservers
             ]
         else:
-            self._resolver = dns.asyncresolver.Resolver()
+            try:
+                self._resolver = dns.asyncresolver.Resolver()  # /etc/resolv.conf
+            except dns.resolver.NoResolverConfiguration as e:
+                raise ConfigError(
+                    "[dns] nameservers is empty and /etc/resolv.conf names no DNS server"
+                ) from e
         self._resolver.lifetime = timeout
         # Answers are kept for their TTL: a busy relay asks MX, A, AAAA and TLSA for every
         # message, and most messages go to a few domains.
