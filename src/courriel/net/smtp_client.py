@@ -43,7 +43,7 @@ from courriel.mail.mtasts import Mode, Policy
 from courriel.net import dane
 from courriel.net.mtasts import MtaSts
 from courriel.net.outbound_tls import CLEAR, OPPORTUNISTIC, Contexts, HostTls, TlsLevel
-from courriel.net.resolver import DnsFailure, DnsResolver, MailHost
+from courriel.net.resolver import DnsFailure, DnsResolver, MailHost, a_label
 from courriel.net.smtp_conn import (
     Connection,
     HostFailure,
@@ -401,7 +401,7 @@ def from_config(cfg: Config) -> SmtpTransport:
             login = Login(relay.smarthost_user, password)
         smarthost = Smarthost(host.strip("[]"), int(port), relay.smarthost_tls, login)
     settings = ClientSettings(
-        helo_name=relay.helo_name or cfg.hostname,
+        helo_name=a_label(relay.helo_name or cfg.hostname),  # EHLO takes ASCII only
         timeouts=Timeouts().scaled(relay.timeout_scale),
         max_connections=relay.max_connections,
         max_per_destination=relay.max_connections_per_destination,
