@@ -424,3 +424,38 @@ async def test_too_many_recipients_go_in_further_transactions(lab: Lab) -> None:
     assert [o.status for o in outcomes] == [Status.DELIVERED] * 5
     assert [len(t) for t in transactions] == [2, 2, 1]
     assert sorted(a for t in transactions for a in t) == [f"{u}@{DOMAIN}" for u in "abcde"]
+
+
+@pytest.mark.parametrize(
+    "after_message", [b"421 4.4.2 idle, closing\r\n", b"250 2.0.0 a reply nobody asked for\r\n"]
+)
+async def test_a_server_speaking_while_idle_is_not_reused(lab: Lab, after_message: bytes) -> None:
+    connections = 0
+    said = asyncio.Event()
+
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.write(b"220 mx\r\n")
+        await reader.readline()
+        writer.write(b"250-mx\r\n250 PIPELINING\r\n")
+        await reader.readuntil(b"DATA\r\n")
+        writer.write(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        await reader.readuntil(b"\r\n.\r\n")
+        writer.write(b"250 2.0.0 queued\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(after_message)  # a stale "reply" must never answer the next MAIL
+        await writer.drain()
+        said.set()
+        await reader.read()
+
+    transport = lab.transport(idle_seconds=30)
+    async with serve(lab.addresses[0], lab.port, chatty):
+        first = await transport.deliver(DOMAIN, message("a"))
+        await said.wait()
+        await asyncio.sleep(0.05)  # the idle watch sees it
+        second = await transport.deliver(DOMAIN, message("b"))
+        await transport.close()
+    assert first[0].status is Status.DELIVERED and second[0].status is Status.DELIVERED
+    assert connections == 2 and transport.pool.reused == 0
