@@ -20,11 +20,11 @@ needs more). A connection idle longer than ``idle_seconds`` is closed with QUIT;
 than ``reuse_seconds`` is not reused (Postfix's ``smtp_connection_reuse_time_limit``). A
 finished transaction leaves the session clean, so no RSET is sent before reuse: it would cost
 a round trip per message, and Postfix's server counts RSETs as junk commands and hangs up
-after a hundred or so. While idle a connection is watched: a server that says anything (a 421 before hanging up, a
-stray reply) or closes ends it, so a stale line is never read as the answer to the next
-command; a connection left with unread replies after a transaction is not kept at all. One
-the server dropped unseen fails before the first reply of the next transaction
-(``HostFailure.at_start``); the caller then opens a fresh one.
+after a hundred or so. While idle a connection is watched: a server that says anything (a
+421 before hanging up, a stray reply) or closes ends it, so a stale line is never read as the
+answer to the next command; a connection left with unread replies after a transaction is not
+kept at all. One the server dropped unseen fails before the first reply of the next
+transaction (``HostFailure.at_start``); the caller then opens a fresh one.
 """
 
 from __future__ import annotations
