@@ -59,6 +59,7 @@ class DnsFailure(Exception):  # noqa: N818 - a failure to report, not a program 
 class MailHost:
     name: str  # the exchanger's name, an A-label without the final dot
     preference: int  # -1 for the implicit MX (the domain's own address records)
+    authenticated: bool = False  # the MX answer carried the AD bit (DNSSEC-validated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ class DnsResolver:
                     enhanced="5.1.10",  # RFC 7505 §4.2
                 )
             records = [(p, n) for p, n in records if n not in ("", ".")]  # RFC 7505 §4.3
+        secure = bool(answer.response.flags & dns.flags.AD)
         by_preference: dict[int, list[str]] = {}
         for preference, name in records:
             by_preference.setdefault(preference, []).append(name)
@@ -144,7 +146,7 @@ class DnsResolver:
         for preference in sorted(by_preference):
             names = by_preference[preference]
             random.shuffle(names)  # RFC 5321 §5.1: spread load among equal preferences
-            hosts += [MailHost(n, preference) for n in names]
+            hosts += [MailHost(n, preference, secure) for n in names]
         return hosts
 
     async def addresses(self, host: str) -> list[str]:
