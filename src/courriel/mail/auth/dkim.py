@@ -1,0 +1,317 @@
+"""DKIM (RFC 6376, RFC 8463): signing with our keys, verifying every signature of a message.
+
+Theory of operation
+-------------------
+Signing (``sign``) makes one DKIM-Signature per key -- by default an Ed25519 one (RFC 8463) and
+an RSA-2048 one, so receivers that know Ed25519 use it and the others still find RSA -- with
+relaxed/relaxed canonicalization. The header list is the fields present among ``SIGNED``, each
+as often as it occurs, plus one more time for each field of ``OVERSIGNED``: an extra name in
+``h=`` matches an absent field (RFC 6376 §5.4.2), so nobody can add a second From, Subject or
+To after signing without breaking the signature. dkimpy does the canonicalization and the
+signing; keys are kept as PEM (PKCS #8) and turned into the form dkimpy wants here.
+
+Verification (``DkimVerifier.verify``) checks at most ``max_signatures`` signatures (RFC 6376
+§6.1 lets a verifier limit them; 100 signatures must not cost 100 key lookups and hashes):
+
+1. in a thread, dkimpy parses the header and each signature's tags (a malformed one is a
+   ``permerror`` with dkimpy's words);
+2. on the event loop, the keys of the remaining signatures are looked up at once through the
+   ``Resolver``; no answer is ``temperror``, no record or a revoked or unusable one ``permerror``;
+3. in a thread again, the body hash and the signature are checked: a changed body is
+   ``fail`` "body hash mismatch", a bad signature ``fail`` "signature does not verify".
+
+Both thread steps hold a semaphore, so a flood of signed mail uses at most ``max_threads``
+threads of CPU, and every result carries its reason in plain words for the 550 sentence and
+the Authentication-Results comment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import enum
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dkim as dkimpy
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from courriel.mail.auth.dns import DnsTempError, Resolver
+
+# Header fields signed when present (RFC 6376 §5.4.1 recommends these).
+SIGNED: tuple[bytes, ...] = (
+    b"from", b"reply-to", b"subject", b"date", b"to", b"cc", b"message-id",
+    b"in-reply-to", b"references", b"sender", b"mime-version", b"content-type",
+    b"content-transfer-encoding", b"content-id", b"content-description", b"content-language",
+    b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"list-post", b"list-help",
+    b"list-subscribe", b"list-owner", b"list-archive", b"resent-date", b"resent-from",
+    b"resent-to", b"resent-cc", b"resent-message-id",
+)  # fmt: skip
+# Signed once more than they occur, so that one cannot be added (RFC 6376 §8.15).
+OVERSIGNED: frozenset[bytes] = frozenset(
+    {
+        b"from", b"subject", b"date", b"to", b"cc", b"message-id", b"reply-to",
+        b"mime-version", b"content-type", b"content-transfer-encoding",
+    }
+)  # fmt: skip
+CANONICALIZATION = (b"relaxed", b"relaxed")
+MAX_SIGNATURES = 10
+MIN_RSA_BITS = 1024  # RFC 8301 §3.2: verifiers must not consider shorter RSA keys valid
+
+
+class Algorithm(enum.Enum):
+    ED25519 = "ed25519"
+    RSA = "rsa"
+
+    @property
+    def tag(self) -> bytes:
+        return b"ed25519-sha256" if self is Algorithm.ED25519 else b"rsa-sha256"
+
+
+class Outcome(enum.Enum):
+    """RFC 8601 §2.7.1 result values for DKIM."""
+
+    PASS = "pass"  # noqa: S105 - a result name, not a password
+    FAIL = "fail"
+    NEUTRAL = "neutral"
+    TEMPERROR = "temperror"
+    PERMERROR = "permerror"
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    domain: str
+    selector: str
+    algorithm: Algorithm
+    private_pem: bytes  # PKCS #8 PEM
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureResult:
+    domain: str  # d=, lower-case ("" when the signature could not be read)
+    selector: str  # s=
+    algorithm: str  # a=, as written
+    outcome: Outcome
+    reason: str  # plain words; "" for pass
+    b_prefix: str = ""  # first 8 characters of b= (header.b, RFC 6008)
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+
+def generate_key(algorithm: Algorithm) -> bytes:
+    """A new private key as PKCS #8 PEM: Ed25519, or RSA-2048 (RFC 8301 §3.2)."""
+    key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+    if algorithm is Algorithm.ED25519:
+        key = ed25519.Ed25519PrivateKey.generate()
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def public_record(algorithm: Algorithm, private_pem: bytes) -> str:
+    """The TXT record to publish at ``selector._domainkey.domain`` (RFC 6376 §3.6.1)."""
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    if algorithm is Algorithm.ED25519:
+        raw = key.public_key().public_bytes(  # RFC 8463 §4.2: the raw 32-octet key
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+    else:
+        raw = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    return f"v=DKIM1; k={algorithm.value}; p={base64.b64encode(raw).decode('ascii')}"
+
+
+def _dkimpy_key(key: SigningKey) -> bytes:
+    loaded = serialization.load_pem_private_key(key.private_pem, password=None)
+    if key.algorithm is Algorithm.ED25519:
+        seed = loaded.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return base64.b64encode(seed)
+    return loaded.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
+# --- signing --------------------------------------------------------------------------------------
+
+
+def header_list(message: bytes) -> list[bytes]:
+    """The ``h=`` names for ``message``: present fields of SIGNED, plus one of each OVERSIGNED."""
+    end = message.find(b"\r\n\r\n")
+    head = message if end < 0 else message[:end]
+    present: dict[bytes, int] = {}
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") or b":" not in line:
+            continue
+        name = line.split(b":", 1)[0].strip().lower()
+        present[name] = present.get(name, 0) + 1
+    out: list[bytes] = []
+    for name in SIGNED:
+        out += [name] * (present.get(name, 0) + (1 if name in OVERSIGNED else 0))
+    return out
+
+
+def sign(message: bytes, keys: Sequence[SigningKey]) -> bytes:
+    """DKIM-Signature fields for ``message`` (CRLF lines), one per key, to put on top of it.
+
+    CPU-bound (RSA): call it in a thread.
+    """
+    include = header_list(message)
+    out = b""
+    for key in keys:
+        signer = dkimpy.DKIM(message, signature_algorithm=key.algorithm.tag, linesep=b"\r\n")
+        out += signer.sign(
+            key.selector.encode("ascii"),
+            key.domain.encode("ascii"),
+            _dkimpy_key(key),
+            canonicalize=CANONICALIZATION,
+            include_headers=include,
+        )
+    return out
+
+
+# --- verification ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Pending:
+    index: int
+    sig: dict[bytes, bytes]
+    include: list[bytes]
+    field: tuple[bytes, bytes]
+    record: bytes | None = None
+    temp: str = ""  # why the key lookup had no answer
+
+
+class DkimVerifier:
+    """Verifies the first ``max_signatures`` signatures; at most ``max_threads`` at once."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        *,
+        max_signatures: int = MAX_SIGNATURES,
+        max_threads: int = 2,
+    ) -> None:
+        self._resolver = resolver
+        self._max = max_signatures
+        self._cpu = asyncio.Semaphore(max_threads)
+
+    async def verify(self, message: bytes) -> list[SignatureResult]:
+        async with self._cpu:
+            parsed = await asyncio.to_thread(_parse, message, self._max)
+        if isinstance(parsed, SignatureResult):
+            return [parsed]
+        verifier, done, pending = parsed
+        await asyncio.gather(*(self._lookup(p) for p in pending))
+        async with self._cpu:
+            checked = await asyncio.to_thread(_check_all, verifier, pending)
+        done.update(checked)
+        return [done[i] for i in sorted(done)]
+
+    async def _lookup(self, p: _Pending) -> None:
+        name = f"{_text(p.sig[b's'])}._domainkey.{_text(p.sig[b'd'])}"
+        try:
+            records = await self._resolver.txt(name)
+        except DnsTempError as e:
+            p.temp = str(e)
+            return
+        # RFC 6376 §3.6.2.2: several records make the result undefined; use the first one.
+        p.record = records[0] if records else b""
+
+
+def _text(value: bytes) -> str:
+    return value.decode("ascii", "replace").strip().lower()
+
+
+def _result(p: _Pending, outcome: Outcome, reason: str) -> SignatureResult:
+    b = re.sub(rb"\s+", b"", p.sig.get(b"b", b""))[:8]
+    return SignatureResult(
+        _text(p.sig.get(b"d", b"")),
+        _text(p.sig.get(b"s", b"")),
+        _text(p.sig.get(b"a", b"")),
+        outcome,
+        reason,
+        b.decode("ascii", "replace"),
+    )
+
+
+_Parsed = tuple[Any, dict[int, SignatureResult], list[_Pending]]
+
+
+def _parse(message: bytes, limit: int) -> SignatureResult | _Parsed:
+    try:
+        verifier = dkimpy.DKIM(message, minkey=MIN_RSA_BITS)
+    except dkimpy.DKIMException as e:
+        return SignatureResult("", "", "", Outcome.PERMERROR, f"message cannot be parsed: {e}")
+    fields = [(n, v) for n, v in verifier.headers if n.lower() == b"dkim-signature"]
+    done: dict[int, SignatureResult] = {}
+    pending: list[_Pending] = []
+    for index in range(min(len(fields), limit)):
+        p = _Pending(index, {}, [], fields[index])
+        try:
+            sig, include, _all = verifier.verify_headerprep(index)
+        except dkimpy.DKIMException as e:
+            done[index] = _result(p, Outcome.PERMERROR, _reason(e))
+            continue
+        p.sig, p.include = dict(sig), include
+        if p.sig.get(b"a", b"").strip().lower() == b"rsa-sha1":  # RFC 8301 §3.1
+            done[index] = _result(p, Outcome.PERMERROR, "rsa-sha1 is no longer accepted")
+            continue
+        if b"from" not in include:  # RFC 6376 §5.4: From must be signed
+            done[index] = _result(p, Outcome.PERMERROR, "From is not signed")
+            continue
+        pending.append(p)
+    return verifier, done, pending
+
+
+def _check_all(verifier: Any, pending: list[_Pending]) -> dict[int, SignatureResult]:
+    return {p.index: _check(verifier, p) for p in pending}
+
+
+def _check(verifier: Any, p: _Pending) -> SignatureResult:
+    if p.temp:
+        return _result(p, Outcome.TEMPERROR, f"key lookup failed: {p.temp}")
+    where = f"{_text(p.sig[b's'])}._domainkey.{_text(p.sig[b'd'])}"
+    if not p.record:
+        return _result(p, Outcome.PERMERROR, f"no key published at {where}")
+    if re.search(rb"(^|;)\s*p\s*=\s*(;|$)", p.record):  # RFC 6376 §3.6.1: empty p= is revoked
+        return _result(p, Outcome.PERMERROR, f"the key at {where} is revoked")
+    try:
+        pk, bits, ktag, tlsrpt = dkimpy.evaluate_pk(where.encode(), p.record)
+        verifier.pk, verifier.keysize, verifier.ktag, verifier.seqtlsrpt = pk, bits, ktag, tlsrpt
+        ok = verifier.verify_sig_process(p.sig, list(p.include), p.field, None)
+    except dkimpy.KeyFormatError as e:
+        return _result(p, Outcome.PERMERROR, _reason(e))
+    except dkimpy.DKIMException as e:
+        reason = _reason(e)
+        bad = Outcome.FAIL if reason == "body hash mismatch" else Outcome.PERMERROR
+        return _result(p, bad, reason)
+    except (ValueError, TypeError) as e:  # malformed base64 and the like inside the library
+        return _result(p, Outcome.PERMERROR, f"unreadable signature or key: {e}")
+    if not ok:
+        return _result(p, Outcome.FAIL, "signature does not verify")
+    return _result(p, Outcome.PASS, "")
+
+
+def _reason(e: Exception) -> str:
+    text = str(e)
+    if text.startswith("body hash mismatch"):
+        return "body hash mismatch"  # dkimpy appends both hashes; people need the words
+    if text.startswith("public key too small"):
+        return f"key too small ({text.rsplit(':', 1)[-1].strip()} bits)"
+    return " ".join(text.split())[:200] or type(e).__name__
