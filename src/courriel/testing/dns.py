@@ -39,6 +39,8 @@ class Zone:
     a: dict[str, str] = field(default_factory=dict)  # name -> IPv4 or IPv6 address
     mx: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     ptr: dict[str, str] = field(default_factory=dict)  # address -> name
+    srv: dict[str, tuple[int, int, int, str]] = field(default_factory=dict)  # prio, weight, port
+    cname: dict[str, str] = field(default_factory=dict)  # alias -> target (held here too)
 
     def add_txt(self, name: str, text: str) -> None:
         self.txt.setdefault(name, []).append(text)
@@ -60,6 +62,10 @@ class Zone:
                 out.append(f"--mx-host={name},{host},{pref}")
         for address, name in self.ptr.items():
             out.append(f"--ptr-record={_reverse(address)},{name}")
+        for name, (priority, weight, port, target) in self.srv.items():
+            out.append(f"--srv-host={name},{target},{port},{priority},{weight}")
+        for alias, target in self.cname.items():
+            out.append(f"--cname={alias},{target}")
         return out
 
 

@@ -25,6 +25,7 @@ lifetime per question.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Sequence
 from typing import Protocol
@@ -127,6 +128,18 @@ class DnsPythonResolver:
             r.target.to_text(omit_final_dot=True)  # type: ignore[attr-defined]
             for r in await self._answer(rev, "PTR")
         ]
+
+    async def records(self, name: str, rdtype: str) -> list[str]:
+        """Any type in presentation form, TXT strings joined and unquoted (``courriel dns``).
+
+        For PTR, ``name`` may be an IP address.
+        """
+        if rdtype == "PTR":
+            with contextlib.suppress(ValueError):
+                return await self.ptr(str(ipaddress.ip_address(name)))
+        if rdtype == "TXT":
+            return [t.decode("utf-8", "replace") for t in await self.txt(name)]
+        return [rdata.to_text() for rdata in await self._answer(name, rdtype)]  # type: ignore[attr-defined]
 
 
 def _plain(e: Exception) -> str:

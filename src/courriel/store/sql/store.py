@@ -44,6 +44,7 @@ from courriel.store.sql.core import (
     T,
     uid_ranges,
 )
+from courriel.store.sql.dkim import DkimKeysMixin
 
 _log = logging.getLogger(__name__)
 
@@ -97,14 +98,14 @@ class BlobGate:
                 event.set()
 
 
-class SqlStore:
+class SqlStore(DkimKeysMixin):
     """The ``Store``: runs scripts through a driver, bodies through a blob store, then events."""
 
     # Bodies larger than this are hashed in a thread, not on the event loop.
     _HASH_INLINE = 256 * 1024
 
     def __init__(self, driver: Driver, blobs: BlobStore, events: Events) -> None:
-        self._driver = driver
+        self._driver: Driver = driver
         self._blobs = blobs
         self._events = events
         self._gate = BlobGate()
