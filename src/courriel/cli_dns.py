@@ -22,8 +22,8 @@ from typing import Any
 
 from courriel import admin_dkim, dnsrecords
 from courriel.admin import AdminError, InputError, domain_name
+from courriel.auth_resolver import AuthResolver
 from courriel.config import Config
-from courriel.mail.auth.dns import DnsPythonResolver
 from courriel.store.base import DkimKey, Store
 
 StoreOp = Callable[[argparse.Namespace, Config, Store], Awaitable[None]]
@@ -90,19 +90,9 @@ async def _records(cfg: Config, store: Store, domain: str) -> list[dnsrecords.Re
     )
 
 
-def _resolver(args: argparse.Namespace) -> DnsPythonResolver:
-    if not args.nameserver:
-        return DnsPythonResolver()
-    servers, ports = [], set()
-    for item in args.nameserver:
-        host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "53")
-        if not port.isdigit():
-            raise InputError(f"invalid --nameserver {item!r}: expected ADDRESS or ADDRESS:PORT")
-        servers.append(host)
-        ports.add(int(port))
-    if len(ports) > 1:
-        raise InputError("every --nameserver must use the same port")
-    return DnsPythonResolver(servers, port=ports.pop())
+def _resolver(args: argparse.Namespace) -> AuthResolver:
+    # "host", "host:port" or "[v6]:port", as [dns] nameservers takes them.
+    return AuthResolver(args.nameserver or ())
 
 
 async def _dns(args: argparse.Namespace, cfg: Config, store: Store) -> None:

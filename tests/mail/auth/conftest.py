@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from courriel.mail.auth.dns import DnsPythonResolver
+from courriel.auth_resolver import AuthResolver
 from courriel.testing.dns import DnsServer
 from courriel.testing.mailauth import AuthKeys, auth_zone
 from courriel.testing.missing import report_missing
@@ -29,5 +29,5 @@ def dns_server(request: pytest.FixtureRequest, keys: AuthKeys) -> Iterator[DnsSe
 
 
 @pytest.fixture
-def resolver(dns_server: DnsServer) -> DnsPythonResolver:
-    return DnsPythonResolver([dns_server.address], port=dns_server.port, timeout=2.0)
+def resolver(dns_server: DnsServer) -> AuthResolver:
+    return AuthResolver([f"{dns_server.address}:{dns_server.port}"], timeout=2.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from courriel.auth_resolver import AuthResolver
 from courriel.mail.auth.dkim import Outcome, SignatureResult
 from courriel.mail.auth.dmarc import (
     DmarcOutcome,
@@ -17,7 +18,6 @@ from courriel.mail.auth.dmarc import (
     organizational_domain,
     parse_record,
 )
-from courriel.mail.auth.dns import DnsPythonResolver
 from courriel.mail.auth.spf import SpfOutcome, SpfResult
 from courriel.testing.dns import silent_port
 from courriel.testing.mailauth import FORGER_IP
@@ -163,7 +163,7 @@ def test_subdomain_policy_applies_below_the_record() -> None:
 
 
 async def test_discovery_falls_back_to_the_organizational_domain(
-    resolver: DnsPythonResolver,
+    resolver: AuthResolver,
 ) -> None:
     found = await find_policy("deep.sub.example.org", resolver)
     assert found is not None and found[0] == "example.org"
@@ -171,7 +171,7 @@ async def test_discovery_falls_back_to_the_organizational_domain(
     assert await find_policy("nodmarc.example", resolver) is None
 
 
-async def test_malformed_record_is_permerror_and_no_policy(resolver: DnsPythonResolver) -> None:
+async def test_malformed_record_is_permerror_and_no_policy(resolver: AuthResolver) -> None:
     r = await check_dmarc(
         "baddmarc.example", spf(SpfOutcome.FAIL, "baddmarc.example"), [], resolver
     )
@@ -179,14 +179,14 @@ async def test_malformed_record_is_permerror_and_no_policy(resolver: DnsPythonRe
     assert "the record of baddmarc.example is unusable" in r.explanation
 
 
-async def test_no_record_is_none(resolver: DnsPythonResolver) -> None:
+async def test_no_record_is_none(resolver: AuthResolver) -> None:
     r = await check_dmarc("nodmarc.example", spf(SpfOutcome.PASS, "nodmarc.example"), [], resolver)
     assert r.outcome is DmarcOutcome.NONE
 
 
 async def test_dns_timeout_is_temperror() -> None:
     with silent_port() as port:
-        resolver = DnsPythonResolver(["127.0.0.1"], port=port, timeout=0.3)
+        resolver = AuthResolver([f"127.0.0.1:{port}"], timeout=0.3)
         r = await check_dmarc("example.org", spf(SpfOutcome.FAIL), [], resolver)
     assert r.outcome is DmarcOutcome.TEMPERROR
     assert r.disposition is Policy.NONE

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from courriel.auth_resolver import AuthResolver
 from courriel.mail.auth.dkim import sign
-from courriel.mail.auth.dns import DnsPythonResolver
 from courriel.mail.auth.inbound import Action, MailAuth, from_domains
 from courriel.testing.dns import silent_port
 from courriel.testing.mailauth import FORGER_IP, NET_IP, ORG_IP, AuthKeys, message
@@ -16,7 +16,7 @@ HOST = "mx.example.com"
 
 
 @pytest.fixture
-async def auth(resolver: DnsPythonResolver) -> AsyncIterator[MailAuth]:
+async def auth(resolver: AuthResolver) -> AsyncIterator[MailAuth]:
     checks = MailAuth(resolver, HOST)
     yield checks
     checks.close()
@@ -123,7 +123,7 @@ async def test_spf_permerror_is_reported(auth: MailAuth) -> None:
 async def test_dns_timeout_defers_never_decides(keys: AuthKeys) -> None:
     msg = message()
     with silent_port() as port:
-        auth = MailAuth(DnsPythonResolver(["127.0.0.1"], port=port, timeout=0.3), HOST)
+        auth = MailAuth(AuthResolver([f"127.0.0.1:{port}"], timeout=0.3), HOST)
         try:
             v = await auth.check_inbound(
                 ip=FORGER_IP, helo="forger.example", mail_from="alice@example.org", message=msg

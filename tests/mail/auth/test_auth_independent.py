@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from courriel.auth_resolver import AuthResolver
 from courriel.mail.auth.dkim import DkimVerifier, Outcome, SigningKey, sign
-from courriel.mail.auth.dns import DnsPythonResolver
 from courriel.testing.dns import DnsServer, run_with_nameserver
 from courriel.testing.mailauth import AuthKeys, auth_zone, message
 from courriel.testing.missing import report_missing
@@ -72,7 +72,7 @@ def test_opendkim_verifies_what_courriel_signs(
 
 
 async def test_courriel_verifies_what_mail_dkim_signs(
-    need_program, keys: AuthKeys, resolver: DnsPythonResolver, tmp_path: Path
+    need_program, keys: AuthKeys, resolver: AuthResolver, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     program = need_program("dkimproxy-sign")
     key = keys.net[0]
@@ -92,7 +92,7 @@ async def test_courriel_verifies_what_mail_dkim_signs(
 
 
 async def test_opendkim_signature_is_read_and_sha1_refused(
-    need_program, keys: AuthKeys, resolver: DnsPythonResolver, tmp_path: Path
+    need_program, keys: AuthKeys, resolver: AuthResolver, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     program = need_program("opendkim-testmsg")
     key = keys.net[0]

@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from courriel.mail.auth.dns import DnsPythonResolver
+from courriel.auth_resolver import AuthResolver
 from courriel.mail.auth.spf import SpfChecker, SpfOutcome
 from courriel.testing.dns import silent_port
 from courriel.testing.mailauth import FORGER_IP, NET_IP, ORG_IP
 
 
 @pytest.fixture
-async def spf(resolver: DnsPythonResolver) -> AsyncIterator[SpfChecker]:
+async def spf(resolver: AuthResolver) -> AsyncIterator[SpfChecker]:
     checker = SpfChecker(resolver)
     yield checker
     checker.close()
@@ -91,7 +91,7 @@ async def test_malformed_domain_is_none(spf: SpfChecker) -> None:
 
 async def test_dns_timeout_is_temperror() -> None:
     with silent_port() as port:
-        checker = SpfChecker(DnsPythonResolver(["127.0.0.1"], port=port, timeout=0.3))
+        checker = SpfChecker(AuthResolver([f"127.0.0.1:{port}"], timeout=0.3))
         try:
             result = await checker.check_mail_from(ORG_IP, "a@example.org", "client.example")
         finally:
