@@ -13,8 +13,7 @@ every verifier knows Ed25519). Selectors are named by date and algorithm, ``c202
 * ``rotate`` makes new keys and keeps the old ones published (``retiring``) for a grace period
   (mail signed just before the rotation is still verified when read days later), then
   ``retire_due`` marks them retired and ``courriel dns`` stops listing them;
-* ``signing_keys`` turns a domain's active keys into what ``courriel.mail.auth.dkim.sign``
-  takes.
+* the keys sign through ``courriel.mail.auth.signer.DkimSigner``.
 
 Key generation costs tens of milliseconds of CPU (RSA) and runs in a thread.
 """
@@ -26,7 +25,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from courriel.admin import AdminError, domain_name
-from courriel.mail.auth.dkim import Algorithm, SigningKey, generate_key, public_record
+from courriel.mail.auth.dkim import Algorithm, generate_key, public_record
 from courriel.store.base import AlreadyExists, DkimKey, DkimKeyState, NotFound, Store
 
 GRACE = timedelta(days=14)
@@ -129,13 +128,3 @@ def record_of(key: DkimKey) -> tuple[str, str]:
     """(name, TXT value) to publish for ``key`` (RFC 6376 §3.6.2.1)."""
     value = public_record(Algorithm(key.algorithm), key.private_pem.encode("ascii"))
     return f"{key.selector}._domainkey.{key.domain}", value
-
-
-def signing_keys(keys: Iterable[DkimKey]) -> list[SigningKey]:
-    """The active keys, Ed25519 first, in the form ``courriel.mail.auth.dkim.sign`` takes."""
-    active = [k for k in keys if k.state is DkimKeyState.ACTIVE]
-    active.sort(key=lambda k: (k.algorithm != Algorithm.ED25519.value, k.created))
-    return [
-        SigningKey(k.domain, k.selector, Algorithm(k.algorithm), k.private_pem.encode("ascii"))
-        for k in active
-    ]
