@@ -35,7 +35,7 @@ import functools
 import hashlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
 from dkim.canonicalization import CanonicalizationPolicy
 
+from courriel.mail.auth.bodyhash import body_hash
 from courriel.mail.auth.dns import DnsTempError, Resolver
 
 # Header fields signed when present (RFC 6376 §5.4.1 recommends these).
@@ -143,6 +144,14 @@ def _private_key(pem: bytes) -> ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey:
     return key
 
 
+def split_header(message: bytes) -> tuple[bytes, int]:
+    """The header with its blank line (a message with an empty body), and where the body starts."""
+    end = message.find(b"\r\n\r\n")
+    if end < 0:
+        return message.rstrip(b"\r\n") + b"\r\n\r\n", len(message)
+    return message[: end + 4], end + 4
+
+
 # --- signing --------------------------------------------------------------------------------------
 
 
@@ -167,9 +176,10 @@ def sign(message: bytes, keys: Sequence[SigningKey], now: float | None = None) -
 
     CPU work (hashing the body): call it in a thread for large messages.
     """
-    headers, body = dkimpy.rfc822_parse(message)
+    head, body_start = split_header(message)
+    headers, _ = dkimpy.rfc822_parse(head)
     policy = CanonicalizationPolicy.from_c_value(b"/".join(CANONICALIZATION))
-    body_hash = base64.b64encode(hashlib.sha256(policy.canonicalize_body(body)).digest())
+    bh = base64.b64encode(body_hash(message, relaxed=True, start=body_start))
     canonical = policy.canonicalize_headers(headers)
     include = header_list(message)
     when = str(int(time.time() if now is None else now)).encode("ascii")
@@ -183,7 +193,7 @@ def sign(message: bytes, keys: Sequence[SigningKey], now: float | None = None) -
             (b"s", key.selector.encode("ascii")),
             (b"t", when),
             (b"h", b":".join(include)),
-            (b"bh", body_hash),
+            (b"bh", bh),
             (b"b", b""),
         ]
         value = _fold([k + b"=" + v + b";" for k, v in tags[:-1]]) + b"\r\n b="
@@ -259,7 +269,7 @@ class DkimVerifier:
         verifier, done, pending = parsed
         await asyncio.gather(*(self._lookup(p) for p in pending))
         async with self._cpu:
-            checked = await asyncio.to_thread(_check_all, verifier, pending)
+            checked = await asyncio.to_thread(_check_all, verifier, pending, message)
         done.update(checked)
         return [done[i] for i in sorted(done)]
 
@@ -295,7 +305,8 @@ _Parsed = tuple[Any, dict[int, SignatureResult], list[_Pending]]
 
 def _parse(message: bytes, limit: int) -> SignatureResult | _Parsed:
     try:
-        verifier = dkimpy.DKIM(message, minkey=MIN_RSA_BITS)
+        # The header only: the body is hashed here, once per canonicalization, in pieces.
+        verifier = dkimpy.DKIM(split_header(message)[0], minkey=MIN_RSA_BITS)
     except dkimpy.DKIMException as e:
         return SignatureResult("", "", "", Outcome.PERMERROR, f"message cannot be parsed: {e}")
     fields = [(n, v) for n, v in verifier.headers if n.lower() == b"dkim-signature"]
@@ -319,11 +330,38 @@ def _parse(message: bytes, limit: int) -> SignatureResult | _Parsed:
     return verifier, done, pending
 
 
-def _check_all(verifier: Any, pending: list[_Pending]) -> dict[int, SignatureResult]:
-    return {p.index: _check(verifier, p) for p in pending}
+_BodyKey = tuple[bool, str, int | None]
 
 
-def _check(verifier: Any, p: _Pending) -> SignatureResult:
+def _check_all(
+    verifier: Any, pending: list[_Pending], message: bytes
+) -> dict[int, SignatureResult]:
+    start = split_header(message)[1]
+    hashes: dict[_BodyKey, bytes] = {}  # one hash per canonicalization, algorithm and l=
+
+    def hashed(key: _BodyKey) -> bytes:
+        if key not in hashes:
+            hashes[key] = body_hash(message, key[0], key[1], key[2], start)
+        return hashes[key]
+
+    return {p.index: _check(verifier, p, hashed) for p in pending}
+
+
+def _body_key(sig: dict[bytes, bytes]) -> _BodyKey | str:
+    """(relaxed?, hash, l=) of a signature's body hash, or why it cannot be computed."""
+    body_c = sig.get(b"c", b"simple").partition(b"/")[2].strip().lower() or b"simple"
+    if body_c not in (b"simple", b"relaxed"):  # RFC 6376 §3.5 c=
+        return f"unknown body canonicalization {body_c.decode('ascii', 'replace')!r}"
+    length = sig.get(b"l")
+    if length is not None and not length.strip().isdigit():
+        return "l= is not a number"
+    algorithm = sig.get(b"a", b"").strip().lower().rpartition(b"-")[2].decode("ascii", "replace")
+    if algorithm != "sha256":
+        return f"unknown hash {algorithm!r}"
+    return body_c == b"relaxed", algorithm, None if length is None else int(length)
+
+
+def _check(verifier: Any, p: _Pending, hashed: Callable[[_BodyKey], bytes]) -> SignatureResult:
     if p.temp:
         return _result(p, Outcome.TEMPERROR, f"key lookup failed: {p.temp}")
     where = f"{_text(p.sig[b's'])}._domainkey.{_text(p.sig[b'd'])}"
@@ -331,16 +369,26 @@ def _check(verifier: Any, p: _Pending) -> SignatureResult:
         return _result(p, Outcome.PERMERROR, f"no key published at {where}")
     if re.search(rb"(^|;)\s*p\s*=\s*(;|$)", p.record):  # RFC 6376 §3.6.1: empty p= is revoked
         return _result(p, Outcome.PERMERROR, f"the key at {where} is revoked")
+    key = _body_key(p.sig)
+    if isinstance(key, str):
+        return _result(p, Outcome.PERMERROR, key)
+    try:
+        expected = base64.b64decode(re.sub(rb"\s+", b"", p.sig.get(b"bh", b"")), validate=True)
+    except ValueError:
+        return _result(p, Outcome.PERMERROR, "bh= is not base64")
+    if hashed(key) != expected:  # RFC 6376 §6.1.3
+        return _result(p, Outcome.FAIL, "body hash mismatch")
+    # The body is checked; dkimpy checks the header hash and the signature (without bh=, it
+    # leaves the body alone).
+    header_only = {k: v for k, v in p.sig.items() if k != b"bh"}
     try:
         pk, bits, ktag, tlsrpt = dkimpy.evaluate_pk(where.encode(), p.record)
         verifier.pk, verifier.keysize, verifier.ktag, verifier.seqtlsrpt = pk, bits, ktag, tlsrpt
-        ok = verifier.verify_sig_process(p.sig, list(p.include), p.field, None)
+        ok = verifier.verify_sig_process(header_only, list(p.include), p.field, None)
     except dkimpy.KeyFormatError as e:
         return _result(p, Outcome.PERMERROR, _reason(e))
     except dkimpy.DKIMException as e:
-        reason = _reason(e)
-        bad = Outcome.FAIL if reason == "body hash mismatch" else Outcome.PERMERROR
-        return _result(p, bad, reason)
+        return _result(p, Outcome.PERMERROR, _reason(e))
     except (ValueError, TypeError) as e:  # malformed base64 and the like inside the library
         return _result(p, Outcome.PERMERROR, f"unreadable signature or key: {e}")
     if not ok:
@@ -350,8 +398,6 @@ def _check(verifier: Any, p: _Pending) -> SignatureResult:
 
 def _reason(e: Exception) -> str:
     text = str(e)
-    if text.startswith("body hash mismatch"):
-        return "body hash mismatch"  # dkimpy appends both hashes; people need the words
     if text.startswith("public key too small"):
         return f"key too small ({text.rsplit(':', 1)[-1].strip()} bits)"
     return " ".join(text.split())[:200] or type(e).__name__
