@@ -31,7 +31,7 @@ field_lines = st.lists(
         st.just(b"Authentication-Results: (c) mx.example.com ; spf=pass"),
         st.just(b"Authentication-Results: other.example; dkim=pass"),
         st.just(b" continued"),
-        st.binary(max_size=20).filter(lambda b: b"\r" not in b and b"\n" not in b),
+        st.binary(min_size=1, max_size=20).filter(lambda b: b"\r" not in b and b"\n" not in b),
     ),
     max_size=8,
 )
