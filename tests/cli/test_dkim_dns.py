@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from courriel.mail.auth.dkim import Algorithm, public_record
 from courriel.store.base import DkimKeyState
-from courriel.testing.dns import DnsServer, Zone
+from courriel.testing.dns import DnsServer, Zone, sbin_program
 from courriel.testing.missing import report_missing
 
 HOST = "mail.example.org"
@@ -139,7 +138,7 @@ def where(server: DnsServer) -> str:
 
 
 def test_check_says_ok_missing_and_wrong(courriel, host, request) -> None:
-    program = shutil.which("dnsmasq")
+    program = sbin_program("dnsmasq")
     if program is None:
         report_missing("program 'dnsmasq'", request.node.nodeid)
     assert program is not None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import shutil
 import socket
 import subprocess
 import time
@@ -67,6 +68,12 @@ class Zone:
         for alias, target in self.cname.items():
             out.append(f"--cname={alias},{target}")
         return out
+
+
+def sbin_program(name: str) -> str | None:
+    """``name`` on PATH, else in /usr/sbin (dnsmasq and opendkim-testmsg live there, and a
+    user's PATH may not name it)."""
+    return shutil.which(name) or shutil.which(f"/usr/sbin/{name}")
 
 
 def _reverse(address: str) -> str:

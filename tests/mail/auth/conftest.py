@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from courriel.auth_resolver import AuthResolver
-from courriel.testing.dns import DnsServer
+from courriel.testing.dns import DnsServer, sbin_program
 from courriel.testing.mailauth import AuthKeys, auth_zone
 from courriel.testing.missing import report_missing
 
@@ -20,7 +19,7 @@ def keys() -> AuthKeys:
 
 @pytest.fixture(scope="module")
 def dns_server(request: pytest.FixtureRequest, keys: AuthKeys) -> Iterator[DnsServer]:
-    program = shutil.which("dnsmasq") or shutil.which("/usr/sbin/dnsmasq")
+    program = sbin_program("dnsmasq")
     if program is None:
         report_missing("program 'dnsmasq'", request.node.nodeid)
     assert program is not None

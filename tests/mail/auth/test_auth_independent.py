@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from courriel.auth_resolver import AuthResolver
 from courriel.mail.auth.dkim import DkimVerifier, Outcome, SigningKey, sign
-from courriel.testing.dns import DnsServer, run_with_nameserver
+from courriel.testing.dns import DnsServer, run_with_nameserver, sbin_program
 from courriel.testing.mailauth import AuthKeys, auth_zone, message
 from courriel.testing.missing import report_missing
 
@@ -28,7 +28,7 @@ from courriel.testing.missing import report_missing
 @pytest.fixture(scope="module")
 def port53(request: pytest.FixtureRequest, keys: AuthKeys) -> Iterator[DnsServer]:
     """The test records on port 53 of an address of this test's own."""
-    program = shutil.which("dnsmasq")
+    program = sbin_program("dnsmasq")
     if program is None:
         report_missing("program 'dnsmasq'", request.node.nodeid)
     if os.geteuid() != 0 or shutil.which("unshare") is None:
@@ -37,6 +37,14 @@ def port53(request: pytest.FixtureRequest, keys: AuthKeys) -> Iterator[DnsServer
     address = f"127.53.{random.randint(1, 254)}.{random.randint(1, 254)}"
     with DnsServer(program, auth_zone(keys), address=address, port=53) as server:
         yield server
+
+
+def opendkim(request: pytest.FixtureRequest) -> str:
+    program = sbin_program("opendkim-testmsg")
+    if program is None:
+        report_missing("program 'opendkim-testmsg'", request.node.nodeid)
+    assert program is not None
+    return program
 
 
 def opendkim_verify(server: DnsServer, signed: bytes, tmp: Path, program: str) -> tuple[int, str]:
@@ -59,9 +67,9 @@ def pkcs1(key: SigningKey, tmp: Path) -> Path:
 
 @pytest.mark.parametrize("which", ["ed25519", "rsa", "both"])
 def test_opendkim_verifies_what_courriel_signs(
-    need_program, port53: DnsServer, keys: AuthKeys, tmp_path: Path, which: str
-) -> None:  # type: ignore[no-untyped-def]
-    program = need_program("opendkim-testmsg")
+    request: pytest.FixtureRequest, port53: DnsServer, keys: AuthKeys, tmp_path: Path, which: str
+) -> None:
+    program = opendkim(request)
     chosen = {"ed25519": keys.org[:1], "rsa": keys.org[1:], "both": keys.org}[which]
     msg = message()
     signed = sign(msg, chosen) + msg
@@ -92,9 +100,9 @@ async def test_courriel_verifies_what_mail_dkim_signs(
 
 
 async def test_opendkim_signature_is_read_and_sha1_refused(
-    need_program, keys: AuthKeys, resolver: AuthResolver, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
-    program = need_program("opendkim-testmsg")
+    request: pytest.FixtureRequest, keys: AuthKeys, resolver: AuthResolver, tmp_path: Path
+) -> None:
+    program = opendkim(request)
     key = keys.net[0]
     msg = message("carol@example.net")
     done = await asyncio.to_thread(

@@ -179,8 +179,8 @@ def _clauses(
         out.append(Clause("dkim", "none"))
     if dmarc is not None:
         reason = dmarc.explanation if dmarc.outcome is not DmarcOutcome.PASS else ""
-        dmarc_props: tuple[tuple[str, str], ...] = (("header.from", dmarc.from_domain),)
-        if dmarc.record is not None:
-            dmarc_props += (("policy.dmarc", dmarc.disposition.value),)
-        out.append(Clause("dmarc", dmarc.outcome.value, reason, dmarc_props))
+        # RFC 7489 §11.2: header.from is the property DMARC registers.
+        out.append(
+            Clause("dmarc", dmarc.outcome.value, reason, (("header.from", dmarc.from_domain),))
+        )
     return out
