@@ -190,3 +190,20 @@ async def test_dns_timeout_is_temperror() -> None:
         r = await check_dmarc("example.org", spf(SpfOutcome.FAIL), [], resolver)
     assert r.outcome is DmarcOutcome.TEMPERROR
     assert r.disposition is Policy.NONE
+
+
+async def test_records_of_another_version_are_discarded() -> None:
+    class Answers:
+        def __init__(self, texts: list[bytes]) -> None:
+            self.texts = texts
+
+        async def txt(self, name: str) -> list[bytes]:
+            return self.texts if name == "_dmarc.example.org" else []
+
+    assert await find_policy("example.org", Answers([b"v=dmarc1; p=reject"])) is None  # type: ignore[arg-type]
+    assert await find_policy("example.org", Answers([b"v=spf1 -all"])) is None  # type: ignore[arg-type]
+    # §6.6.3 step 2: two DMARC records mean no DMARC processing at all.
+    two = Answers([b"v=DMARC1; p=reject", b"v=DMARC1; p=none"])
+    assert await find_policy("example.org", two) is None  # type: ignore[arg-type]
+    one = await find_policy("example.org", Answers([b"v=spf1 -all", b"v = DMARC1 ;p=none"]))  # type: ignore[arg-type]
+    assert one == ("example.org", DmarcRecord(Policy.NONE))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import functools
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -79,6 +80,7 @@ class DmarcResult:
 # --- the record -----------------------------------------------------------------------------------
 
 _POLICIES = {p.value: p for p in Policy}
+_VERSION = re.compile(r"v\s*=\s*DMARC1\s*(;|$)")
 
 
 def _tags(text: str) -> list[tuple[str, str]]:
@@ -168,7 +170,8 @@ async def find_policy(
     org = organizational_domain(from_domain)
     for where in dict.fromkeys((from_domain, org)):  # §6.6.3 steps 1 and 3
         texts = [t.decode("utf-8", "replace") for t in await resolver.txt(f"_dmarc.{where}")]
-        records = [t for t in texts if t.replace(" ", "").lower().startswith("v=dmarc1")]
+        # §6.6.3: records that do not start with v=DMARC1 (case-sensitive, §6.4) are discarded.
+        records = [t for t in texts if _VERSION.match(t)]
         if len(records) > 1:  # §6.6.3 step 2: more than one record, no DMARC processing
             return None
         if records:
