@@ -24,7 +24,9 @@ import re
 from collections.abc import Iterator
 
 CHUNK = 64 * 1024
-_WSP_RUN = re.compile(rb"[ \t]+")
+# Only the runs that change: a lone SP (most of any text) is left alone, which makes relaxed
+# canonicalization several times faster than matching every run.
+_WSP_RUN = re.compile(rb"\t[ \t]*| [ \t]+")
 _WSP_EOL = re.compile(rb" \r\n")
 
 
