@@ -56,7 +56,9 @@ def _dkim_records(keys: Sequence[DkimKey]) -> list[dnsrecords.Record]:
     out = []
     for k in keys:
         name, value = admin_dkim.record_of(k)
-        out.append(dnsrecords.Record(name, "TXT", value, "DKIM public key (RFC 6376)"))
+        out.append(
+            dnsrecords.Record(name, "TXT", value, f"DKIM public key for selector {k.selector}")
+        )
     return out
 
 
@@ -138,8 +140,8 @@ async def _check(
         line = f"{f.status.value:<8} {f.record.type:<5} {f.record.name}"
         print(line + (f": {f.advice}" if f.advice else ""))
     reverse = await dnsrecords.check_reverse(cfg.hostname, resolver)
-    for problem in reverse:
-        print(f"{'WRONG':<8} PTR   {problem}")
+    for status, problem in reverse:
+        print(f"{status.value:<8} PTR   {problem}")
     if not reverse:
         print(f"{'OK':<8} PTR   {cfg.hostname} (forward-confirmed reverse DNS)")
     bad = sum(f.status is not dnsrecords.Status.OK for f in findings) + len(reverse)

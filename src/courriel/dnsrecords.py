@@ -23,6 +23,7 @@ lower-case without the trailing dot, TXT strings joined.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 from collections.abc import Sequence
@@ -74,7 +75,7 @@ def records_for(
         Record(domain, "TXT", "v=spf1 mx -all", "SPF: only the MX hosts send mail for it"),
         Record(hostname, "TXT", "v=spf1 a -all", "SPF for the host name courriel greets with"),
     ]
-    out += [Record(n, "TXT", v, "DKIM public key (RFC 6376)") for n, v in dkim]
+    out += [Record(n, "TXT", v, "DKIM public key for selector " + n.split(".")[0]) for n, v in dkim]
     out += [
         Record(
             f"_dmarc.{domain}",
@@ -197,32 +198,37 @@ def _tag(record: str, name: str) -> str:
 
 
 async def check(records: Sequence[Record], lookup: Lookup) -> list[Finding]:
-    out = []
-    for r in records:
+    """One finding per record, in order; the questions are asked at once (a dead server costs
+    one timeout, not one per record)."""
+
+    async def one(r: Record) -> Finding:
         try:
             found = await lookup.records(r.name, r.type)
         except DnsTempError as e:
-            out.append(Finding(r, Status.UNKNOWN, f"no answer from DNS: {e}"))
-            continue
-        out.append(judge(r, found))
-    return out
+            return Finding(r, Status.UNKNOWN, f"no answer from DNS: {e}")
+        return judge(r, found)
+
+    return list(await asyncio.gather(*(one(r) for r in records)))
 
 
-async def check_reverse(hostname: str, lookup: Lookup) -> list[str]:
-    """Problems with the forward-confirmed reverse DNS of ``hostname``; [] when it is right."""
-    problems = []
+async def check_reverse(hostname: str, lookup: Lookup) -> list[tuple[Status, str]]:
+    """What is wrong with the forward-confirmed reverse DNS of ``hostname``; [] when right."""
     try:
         addresses = await lookup.records(hostname, "A") + await lookup.records(hostname, "AAAA")
         if not addresses:
-            return [f"{hostname} has no address (A/AAAA record)"]
+            return [(Status.MISSING, f"{hostname} has no address (A/AAAA record)")]
+        problems = []
         for address in addresses:
             names = [_norm(n) for n in await lookup.records(address, "PTR")]
             if _norm(hostname) not in names:
                 shown = ", ".join(names) or "nothing"
                 problems.append(
-                    f"the reverse DNS (PTR) of {address} is {shown}; ask the owner of the "
-                    f"address to set it to {hostname}"
+                    (
+                        Status.WRONG,
+                        f"the reverse DNS (PTR) of {address} is {shown}; ask the owner of the "
+                        f"address to set it to {hostname}",
+                    )
                 )
     except DnsTempError as e:
-        problems.append(f"no answer from DNS: {e}")
+        return [(Status.UNKNOWN, f"no answer from DNS: {e}")]
     return problems
