@@ -168,3 +168,29 @@ def test_check_says_ok_missing_and_wrong(courriel, host, request) -> None:
         )
         assert r.status == 0, r.out
         assert all(line.startswith("OK") for line in r.out.splitlines())
+
+
+async def test_reverse_dns_findings() -> None:
+    from courriel import dnsrecords
+    from courriel.dnsrecords import Status
+
+    class Answers:
+        def __init__(self, table: dict[tuple[str, str], list[str]]) -> None:
+            self.table = table
+
+        async def records(self, name: str, rdtype: str) -> list[str]:
+            return self.table.get((name, rdtype), [])
+
+    right = Answers({(HOST, "A"): ["192.0.2.7"], ("192.0.2.7", "PTR"): [HOST + "."]})
+    assert await dnsrecords.check_reverse(HOST, right) == []
+    wrong = Answers({(HOST, "A"): ["192.0.2.7"], ("192.0.2.7", "PTR"): ["host7.isp.example."]})
+    assert await dnsrecords.check_reverse(HOST, wrong) == [
+        (
+            Status.WRONG,
+            f"the reverse DNS (PTR) of 192.0.2.7 is host7.isp.example; ask the owner of the "
+            f"address to set it to {HOST}",
+        )
+    ]
+    assert await dnsrecords.check_reverse(HOST, Answers({})) == [
+        (Status.MISSING, f"{HOST} has no address (A/AAAA record)")
+    ]
