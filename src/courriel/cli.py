@@ -83,7 +83,9 @@ def _hasher(cfg: Config) -> Hasher:
 async def _with_store(args: argparse.Namespace, cfg: Config, op: StoreOp) -> None:
     from courriel.store.open import open_store
 
-    store = await open_store(cfg)
+    # One more process on the data directory, beside a running server if there is one: no
+    # upkeep of its own, it is gone in a moment.
+    store = await open_store(cfg, serving=False)
     try:
         await op(args, cfg, store)
     finally:
@@ -326,11 +328,20 @@ def _print_counts(verb: str, rows: dict[str, int]) -> None:
     )
 
 
+def _whole_store(store: Store) -> None:
+    """A SQLite store is moved whole only while no server has it open."""
+    from courriel.store.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        store.claim_directory(exclusive=True)
+
+
 async def _db_export(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     from pathlib import Path
 
     from courriel.store.postgres_transfer import export_file
 
+    _whole_store(store)
     _print_counts("exported", (await export_file(store, Path(args.file))).rows)
 
 
@@ -339,19 +350,21 @@ async def _db_import(args: argparse.Namespace, cfg: Config, store: Store) -> Non
 
     from courriel.store.postgres_transfer import import_file
 
+    _whole_store(store)
     _print_counts("imported", (await import_file(store, Path(args.file))).rows)
 
 
 async def _db_copy(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     from courriel.store.postgres_transfer import copy_to
 
+    _whole_store(store)
     _print_counts("copied", (await copy_to(store, cfg, args.to)).rows)
 
 
 async def _first_run(cfg: Config) -> admin.FirstRun | None:
     from courriel.store.open import open_store
 
-    store = await open_store(cfg)
+    store = await open_store(cfg, serving=False)
     try:
         return await admin.first_run(cfg, store, _hasher(cfg))
     finally:

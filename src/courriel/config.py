@@ -56,6 +56,7 @@ class StoreConfig:
     url: str = ""  # "" = SQLite in <data_dir>/courriel.db; or postgresql://user@host/db
     blobs: str = "blobs"  # directory of message files (SQLite backend)
     pool_size: int = 10  # PostgreSQL connections per courriel process
+    inline_max: int = 65536  # SQLite: bodies up to this many bytes live in the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,9 @@ DEFAULT_TOML = """\
 # blobs = "blobs"
 # Connections to PostgreSQL per courriel process (each also keeps one for change events).
 # pool_size = 10
+# SQLite: message bodies up to this many bytes are kept in the database, written with the
+# message in one fsync; larger ones are files under blobs. 0 keeps every body in a file.
+# inline_max = 65536
 
 [tls]
 # PEM files. When both are empty, a self-signed certificate is made on first run in <data>/tls.
