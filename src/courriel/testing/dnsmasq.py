@@ -10,12 +10,12 @@ server failure: a temporary error). The records are command-line options:
 
 * ``--mx-host=domain,target,preference`` (target "." is a null MX, RFC 7505);
 * ``--host-record=name,address...`` for A and AAAA;
-* ``--txt-record=name,"text"``;
+* ``--txt-record=name,text`` (a comma in the text would start a second string);
 * ``--cname=alias,target``;
 * ``--dns-rr=name,52,hex`` for TLSA (type 52, RFC 6698).
 
-dnsmasq does not validate DNSSEC for its own records, so its answers never carry the AD bit:
-DANE is therefore only unit-tested (``tests/net/test_dane.py``). ``DnsServer.nameserver`` is
+dnsmasq does not validate DNSSEC for its own records, so its answers never carry the AD bit;
+the DANE tests use ``courriel.testing.scripted_dns`` for that verdict. ``DnsServer.nameserver`` is
 the ``"127.0.0.1:port"`` string for ``[dns] nameservers``. ``stop`` ends the process by its
 id. The caller checks that the program exists (``need_program("dnsmasq")``).
 """
@@ -60,7 +60,7 @@ class Zone:
         out += [f"--mx-host={d},{h},{p}" for d, h, p in self.mx]
         for name, addresses in self.hosts.items():
             out.append(f"--host-record={name}," + ",".join(addresses))
-        out += [f'--txt-record={n},"{t}"' for n, t in self.txt.items()]
+        out += [f"--txt-record={n},{t}" for n, t in self.txt.items()]  # no shell: no quotes
         out += [f"--cname={a},{t}" for a, t in self.cname.items()]
         for name, records in self.tlsa.items():
             for usage, selector, mtype, data in records:
@@ -117,6 +117,7 @@ async def start_dnsmasq(zone: Zone) -> AsyncIterator[DnsServer]:
         "--pid-file=",
         "--user=nobody",
         "--log-facility=-",
+        "--local-ttl=60",  # as real zones do, so the relay's DNS cache is exercised
         *zone.options(),
     ]
     proc = await asyncio.to_thread(
