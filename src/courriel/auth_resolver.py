@@ -14,17 +14,14 @@ A name that cannot exist (an empty or over-long label, as SPF macros can make) i
 with an empty list without a query. TXT answers are cut to ``MAX_TXT_RECORDS`` records of
 ``MAX_TXT_BYTES`` each, so a hostile record costs bounded memory.
 
-Answers are cached until their TTL runs out (negative ones for ``NEGATIVE_SECONDS``), at most
-``cache_size`` of them, so the SPF record, DMARC policy and DKIM keys of a busy sender are
-asked once, not once per message.
+The net resolver keeps answers for their TTL, so the SPF record, DMARC policy and DKIM keys of
+a busy sender are asked once, not once per message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,49 +30,32 @@ import dns.reversename
 from courriel.mail.auth.dns import MAX_TXT_BYTES, MAX_TXT_RECORDS, DnsTempError, valid_name
 from courriel.net.resolver import DnsFailure, DnsResolver
 
-NEGATIVE_SECONDS = 60.0
-
 
 class AuthResolver:
-    """``courriel.mail.auth.dns.Resolver`` over the server's ``DnsResolver``, with a cache."""
+    """``courriel.mail.auth.dns.Resolver`` over the server's ``DnsResolver``."""
 
     def __init__(
         self,
         nameservers: Sequence[str] = (),
         *,
         timeout: float = 5.0,
-        cache_size: int = 10_000,
         net: DnsResolver | None = None,
     ) -> None:
+        # The server passes its own ``net`` (one cache for relay and checks); tests and the
+        # command line name servers.
         self._net = net or DnsResolver(nameservers, timeout)
-        self._cache: OrderedDict[tuple[str, str], tuple[float, list[Any]]] = OrderedDict()
-        self._cache_size = cache_size
 
     async def _answer(self, name: str, rdtype: str) -> list[Any]:
         if not valid_name(name):
             return []
-        key = (name.lower().rstrip("."), rdtype)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            self._cache.move_to_end(key)
-            return hit[1]
         try:
             # The net resolver's query: the one place where DNS failures are sorted.
-            answer = await self._net._query(key[0], rdtype)
+            answer = await self._net._query(name.rstrip("."), rdtype)
         except DnsFailure as e:
             if e.temporary:
                 raise DnsTempError(e.text) from None
-            answer = None  # the name does not exist: no records
-        records = [] if answer is None else list(answer)
-        ttl = NEGATIVE_SECONDS if answer is None else max(0.0, answer.expiration - time.time())
-        self._remember(key, time.monotonic() + ttl, records)
-        return records
-
-    def _remember(self, key: tuple[str, str], until: float, records: list[Any]) -> None:
-        self._cache[key] = (until, records)
-        self._cache.move_to_end(key)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+            return []  # the name does not exist: no records
+        return [] if answer is None else list(answer)
 
     async def txt(self, name: str) -> list[bytes]:
         records = (await self._answer(name, "TXT"))[:MAX_TXT_RECORDS]

@@ -8,8 +8,8 @@ does not import ``courriel.cli`` and the two stay free of an import cycle. The o
 ``courriel.admin_dkim`` (keys) and ``courriel.dnsrecords`` (what to publish, and the check);
 this module only prints.
 
-``dns --check`` asks the system's resolver unless ``--nameserver`` names others (an address,
-optionally ``:port``); a record that is missing or wrong ends the command with status 1.
+``dns --check`` asks ``--nameserver`` (an address, optionally ``:port``), else the servers of
+``[dns] nameservers``, else the system's; a record missing or wrong ends it with status 1.
 """
 
 from __future__ import annotations
@@ -92,9 +92,10 @@ async def _records(cfg: Config, store: Store, domain: str) -> list[dnsrecords.Re
     )
 
 
-def _resolver(args: argparse.Namespace) -> AuthResolver:
+def _resolver(args: argparse.Namespace, cfg: Config) -> AuthResolver:
     # "host", "host:port" or "[v6]:port", as [dns] nameservers takes them.
-    return AuthResolver(args.nameserver or ())
+    servers = args.nameserver or cfg.dns.nameservers
+    return AuthResolver(servers, timeout=cfg.dns.timeout_seconds)
 
 
 async def _dns(args: argparse.Namespace, cfg: Config, store: Store) -> None:
@@ -134,7 +135,7 @@ def _text(cfg: Config, records: Sequence[dnsrecords.Record]) -> None:
 async def _check(
     args: argparse.Namespace, cfg: Config, records: Sequence[dnsrecords.Record]
 ) -> None:
-    resolver = _resolver(args)
+    resolver = _resolver(args, cfg)
     findings = await dnsrecords.check(records, resolver)
     for f in findings:
         line = f"{f.status.value:<8} {f.record.type:<5} {f.record.name}"
@@ -185,6 +186,6 @@ def add_commands(
         "--nameserver",
         action="append",
         metavar="ADDRESS[:PORT]",
-        help="ask this server for --check (default: the system's resolver)",
+        help="ask this server for --check (default: [dns] nameservers, else the system's)",
     )
     p.set_defaults(handler=store_command(_dns))
