@@ -264,8 +264,8 @@ class DkimVerifier:
     async def verify(self, message: bytes) -> list[SignatureResult]:
         async with self._cpu:
             parsed = await asyncio.to_thread(_parse, message, self._max)
-        if isinstance(parsed, SignatureResult):
-            return [parsed]
+        if isinstance(parsed, list):
+            return parsed
         verifier, done, pending = parsed
         await asyncio.gather(*(self._lookup(p) for p in pending))
         async with self._cpu:
@@ -303,12 +303,15 @@ def _result(p: _Pending, outcome: Outcome, reason: str) -> SignatureResult:
 _Parsed = tuple[Any, dict[int, SignatureResult], list[_Pending]]
 
 
-def _parse(message: bytes, limit: int) -> SignatureResult | _Parsed:
+def _parse(message: bytes, limit: int) -> list[SignatureResult] | _Parsed:
+    head = split_header(message)[0]
     try:
         # The header only: the body is hashed here, once per canonicalization, in pieces.
-        verifier = dkimpy.DKIM(split_header(message)[0], minkey=MIN_RSA_BITS)
-    except dkimpy.DKIMException as e:
-        return SignatureResult("", "", "", Outcome.PERMERROR, f"message cannot be parsed: {e}")
+        verifier = dkimpy.DKIM(head, minkey=MIN_RSA_BITS)
+    except Exception as e:  # a header dkimpy cannot read: no signature in it can be checked
+        if b"dkim-signature" not in head.lower():
+            return []
+        return [SignatureResult("", "", "", Outcome.PERMERROR, f"header cannot be parsed: {e}")]
     fields = [(n, v) for n, v in verifier.headers if n.lower() == b"dkim-signature"]
     done: dict[int, SignatureResult] = {}
     pending: list[_Pending] = []
@@ -318,6 +321,9 @@ def _parse(message: bytes, limit: int) -> SignatureResult | _Parsed:
             sig, include, _all = verifier.verify_headerprep(index)
         except dkimpy.DKIMException as e:
             done[index] = _result(p, Outcome.PERMERROR, _reason(e))
+            continue
+        except Exception as e:  # the library tripped on a hostile field: that signature fails
+            done[index] = _result(p, Outcome.PERMERROR, f"unreadable signature: {type(e).__name__}")
             continue
         p.sig, p.include = dict(sig), include
         if p.sig.get(b"a", b"").strip().lower() == b"rsa-sha1":  # RFC 8301 §3.1
@@ -389,8 +395,8 @@ def _check(verifier: Any, p: _Pending, hashed: Callable[[_BodyKey], bytes]) -> S
         return _result(p, Outcome.PERMERROR, _reason(e))
     except dkimpy.DKIMException as e:
         return _result(p, Outcome.PERMERROR, _reason(e))
-    except (ValueError, TypeError) as e:  # malformed base64 and the like inside the library
-        return _result(p, Outcome.PERMERROR, f"unreadable signature or key: {e}")
+    except Exception as e:  # malformed base64 and the like, deep inside the library
+        return _result(p, Outcome.PERMERROR, f"unreadable signature or key: {type(e).__name__}")
     if not ok:
         return _result(p, Outcome.FAIL, "signature does not verify")
     return _result(p, Outcome.PASS, "")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import ipaddress
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,7 @@ import spf as pyspf
 
 from courriel.mail.auth.dns import DnsTempError, Resolver
 
+_log = logging.getLogger(__name__)
 QUERY_SECONDS = 20.0  # RFC 7208 §4.6.4: at least 20 seconds for a whole check
 _local = threading.local()
 _install_lock = threading.Lock()
@@ -114,6 +116,9 @@ def _bridge(resolver: Resolver, loop: asyncio.AbstractEventLoop, timeout: float)
         except TimeoutError:
             future.cancel()
             raise pyspf.TempError(f"{qtype} {name}: no answer in time") from None
+        except Exception as e:  # a failure of ours must not read as a verdict about the sender
+            _log.exception("SPF lookup %s %s failed", qtype, name)
+            raise pyspf.TempError(f"{qtype} {name}: {type(e).__name__}") from None
         return [((name, qtype), v) for v in values]
 
     return lookup
@@ -190,6 +195,11 @@ def _run(bridge: Bridge, ip: str, sender: str, helo: str, timeout: float) -> tup
     try:
         q = pyspf.query(ip, sender, helo, strict=True, querytime=timeout)
         result, _code, explanation = q.check()
+    except Exception as e:
+        # pyspf tripped over something (a bug, a record it cannot handle): say "try later"
+        # rather than guess a verdict, and keep the trace for a bug report.
+        _log.exception("SPF check of %s for %s failed", sender, ip)
+        return SpfOutcome.TEMPERROR, f"the SPF library failed: {type(e).__name__}"
     finally:
         _local.bridge = None
     return SpfOutcome(result), _detail(str(explanation))
