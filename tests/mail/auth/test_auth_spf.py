@@ -98,3 +98,20 @@ async def test_dns_timeout_is_temperror() -> None:
             checker.close()
     assert result.outcome is SpfOutcome.TEMPERROR
     assert result.sentence.startswith("the SPF record of example.org could not be read now")
+
+
+async def test_a_failing_resolver_gives_temperror_not_an_exception(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken:
+        async def txt(self, name: str) -> list[bytes]:
+            raise RuntimeError("a bug in a resolver")
+
+    checker = SpfChecker(Broken())  # type: ignore[arg-type]
+    try:
+        result = await checker.check_mail_from(ORG_IP, "a@example.org", "client.example")
+    finally:
+        checker.close()
+    assert result.outcome is SpfOutcome.TEMPERROR
+    assert "RuntimeError" in result.sentence
+    assert "SPF lookup TXT example.org failed" in caplog.text
