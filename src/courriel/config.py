@@ -143,7 +143,6 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
-
     dns: DnsConfig = field(default_factory=DnsConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     listeners: tuple[ListenerConfig, ...] = ()
