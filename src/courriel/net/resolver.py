@@ -104,7 +104,9 @@ class DnsResolver:
         # Ask for the AD bit (RFC 6840 §5.7) so a validating resolver says what it validated.
         self._resolver.flags = dns.flags.RD | dns.flags.AD
 
-    async def _query(self, name: str, rdtype: str) -> dns.resolver.Answer | None:
+    async def query(self, name: str, rdtype: str) -> dns.resolver.Answer | None:
+        """The answer for ``name``/``rdtype``, ``None`` when there is none of that type; raises
+        ``DnsFailure`` sorted as the module docstring says (SPF, DKIM and DMARC use it too)."""
         try:
             return await self._resolver.resolve(name, rdtype, search=False)
         except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN) as e:
@@ -126,7 +128,7 @@ class DnsResolver:
     async def mail_hosts(self, domain: str) -> list[MailHost]:
         """Where mail for ``domain`` goes, in the order to try (RFC 5321 §5.1)."""
         domain = a_label(domain)
-        answer = await self._query(domain, "MX")
+        answer = await self.query(domain, "MX")
         if answer is None:
             return [MailHost(domain, -1)]  # RFC 5321 §5.1: the implicit MX
         records = [(r.preference, r.exchange.to_text(omit_final_dot=True).lower()) for r in answer]
@@ -153,7 +155,7 @@ class DnsResolver:
         """IPv6 then IPv4 addresses of ``host``; raises ``DnsFailure`` if there are none."""
         host = a_label(host)
         results = await asyncio.gather(
-            self._query(host, "AAAA"), self._query(host, "A"), return_exceptions=True
+            self.query(host, "AAAA"), self.query(host, "A"), return_exceptions=True
         )
         out: list[str] = []
         failures: list[DnsFailure] = []
@@ -172,7 +174,7 @@ class DnsResolver:
 
     async def txt(self, name: str) -> list[str]:
         """TXT strings of ``name`` (each record's strings joined, RFC 7208 §3.3 style)."""
-        answer = await self._query(a_label(name), "TXT")
+        answer = await self.query(a_label(name), "TXT")
         if answer is None:
             return []
         return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
@@ -184,7 +186,7 @@ class DnsResolver:
         means no DANE); a temporary failure raises ``DnsFailure``.
         """
         try:
-            answer = await self._query(a_label(name), "TLSA")
+            answer = await self.query(a_label(name), "TLSA")
         except DnsFailure as e:
             if e.temporary:
                 raise
