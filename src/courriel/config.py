@@ -14,6 +14,7 @@ what README.md documents. ``load`` validates every value and names the bad key o
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import tomllib
@@ -55,7 +56,8 @@ LISTENERS: dict[str, tuple[str, int, bool]] = {
 class StoreConfig:
     url: str = ""  # "" = SQLite in <data_dir>/courriel.db; or postgresql://user@host/db
     blobs: str = "blobs"  # directory of message files (SQLite backend)
-    pool_size: int = 10  # PostgreSQL connections per courriel process
+    pool_size: int = 10  # PostgreSQL connections per worker process
+    inline_max: int = 65536  # SQLite: bodies up to this many bytes live in the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +87,49 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The process model: how many workers, and when a stalled one is reported and replaced."""
+
+    workers: int = 0  # worker processes; 0 = one per core this process may run on
+    stall_log_seconds: float = 0.25  # a worker's event loop blocked longer is logged; 0 = never
+    stall_kill_seconds: float = 10.0  # ... and blocked longer than this, replaced; 0 = never
+
+    def worker_count(self) -> int:
+        if self.workers:
+            return self.workers
+        try:
+            return len(os.sched_getaffinity(0)) or 1
+        except AttributeError:  # pragma: no cover - not Linux
+            return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = "info"  # debug | info | warning | error
     format: str = "text"  # text | json
+
+
+@dataclass(frozen=True, slots=True)
+class DnsConfig:
+    nameservers: tuple[str, ...] = ()  # "host" or "host:port"; () = the system's resolv.conf
+    timeout_seconds: float = 10.0  # one lookup, all servers and retries included
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    helo_name: str = ""  # "" = hostname
+    smarthost: str = ""  # "host:port" to send all outbound mail through; "" = MX delivery
+    smarthost_tls: str = "starttls"  # starttls | tls | none
+    smarthost_user: str = ""
+    smarthost_password_file: str = ""  # file holding the password (first line)
+    max_connections: int = 100  # outbound connections in use at once
+    max_connections_per_destination: int = 20  # to one domain (or the smarthost)
+    connection_idle_seconds: float = 5.0  # an idle connection is kept this long for reuse
+    connection_reuse_seconds: float = 300.0  # and reused for at most this long
+    timeout_scale: float = 1.0  # multiplies RFC 5321's timeouts (tests shrink them)
+    mta_sts: bool = True  # apply MTA-STS policies (RFC 8461)
+    dane: bool = True  # apply DANE TLSA records the resolver validated (RFC 7672)
+    tls_ca_file: str = ""  # a private CA trusted besides the system's, for verified TLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +142,9 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    relay: RelayConfig = field(default_factory=RelayConfig)
     listeners: tuple[ListenerConfig, ...] = ()
 
     def resolve(self, p: str) -> Path:
@@ -130,8 +175,12 @@ DEFAULT_TOML = """\
 # url = ""
 # Directory for message files of the SQLite backend, relative to the data directory.
 # blobs = "blobs"
-# Connections to PostgreSQL per courriel process (each also keeps one for change events).
+# Connections to PostgreSQL per worker process (each also keeps one for change events), so
+# courriel serve opens up to workers x (pool_size + 1) in all.
 # pool_size = 10
+# SQLite: message bodies up to this many bytes are kept in the database, written with the
+# message in one fsync; larger ones are files under blobs. 0 keeps every body in a file.
+# inline_max = 65536
 
 [tls]
 # PEM files. When both are empty, a self-signed certificate is made on first run in <data>/tls.
@@ -164,6 +213,38 @@ DEFAULT_TOML = """\
 # level = "info"     # debug | info | warning | error
 # format = "text"    # text | json
 
+[server]
+# Worker processes sharing the listeners and the store; 0 means one per core.
+# workers = 0
+# A worker whose event loop is blocked longer than stall_log_seconds (one command hogging it)
+# logs a line naming the command; one blocked longer than stall_kill_seconds is killed and
+# replaced. 0 turns either off.
+# stall_log_seconds = 0.25
+# stall_kill_seconds = 10
+
+[dns]
+# DNS servers for MX, TLSA and MTA-STS lookups: "host" or "host:port". Empty: /etc/resolv.conf.
+# DANE is applied only when these servers validate DNSSEC (a local unbound, for instance).
+# nameservers = ["127.0.0.1:5353"]
+# timeout_seconds = 10
+
+[relay]
+# Mail for other domains goes to their MX hosts, with STARTTLS when offered, MTA-STS and DANE.
+# helo_name = ""           # the name said in EHLO; "" = hostname
+# To send everything through your provider instead (when port 25 is blocked):
+# smarthost = "smtp.example.net:587"
+# smarthost_tls = "starttls"   # starttls | tls (port 465) | none
+# smarthost_user = "me@example.net"
+# smarthost_password_file = "/etc/courriel/smarthost-password"
+# max_connections = 100
+# max_connections_per_destination = 20
+# connection_idle_seconds = 5     # idle connections are kept this long for the next message
+# connection_reuse_seconds = 300
+# timeout_scale = 1               # multiplies the RFC 5321 timeouts
+# mta_sts = true
+# dane = true
+# tls_ca_file = ""                # a private CA to trust besides the system's
+
 # Listeners: imaps (993), imap (143), pop3s (995), pop3 (110), submissions (465), submission (587)
 # and smtp (25, inbound MX). For each: enabled, address and port. address "" and port 0 mean auto:
 # the standard port on all addresses when the process may bind it, else 10000 + the standard port
@@ -180,10 +261,14 @@ _SECTIONS: dict[str, type[Any]] = {
     "auth": AuthConfig,
     "limits": LimitsConfig,
     "log": LogConfig,
+    "server": ServerConfig,
+    "dns": DnsConfig,
+    "relay": RelayConfig,
 }
 _CHOICES = {
     ("log", "level"): {"debug", "info", "warning", "error"},
     ("log", "format"): {"text", "json"},
+    ("relay", "smarthost_tls"): {"starttls", "tls", "none"},
 }
 
 
@@ -203,6 +288,10 @@ def _default_hostname() -> str:
 
 def _typed(section: str, key: str, value: Any, default: Any) -> Any:
     where = f"[{section}] {key}" if section else key
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(value)
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, float):
@@ -261,6 +350,50 @@ def _listeners(raw: Any) -> tuple[ListenerConfig, ...]:
     return tuple(out)
 
 
+MAX_WORKERS = 256
+
+
+def _check_server(server: ServerConfig) -> None:
+    if server.workers > MAX_WORKERS:
+        raise ConfigError(f"[server] workers: at most {MAX_WORKERS}, got {server.workers}")
+    if 0 < server.stall_kill_seconds <= server.stall_log_seconds:
+        raise ConfigError("[server] stall_kill_seconds: must be above stall_log_seconds (or 0)")
+
+
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """``"127.0.0.1"``, ``"127.0.0.1:5353"``, ``"::1"`` or ``"[::1]:5353"`` as (address, port).
+
+    Raises ``ValueError`` when it is not an IP address with an optional port.
+    """
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]")
+        port = port.removeprefix(":") if port.startswith(":") else ("x" if port else "")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    ipaddress.ip_address(host)
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"bad port in {text!r}")
+    return host, int(port) if port else 53
+
+
+def _check_relay(relay: RelayConfig, dns: DnsConfig) -> None:
+    for ns in dns.nameservers:
+        try:
+            parse_nameserver(ns)
+        except ValueError:
+            raise ConfigError(
+                f"[dns] nameservers: {ns!r} is not an IP address with an optional :port"
+            ) from None
+    if relay.smarthost:
+        host, _, port = relay.smarthost.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"[relay] smarthost: {relay.smarthost!r} is not host:port")
+    if relay.smarthost_user and not relay.smarthost_password_file:
+        raise ConfigError("[relay] smarthost_user needs smarthost_password_file")
+
+
 def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     """Reads the configuration; raises ``ConfigError`` with a one-line reason."""
     path = locate(explicit)
@@ -283,9 +416,11 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     data_dir = (data_dir if data_dir.is_absolute() else path.parent / data_dir).resolve()
     hostname = _typed("", "hostname", raw.get("hostname", ""), "") or _default_hostname()
     sections = {name: _section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()}
+    _check_server(sections["server"])
     tls = sections["tls"]
     if bool(tls.cert) != bool(tls.key):
         raise ConfigError("[tls]: set both cert and key, or neither (self-signed certificate)")
+    _check_relay(sections["relay"], sections["dns"])
     return Config(
         path=path,
         data_dir=data_dir,
@@ -303,6 +438,8 @@ def to_toml(cfg: Config) -> str:
             return "true" if v else "false"
         if isinstance(v, int | float):
             return repr(v)
+        if isinstance(v, tuple):
+            return "[" + ", ".join(q(x) for x in v) + "]"
         return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     lines = [f"# effective configuration from {cfg.path}", f"data_dir = {q(str(cfg.data_dir))}"]

@@ -200,6 +200,7 @@ class ImapConnection:
             # A pipelined batch yields every few ms; checked before a command, not after,
             # so the reply of the last one is not held back behind other clients' work.
             await self.channel.turn.step()
+            self.ctx.command = type(event).__name__  # named in a stall report (net/watchdog.py)
             action = await self.session.handle(event)
             if action is Action.CLOSE:
                 return

@@ -1,306 +1,78 @@
-"""The SQLite backend: one writer thread with group commit, a pool of reader threads.
+"""The SQLite backend: the embedded store, shared by every process that opens its data directory.
 
 Theory of operation
 -------------------
-The database runs in WAL mode with ``synchronous=FULL``: a COMMIT returns once the WAL is
-fsynced, so a committed transaction survives a crash or power loss. Foreign keys are on.
+``open_sqlite`` makes the directories (the database's, ``blobs``, and ``run`` for sockets and
+lock files, all owner-only), migrates the schema under an exclusive ``flock`` on
+``<data_dir>/run/migrate.lock`` (processes starting together apply each migration once) and
+builds the store from three parts:
 
-Writes. One thread owns the write connection. Callers submit a script (``courriel.store.sql``)
-and await a future. The writer takes every script waiting in its queue (up to ``max_batch``)
-and runs them in one ``BEGIN IMMEDIATE`` transaction, each inside its own SAVEPOINT: a script
-that raises rolls back only its savepoint and its caller gets the exception; the others go on.
-Then one COMMIT -- one fsync for the whole batch -- and the futures are resolved on the event
-loop with ``call_soon_threadsafe``. While one batch commits, the next one gathers in the
-queue, so the more writers there are, the larger the batches and the fewer fsyncs per write.
-If BEGIN or COMMIT fails, every script of the batch fails with ``Unavailable``: none of them
-was written.
+* ``courriel.store.sqlite_driver`` -- one writer thread with group commit and a pool of reader
+  threads; any number of processes open the same database, SQLite's write lock orders them;
+* ``courriel.store.sqlite_bodies`` -- small bodies in the database, the rest as files, deleted
+  safely while other processes may be appending the same content;
+* ``courriel.store.sqlite_events`` -- change events between the processes, as unix datagrams.
 
-Reads. Scripts that only read run on a small pool of threads, each with its own connection, in a
-deferred transaction: a consistent snapshot that never blocks and is never blocked by the writer
-(WAL). A read that starts after a write returned sees that write.
-
-The event loop never waits on SQLite: both paths hand work to threads.
-
-One process owns the database: ``open_sqlite`` takes an exclusive lock on ``<db>.lock`` and
-refuses to open a database another process holds (the body deletion rule of
-``courriel.store.sql.BlobGate`` relies on seeing every writer of the database).
+Nothing here holds state another process needs: a second ``open_sqlite`` on the same directory,
+from this process or another, is simply one more participant.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import logging
 import os
-import queue
-import sqlite3
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
 
-from courriel.store.base import Events, StoreError, Unavailable
-from courriel.store.blobs import BlobStore, FileBlobStore
-from courriel.store.events import LocalEvents
-from courriel.store.sql import Script, SqlStore, migrations
+from courriel.store.base import Events, Unavailable
+from courriel.store.blobs import FileBlobStore
+from courriel.store.sql import SqlStore
+from courriel.store.sqlite_bodies import (
+    DEFAULT_INLINE_MAX,
+    SWEEP_MIN_AGE,
+    SqliteBlobs,
+    check_files,
+    reap_files,
+    sweep,
+)
+from courriel.store.sqlite_driver import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_READERS,
+    SqliteDriver,
+    run_script,
+)
+from courriel.store.sqlite_driver import migrate as migrate_unlocked
+from courriel.store.sqlite_events import SocketEvents
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
-    fcntl = None  # type: ignore[assignment]
+__all__ = ["SqliteDriver", "SqliteStore", "migrate", "open_sqlite", "run_script"]
 
-T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
-DEFAULT_READERS = 4
-DEFAULT_MAX_BATCH = 512
-
-
-def run_script(conn: sqlite3.Connection, script: Script[T]) -> T:
-    """Drives a script to its end on ``conn``; the caller owns the transaction."""
-    try:
-        query = next(script)
-        while True:
-            query = script.send(conn.execute(query.sql, query.params).fetchall())
-    except StopIteration as stop:
-        return cast(T, stop.value)
-    finally:
-        script.close()
-
-
-def connect(path: Path, *, reader: bool) -> sqlite3.Connection:
-    # isolation_level=None: the module issues no BEGIN of its own; transactions are explicit.
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA synchronous = FULL")  # fsync the WAL at every COMMIT
-    conn.execute("PRAGMA cache_size = -16384")  # 16 MiB per connection
-    if reader:
-        conn.execute("PRAGMA query_only = ON")
-    return conn
-
-
-def migrate(path: Path) -> list[int]:
-    """Applies the SQL files not yet recorded in ``schema_migrations``; returns their versions."""
-    conn = connect(path, reader=False)
-    try:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StoreError(f"{path}: cannot switch to WAL mode (got {mode})")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
-        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-        applied = []
-        for version, _name, text in migrations("sqlite"):
-            if version in done:
-                continue
-            now = datetime.now(UTC).isoformat()
-            try:
-                conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{text}\n;\nINSERT INTO schema_migrations"
-                    f" (version, applied_at) VALUES ({int(version)}, '{now}');\nCOMMIT;"
-                )
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            applied.append(version)
-        return applied
-    finally:
-        conn.close()
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    script: Script[Any]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-
-
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():  # the caller gave up waiting; the outcome stands regardless
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
-
-
-def _settle_all(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in outcomes:
-        _settle(future, ok, value)
-
-
-class SqliteDriver:
-    """Runs ``sql`` scripts against one SQLite file; see the module docstring."""
-
-    def __init__(
-        self, path: Path, *, readers: int = DEFAULT_READERS, max_batch: int = DEFAULT_MAX_BATCH
-    ) -> None:
-        self.path = path
-        self.commits = 0  # batches committed: fewer than writes when group commit works
-        self.writes = 0  # scripts committed
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._closed = False
-        self._writer = threading.Thread(
-            target=self._writer_main, name="courriel-sqlite-writer", daemon=True
-        )
-        self._conn = connect(path, reader=False)
-        self._pool = ThreadPoolExecutor(readers, thread_name_prefix="courriel-sqlite-read")
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
-        self._writer.start()
-
-    @property
-    def pending_writes(self) -> int:
-        """Scripts waiting for the writer: the size of the next batch, roughly."""
-        return self._queue.qsize()
-
-    async def write(self, script: Script[T]) -> T:
-        if self._closed:
-            script.close()
-            raise Unavailable("the store is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(script, future, loop))
-        return await future
-
-    async def read(self, script: Script[T]) -> T:
-        if self._closed:
-            script.close()
-            raise Unavailable("the store is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._read_sync, script)
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(None)
-        await asyncio.to_thread(self._writer.join)
-        await asyncio.to_thread(self._pool.shutdown, True)
-        with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
-
-    # --- reads, in pool threads --------------------------------------------------------------
-
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, reader=True)
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
-
-    def _read_sync(self, script: Script[T]) -> T:
-        conn = self._reader()
-        try:
-            conn.execute("BEGIN")  # one snapshot for every query of the script
-            try:
-                return run_script(conn, script)
-            finally:
-                conn.execute("ROLLBACK")
-        except sqlite3.OperationalError as e:
-            raise Unavailable(f"database read failed: {e}") from e
-
-    # --- writes, in the writer thread --------------------------------------------------------
-
-    def _writer_main(self) -> None:
-        try:
-            while True:
-                job = self._queue.get()
-                if job is None:
-                    break
-                batch = [job]
-                stop = False
-                while len(batch) < self._max_batch:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    batch.append(nxt)
-                try:
-                    self._run_batch(batch)
-                except Exception as e:  # a bug here must not leave callers waiting forever
-                    if self._conn.in_transaction:
-                        with contextlib.suppress(sqlite3.Error):
-                            self._conn.execute("ROLLBACK")
-                    self._resolve(
-                        [(job, False, Unavailable(f"database write failed: {e}")) for job in batch]
-                    )
-                if stop:
-                    break
-        finally:
-            self._conn.close()
-
-    def _run_batch(self, batch: list[_Job]) -> None:
-        conn = self._conn
-        outcomes: list[tuple[_Job, bool, Any]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                outcomes.append(self._run_one(conn, job))
-            conn.execute("COMMIT")  # one fsync for the whole batch
-        except sqlite3.Error as e:
-            # The transaction itself failed (disk full, I/O error): nothing of it was written.
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            err = Unavailable(f"database write failed: {e}")
-            for job in batch:
-                job.script.close()
-            outcomes = [(job, False, err) for job in batch]
-        else:
-            self.commits += 1
-            self.writes += sum(1 for _, ok, _ in outcomes if ok)
-        self._resolve(outcomes)
-
-    @staticmethod
-    def _resolve(outcomes: list[tuple[_Job, bool, Any]]) -> None:
-        """Hands each outcome to its event loop: one wake-up per loop per batch."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
-        by_loop = {}
-        for job, ok, value in outcomes:
-            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
-        for loop, settled in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
-                loop.call_soon_threadsafe(_settle_all, settled)
-
-    def _run_one(self, conn: sqlite3.Connection, job: _Job) -> tuple[_Job, bool, Any]:
-        """One script in its own savepoint; a script error rolls back that savepoint only."""
-        conn.execute("SAVEPOINT script")
-        try:
-            value = run_script(conn, job.script)
-        except Exception as e:
-            # If SQLite itself dropped the transaction, this raises and the batch fails above.
-            conn.execute("ROLLBACK TO script")
-            conn.execute("RELEASE script")
-            if isinstance(e, sqlite3.OperationalError):
-                return job, False, Unavailable(f"database write failed: {e}")
-            return job, False, e
-        conn.execute("RELEASE script")
-        return job, True, value
+RUN_DIR = "run"
+SWEEP_EVERY = 24 * 3600.0  # seconds between sweeps for orphaned body files
+SWEEP_CHECK = 3600.0  # seconds between looks at whether a sweep is due
 
 
 class SqliteStore(SqlStore):
     """The embedded store; ``commits`` counts group commits (for tests and monitoring)."""
 
     def __init__(
-        self, driver: SqliteDriver, blobs: BlobStore, events: Events, lock_fd: int | None
+        self,
+        driver: SqliteDriver,
+        files: FileBlobStore,
+        events: Events,
+        *,
+        inline_max: int = DEFAULT_INLINE_MAX,
     ) -> None:
-        super().__init__(driver, blobs, events)
+        super().__init__(driver, SqliteBlobs(files, driver), events, inline_max=inline_max)
         self._sqlite = driver
-        self._lock_fd = lock_fd
+        self._files = files
+        self._sweeper: asyncio.Task[None] | None = None
+        self._claim: int | None = None  # fd holding run/serving.lock
 
     @property
     def driver(self) -> SqliteDriver:
@@ -311,6 +83,11 @@ class SqliteStore(SqlStore):
         return self._sqlite.path
 
     @property
+    def files(self) -> FileBlobStore:
+        """Where bodies larger than ``inline_max`` are kept."""
+        return self._files
+
+    @property
     def commits(self) -> int:
         return self._sqlite.commits
 
@@ -318,25 +95,85 @@ class SqliteStore(SqlStore):
     def writes(self) -> int:
         return self._sqlite.writes
 
-    async def close(self) -> None:
+    async def _reap(self, blob_ids: Sequence[str]) -> None:
+        try:  # under the write lock: see courriel.store.sqlite_bodies
+            await reap_files(self._sqlite, self._files, blob_ids)
+        except Exception:  # the commit stands; a body left behind is only wasted space
+            _log.exception("could not delete unreferenced bodies")
+
+    async def sweep_bodies(self, min_age: float = SWEEP_MIN_AGE) -> int:
+        """Deletes body files that no row references (left by a crash); returns how many."""
+        return await sweep(self._sqlite, self._files, min_age)
+
+    def sweep_in_background(self, every: float = SWEEP_EVERY) -> None:
+        """Sweeps every ``every`` seconds while open, in one of the processes sharing the store.
+
+        ``<run>/sweep.lock`` holds the time of the last sweep of any process; its ``flock``
+        lets one process at a time sweep. So N workers starting together sweep once, not N
+        times, and a restarted worker does not sweep again before it is due.
+        """
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(every), name="courriel-sweep")
+
+    async def _sweep_forever(self, every: float) -> None:
+        while True:
+            try:
+                await self._sweep_if_due(every)
+            except Exception:
+                _log.exception("could not sweep unreferenced message files")
+            await asyncio.sleep(min(every, SWEEP_CHECK))
+
+    async def _sweep_if_due(self, every: float) -> None:
+        fd = os.open(self.path.parent / RUN_DIR / "sweep.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            await super().close()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # another process is sweeping
+            last = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            if last and time.time() - float(last) < every:
+                return
+            swept = await self.sweep_bodies()
+            if swept:
+                _log.info("deleted %d unreferenced message files", swept)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{time.time():.0f}\n".encode(), 0)
         finally:
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)  # releases the flock
-                self._lock_fd = None
+            os.close(fd)
 
+    def claim_directory(self, *, exclusive: bool) -> None:
+        """Marks the data directory as served (shared) or as being moved whole (exclusive).
 
-def _lock(path: Path) -> int | None:
-    if fcntl is None:  # pragma: no cover
-        return None
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise Unavailable(f"{path} is in use by another courriel process") from None
-    return fd
+        Servers hold a shared ``flock`` on ``<run>/serving.lock`` while open; ``db export``,
+        ``import`` and ``copy`` need it exclusive, because a copy taken page by page while mail
+        arrives would not be one state of the store. Other admin commands take neither.
+        """
+        fd = os.open(self.path.parent / RUN_DIR / "serving.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if exclusive:
+                raise Unavailable(
+                    f"{self.path} is in use by a running courriel server; stop it first"
+                ) from None
+            raise Unavailable(
+                f"{self.path} is being exported or imported by a courriel command;"
+                " start again when it has finished"
+            ) from None
+        if self._claim is not None:
+            os.close(self._claim)
+        self._claim = fd
+
+    async def close(self) -> None:
+        if self._claim is not None:
+            os.close(self._claim)
+            self._claim = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await super().close()
 
 
 async def open_sqlite(
@@ -346,29 +183,42 @@ async def open_sqlite(
     events: Events | None = None,
     readers: int = DEFAULT_READERS,
     max_batch: int = DEFAULT_MAX_BATCH,
+    inline_max: int = DEFAULT_INLINE_MAX,
 ) -> SqliteStore:
-    """Opens (creating if needed) the database at ``path`` and its bodies under ``blob_dir``."""
-    lock_fd = await asyncio.to_thread(_prepare, path, blob_dir)
-    try:
-        driver = SqliteDriver(path, readers=readers, max_batch=max_batch)
-    except BaseException:
-        if lock_fd is not None:
-            os.close(lock_fd)
-        raise
-    return SqliteStore(driver, FileBlobStore(blob_dir), events or LocalEvents(), lock_fd)
+    """Opens (creating if needed) the database at ``path`` and its bodies under ``blob_dir``.
+
+    Other processes may have the same database open; see the module docstring. Bodies of at
+    most ``inline_max`` bytes are kept in the database (``courriel.store.sqlite_bodies``).
+    """
+    run_dir = await asyncio.to_thread(_prepare, path, blob_dir)
+    files = FileBlobStore(blob_dir)
+    driver = SqliteDriver(path, readers=readers, max_batch=max_batch, verify=check_files(files))
+    return SqliteStore(driver, files, events or SocketEvents(run_dir), inline_max=inline_max)
 
 
-def _prepare(path: Path, blob_dir: Path) -> int | None:
-    """Directories, the process lock and the schema, before any connection is shared."""
+def _prepare(path: Path, blob_dir: Path) -> Path:
+    """Directories and the schema, before any connection is shared; returns the run directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     blob_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    run_dir = path.parent / RUN_DIR
+    run_dir.mkdir(mode=0o700, exist_ok=True)
     # Password hashes and mail: owner-only. SQLite gives -wal and -shm the database's mode.
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    lock_fd = _lock(path)
+    migrate(path)
+    return run_dir
+
+
+def migrate(path: Path) -> list[int]:
+    """Applies the migrations not yet applied; returns their versions.
+
+    Under an exclusive ``flock`` on ``<run>/migrate.lock``: processes starting together wait
+    for the first, then find nothing left to do.
+    """
+    run_dir = path.parent / RUN_DIR
+    run_dir.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(run_dir / "migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        migrate(path)
-    except BaseException:
-        if lock_fd is not None:
-            os.close(lock_fd)
-        raise
-    return lock_fd
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return migrate_unlocked(path)
+    finally:
+        os.close(fd)  # releases the flock
