@@ -283,7 +283,7 @@ async def _search_matches(
     if not plan.needs_meta and not plan.needs_body:
         # RFC 9051 §6.4.4: flags, UIDs, sizes, internal dates: the view answers alone.
         for seq, uid in enumerate(uids, 1):
-            if seq % 256 == 0:
+            if seq % 16 == 0:  # up to 256 keys each: a check every few messages
                 await turn.step()
             if imap_search.matches(tree, seq, infos[uid], None, None, view):
                 matched.append((seq, uid))
@@ -328,7 +328,7 @@ async def _search_fields(
         info = infos.get(uid)
         if info is None:
             continue
-        if seq % 64 == 0:
+        if seq % 16 == 0:
             await turn.step()
         fields = cache.fields(uid, names, sent)
         if imap_search.matches(tree, seq, info, fields, None, view):
