@@ -166,15 +166,7 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
                 missing = True
                 continue
             try:
-                piece = await offload(
-                    functools.partial(
-                        imap_fetch.render_fetch,
-                        *(seq, info, plan, meta, raw),
-                        utf8=state.utf8,
-                        seen_changed=uid in seen_now,
-                    ),
-                    heavy=raw is not None and len(raw) >= OFFLOAD_BYTES,
-                )
+                piece = await _render(state, plan, (seq, info, meta, raw), uid in seen_now)
             except imap_fetch.UnknownCte as e:
                 return b"".join(out) + r.no(cmd.tag, str(e), r.UNKNOWN_CTE)  # RFC 3516 §4.3
             out.append(piece)
@@ -188,6 +180,27 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
     else:
         out.append(r.ok(cmd.tag, ("UID FETCH" if cmd.uid else "FETCH") + " completed"))
     return b"".join(out)
+
+
+async def _render(
+    state: SessionState,
+    plan: imap_fetch.FetchPlan,
+    message: tuple[int, MessageInfo, MessageMeta | None, bytes | None],
+    seen_changed: bool,
+) -> bytes:
+    """One message's FETCH response; a large message is rendered in a worker thread."""
+    seq, info, meta, raw = message
+    render = functools.partial(
+        imap_fetch.render_fetch,
+        seq,
+        info,
+        plan,
+        meta,
+        raw,
+        utf8=state.utf8,
+        seen_changed=seen_changed,
+    )
+    return await offload(render, heavy=raw is not None and len(raw) >= OFFLOAD_BYTES)
 
 
 async def _fetch_rows(
