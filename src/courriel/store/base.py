@@ -32,7 +32,10 @@ import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from courriel.store.queue import QueueStore
 
 
 class StoreError(Exception):
@@ -228,6 +231,10 @@ class Events(Protocol):
 class Store(Protocol):
     @property
     def events(self) -> Events: ...
+
+    @property
+    def queue(self) -> QueueStore:
+        """The outbound queue (its own interface: ``courriel.store.queue``)."""
 
     async def close(self) -> None: ...
 

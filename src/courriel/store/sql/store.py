@@ -44,6 +44,7 @@ from courriel.store.sql.core import (
     T,
     uid_ranges,
 )
+from courriel.store.sql.queue import SqlQueueStore
 
 _log = logging.getLogger(__name__)
 
@@ -108,10 +109,16 @@ class SqlStore:
         self._blobs = blobs
         self._events = events
         self._gate = BlobGate()
+        self._queue = SqlQueueStore(driver)
 
     @property
     def events(self) -> Events:
         return self._events
+
+    @property
+    def queue(self) -> SqlQueueStore:
+        """The outbound queue's tables, on the same driver (``courriel.store.queue``)."""
+        return self._queue
 
     @property
     def blobs(self) -> BlobStore:
