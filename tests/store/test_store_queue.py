@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 import pytest
-from tests.store.conftest import Backend
 
 from courriel.store.base import AlreadyExists, NotFound, Store
 from courriel.store.queue import (
@@ -15,6 +15,11 @@ from courriel.store.queue import (
     RecipientUpdate,
     Report,
 )
+
+
+class Backend(Protocol):
+    async def open(self) -> Store: ...
+
 
 T0 = 1_700_000_000.0
 MESSAGE = b"From: a@example.org\r\nSubject: hi\r\n\r\n" + bytes(range(256)) + b"\r\n"
