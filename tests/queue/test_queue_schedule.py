@@ -8,12 +8,12 @@ import pytest
 
 from courriel import config
 from courriel.config import ConfigError, QueueConfig
+from courriel.mail.dsn import describe_seconds
 from courriel.queue.schedule import (
     Expire,
     Retry,
     after_failure,
     delay_warning_due,
-    describe_seconds,
     retry_delay,
 )
 

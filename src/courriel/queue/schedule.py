@@ -52,13 +52,3 @@ def delay_warning_due(created: float, now: float, warned: bool, cfg: QueueConfig
     if warned or cfg.delay_warning_seconds <= 0:
         return False
     return now - created >= cfg.delay_warning_seconds
-
-
-def describe_seconds(seconds: float) -> str:
-    """ "5 days", "4 hours", "90 seconds": a duration in the words of a notification."""
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size < size / 10:
-            n = round(seconds / size)
-            return f"{n} {unit}{'' if n == 1 else 's'}"
-    n = round(seconds)
-    return f"{n} second{'' if n == 1 else 's'}"
