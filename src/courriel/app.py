@@ -37,6 +37,7 @@ The factory runs once per protocol at start-up; ``serve`` runs once per connecti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -57,6 +58,9 @@ from courriel.logs import kv
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
 from courriel.net.tls import TLSError, TLSManager
+from courriel.queue.outbound import Queue, RelayDisabled
+from courriel.queue.transport import Transport
+from courriel.queue.worker import Worker
 from courriel.store.base import Store, StoreError
 
 log = logging.getLogger("courriel.app")
@@ -81,6 +85,9 @@ class App:
     tls: TLSManager  # ``tls.context`` at the moment of STARTTLS is the one to use
     connections: Connections
     limiter: AuthLimiter  # failed-login limits shared by every protocol
+    # Where submission puts mail for other domains: the store's queue when a transport can
+    # deliver it, else a queue that refuses (``courriel.queue.outbound``).
+    outbound: Queue = field(default_factory=RelayDisabled)
     signals: list[int] = field(default_factory=list)  # handlers installed by ``serve``
 
     @property
@@ -194,8 +201,14 @@ async def serve(
     ready: Callable[[Running], None] | None = None,
     open_store: StoreOpener | None = None,
     factories: dict[str, HandlerFactory] | None = None,
+    transport: Transport | None = None,
 ) -> None:
-    """Runs the server until ``Running.stop``, SIGTERM or SIGINT; raises ``StartupError``."""
+    """Runs the server until ``Running.stop``, SIGTERM or SIGINT; raises ``StartupError``.
+
+    With a ``transport`` the server relays: submission queues mail for other domains in the
+    store and a queue worker (``courriel.queue.worker``) delivers it through the transport;
+    without one, such recipients are refused (451 4.4.0).
+    """
     tls = TLSManager(cfg)
     try:
         tls.load()
@@ -215,10 +228,14 @@ async def serve(
         raise
     auth = Authenticator(store, hasher, AuthCache(cfg.auth.cache_seconds))
     limiter = AuthLimiter(store, cfg.auth)
-    app = App(cfg, store, auth, hasher, tls, Connections(cfg.limits), limiter)
+    worker = None if transport is None else Worker(store, transport, cfg.queue, cfg.hostname)
+    outbound = RelayDisabled() if worker is None else worker.outbound
+    app = App(cfg, store, auth, hasher, tls, Connections(cfg.limits), limiter, outbound)
     try:
-        await _run(app, bound, ready, factories if factories is not None else handlers)
+        await _run(app, bound, ready, factories if factories is not None else handlers, worker)
     finally:
+        if transport is not None:
+            await transport.close()
         await store.close()  # last: every session that could write has ended
         await asyncio.to_thread(hasher.close)
         loop = asyncio.get_running_loop()
@@ -232,6 +249,7 @@ async def _run(
     bound: list[Bound],
     ready: Callable[[Running], None] | None,
     factories: dict[str, HandlerFactory],
+    worker: Worker | None = None,
 ) -> None:
     made = {b.config.protocol: factories[b.config.protocol](app) for b in bound}
     listeners = [
@@ -240,12 +258,15 @@ async def _run(
     ]
     running = Running(app, listeners, bound)
     installed = _install_signals(running)
+    delivering: asyncio.Task[None] | None = None
     try:
         for lst, b in zip(listeners, bound, strict=True):
             lst.start()
             log.info("listening", extra=kv(listener=b.config.name, on=display(b.address, b.port)))
         sys.stdout.write(_settings(app.cfg, app, bound))
         sys.stdout.flush()
+        if worker is not None:
+            delivering = asyncio.create_task(worker.run(), name="queue worker")
         if ready is not None:
             ready(running)
         await running.wait_stopped()
@@ -253,6 +274,12 @@ async def _run(
         log.info("stopping: no new connections")
         await asyncio.gather(*(lst.stop_accepting() for lst in listeners))
         await app.connections.shutdown(app.cfg.limits.shutdown_grace_seconds)
+        if worker is not None and delivering is not None:
+            # Deliveries in flight end (cut short after the grace time) and give their
+            # leases back; what they did not record is tried again after a restart.
+            await worker.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(delivering, app.cfg.limits.shutdown_grace_seconds)
         # The handlers stay until ``serve`` has closed the store: a second SIGTERM during
         # shutdown (systemd, an impatient operator) must not kill the process mid-close.
         app.signals.extend(installed)

@@ -8,6 +8,7 @@ configuration, open the store, run one operation from ``courriel.admin`` and clo
 ``serve`` prepares a fresh installation (data directory, commented default configuration, demo
 account shown once) and hands over to ``courriel.app.run``. ``db`` applies the schema
 migrations, or exports, imports or copies the whole store (``courriel.store.postgres_transfer``).
+``queue`` lists and steers the outbound queue (``courriel.queue.cli``).
 
 Every error a person can cause ends as one line on stderr, ``courriel: error: ...``, and a
 status that says whose it was:
@@ -46,6 +47,7 @@ from courriel import __version__, admin, config
 from courriel.accounts.passwords import PasswordHasher
 from courriel.admin import AdminError, Hasher, InputError
 from courriel.config import Config, ConfigError
+from courriel.queue import cli as queue_cli
 from courriel.store.base import Store, StoreError
 
 EXIT_OK = 0
@@ -497,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_user_commands(top, common)
     _add_alias_commands(top, common)
     _add_db_commands(top, common)
+    queue_cli.add_commands(top, common, _store_command)
     cfg = top.add_parser("config", help="configuration", parents=[common])
     sub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = sub.add_parser("show", help="print the effective settings as TOML", parents=[common])
