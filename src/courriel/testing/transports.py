@@ -13,6 +13,7 @@ grouping by domain and the schedule. ``gate`` lets a test hold deliveries in fli
 from __future__ import annotations
 
 import asyncio
+import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -69,3 +70,54 @@ class ScriptedTransport:
 
     async def close(self) -> None:
         self.closed = True
+
+
+class SmtplibTransport:
+    """Delivers every domain's mail to one SMTP server over loopback, with Python's smtplib.
+
+    A stand-in for the real transport in tests of the whole server: the message really crosses
+    a socket to a real receiving server (another courriel, say), whose replies become the
+    outcomes: a refused connection or a 4xx is temporary, a 5xx permanent. No TLS, no MX.
+    """
+
+    def __init__(self, host: str, port: int, *, timeout: float = 10.0) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.calls = 0
+
+    async def deliver(self, domain: str, message: OutboundMessage) -> Sequence[Outcome]:
+        self.calls += 1
+        return await asyncio.to_thread(self._send, message)
+
+    async def close(self) -> None:
+        return None
+
+    def _send(self, m: OutboundMessage) -> list[Outcome]:
+        where = f"{self.host} [{self.host}]"
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as s:
+                s.ehlo("relay.example.test")
+                code, text = s.mail(m.sender)
+                if code >= 400:
+                    return [_answer(r.address, code, text, where) for r in m.recipients]
+                answers = {r.address: s.rcpt(r.address) for r in m.recipients}
+                accepted = [a for a, (code, _) in answers.items() if code < 400]
+                if accepted:
+                    code, text = s.data(m.message)
+                    answers.update(dict.fromkeys(accepted, (code, text)))
+                return [_answer(a, c, t, where) for a, (c, t) in answers.items()]
+        except smtplib.SMTPResponseException as e:
+            return [_answer(r.address, e.smtp_code, e.smtp_error, where) for r in m.recipients]
+        except OSError as e:
+            why = f"cannot connect to {self.host} port {self.port}: {e.strerror or e}"
+            return [Outcome(r.address, Status.TEMPORARY, why) for r in m.recipients]
+
+
+def _answer(address: str, code: int, text: bytes | str, where: str) -> Outcome:
+    words = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    enhanced = words.split(" ", 1)[0] if words[:1].isdigit() and "." in words[:6] else ""
+    status = (
+        Status.DELIVERED if code < 400 else Status.TEMPORARY if code < 500 else Status.PERMANENT
+    )
+    return Outcome(address, status, words, code, enhanced, where)

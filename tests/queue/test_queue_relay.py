@@ -1,0 +1,254 @@
+"""The whole relay path: submission over real SMTP (STARTTLS, AUTH) to a courriel that relays,
+its queue and worker, a transport that crosses a socket, and a second courriel receiving.
+
+The receiving courriel is a real MTA on loopback: it refuses unknown users with 550 5.1.1 and
+answers 452 4.2.2 while a mailbox is over quota, which is how the tests get their permanent and
+temporary failures. Notices are read back from the sender's INBOX with imaplib.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import imaplib
+import io
+import re
+import smtplib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from courriel import cli
+from courriel.store.base import NotFound
+from courriel.store.queue import QueuedMessage
+from courriel.testing import pg
+from courriel.testing.net import free_ports
+from courriel.testing.server import Account, MailServer, make_message, start_server
+from courriel.testing.transports import SmtplibTransport
+
+PASSWORD = "correct horse battery"
+
+
+def fast_queue(give_up: float = 30.0) -> str:
+    return (
+        "[queue]\nfirst_retry_seconds = 0.3\nmax_retry_seconds = 0.6\n"
+        f"give_up_seconds = {give_up}\ndelay_warning_seconds = 0\npoll_seconds = 0.2\n"
+        "lease_seconds = 5\n"
+    )
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[MailServer]:
+    (tmp_path / "rx").mkdir()
+    server = start_server(tmp_path / "rx")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bob(receiver: MailServer) -> Account:
+    return receiver.add_user("bob@example.net", PASSWORD)
+
+
+RelayFactory = Callable[..., MailServer]
+
+
+@pytest.fixture
+def make_relay(tmp_path: Path) -> Iterator[RelayFactory]:
+    started: list[MailServer] = []
+
+    def make(port: int, *, give_up: float = 30.0, store: str = "") -> MailServer:
+        root = tmp_path / f"relay{len(started)}"
+        root.mkdir()
+        server = start_server(
+            root,
+            transport=SmtplibTransport("127.0.0.1", port),
+            extra_config=fast_queue(give_up) + store,
+        )
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+def submit(relay: MailServer, account: Account, to: str, subject: str) -> str:
+    """Sends over submission with STARTTLS and AUTH; returns the queue id of the 250."""
+    with smtplib.SMTP(relay.host, relay.port("submission"), timeout=10) as s:
+        s.starttls(context=relay.ssl_context())
+        s.login(account.address, account.password)
+        assert s.mail(account.address)[0] == 250
+        assert s.rcpt(to)[0] == 250
+        message = make_message(subject, sender=account.address)
+        code, text = s.data(message)
+    assert code == 250, text
+    return text.decode().rsplit(" ", 1)[1]
+
+
+def inbox_over_imap(server: MailServer, account: Account) -> list[EmailMessage]:
+    with imaplib.IMAP4_SSL(
+        server.host, server.port("imaps"), ssl_context=server.ssl_context()
+    ) as imap:
+        imap.login(account.address, account.password)
+        imap.select("INBOX")
+        _, data = imap.search(None, "ALL")
+        out = []
+        for num in data[0].split():
+            _, parts = imap.fetch(num, "(BODY.PEEK[])")
+            first = parts[0]
+            assert isinstance(first, tuple)
+            msg = email.message_from_bytes(first[1], policy=email.policy.default)
+            assert isinstance(msg, EmailMessage)
+            out.append(msg)
+        return out
+
+
+def entry(relay: MailServer, queue_id: str) -> QueuedMessage | None:
+    try:
+        return relay.call(relay.store.queue.get(queue_id))
+    except NotFound:
+        return None
+
+
+def dsn_fields(notice: EmailMessage) -> tuple[str, dict[str, str]]:
+    text, status, _ = notice.iter_parts()
+    assert isinstance(text, EmailMessage)
+    blocks = status.get_payload()
+    assert isinstance(blocks, list)
+    return " ".join(text.get_content().split()), dict(blocks[1].items())
+
+
+def test_submitted_mail_reaches_the_other_server(
+    make_relay: RelayFactory, receiver: MailServer, bob: Account
+) -> None:
+    relay = make_relay(receiver.port("smtp"))
+    alice = relay.add_user("alice@example.test", PASSWORD)
+    queue_id = submit(relay, alice, "bob@example.net", "across")
+    wait_until("bob has it", lambda: len(receiver.messages(bob, "INBOX")) == 1)
+    [raw] = receiver.bodies(bob, "INBOX")
+    assert b"Subject: across" in raw
+    assert f"with ESMTPSA id {queue_id}".encode() in raw  # the relay's Received names the entry
+    wait_until("the entry is gone", lambda: entry(relay, queue_id) is None)
+    assert inbox_over_imap(relay, alice) == []  # no notice for a plain success
+
+
+def test_a_permanent_refusal_comes_back_to_the_sender_inbox(
+    make_relay: RelayFactory, receiver: MailServer, bob: Account
+) -> None:
+    relay = make_relay(receiver.port("smtp"))
+    alice = relay.add_user("alice@example.test", PASSWORD)
+    submit(relay, alice, "nobody@example.net", "to nobody")
+    wait_until("alice has a notice", lambda: len(relay.messages(alice, "INBOX")) == 1)
+    [notice] = inbox_over_imap(relay, alice)
+    assert notice["Subject"] == "Undelivered Mail Returned to Sender"
+    assert notice.get_content_type() == "multipart/report"
+    words, block = dsn_fields(notice)
+    assert "refused the message. It replied: 550 5.1.1 no mailbox here by that name" in words
+    assert (block["Action"], block["Status"]) == ("failed", "5.1.1")
+    assert block["Final-Recipient"] == "rfc822; nobody@example.net"
+    assert block["Diagnostic-Code"].startswith("smtp; 550 5.1.1")
+
+
+def test_a_temporary_failure_is_retried_until_delivered(
+    make_relay: RelayFactory, receiver: MailServer, bob: Account
+) -> None:
+    receiver.call(receiver.store.set_quota(bob.address, 10))  # 452 4.2.2 until raised
+    relay = make_relay(receiver.port("smtp"))
+    alice = relay.add_user("alice@example.test", PASSWORD)
+    queue_id = submit(relay, alice, "bob@example.net", "patience")
+
+    def tried_twice() -> bool:
+        e = entry(relay, queue_id)
+        return e is not None and e.recipients[0].attempts >= 2
+
+    wait_until("two attempts", tried_twice)
+    e = entry(relay, queue_id)
+    assert e is not None and e.recipients[0].code == 452
+    receiver.call(receiver.store.set_quota(bob.address, None))
+    wait_until("bob has it", lambda: len(receiver.messages(bob, "INBOX")) == 1)
+    wait_until("the entry is gone", lambda: entry(relay, queue_id) is None)
+    assert inbox_over_imap(relay, alice) == []
+
+
+def test_a_server_down_until_expiry_returns_the_message(make_relay: RelayFactory) -> None:
+    [closed] = free_ports(1)  # nothing listens there
+    relay = make_relay(closed, give_up=1.5)
+    alice = relay.add_user("alice@example.test", PASSWORD)
+    queue_id = submit(relay, alice, "bob@example.net", "into the void")
+    wait_until("alice has a notice", lambda: len(relay.messages(alice, "INBOX")) == 1)
+    [notice] = inbox_over_imap(relay, alice)
+    words, block = dsn_fields(notice)
+    assert re.search(r"courriel kept trying for \d+ seconds and gave up", words)
+    assert f"cannot connect to 127.0.0.1 port {closed}" in words
+    assert (block["Action"], block["Status"]) == ("failed", "5.4.7")
+    assert entry(relay, queue_id) is None
+
+
+def courriel(relay: MailServer, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = cli.main(["--config", str(relay.cfg.path), *argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+async def pg_store(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A ``[store]`` block naming a new, empty PostgreSQL database, dropped afterwards."""
+    server = await pg.require_server(request)
+    async with pg.temporary_database(server) as url:
+        yield f'[store]\nurl = "{url}"\n'
+
+
+def attempted(relay: MailServer, queue_id: str) -> Callable[[], bool]:
+    def check() -> bool:
+        e = entry(relay, queue_id)
+        return e is not None and e.recipients[0].attempts > 0
+
+    return check
+
+
+@pytest.mark.postgres
+def test_hold_release_and_remove_while_the_server_runs(
+    pg_store: str, make_relay: RelayFactory, receiver: MailServer, bob: Account
+) -> None:
+    relay = make_relay(receiver.port("smtp"), store=pg_store)
+    alice = relay.add_user("alice@example.test", PASSWORD)
+    receiver.call(receiver.store.set_quota(bob.address, 10))  # 452 until raised
+    kept = submit(relay, alice, "bob@example.net", "kept")
+    wait_until("a first attempt", attempted(relay, kept))
+    status, out, _ = courriel(relay, "queue", "hold", kept)
+    assert (status, out) == (0, f"{kept} is held: it will not be delivered until released\n")
+    receiver.call(receiver.store.set_quota(bob.address, None))
+    status, out, _ = courriel(relay, "queue", "list")
+    assert status == 0 and f"{kept}  " in out and "(held)" in out
+    time.sleep(1.0)  # five polls and more than one retry delay: a held entry stays put
+    assert receiver.messages(bob, "INBOX") == []
+    assert courriel(relay, "queue", "release", kept)[0] == 0
+    wait_until("bob has it", lambda: len(receiver.messages(bob, "INBOX")) == 1)
+
+    receiver.call(receiver.store.set_quota(bob.address, 10))
+    dropped = submit(relay, alice, "bob@example.net", "dropped")
+    wait_until("a first attempt", attempted(relay, dropped))
+    assert courriel(relay, "queue", "remove", dropped)[0] == 0
+    assert entry(relay, dropped) is None
+    status, out, err = courriel(relay, "queue", "show", dropped)
+    assert (status, out, err) == (1, "", f"courriel: error: no queue entry {dropped}\n")
+    receiver.call(receiver.store.set_quota(bob.address, None))
+    time.sleep(1.0)
+    assert len(receiver.messages(bob, "INBOX")) == 1  # the removed one never went
+    assert relay.messages(alice, "INBOX") == []  # and nobody was told
