@@ -147,6 +147,18 @@ def test_submitted_mail_reaches_the_other_server(
     assert inbox_over_imap(relay, alice) == []  # no notice for a plain success
 
 
+def test_the_inbound_mx_of_a_relaying_server_is_no_open_relay(
+    make_relay: RelayFactory, receiver: MailServer
+) -> None:
+    relay = make_relay(receiver.port("smtp"))
+    with smtplib.SMTP(relay.host, relay.port("smtp"), timeout=10) as s:
+        s.ehlo("client.example.org")
+        assert s.mail("someone@example.org")[0] == 250
+        code, text = s.rcpt("bob@example.net")
+    assert (code, text.split()[0]) == (554, b"5.7.1")  # RFC 5321 §3.6.2
+    assert relay.call(relay.store.queue.list_entries()) == []
+
+
 def test_a_permanent_refusal_comes_back_to_the_sender_inbox(
     make_relay: RelayFactory, receiver: MailServer, bob: Account
 ) -> None:
