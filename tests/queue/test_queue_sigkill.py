@@ -89,7 +89,8 @@ class Submitters:
                 s.login("alice@example.test", PASSWORD)
                 for n in range(10_000):
                     subject = f"kill-{k}-{n}"
-                    s.sendmail("alice@example.test", ["bob@example.net"], make_message(subject, sender="alice@example.test"))
+                    message = make_message(subject, sender="alice@example.test")
+                    s.sendmail("alice@example.test", ["bob@example.net"], message)
                     with self.lock:
                         self.acked.add(subject)
         except (smtplib.SMTPException, OSError) as e:
