@@ -1,0 +1,252 @@
+"""Relay to servers that answer what Postfix never would: scripted replies, garbage, stalls.
+
+Each case runs a small asyncio SMTP server (``courriel.testing.scripted_smtp``) on a loopback
+address, points a real dnsmasq at it, and checks the Outcomes: a per-recipient 4xx/5xx is
+reported per recipient; garbage, endless replies, a 10 MB line, a stall, or TLS breaking in
+the handshake are temporary failures within the (scaled) timeouts, never a crash or a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from courriel.net.smtp_client import SmtpTransport
+from courriel.net.smtp_conn import Timeouts
+from courriel.queue.outbound import Recipient
+from courriel.queue.transport import OutboundMessage, Outcome, Status
+from courriel.testing.dnsmasq import DnsServer, Zone, start_dnsmasq
+from courriel.testing.net import free_port
+from courriel.testing.relay import free_address, make_transport
+from courriel.testing.scripted_smtp import Handler, Scripted, serve
+
+pytestmark = pytest.mark.usefixtures("dnsmasq_ready")
+
+DOMAIN = "remote.test"
+SCALE = 0.002  # RFC 5321's 5 minutes become 0.6 s
+
+
+def message(*users: str, requiretls: bool = False) -> OutboundMessage:
+    return OutboundMessage(
+        sender="sender@origin.test",
+        recipients=tuple(Recipient(f"{u}@{DOMAIN}") for u in users),
+        message=b"Subject: scripted\r\n\r\nhello\r\n",
+        requiretls=requiretls,
+    )
+
+
+@dataclass
+class Lab:
+    dns: DnsServer
+    port: int
+    addresses: list[str]
+
+    def transport(self, **settings: object) -> SmtpTransport:
+        return make_transport(self.dns.nameserver, scale=SCALE, port=self.port, **settings)
+
+
+@pytest.fixture
+async def lab() -> AsyncIterator[Lab]:
+    """Two MX hosts (preference 10 and 20) on two loopback addresses, one port."""
+    port = free_port()
+    first = free_address(port)
+    addresses = [first, free_address(port, exclude=(first,))]
+    zone = Zone(
+        domains=[DOMAIN, "origin.test"],
+        mx=[(DOMAIN, f"mx1.{DOMAIN}", 10), (DOMAIN, f"mx2.{DOMAIN}", 20)],
+        hosts={f"mx1.{DOMAIN}": [addresses[0]], f"mx2.{DOMAIN}": [addresses[1]]},
+    )
+    async with start_dnsmasq(zone) as dns:
+        yield Lab(dns, port, addresses)
+
+
+async def deliver(lab: Lab, msg: OutboundMessage, **settings: object) -> list[Outcome]:
+    transport = lab.transport(**settings)
+    try:
+        return list(await transport.deliver(DOMAIN, msg))
+    finally:
+        await transport.close()
+
+
+async def test_per_recipient_4xx_and_5xx_with_pipelined_data(lab: Lab) -> None:
+    script = Scripted(
+        rcpt={f"b@{DOMAIN}": "451 4.3.0 mailbox busy", f"c@{DOMAIN}": "550 5.1.1 unknown user"}
+    )
+    async with serve(lab.addresses[0], lab.port, script.handle):
+        a, b, c = await deliver(lab, message("a", "b", "c"))
+    assert (a.status, b.status, c.status) == (Status.DELIVERED, Status.TEMPORARY, Status.PERMANENT)
+    assert (b.code, b.enhanced, c.code, c.enhanced) == (451, "4.3.0", 550, "5.1.1")
+    assert "mailbox busy" in b.text and "unknown user" in c.text
+    assert c.remote_host == f"mx1.{DOMAIN} [{lab.addresses[0]}]"
+    assert script.messages == [b"Subject: scripted\r\n\r\nhello\r\n.\r\n"]
+    assert script.connections == 1
+
+
+async def test_mail_rcpt_and_data_arrive_in_one_group(lab: Lab) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 mx ESMTP\r\n")
+        await reader.readline()
+        writer.write(b"250-mx\r\n250 PIPELINING\r\n")
+        # Nothing is answered until DATA arrived: a client waiting for each reply would hang.
+        group = await reader.readuntil(b"DATA\r\n")
+        assert group.count(b"RCPT TO:") == 2 and group.startswith(b"MAIL FROM:")
+        writer.write(b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+        await reader.readuntil(b"\r\n.\r\n")
+        writer.write(b"250 2.0.0 queued\r\n")
+        await reader.readline()
+        writer.write(b"221 bye\r\n")
+
+    async with serve(lab.addresses[0], lab.port, handler):
+        outcomes = await deliver(lab, message("a", "b"), timeouts=Timeouts().scaled(0.01))
+    assert [o.status for o in outcomes] == [Status.DELIVERED] * 2
+
+
+async def _greet_then(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"220 mx ESMTP\r\n")
+    await reader.readline()
+
+
+def misbehaving(kind: str) -> Handler:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if kind == "stall":
+            await reader.read(1)  # says nothing, ever
+            return
+        if kind == "huge line":
+            writer.write(b"220 ")
+            for _ in range(160):  # 10 MB in 64 KB writes, until the client hangs up
+                writer.write(b"x" * 65536)
+                await writer.drain()
+            return
+        await _greet_then(reader, writer)
+        if kind == "garbage":
+            writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        elif kind == "endless":
+            for _ in range(100_000):
+                writer.write(b"250-more and more\r\n")
+                await writer.drain()
+        elif kind == "closes":
+            return
+        await writer.drain()
+        await reader.read(1)
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("garbage", "bad reply: not an SMTP reply line"),
+        ("endless", "longer than 128 lines"),
+        ("huge line", "longer than 2048 octets"),
+        ("stall", "did not answer within 0.6 seconds"),
+        ("closes", "closed the connection"),
+    ],
+)
+async def test_bad_servers_are_temporary_failures(lab: Lab, kind: str, reason: str) -> None:
+    started = time.monotonic()
+    async with serve(lab.addresses[0], lab.port, misbehaving(kind)):
+        (outcome,) = await deliver(lab, message("a"))
+    assert outcome.status is Status.TEMPORARY
+    assert reason in outcome.text, outcome.text
+    assert f"mx2.{DOMAIN} [{lab.addresses[1]}]" in outcome.text  # the second MX was tried too
+    assert time.monotonic() - started < 5
+
+
+def tls_breaker(script: Scripted) -> Handler:
+    """Offers STARTTLS, then answers the TLS ClientHello with garbage; plain SMTP otherwise."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        script.connections += 1
+        writer.write(b"220 mx ESMTP\r\n")
+        await reader.readline()
+        writer.write(b"250-mx\r\n250-PIPELINING\r\n250 STARTTLS\r\n")
+        line = await reader.readline()
+        if line.startswith(b"STARTTLS"):
+            writer.write(b"220 2.0.0 go ahead\r\n")
+            await writer.drain()
+            await reader.read(100)  # part of the ClientHello
+            writer.write(b"\x16\x03\x03\x00\x05garbage")
+            await writer.drain()
+            return
+        script.commands.append(line.decode().strip())
+        writer.write(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        script.messages.append(await reader.readuntil(b"\r\n.\r\n"))
+        writer.write(b"250 2.0.0 queued\r\n")
+        await reader.readline()
+        writer.write(b"221 bye\r\n")
+
+    return handler
+
+
+async def test_tls_failing_mid_handshake_is_retried_in_clear_when_opportunistic(lab: Lab) -> None:
+    script = Scripted()
+    async with serve(lab.addresses[0], lab.port, tls_breaker(script)):
+        (outcome,) = await deliver(lab, message("a"))
+    assert outcome.status is Status.DELIVERED, outcome.text
+    assert script.connections == 2 and len(script.messages) == 1
+
+
+async def test_tls_failing_mid_handshake_with_requiretls_is_temporary(lab: Lab) -> None:
+    script = Scripted()
+    async with serve(lab.addresses[0], lab.port, tls_breaker(script)):
+        (outcome,) = await deliver(lab, message("a", requiretls=True))
+    assert outcome.status is Status.TEMPORARY
+    assert f"TLS with mx1.{DOMAIN} [{lab.addresses[0]}] failed" in outcome.text
+    assert script.messages == []
+
+
+async def test_mail_4xx_tries_the_next_mx(lab: Lab) -> None:
+    grey = Scripted(mail_reply="451 4.7.1 greylisted, try later")
+    good = Scripted()
+    async with (
+        serve(lab.addresses[0], lab.port, grey.handle),
+        serve(lab.addresses[1], lab.port, good.handle),
+    ):
+        (outcome,) = await deliver(lab, message("a"))
+    assert outcome.status is Status.DELIVERED
+    assert outcome.remote_host == f"mx2.{DOMAIN} [{lab.addresses[1]}]"
+    assert grey.messages == [] and len(good.messages) == 1
+
+
+async def test_lost_after_end_of_data_is_not_sent_to_another_mx(lab: Lab) -> None:
+    async def vanishes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _greet_then(reader, writer)
+        writer.write(b"250 mx\r\n")
+        for _ in range(2):
+            await reader.readline()
+            writer.write(b"250 ok\r\n")
+        await reader.readline()
+        writer.write(b"354 go\r\n")
+        await reader.readuntil(b"\r\n.\r\n")  # then no reply: the message may be taken
+
+    good = Scripted()
+    async with (
+        serve(lab.addresses[0], lab.port, vanishes),
+        serve(lab.addresses[1], lab.port, good.handle),
+    ):
+        (outcome,) = await deliver(lab, message("a"))
+    assert outcome.status is Status.TEMPORARY and "closed the connection" in outcome.text
+    assert good.connections == 0  # a second copy would more likely be a duplicate
+
+
+@pytest.mark.parametrize(
+    ("domain", "status", "enhanced", "words"),
+    [
+        ("null.test", Status.PERMANENT, "5.1.10", "does not accept mail"),
+        ("missing.remote.test", Status.PERMANENT, "5.1.2", "does not exist"),
+        ("outside.example", Status.TEMPORARY, "4.4.3", "could not answer"),
+    ],
+)
+async def test_dns_answers(domain: str, status: Status, enhanced: str, words: str) -> None:
+    zone = Zone(domains=[DOMAIN, "null.test"], mx=[("null.test", ".", 0)])
+    async with start_dnsmasq(zone) as dns:
+        transport = make_transport(dns.nameserver)
+        msg = OutboundMessage("s@origin.test", (Recipient(f"x@{domain}"),), b"x\r\n")
+        (outcome,) = await transport.deliver(domain, msg)
+        await transport.close()
+    assert (outcome.status, outcome.enhanced) == (status, enhanced)
+    assert words in outcome.text
