@@ -8,16 +8,12 @@ temporary failures. Notices are read back from the sender's INBOX with imaplib.
 
 from __future__ import annotations
 
-import email
-import email.policy
-import imaplib
 import io
 import re
 import smtplib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -27,26 +23,16 @@ from courriel.store.base import NotFound
 from courriel.store.queue import QueuedMessage
 from courriel.testing import pg
 from courriel.testing.net import free_ports
-from courriel.testing.server import Account, MailServer, make_message, start_server
+from courriel.testing.outbound import (
+    PASSWORD,
+    dsn_fields,
+    fast_queue,
+    inbox_over_imap,
+    submit,
+    wait_until,
+)
+from courriel.testing.server import Account, MailServer, start_server
 from courriel.testing.transports import SmtplibTransport
-
-PASSWORD = "correct horse battery"
-
-
-def fast_queue(give_up: float = 30.0) -> str:
-    return (
-        "[queue]\nfirst_retry_seconds = 0.3\nmax_retry_seconds = 0.6\n"
-        f"give_up_seconds = {give_up}\ndelay_warning_seconds = 0\npoll_seconds = 0.2\n"
-        "lease_seconds = 5\n"
-    )
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -87,50 +73,11 @@ def make_relay(tmp_path: Path) -> Iterator[RelayFactory]:
         server.stop()
 
 
-def submit(relay: MailServer, account: Account, to: str, subject: str) -> str:
-    """Sends over submission with STARTTLS and AUTH; returns the queue id of the 250."""
-    with smtplib.SMTP(relay.host, relay.port("submission"), timeout=10) as s:
-        s.starttls(context=relay.ssl_context())
-        s.login(account.address, account.password)
-        assert s.mail(account.address)[0] == 250
-        assert s.rcpt(to)[0] == 250
-        message = make_message(subject, sender=account.address)
-        code, text = s.data(message)
-    assert code == 250, text
-    return text.decode().rsplit(" ", 1)[1]
-
-
-def inbox_over_imap(server: MailServer, account: Account) -> list[EmailMessage]:
-    with imaplib.IMAP4_SSL(
-        server.host, server.port("imaps"), ssl_context=server.ssl_context()
-    ) as imap:
-        imap.login(account.address, account.password)
-        imap.select("INBOX")
-        _, data = imap.search(None, "ALL")
-        out = []
-        for num in data[0].split():
-            _, parts = imap.fetch(num, "(BODY.PEEK[])")
-            first = parts[0]
-            assert isinstance(first, tuple)
-            msg = email.message_from_bytes(first[1], policy=email.policy.default)
-            assert isinstance(msg, EmailMessage)
-            out.append(msg)
-        return out
-
-
 def entry(relay: MailServer, queue_id: str) -> QueuedMessage | None:
     try:
         return relay.call(relay.store.queue.get(queue_id))
     except NotFound:
         return None
-
-
-def dsn_fields(notice: EmailMessage) -> tuple[str, dict[str, str]]:
-    text, status, _ = notice.iter_parts()
-    assert isinstance(text, EmailMessage)
-    blocks = status.get_payload()
-    assert isinstance(blocks, list)
-    return " ".join(text.get_content().split()), dict(blocks[1].items())
 
 
 def test_submitted_mail_reaches_the_other_server(

@@ -13,7 +13,7 @@ one row per remote recipient with that recipient's own state:
 
 ``report`` marks a delivery status notification (RFC 3464) owed to the sender for that recipient
 (``FAILED``, ``DELAYED`` or ``DELIVERED``): it is set in the same transaction as the outcome
-that calls for it and cleared (``reported``) only after the notification itself was stored, so
+that calls for it and cleared (``release``) only after the notification itself was stored, so
 a crash between the two sends it twice rather than never.
 
 The message is kept in the entry's row, not in the content-addressed body files of mailboxes:
