@@ -212,7 +212,8 @@ class Session:
             return await self._dispatch(cmd)
         except BadSequenceError as e:
             await self.io.send(r.bad(cmd.tag, str(e)))
-        except Unavailable:
+        except Unavailable as e:
+            log.warning("%s refused: the store is unavailable: %s", type(cmd).__name__, e)
             await self.io.send(r.no(cmd.tag, "Try again later", r.UNAVAILABLE))  # RFC 5530
         except OverQuota:
             await self.io.send(r.no(cmd.tag, "Over quota", r.OVERQUOTA))  # RFC 5530

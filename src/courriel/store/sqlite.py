@@ -15,11 +15,20 @@ queue, so the more writers there are, the larger the batches and the fewer fsync
 If BEGIN or COMMIT fails, every script of the batch fails with ``Unavailable``: none of them
 was written.
 
-Reads. Scripts that only read run on a small pool of threads, each with its own connection, in a
-deferred transaction: a consistent snapshot that never blocks and is never blocked by the writer
-(WAL). A read that starts after a write returned sees that write.
+Reads. A script that only reads runs in a deferred transaction: a consistent snapshot that never
+blocks and is never blocked by the writer (WAL). A read that starts after a write returned sees
+that write. Most reads are a few index lookups costing microseconds, far less than the hop to a
+thread and back (tens of microseconds, and the GIL handed over twice), so a read starts *inline*,
+on the event loop, on a connection kept for that: with ``busy_timeout = 0`` it never sleeps, and
+a progress handler interrupts any query once the read has used ``INLINE_BUDGET`` of loop time.
+An interrupted SELECT leaves its transaction and snapshot intact, so the script then goes on --
+the interrupted query again, then the rest -- in a pool thread on the same connection, with a
+normal busy timeout. The same happens when the Python part of a script overruns the budget or
+the database is briefly busy. A big listing or a scan therefore costs the loop at most about
+``INLINE_BUDGET``, and a point lookup costs no thread at all.
 
-The event loop never waits on SQLite: both paths hand work to threads.
+The writer and the hand-offs run in threads; the event loop never waits on SQLite for longer than
+``INLINE_BUDGET``.
 
 One process owns the database: ``open_sqlite`` takes an exclusive lock on ``<db>.lock`` and
 refuses to open a database another process holds (the body deletion rule of
@@ -34,6 +43,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +53,7 @@ from typing import Any, TypeVar, cast
 from courriel.store.base import Events, StoreError, Unavailable
 from courriel.store.blobs import BlobStore, FileBlobStore
 from courriel.store.events import LocalEvents
-from courriel.store.sql import Script, SqlStore, migrations
+from courriel.store.sql import Query, Script, SqlStore, migrations
 
 try:
     import fcntl
@@ -54,6 +64,11 @@ T = TypeVar("T")
 
 DEFAULT_READERS = 4
 DEFAULT_MAX_BATCH = 512
+# Loop time a read may take before it moves to a thread: a few point lookups fit many times over.
+INLINE_BUDGET = 0.002
+_PROGRESS_STEPS = 500  # SQLite VM steps between two looks at the clock
+_INLINE_BUSY_MS = 0  # on the loop: never sleep on a lock
+_THREAD_BUSY_MS = 10000  # in a thread: wait, as every other connection does
 
 
 def run_script(conn: sqlite3.Connection, script: Script[T]) -> T:
@@ -71,7 +86,7 @@ def run_script(conn: sqlite3.Connection, script: Script[T]) -> T:
 def connect(path: Path, *, reader: bool) -> sqlite3.Connection:
     # isolation_level=None: the module issues no BEGIN of its own; transactions are explicit.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute(f"PRAGMA busy_timeout = {_THREAD_BUSY_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = FULL")  # fsync the WAL at every COMMIT
     conn.execute("PRAGMA cache_size = -16384")  # 16 MiB per connection
@@ -133,6 +148,42 @@ def _settle_all(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
         _settle(future, ok, value)
 
 
+class _Overrun(Exception):  # noqa: N818 - reads as an event
+    """The inline part of a read used its budget: the rest goes to a thread."""
+
+
+class _InlineConn:
+    """A read connection used on the event loop, with the clock its progress handler watches."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = connect(path, reader=True)
+        self.deadline = float("inf")  # no budget until a script's first query
+        self.conn.set_progress_handler(self._over, _PROGRESS_STEPS)
+        self._busy_ms = _THREAD_BUSY_MS
+        self._busy(_INLINE_BUSY_MS)
+
+    def _over(self) -> int:
+        # Also true when this thread waited for the GIL past the deadline: then the read simply
+        # goes on in a thread, which is what a loop that is that busy needs anyway.
+        return 1 if time.perf_counter() > self.deadline else 0
+
+    def _busy(self, ms: int) -> None:
+        if self._busy_ms != ms:
+            self.conn.execute(f"PRAGMA busy_timeout = {ms}")
+            self._busy_ms = ms
+
+    def begin_on_loop(self) -> None:
+        """Opens the read transaction with no budget, then starts the budget's clock."""
+        self.deadline = float("inf")
+        self._busy(_INLINE_BUSY_MS)
+        self.conn.execute("BEGIN")  # one snapshot for every query of the script
+        self.deadline = time.perf_counter() + INLINE_BUDGET
+
+    def in_thread(self) -> None:
+        self.deadline = float("inf")
+        self._busy(_THREAD_BUSY_MS)
+
+
 class SqliteDriver:
     """Runs ``sql`` scripts against one SQLite file; see the module docstring."""
 
@@ -150,9 +201,7 @@ class SqliteDriver:
         )
         self._conn = connect(path, reader=False)
         self._pool = ThreadPoolExecutor(readers, thread_name_prefix="courriel-sqlite-read")
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self._idle: list[_InlineConn] = []  # read connections not in use, touched on the loop only
         self._writer.start()
 
     @property
@@ -170,11 +219,79 @@ class SqliteDriver:
         return await future
 
     async def read(self, script: Script[T]) -> T:
+        """Runs ``script`` on the loop until it overruns ``INLINE_BUDGET``, then in a thread."""
         if self._closed:
             script.close()
             raise Unavailable("the store is closed")
+        ic = self._idle.pop() if self._idle else _InlineConn(self.path)
+        try:
+            ic.begin_on_loop()
+        except sqlite3.Error as e:
+            self._discard(ic)
+            script.close()
+            raise Unavailable(f"database read failed: {e}") from e
+        try:
+            query = next(script)
+            while True:
+                rows = ic.conn.execute(query.sql, query.params).fetchall()
+                query = script.send(rows)
+                if time.perf_counter() > ic.deadline:
+                    raise _Overrun
+        except StopIteration as stop:
+            self._end_inline(ic)
+            return cast(T, stop.value)
+        except (_Overrun, sqlite3.OperationalError):
+            # Over budget (the handler interrupted the query, or Python overran) or briefly busy:
+            # the snapshot is intact, so the thread runs ``query`` again and goes on from there.
+            pass
+        except BaseException:
+            self._end_inline(ic)
+            script.close()
+            raise
+        return await self._hand_off(ic, script, query)
+
+    async def _hand_off(self, ic: _InlineConn, script: Script[T], query: Query) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._read_sync, script)
+        inner = loop.run_in_executor(self._pool, self._finish_read, ic, script, query)
+        # The connection is free again only once the thread is done with it, even when the
+        # caller stops waiting (cancellation): hence the shield and the callback on ``inner``.
+        inner.add_done_callback(lambda _: self._release(ic))
+        return await asyncio.shield(inner)
+
+    def _finish_read(self, ic: _InlineConn, script: Script[T], query: Query) -> T:
+        try:
+            ic.in_thread()
+            try:
+                while True:
+                    rows = ic.conn.execute(query.sql, query.params).fetchall()
+                    query = script.send(rows)
+            except StopIteration as stop:
+                return cast(T, stop.value)
+            finally:
+                script.close()
+                ic.conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as e:
+            raise Unavailable(f"database read failed: {e}") from e
+
+    def _end_inline(self, ic: _InlineConn) -> None:
+        ic.deadline = float("inf")
+        try:
+            ic.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            self._discard(ic)
+            return
+        self._release(ic)
+
+    def _release(self, ic: _InlineConn) -> None:
+        if self._closed or ic.conn.in_transaction:
+            self._discard(ic)
+        else:
+            self._idle.append(ic)
+
+    @staticmethod
+    def _discard(ic: _InlineConn) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            ic.conn.close()
 
     async def close(self) -> None:
         if self._closed:
@@ -183,32 +300,8 @@ class SqliteDriver:
         self._queue.put(None)
         await asyncio.to_thread(self._writer.join)
         await asyncio.to_thread(self._pool.shutdown, True)
-        with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
-
-    # --- reads, in pool threads --------------------------------------------------------------
-
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, reader=True)
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
-
-    def _read_sync(self, script: Script[T]) -> T:
-        conn = self._reader()
-        try:
-            conn.execute("BEGIN")  # one snapshot for every query of the script
-            try:
-                return run_script(conn, script)
-            finally:
-                conn.execute("ROLLBACK")
-        except sqlite3.OperationalError as e:
-            raise Unavailable(f"database read failed: {e}") from e
+        while self._idle:
+            self._discard(self._idle.pop())
 
     # --- writes, in the writer thread --------------------------------------------------------
 

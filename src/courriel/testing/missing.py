@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 _missing: dict[str, list[str]] = {}
 
 
@@ -25,6 +23,8 @@ def require_all() -> bool:
 def report_missing(what: str, nodeid: str) -> None:
     """Skips (or, under COURRIEL_REQUIRE_ALL=1, fails) the test ``nodeid`` for want of ``what``."""
     _missing.setdefault(what, []).append(nodeid)
+    import pytest  # here, not at the top: courriel.testing must import without the dev extras
+
     message = f"{what} is not available on this machine"
     if require_all():
         pytest.fail(f"{message} (COURRIEL_REQUIRE_ALL=1)")

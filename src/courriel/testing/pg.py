@@ -11,12 +11,15 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import pytest
 
 from courriel.testing.missing import report_missing
+
+if TYPE_CHECKING:  # pytest is a dev extra; importing this module must not need it
+    import pytest
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 _reachable: dict[str, str | None] = {}  # server URL -> None if reachable, else the error
