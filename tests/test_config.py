@@ -107,3 +107,33 @@ def test_show_is_valid_toml_that_loads_back_the_same(tmp_path: Path) -> None:
     assert again.log == cfg.log
     assert again.listeners == cfg.listeners
     assert again.data_dir == cfg.data_dir
+
+
+def test_dns_and_relay_blocks(tmp_path: Path) -> None:
+    p = write(
+        tmp_path,
+        '[dns]\nnameservers = ["127.0.0.1:5353", "::1", "[::1]:53"]\n'
+        '[relay]\nsmarthost = "smtp.example.net:587"\nsmarthost_user = "me"\n'
+        'smarthost_password_file = "pw"\nsmarthost_tls = "tls"\n',
+    )
+    cfg = config.load(p)
+    assert cfg.dns.nameservers == ("127.0.0.1:5353", "::1", "[::1]:53")
+    assert cfg.relay.smarthost_tls == "tls" and cfg.relay.max_connections == 100
+    again = config.load(write(tmp_path, config.to_toml(cfg)))
+    assert again.dns == cfg.dns and again.relay == cfg.relay
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('[dns]\nnameservers = "127.0.0.1"\n', "list of strings"),
+        ('[dns]\nnameservers = ["dns.example.org"]\n', "not an IP address"),
+        ('[dns]\nnameservers = ["127.0.0.1:99999"]\n', "not an IP address"),
+        ('[relay]\nsmarthost = "smtp.example.net"\n', "not host:port"),
+        ('[relay]\nsmarthost_tls = "maybe"\n', "must be one of"),
+        ('[relay]\nsmarthost = "a.example:25"\nsmarthost_user = "me"\n', "password_file"),
+    ],
+)
+def test_bad_dns_and_relay_values(tmp_path: Path, text: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        config.load(write(tmp_path, text))

@@ -35,6 +35,7 @@ from bench.servers import (
     run_quiet,
     wait_port,
 )
+from courriel.testing.postfix import MASTER_CF
 
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 
@@ -72,30 +73,6 @@ smtpd_client_message_rate_limit = 0
 default_process_limit = 200
 maillog_file = {log}
 maillog_file_prefixes = {root}
-"""
-
-_MASTER = """\
-{host}:{port} inet n - n - - smtpd
-pickup    unix  n - n 60   1 pickup
-cleanup   unix  n - n -    0 cleanup
-qmgr      unix  n - n 300  1 qmgr
-rewrite   unix  - - n -    - trivial-rewrite
-bounce    unix  - - n -    0 bounce
-defer     unix  - - n -    0 bounce
-trace     unix  - - n -    0 bounce
-verify    unix  - - n -    1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n -    - proxymap
-smtp      unix  - - n -    - smtp
-showq     unix  n - n -    - showq
-error     unix  - - n -    - error
-retry     unix  - - n -    - error
-discard   unix  - - n -    - discard
-local     unix  - n n -    - local
-virtual   unix  - n n -    - virtual
-anvil     unix  - - n -    1 anvil
-scache    unix  - - n -    1 scache
-postlog   unix-dgram n - n - 1 postlogd
 """
 
 
@@ -167,7 +144,7 @@ async def start(root: Path, vmail: Path, addresses: Sequence[str]) -> Postfix:
         "port": port,
     }
     (conf / "main.cf").write_text(_MAIN.format(**values))
-    (conf / "master.cf").write_text(_MASTER.format(**values))
+    (conf / "master.cf").write_text(MASTER_CF.format(**values))
     postfix = ["postfix", "-c", str(conf)]
     run_quiet([*postfix, "set-permissions", "create-missing"], "postfix set-permissions")
     run_quiet([*postfix, "start"], "postfix start")

@@ -14,6 +14,7 @@ what README.md documents. ``load`` validates every value and names the bad key o
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import tomllib
@@ -104,6 +105,29 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DnsConfig:
+    nameservers: tuple[str, ...] = ()  # "host" or "host:port"; () = the system's resolv.conf
+    timeout_seconds: float = 10.0  # one lookup, all servers and retries included
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    helo_name: str = ""  # "" = hostname
+    smarthost: str = ""  # "host:port" to send all outbound mail through; "" = MX delivery
+    smarthost_tls: str = "starttls"  # starttls | tls | none
+    smarthost_user: str = ""
+    smarthost_password_file: str = ""  # file holding the password (first line)
+    max_connections: int = 100  # outbound connections in use at once
+    max_connections_per_destination: int = 20  # to one domain (or the smarthost)
+    connection_idle_seconds: float = 5.0  # an idle connection is kept this long for reuse
+    connection_reuse_seconds: float = 300.0  # and reused for at most this long
+    timeout_scale: float = 1.0  # multiplies RFC 5321's timeouts (tests shrink them)
+    mta_sts: bool = True  # apply MTA-STS policies (RFC 8461)
+    dane: bool = True  # apply DANE TLSA records the resolver validated (RFC 7672)
+    tls_ca_file: str = ""  # a private CA trusted besides the system's, for verified TLS
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path  # the file this came from (it need not exist)
     data_dir: Path
@@ -114,6 +138,8 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    relay: RelayConfig = field(default_factory=RelayConfig)
     listeners: tuple[ListenerConfig, ...] = ()
 
     def resolve(self, p: str) -> Path:
@@ -195,6 +221,29 @@ DEFAULT_TOML = """\
 # level = "info"     # debug | info | warning | error
 # format = "text"    # text | json
 
+[dns]
+# DNS servers for MX, TLSA and MTA-STS lookups: "host" or "host:port". Empty: /etc/resolv.conf.
+# DANE is applied only when these servers validate DNSSEC (a local unbound, for instance).
+# nameservers = ["127.0.0.1:5353"]
+# timeout_seconds = 10
+
+[relay]
+# Mail for other domains goes to their MX hosts, with STARTTLS when offered, MTA-STS and DANE.
+# helo_name = ""           # the name said in EHLO; "" = hostname
+# To send everything through your provider instead (when port 25 is blocked):
+# smarthost = "smtp.example.net:587"
+# smarthost_tls = "starttls"   # starttls | tls (port 465) | none
+# smarthost_user = "me@example.net"
+# smarthost_password_file = "/etc/courriel/smarthost-password"
+# max_connections = 100
+# max_connections_per_destination = 20
+# connection_idle_seconds = 5     # idle connections are kept this long for the next message
+# connection_reuse_seconds = 300
+# timeout_scale = 1               # multiplies the RFC 5321 timeouts
+# mta_sts = true
+# dane = true
+# tls_ca_file = ""                # a private CA to trust besides the system's
+
 # Listeners: imaps (993), imap (143), pop3s (995), pop3 (110), submissions (465), submission (587)
 # and smtp (25, inbound MX). For each: enabled, address and port. address "" and port 0 mean auto:
 # the standard port on all addresses when the process may bind it, else 10000 + the standard port
@@ -212,10 +261,13 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitsConfig,
     "queue": QueueConfig,
     "log": LogConfig,
+    "dns": DnsConfig,
+    "relay": RelayConfig,
 }
 _CHOICES = {
     ("log", "level"): {"debug", "info", "warning", "error"},
     ("log", "format"): {"text", "json"},
+    ("relay", "smarthost_tls"): {"starttls", "tls", "none"},
 }
 
 
@@ -235,6 +287,10 @@ def _default_hostname() -> str:
 
 def _typed(section: str, key: str, value: Any, default: Any) -> Any:
     where = f"[{section}] {key}" if section else key
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(value)
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, float):
@@ -301,6 +357,40 @@ def _check_queue(q: QueueConfig) -> None:
         raise ConfigError("[queue] max_retry_seconds: must not be less than first_retry_seconds")
 
 
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """``"127.0.0.1"``, ``"127.0.0.1:5353"``, ``"::1"`` or ``"[::1]:5353"`` as (address, port).
+
+    Raises ``ValueError`` when it is not an IP address with an optional port.
+    """
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]")
+        port = port.removeprefix(":") if port.startswith(":") else ("x" if port else "")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    ipaddress.ip_address(host)
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"bad port in {text!r}")
+    return host, int(port) if port else 53
+
+
+def _check_relay(relay: RelayConfig, dns: DnsConfig) -> None:
+    for ns in dns.nameservers:
+        try:
+            parse_nameserver(ns)
+        except ValueError:
+            raise ConfigError(
+                f"[dns] nameservers: {ns!r} is not an IP address with an optional :port"
+            ) from None
+    if relay.smarthost:
+        host, _, port = relay.smarthost.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"[relay] smarthost: {relay.smarthost!r} is not host:port")
+    if relay.smarthost_user and not relay.smarthost_password_file:
+        raise ConfigError("[relay] smarthost_user needs smarthost_password_file")
+
+
 def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     """Reads the configuration; raises ``ConfigError`` with a one-line reason."""
     path = locate(explicit)
@@ -327,6 +417,7 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     if bool(tls.cert) != bool(tls.key):
         raise ConfigError("[tls]: set both cert and key, or neither (self-signed certificate)")
     _check_queue(sections["queue"])
+    _check_relay(sections["relay"], sections["dns"])
     return Config(
         path=path,
         data_dir=data_dir,
@@ -344,6 +435,8 @@ def to_toml(cfg: Config) -> str:
             return "true" if v else "false"
         if isinstance(v, int | float):
             return repr(v)
+        if isinstance(v, tuple):
+            return "[" + ", ".join(q(x) for x in v) + "]"
         return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     lines = [f"# effective configuration from {cfg.path}", f"data_dir = {q(str(cfg.data_dir))}"]

@@ -250,3 +250,24 @@ async def test_dns_answers(domain: str, status: Status, enhanced: str, words: st
         await transport.close()
     assert (outcome.status, outcome.enhanced) == (status, enhanced)
     assert words in outcome.text
+
+
+async def test_eight_bit_to_a_server_without_8bitmime_is_converted(lab: Lab) -> None:
+    script = Scripted(extensions=("PIPELINING",))
+    body = b"Content-Type: text/plain; charset=utf-8\r\n\r\ncaf\xc3\xa9\r\n"
+    msg = OutboundMessage("s@origin.test", (Recipient(f"a@{DOMAIN}"),), body, eight_bit=True)
+    async with serve(lab.addresses[0], lab.port, script.handle):
+        (outcome,) = await deliver(lab, msg)
+    assert outcome.status is Status.DELIVERED
+    (sent,) = script.messages
+    assert sent.isascii() and b"caf=C3=A9\r\n" in sent
+    assert not any("BODY=8BITMIME" in c for c in script.commands)
+
+
+async def test_smtputf8_to_a_server_without_it_is_permanent(lab: Lab) -> None:
+    script = Scripted()
+    msg = OutboundMessage("s@origin.test", (Recipient(f"a@{DOMAIN}"),), b"x\r\n", smtputf8=True)
+    async with serve(lab.addresses[0], lab.port, script.handle):
+        (outcome,) = await deliver(lab, msg)
+    assert (outcome.status, outcome.enhanced) == (Status.PERMANENT, "5.6.7")
+    assert "needs SMTPUTF8" in outcome.text and script.messages == []

@@ -116,4 +116,3 @@ async def test_cancelled_hand_off_returns_its_connection_only_when_done(sq: Sqli
         while not sq.driver._idle:  # noqa: ASYNC110 - released by the thread's completion
             await asyncio.sleep(0.01)
     assert await sq.driver.read(count_domains()) >= 0
-

@@ -39,6 +39,8 @@ import dns.rdatatype
 import dns.resolver
 import idna
 
+from courriel.config import parse_nameserver
+
 
 class DnsFailure(Exception):  # noqa: N818 - a failure to report, not a program error
     """A lookup failed; ``temporary`` says whether trying later may help."""
@@ -72,17 +74,6 @@ def a_label(domain: str) -> str:
         return idna.encode(domain, uts46=True).decode("ascii")
     except idna.IDNAError as e:
         raise DnsFailure(f"{domain!r} is not a valid domain name: {e}", temporary=False) from e
-
-
-def parse_nameserver(text: str) -> tuple[str, int]:
-    """``"127.0.0.1"``, ``"127.0.0.1:5353"``, ``"::1"`` or ``"[::1]:5353"`` as (address, port)."""
-    if text.startswith("["):
-        host, _, port = text[1:].partition("]:")
-        return host.rstrip("]"), int(port) if port else 53
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        return host, int(port)
-    return text, 53
 
 
 class DnsResolver:

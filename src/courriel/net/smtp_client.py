@@ -35,7 +35,9 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 
+from courriel.config import Config, ConfigError
 from courriel.logs import kv
+from courriel.mail.downgrade import to_seven_bit
 from courriel.mail.mtasts import Mode, Policy
 from courriel.net import dane
 from courriel.net.mtasts import MtaSts
@@ -52,7 +54,7 @@ from courriel.net.smtp_conn import (
     open_session,
 )
 from courriel.queue.transport import OutboundMessage, Outcome, Status
-from courriel.wire.smtp.client import refusal, seven_bit
+from courriel.wire.smtp.client import Refusal, refusal, seven_bit
 from courriel.wire.smtp.client_commands import ClientEnvelope, RecipientSpec
 from courriel.wire.smtp.replies import Reply
 
@@ -281,43 +283,24 @@ class SmtpTransport:
         this server did not take the message (the next one is tried)."""
         label = conn.target.label
         todo = list(range(len(message.recipients)))
-        envelope = _envelope(message)
-        why = refusal(conn.core.caps, envelope, label)
-        if why is not None:
+        envelope = _fitted(_envelope(message), conn)
+        if isinstance(envelope, Refusal):  # this server cannot take it: neither will it later
             for i in todo:
-                outcomes[i] = Outcome(
-                    message.recipients[i].address,
-                    Status.PERMANENT,
-                    why.text,
-                    None,
-                    why.enhanced,
-                    label,
-                )
-            self.pool.put(conn)
-            return
-        body = seven_bit(envelope, conn.core.caps, _no_downgrade)
-        if body is None:
-            text = (
-                f"the message has 8-bit content and {label} does not accept 8BITMIME; "
-                "courriel does not convert it to 7 bits (RFC 6152)"
-            )
-            for i in todo:
-                outcomes[i] = Outcome(
-                    message.recipients[i].address, Status.PERMANENT, text, None, "5.6.3", label
-                )
+                address = message.recipients[i].address
+                why = Outcome(address, Status.PERMANENT, envelope.text, None, envelope.enhanced)
+                outcomes[i] = replace(why, remote_host=label)
             self.pool.put(conn)
             return
         while todo:
-            results = await self._transaction(
-                conn, envelope, todo, first=len(todo) == len(message.recipients)
-            )
+            first = len(todo) == len(message.recipients)
+            results = await self._transaction(conn, envelope, todo, first=first)
             again = [i for i, r in zip(todo, results, strict=True) if _too_many(r)]
             for i, reply in zip(todo, results, strict=True):
                 if i not in again or len(again) == len(todo):
                     outcomes[i] = _outcome(message.recipients[i].address, reply, label)
             if len(again) == len(todo):
                 break
-            todo = again
+            todo = again  # RFC 5321 §4.5.3.1.10: the rest in another transaction
         self.pool.put(conn)
 
     async def _transaction(
@@ -351,8 +334,56 @@ class SmtpTransport:
         return list(tx.results)
 
 
-def _no_downgrade(message: bytes) -> bytes | None:
-    return None
+def from_config(cfg: Config) -> SmtpTransport:
+    """The transport ``[dns]`` and ``[relay]`` describe; raises ``ConfigError`` for a
+    smarthost password file that cannot be read."""
+    relay = cfg.relay
+    dns = DnsResolver(cfg.dns.nameservers, timeout=cfg.dns.timeout_seconds)
+    smarthost = None
+    if relay.smarthost:
+        host, _, port = relay.smarthost.rpartition(":")
+        login = None
+        if relay.smarthost_user:
+            path = cfg.resolve(relay.smarthost_password_file)
+            try:
+                password = path.read_text().splitlines()[0]
+            except (OSError, IndexError) as e:
+                raise ConfigError(f"[relay] smarthost_password_file: cannot read {path}") from e
+            login = Login(relay.smarthost_user, password)
+        smarthost = Smarthost(host.strip("[]"), int(port), relay.smarthost_tls, login)
+    settings = ClientSettings(
+        helo_name=relay.helo_name or cfg.hostname,
+        timeouts=Timeouts().scaled(relay.timeout_scale),
+        max_connections=relay.max_connections,
+        max_per_destination=relay.max_connections_per_destination,
+        idle_seconds=relay.connection_idle_seconds,
+        reuse_seconds=relay.connection_reuse_seconds,
+        ca_file=str(cfg.resolve(relay.tls_ca_file)) if relay.tls_ca_file else None,
+        smarthost=smarthost,
+        dane=relay.dane,
+    )
+    mta_sts = None
+    if relay.mta_sts and smarthost is None:
+        mta_sts = MtaSts(dns, cfg.data_dir / "mta-sts", ca_file=settings.ca_file)
+    return SmtpTransport(settings, dns, mta_sts)
+
+
+def _fitted(envelope: ClientEnvelope, conn: Connection) -> ClientEnvelope | Refusal:
+    """``envelope`` as this server can take it (8-bit converted), or why it cannot."""
+    label, caps = conn.target.label, conn.core.caps
+    why = refusal(caps, envelope, label)
+    if why is not None:
+        return why
+    body = seven_bit(envelope, caps, to_seven_bit)
+    if body is None:
+        return Refusal(  # RFC 6152 §3
+            "5.6.3",
+            "the message has 8-bit content that cannot be converted to 7 bits (in a header "
+            f"or a part that is not text) and {label} does not accept 8BITMIME",
+        )
+    if body is not envelope.message:
+        return replace(envelope, message=body, eight_bit=False)
+    return envelope
 
 
 def _too_many(reply: Reply | None) -> bool:

@@ -10,7 +10,7 @@ server failure: a temporary error). The records are command-line options:
 
 * ``--mx-host=domain,target,preference`` (target "." is a null MX, RFC 7505);
 * ``--host-record=name,address...`` for A and AAAA;
-* ``--txt-record=name,"text"``;
+* ``--txt-record=name,text`` (a comma in the text would start a second string);
 * ``--cname=alias,target``;
 * ``--dns-rr=name,52,hex`` for TLSA (type 52, RFC 6698).
 
@@ -60,7 +60,7 @@ class Zone:
         out += [f"--mx-host={d},{h},{p}" for d, h, p in self.mx]
         for name, addresses in self.hosts.items():
             out.append(f"--host-record={name}," + ",".join(addresses))
-        out += [f'--txt-record={n},"{t}"' for n, t in self.txt.items()]
+        out += [f"--txt-record={n},{t}" for n, t in self.txt.items()]  # no shell: no quotes
         out += [f"--cname={a},{t}" for a, t in self.cname.items()]
         for name, records in self.tlsa.items():
             for usage, selector, mtype, data in records:
