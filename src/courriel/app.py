@@ -14,6 +14,12 @@ address. Then the store, the authenticator and one ``ProtocolHandlers`` per prot
 factories in ``handlers`` from the ``App`` context; then the listeners start accepting and the
 settings table (``courriel.clientsettings``) is printed on stdout.
 
+Relaying: ``courriel serve`` builds the SMTP transport ``[dns]`` and ``[relay]`` describe
+(``courriel.net.smtp_client.from_config``) and hands it to ``serve``, which then gives submission
+the store's outbound queue and runs a queue worker (``courriel.queue.worker``) beside the
+listeners; the worker stops after the sessions, before the store closes. ``serve`` without a
+transport (some tests) refuses mail for other domains at RCPT (451 4.4.0).
+
 Signals: SIGHUP reloads the certificate for new connections (``TLSManager.reload``); SIGTERM and
 SIGINT shut down gracefully: stop accepting, set ``closing``, give sessions
 ``[limits] shutdown_grace_seconds`` to finish their transactions, cancel what remains, and close
@@ -53,7 +59,7 @@ from courriel.accounts.authcache import AuthCache
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
-from courriel.config import Config
+from courriel.config import Config, ConfigError
 from courriel.logs import kv
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
@@ -294,12 +300,23 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+async def _serve_relaying(cfg: Config) -> None:
+    """``serve`` with the relay transport ``[dns]`` and ``[relay]`` describe."""
+    from courriel.net.smtp_client import from_config  # the account commands never need it
+
+    try:
+        transport = from_config(cfg)
+    except ConfigError as e:
+        raise StartupError(str(e)) from e
+    await serve(cfg, transport=transport)
+
+
 def run(cfg: Config) -> int:
     """``courriel serve``: serves until SIGTERM or SIGINT; the exit status."""
     logs.setup(cfg.log)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         try:
-            runner.run(serve(cfg))
+            runner.run(_serve_relaying(cfg))
         except StartupError as e:
             log.error("cannot start: %s", e)
             return EXIT_FAILURE
