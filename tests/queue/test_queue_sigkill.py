@@ -1,6 +1,8 @@
-"""A relaying courriel killed with SIGKILL while it accepts and delivers: after a restart every
-acknowledged message reaches the other server, none was queued twice, and a duplicate delivery
-exists only where no MTA can avoid one (the remote 250 arrived, our record of it did not).
+"""A relaying ``courriel serve`` killed with SIGKILL while it accepts and delivers: after a
+restart every acknowledged message reaches the other server, none was queued twice, and a
+duplicate delivery exists only where no MTA can avoid one (the remote 250 arrived, our record of
+it did not). The relay sends through ``[relay] smarthost`` (STARTTLS, verified) to a second
+courriel that receives for example.net.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from courriel.testing.fill import add_user, on_store
 from courriel.testing.net import free_ports
 from courriel.testing.server import Account, MailServer, make_message, start_server, write_config
 
-CHILD = Path(__file__).with_name("relay_child.py")
 PASSWORD = "correct horse battery"
 SENDERS = 4
 ACKS_BEFORE_KILL = 60
@@ -52,9 +53,17 @@ def bob(receiver: MailServer) -> Account:
     return receiver.add_user("bob@example.net", PASSWORD)
 
 
-def start_relay(cfg: Config, receiver: MailServer) -> subprocess.Popen[bytes]:
+def relay_config(receiver: MailServer) -> str:
+    return QUEUE + (
+        f'[relay]\nsmarthost = "127.0.0.1:{receiver.port("smtp")}"\n'
+        f'smarthost_tls = "starttls"\ntls_ca_file = "{receiver.cert_path}"\n'
+    )
+
+
+def start_relay(cfg: Config) -> subprocess.Popen[bytes]:
+    """``courriel serve`` on ``cfg``, once it accepts connections."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    cmd = [sys.executable, str(CHILD), str(cfg.path), "127.0.0.1", str(receiver.port("smtp"))]
+    cmd = [sys.executable, "-m", "courriel", "--config", str(cfg.path), "serve"]
     child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while True:
@@ -119,10 +128,10 @@ def test_sigkill_loses_nothing_and_queues_nothing_twice(
     root = tmp_path / "relay"
     root.mkdir()
     ports = dict(zip(LISTENERS, free_ports(len(LISTENERS)), strict=True))
-    cfg = config.load(write_config(root, ports, QUEUE))
+    cfg = config.load(write_config(root, ports, relay_config(receiver)))
     on_store(cfg, lambda s: add_user(s, "alice@example.test", PASSWORD))
 
-    child = start_relay(cfg, receiver)
+    child = start_relay(cfg)
     senders = Submitters(cfg)
     try:
         for t in senders.threads:
@@ -143,7 +152,7 @@ def test_sigkill_loses_nothing_and_queues_nothing_twice(
     left = queued_subjects(cfg)
     assert len(left) == len(set(left)), "a message was queued twice"
 
-    child = start_relay(cfg, receiver)
+    child = start_relay(cfg)
     try:
 
         def arrived() -> Counter[str]:
