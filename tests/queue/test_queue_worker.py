@@ -313,3 +313,19 @@ async def test_concurrency_bounds_the_deliveries_in_flight(store: Store) -> None
     while await run_due(w):
         pass
     assert transport.most_in_flight == 3 and len(transport.calls) == 7
+
+
+async def test_a_bounce_by_the_postmaster_reaches_the_sender(
+    store: Store, worker: Worker, transport: ScriptedTransport, clock: Clock, alice: User
+) -> None:
+    transport.script["bob@example.net"] = [Status.TEMPORARY]
+    queue_id = await submit(worker, Recipient("bob@example.net"))
+    await run_due(worker)
+    await store.queue.bounce(queue_id, "returned to the sender by the postmaster", clock.now + 1)
+    clock.now += 1
+    assert await run_due(worker) == 1
+    [notice] = await inbox(store, alice)
+    assert "could not be delivered: returned to the sender by the postmaster" in words_of(notice)
+    assert status_of(notice)[0]["Action"] == "failed"
+    assert await store.queue.list_entries() == []
+    assert transport.attempts("bob@example.net") == 1  # no further try after the bounce

@@ -206,7 +206,7 @@ class Worker:
             ret=entry.ret,
             envid=entry.envid,
             smtputf8=entry.smtputf8,
-            eight_bit=entry.body_type == "8BITMIME",
+            eight_bit=entry.body_type in ("8BITMIME", "BINARYMIME"),
             queue_id=entry.id,
         )
         async with self._calls:
