@@ -107,6 +107,9 @@ class Worker:
             except StoreError as e:
                 log.warning("queue: the store failed: %s", e)
                 pause = ERROR_PAUSE
+            except Exception:  # a bug must not stop every delivery of this process
+                log.exception("queue: the worker loop failed")
+                pause = ERROR_PAUSE
             if pause > 0:
                 await self._sleep(pause)
         await self.idle()
