@@ -173,9 +173,14 @@ class Worker:
     async def _renew(self, entry_id: str) -> None:
         while True:
             await asyncio.sleep(self._cfg.lease_seconds / 3)
-            if not await self._queue.renew(
-                entry_id, self.owner, self._clock(), self._cfg.lease_seconds
-            ):
+            try:
+                held = await self._queue.renew(
+                    entry_id, self.owner, self._clock(), self._cfg.lease_seconds
+                )
+            except StoreError as e:  # try again at the next turn; the lease has time left
+                log.warning("queue: could not renew the lease: %s", e, extra=kv(id=entry_id))
+                continue
+            if not held:
                 log.warning("queue: lost the lease", extra=kv(id=entry_id))
                 return
 
