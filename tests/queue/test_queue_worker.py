@@ -329,3 +329,19 @@ async def test_a_bounce_by_the_postmaster_reaches_the_sender(
     assert status_of(notice)[0]["Action"] == "failed"
     assert await store.queue.list_entries() == []
     assert transport.attempts("bob@example.net") == 1  # no further try after the bounce
+
+
+async def test_a_long_delivery_keeps_its_lease(store: Store) -> None:
+    transport = ScriptedTransport(gate=asyncio.Event())
+    cfg = replace(CFG, lease_seconds=0.3)
+    first = Worker(store, transport, cfg, HOST, owner="first")
+    second = Worker(store, ScriptedTransport(), cfg, HOST, owner="second")
+    await first.outbound.enqueue(Envelope("a@example.test", (Recipient("b@example.net"),)), MESSAGE)
+    assert await first.deliver_due() == 1
+    for _ in range(4):  # four lease lengths: renewed every tenth of a second
+        await asyncio.sleep(0.3)
+        assert await second.deliver_due() == 0
+    transport.gate.set()
+    await first.idle()
+    assert transport.attempts("b@example.net") == 1
+    assert await store.queue.list_entries() == []
