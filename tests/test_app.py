@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,6 +130,29 @@ def test_run_reports_a_failed_start_in_one_line(
     errors = [ln for ln in capsys.readouterr().err.splitlines() if " ERROR " in ln]
     assert len(errors) == 1
     assert f"cannot start: cannot listen for smtp on 127.0.0.1:{taken}: " in errors[0]
+
+
+def test_run_refuses_to_fork_workers_beside_other_threads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, ours = logging.getLogger(), logging.getLogger("courriel")
+    saved = list(root.handlers), root.level, ours.level
+    release = threading.Event()
+    helper = threading.Thread(target=release.wait, name="left-behind")
+    helper.start()
+    try:
+        status = run(config.load(_write_config(tmp_path, {"smtp": free_ports(1)[0]})))
+    finally:
+        release.set()
+        helper.join()
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        ours.setLevel(saved[2])
+    assert status == 1
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if " ERROR " in ln]
+    assert len(errors) == 1
+    assert "cannot start: threads still running before the workers start: " in errors[0]
+    assert "left-behind" in errors[0]
 
 
 async def test_bad_password_hashing_costs_stop_the_start(tmp_path: Path) -> None:

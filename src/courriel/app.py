@@ -2,28 +2,42 @@
 
 Theory of operation
 -------------------
-``run(cfg)`` is what ``courriel serve`` calls: it sets up logging, runs ``serve`` on uvloop when
-it is installed (plain asyncio otherwise) and returns the exit status: 0 after a clean shutdown,
-1 when the server could not start (the reason is logged as one line), 130 when interrupted
-while starting.
+``run(cfg)`` is what ``courriel serve`` calls. It sets up logging, then does in the parent
+process everything that can fail, in an order chosen so a mistake costs nothing: the TLS
+certificate is loaded (made, the first time) and every enabled listener is bound before the store
+is opened, so a bad certificate or a busy port fails in milliseconds with a line naming the file or
+the listener and address (``prepare``). Then the store is opened once, which runs the schema
+migrations, and the caller's ``setup`` runs on it (the first-run demo account); the store is
+closed again. Only then does the ``Supervisor`` (``courriel.supervisor``) fork ``[server]
+workers`` processes, and print the settings table once every worker serves. ``run`` returns the
+exit status: 0 after a clean shutdown, 1 when the server could not start (the reason is logged as
+one line), 130 when interrupted while starting.
 
-``serve`` starts in an order chosen so a mistake costs nothing: the TLS certificate is loaded
-(made, the first time) and every enabled listener is bound before the store is opened, so a bad
-certificate or a busy port fails in milliseconds with a line naming the file or the listener and
-address. Then the store, the authenticator and one ``ProtocolHandlers`` per protocol, made by the
-factories in ``handlers`` from the ``App`` context; then the listeners start accepting and the
-settings table (``courriel.clientsettings``) is printed on stdout.
+Each worker (``_worker``) inherits the bound sockets and the loaded certificate, binds
+``worker=N`` into its log context, creates its own event loop (uvloop when installed, plain
+asyncio otherwise) and runs ``serve_prepared``: its own store, authenticator and one
+``ProtocolHandlers`` per protocol, made by the factories in ``handlers`` from the ``App`` context.
+Every worker accepts on the same listening sockets, so the kernel hands each connection to one
+worker that is free to take it, and a worker stuck in a command takes none. A watchdog
+(``courriel.net.watchdog``) logs every stall of the worker's loop and keeps the heartbeat the
+supervisor reads to replace a stuck worker.
 
-Relaying: ``courriel serve`` builds the SMTP transport ``[dns]`` and ``[relay]`` describe
-(``courriel.net.smtp_client.from_config``) and hands it to ``serve``, which then gives submission
-the store's outbound queue and runs a queue worker (``courriel.queue.worker``) beside the
-listeners; the worker stops after the sessions, before the store closes. ``serve`` without a
+``serve(cfg)`` is the same server in the calling process and its event loop, without workers
+(tests, and programs that embed courriel); its ``ready`` callback receives the ``Running`` server.
+
+Relaying: each worker builds the SMTP transport ``[dns]`` and ``[relay]`` describe
+(``courriel.net.smtp_client.from_config``; checked once in the parent before the fork), gives
+submission the store's outbound queue and runs a queue worker (``courriel.queue.worker``) beside
+its listeners; the queue workers of all processes share the work through leases in the store.
+The queue worker stops after the sessions, before the store closes. ``serve`` without a
 transport (some tests) refuses mail for other domains at RCPT (451 4.4.0).
 
-Signals: SIGHUP reloads the certificate for new connections (``TLSManager.reload``); SIGTERM and
-SIGINT shut down gracefully: stop accepting, set ``closing``, give sessions
-``[limits] shutdown_grace_seconds`` to finish their transactions, cancel what remains, and close
-the store last, after every session that could write to it has ended.
+Signals, to the parent: SIGHUP reloads the certificate in the parent (for workers started later)
+and in every worker, for new connections (``TLSManager.reload``); SIGTERM and SIGINT shut down
+gracefully: each worker stops accepting, sets ``closing``, gives sessions the rest of ``[limits]
+shutdown_grace_seconds`` to finish their transactions, cancels what remains and closes its store
+last, after every session that could write to it has ended; a worker still alive at the end of the
+grace period is killed. ``serve`` handles the same signals itself when it runs in the main thread.
 
 Protocol engines plug in through ``handlers``: a mapping protocol name -> factory taking the
 ``App`` and returning ``ProtocolHandlers``. A protocol module takes its place with one line here,
@@ -34,17 +48,21 @@ module (nothing registers itself on import)::
         async def serve(stream: Stream, ctx: ConnectionContext) -> None:
             ...  # ctx.listener.name tells MX (smtp) from submission; STARTTLS with
             ...  # await stream.start_tls(app.tls.context, handshake_timeout=HANDSHAKE_TIMEOUT)
+            ...  # ctx.command = "..." names each command for the stall watchdog
         async def refuse(stream: Stream, refusal: Refusal) -> None: ...
         return ProtocolHandlers(serve=serve, refuse=refuse)
 
-The factory runs once per protocol at start-up; ``serve`` runs once per connection.
+The factory runs once per protocol in each worker; ``serve`` runs once per connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import math
+import os
 import signal
 import sys
 import threading
@@ -64,10 +82,12 @@ from courriel.logs import kv
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
 from courriel.net.tls import TLSError, TLSManager
+from courriel.net.watchdog import HeartbeatTable, Watchdog, describe
 from courriel.queue.outbound import Queue, RelayDisabled
 from courriel.queue.transport import Transport
 from courriel.queue.worker import Worker
 from courriel.store.base import Store, StoreError
+from courriel.supervisor import Supervisor, WorkerMain
 
 log = logging.getLogger("courriel.app")
 
@@ -108,6 +128,7 @@ class App:
 
 HandlerFactory = Callable[[App], ProtocolHandlers]
 StoreOpener = Callable[[Config], Awaitable[Store]]
+Setup = Callable[[Store], Awaitable[None]]  # runs once on the store before the workers start
 
 
 # protocol name -> factory: each protocol engine's one entry point.
@@ -146,6 +167,23 @@ class Running:
         await self._stop.wait()
 
 
+@dataclass(slots=True)
+class Prepared:
+    """What the parent makes before the store is opened: the certificate and the bound sockets."""
+
+    tls: TLSManager
+    bound: list[Bound]
+
+    def close(self) -> None:
+        _close(self.bound)
+
+
+def _close(bound: list[Bound]) -> None:
+    for b in bound:
+        for sock in b.sockets:
+            sock.close()
+
+
 def _bind_all(cfg: Config) -> list[Bound]:
     bound: list[Bound] = []
     try:
@@ -153,11 +191,23 @@ def _bind_all(cfg: Config) -> list[Bound]:
             if lc.enabled:
                 bound.append(bind_listener(lc))
     except BindError as e:
-        for b in bound:
-            for sock in b.sockets:
-                sock.close()
+        _close(bound)
         raise StartupError(str(e)) from e
     return bound
+
+
+def prepare(cfg: Config) -> Prepared:
+    """Loads the certificate, checks the hashing costs and binds every listener."""
+    tls = TLSManager(cfg)
+    try:
+        tls.load()
+    except TLSError as e:
+        raise StartupError(f"TLS: {e}") from e
+    try:
+        PasswordHasher.from_config(cfg.auth)  # starts no thread until it first hashes
+    except ValueError as e:
+        raise StartupError(f"[auth]: {e}") from e
+    return Prepared(tls, _bind_all(cfg))
 
 
 async def _default_opener(cfg: Config) -> Store:
@@ -166,16 +216,26 @@ async def _default_opener(cfg: Config) -> Store:
     return await open_store(cfg)
 
 
-def _settings(cfg: Config, app: App, bound: list[Bound]) -> str:
+def _settings(cfg: Config, tls: TLSManager, bound: list[Bound]) -> str:
     endpoints = [
         clientsettings.Endpoint(b.config.name, b.config.implicit_tls, b.address, b.port, b.fallback)
         for b in bound
     ]
-    return clientsettings.render(cfg.hostname, endpoints, cert=app.tls.info, config_path=cfg.path)
+    return clientsettings.render(cfg.hostname, endpoints, cert=tls.info, config_path=cfg.path)
 
 
-def _install_signals(running: Running) -> list[int]:
-    """SIGTERM/SIGINT stop, SIGHUP reloads TLS; only the main thread may install handlers."""
+def _print_settings(cfg: Config, prepared: Prepared) -> None:
+    sys.stdout.write(_settings(cfg, prepared.tls, prepared.bound))
+    sys.stdout.flush()
+
+
+def _log_listening(bound: list[Bound]) -> None:
+    for b in bound:
+        log.info("listening", extra=kv(listener=b.config.name, on=display(b.address, b.port)))
+
+
+def _install_signals(running: Running, *, interrupt: bool) -> list[int]:
+    """SIGTERM (and SIGINT) stop, SIGHUP reloads TLS; only the main thread may install them."""
     if threading.current_thread() is not threading.main_thread():
         return []
     loop = asyncio.get_running_loop()
@@ -189,8 +249,10 @@ def _install_signals(running: Running) -> list[int]:
         running.reload_tls()
 
     loop.add_signal_handler(signal.SIGTERM, stop, "SIGTERM")
-    loop.add_signal_handler(signal.SIGINT, stop, "SIGINT")
     loop.add_signal_handler(signal.SIGHUP, reload)
+    if not interrupt:
+        return [signal.SIGTERM, signal.SIGHUP]
+    loop.add_signal_handler(signal.SIGINT, stop, "SIGINT")
     return [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
 
 
@@ -209,36 +271,50 @@ async def serve(
     factories: dict[str, HandlerFactory] | None = None,
     transport: Transport | None = None,
 ) -> None:
-    """Runs the server until ``Running.stop``, SIGTERM or SIGINT; raises ``StartupError``.
+    """Runs the server in this process until ``Running.stop``, SIGTERM or SIGINT; raises
+    ``StartupError``. With a ``transport`` it relays mail for other domains (see
+    ``serve_prepared``)."""
+    await serve_prepared(
+        cfg,
+        prepare(cfg),
+        ready=ready,
+        open_store=open_store,
+        factories=factories,
+        transport=transport,
+    )
 
-    With a ``transport`` the server relays: submission queues mail for other domains in the
-    store and a queue worker (``courriel.queue.worker``) delivers it through the transport;
-    without one, such recipients are refused (451 4.4.0).
+
+async def serve_prepared(
+    cfg: Config,
+    prepared: Prepared,
+    *,
+    ready: Callable[[Running], None] | None = None,
+    open_store: StoreOpener | None = None,
+    factories: dict[str, HandlerFactory] | None = None,
+    worker: bool = False,
+    transport: Transport | None = None,
+) -> None:
+    """``serve`` on sockets already bound; a ``worker`` prints no settings and leaves SIGINT to
+    the supervisor.
+
+    With a ``transport`` submission queues mail for other domains in the store and a queue
+    worker (``courriel.queue.worker``) delivers it through the transport; without one such
+    recipients are refused at RCPT (451 4.4.0).
     """
-    tls = TLSManager(cfg)
-    try:
-        tls.load()
-    except TLSError as e:
-        raise StartupError(f"TLS: {e}") from e
-    try:
-        hasher = PasswordHasher.from_config(cfg.auth)
-    except ValueError as e:
-        raise StartupError(f"[auth]: {e}") from e
-    bound = _bind_all(cfg)
+    hasher = PasswordHasher.from_config(cfg.auth)
     try:
         store = await _open_store(open_store or _default_opener, cfg)
     except BaseException:
-        for b in bound:
-            for sock in b.sockets:
-                sock.close()
+        prepared.close()
         raise
     auth = Authenticator(store, hasher, AuthCache(cfg.auth.cache_seconds))
     limiter = AuthLimiter(store, cfg.auth)
-    worker = None if transport is None else Worker(store, transport, cfg.queue, cfg.hostname)
-    outbound = RelayDisabled() if worker is None else worker.outbound
-    app = App(cfg, store, auth, hasher, tls, Connections(cfg.limits), limiter, outbound)
+    relay = None if transport is None else Worker(store, transport, cfg.queue, cfg.hostname)
+    outbound = RelayDisabled() if relay is None else relay.outbound
+    app = App(cfg, store, auth, hasher, prepared.tls, Connections(cfg.limits), limiter, outbound)
     try:
-        await _run(app, bound, ready, factories if factories is not None else handlers, worker)
+        chosen = factories if factories is not None else handlers
+        await _run(app, prepared, ready, chosen, worker, relay)
     finally:
         if transport is not None:
             await transport.close()
@@ -252,43 +328,65 @@ async def serve(
 
 async def _run(
     app: App,
-    bound: list[Bound],
+    prepared: Prepared,
     ready: Callable[[Running], None] | None,
     factories: dict[str, HandlerFactory],
-    worker: Worker | None = None,
+    worker: bool,
+    relay: Worker | None = None,
 ) -> None:
+    bound = prepared.bound
     made = {b.config.protocol: factories[b.config.protocol](app) for b in bound}
     listeners = [
         Listener(b.config, list(b.sockets), made[b.config.protocol], app.tls, app.connections)
         for b in bound
     ]
     running = Running(app, listeners, bound)
-    installed = _install_signals(running)
+    installed = _install_signals(running, interrupt=not worker)
     delivering: asyncio.Task[None] | None = None
     try:
-        for lst, b in zip(listeners, bound, strict=True):
+        for lst in listeners:
             lst.start()
-            log.info("listening", extra=kv(listener=b.config.name, on=display(b.address, b.port)))
-        sys.stdout.write(_settings(app.cfg, app, bound))
-        sys.stdout.flush()
-        if worker is not None:
-            delivering = asyncio.create_task(worker.run(), name="queue worker")
+        if relay is not None:
+            delivering = asyncio.create_task(relay.run(), name="queue worker")
+        if not worker:
+            _log_listening(bound)
+            _print_settings(app.cfg, prepared)
         if ready is not None:
             ready(running)
         await running.wait_stopped()
     finally:
         log.info("stopping: no new connections")
         await asyncio.gather(*(lst.stop_accepting() for lst in listeners))
-        await app.connections.shutdown(app.cfg.limits.shutdown_grace_seconds)
-        if worker is not None and delivering is not None:
-            # Deliveries in flight end (cut short after the grace time) and give their
-            # leases back; what they did not record is tried again after a restart.
-            await worker.stop()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(delivering, app.cfg.limits.shutdown_grace_seconds)
+        await app.connections.shutdown(_session_grace(app.cfg.limits.shutdown_grace_seconds))
+        if relay is not None and delivering is not None:
+            await _stop_relay(relay, delivering, app.cfg.limits.shutdown_grace_seconds)
         # The handlers stay until ``serve`` has closed the store: a second SIGTERM during
         # shutdown (systemd, an impatient operator) must not kill the process mid-close.
         app.signals.extend(installed)
+
+
+async def _stop_relay(relay: Worker, delivering: asyncio.Task[None], grace: float) -> None:
+    """Deliveries in flight end (cut short after a part of the grace time) and give their
+    leases back; what they did not record is tried again after a restart."""
+    await relay.stop()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(delivering, _session_grace(grace) / 2)
+
+
+def _relay_transport(cfg: Config) -> Transport:
+    """The SMTP transport ``[dns]`` and ``[relay]`` describe; ``StartupError`` when it cannot
+    be made (a smarthost password file that cannot be read, no resolver configuration)."""
+    from courriel.net.smtp_client import from_config  # the account commands never need it
+
+    try:
+        return from_config(cfg)
+    except ConfigError as e:
+        raise StartupError(str(e)) from e
+
+
+def _session_grace(grace: float) -> float:
+    """The part of the grace period sessions get; the rest is for closing the store."""
+    return grace - min(1.0, grace * 0.1)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -300,28 +398,107 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-async def _serve_relaying(cfg: Config) -> None:
-    """``serve`` with the relay transport ``[dns]`` and ``[relay]`` describe."""
-    from courriel.net.smtp_client import from_config  # the account commands never need it
+# --- the worker processes -----------------------------------------------------------------------
 
+
+def _worker(cfg: Config, prepared: Prepared) -> WorkerMain:
+    """What each forked worker runs (``Supervisor`` calls it in the child)."""
+
+    def main(slot: int, table: HeartbeatTable, ready_fd: int) -> int:
+        logs.bind(worker=slot + 1)
+        watchdogs: list[Watchdog] = []
+
+        def ready(running: Running) -> None:
+            watchdogs.append(_watchdog(cfg, running, table, slot))
+            os.write(ready_fd, b"r")  # wakes the supervisor: this worker serves
+
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            try:
+                transport = _relay_transport(cfg)
+                runner.run(
+                    serve_prepared(cfg, prepared, ready=ready, worker=True, transport=transport)
+                )
+            except StartupError as e:
+                log.error("cannot start: %s", e)
+                return EXIT_FAILURE
+            finally:
+                for w in watchdogs:
+                    w.stop()
+        return EXIT_OK
+
+    return main
+
+
+def _watchdog(cfg: Config, running: Running, table: HeartbeatTable, slot: int) -> Watchdog:
+    loop = asyncio.get_running_loop()
+    main_thread = threading.get_ident()
+    context = contextvars.copy_context()
+
+    def orphaned() -> None:
+        log.error("the supervisor is gone: stopping")
+        running.stop()
+
+    watchdog = Watchdog(
+        table,
+        slot,
+        threshold=cfg.server.stall_log_seconds or math.inf,  # 0: the beat only, never a line
+        describe=lambda: describe(loop, running.app.connections, main_thread),
+        # Called in the watch thread; the line is logged with the loop's context (worker=N).
+        orphaned=lambda: loop.call_soon_threadsafe(orphaned, context=context),
+    )
+    watchdog.start(loop)
+    return watchdog
+
+
+async def _prepare_store(cfg: Config, setup: Setup | None) -> None:
+    """Opens the store once in the parent, which runs the migrations, and runs ``setup``."""
+    from courriel.store.open import open_store
+
+    # Not as a server (no upkeep, no claim on the directory): it is closed before the fork, and
+    # the workers open it as servers.
+    store = await _open_store(lambda c: open_store(c, serving=False), cfg)
     try:
-        transport = from_config(cfg)
-    except ConfigError as e:
-        raise StartupError(str(e)) from e
-    await serve(cfg, transport=transport)
+        if setup is not None:
+            await setup(store)
+    finally:
+        await store.close()
 
 
-def run(cfg: Config) -> int:
+def _no_threads() -> None:
+    """Forking copies only the calling thread, and any lock another thread held stays held."""
+    others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    if others:
+        raise StartupError(f"threads still running before the workers start: {', '.join(others)}")
+
+
+def run(cfg: Config, *, setup: Setup | None = None) -> int:
     """``courriel serve``: serves until SIGTERM or SIGINT; the exit status."""
     logs.setup(cfg.log)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        try:
-            runner.run(_serve_relaying(cfg))
-        except StartupError as e:
-            log.error("cannot start: %s", e)
-            return EXIT_FAILURE
-        except KeyboardInterrupt:
-            # Ctrl-C before the signal handlers were installed: nothing was served yet.
-            log.info("interrupted while starting")
-            return EXIT_INTERRUPTED
-    return EXIT_OK
+    try:
+        prepared = prepare(cfg)
+    except StartupError as e:
+        log.error("cannot start: %s", e)
+        return EXIT_FAILURE
+    try:
+        _log_listening(prepared.bound)
+        _relay_transport(cfg)  # a relay setting that cannot work fails here, before the fork
+        asyncio.run(_prepare_store(cfg, setup))
+        _no_threads()
+        supervisor = Supervisor(
+            cfg.server.worker_count(),
+            _worker(cfg, prepared),
+            grace=cfg.limits.shutdown_grace_seconds,
+            stall_kill=cfg.server.stall_kill_seconds,
+            on_ready=lambda: _print_settings(cfg, prepared),
+            on_reload=prepared.tls.reload,
+        )
+        return supervisor.run()
+    except StartupError as e:
+        log.error("cannot start: %s", e)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        # Ctrl-C before the supervisor took the signals: nothing was served yet.
+        log.info("interrupted while starting")
+        return EXIT_INTERRUPTED
+    finally:
+        prepared.close()

@@ -5,8 +5,9 @@ Theory of operation
 ``main(argv)`` parses the command line, runs one command and returns the exit status; it never
 calls ``sys.exit`` itself, so tests can drive it in-process. Account commands load the
 configuration, open the store, run one operation from ``courriel.admin`` and close the store.
-``serve`` prepares a fresh installation (data directory, commented default configuration, demo
-account shown once) and hands over to ``courriel.app.run``. ``db`` applies the schema
+``serve`` writes the commented default configuration of a fresh installation and hands over to
+``courriel.app.run``, with the first-run set-up (a demo account, its password shown once) to run
+on the store before the worker processes start. ``db`` applies the schema
 migrations, or exports, imports or copies the whole store (``courriel.store.postgres_transfer``).
 ``queue`` lists and steers the outbound queue (``courriel.queue.cli``).
 
@@ -85,7 +86,9 @@ def _hasher(cfg: Config) -> Hasher:
 async def _with_store(args: argparse.Namespace, cfg: Config, op: StoreOp) -> None:
     from courriel.store.open import open_store
 
-    store = await open_store(cfg)
+    # One more process on the data directory, beside a running server if there is one: no
+    # upkeep of its own, it is gone in a moment.
+    store = await open_store(cfg, serving=False)
     try:
         await op(args, cfg, store)
     finally:
@@ -302,13 +305,22 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = _load(args)
     if admin.write_default_config(cfg):
         print(f"courriel: wrote the default configuration to {cfg.path}", file=sys.stderr)
-    created = asyncio.run(_first_run(cfg))
-    if created is not None:
-        _show_first_run(created)
+
+    async def first_run(store: Store) -> None:
+        # Runs in the parent before the workers are forked: its hashing threads must be gone.
+        hasher = _hasher(cfg)
+        try:
+            created = await admin.first_run(cfg, store, hasher)
+        finally:
+            if isinstance(hasher, PasswordHasher):
+                hasher.close()
+        if created is not None:
+            _show_first_run(created)
+
     # Imported here: the account commands never need the listeners and protocol engines.
     from courriel.app import run
 
-    return run(cfg)
+    return run(cfg, setup=first_run)
 
 
 # --- db: schema and moving an installation (courriel.store.postgres_transfer) --------------------
@@ -328,11 +340,20 @@ def _print_counts(verb: str, rows: dict[str, int]) -> None:
     )
 
 
+def _whole_store(store: Store) -> None:
+    """A SQLite store is moved whole only while no server has it open."""
+    from courriel.store.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        store.claim_directory(exclusive=True)
+
+
 async def _db_export(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     from pathlib import Path
 
     from courriel.store.postgres_transfer import export_file
 
+    _whole_store(store)
     _print_counts("exported", (await export_file(store, Path(args.file))).rows)
 
 
@@ -341,23 +362,15 @@ async def _db_import(args: argparse.Namespace, cfg: Config, store: Store) -> Non
 
     from courriel.store.postgres_transfer import import_file
 
+    _whole_store(store)
     _print_counts("imported", (await import_file(store, Path(args.file))).rows)
 
 
 async def _db_copy(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     from courriel.store.postgres_transfer import copy_to
 
+    _whole_store(store)
     _print_counts("copied", (await copy_to(store, cfg, args.to)).rows)
-
-
-async def _first_run(cfg: Config) -> admin.FirstRun | None:
-    from courriel.store.open import open_store
-
-    store = await open_store(cfg)
-    try:
-        return await admin.first_run(cfg, store, _hasher(cfg))
-    finally:
-        await store.close()
 
 
 def _show_first_run(created: admin.FirstRun) -> None:

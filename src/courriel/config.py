@@ -57,6 +57,7 @@ class StoreConfig:
     url: str = ""  # "" = SQLite in <data_dir>/courriel.db; or postgresql://user@host/db
     blobs: str = "blobs"  # directory of message files (SQLite backend)
     pool_size: int = 10  # PostgreSQL connections per courriel process
+    inline_max: int = 65536  # SQLite: bodies up to this many bytes live in the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,23 @@ class QueueConfig:
     poll_seconds: float = 10.0  # look for work another process queued or flushed
     lease_seconds: float = 300.0  # an entry stays with one worker this long (renewed)
     concurrency: int = 20  # deliveries at the same time, per process
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The process model: how many workers, and when a stalled one is reported and replaced."""
+
+    workers: int = 0  # worker processes; 0 = one per core this process may run on
+    stall_log_seconds: float = 0.25  # a worker's event loop blocked longer is logged; 0 = never
+    stall_kill_seconds: float = 10.0  # ... and blocked longer than this, replaced; 0 = never
+
+    def worker_count(self) -> int:
+        if self.workers:
+            return self.workers
+        try:
+            return len(os.sched_getaffinity(0)) or 1
+        except AttributeError:  # pragma: no cover - not Linux
+            return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +158,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     listeners: tuple[ListenerConfig, ...] = ()
 
     def resolve(self, p: str) -> Path:
@@ -172,6 +191,9 @@ DEFAULT_TOML = """\
 # blobs = "blobs"
 # Connections to PostgreSQL per courriel process (each also keeps one for change events).
 # pool_size = 10
+# SQLite: message bodies up to this many bytes are kept in the database, written with the
+# message in one fsync; larger ones are files under blobs. 0 keeps every body in a file.
+# inline_max = 65536
 
 [tls]
 # PEM files. When both are empty, a self-signed certificate is made on first run in <data>/tls.
@@ -244,6 +266,15 @@ DEFAULT_TOML = """\
 # dane = true
 # tls_ca_file = ""                # a private CA to trust besides the system's
 
+[server]
+# Worker processes sharing the listeners and the store; 0 means one per core.
+# workers = 0
+# A worker whose event loop is blocked longer than stall_log_seconds (one command hogging it)
+# logs a line naming the command; one blocked longer than stall_kill_seconds is killed and
+# replaced. 0 turns either off.
+# stall_log_seconds = 0.25
+# stall_kill_seconds = 10
+
 # Listeners: imaps (993), imap (143), pop3s (995), pop3 (110), submissions (465), submission (587)
 # and smtp (25, inbound MX). For each: enabled, address and port. address "" and port 0 mean auto:
 # the standard port on all addresses when the process may bind it, else 10000 + the standard port
@@ -263,6 +294,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "log": LogConfig,
     "dns": DnsConfig,
     "relay": RelayConfig,
+    "server": ServerConfig,
 }
 _CHOICES = {
     ("log", "level"): {"debug", "info", "warning", "error"},
@@ -391,6 +423,16 @@ def _check_relay(relay: RelayConfig, dns: DnsConfig) -> None:
         raise ConfigError("[relay] smarthost_user needs smarthost_password_file")
 
 
+MAX_WORKERS = 256
+
+
+def _check_server(server: ServerConfig) -> None:
+    if server.workers > MAX_WORKERS:
+        raise ConfigError(f"[server] workers: at most {MAX_WORKERS}, got {server.workers}")
+    if 0 < server.stall_kill_seconds <= server.stall_log_seconds:
+        raise ConfigError("[server] stall_kill_seconds: must be above stall_log_seconds (or 0)")
+
+
 def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     """Reads the configuration; raises ``ConfigError`` with a one-line reason."""
     path = locate(explicit)
@@ -413,6 +455,7 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     data_dir = (data_dir if data_dir.is_absolute() else path.parent / data_dir).resolve()
     hostname = _typed("", "hostname", raw.get("hostname", ""), "") or _default_hostname()
     sections = {name: _section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()}
+    _check_server(sections["server"])
     tls = sections["tls"]
     if bool(tls.cert) != bool(tls.key):
         raise ConfigError("[tls]: set both cert and key, or neither (self-signed certificate)")

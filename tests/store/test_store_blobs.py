@@ -12,8 +12,10 @@ import pytest
 from courriel.store.base import NewMessage, NotFound, OverQuota, StoreError
 from courriel.store.blobs import FileBlobStore
 from courriel.store.sqlite import SqliteStore
+from courriel.store.sqlite_bodies import DEFAULT_INLINE_MAX
 
 MakeMessage = Callable[..., NewMessage]
+BIG = DEFAULT_INLINE_MAX + 1  # a body this large is a file, not kept in the database
 
 
 def files(root: Path) -> set[str]:
@@ -62,7 +64,7 @@ async def test_identical_bodies_stored_once_and_freed_with_last_reference(
     b = await sq.add_user("b@example.org", "h")
     ia, ib = await sq.get_mailbox(a.id, "INBOX"), await sq.get_mailbox(b.id, "INBOX")
     assert ia is not None and ib is not None
-    body = message(1)
+    body = message(1, size=BIG)
     await sq.append([(ia.id, body), (ib.id, body)])  # one delivery to two users
     await sq.append([(ia.id, NewMessage(body.raw, body.internal_date))])  # same bytes again
     blob_id = hashlib.sha256(body.raw).hexdigest()
@@ -83,14 +85,14 @@ async def test_delete_mailbox_and_move_keep_counts_right(
     inbox = await sq.get_mailbox(u.id, "INBOX")
     assert inbox is not None
     box = await sq.create_mailbox(u.id, "Box")
-    await sq.append([(inbox.id, message(1)), (inbox.id, message(2))])
+    await sq.append([(inbox.id, message(1, size=BIG)), (inbox.id, message(2, size=BIG))])
     await sq.move(inbox.id, [1], box.id)
     await sq.copy(inbox.id, [2], box.id)
     root = tmp_path / "blobs"
     assert len(files(root)) == 2
     await sq.delete_mailbox(u.id, "Box")
-    assert files(root) == {hashlib.sha256(message(2).raw).hexdigest()}
-    assert await sq.read_message(inbox.id, 2) == message(2).raw
+    assert files(root) == {hashlib.sha256(message(2, size=BIG).raw).hexdigest()}
+    assert await sq.read_message(inbox.id, 2) == message(2, size=BIG).raw
     assert (await sq.quota_usage(u.id)).messages == 1
 
 
@@ -102,7 +104,7 @@ async def test_refused_append_leaves_no_file(
     inbox = await sq.get_mailbox(u.id, "INBOX")
     assert inbox is not None
     with pytest.raises(OverQuota):
-        await sq.append([(inbox.id, message(1, size=100))])
+        await sq.append([(inbox.id, message(1, size=BIG))])
     assert files(tmp_path / "blobs") == set()
 
 
@@ -110,12 +112,12 @@ async def test_body_shared_with_concurrent_expunge_survives(
     sq: SqliteStore, message: MakeMessage
 ) -> None:
     # The same body is delivered again while its previous copy is expunged: the file must
-    # outlive the expunge whenever the new message commits (BlobGate).
+    # outlive the expunge whenever the new message commits (courriel.store.sqlite_bodies).
     await sq.add_domain("example.org")
     u = await sq.add_user("a@example.org", "h")
     inbox = await sq.get_mailbox(u.id, "INBOX")
     assert inbox is not None
-    body = message(7)
+    body = message(7, size=BIG)
     for _ in range(30):
         [old] = await sq.append([(inbox.id, body)])
         new, _gone = await asyncio.gather(
@@ -133,7 +135,7 @@ async def test_mail_and_database_are_private(
     u = await sq.add_user("a@example.org", "h")
     inbox = await sq.get_mailbox(u.id, "INBOX")
     assert inbox is not None
-    await sq.append([(inbox.id, message(1))])
+    await sq.append([(inbox.id, message(1, size=BIG))])
     [body] = [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]
     assert body.stat().st_mode & 0o077 == 0
     assert body.parent.stat().st_mode & 0o077 == 0

@@ -14,18 +14,19 @@ from courriel.store.open import open_store
 from courriel.store.sqlite import SqliteStore
 
 
-def config(tmp_path: Path, url: str = "", blobs: str = "blobs") -> Config:
+def config(tmp_path: Path, url: str = "", blobs: str = "blobs", inline_max: int = 65536) -> Config:
     return Config(
         path=tmp_path / "courriel.toml",
         data_dir=tmp_path,
         hostname="mail.example.org",
-        store=StoreConfig(url=url, blobs=blobs),
+        store=StoreConfig(url=url, blobs=blobs, inline_max=inline_max),
     )
 
 
 @pytest.mark.parametrize("url", ["", "sqlite:"])
 async def test_sqlite_in_data_dir(tmp_path: Path, url: str) -> None:
-    store = await open_store(config(tmp_path, url, blobs="bodies"))
+    # inline_max 0: even a two-byte body is a file under [store] blobs
+    store = await open_store(config(tmp_path, url, blobs="bodies", inline_max=0))
     try:
         assert isinstance(store, SqliteStore)
         assert store.path == tmp_path / "courriel.db"
@@ -59,3 +60,22 @@ async def test_postgres_missing_backend_is_clear(
 async def test_unknown_scheme(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="unknown scheme"):
         await open_store(config(tmp_path, "mysql://db"))
+
+
+async def test_a_whole_store_copy_refuses_to_run_beside_a_server(tmp_path: Path) -> None:
+    server = await open_store(config(tmp_path))  # serving: marks the data directory
+    admin = await open_store(config(tmp_path), serving=False)  # the CLI: one more process
+    try:
+        assert isinstance(admin, SqliteStore)
+        await admin.add_domain("example.org")  # ordinary commands run beside the server
+        with pytest.raises(StoreError, match="in use by a running courriel server"):
+            admin.claim_directory(exclusive=True)  # db export, import, copy
+        await server.close()
+        admin.claim_directory(exclusive=True)
+        with pytest.raises(StoreError, match="being exported or imported"):
+            await open_store(config(tmp_path))  # and no server starts meanwhile
+    finally:
+        await server.close()
+        await admin.close()
+    again = await open_store(config(tmp_path))
+    await again.close()

@@ -1,4 +1,4 @@
-"""The SQLite backend itself: group commit, savepoint isolation, schema, process lock, reopen."""
+"""The SQLite backend itself: group commit, savepoint isolation, schema, sharing, reopen."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from courriel.store.base import NewMessage, NotFound, StoreError, Unavailable
 from courriel.store.sql import Query, Script, migrations
 from courriel.store.sqlite import SqliteStore, open_sqlite
+from courriel.store.sqlite_driver import SqliteDriver
 
 MakeMessage = Callable[..., NewMessage]
 
@@ -108,10 +109,15 @@ async def test_schema_migrations_recorded_once(tmp_path: Path) -> None:
         conn.close()
 
 
-async def test_second_process_refused(sq: SqliteStore, tmp_path: Path) -> None:
-    with pytest.raises(Unavailable):
-        await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
-    assert await sq.list_domains() == []  # the first one is unharmed
+async def test_a_second_store_opens_the_same_database(sq: SqliteStore, tmp_path: Path) -> None:
+    other = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    try:
+        await other.add_domain("example.org")
+        assert [d.name for d in await sq.list_domains()] == ["example.org"]
+        await sq.add_domain("example.net")
+        assert [d.name for d in await other.list_domains()] == ["example.net", "example.org"]
+    finally:
+        await other.close()
 
 
 async def test_closed_store_refuses(tmp_path: Path) -> None:
@@ -121,7 +127,7 @@ async def test_closed_store_refuses(tmp_path: Path) -> None:
         await s.add_domain("example.org")
     with pytest.raises(Unavailable):
         await s.list_domains()
-    s2 = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")  # lock released
+    s2 = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
     await s2.close()
 
 
@@ -142,3 +148,47 @@ async def test_reader_sees_committed_writes_immediately(sq: SqliteStore) -> None
         assert await sq.get_domain(f"d{i}.example") is not None
     with pytest.raises(NotFound):
         await sq.remove_domain("nope.example")
+
+
+async def test_append_writes_again_a_body_file_deleted_before_its_commit(
+    sq: SqliteStore, message: MakeMessage
+) -> None:
+    """Another process freed the body and deleted its file after this append wrote it and
+    before its transaction: the transaction notices, and the append writes the file again."""
+    await sq.add_domain("example.org")
+    user = await sq.add_user("a@example.org", "h")
+    inbox = await sq.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    body = message(1, size=100_000)  # a file, not kept in the database
+    held, release = await hold_writer(sq)
+    task = asyncio.create_task(sq.append([(inbox.id, body)]))
+    await wait_queued(sq, 1)  # its body is written; its transaction waits for the writer
+    path = sq.files.path(sq.blobs.blob_id(body.raw))
+    path.unlink()  # what the other process's deletion does, under the write lock
+    release.set()
+    await held
+    [done] = await asyncio.wait_for(task, 10)
+    assert path.exists()
+    assert await sq.read_message(inbox.id, done.uid) == body.raw
+
+
+async def test_a_write_waits_out_another_process_holding_the_lock(sq: SqliteStore) -> None:
+    """The writer waits for the lock as long as it takes (up to its deadline), then fails."""
+    driver = SqliteDriver(sq.path)
+    impatient = SqliteDriver(sq.path, busy_deadline=0.05)
+    other = sqlite3.connect(sq.path, isolation_level=None)  # another process's connection
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO domains (name) VALUES ('held.example')")
+        write = asyncio.create_task(driver.write(insert_domain("waited.example")))
+        with pytest.raises(Unavailable, match="locked"):
+            await impatient.write(insert_domain("gave-up.example"))
+        await asyncio.sleep(0.2)
+        assert not write.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(write, 10) == "waited.example"
+    finally:
+        other.close()
+        await driver.close()
+        await impatient.close()
+    assert {d.name for d in await sq.list_domains()} == {"held.example", "waited.example"}

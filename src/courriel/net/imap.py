@@ -153,6 +153,7 @@ class ImapConnection:
                 continue
             if self.ctx.closing.is_set():
                 raise ShuttingDown(Refusal.SHUTTING_DOWN.value)
+            self.ctx.command = type(event).__name__  # named in a stall report (net/watchdog.py)
             action = await self.session.handle(event)
             if action is Action.CLOSE:
                 return

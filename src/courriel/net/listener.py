@@ -24,9 +24,14 @@ Graceful shutdown (``Connections.shutdown``): the accept loops stop first; then 
 set and every stream is interrupted, so a session waiting for its client gets ``ShuttingDown``
 from ``read`` and the protocol's goodbye is sent. A session that is writing something it will
 acknowledge holds ``async with ctx.transaction():`` around the store call and the reply; reads
-are not needed inside it, so it finishes undisturbed. After the grace period, what remains is
-cancelled, except sessions inside a transaction, which are cancelled as soon as their transaction
-ends (bounded by a second grace period, so a hung store cannot hold the process forever).
+are not needed inside it, so it finishes undisturbed. The whole shutdown fits in the grace
+period: after three quarters of it, what remains is cancelled, except sessions inside a
+transaction, which are cancelled as soon as their transaction ends; at its end everything left is
+cancelled, so a hung store cannot hold the process (the supervisor kills a worker that overruns).
+
+``ConnectionContext.command`` names the command a session is running; the protocol drivers set it
+(one assignment per command) and the stall watchdog (``net/watchdog.py``) reports it, after
+finding the connection whose task holds the event loop with ``Connections.running``.
 """
 
 from __future__ import annotations
@@ -87,6 +92,7 @@ class ConnectionContext:
         self.peer = peer
         self.closing = closing  # set when the server starts shutting down
         self.started = time.monotonic()
+        self.command = ""  # the command being run, named by the protocol driver (watchdog)
         self._transactions = 0
         self._cancel_after_transaction = False
         self._stream: Stream | None = None
@@ -186,6 +192,19 @@ class Connections:
             if self._per_ip[key] <= 0:
                 del self._per_ip[key]
 
+    def live(self) -> list[ConnectionContext]:
+        """The connections being served; safe to call from another thread."""
+        try:
+            return list(self._live.values())
+        except RuntimeError:  # changed during the copy: the loop is running, not stalled
+            return []
+
+    def running(self, task: asyncio.Task[object] | None) -> ConnectionContext | None:
+        """The connection whose task is ``task``; safe to call from another thread."""
+        if task is None:
+            return None
+        return next((ctx for ctx in self.live() if ctx._task is task), None)
+
     @contextlib.contextmanager
     def refusal_slot(self, needs_tls: bool) -> Iterator[bool]:
         """Whether a refusal may be sent; those needing a TLS handshake are capped."""
@@ -211,7 +230,7 @@ class Connections:
         if not tasks:
             return
         log.info("waiting for connections to close", extra=kv(count=len(tasks), grace=grace))
-        _, pending = await asyncio.wait(tasks, timeout=grace)
+        _, pending = await asyncio.wait(tasks, timeout=grace * 0.75)
         if not pending:
             return
         for ctx in live:
@@ -220,12 +239,13 @@ class Connections:
                     ctx._cancel_after_transaction = True
                 else:
                     ctx._task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=grace)
+        _, pending = await asyncio.wait(pending, timeout=grace * 0.25)
         for task in pending:
             task.cancel()
         if pending:
             log.warning("cancelled transactions still running", extra=kv(count=len(pending)))
-            await asyncio.wait(pending, timeout=1.0)
+            # Cancelled tasks unwind in a moment; one that does not is left to the supervisor.
+            await asyncio.wait(pending, timeout=min(1.0, grace * 0.1))
 
 
 class Listener:

@@ -139,6 +139,7 @@ class Pop3Server:
                 return True
             if isinstance(event, c.Paused):
                 return False  # after QUIT in AUTHORIZATION, or a fatal error
+            ctx.command = type(event).__name__  # named in a stall report (net/watchdog.py)
             if isinstance(event, c.Stls):
                 if not await self._start_tls(stream, conn):
                     return False

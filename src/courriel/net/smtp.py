@@ -125,10 +125,12 @@ class SmtpServer:
                     if not await self._starttls(event):
                         return
                 case ev.MessageData() | ev.BdatLast():
+                    self.ctx.command = type(event).__name__  # for a stall report (watchdog)
                     async with self.ctx.transaction():
                         self._out += conn.send(await self.session.handle(event))
                         await self._flush()
                 case _:
+                    self.ctx.command = type(event).__name__  # for a stall report (watchdog)
                     if self.ctx.closing.is_set():
                         self._out += conn.send(self._shutting_down)  # RFC 5321 §3.8
                         return

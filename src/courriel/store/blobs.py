@@ -5,7 +5,8 @@ Theory of operation
 A ``BlobStore`` keeps immutable byte strings under an id derived from their content. The store
 writes a body with ``put`` *before* it submits the transaction that references it, so a committed
 message row always points at a durable body. Rows count their references in the ``blobs`` table;
-when a commit removes the last one, the store calls ``delete`` after that commit.
+when a commit removes the last one, the store deletes it after that commit (the SQLite store
+under its write lock, and small bodies live in the database: ``courriel.store.sqlite_bodies``).
 
 ``FileBlobStore`` keeps one file per SHA-256 under ``<root>/ab/cd/<hex>``. ``put`` writes a
 temporary file in the target directory, fsyncs it, renames it into place and fsyncs the directory
@@ -27,17 +28,28 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from courriel.store.base import NotFound, StoreError
+from courriel.store.base import NotFound, StoreError, Unavailable
 
 T = TypeVar("T")
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 # Parallel fsyncs: the disk gets faster per fsync up to a few dozen in flight.
 DEFAULT_THREADS = 32
+
+
+class BodyMissing(Unavailable):
+    """An append's transaction found that bodies it references are gone (deleted since ``put``).
+
+    Nothing was written; the store writes the bodies again and retries.
+    """
+
+    def __init__(self, blob_ids: Sequence[str]) -> None:
+        super().__init__(f"message bodies vanished before their commit: {', '.join(blob_ids)}")
+        self.blob_ids = tuple(blob_ids)
 
 
 class BlobStore(Protocol):

@@ -12,7 +12,7 @@ before it -- the body included (on a standby too). A crash before that loses onl
 nothing references yet. Ids are SHA-256 hex, so one content is stored once whichever node
 receives it.
 
-Deleting races appends on other nodes, which the in-process ``BlobGate`` cannot see: node A may
+Deleting races appends on other nodes, which no rule inside one process can see: node A may
 free a body while node B has just found it present in ``put`` and is about to reference it. Three
 rules make that safe. ``put`` of an existing body refreshes its ``put_at``; ``delete`` removes a
 body only if no ``blobs`` row references it *and* it was not put in the last ``grace`` seconds

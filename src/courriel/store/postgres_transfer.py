@@ -16,8 +16,8 @@ trailer (a truncated export); ``db copy --to URL`` streams pages from one store 
 ``courriel db migrate`` applies the schema migrations of the configured store (``open_store`` does
 too, at every start).
 
-Run it with courriel stopped: the SQLite backend enforces this (one process per database file),
-and a copy taken while mail arrives would miss what came after its first page.
+Run it with courriel stopped: a copy taken while mail arrives would miss what came after its
+first page. The command line enforces this for SQLite (``SqliteStore.claim_directory``).
 """
 
 from __future__ import annotations

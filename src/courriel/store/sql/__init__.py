@@ -8,8 +8,8 @@ rows (a list of tuples) through ``send()``, and finally returns its result. Scri
 they decide, the driver executes. A write script returns ``Done``: its value plus what must happen
 *after* the commit (change events to publish, bodies no longer referenced).
 
-How a driver runs a script (SQLite: ``courriel.store.sqlite.run_script``; PostgreSQL: the same
-loop with ``?`` rewritten to ``$1..$n`` and ``await conn.fetch(...)``)::
+How a driver runs a script (SQLite: ``courriel.store.sqlite_driver.run_script``; PostgreSQL:
+the same loop with ``?`` rewritten to ``$1..$n`` and ``await conn.fetch(...)``)::
 
     try:
         query = next(script)
@@ -41,14 +41,13 @@ call changes in one mailbox gets the same new MODSEQ: one bump per call per mail
 inside one mailbox bumps twice: once for the copies, once for the expunges).
 
 Modules: ``core`` (query type, codecs, shared sub-scripts, migrations), ``accounts``,
-``mailboxes``, ``messages`` (the scripts), ``store`` (``SqlStore``, ``Driver``, ``BlobGate``).
+``mailboxes``, ``messages`` (the scripts), ``store`` (``SqlStore``, ``Driver``).
 """
 
 from courriel.store.sql.core import Done, Query, Row, Rows, Script, migrations
-from courriel.store.sql.store import BlobGate, Driver, SqlStore
+from courriel.store.sql.store import Driver, SqlStore
 
 __all__ = [
-    "BlobGate",
     "Done",
     "Driver",
     "Query",

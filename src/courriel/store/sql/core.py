@@ -51,7 +51,8 @@ class Done(Generic[T]):
 
     value: T
     changes: tuple[Change, ...] = ()
-    freed_blobs: tuple[str, ...] = ()  # blob ids whose last reference this script removed
+    freed_blobs: tuple[str, ...] = ()  # body files whose last reference this script removed
+    new_files: tuple[str, ...] = ()  # body files that got their first reference (see append)
 
 
 # --- values ----------------------------------------------------------------------------------
@@ -210,7 +211,11 @@ def next_uidvalidity(now: int) -> Script[int]:
 
 
 def adjust_blobs(deltas: dict[str, int], sizes: dict[str, int]) -> Script[tuple[str, ...]]:
-    """Applies reference count changes; returns the blobs that lost their last reference."""
+    """Applies reference count changes; returns the body files that lost their last reference.
+
+    A body kept in its ``blobs`` row (``data``, see ``reference_blobs``) goes with the row and is
+    not returned: there is no file to delete.
+    """
     freed: list[str] = []
     for blob_id in sorted(deltas):
         delta = deltas[blob_id]
@@ -223,13 +228,39 @@ def adjust_blobs(deltas: dict[str, int], sizes: dict[str, int]) -> Script[tuple[
             )
         elif delta < 0:
             rows = yield Query(
-                "UPDATE blobs SET refcount = refcount + ? WHERE id = ? RETURNING refcount",
+                "UPDATE blobs SET refcount = refcount + ? WHERE id = ?"
+                " RETURNING refcount, data IS NULL",
                 (delta, blob_id),
             )
             if rows and rows[0][0] <= 0:
                 yield Query("DELETE FROM blobs WHERE id = ?", (blob_id,), False)
-                freed.append(blob_id)
+                if rows[0][1]:
+                    freed.append(blob_id)
     return tuple(freed)
+
+
+def reference_blobs(
+    counts: dict[str, int], sizes: dict[str, int], inline: dict[str, bytes]
+) -> Script[tuple[str, ...]]:
+    """Adds references for new messages; returns the body *files* that had none before.
+
+    A body in ``inline`` is stored in its ``blobs`` row (column ``data``), in this transaction:
+    it needs no file and no fsync of its own. The others are files, written before this
+    transaction; one that had no reference before may have been deleted since it was written
+    (its last reference went away in another transaction), so the caller checks, inside this
+    transaction, that those files exist (``courriel.store.sqlite``).
+    """
+    created: list[str] = []
+    for blob_id in sorted(counts):
+        rows = yield Query(
+            "INSERT INTO blobs (id, refcount, size, data) VALUES (?, ?, ?, ?) ON CONFLICT (id)"
+            " DO UPDATE SET refcount = blobs.refcount + excluded.refcount"
+            " RETURNING refcount, data IS NULL",
+            (blob_id, counts[blob_id], sizes[blob_id], inline.get(blob_id)),
+        )
+        if rows[0][0] == counts[blob_id] and rows[0][1]:
+            created.append(blob_id)
+    return tuple(created)
 
 
 def charge(usage: dict[int, tuple[int, int]]) -> Script[None]:

@@ -48,6 +48,7 @@ from courriel.store.sql.core import (
     message_info,
     normalise_flags,
     range_filters,
+    reference_blobs,
     select_messages,
     uid_ranges,
 )
@@ -58,8 +59,14 @@ _INSERT_COLS = (
 )  # fmt: skip
 
 
-def append(items: Sequence[tuple[int, NewMessage, str]]) -> Script[Done[list[Appended]]]:
-    """Stores (mailbox id, message, blob id) triples; the blobs are already durable."""
+def append(
+    items: Sequence[tuple[int, NewMessage, str]], inline: dict[str, bytes] | None = None
+) -> Script[Done[list[Appended]]]:
+    """Stores (mailbox id, message, blob id) triples.
+
+    Bodies in ``inline`` (blob id -> bytes) are stored in this transaction; the others are files
+    made durable before it (``Done.new_files`` lists those that must be checked).
+    """
     by_box: dict[int, list[int]] = {}
     for i, (mailbox_id, _, _) in enumerate(items):
         by_box.setdefault(mailbox_id, []).append(i)
@@ -82,10 +89,11 @@ def append(items: Sequence[tuple[int, NewMessage, str]]) -> Script[Done[list[App
         uids = tuple(range(first, first + len(indexes)))
         changes.append(Change(user_id, mailbox_id, ChangeKind.MESSAGES_ADDED, modseq, uids))
     blobs = Counter(items[i][2] for i in range(len(items)))
-    yield from adjust_blobs(dict(blobs), {item[2]: len(item[1].raw) for item in items})
+    sizes = {item[2]: len(item[1].raw) for item in items}
+    new_files = yield from reference_blobs(dict(blobs), sizes, inline or {})
     yield from insert_rows("messages", _INSERT_COLS, rows)
     yield from charge(usage)
-    return Done([r for r in results if r is not None], tuple(changes))
+    return Done([r for r in results if r is not None], tuple(changes), (), new_files)
 
 
 def list_messages(mailbox_id: int, uid_from: int, uid_to: int | None) -> Script[list[MessageInfo]]:
@@ -102,13 +110,23 @@ def get_meta(mailbox_id: int, uids: Sequence[int]) -> Script[dict[int, bytes]]:
     return {r[0]: bytes(r[1]) for r in rows}
 
 
-def blob_of(mailbox_id: int, uid: int) -> Script[str]:
+def blob_of(mailbox_id: int, uid: int) -> Script[tuple[str, bytes | None]]:
+    """The message's blob id, and its body when the body is kept in the database."""
     rows = yield Query(
-        "SELECT blob_id FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid)
+        "SELECT m.blob_id, b.data FROM messages m JOIN blobs b ON b.id = m.blob_id"
+        " WHERE m.mailbox_id = ? AND m.uid = ?",
+        (mailbox_id, uid),
     )
     if not rows:
         raise NotFound(f"no message {uid} in mailbox {mailbox_id}")
-    return str(rows[0][0])
+    data = rows[0][1]
+    return str(rows[0][0]), None if data is None else bytes(data)
+
+
+def inline_body(blob_id: str) -> Script[bytes | None]:
+    """The body of ``blob_id`` when it is kept in the database, else None."""
+    rows = yield Query("SELECT data FROM blobs WHERE id = ?", (blob_id,))
+    return None if not rows or rows[0][0] is None else bytes(rows[0][0])
 
 
 def live_blobs(blob_ids: Sequence[str]) -> Script[set[str]]:

@@ -4,9 +4,18 @@ Theory of operation
 -------------------
 ``SqlStore`` implements ``courriel.store.base.Store`` once for every SQL backend. For a write it
 runs a script through the ``Driver`` (which makes it durable), then publishes the script's
-changes, then deletes the bodies the script freed. An append first writes its bodies (in threads,
-in parallel) and only then submits the transaction that points at them. Writes are shielded from
-cancellation: once submitted they may commit, and then their events must still go out.
+changes, then deletes the bodies the script freed. Writes are shielded from cancellation: once
+submitted they may commit, and then their events must still go out.
+
+Bodies. An append stores a body of at most ``inline_max`` bytes in the database, in the
+transaction of the message itself (one fsync for the batch, none of its own); a larger one is
+written to the ``BlobStore`` first (in threads, in parallel) and only then is the transaction
+that points at it submitted. Bodies are shared by content, so the last reference to a body may
+go away (in any process) between its ``put`` and the commit of an append that found it present.
+The driver guards against that: a backend whose bodies can vanish so raises ``BodyMissing``
+from the append's transaction (SQLite checks the files inside it, PostgreSQL's foreign key
+refuses it), and the append writes the bodies again and retries. Freed bodies are deleted by
+``_reap``, which a backend may override to delete under its write lock (SQLite).
 """
 
 from __future__ import annotations
@@ -14,8 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -36,7 +44,7 @@ from courriel.store.base import (
     QuotaUsage,
     User,
 )
-from courriel.store.blobs import BlobStore
+from courriel.store.blobs import BlobStore, BodyMissing
 from courriel.store.sql import accounts, coordination, mailboxes, messages
 from courriel.store.sql.core import (
     Done,
@@ -47,6 +55,7 @@ from courriel.store.sql.core import (
 from courriel.store.sql.queue import SqlQueueStore
 
 _log = logging.getLogger(__name__)
+_BODY_TRIES = 5  # an append whose body files keep vanishing gives up (Unavailable)
 
 
 class Driver(Protocol):
@@ -59,57 +68,20 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
-class BlobGate:
-    """Keeps a blob file alive from ``put`` until the transaction that references it is over.
-
-    Bodies are shared by content, so one commit may free a body that another append has just
-    found already on disk. An append pins the blob before ``put``; the store deletes a freed
-    blob only if it is not pinned, and only after rereading that no row references it again.
-    While a deletion runs, new pins of that blob wait for it, then ``put`` writes it afresh.
-    """
-
-    def __init__(self) -> None:
-        self._pins: Counter[str] = Counter()
-        self._reaping: dict[str, asyncio.Event] = {}
-
-    async def pin(self, blob_id: str) -> None:
-        while (busy := self._reaping.get(blob_id)) is not None:
-            await busy.wait()
-        self._pins[blob_id] += 1
-
-    def unpin(self, blob_id: str) -> None:
-        self._pins[blob_id] -= 1
-        if self._pins[blob_id] <= 0:
-            del self._pins[blob_id]
-
-    def claim(self, blob_ids: Iterable[str]) -> list[str]:
-        """Blobs now reserved for deletion: not pinned, not already being deleted."""
-        out = []
-        for blob_id in dict.fromkeys(blob_ids):
-            if self._pins[blob_id] == 0 and blob_id not in self._reaping:
-                self._reaping[blob_id] = asyncio.Event()
-                out.append(blob_id)
-        return out
-
-    def release(self, blob_ids: Iterable[str]) -> None:
-        for blob_id in blob_ids:
-            event = self._reaping.pop(blob_id, None)
-            if event is not None:
-                event.set()
-
-
 class SqlStore:
     """The ``Store``: runs scripts through a driver, bodies through a blob store, then events."""
 
     # Bodies larger than this are hashed in a thread, not on the event loop.
     _HASH_INLINE = 256 * 1024
 
-    def __init__(self, driver: Driver, blobs: BlobStore, events: Events) -> None:
+    def __init__(
+        self, driver: Driver, blobs: BlobStore, events: Events, *, inline_max: int = 0
+    ) -> None:
         self._driver = driver
         self._blobs = blobs
         self._events = events
-        self._gate = BlobGate()
         self._queue = SqlQueueStore(driver)
+        self._inline_max = inline_max  # bodies up to this size live in the database
 
     @property
     def events(self) -> Events:
@@ -151,18 +123,14 @@ class SqlStore:
         return done.value
 
     async def _reap(self, blob_ids: Sequence[str]) -> None:
-        claimed = self._gate.claim(blob_ids)
-        if not claimed:
-            return
+        """Deletes the bodies that no row references (again) now."""
         try:
-            live = await self._driver.read(messages.live_blobs(claimed))
-            for blob_id in claimed:
+            live = await self._driver.read(messages.live_blobs(list(dict.fromkeys(blob_ids))))
+            for blob_id in blob_ids:
                 if blob_id not in live:
                     await self._blobs.delete(blob_id)
         except Exception:  # the commit stands; a body left behind is only wasted space
             _log.exception("could not delete unreferenced bodies")
-        finally:
-            self._gate.release(claimed)
 
     @staticmethod
     def _now() -> datetime:
@@ -260,7 +228,7 @@ class SqlStore:
     async def append(self, items: Sequence[tuple[int, NewMessage]]) -> list[Appended]:
         if not items:
             return []
-        # Shielded like every write: the pins must outlive a cancelled caller (see BlobGate).
+        # Shielded like every write: bodies written must be reaped even if the caller gives up.
         return await asyncio.shield(self._append(items))
 
     async def _append(self, items: Sequence[tuple[int, NewMessage]]) -> list[Appended]:
@@ -269,23 +237,27 @@ class SqlStore:
             if id(msg.raw) not in bodies:
                 bodies[id(msg.raw)] = (msg.raw, await self._blob_id(msg.raw))
         distinct = {blob_id: raw for raw, blob_id in bodies.values()}
-        pinned: list[str] = []
+        inline = {b: raw for b, raw in distinct.items() if len(raw) <= self._inline_max}
+        files = {b: raw for b, raw in distinct.items() if b not in inline}
+        triples = [(box, msg, bodies[id(msg.raw)][1]) for box, msg in items]
         committed = False
+        attempt = 1
         try:
-            for blob_id in distinct:
-                await self._gate.pin(blob_id)
-                pinned.append(blob_id)
-            # Durable before the transaction that points at them; in parallel threads.
-            await asyncio.gather(*(self._blobs.put(raw, bid) for bid, raw in distinct.items()))
-            triples = [(box, msg, bodies[id(msg.raw)][1]) for box, msg in items]
-            done = await self._write_now(messages.append(triples))
-            committed = True
-            return done
+            while True:
+                # Durable before the transaction that points at them; in parallel threads.
+                await asyncio.gather(*(self._blobs.put(raw, bid) for bid, raw in files.items()))
+                try:
+                    done = await self._write_now(messages.append(triples, inline))
+                except BodyMissing:
+                    if attempt == _BODY_TRIES:
+                        raise
+                    attempt += 1  # freed and deleted since the put: write them again
+                    continue
+                committed = True
+                return done
         finally:
-            for blob_id in pinned:
-                self._gate.unpin(blob_id)
-            if not committed:
-                await self._reap(list(distinct))  # written bodies nothing came to reference
+            if files and not committed:
+                await self._reap(list(files))  # written bodies nothing came to reference
 
     async def _blob_id(self, raw: bytes) -> str:
         if len(raw) <= self._HASH_INLINE:
@@ -301,7 +273,9 @@ class SqlStore:
         return await self._read(messages.get_meta(mailbox_id, uids))
 
     async def read_message(self, mailbox_id: int, uid: int) -> bytes:
-        blob_id = await self._read(messages.blob_of(mailbox_id, uid))
+        blob_id, data = await self._read(messages.blob_of(mailbox_id, uid))
+        if data is not None:  # kept in the database: no file to open
+            return data
         try:
             return await self._blobs.get(blob_id)
         except NotFound:  # expunged and reaped between the lookup and the read

@@ -1,0 +1,475 @@
+"""The SQLite driver: one writer thread with group commit; reads on the loop within a budget.
+
+Theory of operation
+-------------------
+The database runs in WAL mode with ``synchronous=FULL``: a COMMIT returns once the WAL is
+fsynced, so a committed transaction survives a crash or power loss. Foreign keys are on.
+
+Writes. One thread owns the write connection. Callers submit a script (``courriel.store.sql``)
+and await a future. The writer takes every script waiting in its queue (up to ``max_batch``)
+and runs them in one ``BEGIN IMMEDIATE`` transaction, each inside its own SAVEPOINT: a script
+that raises rolls back only its savepoint and its caller gets the exception; the others go on.
+Then one COMMIT -- one fsync for the whole batch -- and the futures are resolved on the event
+loop with ``call_soon_threadsafe``. While one batch commits, the next one gathers in the
+queue, so the more writers there are, the larger the batches and the fewer fsyncs per write.
+If BEGIN or COMMIT fails, every script of the batch fails with ``Unavailable``: none of them
+was written.
+
+A write script's result is shown to ``verify`` inside its savepoint, before the commit; raising
+there undoes that script alone (the SQLite store checks that the body files an append references
+still exist). ``locked`` runs a function in the writer thread under the write lock, in a
+transaction of its own that is rolled back: the store deletes body files that way, so no process
+can reference one between the check and the unlink.
+
+Reads. A script that only reads runs in a deferred transaction: a consistent snapshot that never
+blocks and is never blocked by the writer (WAL). A read that starts after a write returned sees
+that write. Most reads are a few index lookups costing microseconds, far less than the hop to a
+thread and back (tens of microseconds, and the GIL handed over twice), so a read starts *inline*,
+on the event loop, on a connection kept for that: with ``busy_timeout = 0`` it never sleeps, and
+a progress handler interrupts any query once the read has used ``INLINE_BUDGET`` of loop time.
+An interrupted SELECT leaves its transaction and snapshot intact, so the script then goes on --
+the interrupted query again, then the rest -- in a pool thread on the same connection, with the
+readers' busy timeout. The same happens when the Python part of a script overruns the budget or
+the database is briefly busy. A big listing or a scan therefore costs the loop about
+``INLINE_BUDGET`` at most, and a point lookup costs no thread at all.
+
+The writer and the hand-offs run in threads; the event loop never waits on SQLite for longer than
+``INLINE_BUDGET``.
+
+Many processes. Any number of processes open the same database at once (the workers of
+``courriel serve``, the admin CLI), each with its own writer thread and group commit. SQLite's
+write lock serialises their transactions: ``BEGIN IMMEDIATE`` waits for it (``busy_timeout``)
+and, should that wait run out while other processes keep the database busy, the writer tries
+again until ``BUSY_DEADLINE`` has passed; only then does the batch fail with ``Unavailable``.
+``courriel.store.sqlite`` runs the schema migrations (``migrate``) under a ``flock``, so
+processes starting together apply each one once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from courriel.store.base import StoreError, Unavailable
+from courriel.store.sql import Query, Script, migrations
+
+T = TypeVar("T")
+
+DEFAULT_READERS = 4
+DEFAULT_MAX_BATCH = 512
+# How long a reader waits for a lock inside SQLite (rare in WAL mode: recovery, WAL restarts).
+BUSY_TIMEOUT_MS = 5000
+# How long a writer keeps trying for the write lock before its batch fails with ``Unavailable``.
+BUSY_DEADLINE = 30.0
+# Loop time a read may take before it moves to a thread: a few point lookups fit many times over.
+INLINE_BUDGET = 0.002
+_PROGRESS_STEPS = 500  # SQLite VM steps between two looks at the clock
+# The writer polls for the write lock itself: SQLite's own busy handler sleeps up to 100 ms
+# between tries, which under contention between processes adds that much to a commit.
+_POLL_FIRST, _POLL_MAX = 0.0002, 0.002  # seconds
+
+
+def run_script(conn: sqlite3.Connection, script: Script[T]) -> T:
+    """Drives a script to its end on ``conn``; the caller owns the transaction."""
+    try:
+        query = next(script)
+        while True:
+            query = script.send(conn.execute(query.sql, query.params).fetchall())
+    except StopIteration as stop:
+        return cast(T, stop.value)
+    finally:
+        script.close()
+
+
+def is_busy(e: sqlite3.Error) -> bool:
+    """SQLITE_BUSY (and its extended codes): another connection holds the lock we wait for."""
+    return getattr(e, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def begin_immediate(conn: sqlite3.Connection, deadline: float = BUSY_DEADLINE) -> None:
+    """Takes the database write lock, waiting as long as other processes keep it busy.
+
+    ``conn`` has a short ``busy_timeout`` (the writer's is 0); a busy answer is tried again,
+    polling every fraction of a millisecond to a couple of milliseconds, until ``deadline``
+    seconds have passed: contention delays a write but does not fail it, and another process's
+    commit (a millisecond or two) is followed closely.
+    """
+    give_up = time.monotonic() + deadline
+    pause = _POLL_FIRST
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if not is_busy(e) or time.monotonic() >= give_up:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, _POLL_MAX)
+
+
+def connect(
+    path: Path, *, reader: bool, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> sqlite3.Connection:
+    # isolation_level=None: the module issues no BEGIN of its own; transactions are explicit.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = FULL")  # fsync the WAL at every COMMIT
+    conn.execute("PRAGMA cache_size = -16384")  # 16 MiB per connection
+    if reader:
+        conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+def migrate(path: Path) -> list[int]:
+    """Applies the SQL files not yet recorded in ``schema_migrations``; returns their versions."""
+    conn = connect(path, reader=False)
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{path}: cannot switch to WAL mode (got {mode})")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        applied = []
+        for version, _name, text in migrations("sqlite"):
+            if version in done:
+                continue
+            now = datetime.now(UTC).isoformat()
+            try:
+                conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{text}\n;\nINSERT INTO schema_migrations"
+                    f" (version, applied_at) VALUES ({int(version)}, '{now}');\nCOMMIT;"
+                )
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            applied.append(version)
+        return applied
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    script: Script[Any] | None  # None: ``locked`` is the job
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    locked: Callable[[sqlite3.Connection], Any] | None = None
+
+
+Outcome = tuple[_Job, bool, Any]
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # the caller gave up waiting; the outcome stands regardless
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _settle_all(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        _settle(future, ok, value)
+
+
+class _Overrun(Exception):  # noqa: N818 - reads as an event
+    """The inline part of a read used its budget: the rest goes to a thread."""
+
+
+class _InlineConn:
+    """A read connection used on the event loop, with the clock its progress handler watches."""
+
+    def __init__(self, path: Path, thread_busy_ms: int) -> None:
+        self.conn = connect(path, reader=True, busy_timeout_ms=0)  # on the loop: never sleep
+        self.deadline = float("inf")  # no budget until a script's first query
+        self.conn.set_progress_handler(self._over, _PROGRESS_STEPS)
+        self._busy_ms = 0
+        self._thread_busy_ms = thread_busy_ms
+
+    def _over(self) -> int:
+        # Also true when this thread waited for the GIL past the deadline: then the read simply
+        # goes on in a thread, which is what a loop that is that busy needs anyway.
+        return 1 if time.perf_counter() > self.deadline else 0
+
+    def _busy(self, ms: int) -> None:
+        if self._busy_ms != ms:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(ms)}")
+            self._busy_ms = ms
+
+    def begin_on_loop(self) -> None:
+        """Opens the read transaction with no budget, then starts the budget's clock."""
+        self.deadline = float("inf")
+        self._busy(0)
+        self.conn.execute("BEGIN")  # one snapshot for every query of the script
+        self.deadline = time.perf_counter() + INLINE_BUDGET
+
+    def in_thread(self) -> None:
+        self.deadline = float("inf")
+        self._busy(self._thread_busy_ms)
+
+
+class SqliteDriver:
+    """Runs ``sql`` scripts against one SQLite file; see the module docstring."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        readers: int = DEFAULT_READERS,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        verify: Callable[[Any], None] | None = None,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        busy_deadline: float = BUSY_DEADLINE,
+    ) -> None:
+        """``verify`` sees each write script's result inside its transaction; raising undoes it."""
+        self.path = path
+        self._verify = verify
+        self.commits = 0  # batches committed: fewer than writes when group commit works
+        self.writes = 0  # scripts committed
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closed = False
+        self._writer = threading.Thread(
+            target=self._writer_main, name="courriel-sqlite-writer", daemon=True
+        )
+        self._busy_timeout_ms = busy_timeout_ms  # readers'
+        self._busy_deadline = busy_deadline
+        # The writer waits for the write lock in begin_immediate, not inside SQLite.
+        self._conn = connect(path, reader=False, busy_timeout_ms=0)
+        self._pool = ThreadPoolExecutor(readers, thread_name_prefix="courriel-sqlite-read")
+        self._idle: list[_InlineConn] = []  # read connections not in use, touched on the loop only
+        self._writer.start()
+
+    @property
+    def pending_writes(self) -> int:
+        """Scripts waiting for the writer: the size of the next batch, roughly."""
+        return self._queue.qsize()
+
+    async def write(self, script: Script[T]) -> T:
+        if self._closed:
+            script.close()
+            raise Unavailable("the store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(script, future, loop))
+        return await future
+
+    async def locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs ``fn`` in the writer thread while it holds the database write lock.
+
+        No other connection of any process writes meanwhile. ``fn`` reads and may act outside
+        the database (delete files); what it writes to the database is rolled back.
+        """
+        if self._closed:
+            raise Unavailable("the store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(None, future, loop, fn))
+        return await future
+
+    async def read(self, script: Script[T]) -> T:
+        """Runs ``script`` on the loop until it overruns ``INLINE_BUDGET``, then in a thread."""
+        if self._closed:
+            script.close()
+            raise Unavailable("the store is closed")
+        ic = self._idle.pop() if self._idle else _InlineConn(self.path, self._busy_timeout_ms)
+        try:
+            ic.begin_on_loop()
+        except sqlite3.Error as e:
+            self._discard(ic)
+            script.close()
+            raise Unavailable(f"database read failed: {e}") from e
+        try:
+            query = next(script)
+            while True:
+                rows = ic.conn.execute(query.sql, query.params).fetchall()
+                query = script.send(rows)
+                if time.perf_counter() > ic.deadline:
+                    raise _Overrun
+        except StopIteration as stop:
+            self._end_inline(ic)
+            return cast(T, stop.value)
+        except (_Overrun, sqlite3.OperationalError):
+            # Over budget (the handler interrupted the query, or Python overran) or briefly busy:
+            # the snapshot is intact, so the thread runs ``query`` again and goes on from there.
+            pass
+        except BaseException:
+            self._end_inline(ic)
+            script.close()
+            raise
+        return await self._hand_off(ic, script, query)
+
+    async def _hand_off(self, ic: _InlineConn, script: Script[T], query: Query) -> T:
+        loop = asyncio.get_running_loop()
+        inner = loop.run_in_executor(self._pool, self._finish_read, ic, script, query)
+        # The connection is free again only once the thread is done with it, even when the
+        # caller stops waiting (cancellation): hence the shield and the callback on ``inner``.
+        inner.add_done_callback(lambda _: self._release(ic))
+        return await asyncio.shield(inner)
+
+    def _finish_read(self, ic: _InlineConn, script: Script[T], query: Query) -> T:
+        try:
+            ic.in_thread()
+            try:
+                while True:
+                    rows = ic.conn.execute(query.sql, query.params).fetchall()
+                    query = script.send(rows)
+            except StopIteration as stop:
+                return cast(T, stop.value)
+            finally:
+                script.close()
+                ic.conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as e:
+            raise Unavailable(f"database read failed: {e}") from e
+
+    def _end_inline(self, ic: _InlineConn) -> None:
+        ic.deadline = float("inf")
+        try:
+            ic.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            self._discard(ic)
+            return
+        self._release(ic)
+
+    def _release(self, ic: _InlineConn) -> None:
+        if self._closed or ic.conn.in_transaction:
+            self._discard(ic)
+        else:
+            self._idle.append(ic)
+
+    @staticmethod
+    def _discard(ic: _InlineConn) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            ic.conn.close()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        await asyncio.to_thread(self._writer.join)
+        await asyncio.to_thread(self._pool.shutdown, True)
+        while self._idle:
+            self._discard(self._idle.pop())
+
+    # --- writes, in the writer thread --------------------------------------------------------
+
+    def _writer_main(self) -> None:
+        try:
+            while True:
+                job = self._queue.get()
+                if job is None:
+                    break
+                batch = [job]
+                stop = False
+                while len(batch) < self._max_batch:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                try:
+                    self._run_batch(batch)
+                except Exception as e:  # a bug here must not leave callers waiting forever
+                    if self._conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._conn.execute("ROLLBACK")
+                    self._resolve(
+                        [(job, False, Unavailable(f"database write failed: {e}")) for job in batch]
+                    )
+                if stop:
+                    break
+        finally:
+            self._conn.close()
+
+    def _run_batch(self, jobs: list[_Job]) -> None:
+        batch = [job for job in jobs if job.script is not None]
+        if batch:
+            self._run_scripts(batch)
+        for job in jobs:
+            if job.locked is not None:
+                self._resolve([self._run_locked(job.locked, job)])
+
+    def _run_locked(self, fn: Callable[[sqlite3.Connection], Any], job: _Job) -> Outcome:
+        conn = self._conn
+        try:
+            begin_immediate(conn, self._busy_deadline)
+            try:
+                return job, True, fn(conn)
+            except Exception as e:
+                return job, False, e
+            finally:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error as e:
+            return job, False, Unavailable(f"database write failed: {e}")
+
+    def _run_scripts(self, batch: list[_Job]) -> None:
+        conn = self._conn
+        outcomes: list[Outcome] = []
+        try:
+            begin_immediate(conn, self._busy_deadline)
+            for job in batch:
+                outcomes.append(self._run_one(conn, job))
+            conn.execute("COMMIT")  # one fsync for the whole batch
+        except sqlite3.Error as e:
+            # The transaction itself failed (disk full, I/O error): nothing of it was written.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            err = Unavailable(f"database write failed: {e}")
+            for job in batch:
+                assert job.script is not None
+                job.script.close()
+            outcomes = [(job, False, err) for job in batch]
+        else:
+            self.commits += 1
+            self.writes += sum(1 for _, ok, _ in outcomes if ok)
+        self._resolve(outcomes)
+
+    @staticmethod
+    def _resolve(outcomes: list[Outcome]) -> None:
+        """Hands each outcome to its event loop: one wake-up per loop per batch."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
+        by_loop = {}
+        for job, ok, value in outcomes:
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(_settle_all, settled)
+
+    def _run_one(self, conn: sqlite3.Connection, job: _Job) -> Outcome:
+        """One script in its own savepoint; a script error rolls back that savepoint only."""
+        assert job.script is not None
+        conn.execute("SAVEPOINT script")
+        try:
+            value = run_script(conn, job.script)
+            if self._verify is not None:
+                self._verify(value)
+        except Exception as e:
+            # If SQLite itself dropped the transaction, this raises and the batch fails above.
+            conn.execute("ROLLBACK TO script")
+            conn.execute("RELEASE script")
+            if isinstance(e, sqlite3.OperationalError):
+                return job, False, Unavailable(f"database write failed: {e}")
+            return job, False, e
+        conn.execute("RELEASE script")
+        return job, True, value
