@@ -87,19 +87,6 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class QueueConfig:
-    """The outbound queue: retry schedule, warnings, and how its worker shares the work."""
-
-    first_retry_seconds: float = 300.0  # after the first temporary failure (Postfix: 300 s)
-    max_retry_seconds: float = 4000.0  # the doubling stops here (Postfix: 4000 s)
-    give_up_seconds: float = 5 * 86400.0  # then the message is returned (Postfix: 5 days)
-    delay_warning_seconds: float = 4 * 3600.0  # warn the sender once after this; 0: never
-    poll_seconds: float = 10.0  # look for work another process queued or flushed
-    lease_seconds: float = 300.0  # an entry stays with one worker this long (renewed)
-    concurrency: int = 20  # deliveries at the same time, per process
-
-
-@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """The process model: how many workers, and when a stalled one is reported and replaced."""
 
@@ -114,6 +101,19 @@ class ServerConfig:
             return len(os.sched_getaffinity(0)) or 1
         except AttributeError:  # pragma: no cover - not Linux
             return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """The outbound queue: retry schedule, warnings, and how its worker shares the work."""
+
+    first_retry_seconds: float = 300.0  # after the first temporary failure (Postfix: 300 s)
+    max_retry_seconds: float = 4000.0  # the doubling stops here (Postfix: 4000 s)
+    give_up_seconds: float = 5 * 86400.0  # then the message is returned (Postfix: 5 days)
+    delay_warning_seconds: float = 4 * 3600.0  # warn the sender once after this; 0: never
+    poll_seconds: float = 10.0  # look for work another process queued or flushed
+    lease_seconds: float = 300.0  # an entry stays with one worker this long (renewed)
+    concurrency: int = 20  # deliveries at the same time, per process
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +156,9 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
-    server: ServerConfig = field(default_factory=ServerConfig)
     listeners: tuple[ListenerConfig, ...] = ()
 
     def resolve(self, p: str) -> Path:
@@ -243,6 +243,15 @@ DEFAULT_TOML = """\
 # level = "info"     # debug | info | warning | error
 # format = "text"    # text | json
 
+[server]
+# Worker processes sharing the listeners and the store; 0 means one per core.
+# workers = 0
+# A worker whose event loop is blocked longer than stall_log_seconds (one command hogging it)
+# logs a line naming the command; one blocked longer than stall_kill_seconds is killed and
+# replaced. 0 turns either off.
+# stall_log_seconds = 0.25
+# stall_kill_seconds = 10
+
 [dns]
 # DNS servers for MX, TLSA and MTA-STS lookups: "host" or "host:port". Empty: /etc/resolv.conf.
 # DANE is applied only when these servers validate DNSSEC (a local unbound, for instance).
@@ -266,15 +275,6 @@ DEFAULT_TOML = """\
 # dane = true
 # tls_ca_file = ""                # a private CA to trust besides the system's
 
-[server]
-# Worker processes sharing the listeners and the store; 0 means one per core.
-# workers = 0
-# A worker whose event loop is blocked longer than stall_log_seconds (one command hogging it)
-# logs a line naming the command; one blocked longer than stall_kill_seconds is killed and
-# replaced. 0 turns either off.
-# stall_log_seconds = 0.25
-# stall_kill_seconds = 10
-
 # Listeners: imaps (993), imap (143), pop3s (995), pop3 (110), submissions (465), submission (587)
 # and smtp (25, inbound MX). For each: enabled, address and port. address "" and port 0 mean auto:
 # the standard port on all addresses when the process may bind it, else 10000 + the standard port
@@ -292,9 +292,9 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitsConfig,
     "queue": QueueConfig,
     "log": LogConfig,
+    "server": ServerConfig,
     "dns": DnsConfig,
     "relay": RelayConfig,
-    "server": ServerConfig,
 }
 _CHOICES = {
     ("log", "level"): {"debug", "info", "warning", "error"},
@@ -381,12 +381,14 @@ def _listeners(raw: Any) -> tuple[ListenerConfig, ...]:
     return tuple(out)
 
 
-def _check_queue(q: QueueConfig) -> None:
-    for key in ("first_retry_seconds", "poll_seconds", "lease_seconds", "concurrency"):
-        if getattr(q, key) <= 0:
-            raise ConfigError(f"[queue] {key}: must be more than 0, got {getattr(q, key)!r}")
-    if q.max_retry_seconds < q.first_retry_seconds:
-        raise ConfigError("[queue] max_retry_seconds: must not be less than first_retry_seconds")
+MAX_WORKERS = 256
+
+
+def _check_server(server: ServerConfig) -> None:
+    if server.workers > MAX_WORKERS:
+        raise ConfigError(f"[server] workers: at most {MAX_WORKERS}, got {server.workers}")
+    if 0 < server.stall_kill_seconds <= server.stall_log_seconds:
+        raise ConfigError("[server] stall_kill_seconds: must be above stall_log_seconds (or 0)")
 
 
 def parse_nameserver(text: str) -> tuple[str, int]:
@@ -423,14 +425,12 @@ def _check_relay(relay: RelayConfig, dns: DnsConfig) -> None:
         raise ConfigError("[relay] smarthost_user needs smarthost_password_file")
 
 
-MAX_WORKERS = 256
-
-
-def _check_server(server: ServerConfig) -> None:
-    if server.workers > MAX_WORKERS:
-        raise ConfigError(f"[server] workers: at most {MAX_WORKERS}, got {server.workers}")
-    if 0 < server.stall_kill_seconds <= server.stall_log_seconds:
-        raise ConfigError("[server] stall_kill_seconds: must be above stall_log_seconds (or 0)")
+def _check_queue(q: QueueConfig) -> None:
+    for key in ("first_retry_seconds", "poll_seconds", "lease_seconds", "concurrency"):
+        if getattr(q, key) <= 0:
+            raise ConfigError(f"[queue] {key}: must be more than 0, got {getattr(q, key)!r}")
+    if q.max_retry_seconds < q.first_retry_seconds:
+        raise ConfigError("[queue] max_retry_seconds: must not be less than first_retry_seconds")
 
 
 def load(explicit: str | os.PathLike[str] | None = None) -> Config:
@@ -459,8 +459,8 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     tls = sections["tls"]
     if bool(tls.cert) != bool(tls.key):
         raise ConfigError("[tls]: set both cert and key, or neither (self-signed certificate)")
-    _check_queue(sections["queue"])
     _check_relay(sections["relay"], sections["dns"])
+    _check_queue(sections["queue"])
     return Config(
         path=path,
         data_dir=data_dir,

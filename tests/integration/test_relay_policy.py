@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from courriel.net.mtasts import MtaSts
+from courriel.net.resolver import DnsResolver
 from courriel.net.smtp_client import Smarthost
 from courriel.net.smtp_conn import Login
 from courriel.queue.outbound import Recipient
-from courriel.queue.transport import OutboundMessage, Status
+from courriel.queue.transport import OutboundMessage, Outcome, Status
 from courriel.testing.certs import TestCA
 from courriel.testing.dnsmasq import DnsServer, Zone, start_dnsmasq
 from courriel.testing.https import serve_files
@@ -118,8 +120,8 @@ async def test_mta_sts_enforce_refuses_an_mx_it_does_not_list(
 
 
 async def smarthost_delivery(
-    tmp_path: Path, test_ca: TestCA, password: str
-) -> tuple[object, list[bytes]]:
+    tmp_path: Path, test_ca: TestCA, password: str, mode: str = "starttls"
+) -> tuple[Outcome, list[bytes]]:
     cert, key = test_ca.issue("smarthost", [HOSTNAME])
     tls_dir = tmp_path / "tls"
     tls_dir.mkdir()
@@ -128,10 +130,10 @@ async def smarthost_delivery(
     async with smtp_server(tmp_path) as server:
         await server.add_user("alice@example.test")
         await server.add_user("bob@example.test")
-        _, port = server.address("submission")
+        _, port = server.address("submissions" if mode == "tls" else "submission")
         zone = Zone(domains=["example.test"], hosts={HOSTNAME: ["127.0.0.1"]})
         async with start_dnsmasq(zone) as dns:
-            smarthost = Smarthost(HOSTNAME, port, "starttls", Login("alice@example.test", password))
+            smarthost = Smarthost(HOSTNAME, port, mode, Login("alice@example.test", password))
             transport = make_transport(
                 dns.nameserver, ca_file=test_ca.ca_file, smarthost=smarthost, scale=0.02
             )
@@ -145,16 +147,38 @@ async def smarthost_delivery(
         return outcome, await server.inbox("bob@example.test")
 
 
-async def test_smarthost_with_starttls_and_auth_plain(tmp_path: Path, test_ca: TestCA) -> None:
-    outcome, inbox = await smarthost_delivery(tmp_path, test_ca, PASSWORD)
-    assert outcome.status is Status.DELIVERED, outcome.text  # type: ignore[attr-defined]
-    assert outcome.remote_host == f"{HOSTNAME} [127.0.0.1]"  # type: ignore[attr-defined]
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+async def test_smarthost_with_tls_and_auth_plain(
+    tmp_path: Path, test_ca: TestCA, mode: str
+) -> None:
+    outcome, inbox = await smarthost_delivery(tmp_path, test_ca, PASSWORD, mode)
+    assert outcome.status is Status.DELIVERED, outcome.text
+    assert outcome.remote_host == f"{HOSTNAME} [127.0.0.1]"
     (stored,) = inbox
     assert stored.endswith(b"Subject: via smarthost\r\n\r\nhello\r\n")
 
 
 async def test_smarthost_refusing_the_login_is_temporary(tmp_path: Path, test_ca: TestCA) -> None:
     outcome, inbox = await smarthost_delivery(tmp_path, test_ca, "wrong password")
-    assert outcome.status is Status.TEMPORARY  # type: ignore[attr-defined]
-    assert "refused the login of alice@example.test: 535 5.7.8" in outcome.text  # type: ignore[attr-defined]
+    assert outcome.status is Status.TEMPORARY
+    assert "refused the login of alice@example.test: 535 5.7.8" in outcome.text
     assert inbox == []
+
+
+async def test_policy_is_fetched_again_when_its_id_changes(test_ca: TestCA, tmp_path: Path) -> None:
+    port = free_port()
+    cert, key = test_ca.issue("mta-sts", [f"mta-sts.{RECEIVER_DOMAIN}"])
+    files = {
+        POLICY_PATH: ("text/plain", "version: STSv1\nmode: testing\nmx: a.test\nmax_age: 60\n")
+    }
+    hosts = {f"mta-sts.{RECEIVER_DOMAIN}": ["127.0.0.1"]}
+    async with serve_files("127.0.0.1", port, cert, key, files) as hits:
+        for policy_id, fetched in (("one", 1), ("one", 1), ("two", 2)):
+            txt = {f"_mta-sts.{RECEIVER_DOMAIN}": f"v=STSv1; id={policy_id}"}
+            async with start_dnsmasq(Zone([RECEIVER_DOMAIN], hosts=hosts, txt=txt)) as dns:
+                sts = MtaSts(
+                    DnsResolver([dns.nameserver]), tmp_path, ca_file=str(test_ca.ca_file), port=port
+                )
+                policy = await sts.policy(RECEIVER_DOMAIN)
+            assert policy is not None and policy.mx == ("a.test",)
+            assert hits[POLICY_PATH] == fetched

@@ -9,6 +9,7 @@ the handshake are temporary failures within the (scaled) timeouts, never a crash
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from courriel.net.smtp_client import SmtpTransport
 from courriel.net.smtp_conn import Timeouts
 from courriel.queue.outbound import Recipient
 from courriel.queue.transport import OutboundMessage, Outcome, Status
+from courriel.testing.certs import TestCA
 from courriel.testing.dnsmasq import DnsServer, Zone, start_dnsmasq
 from courriel.testing.net import free_port
 from courriel.testing.relay import free_address, make_transport
@@ -271,3 +273,154 @@ async def test_smtputf8_to_a_server_without_it_is_permanent(lab: Lab) -> None:
         (outcome,) = await deliver(lab, msg)
     assert (outcome.status, outcome.enhanced) == (Status.PERMANENT, "5.6.7")
     assert "needs SMTPUTF8" in outcome.text and script.messages == []
+
+
+@pytest.mark.parametrize(("per_destination", "total"), [(2, 100), (100, 1)])
+async def test_concurrency_limits(lab: Lab, per_destination: int, total: int) -> None:
+    busy = peak = 0
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal busy, peak
+        writer.write(b"220 mx\r\n")
+        while line := await reader.readline():
+            if line.startswith(b"EHLO"):
+                writer.write(b"250-mx\r\n250 PIPELINING\r\n")
+            elif line.startswith(b"MAIL"):
+                busy += 1
+                peak = max(peak, busy)
+                writer.write(b"250 ok\r\n")
+            elif line.startswith(b"DATA"):
+                writer.write(b"354 go\r\n")
+                await writer.drain()
+                await reader.readuntil(b"\r\n.\r\n")
+                await asyncio.sleep(0.05)  # a slow disk: deliveries overlap if they may
+                busy -= 1
+                writer.write(b"250 2.0.0 queued\r\n")
+            elif line.startswith(b"QUIT"):
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+
+    transport = lab.transport(
+        max_per_destination=per_destination, max_connections=total, idle_seconds=5
+    )
+    async with serve(lab.addresses[0], lab.port, slow):
+        results = await asyncio.gather(
+            *(transport.deliver(DOMAIN, message(f"u{i}")) for i in range(6))
+        )
+        await transport.close()
+    assert all(r[0].status is Status.DELIVERED for r in results)
+    assert peak == min(per_destination, total)
+    assert transport.pool.opened == peak  # later messages reused the open connections
+
+
+async def test_a_kept_connection_the_server_dropped_is_replaced(lab: Lab) -> None:
+    connections = 0
+
+    async def one_message_per_connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        nonlocal connections
+        connections += 1
+        writer.write(b"220 mx\r\n")
+        await reader.readline()
+        writer.write(b"250-mx\r\n250 PIPELINING\r\n")
+        await reader.readuntil(b"DATA\r\n")
+        writer.write(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        await reader.readuntil(b"\r\n.\r\n")
+        writer.write(b"250 2.0.0 queued\r\n")
+        await reader.readline()  # the next MAIL, on a connection this server is done with
+        writer.write(b"421 4.4.2 idle too long, closing\r\n")
+
+    transport = lab.transport(idle_seconds=30)
+    async with serve(lab.addresses[0], lab.port, one_message_per_connection):
+        first = await transport.deliver(DOMAIN, message("a"))
+        second = await transport.deliver(DOMAIN, message("b"))
+        await transport.close()
+    assert first[0].status is Status.DELIVERED and second[0].status is Status.DELIVERED
+    assert second[0].remote_host == f"mx1.{DOMAIN} [{lab.addresses[0]}]"
+    assert connections == 2 and transport.pool.reused == 1
+
+
+def server_tls(test_ca: TestCA, name: str) -> ssl.SSLContext:
+    cert, key = test_ca.issue(name, [name])
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+@pytest.mark.parametrize("offered", [True, False])
+async def test_requiretls_needs_verified_tls_and_the_extension(
+    lab: Lab, test_ca: TestCA, offered: bool
+) -> None:
+    extensions = ("PIPELINING", "ENHANCEDSTATUSCODES") + (("REQUIRETLS",) if offered else ())
+    script = Scripted(extensions=extensions, tls=server_tls(test_ca, f"mx1.{DOMAIN}"))
+    async with serve(lab.addresses[0], lab.port, script.handle):
+        (outcome,) = await deliver(lab, message("a", requiretls=True), ca_file=str(test_ca.ca_file))
+    assert "STARTTLS" in script.commands
+    if offered:
+        assert outcome.status is Status.DELIVERED, outcome.text
+        assert any(c.endswith(" REQUIRETLS") and c.startswith("MAIL") for c in script.commands)
+    else:
+        assert (outcome.status, outcome.enhanced) == (Status.PERMANENT, "5.7.30")
+        assert script.messages == []
+
+
+async def test_a_server_that_stops_reading_the_message_times_out(lab: Lab) -> None:
+    async def stops_reading(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 mx\r\n")
+        await reader.readline()
+        writer.write(b"250-mx\r\n250 PIPELINING\r\n")
+        await reader.readuntil(b"DATA\r\n")
+        writer.write(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        await writer.drain()
+        await asyncio.sleep(30)  # reads nothing more: the client's writes fill the buffers
+
+    big = OutboundMessage(
+        "s@origin.test", (Recipient(f"a@{DOMAIN}"),), b"Subject: big\r\n\r\n" + b"y" * 998 * 30_000
+    )
+    started = time.monotonic()
+    async with serve(lab.addresses[0], lab.port, stops_reading):
+        (outcome,) = await deliver(lab, big)
+    assert outcome.status is Status.TEMPORARY
+    assert "did not take data within 0.36 seconds" in outcome.text, outcome.text
+    assert time.monotonic() - started < 5
+
+
+async def test_too_many_recipients_go_in_further_transactions(lab: Lab) -> None:
+    transactions: list[list[str]] = []
+
+    async def two_per_transaction(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.write(b"220 mx\r\n")
+        while line := await reader.readline():
+            if line.startswith(b"EHLO"):
+                writer.write(b"250-mx\r\n250 ENHANCEDSTATUSCODES\r\n")
+            elif line.startswith(b"MAIL"):
+                transactions.append([])
+                writer.write(b"250 2.1.0 ok\r\n")
+            elif line.startswith(b"RCPT"):
+                accepted = len(transactions[-1]) < 2
+                if accepted:
+                    transactions[-1].append(line.decode().split("<")[1].split(">")[0])
+                writer.write(b"250 2.1.5 ok\r\n" if accepted else b"452 4.5.3 too many\r\n")
+            elif line.startswith(b"DATA"):
+                writer.write(b"354 go\r\n")
+                await writer.drain()
+                await reader.readuntil(b"\r\n.\r\n")
+                writer.write(b"250 2.0.0 queued\r\n")
+            elif line.startswith(b"QUIT"):
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+
+    async with serve(lab.addresses[0], lab.port, two_per_transaction):
+        outcomes = await deliver(lab, message("a", "b", "c", "d", "e"))
+    assert [o.status for o in outcomes] == [Status.DELIVERED] * 5
+    assert [len(t) for t in transactions] == [2, 2, 1]
+    assert sorted(a for t in transactions for a in t) == [f"{u}@{DOMAIN}" for u in "abcde"]

@@ -1,7 +1,6 @@
 """DANE matching (RFC 7672) on certificates made here: which TLSA records a chain satisfies.
 
-dnsmasq cannot sign its answers, so no test here has a validating resolver; the transport's
-use of the AD bit is therefore covered only by these tests of the matching itself.
+The transport's use of it against a real Postfix is in tests/integration/test_relay_dane.py.
 """
 
 from __future__ import annotations

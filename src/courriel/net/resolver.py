@@ -18,6 +18,8 @@ is the one host (the "implicit MX"); a single MX "." is a null MX (RFC 7505 §3)
 permanent "the domain does not accept mail". CNAMEs are followed by dnspython (RFC 5321 §5.1
 asks for the canonical name); domain names are turned into A-labels first (IDNA 2008, UTS 46).
 
+Answers are cached for their TTL (dnspython's LRU cache, 10,000 entries).
+
 ``addresses`` looks up AAAA and A together and returns IPv6 before IPv4, so a host reachable
 both ways is tried both ways. ``tlsa`` returns the records and whether the resolver set the
 AD bit on the answer: with a local validating resolver (the only setup in which the AD bit can
@@ -41,16 +43,18 @@ import dns.rdatatype
 import dns.resolver
 import idna
 
-from courriel.config import parse_nameserver
+from courriel.config import ConfigError, parse_nameserver
 
 
 class DnsFailure(Exception):  # noqa: N818 - a failure to report, not a program error
     """A lookup failed; ``temporary`` says whether trying later may help."""
 
-    def __init__(self, text: str, *, temporary: bool) -> None:
+    def __init__(self, text: str, *, temporary: bool, enhanced: str = "") -> None:
         super().__init__(text)
         self.text = text
         self.temporary = temporary
+        # RFC 3463: 4.4.3 (DNS trouble) or 5.1.2 (no such destination) unless said otherwise
+        self.enhanced = enhanced or ("4.4.3" if temporary else "5.1.2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +92,16 @@ class DnsResolver:
                 dns.nameserver.Do53Nameserver(*parse_nameserver(ns)) for ns in nameservers
             ]
         else:
-            self._resolver = dns.asyncresolver.Resolver()
+            try:
+                self._resolver = dns.asyncresolver.Resolver()  # /etc/resolv.conf
+            except dns.resolver.NoResolverConfiguration as e:
+                raise ConfigError(
+                    "[dns] nameservers is empty and /etc/resolv.conf names no DNS server"
+                ) from e
         self._resolver.lifetime = timeout
+        # Answers are kept for their TTL: a busy relay asks MX, A, AAAA and TLSA for every
+        # message, and most messages go to a few domains.
+        self._resolver.cache = dns.resolver.LRUCache(10_000)
         # Ask for the AD bit (RFC 6840 §5.7) so a validating resolver says what it validated.
         self._resolver.flags = dns.flags.RD | dns.flags.AD
 
@@ -124,6 +136,7 @@ class DnsResolver:
                 raise DnsFailure(
                     f"the domain {domain} does not accept mail (it publishes a null MX)",
                     temporary=False,
+                    enhanced="5.1.10",  # RFC 7505 §4.2
                 )
             records = [(p, n) for p, n in records if n not in ("", ".")]  # RFC 7505 §4.3
         by_preference: dict[int, list[str]] = {}

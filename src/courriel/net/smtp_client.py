@@ -11,12 +11,13 @@ Theory of operation
    else ``VERIFY`` when the domain's MTA-STS policy is ``enforce`` (and hosts its policy does
    not list are skipped) or the message asks for REQUIRETLS, else opportunistic.
 3. Each host, each of its addresses (IPv6 first), until one server takes the transaction:
-   an idle pooled connection to it if there is one (after a RSET), else a new session. A host
+   an idle pooled connection to it if there is one (replaced by a fresh one if the server
+   dropped it meanwhile), else a new session. A host
    that cannot be used (no answer, refused greeting, TLS failure, a 4xx to MAIL) is noted and
    the next is tried; with opportunistic TLS a failed handshake is retried once in clear.
 4. One transaction carries every recipient (pipelined when offered); recipients answered
    452 4.5.3 "too many recipients" go in a further transaction on the same connection, as long
-   as the last one accepted somebody (RFC 5321 §4.5.3.1.10).
+   as the last one settled somebody else (RFC 5321 §4.5.3.1.10).
 5. Each recipient's ``Outcome`` quotes the reply that decided it. If no server took the
    message, every recipient gets the reasons of every host tried, temporary unless all of them
    were permanent.
@@ -42,7 +43,7 @@ from courriel.mail.mtasts import Mode, Policy
 from courriel.net import dane
 from courriel.net.mtasts import MtaSts
 from courriel.net.outbound_tls import CLEAR, OPPORTUNISTIC, Contexts, HostTls, TlsLevel
-from courriel.net.resolver import DnsFailure, DnsResolver, MailHost
+from courriel.net.resolver import DnsFailure, DnsResolver, MailHost, a_label
 from courriel.net.smtp_conn import (
     Connection,
     HostFailure,
@@ -83,6 +84,12 @@ class ClientSettings:
     dane: bool = True
 
 
+@dataclass
+class _Destination:
+    limit: asyncio.Semaphore
+    users: int = 0
+
+
 class _Unsent(Exception):  # noqa: N818 - control flow: this server did not take the message
     pass
 
@@ -99,19 +106,33 @@ class SmtpTransport:
         self._contexts = Contexts(settings.ca_file)
         self.pool = Pool(settings.idle_seconds, settings.reuse_seconds)
         self._global = asyncio.Semaphore(settings.max_connections)
-        self._per_destination: dict[str, asyncio.Semaphore] = {}
+        self._per_destination: dict[str, _Destination] = {}
 
     async def close(self) -> None:
         await self.pool.close()
 
     async def deliver(self, domain: str, message: OutboundMessage) -> Sequence[Outcome]:
         try:
-            return await self._deliver(domain, message)
+            outcomes = await self._deliver(domain, message)
         except Exception as e:  # a bug must defer the mail, not kill the worker
             log.exception("relay failed unexpectedly", extra=kv(domain=domain))
             return _all(
                 message, Status.TEMPORARY, f"courriel failed while delivering: {e!r}", "4.3.0"
             )
+        for o in outcomes:
+            log.info(
+                "relay outcome",
+                extra=kv(
+                    queue_id=message.queue_id,
+                    rcpt=o.recipient,
+                    status=o.status.value,
+                    host=o.remote_host,
+                    code=o.code,
+                    enhanced=o.enhanced,
+                    text=o.text,
+                ),
+            )
+        return outcomes
 
     async def _deliver(self, domain: str, message: OutboundMessage) -> Sequence[Outcome]:
         if not message.recipients:
@@ -120,8 +141,7 @@ class SmtpTransport:
             hosts, policy = await self._routes(domain)
         except DnsFailure as e:
             status = Status.TEMPORARY if e.temporary else Status.PERMANENT
-            enhanced = "4.4.3" if e.temporary else ("5.1.10" if "null MX" in e.text else "5.1.2")
-            return _all(message, status, e.text, enhanced)  # RFC 7505 §4.2: 5.1.10
+            return _all(message, status, e.text, e.enhanced)
         outcomes: list[Outcome | None] = [None] * len(message.recipients)
         failures: list[HostFailure] = []
         key = self.settings.smarthost.host if self.settings.smarthost else domain
@@ -129,7 +149,11 @@ class SmtpTransport:
             for host in hosts:
                 try:
                     await self._try_host(host, policy, domain, message, outcomes, failures)
-                    return [o for o in outcomes if o is not None]
+                    return [
+                        o
+                        or Outcome(r.address, Status.TEMPORARY, "no reply was read", None, "4.4.2")
+                        for o, r in zip(outcomes, message.recipients, strict=True)
+                    ]
                 except _Unsent:
                     continue
         if not failures:
@@ -153,11 +177,19 @@ class SmtpTransport:
 
     @contextlib.asynccontextmanager
     async def _slot(self, key: str) -> AsyncIterator[None]:
-        sem = self._per_destination.get(key)
-        if sem is None:
-            sem = self._per_destination[key] = asyncio.Semaphore(self.settings.max_per_destination)
-        async with sem, self._global:
-            yield
+        """One of ``key``'s connections and one of all; the per-key entry goes when unused."""
+        entry = self._per_destination.get(key)
+        if entry is None:
+            limit = asyncio.Semaphore(self.settings.max_per_destination)
+            entry = self._per_destination[key] = _Destination(limit)
+        entry.users += 1  # so the dictionary keeps only the destinations in use
+        try:
+            async with entry.limit, self._global:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._per_destination[key]
 
     async def _routes(self, domain: str) -> tuple[list[MailHost], Policy | None]:
         """The hosts to try in order and the MTA-STS policy; raises ``DnsFailure``."""
@@ -173,6 +205,7 @@ class SmtpTransport:
                 raise DnsFailure(
                     f"the MTA-STS policy of {domain} lists none of its mail servers ({names})",
                     temporary=True,
+                    enhanced="4.7.5",  # RFC 3463: cryptographic (here: policy) failure
                 )
             hosts = allowed  # RFC 8461 §4.2
         return hosts, policy
@@ -239,14 +272,27 @@ class SmtpTransport:
             failures.append(HostFailure(e.text, temporary=e.temporary))
             raise _Unsent from None
         for target in targets:
+            if await self._try_target(target, message, outcomes, failures):
+                return
+        raise _Unsent
+
+    async def _try_target(
+        self,
+        target: Target,
+        message: OutboundMessage,
+        outcomes: list[Outcome | None],
+        failures: list[HostFailure],
+    ) -> bool:
+        """Whether ``target`` decided the recipients; a failure is added to ``failures``."""
+        while True:
             try:
                 conn = await self._session(target)
             except HostFailure as f:
                 failures.append(f)
-                continue
+                return False
             try:
                 await self._send(conn, message, outcomes)
-                return
+                return True
             except HostFailure as f:
                 if f.after_data:
                     for i, o in enumerate(outcomes):
@@ -255,9 +301,11 @@ class SmtpTransport:
                             outcomes[i] = Outcome(
                                 address, Status.TEMPORARY, f.text, None, "4.4.2", target.label
                             )
-                    return
-                failures.append(f)
-        raise _Unsent
+                    return True
+                if not (conn.reused and f.at_start):
+                    failures.append(f)
+                    return False
+                # A kept connection the server had closed meanwhile: open a fresh one.
 
     async def _session(self, target: Target) -> Connection:
         settings = self.settings
@@ -310,7 +358,7 @@ class SmtpTransport:
         timeouts = conn.timeouts
         awaiting = "MAIL"
         try:
-            await conn.write(conn.core.begin(part, conn.target.label), timeouts.command)
+            await conn.write(conn.core.begin(part), timeouts.command)
             tx = conn.core.transaction
             assert tx is not None
             while not tx.done:
@@ -330,6 +378,7 @@ class SmtpTransport:
             # After the end of data the server may have taken the message (the window no MTA
             # can close, RFC 1047): trying another MX now would more likely send it twice.
             f.after_data = awaiting == "END"
+            f.at_start = first and awaiting == "MAIL"
             raise
         return list(tx.results)
 
@@ -352,7 +401,7 @@ def from_config(cfg: Config) -> SmtpTransport:
             login = Login(relay.smarthost_user, password)
         smarthost = Smarthost(host.strip("[]"), int(port), relay.smarthost_tls, login)
     settings = ClientSettings(
-        helo_name=relay.helo_name or cfg.hostname,
+        helo_name=a_label(relay.helo_name or cfg.hostname),  # EHLO takes ASCII only
         timeouts=Timeouts().scaled(relay.timeout_scale),
         max_connections=relay.max_connections,
         max_per_destination=relay.max_connections_per_destination,

@@ -17,8 +17,11 @@ timeout, so a server that dribbles one octet a minute is cut off like a silent o
 ``Pool`` keeps connections that ended a transaction cleanly, keyed by host, address, port
 and TLS requirement (a connection made under weaker TLS is never used for a delivery that
 needs more). A connection idle longer than ``idle_seconds`` is closed with QUIT; one older
-than ``reuse_seconds`` is not reused (Postfix's ``smtp_connection_reuse_time_limit``). Before
-reuse a RSET proves the server is still there and the state is clean (RFC 5321 §4.1.1.5).
+than ``reuse_seconds`` is not reused (Postfix's ``smtp_connection_reuse_time_limit``). A
+finished transaction leaves the session clean, so no RSET is sent before reuse: it would cost
+a round trip per message, and Postfix's server counts RSETs as junk commands and hangs up
+after a hundred or so. A kept connection the server closed meanwhile fails before the first
+reply of the next transaction (``HostFailure.at_start``); the caller then opens a fresh one.
 """
 
 from __future__ import annotations
@@ -27,10 +30,8 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from courriel.logs import kv
 from courriel.net import dane
 from courriel.net.outbound_tls import Contexts, HostTls, TlsLevel
 from courriel.wire.smtp.client import ClientConnection, Phase
@@ -93,6 +94,7 @@ class HostFailure(Exception):  # noqa: N818 - a failure to report, not a program
         self.reply = reply
         self.tls_failed = tls  # the TLS handshake itself failed
         self.after_data = False  # lost after the whole message was sent: do not try elsewhere
+        self.at_start = False  # failed before the first reply of a transaction
 
 
 @dataclass
@@ -104,6 +106,7 @@ class Connection:
     timeouts: Timeouts
     opened: float = field(default_factory=time.monotonic)
     idle_handle: asyncio.TimerHandle | None = None
+    reused: bool = False  # taken from the pool: the server may have closed it meanwhile
 
     async def reply(self, seconds: float) -> Reply:
         """The next reply, whole, within ``timeout``; raises ``HostFailure``."""
@@ -151,7 +154,12 @@ class Connection:
     async def close(self, *, polite: bool = True) -> None:
         if self.idle_handle is not None:
             self.idle_handle.cancel()
-        if polite and self.core.phase not in (Phase.CLOSED, Phase.QUIT):
+        if not polite:
+            # A failed connection may hold megabytes nobody will read: drop them at once
+            # rather than wait for a peer that stopped reading.
+            self.writer.transport.abort()
+            return
+        if self.core.phase not in (Phase.CLOSED, Phase.QUIT):
             try:
                 self.writer.write(self.core.quit())
                 async with asyncio.timeout(min(self.timeouts.command, 5.0)):
@@ -331,17 +339,14 @@ class Pool:
         self.reused = 0
 
     async def get(self, target: Target) -> Connection | None:
-        """An idle connection to ``target`` that answered RSET, or ``None``."""
+        """The most recently used idle connection to ``target`` still open, or ``None``."""
         conns = self._idle.get(pool_key(target), [])
         while conns:
             conn = conns.pop()
             if conn.idle_handle is not None:
                 conn.idle_handle.cancel()
-            try:
-                reply = await conn.command(conn.core.rset())
-            except HostFailure:
-                reply = None
-            if reply is not None and reply.positive:
+            if not (conn.reader.at_eof() or conn.writer.is_closing()):
+                conn.reused = True
                 self.reused += 1
                 return conn
             await conn.close(polite=False)
@@ -378,14 +383,3 @@ class Pool:
         conns = [c for group in self._idle.values() for c in group]
         self._idle.clear()
         await asyncio.gather(*(c.close() for c in conns), *self._closing)
-
-
-def with_tls(target: Target, tls: HostTls) -> Target:
-    return replace(target, tls=tls)
-
-
-def log_session(conn: Connection, reused: bool, addresses: Sequence[str]) -> None:
-    log.info(
-        "relay session",
-        extra=kv(host=conn.target.label, tls=conn.core.tls, reused=reused, rcpts=len(addresses)),
-    )

@@ -14,8 +14,8 @@ server failure: a temporary error). The records are command-line options:
 * ``--cname=alias,target``;
 * ``--dns-rr=name,52,hex`` for TLSA (type 52, RFC 6698).
 
-dnsmasq does not validate DNSSEC for its own records, so its answers never carry the AD bit:
-DANE is therefore only unit-tested (``tests/net/test_dane.py``). ``DnsServer.nameserver`` is
+dnsmasq does not validate DNSSEC for its own records, so its answers never carry the AD bit;
+the DANE tests use ``courriel.testing.scripted_dns`` for that verdict. ``DnsServer.nameserver`` is
 the ``"127.0.0.1:port"`` string for ``[dns] nameservers``. ``stop`` ends the process by its
 id. The caller checks that the program exists (``need_program("dnsmasq")``).
 """
@@ -117,6 +117,7 @@ async def start_dnsmasq(zone: Zone) -> AsyncIterator[DnsServer]:
         "--pid-file=",
         "--user=nobody",
         "--log-facility=-",
+        "--local-ttl=60",  # as real zones do, so the relay's DNS cache is exercised
         *zone.options(),
     ]
     proc = await asyncio.to_thread(

@@ -113,6 +113,7 @@ class Postfix:
     vmail: Path
     address: str
     port: int
+    cert: Path  # the certificate chain smtpd presents
 
     @property
     def log(self) -> Path:
@@ -229,7 +230,7 @@ async def start_postfix(
         _run, [*postfix, "set-permissions", "create-missing"], "set-permissions"
     )
     await asyncio.to_thread(_run, [*postfix, "start"], "postfix start")
-    instance = Postfix(root, conf, vmail, address, port)
+    instance = Postfix(root, conf, vmail, address, port, cert)
     try:
         await _wait_port(address, port, 30)
         yield instance

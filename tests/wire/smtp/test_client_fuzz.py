@@ -42,8 +42,8 @@ def drive(pieces: list[bytes]) -> None:
             if conn.phase is Phase.FRESH:
                 conn.ehlo("client.example")
             elif conn.phase is Phase.READY:
-                conn.begin(ENVELOPE, "mx")
-        assert conn._reader.buffered <= LIMITS.max_bytes + LIMITS.max_line + len(piece)
+                conn.begin(ENVELOPE)
+        assert conn.buffered <= LIMITS.max_bytes + LIMITS.max_line + len(piece)
 
 
 @settings(max_examples=400, deadline=None)

@@ -45,7 +45,7 @@ def run(
     caps: Capabilities, env: ClientEnvelope, replies: list[Reply]
 ) -> tuple[list[bytes], Transaction]:
     """Plays ``replies`` in order; returns the writes and the finished transaction."""
-    tx = Transaction(caps, env, "mx.example.org")
+    tx = Transaction(caps, env)
     writes = [tx.start()]
     for reply in replies:
         assert not tx.done
@@ -239,7 +239,7 @@ def test_connection_phases_with_starttls_and_auth() -> None:
     line = conn.auth_plain("user", "pw")
     assert base64.b64decode(line.split()[2]) == b"\0user\0pw"
     conn.receive(Reply(235, "2.7.0", "ok"))
-    conn.begin(envelope(1), "mx")
+    conn.begin(envelope(1))
     for reply in (OK, OK, GO, OK):
         conn.receive(reply)
     assert conn.phase is Phase.READY
@@ -274,6 +274,6 @@ def test_421_closes_and_unasked_replies_are_errors() -> None:
 def test_out_of_turn_calls_are_usage_errors() -> None:
     conn = ClientConnection()
     with pytest.raises(UsageError):
-        conn.begin(envelope(), "mx")
+        conn.begin(envelope())
     with pytest.raises(UsageError):
         conn.tls_started()

@@ -101,10 +101,9 @@ class Refusal:
 class Transaction:
     """One MAIL transaction; results per recipient once ``done``."""
 
-    def __init__(self, caps: Capabilities, envelope: ClientEnvelope, server: str) -> None:
+    def __init__(self, caps: Capabilities, envelope: ClientEnvelope) -> None:
         self.caps = caps
         self.envelope = envelope
-        self._server = server
         self._pending: list[tuple[str, int]] = []  # replies awaited: (what, recipient index)
         self._accepted: list[int] = []
         self.results: list[Reply | None] = [None] * len(envelope.recipients)
@@ -242,6 +241,11 @@ class ClientConnection:
     def receive_data(self, data: bytes) -> None:
         self._reader.feed(data)
 
+    @property
+    def buffered(self) -> int:
+        """Octets received and not yet returned as a reply (bounded by the reply limits)."""
+        return self._reader.buffered
+
     def next_reply(self) -> Reply | None:
         """The next complete reply, or ``None`` when more input is needed; raises ``BadReply``."""
         reply = self._reader.next_reply()
@@ -309,12 +313,12 @@ class ClientConnection:
         self.transaction = None
         return self._ask(allowed, Phase.QUIT, b"QUIT\r\n")
 
-    def begin(self, envelope: ClientEnvelope, server: str) -> bytes:
+    def begin(self, envelope: ClientEnvelope) -> bytes:
         """Starts a transaction; ``refusal`` and ``seven_bit`` were checked by the caller."""
         if self.phase is not Phase.READY:
             raise UsageError(f"cannot start a transaction in phase {self.phase.value}")
         if not envelope.recipients:
             raise UsageError("a transaction needs at least one recipient")
-        self.transaction = Transaction(self.caps, envelope, server)
+        self.transaction = Transaction(self.caps, envelope)
         self.phase = Phase.TRANSACTION
         return self.transaction.start()
