@@ -165,9 +165,12 @@ def courriel(relay: MailServer, *argv: str) -> tuple[int, str, str]:
     return status, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture
-async def pg_store(request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    """A ``[store]`` block naming a new, empty PostgreSQL database, dropped afterwards."""
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store_config(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The relay's ``[store]``: the embedded SQLite one, or a new, empty PostgreSQL database."""
+    if request.param == "sqlite":
+        yield ""
+        return
     server = await pg.require_server(request)
     async with pg.temporary_database(server) as url:
         yield f'[store]\nurl = "{url}"\n'
@@ -181,11 +184,10 @@ def attempted(relay: MailServer, queue_id: str) -> Callable[[], bool]:
     return check
 
 
-@pytest.mark.postgres
 def test_hold_release_and_remove_while_the_server_runs(
-    pg_store: str, make_relay: RelayFactory, receiver: MailServer, bob: Account
+    store_config: str, make_relay: RelayFactory, receiver: MailServer, bob: Account
 ) -> None:
-    relay = make_relay(receiver.port("smtp"), store=pg_store)
+    relay = make_relay(receiver.port("smtp"), store=store_config)
     alice = relay.add_user("alice@example.test", PASSWORD)
     receiver.call(receiver.store.set_quota(bob.address, 10))  # 452 until raised
     kept = submit(relay, alice, "bob@example.net", "kept")
