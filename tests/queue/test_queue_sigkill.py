@@ -1,8 +1,8 @@
-"""A relaying ``courriel serve`` killed with SIGKILL while it accepts and delivers: after a
-restart every acknowledged message reaches the other server, none was queued twice, and a
-duplicate delivery exists only where no MTA can avoid one (the remote 250 arrived, our record of
-it did not). The relay sends through ``[relay] smarthost`` (STARTTLS, verified) to a second
-courriel that receives for example.net.
+"""A relaying ``courriel serve`` (supervisor and worker processes) killed with SIGKILL while it
+accepts and delivers: after a restart every acknowledged message reaches the other server, none
+was queued twice, and a duplicate delivery exists only where no MTA can avoid one (the remote 250
+arrived, our record of it did not). The relay sends through ``[relay] smarthost`` (STARTTLS,
+verified) to a second courriel that receives for example.net.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def start_relay(cfg: Config) -> subprocess.Popen[bytes]:
     """``courriel serve`` on ``cfg``, once it accepts connections."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     cmd = [sys.executable, "-m", "courriel", "--config", str(cfg.path), "serve"]
-    child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    # A session of its own: SIGKILL goes to the supervisor and its worker processes at once.
+    child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
     while True:
         assert child.poll() is None, "the relay did not start"
@@ -158,7 +159,7 @@ def test_sigkill_loses_nothing_and_queues_nothing_twice(
             assert not senders.errors, senders.errors  # failed before the kill
             time.sleep(0.01)
     finally:
-        child.send_signal(signal.SIGKILL)
+        os.killpg(child.pid, signal.SIGKILL)
         child.wait(10)
         for t in senders.threads:
             t.join(15)
