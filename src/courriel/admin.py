@@ -169,11 +169,18 @@ def check_password(password: str) -> None:
 
 
 async def add_domain(store: Store, name: str) -> Domain:
+    """Adds the domain and its DKIM keys (``courriel.admin_dkim``)."""
     alabel = domain_name(name)
     try:
-        return await store.add_domain(alabel)
+        domain = await store.add_domain(alabel)
     except AlreadyExists:
         raise AdminError(f"domain {alabel} already exists") from None
+    # Imported here: admin_dkim builds on this module. Should this fail, the server gives the
+    # domain its keys at its next start (admin_dkim.ensure_keys).
+    from courriel.admin_dkim import create_keys
+
+    await create_keys(store, domain.name)
+    return domain
 
 
 async def list_domains(store: Store) -> list[Domain]:

@@ -56,7 +56,7 @@ LISTENERS: dict[str, tuple[str, int, bool]] = {
 class StoreConfig:
     url: str = ""  # "" = SQLite in <data_dir>/courriel.db; or postgresql://user@host/db
     blobs: str = "blobs"  # directory of message files (SQLite backend)
-    pool_size: int = 10  # PostgreSQL connections per courriel process
+    pool_size: int = 10  # PostgreSQL connections per worker process
     inline_max: int = 65536  # SQLite: bodies up to this many bytes live in the database
 
 
@@ -189,7 +189,8 @@ DEFAULT_TOML = """\
 # url = ""
 # Directory for message files of the SQLite backend, relative to the data directory.
 # blobs = "blobs"
-# Connections to PostgreSQL per courriel process (each also keeps one for change events).
+# Connections to PostgreSQL per worker process (each also keeps one for change events), so
+# courriel serve opens up to workers x (pool_size + 1) in all.
 # pool_size = 10
 # SQLite: message bodies up to this many bytes are kept in the database, written with the
 # message in one fsync; larger ones are files under blobs. 0 keeps every body in a file.

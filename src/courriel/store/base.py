@@ -225,10 +225,48 @@ class Events(Protocol):
     async def close(self) -> None: ...
 
 
+# --- DKIM signing keys (see store/sql/dkim.py) -----------------------------------------------
+
+
+class DkimKeyState(enum.Enum):
+    ACTIVE = "active"  # published and used to sign
+    RETIRING = "retiring"  # still published until retire_after, no longer used to sign
+    RETIRED = "retired"  # no longer published
+
+
+@dataclass(frozen=True, slots=True)
+class DkimKey:
+    domain: str  # A-label, lower-case
+    selector: str
+    algorithm: str  # "ed25519" or "rsa"
+    private_pem: str  # PKCS #8 PEM
+    created: datetime
+    state: DkimKeyState = DkimKeyState.ACTIVE
+    retire_after: datetime | None = None
+
+
+class DkimKeyStore(Protocol):
+    async def add_dkim_keys(self, domain: str, keys: Sequence[DkimKey]) -> None:
+        """Adds keys to a domain; ``NotFound`` without the domain, ``AlreadyExists`` for a
+        selector the domain has."""
+
+    async def dkim_keys(self, domain: str | None = None) -> list[DkimKey]:
+        """Every key (of one domain), in every state, oldest first."""
+
+    async def rotate_dkim_keys(
+        self, domain: str, keys: Sequence[DkimKey], retire_after: datetime
+    ) -> None:
+        """In one transaction: the active keys become retiring until ``retire_after``, and
+        ``keys`` are added."""
+
+    async def retire_dkim_keys(self, now: datetime) -> int:
+        """Retiring keys whose ``retire_after`` has passed become retired; returns how many."""
+
+
 # --- the store --------------------------------------------------------------------------------
 
 
-class Store(Protocol):
+class Store(DkimKeyStore, Protocol):
     @property
     def events(self) -> Events: ...
 

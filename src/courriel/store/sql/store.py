@@ -52,6 +52,7 @@ from courriel.store.sql.core import (
     T,
     uid_ranges,
 )
+from courriel.store.sql.dkim import DkimKeysMixin
 from courriel.store.sql.queue import SqlQueueStore
 
 _log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
-class SqlStore:
+class SqlStore(DkimKeysMixin):
     """The ``Store``: runs scripts through a driver, bodies through a blob store, then events."""
 
     # Bodies larger than this are hashed in a thread, not on the event loop.
@@ -77,7 +78,7 @@ class SqlStore:
     def __init__(
         self, driver: Driver, blobs: BlobStore, events: Events, *, inline_max: int = 0
     ) -> None:
-        self._driver = driver
+        self._driver: Driver = driver
         self._blobs = blobs
         self._events = events
         self._queue = SqlQueueStore(driver)

@@ -71,6 +71,11 @@ TABLES: tuple[Table, ...] = (
         ("mailbox_id", "uid"),
     ),
     Table("expunged", ("mailbox_id", "uid", "modseq"), ("mailbox_id", "uid")),
+    Table(
+        "dkim_keys",
+        ("domain_id", "selector", "algorithm", "private_key", "created", "state", "retire_after"),
+        ("domain_id", "selector"),
+    ),
 )
 BY_NAME = {t.name: t for t in TABLES}
 # Tables whose ids come from a sequence (PostgreSQL identity, SQLite AUTOINCREMENT).
