@@ -79,6 +79,7 @@ from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config, ConfigError
 from courriel.logs import kv
+from courriel.mail.auth.signer import DkimSigner
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
 from courriel.net.tls import TLSError, TLSManager
@@ -309,7 +310,10 @@ async def serve_prepared(
         raise
     auth = Authenticator(store, hasher, AuthCache(cfg.auth.cache_seconds))
     limiter = AuthLimiter(store, cfg.auth)
-    relay = None if transport is None else Worker(store, transport, cfg.queue, cfg.hostname)
+    relay = None
+    if transport is not None:
+        sign = DkimSigner(store).sign  # submitted mail is signed once, as it is queued
+        relay = Worker(store, transport, cfg.queue, cfg.hostname, sign=sign)
     outbound = RelayDisabled() if relay is None else relay.outbound
     app = App(cfg, store, auth, hasher, prepared.tls, Connections(cfg.limits), limiter, outbound)
     try:

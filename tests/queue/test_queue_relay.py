@@ -16,9 +16,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import dkim
 import pytest
 
 from courriel import cli
+from courriel.mail.auth.dkim import Algorithm, public_record
 from courriel.store.base import NotFound
 from courriel.store.queue import QueuedMessage
 from courriel.testing import pg
@@ -92,6 +94,28 @@ def test_submitted_mail_reaches_the_other_server(
     assert f"with ESMTPSA id {queue_id}".encode() in raw  # the relay's Received names the entry
     wait_until("the entry is gone", lambda: entry(relay, queue_id) is None)
     assert inbox_over_imap(relay, alice) == []  # no notice for a plain success
+
+
+def test_submitted_mail_leaves_dkim_signed_for_the_sender_domain(
+    make_relay: RelayFactory, receiver: MailServer, bob: Account
+) -> None:
+    relay = make_relay(receiver.port("smtp"))
+    alice = relay.add_user("alice@example.test", PASSWORD)  # the domain gets its keys
+    submit(relay, alice, "bob@example.net", "signed")
+    wait_until("bob has it", lambda: len(receiver.messages(bob, "INBOX")) == 1)
+    [raw] = receiver.bodies(bob, "INBOX")
+    keys = {k.selector: k for k in relay.call(relay.store.dkim_keys("example.test"))}
+
+    def dns(name: bytes, timeout: float = 5) -> bytes:
+        selector = name.decode().split(".", 1)[0]
+        key = keys[selector]
+        return public_record(Algorithm(key.algorithm), key.private_pem.encode()).encode()
+
+    signed = dkim.DKIM(raw)
+    fields = [v for k, v in signed.headers if k.lower() == b"dkim-signature"]
+    assert len(fields) == 2 and all(b"d=example.test" in f for f in fields)
+    rsa = next(i for i, f in enumerate(fields) if b"a=rsa-sha256" in f)
+    assert signed.verify(idx=rsa, dnsfunc=dns)  # the bytes that left are the bytes signed
 
 
 def test_the_inbound_mx_of_a_relaying_server_is_no_open_relay(

@@ -15,8 +15,11 @@ it through the ``Queue`` protocol:
 ``StoreQueue`` is the queue of a server that relays: it takes every remote recipient and stores
 the message as one entry of the store's outbound queue (``courriel.store.queue``), with the
 envelope and one row per recipient, in one durable write; then it wakes the worker of this
-process (``courriel.queue.worker``), which delivers it. The entry's id is the queue id the
-session already wrote into the Received field, so logs, headers and ``courriel queue`` agree.
+process (``courriel.queue.worker``), which delivers it. Mail a user submitted is DKIM-signed
+once, here, before it is stored (``sign``: ``courriel.mail.auth.signer.DkimSigner.sign``, which
+signs for the From domain when it has keys), so every retry sends the same signed bytes. The
+entry's id is the queue id the session already wrote into the Received field, so logs, headers
+and ``courriel queue`` agree.
 
 ``RelayDisabled`` is the queue of a listener that must not relay (the inbound MX on port 25,
 where nobody is authenticated): it refuses every remote recipient with a temporary "relaying to
@@ -26,14 +29,15 @@ then silently dropped.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from courriel.mail.address import AddressError, normalize_domain
-from courriel.store.base import AlreadyExists
+from courriel.store.base import AlreadyExists, StoreError
 from courriel.store.queue import NewEntry, NewRecipient, QueueStore
 
 
@@ -117,6 +121,10 @@ def _new_id() -> str:
     return secrets.token_hex(6).upper()
 
 
+Signer = Callable[[bytes], Awaitable[bytes]]  # the DKIM-Signature fields for a message, or b""
+log = logging.getLogger("courriel.queue")
+
+
 class StoreQueue:
     """The queue of a relaying server: every remote recipient is stored for the worker."""
 
@@ -126,10 +134,23 @@ class StoreQueue:
         *,
         wake: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        sign: Signer | None = None,
     ) -> None:
         self._store = store
         self._wake = wake
         self._clock = clock
+        self._sign = sign
+
+    async def _signed(self, envelope: Envelope, raw: bytes) -> bytes:
+        if self._sign is None or envelope.authenticated_as is None:
+            return raw  # only what our users submit is signed as theirs
+        try:
+            return await self._sign(raw) + raw
+        except StoreError:
+            raise  # the keys could not be read: nothing is queued, the client tries again
+        except Exception:  # a message the signer cannot handle still goes, unsigned
+            log.exception("queue: DKIM signing failed; the message goes unsigned")
+            return raw
 
     async def check(self, recipient: str) -> Refusal | None:
         return None
@@ -140,6 +161,7 @@ class StoreQueue:
             for r in envelope.recipients
         )
         queue_id = envelope.queue_id or _new_id()
+        raw = await self._signed(envelope, raw)
         for _ in range(5):
             entry = NewEntry(
                 id=queue_id,

@@ -43,7 +43,7 @@ from courriel.config import QueueConfig
 from courriel.logs import kv
 from courriel.mail import dsn
 from courriel.queue import bounce
-from courriel.queue.outbound import Recipient, StoreQueue
+from courriel.queue.outbound import Recipient, Signer, StoreQueue
 from courriel.queue.schedule import Expire, after_failure, delay_warning_due
 from courriel.queue.transport import OutboundMessage, Outcome, Status, Transport
 from courriel.store.base import Store, StoreError
@@ -76,6 +76,7 @@ class Worker:
         *,
         clock: Callable[[], float] = time.time,
         owner: str | None = None,
+        sign: Signer | None = None,
     ) -> None:
         self._store = store
         self._queue = store.queue
@@ -88,7 +89,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._calls = asyncio.Semaphore(cfg.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
-        self.outbound = StoreQueue(self._queue, wake=self.wake, clock=clock)
+        self.outbound = StoreQueue(self._queue, wake=self.wake, clock=clock, sign=sign)
         self._notifier = bounce.Notifier(store, self.outbound)
 
     def wake(self) -> None:
