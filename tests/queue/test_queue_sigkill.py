@@ -66,7 +66,11 @@ def start_relay(cfg: Config) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     cmd = [sys.executable, "-m", "courriel", "--config", str(cfg.path), "serve"]
     # A session of its own: SIGKILL goes to the supervisor and its worker processes at once.
-    child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+    log = (cfg.data_dir / "serve.log").open("ab")  # read when an assertion fails
+    child = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+    )
+    log.close()
     deadline = time.monotonic() + 30
     while True:
         assert child.poll() is None, "the relay did not start"
@@ -156,7 +160,8 @@ def test_sigkill_loses_nothing_and_queues_nothing_twice(
             t.start()
         deadline = time.monotonic() + 60
         while len(senders.acked) < ACKS_BEFORE_KILL and time.monotonic() < deadline:
-            assert not senders.errors, senders.errors  # failed before the kill
+            # Failed before the kill: the server's log says why.
+            assert not senders.errors, (cfg.data_dir / "serve.log").read_text()[-3000:]
             time.sleep(0.01)
     finally:
         os.killpg(child.pid, signal.SIGKILL)
