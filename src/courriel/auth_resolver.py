@@ -50,7 +50,7 @@ class AuthResolver:
             return []
         try:
             # The net resolver's query: the one place where DNS failures are sorted.
-            answer = await self._net._query(name.rstrip("."), rdtype)
+            answer = await self._net.query(name.rstrip("."), rdtype)
         except DnsFailure as e:
             if e.temporary:
                 raise DnsTempError(e.text) from None

@@ -24,6 +24,7 @@ from courriel.testing.certs import TestCA
 from courriel.testing.dnsmasq import DnsServer, Zone, start_dnsmasq
 from courriel.testing.net import free_port
 from courriel.testing.relay import free_address, make_transport
+from courriel.testing.scripted_dns import Answers, serve_dns
 from courriel.testing.scripted_smtp import Handler, Scripted, serve
 
 pytestmark = pytest.mark.usefixtures("dnsmasq_ready")
@@ -72,6 +73,23 @@ async def deliver(lab: Lab, msg: OutboundMessage, **settings: object) -> list[Ou
         return list(await transport.deliver(DOMAIN, msg))
     finally:
         await transport.close()
+
+
+async def deliver_signed(lab: Lab, msg: OutboundMessage, **settings: object) -> list[Outcome]:
+    """``deliver`` with DNS answers marked DNSSEC-validated, as REQUIRETLS needs (RFC 8689)."""
+    answers = Answers(
+        {
+            (DOMAIN, "MX"): [f"10 mx1.{DOMAIN}.", f"20 mx2.{DOMAIN}."],
+            (f"mx1.{DOMAIN}", "A"): [lab.addresses[0]],
+            (f"mx2.{DOMAIN}", "A"): [lab.addresses[1]],
+        }
+    )
+    async with serve_dns(answers) as nameserver:
+        transport = make_transport(nameserver, scale=SCALE, port=lab.port, **settings)
+        try:
+            return list(await transport.deliver(DOMAIN, msg))
+        finally:
+            await transport.close()
 
 
 async def test_per_recipient_4xx_and_5xx_with_pipelined_data(lab: Lab) -> None:
@@ -195,7 +213,7 @@ async def test_tls_failing_mid_handshake_is_retried_in_clear_when_opportunistic(
 async def test_tls_failing_mid_handshake_with_requiretls_is_temporary(lab: Lab) -> None:
     script = Scripted()
     async with serve(lab.addresses[0], lab.port, tls_breaker(script)):
-        (outcome,) = await deliver(lab, message("a", requiretls=True))
+        (outcome,) = await deliver_signed(lab, message("a", requiretls=True))
     assert outcome.status is Status.TEMPORARY
     assert f"TLS with mx1.{DOMAIN} [{lab.addresses[0]}] failed" in outcome.text
     assert script.messages == []
@@ -358,7 +376,9 @@ async def test_requiretls_needs_verified_tls_and_the_extension(
     extensions = ("PIPELINING", "ENHANCEDSTATUSCODES") + (("REQUIRETLS",) if offered else ())
     script = Scripted(extensions=extensions, tls=server_tls(test_ca, f"mx1.{DOMAIN}"))
     async with serve(lab.addresses[0], lab.port, script.handle):
-        (outcome,) = await deliver(lab, message("a", requiretls=True), ca_file=str(test_ca.ca_file))
+        (outcome,) = await deliver_signed(
+            lab, message("a", requiretls=True), ca_file=str(test_ca.ca_file)
+        )
     assert "STARTTLS" in script.commands
     if offered:
         assert outcome.status is Status.DELIVERED, outcome.text
@@ -424,3 +444,47 @@ async def test_too_many_recipients_go_in_further_transactions(lab: Lab) -> None:
     assert [o.status for o in outcomes] == [Status.DELIVERED] * 5
     assert [len(t) for t in transactions] == [2, 2, 1]
     assert sorted(a for t in transactions for a in t) == [f"{u}@{DOMAIN}" for u in "abcde"]
+
+
+@pytest.mark.parametrize(
+    "after_message", [b"421 4.4.2 idle, closing\r\n", b"250 2.0.0 a reply nobody asked for\r\n"]
+)
+async def test_a_server_speaking_while_idle_is_not_reused(lab: Lab, after_message: bytes) -> None:
+    connections = 0
+    said = asyncio.Event()
+
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.write(b"220 mx\r\n")
+        await reader.readline()
+        writer.write(b"250-mx\r\n250 PIPELINING\r\n")
+        await reader.readuntil(b"DATA\r\n")
+        writer.write(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        await reader.readuntil(b"\r\n.\r\n")
+        writer.write(b"250 2.0.0 queued\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(after_message)  # a stale "reply" must never answer the next MAIL
+        await writer.drain()
+        said.set()
+        await reader.read()
+
+    transport = lab.transport(idle_seconds=30)
+    async with serve(lab.addresses[0], lab.port, chatty):
+        first = await transport.deliver(DOMAIN, message("a"))
+        await said.wait()
+        await asyncio.sleep(0.05)  # the idle watch sees it
+        second = await transport.deliver(DOMAIN, message("b"))
+        await transport.close()
+    assert first[0].status is Status.DELIVERED and second[0].status is Status.DELIVERED
+    assert connections == 2 and transport.pool.reused == 0
+
+
+async def test_requiretls_needs_mx_hosts_confirmed_by_dnssec_or_mta_sts(lab: Lab) -> None:
+    script = Scripted(extensions=("REQUIRETLS",))
+    async with serve(lab.addresses[0], lab.port, script.handle):
+        (outcome,) = await deliver(lab, message("a", requiretls=True))  # dnsmasq: no AD bit
+    assert (outcome.status, outcome.enhanced) == (Status.PERMANENT, "5.7.30")
+    assert "confirmed neither by DNSSEC nor by an MTA-STS policy" in outcome.text
+    assert script.connections == 0

@@ -61,6 +61,7 @@ class DnsFailure(Exception):  # noqa: N818 - a failure to report, not a program 
 class MailHost:
     name: str  # the exchanger's name, an A-label without the final dot
     preference: int  # -1 for the implicit MX (the domain's own address records)
+    authenticated: bool = False  # the MX answer carried the AD bit (DNSSEC-validated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,9 @@ class DnsResolver:
         # Ask for the AD bit (RFC 6840 §5.7) so a validating resolver says what it validated.
         self._resolver.flags = dns.flags.RD | dns.flags.AD
 
-    async def _query(self, name: str, rdtype: str) -> dns.resolver.Answer | None:
+    async def query(self, name: str, rdtype: str) -> dns.resolver.Answer | None:
+        """The answer for ``name``/``rdtype``, ``None`` when there is none of that type; raises
+        ``DnsFailure`` sorted as the module docstring says (SPF, DKIM and DMARC use it too)."""
         try:
             return await self._resolver.resolve(name, rdtype, search=False)
         except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN) as e:
@@ -127,7 +130,7 @@ class DnsResolver:
     async def mail_hosts(self, domain: str) -> list[MailHost]:
         """Where mail for ``domain`` goes, in the order to try (RFC 5321 §5.1)."""
         domain = a_label(domain)
-        answer = await self._query(domain, "MX")
+        answer = await self.query(domain, "MX")
         if answer is None:
             return [MailHost(domain, -1)]  # RFC 5321 §5.1: the implicit MX
         records = [(r.preference, r.exchange.to_text(omit_final_dot=True).lower()) for r in answer]
@@ -139,6 +142,7 @@ class DnsResolver:
                     enhanced="5.1.10",  # RFC 7505 §4.2
                 )
             records = [(p, n) for p, n in records if n not in ("", ".")]  # RFC 7505 §4.3
+        secure = bool(answer.response.flags & dns.flags.AD)
         by_preference: dict[int, list[str]] = {}
         for preference, name in records:
             by_preference.setdefault(preference, []).append(name)
@@ -146,7 +150,7 @@ class DnsResolver:
         for preference in sorted(by_preference):
             names = by_preference[preference]
             random.shuffle(names)  # RFC 5321 §5.1: spread load among equal preferences
-            hosts += [MailHost(n, preference) for n in names]
+            hosts += [MailHost(n, preference, secure) for n in names]
         return hosts
 
     async def addresses(self, host: str) -> list[str]:
@@ -155,7 +159,7 @@ class DnsResolver:
             return [str(ipaddress.ip_address(host.strip("[]")))]
         host = a_label(host)
         results = await asyncio.gather(
-            self._query(host, "AAAA"), self._query(host, "A"), return_exceptions=True
+            self.query(host, "AAAA"), self.query(host, "A"), return_exceptions=True
         )
         out: list[str] = []
         failures: list[DnsFailure] = []
@@ -174,7 +178,7 @@ class DnsResolver:
 
     async def txt(self, name: str) -> list[str]:
         """TXT strings of ``name`` (each record's strings joined, RFC 7208 §3.3 style)."""
-        answer = await self._query(a_label(name), "TXT")
+        answer = await self.query(a_label(name), "TXT")
         if answer is None:
             return []
         return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
@@ -186,7 +190,7 @@ class DnsResolver:
         means no DANE); a temporary failure raises ``DnsFailure``.
         """
         try:
-            answer = await self._query(a_label(name), "TLSA")
+            answer = await self.query(a_label(name), "TLSA")
         except DnsFailure as e:
             if e.temporary:
                 raise

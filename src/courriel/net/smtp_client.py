@@ -138,7 +138,7 @@ class SmtpTransport:
         if not message.recipients:
             return []
         try:
-            hosts, policy = await self._routes(domain)
+            hosts, policy = await self._routes(domain, message.requiretls)
         except DnsFailure as e:
             status = Status.TEMPORARY if e.temporary else Status.PERMANENT
             return _all(message, status, e.text, e.enhanced)
@@ -191,7 +191,7 @@ class SmtpTransport:
             if entry.users == 0:
                 del self._per_destination[key]
 
-    async def _routes(self, domain: str) -> tuple[list[MailHost], Policy | None]:
+    async def _routes(self, domain: str, requiretls: bool) -> tuple[list[MailHost], Policy | None]:
         """The hosts to try in order and the MTA-STS policy; raises ``DnsFailure``."""
         smarthost = self.settings.smarthost
         if smarthost is not None:
@@ -208,6 +208,14 @@ class SmtpTransport:
                     enhanced="4.7.5",  # RFC 3463: cryptographic (here: policy) failure
                 )
             hosts = allowed  # RFC 8461 §4.2
+        enforced = policy is not None and policy.mode is Mode.ENFORCE
+        if requiretls and not enforced and not all(h.authenticated for h in hosts):
+            raise DnsFailure(  # RFC 8689 §4.2.1: the MX must be DNSSEC- or MTA-STS-validated
+                f"the sender asked for REQUIRETLS and the mail servers of {domain} are "
+                "confirmed neither by DNSSEC nor by an MTA-STS policy",
+                temporary=False,
+                enhanced="5.7.30",
+            )
         return hosts, policy
 
     async def _host_tls(

@@ -20,8 +20,11 @@ needs more). A connection idle longer than ``idle_seconds`` is closed with QUIT;
 than ``reuse_seconds`` is not reused (Postfix's ``smtp_connection_reuse_time_limit``). A
 finished transaction leaves the session clean, so no RSET is sent before reuse: it would cost
 a round trip per message, and Postfix's server counts RSETs as junk commands and hangs up
-after a hundred or so. A kept connection the server closed meanwhile fails before the first
-reply of the next transaction (``HostFailure.at_start``); the caller then opens a fresh one.
+after a hundred or so. While idle a connection is watched: a server that says anything (a
+421 before hanging up, a stray reply) or closes ends it, so a stale line is never read as the
+answer to the next command; a connection left with unread replies after a transaction is not
+kept at all. One the server dropped unseen fails before the first reply of the next
+transaction (``HostFailure.at_start``); the caller then opens a fresh one.
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ class Connection:
     timeouts: Timeouts
     opened: float = field(default_factory=time.monotonic)
     idle_handle: asyncio.TimerHandle | None = None
+    watcher: asyncio.Task[bytes] | None = None  # reads while idle: anything there ends it
     reused: bool = False  # taken from the pool: the server may have closed it meanwhile
 
     async def reply(self, seconds: float) -> Reply:
@@ -149,11 +153,29 @@ class Connection:
 
     @property
     def reusable(self) -> bool:
-        return self.core.phase is Phase.READY and not self.writer.is_closing()
+        """A clean session: between transactions, open, and no reply left over (one more than
+        was asked for would be read as the answer to the next command)."""
+        return (
+            self.core.phase is Phase.READY
+            and not self.writer.is_closing()
+            and self.core.buffered == 0
+        )
 
-    async def close(self, *, polite: bool = True) -> None:
+    async def stop_idling(self) -> bool:
+        """Ends the idle watch; whether the server stayed silent meanwhile."""
         if self.idle_handle is not None:
             self.idle_handle.cancel()
+        watcher, self.idle_handle, self.watcher = self.watcher, None, None
+        if watcher is None:
+            return True
+        watcher.cancel()  # a pending read: cancelling it consumes nothing
+        # Wait until it has let go of the reader (a second reader would be refused), without
+        # taking its cancellation for ours.
+        await asyncio.wait([watcher])
+        return watcher.cancelled()
+
+    async def close(self, *, polite: bool = True) -> None:
+        await self.stop_idling()
         if not polite:
             # A failed connection may hold megabytes nobody will read: drop them at once
             # rather than wait for a peer that stopped reading.
@@ -343,9 +365,8 @@ class Pool:
         conns = self._idle.get(pool_key(target), [])
         while conns:
             conn = conns.pop()
-            if conn.idle_handle is not None:
-                conn.idle_handle.cancel()
-            if not (conn.reader.at_eof() or conn.writer.is_closing()):
+            silent = await conn.stop_idling()
+            if silent and not (conn.reader.at_eof() or conn.writer.is_closing()):
                 conn.reused = True
                 self.reused += 1
                 return conn
@@ -361,12 +382,26 @@ class Pool:
         self._idle.setdefault(pool_key(conn.target), []).append(conn)
         loop = asyncio.get_running_loop()
         conn.idle_handle = loop.call_later(self.idle_seconds, self._expire, conn)
+        # An idle server has nothing to say; if it says something (421 going away) or hangs
+        # up, the connection is finished, and the next message must not read that as a reply.
+        conn.watcher = asyncio.ensure_future(conn.reader.read(1))
+        conn.watcher.add_done_callback(lambda task: self._spoke(conn, task))
 
     def discard(self, conn: Connection) -> None:
         """Closes ``conn`` without QUIT (it failed mid-way)."""
         task = asyncio.ensure_future(conn.close(polite=False))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+    def _spoke(self, conn: Connection, task: asyncio.Task[bytes]) -> None:
+        if task.cancelled():
+            return  # taken for reuse
+        conn.watcher = None
+        task.exception()  # retrieved, so a reset connection logs nothing
+        conns = self._idle.get(pool_key(conn.target), [])
+        if conn in conns:
+            conns.remove(conn)
+            self.discard(conn)
 
     def _expire(self, conn: Connection) -> None:
         conns = self._idle.get(pool_key(conn.target), [])

@@ -49,6 +49,7 @@ from courriel.wire.smtp.client_commands import (
     rcpt_to,
 )
 from courriel.wire.smtp.client_replies import BadReply, Capabilities, ReplyLimits, ReplyReader
+from courriel.wire.smtp.core import UsageError  # the adapter called out of turn: its bug
 from courriel.wire.smtp.replies import Reply
 
 
@@ -84,10 +85,6 @@ AFTER: dict[tuple[Phase, bool], Phase] = {
     (Phase.QUIT, True): Phase.CLOSED,
     (Phase.QUIT, False): Phase.CLOSED,
 }
-
-
-class UsageError(RuntimeError):
-    """The adapter called the core out of turn; a bug in the adapter, not the server."""
 
 
 @dataclass(frozen=True, slots=True)
