@@ -25,6 +25,13 @@ supervisor reads to replace a stuck worker.
 ``serve(cfg)`` is the same server in the calling process and its event loop, without workers
 (tests, and programs that embed courriel); its ``ready`` callback receives the ``Running`` server.
 
+Relaying: each worker builds the SMTP transport ``[dns]`` and ``[relay]`` describe
+(``courriel.net.smtp_client.from_config``; checked once in the parent before the fork), gives
+submission the store's outbound queue and runs a queue worker (``courriel.queue.worker``) beside
+its listeners; the queue workers of all processes share the work through leases in the store.
+The queue worker stops after the sessions, before the store closes. ``serve`` without a
+transport (some tests) refuses mail for other domains at RCPT (451 4.4.0).
+
 Signals, to the parent: SIGHUP reloads the certificate in the parent (for workers started later)
 and in every worker, for new connections (``TLSManager.reload``); SIGTERM and SIGINT shut down
 gracefully: each worker stops accepting, sets ``closing``, gives sessions the rest of ``[limits]
@@ -51,6 +58,7 @@ The factory runs once per protocol in each worker; ``serve`` runs once per conne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import math
@@ -69,12 +77,16 @@ from courriel.accounts.authcache import AuthCache
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
-from courriel.config import Config
+from courriel.config import Config, ConfigError
 from courriel.logs import kv
+from courriel.mail.auth.signer import DkimSigner
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
 from courriel.net.tls import TLSError, TLSManager
 from courriel.net.watchdog import HeartbeatTable, Watchdog, describe
+from courriel.queue.outbound import Queue, RelayDisabled
+from courriel.queue.transport import Transport
+from courriel.queue.worker import Worker
 from courriel.store.base import Store, StoreError
 from courriel.supervisor import Supervisor, WorkerMain
 
@@ -100,6 +112,9 @@ class App:
     tls: TLSManager  # ``tls.context`` at the moment of STARTTLS is the one to use
     connections: Connections
     limiter: AuthLimiter  # failed-login limits shared by every protocol
+    # Where submission puts mail for other domains: the store's queue when a transport can
+    # deliver it, else a queue that refuses (``courriel.queue.outbound``).
+    outbound: Queue = field(default_factory=RelayDisabled)
     signals: list[int] = field(default_factory=list)  # handlers installed by ``serve``
 
     @property
@@ -255,10 +270,19 @@ async def serve(
     ready: Callable[[Running], None] | None = None,
     open_store: StoreOpener | None = None,
     factories: dict[str, HandlerFactory] | None = None,
+    transport: Transport | None = None,
 ) -> None:
     """Runs the server in this process until ``Running.stop``, SIGTERM or SIGINT; raises
-    ``StartupError``."""
-    await serve_prepared(cfg, prepare(cfg), ready=ready, open_store=open_store, factories=factories)
+    ``StartupError``. With a ``transport`` it relays mail for other domains (see
+    ``serve_prepared``)."""
+    await serve_prepared(
+        cfg,
+        prepare(cfg),
+        ready=ready,
+        open_store=open_store,
+        factories=factories,
+        transport=transport,
+    )
 
 
 async def serve_prepared(
@@ -269,9 +293,15 @@ async def serve_prepared(
     open_store: StoreOpener | None = None,
     factories: dict[str, HandlerFactory] | None = None,
     worker: bool = False,
+    transport: Transport | None = None,
 ) -> None:
     """``serve`` on sockets already bound; a ``worker`` prints no settings and leaves SIGINT to
-    the supervisor."""
+    the supervisor.
+
+    With a ``transport`` submission queues mail for other domains in the store and a queue
+    worker (``courriel.queue.worker``) delivers it through the transport; without one such
+    recipients are refused at RCPT (451 4.4.0).
+    """
     hasher = PasswordHasher.from_config(cfg.auth)
     try:
         store = await _open_store(open_store or _default_opener, cfg)
@@ -280,10 +310,18 @@ async def serve_prepared(
         raise
     auth = Authenticator(store, hasher, AuthCache(cfg.auth.cache_seconds))
     limiter = AuthLimiter(store, cfg.auth)
-    app = App(cfg, store, auth, hasher, prepared.tls, Connections(cfg.limits), limiter)
+    relay = None
+    if transport is not None:
+        sign = DkimSigner(store).sign  # submitted mail is signed once, as it is queued
+        relay = Worker(store, transport, cfg.queue, cfg.hostname, sign=sign)
+    outbound = RelayDisabled() if relay is None else relay.outbound
+    app = App(cfg, store, auth, hasher, prepared.tls, Connections(cfg.limits), limiter, outbound)
     try:
-        await _run(app, prepared, ready, factories if factories is not None else handlers, worker)
+        chosen = factories if factories is not None else handlers
+        await _run(app, prepared, ready, chosen, worker, relay)
     finally:
+        if transport is not None:
+            await transport.close()
         await store.close()  # last: every session that could write has ended
         await asyncio.to_thread(hasher.close)
         loop = asyncio.get_running_loop()
@@ -298,6 +336,7 @@ async def _run(
     ready: Callable[[Running], None] | None,
     factories: dict[str, HandlerFactory],
     worker: bool,
+    relay: Worker | None = None,
 ) -> None:
     bound = prepared.bound
     made = {b.config.protocol: factories[b.config.protocol](app) for b in bound}
@@ -307,9 +346,12 @@ async def _run(
     ]
     running = Running(app, listeners, bound)
     installed = _install_signals(running, interrupt=not worker)
+    delivering: asyncio.Task[None] | None = None
     try:
         for lst in listeners:
             lst.start()
+        if relay is not None:
+            delivering = asyncio.create_task(relay.run(), name="queue worker")
         if not worker:
             _log_listening(bound)
             _print_settings(app.cfg, prepared)
@@ -320,9 +362,30 @@ async def _run(
         log.info("stopping: no new connections")
         await asyncio.gather(*(lst.stop_accepting() for lst in listeners))
         await app.connections.shutdown(_session_grace(app.cfg.limits.shutdown_grace_seconds))
+        if relay is not None and delivering is not None:
+            await _stop_relay(relay, delivering, app.cfg.limits.shutdown_grace_seconds)
         # The handlers stay until ``serve`` has closed the store: a second SIGTERM during
         # shutdown (systemd, an impatient operator) must not kill the process mid-close.
         app.signals.extend(installed)
+
+
+async def _stop_relay(relay: Worker, delivering: asyncio.Task[None], grace: float) -> None:
+    """Deliveries in flight end (cut short after a part of the grace time) and give their
+    leases back; what they did not record is tried again after a restart."""
+    await relay.stop()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(delivering, _session_grace(grace) / 2)
+
+
+def _relay_transport(cfg: Config) -> Transport:
+    """The SMTP transport ``[dns]`` and ``[relay]`` describe; ``StartupError`` when it cannot
+    be made (a smarthost password file that cannot be read, no resolver configuration)."""
+    from courriel.net.smtp_client import from_config  # the account commands never need it
+
+    try:
+        return from_config(cfg)
+    except ConfigError as e:
+        raise StartupError(str(e)) from e
 
 
 def _session_grace(grace: float) -> float:
@@ -355,7 +418,10 @@ def _worker(cfg: Config, prepared: Prepared) -> WorkerMain:
 
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             try:
-                runner.run(serve_prepared(cfg, prepared, ready=ready, worker=True))
+                transport = _relay_transport(cfg)
+                runner.run(
+                    serve_prepared(cfg, prepared, ready=ready, worker=True, transport=transport)
+                )
             except StartupError as e:
                 log.error("cannot start: %s", e)
                 return EXIT_FAILURE
@@ -419,6 +485,7 @@ def run(cfg: Config, *, setup: Setup | None = None) -> int:
         return EXIT_FAILURE
     try:
         _log_listening(prepared.bound)
+        _relay_transport(cfg)  # a relay setting that cannot work fails here, before the fork
         asyncio.run(_prepare_store(cfg, setup))
         _no_threads()
         supervisor = Supervisor(

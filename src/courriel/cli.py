@@ -9,6 +9,7 @@ configuration, open the store, run one operation from ``courriel.admin`` and clo
 ``courriel.app.run``, with the first-run set-up (a demo account, its password shown once) to run
 on the store before the worker processes start. ``db`` applies the schema
 migrations, or exports, imports or copies the whole store (``courriel.store.postgres_transfer``).
+``queue`` lists and steers the outbound queue (``courriel.queue.cli``).
 
 Every error a person can cause ends as one line on stderr, ``courriel: error: ...``, and a
 status that says whose it was:
@@ -47,6 +48,7 @@ from courriel import __version__, admin, cli_dns, config
 from courriel.accounts.passwords import PasswordHasher
 from courriel.admin import AdminError, Hasher, InputError
 from courriel.config import Config, ConfigError
+from courriel.queue import cli as queue_cli
 from courriel.store.base import Store, StoreError
 
 EXIT_OK = 0
@@ -510,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_user_commands(top, common)
     _add_alias_commands(top, common)
     _add_db_commands(top, common)
+    queue_cli.add_commands(top, common, _store_command)
     cli_dns.add_commands(top, common, _store_command)
     cfg = top.add_parser("config", help="configuration", parents=[common])
     sub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -104,6 +104,19 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """The outbound queue: retry schedule, warnings, and how its worker shares the work."""
+
+    first_retry_seconds: float = 300.0  # after the first temporary failure (Postfix: 300 s)
+    max_retry_seconds: float = 4000.0  # the doubling stops here (Postfix: 4000 s)
+    give_up_seconds: float = 5 * 86400.0  # then the message is returned (Postfix: 5 days)
+    delay_warning_seconds: float = 4 * 3600.0  # warn the sender once after this; 0: never
+    poll_seconds: float = 10.0  # look for work another process queued or flushed
+    lease_seconds: float = 300.0  # an entry stays with one worker this long (renewed)
+    concurrency: int = 20  # deliveries at the same time, per process
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = "info"  # debug | info | warning | error
     format: str = "text"  # text | json
@@ -141,6 +154,7 @@ class Config:
     tls: TLSConfig = field(default_factory=TLSConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
     log: LogConfig = field(default_factory=LogConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
@@ -209,6 +223,23 @@ DEFAULT_TOML = """\
 # Seconds SIGTERM waits for transactions in flight before closing connections.
 # shutdown_grace_seconds = 10
 
+[queue]
+# Mail for other domains waits in the queue until delivered. A temporary failure is retried
+# after first_retry_seconds, then after twice as long each time up to max_retry_seconds; after
+# give_up_seconds the message is returned to its sender. The sender is warned once when it is
+# still undelivered after delay_warning_seconds (0: never).
+# first_retry_seconds = 300
+# max_retry_seconds = 4000
+# give_up_seconds = 432000
+# delay_warning_seconds = 14400
+# Seconds between looks for mail queued by another process or released with `courriel queue`.
+# poll_seconds = 10
+# Seconds a message stays with the process delivering it (renewed while it works on it); after
+# a crash, another process takes it over once this has passed.
+# lease_seconds = 300
+# Deliveries in progress at once, per process.
+# concurrency = 20
+
 [log]
 # level = "info"     # debug | info | warning | error
 # format = "text"    # text | json
@@ -260,6 +291,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "tls": TLSConfig,
     "auth": AuthConfig,
     "limits": LimitsConfig,
+    "queue": QueueConfig,
     "log": LogConfig,
     "server": ServerConfig,
     "dns": DnsConfig,
@@ -394,6 +426,14 @@ def _check_relay(relay: RelayConfig, dns: DnsConfig) -> None:
         raise ConfigError("[relay] smarthost_user needs smarthost_password_file")
 
 
+def _check_queue(q: QueueConfig) -> None:
+    for key in ("first_retry_seconds", "poll_seconds", "lease_seconds", "concurrency"):
+        if getattr(q, key) <= 0:
+            raise ConfigError(f"[queue] {key}: must be more than 0, got {getattr(q, key)!r}")
+    if q.max_retry_seconds < q.first_retry_seconds:
+        raise ConfigError("[queue] max_retry_seconds: must not be less than first_retry_seconds")
+
+
 def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     """Reads the configuration; raises ``ConfigError`` with a one-line reason."""
     path = locate(explicit)
@@ -421,6 +461,7 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     if bool(tls.cert) != bool(tls.key):
         raise ConfigError("[tls]: set both cert and key, or neither (self-signed certificate)")
     _check_relay(sections["relay"], sections["dns"])
+    _check_queue(sections["queue"])
     return Config(
         path=path,
         data_dir=data_dir,

@@ -29,6 +29,8 @@ be trusted, as Postfix's DANE support also assumes) that says the records are DN
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -153,6 +155,8 @@ class DnsResolver:
 
     async def addresses(self, host: str) -> list[str]:
         """IPv6 then IPv4 addresses of ``host``; raises ``DnsFailure`` if there are none."""
+        with contextlib.suppress(ValueError):  # a smarthost given as an address: no lookup
+            return [str(ipaddress.ip_address(host.strip("[]")))]
         host = a_label(host)
         results = await asyncio.gather(
             self.query(host, "AAAA"), self.query(host, "A"), return_exceptions=True

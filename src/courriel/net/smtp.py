@@ -28,6 +28,7 @@ submission on 587 and 465). Per connection, ``SmtpServer.run``:
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from courriel.logs import kv
@@ -206,19 +207,24 @@ def handlers(
     command_timeout: float = COMMAND_TIMEOUT,
     data_timeout: float = DATA_TIMEOUT,
 ) -> ProtocolHandlers:
-    """The SMTP protocol for ``courriel.app.handlers``; timeouts are settable for tests."""
-    services = SessionServices(
+    """The SMTP protocol for ``courriel.app.handlers``; timeouts are settable for tests.
+
+    Submission hands remote recipients to ``queue`` (default: the app's outbound queue); the
+    inbound MX never relays, whatever the queue (RFC 5321 §3.6.2: no open relay).
+    """
+    submission = SessionServices(
         store=app.store,
         authenticator=app.auth,
         limiter=app.limiter,
-        queue=queue if queue is not None else RelayDisabled(),
+        queue=queue if queue is not None else app.outbound,
         hostname=app.hostname,
     )
+    mx = replace(submission, queue=RelayDisabled())
 
     async def serve(stream: Stream, ctx: ConnectionContext) -> None:
         server = SmtpServer(
             app,
-            services,
+            mx if mode_of(ctx.listener.name) is Mode.MX else submission,
             stream,
             ctx,
             command_timeout=command_timeout,

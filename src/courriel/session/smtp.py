@@ -17,11 +17,12 @@ policy, in one of two modes chosen by the listener:
 A transaction starts with an accepted MAIL: every RCPT and the message that follow belong to the
 last accepted MAIL, because the core only lets them through in that state. Recipients are
 resolved at RCPT time (aliases, plus-addresses, catch-all; quota checked then, 452 4.2.2), and
-the message is stored for all local recipients with one ``Store.append`` call; the 250 is only
-returned after it, so it acknowledges a durable message. A quota exceeded by the message itself
-refuses the whole message (452 4.2.2): one append is all or nothing. Remote recipients are
-queued before the local append; should that append then fail, the client's retry may queue the
-remote copy twice -- a duplicate rather than a loss (RFC 5321 §6.1). The caller holds the
+the message is stored for all local recipients with one ``Store.append`` call, then queued once
+for all remote ones (one queue entry, named by the queue id of the Received field); the 250 is
+only returned after both, so it acknowledges a durable message. A quota exceeded by the message
+itself refuses the whole message (452 4.2.2) before anything is queued: one append is all or
+nothing. Should the queue write fail after the local append, the client's retry delivers the
+local copy twice -- a duplicate rather than a loss (RFC 5321 §6.1). The caller holds the
 connection's transaction guard around ``handle`` for message events, so shutdown lets the
 store write and its acknowledgement finish.
 """
@@ -216,14 +217,14 @@ class SmtpSession:
             message = delivery.submission_fixups(message, self._s.hostname, now)
         queue_id = delivery.new_queue_id()
         try:
-            if tx.remote:
-                received = delivery.received_field(self._trace(queue_id), tx.recipients, now)
-                await self._s.queue.enqueue(self._envelope(tx), received + message)
             if tx.user_ids:
                 trace = delivery.trace_headers(
                     self._trace(queue_id), tx.recipients, now, return_path=tx.sender
                 )
                 await delivery.deliver_local(self._s.store, list(tx.user_ids), trace + message, now)
+            if tx.remote:
+                received = delivery.received_field(self._trace(queue_id), tx.recipients, now)
+                await self._s.queue.enqueue(self._envelope(tx, queue_id), received + message)
         except OverQuota:
             return MESSAGE_OVER_QUOTA
         except StoreError as e:
@@ -267,7 +268,7 @@ class SmtpSession:
             queue_id=queue_id,
         )
 
-    def _envelope(self, tx: _Transaction) -> Envelope:
+    def _envelope(self, tx: _Transaction, queue_id: str) -> Envelope:
         p = tx.params
         return Envelope(
             sender=tx.sender,
@@ -277,4 +278,5 @@ class SmtpSession:
             smtputf8=p.smtputf8,
             body=p.body.value if p.body else None,
             authenticated_as=self.user,
+            queue_id=queue_id,
         )

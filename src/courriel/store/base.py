@@ -32,7 +32,10 @@ import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from courriel.store.queue import QueueStore
 
 
 class StoreError(Exception):
@@ -266,6 +269,10 @@ class DkimKeyStore(Protocol):
 class Store(DkimKeyStore, Protocol):
     @property
     def events(self) -> Events: ...
+
+    @property
+    def queue(self) -> QueueStore:
+        """The outbound queue (its own interface: ``courriel.store.queue``)."""
 
     async def close(self) -> None: ...
 

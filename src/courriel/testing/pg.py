@@ -77,6 +77,8 @@ async def create_migrated(url: str) -> str:
 
 # Every table but schema_migrations and counters, children before parents (foreign keys).
 _TABLES = (
+    "queue_recipients",
+    "queue_messages",
     "messages",
     "expunged",
     "mailboxes",

@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 from courriel import config
 from courriel.app import Running, serve
 from courriel.config import LISTENERS, Config
+from courriel.queue.transport import Transport
 from courriel.store.base import Appended, Mailbox, MessageInfo, Store
 from courriel.testing.fill import add_user, delivered
 from courriel.testing.net import free_ports
@@ -65,8 +66,9 @@ class Account:
     user_id: int
 
 
-def write_config(data_dir: Path, ports: dict[str, int]) -> Path:
-    """A courriel.toml with every listener on loopback and cheap password hashing."""
+def write_config(data_dir: Path, ports: dict[str, int], extra: str = "") -> Path:
+    """A courriel.toml with every listener on loopback and cheap password hashing; ``extra``
+    is TOML appended to it (a ``[queue]`` or ``[store]`` block)."""
     lines = [
         f'hostname = "{HOSTNAME}"',
         "[auth]",
@@ -83,7 +85,7 @@ def write_config(data_dir: Path, ports: dict[str, int]) -> Path:
         lines += [f"[listeners.{name}]", "enabled = true", 'address = "127.0.0.1"']
         lines.append(f"port = {ports[name]}")
     path = data_dir / config.CONFIG_NAME
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + extra)
     return path
 
 
@@ -92,8 +94,9 @@ class MailServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, transport: Transport | None = None) -> None:
         self.cfg = cfg
+        self.transport = transport
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: Running | None = None
         self._started = threading.Event()
@@ -134,7 +137,7 @@ class MailServer:
             self._running = running
             self._started.set()
 
-        await serve(self.cfg, ready=ready)
+        await serve(self.cfg, ready=ready, transport=self.transport)
 
     # --- where and how to connect -------------------------------------------------------------
 
@@ -263,11 +266,17 @@ def make_message(subject: str, body: str = "", *, sender: str = "bob@example.net
     ).encode()
 
 
-def start_server(tmp_path: Path) -> MailServer:
-    """Starts a server with a fresh data directory under ``tmp_path``; the caller stops it."""
+def start_server(
+    tmp_path: Path, *, transport: Transport | None = None, extra_config: str = ""
+) -> MailServer:
+    """Starts a server with a fresh data directory under ``tmp_path``; the caller stops it.
+
+    With a ``transport`` it relays mail for other domains through it (the queue worker runs).
+    """
     data_dir = tmp_path / "courriel"
     data_dir.mkdir()
     ports = dict(zip(LISTENERS, free_ports(len(LISTENERS)), strict=True))
-    server = MailServer(config.load(write_config(data_dir, ports)))
+    cfg = config.load(write_config(data_dir, ports, extra_config))
+    server = MailServer(cfg, transport)
     server.start()
     return server

@@ -53,6 +53,7 @@ from courriel.store.sql.core import (
     uid_ranges,
 )
 from courriel.store.sql.dkim import DkimKeysMixin
+from courriel.store.sql.queue import SqlQueueStore
 
 _log = logging.getLogger(__name__)
 _BODY_TRIES = 5  # an append whose body files keep vanishing gives up (Unavailable)
@@ -80,11 +81,17 @@ class SqlStore(DkimKeysMixin):
         self._driver: Driver = driver
         self._blobs = blobs
         self._events = events
+        self._queue = SqlQueueStore(driver)
         self._inline_max = inline_max  # bodies up to this size live in the database
 
     @property
     def events(self) -> Events:
         return self._events
+
+    @property
+    def queue(self) -> SqlQueueStore:
+        """The outbound queue's tables, on the same driver (``courriel.store.queue``)."""
+        return self._queue
 
     @property
     def blobs(self) -> BlobStore:
