@@ -22,6 +22,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,8 @@ CLIENTS = 50
 MESSAGES = 2000
 DURATION = 4.0  # seconds of load
 WARM_UP = 0.5  # the first commands of 50 clients starting at once queue on each other
+QUIET = 1.5  # seconds measured before the attack, to know what this machine gives anyway
+QUIET_P99 = 0.030  # the most that p99 is before the attack on a machine of our own
 LONG_NAME = "a" * 200
 
 
@@ -146,7 +149,12 @@ async def ordinary(
     return times
 
 
-async def load(address: tuple[str, int], tls: ssl.SSLContext) -> tuple[list[float], int]:
+def p99(times: list[float]) -> float:
+    return sorted(times)[int(len(times) * 0.99)]
+
+
+async def load(address: tuple[str, int], tls: ssl.SSLContext) -> dict[str, Any]:
+    """The ordinary clients' latencies before and during the attack."""
     start, stop = asyncio.Barrier(CLIENTS + 1), asyncio.Event()
     # Ten client addresses (127.0.0.2-11), as many users' devices would be: the limit on
     # connections per address is not what this test is about.
@@ -157,8 +165,10 @@ async def load(address: tuple[str, int], tls: ssl.SSLContext) -> tuple[list[floa
     async with asyncio.timeout(30):
         await start.wait()
     await asyncio.sleep(WARM_UP)
+    quiet_from = time.perf_counter()
+    await asyncio.sleep(QUIET)
     # The attack starts inside the measured time, so its first burst counts too.
-    measured_from = time.perf_counter()
+    attack_from = time.perf_counter()
     flood = await noop_flood(address, tls)
     attack = asyncio.create_task(hostile(address, tls, stop))
     await asyncio.sleep(DURATION)
@@ -166,8 +176,12 @@ async def load(address: tuple[str, int], tls: ssl.SSLContext) -> tuple[list[floa
     results = await asyncio.gather(*clients)
     hostile_done = await attack
     flood.transport.abort()
-    times = [d for samples in results for began, d in samples if began >= measured_from]
-    return times, hostile_done
+    samples = [sample for times in results for sample in times]
+    return {
+        "quiet": [d for began, d in samples if quiet_from <= began < attack_from],
+        "attack": [d for began, d in samples if began >= attack_from],
+        "hostile": hostile_done,
+    }
 
 
 def test_worst_commands_do_not_stall_fifty_other_clients(tmp_path: Path) -> None:
@@ -193,16 +207,22 @@ def test_worst_commands_do_not_stall_fifty_other_clients(tmp_path: Path) -> None
             check=True,
         )
     result = json.loads(child.stdout)
-    times, hostile_done = sorted(result["times"]), result["hostile"]
-    p99 = times[int(len(times) * 0.99)]
+    quiet, attack = result["quiet"], result["attack"]
     # The hostile client really ran its commands (each a whole-mailbox pass) meanwhile.
-    assert hostile_done >= len(hostile_commands())
-    assert len(times) > CLIENTS * 20
-    assert p99 < 0.100, f"p99 {p99 * 1000:.1f} ms over {len(times)} commands"
+    assert result["hostile"] >= len(hostile_commands())
+    assert len(attack) > CLIENTS * 20
+    # Under 100 ms on a machine of our own: about 30 ms here, where a loop that does not yield
+    # gives 1.5 s. The clients' p99 without the attack is 10-30 ms on such a machine; when it
+    # is more, other programs are taking the cores, which slows the server's every step alike,
+    # so the bound grows in proportion (a stalled loop still fails it by far).
+    bound = 0.100 * max(1.0, p99(quiet) / QUIET_P99)
+    assert p99(attack) < bound, (
+        f"p99 {p99(attack) * 1000:.1f} ms over {len(attack)} commands during the attack, "
+        f"{p99(quiet) * 1000:.1f} ms before it"
+    )
 
 
 if __name__ == "__main__":
     # The client side, in its own process: prints the measured latencies as JSON.
     ADDRESS = (sys.argv[1], int(sys.argv[2]))
-    TIMES, DONE = asyncio.run(load(ADDRESS, client_context(Path(sys.argv[3]))))
-    print(json.dumps({"times": TIMES, "hostile": DONE}))
+    print(json.dumps(asyncio.run(load(ADDRESS, client_context(Path(sys.argv[3]))))))
