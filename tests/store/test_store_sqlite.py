@@ -150,11 +150,12 @@ async def test_reader_sees_committed_writes_immediately(sq: SqliteStore) -> None
         await sq.remove_domain("nope.example")
 
 
-async def test_append_writes_again_a_body_file_deleted_before_its_commit(
+async def test_append_keeps_in_the_database_a_body_file_deleted_before_its_commit(
     sq: SqliteStore, message: MakeMessage
 ) -> None:
     """Another process freed the body and deleted its file after this append wrote it and
-    before its transaction: the transaction notices, and the append writes the file again."""
+    before its transaction: the transaction notices, and the retry keeps the body in its
+    database row, where no other process's deletion can reach it before the commit."""
     await sq.add_domain("example.org")
     user = await sq.add_user("a@example.org", "h")
     inbox = await sq.get_mailbox(user.id, "INBOX")
@@ -168,8 +169,8 @@ async def test_append_writes_again_a_body_file_deleted_before_its_commit(
     release.set()
     await held
     [done] = await asyncio.wait_for(task, 10)
-    assert path.exists()
-    assert await sq.read_message(inbox.id, done.uid) == body.raw
+    assert not path.exists()  # not written again as a file ...
+    assert await sq.read_message(inbox.id, done.uid) == body.raw  # ... but stored all the same
 
 
 async def test_a_write_waits_out_another_process_holding_the_lock(sq: SqliteStore) -> None:

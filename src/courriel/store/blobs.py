@@ -52,7 +52,7 @@ DEFAULT_THREADS = 32
 class BodyMissing(Unavailable):
     """An append's transaction found that bodies it references are gone (deleted since ``put``).
 
-    Nothing was written; the store writes the bodies again and retries.
+    Nothing was written; the store retries with those bodies kept in the database.
     """
 
     def __init__(self, blob_ids: Sequence[str]) -> None:

@@ -19,10 +19,12 @@ every process takes for every write:
    ``blobs`` row references the body, and unlinks the file before it lets go of the lock;
 2. the appender's transaction, holding the lock, checks that each body file that gets its
    *first* reference (``Done.new_files``) exists (``check_files``); a missing one undoes that
-   append (``BodyMissing``) and the store writes the file again and retries.
+   append (``BodyMissing``) and the store retries with that body kept in its database row,
+   whatever its size: a file written again could lose the same race again while other
+   processes churn that body, a row cannot, so the retry always goes through.
 
 Either the deleter's transaction comes first -- then the file is gone when the appender looks,
-and it is written again -- or the appender's does, and then the deleter sees the new reference
+and the body goes into the database instead -- or the appender's does, and then the deleter sees the new reference
 and leaves the file alone. A body that already had a reference cannot be deleted meanwhile (rule
 1), so it needs no check. This replaces an in-process gate that could not see other processes.
 

@@ -249,10 +249,17 @@ class SqlStore(DkimKeysMixin):
                 await asyncio.gather(*(self._blobs.put(raw, bid) for bid, raw in files.items()))
                 try:
                     done = await self._write_now(messages.append(triples, inline))
-                except BodyMissing:
+                except BodyMissing as e:
                     if attempt == _BODY_TRIES:
                         raise
-                    attempt += 1  # freed and deleted since the put: write them again
+                    attempt += 1
+                    # Freed and deleted by another process since the put. Writing the file again
+                    # could lose the same race again and again while others churn that body, so
+                    # the retry keeps it in the database row instead, where nothing can delete it
+                    # between the write and the commit: the retry cannot lose it twice.
+                    for blob_id in e.blob_ids:
+                        if blob_id in files:
+                            inline[blob_id] = files.pop(blob_id)
                     continue
                 committed = True
                 return done
