@@ -24,9 +24,10 @@ every process takes for every write:
    processes churn that body, a row cannot, so the retry always goes through.
 
 Either the deleter's transaction comes first -- then the file is gone when the appender looks,
-and the body goes into the database instead -- or the appender's does, and then the deleter sees the new reference
-and leaves the file alone. A body that already had a reference cannot be deleted meanwhile (rule
-1), so it needs no check. This replaces an in-process gate that could not see other processes.
+and the body goes into the database instead -- or the appender's does, and then the deleter sees
+the new reference and leaves the file alone. A body that already had a reference cannot be
+deleted meanwhile (rule 1), so it needs no check. This replaces an in-process gate that could
+not see other processes.
 
 *Orphans.* A crash between writing a file and its commit, or between a commit and the deletion
 that follows, leaves a file no row references. ``sweep`` finds them (files older than an hour,
