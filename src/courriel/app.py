@@ -79,6 +79,7 @@ from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config, ConfigError
 from courriel.logs import kv
+from courriel.mail.auth.inbound import MailAuth
 from courriel.mail.auth.signer import DkimSigner
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
@@ -95,6 +96,7 @@ log = logging.getLogger("courriel.app")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130  # as a shell reports a process ended by SIGINT
+RETIRE_EVERY = 6 * 3600.0  # seconds between looks for DKIM keys past their grace period
 
 
 class StartupError(Exception):
@@ -115,6 +117,8 @@ class App:
     # Where submission puts mail for other domains: the store's queue when a transport can
     # deliver it, else a queue that refuses (``courriel.queue.outbound``).
     outbound: Queue = field(default_factory=RelayDisabled)
+    # SPF, DKIM and DMARC for port 25 (``[mailauth] check_inbound``); None: not checked.
+    mailauth: MailAuth | None = None
     signals: list[int] = field(default_factory=list)  # handlers installed by ``serve``
 
     @property
@@ -315,13 +319,24 @@ async def serve_prepared(
         sign = DkimSigner(store).sign  # submitted mail is signed once, as it is queued
         relay = Worker(store, transport, cfg.queue, cfg.hostname, sign=sign)
     outbound = RelayDisabled() if relay is None else relay.outbound
-    app = App(cfg, store, auth, hasher, prepared.tls, Connections(cfg.limits), limiter, outbound)
+    try:
+        mailauth = _mailauth(cfg)
+        if not worker:  # the supervisor's parent does this once for all workers
+            await _ensure_dkim_keys(store)
+    except BaseException:
+        await store.close()
+        prepared.close()
+        raise
+    connections = Connections(cfg.limits)
+    app = App(cfg, store, auth, hasher, prepared.tls, connections, limiter, outbound, mailauth)
     try:
         chosen = factories if factories is not None else handlers
         await _run(app, prepared, ready, chosen, worker, relay)
     finally:
         if transport is not None:
             await transport.close()
+        if mailauth is not None:
+            mailauth.close()
         await store.close()  # last: every session that could write has ended
         await asyncio.to_thread(hasher.close)
         loop = asyncio.get_running_loop()
@@ -347,6 +362,7 @@ async def _run(
     running = Running(app, listeners, bound)
     installed = _install_signals(running, interrupt=not worker)
     delivering: asyncio.Task[None] | None = None
+    retiring = asyncio.create_task(_retire_dkim_keys(app.store), name="dkim key retirement")
     try:
         for lst in listeners:
             lst.start()
@@ -359,6 +375,8 @@ async def _run(
             ready(running)
         await running.wait_stopped()
     finally:
+        retiring.cancel()
+        await asyncio.gather(retiring, return_exceptions=True)
         log.info("stopping: no new connections")
         await asyncio.gather(*(lst.stop_accepting() for lst in listeners))
         await app.connections.shutdown(_session_grace(app.cfg.limits.shutdown_grace_seconds))
@@ -375,6 +393,50 @@ async def _stop_relay(relay: Worker, delivering: asyncio.Task[None], grace: floa
     await relay.stop()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(delivering, _session_grace(grace) / 2)
+
+
+def _mailauth(cfg: Config) -> MailAuth | None:
+    """The port 25 checks, with a resolver of their own from ``[dns]``; None when they are off
+    or nothing listens on port 25."""
+    if not cfg.mailauth.check_inbound or not any(
+        lc.enabled and lc.name == "smtp" for lc in cfg.listeners
+    ):
+        return None
+    from courriel.auth_resolver import AuthResolver  # dnspython: only when it is used
+
+    try:
+        resolver = AuthResolver(cfg.dns.nameservers, timeout=cfg.dns.timeout_seconds)
+    except ConfigError as e:
+        raise StartupError(str(e)) from e
+    return MailAuth(resolver, cfg.hostname)
+
+
+async def _ensure_dkim_keys(store: Store) -> None:
+    """Keys for every domain that has none (domains made before courriel signed)."""
+    from courriel.admin_dkim import ensure_keys
+
+    try:
+        made = await ensure_keys(store)
+    except StoreError as e:
+        log.warning("DKIM keys not made: %s", e)
+        return
+    for domain in made:
+        log.info("DKIM keys made; publish them (courriel dns)", extra=kv(domain=domain))
+
+
+async def _retire_dkim_keys(store: Store, every: float = RETIRE_EVERY) -> None:
+    """Marks rotated keys retired once their grace period is over, now and then."""
+    from courriel.admin_dkim import retire_due
+
+    while True:
+        try:
+            retired = await retire_due(store)
+        except StoreError as e:
+            log.warning("DKIM keys not retired: %s", e)
+        else:
+            if retired:
+                log.info("DKIM keys retired", extra=kv(count=retired))
+        await asyncio.sleep(every)
 
 
 def _relay_transport(cfg: Config) -> Transport:
@@ -464,6 +526,7 @@ async def _prepare_store(cfg: Config, setup: Setup | None) -> None:
     try:
         if setup is not None:
             await setup(store)
+        await _ensure_dkim_keys(store)
     finally:
         await store.close()
 
