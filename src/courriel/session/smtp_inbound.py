@@ -73,7 +73,7 @@ class Placement:
 
 def refusal(code: int, enhanced: str, text: str) -> Reply:
     """A reply carrying ``text`` in printable ASCII, wrapped to lines SMTP allows."""
-    clean = _UNPRINTABLE.sub("?", text) or "refused"
+    clean = _UNPRINTABLE.sub("?", " ".join(text.split())) or "refused"
     lines = textwrap.wrap(clean, _LINE, break_long_words=True) or [clean]
     if len(lines) > _MAX_LINES:
         lines = [*lines[: _MAX_LINES - 1], lines[_MAX_LINES - 1][: _LINE - 3] + "..."]
