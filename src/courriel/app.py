@@ -32,6 +32,13 @@ its listeners; the queue workers of all processes share the work through leases 
 The queue worker stops after the sessions, before the store closes. ``serve`` without a
 transport (some tests) refuses mail for other domains at RCPT (451 4.4.0).
 
+Mail authentication: with ``[mailauth] check_inbound`` and the ``smtp`` listener enabled, each
+worker builds one ``MailAuth`` (SPF, DKIM, DMARC for port 25) over a resolver of its own made
+from ``[dns]`` (same servers and timeout as the relay's, its own cache), and closes it at
+shutdown. DKIM key upkeep -- keys for domains that have none, rotated keys retired after their
+grace period -- runs once on the store before the workers start (``serve``: once at start), and
+every six hours in each worker.
+
 Signals, to the parent: SIGHUP reloads the certificate in the parent (for workers started later)
 and in every worker, for new connections (``TLSManager.reload``); SIGTERM and SIGINT shut down
 gracefully: each worker stops accepting, sets ``closing``, gives sessions the rest of ``[limits]
@@ -96,7 +103,7 @@ log = logging.getLogger("courriel.app")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130  # as a shell reports a process ended by SIGINT
-RETIRE_EVERY = 6 * 3600.0  # seconds between looks for DKIM keys past their grace period
+DKIM_UPKEEP_EVERY = 6 * 3600.0  # seconds between looks for DKIM keys to make or retire
 
 
 class StartupError(Exception):
@@ -320,9 +327,9 @@ async def serve_prepared(
         relay = Worker(store, transport, cfg.queue, cfg.hostname, sign=sign)
     outbound = RelayDisabled() if relay is None else relay.outbound
     try:
-        mailauth = _mailauth(cfg)
         if not worker:  # the supervisor's parent does this once for all workers
-            await _ensure_dkim_keys(store)
+            await _dkim_upkeep(store)
+        mailauth = _mailauth(cfg)
     except BaseException:
         await store.close()
         prepared.close()
@@ -362,7 +369,7 @@ async def _run(
     running = Running(app, listeners, bound)
     installed = _install_signals(running, interrupt=not worker)
     delivering: asyncio.Task[None] | None = None
-    retiring = asyncio.create_task(_retire_dkim_keys(app.store), name="dkim key retirement")
+    upkeep = asyncio.create_task(_dkim_upkeep_every(app.store), name="dkim key upkeep")
     try:
         for lst in listeners:
             lst.start()
@@ -375,8 +382,8 @@ async def _run(
             ready(running)
         await running.wait_stopped()
     finally:
-        retiring.cancel()
-        await asyncio.gather(retiring, return_exceptions=True)
+        upkeep.cancel()
+        await asyncio.gather(upkeep, return_exceptions=True)
         log.info("stopping: no new connections")
         await asyncio.gather(*(lst.stop_accepting() for lst in listeners))
         await app.connections.shutdown(_session_grace(app.cfg.limits.shutdown_grace_seconds))
@@ -411,32 +418,30 @@ def _mailauth(cfg: Config) -> MailAuth | None:
     return MailAuth(resolver, cfg.hostname)
 
 
-async def _ensure_dkim_keys(store: Store) -> None:
-    """Keys for every domain that has none (domains made before courriel signed)."""
-    from courriel.admin_dkim import ensure_keys
+async def _dkim_upkeep(store: Store) -> None:
+    """Keys for every domain that has none (domains made before courriel signed), and rotated
+    keys past their grace period retired; a store failure is logged, not fatal."""
+    from courriel.admin_dkim import ensure_keys, retire_due
 
     try:
         made = await ensure_keys(store)
+        retired = await retire_due(store)
     except StoreError as e:
-        log.warning("DKIM keys not made: %s", e)
+        log.warning("DKIM key upkeep failed: %s", e)
+        return
+    except Exception:  # a bug here must not stop the server from starting or serving
+        log.exception("DKIM key upkeep failed")
         return
     for domain in made:
         log.info("DKIM keys made; publish them (courriel dns)", extra=kv(domain=domain))
+    if retired:
+        log.info("DKIM keys retired", extra=kv(count=retired))
 
 
-async def _retire_dkim_keys(store: Store, every: float = RETIRE_EVERY) -> None:
-    """Marks rotated keys retired once their grace period is over, now and then."""
-    from courriel.admin_dkim import retire_due
-
+async def _dkim_upkeep_every(store: Store, seconds: float = DKIM_UPKEEP_EVERY) -> None:
     while True:
-        try:
-            retired = await retire_due(store)
-        except StoreError as e:
-            log.warning("DKIM keys not retired: %s", e)
-        else:
-            if retired:
-                log.info("DKIM keys retired", extra=kv(count=retired))
-        await asyncio.sleep(every)
+        await asyncio.sleep(seconds)
+        await _dkim_upkeep(store)
 
 
 def _relay_transport(cfg: Config) -> Transport:
@@ -526,7 +531,7 @@ async def _prepare_store(cfg: Config, setup: Setup | None) -> None:
     try:
         if setup is not None:
             await setup(store)
-        await _ensure_dkim_keys(store)
+        await _dkim_upkeep(store)
     finally:
         await store.close()
 
