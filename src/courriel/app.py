@@ -87,7 +87,7 @@ from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config, ConfigError
 from courriel.logs import kv
 from courriel.mail.auth.inbound import MailAuth
-from courriel.mail.auth.signer import DkimSigner
+from courriel.mail.auth.signer import DkimSigner, Signer
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
 from courriel.net.tls import TLSError, TLSManager
@@ -126,6 +126,8 @@ class App:
     outbound: Queue = field(default_factory=RelayDisabled)
     # SPF, DKIM and DMARC for port 25 (``[mailauth] check_inbound``); None: not checked.
     mailauth: MailAuth | None = None
+    # DKIM signatures for mail our users submit (``DkimSigner.sign``); None: unsigned.
+    sign: Signer | None = None
     signals: list[int] = field(default_factory=list)  # handlers installed by ``serve``
 
     @property
@@ -322,8 +324,8 @@ async def serve_prepared(
     auth = Authenticator(store, hasher, AuthCache(cfg.auth.cache_seconds))
     limiter = AuthLimiter(store, cfg.auth)
     relay = None
+    sign = DkimSigner(store).sign  # submitted mail is signed as it is queued or stored here
     if transport is not None:
-        sign = DkimSigner(store).sign  # submitted mail is signed once, as it is queued
         relay = Worker(store, transport, cfg.queue, cfg.hostname, sign=sign)
     outbound = RelayDisabled() if relay is None else relay.outbound
     try:
@@ -335,7 +337,9 @@ async def serve_prepared(
         prepared.close()
         raise
     connections = Connections(cfg.limits)
-    app = App(cfg, store, auth, hasher, prepared.tls, connections, limiter, outbound, mailauth)
+    app = App(
+        cfg, store, auth, hasher, prepared.tls, connections, limiter, outbound, mailauth, sign
+    )
     try:
         chosen = factories if factories is not None else handlers
         await _run(app, prepared, ready, chosen, worker, relay)

@@ -25,6 +25,7 @@ from courriel.testing.dns import DnsServer, Zone, free_udp_port, sbin_program, s
 from courriel.testing.missing import report_missing
 from courriel.testing.outbound import PASSWORD, fast_queue, inbox_over_imap, submit, wait_until
 from courriel.testing.server import Account, MailServer, make_message, start_server
+from courriel.testing.smtp import body_after_trace
 
 SENDER_IP = "127.0.0.1"  # where courriel A's relay connects from
 FORGER_IP = "127.0.0.2"  # a loopback address no SPF record allows
@@ -153,6 +154,19 @@ async def test_a_bounce_is_signed_for_the_server_domain(pair: Pair) -> None:
     # The test servers' host name is in no hosted domain: the first hosted one signs.
     assert signing_domain(pair.sender.cfg.hostname, ["a.test"]) == "a.test"
     verdicts = await DkimVerifier(AuthResolver([pair.nameserver], timeout=3.0)).verify(notice)
+    assert [(v.domain, v.outcome) for v in verdicts] == [
+        ("a.test", Outcome.PASS),
+        ("a.test", Outcome.PASS),
+    ]
+
+
+async def test_a_local_copy_of_submitted_mail_is_signed(pair: Pair) -> None:
+    carol = await asyncio.to_thread(pair.sender.add_user, "carol@a.test", PASSWORD)
+    await asyncio.to_thread(submit, pair.sender, pair.alice, "carol@a.test", "next door")
+    [stored] = await asyncio.to_thread(pair.sender.bodies, carol, "INBOX")
+    _, after_trace = body_after_trace(stored)
+    assert after_trace.startswith(b"DKIM-Signature:")
+    verdicts = await DkimVerifier(AuthResolver([pair.nameserver], timeout=3.0)).verify(stored)
     assert [(v.domain, v.outcome) for v in verdicts] == [
         ("a.test", Outcome.PASS),
         ("a.test", Outcome.PASS),

@@ -5,11 +5,14 @@ when ``[mailauth] check_inbound`` and the smtp listener say so."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import timedelta
 from pathlib import Path
 
-from courriel import admin_dkim
-from courriel.config import Config
+import pytest
+
+from courriel import admin_dkim, config
+from courriel.config import Config, ConfigError, MailAuthConfig
 from courriel.mail.auth.inbound import MailAuth
 from courriel.store.base import DkimKeyState
 from courriel.store.open import open_store
@@ -53,3 +56,19 @@ async def test_checks_only_when_configured_and_port_25_listens(tmp_path: Path) -
     no_mx = make_test_config(tmp_path / "data2", tmp_path / "tls", ["submission"])
     async with running_server(_with(no_mx, check=True)) as running:
         assert running.app.mailauth is None
+
+
+def test_the_mailauth_block_is_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "courriel.toml"
+    path.write_text("[mailauth]\ncheck_inbound = false\nquarantine_to_junk = false\n")
+    cfg = config.load(path)
+    assert cfg.mailauth == MailAuthConfig(check_inbound=False, quarantine_to_junk=False)
+    path.write_text('[mailauth]\nreject_on_dmarc_reject = "yes"\n')
+    with pytest.raises(ConfigError, match=r"\[mailauth\] reject_on_dmarc_reject"):
+        config.load(path)
+    # The commented defaults of the file written on first run are the defaults.
+    block = config.DEFAULT_TOML.split("[mailauth]\n", 1)[1].split("\n\n", 1)[0]
+    settings = re.findall(r"^# (\w+ = \S+)", block, re.MULTILINE)
+    assert len(settings) == len(dataclasses.fields(MailAuthConfig))
+    path.write_text("[mailauth]\n" + "\n".join(settings) + "\n")
+    assert config.load(path).mailauth == MailAuthConfig()

@@ -37,9 +37,9 @@ from courriel.mail import delivery, dsn
 from courriel.mail.address import AddressError, parse_address
 from courriel.mail.auth.dkim import sign
 from courriel.mail.auth.inbound import from_domains
-from courriel.mail.auth.signer import DkimSigner
-from courriel.queue.outbound import Envelope, Recipient, Signer, StoreQueue
-from courriel.store.base import Store, StoreError
+from courriel.mail.auth.signer import DkimSigner, Signer, signed
+from courriel.queue.outbound import Envelope, Recipient, StoreQueue
+from courriel.store.base import Store
 from courriel.store.queue import QueuedMessage, QueuedRecipient, RecipientState, Report
 
 log = logging.getLogger("courriel.queue")
@@ -128,15 +128,6 @@ class Notifier:
         self._queue = queue
         self._sign = sign or NoticeSigner(store).sign
 
-    async def _signed(self, raw: bytes) -> bytes:
-        try:
-            return await self._sign(raw) + raw
-        except StoreError:
-            raise  # the keys could not be read: the notice stays owed
-        except Exception:  # a notice the signer cannot handle still goes, unsigned
-            log.exception("notice not DKIM-signed: signing failed")
-            return raw
-
     async def send(self, to: str, raw: bytes) -> None:
         """Durable on return; raises ``StoreError`` (the caller keeps the report owed)."""
         try:
@@ -152,7 +143,7 @@ class Notifier:
         else:
             log.warning("notice dropped: %s", resolution.reason or "no such local user")
             return
-        raw = await self._signed(raw)
+        raw = await signed(self._sign, raw)  # StoreError: the notice stays owed
         if resolution.user_ids:
             local = delivery.return_path_field("") + raw  # RFC 5321 §4.4: null reverse-path
             await delivery.deliver_local(self._store, resolution.user_ids, local)

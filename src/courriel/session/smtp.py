@@ -10,7 +10,8 @@ policy, in one of two modes chosen by the listener:
   required before MAIL (530 5.7.0); the envelope sender and every From address must belong to
   the authenticated user (550 5.7.1); recipients in our domains are delivered at once, others
   are handed to the outbound ``Queue`` (which may refuse them at RCPT time); Date and
-  Message-ID are added when missing (RFC 6409 §8).
+  Message-ID are added when missing (RFC 6409 §8). The local copies are DKIM-signed for the
+  From domain (``sign``), as the queue signs the copy it relays.
 * ``Mode.MX`` (25): mail is accepted only for our domains (554 5.7.1 relay denied otherwise,
   whatever routing trick the address holds); unknown users get 550 5.1.1; AUTH is not offered.
   With a ``checker``, the message is judged on SPF, DKIM and DMARC before it is stored
@@ -43,6 +44,7 @@ from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import MailAuthConfig
 from courriel.logs import kv
 from courriel.mail import delivery
+from courriel.mail.auth.signer import Signer, signed
 from courriel.queue.outbound import Envelope, Queue, QueueError, Recipient
 from courriel.session import smtp_policy as policy
 from courriel.session.smtp_auth import SmtpAuth
@@ -79,6 +81,7 @@ class SessionServices:
     hostname: str
     clock: Clock = _utc_now
     checker: Checker | None = None  # SPF, DKIM and DMARC on port 25; None: not checked
+    sign: Signer | None = None  # DKIM for local copies of submitted mail (the From domain's)
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)  # ``[mailauth]``
 
 
@@ -233,7 +236,10 @@ class SmtpSession:
                 trace = delivery.trace_headers(
                     self._trace(queue_id), tx.recipients, now, return_path=tx.sender
                 )
-                await deliver(self._s.store, list(tx.user_ids), trace + message, now)
+                local = message
+                if self._mode is Mode.SUBMISSION and self._s.sign is not None:
+                    local = await signed(self._s.sign, message)  # as the queue signs its copy
+                await deliver(self._s.store, list(tx.user_ids), trace + local, now)
             if tx.remote:
                 received = delivery.received_field(self._trace(queue_id), tx.recipients, now)
                 await self._s.queue.enqueue(self._envelope(tx, queue_id), received + message)
