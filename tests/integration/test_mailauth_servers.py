@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import smtplib
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -185,6 +186,28 @@ def test_forged_mail_for_a_reject_domain_gets_550_with_the_reason(
     assert f"SPF: {FORGER_IP} is not allowed to send for a.test" in text
     assert "DKIM: no signature" in text
     assert receiver.messages(bob, "INBOX") == []
+
+
+def test_bdat_gets_the_same_verdict(dnsmasq: str, dns_port: int, receiver: MailServer) -> None:
+    receiver.add_user("bob@b.test", PASSWORD)
+    forged = make_message("chunked", sender="alice@a.test")
+    with (
+        DnsServer(dnsmasq, base_zone(), port=dns_port),
+        socket.create_connection(
+            (receiver.host, receiver.port("smtp")), timeout=15, source_address=(FORGER_IP, 0)
+        ) as sock,
+    ):
+        replies = sock.makefile("rb")
+        commands = [b"EHLO forger.test", b"MAIL FROM:<alice@a.test>", b"RCPT TO:<bob@b.test>"]
+        for command in commands:
+            sock.sendall(command + b"\r\n")
+        sock.sendall(b"BDAT %d LAST\r\n" % len(forged) + forged)  # RFC 3030 §2
+        last = b""
+        for _ in range(1 + 4):  # the greeting and one reply per command
+            while (line := replies.readline())[3:4] == b"-":
+                pass
+            last = line
+    assert last.startswith(b"550 5.7.1 rejected by the DMARC policy of a.test"), last
 
 
 def test_quarantine_failure_lands_in_a_junk_mailbox_made_for_it(
