@@ -264,7 +264,8 @@ DEFAULT_TOML = """\
 # stall_kill_seconds = 10
 
 [dns]
-# DNS servers for MX, TLSA and MTA-STS lookups: "host" or "host:port". Empty: /etc/resolv.conf.
+# DNS servers for MX, TLSA, MTA-STS, SPF, DKIM and DMARC lookups: "host" or "host:port".
+# Empty: /etc/resolv.conf.
 # DANE is applied only when these servers validate DNSSEC (a local unbound, for instance).
 # nameservers = ["127.0.0.1:5353"]
 # timeout_seconds = 10
