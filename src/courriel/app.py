@@ -32,6 +32,13 @@ its listeners; the queue workers of all processes share the work through leases 
 The queue worker stops after the sessions, before the store closes. ``serve`` without a
 transport (some tests) refuses mail for other domains at RCPT (451 4.4.0).
 
+Mail authentication: with ``[mailauth] check_inbound`` and the ``smtp`` listener enabled, each
+worker builds one ``MailAuth`` (SPF, DKIM, DMARC for port 25) over a resolver of its own made
+from ``[dns]`` (same servers and timeout as the relay's, its own cache), and closes it at
+shutdown. DKIM key upkeep -- keys for domains that have none, rotated keys retired after their
+grace period -- runs once on the store before the workers start (``serve``: once at start), and
+every six hours in each worker.
+
 Signals, to the parent: SIGHUP reloads the certificate in the parent (for workers started later)
 and in every worker, for new connections (``TLSManager.reload``); SIGTERM and SIGINT shut down
 gracefully: each worker stops accepting, sets ``closing``, gives sessions the rest of ``[limits]
@@ -79,7 +86,8 @@ from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config, ConfigError
 from courriel.logs import kv
-from courriel.mail.auth.signer import DkimSigner
+from courriel.mail.auth.inbound import MailAuth
+from courriel.mail.auth.signer import DkimSigner, Signer
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
 from courriel.net.tls import TLSError, TLSManager
@@ -95,6 +103,7 @@ log = logging.getLogger("courriel.app")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130  # as a shell reports a process ended by SIGINT
+DKIM_UPKEEP_EVERY = 6 * 3600.0  # seconds between looks for DKIM keys to make or retire
 
 
 class StartupError(Exception):
@@ -115,6 +124,10 @@ class App:
     # Where submission puts mail for other domains: the store's queue when a transport can
     # deliver it, else a queue that refuses (``courriel.queue.outbound``).
     outbound: Queue = field(default_factory=RelayDisabled)
+    # SPF, DKIM and DMARC for port 25 (``[mailauth] check_inbound``); None: not checked.
+    mailauth: MailAuth | None = None
+    # DKIM signatures for mail our users submit (``DkimSigner.sign``); None: unsigned.
+    sign: Signer | None = None
     signals: list[int] = field(default_factory=list)  # handlers installed by ``serve``
 
     @property
@@ -311,17 +324,30 @@ async def serve_prepared(
     auth = Authenticator(store, hasher, AuthCache(cfg.auth.cache_seconds))
     limiter = AuthLimiter(store, cfg.auth)
     relay = None
+    sign = DkimSigner(store).sign  # submitted mail is signed as it is queued or stored here
     if transport is not None:
-        sign = DkimSigner(store).sign  # submitted mail is signed once, as it is queued
         relay = Worker(store, transport, cfg.queue, cfg.hostname, sign=sign)
     outbound = RelayDisabled() if relay is None else relay.outbound
-    app = App(cfg, store, auth, hasher, prepared.tls, Connections(cfg.limits), limiter, outbound)
+    try:
+        if not worker:  # the supervisor's parent does this once for all workers
+            await _dkim_upkeep(store)
+        mailauth = _mailauth(cfg)
+    except BaseException:
+        await store.close()
+        prepared.close()
+        raise
+    connections = Connections(cfg.limits)
+    app = App(
+        cfg, store, auth, hasher, prepared.tls, connections, limiter, outbound, mailauth, sign
+    )
     try:
         chosen = factories if factories is not None else handlers
         await _run(app, prepared, ready, chosen, worker, relay)
     finally:
         if transport is not None:
             await transport.close()
+        if mailauth is not None:
+            mailauth.close()
         await store.close()  # last: every session that could write has ended
         await asyncio.to_thread(hasher.close)
         loop = asyncio.get_running_loop()
@@ -347,6 +373,7 @@ async def _run(
     running = Running(app, listeners, bound)
     installed = _install_signals(running, interrupt=not worker)
     delivering: asyncio.Task[None] | None = None
+    upkeep = asyncio.create_task(_dkim_upkeep_every(app.store), name="dkim key upkeep")
     try:
         for lst in listeners:
             lst.start()
@@ -359,6 +386,8 @@ async def _run(
             ready(running)
         await running.wait_stopped()
     finally:
+        upkeep.cancel()
+        await asyncio.gather(upkeep, return_exceptions=True)
         log.info("stopping: no new connections")
         await asyncio.gather(*(lst.stop_accepting() for lst in listeners))
         await app.connections.shutdown(_session_grace(app.cfg.limits.shutdown_grace_seconds))
@@ -375,6 +404,48 @@ async def _stop_relay(relay: Worker, delivering: asyncio.Task[None], grace: floa
     await relay.stop()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(delivering, _session_grace(grace) / 2)
+
+
+def _mailauth(cfg: Config) -> MailAuth | None:
+    """The port 25 checks, with a resolver of their own from ``[dns]``; None when they are off
+    or nothing listens on port 25."""
+    if not cfg.mailauth.check_inbound or not any(
+        lc.enabled and lc.name == "smtp" for lc in cfg.listeners
+    ):
+        return None
+    from courriel.auth_resolver import AuthResolver  # dnspython: only when it is used
+
+    try:
+        resolver = AuthResolver(cfg.dns.nameservers, timeout=cfg.dns.timeout_seconds)
+    except ConfigError as e:
+        raise StartupError(str(e)) from e
+    return MailAuth(resolver, cfg.hostname)
+
+
+async def _dkim_upkeep(store: Store) -> None:
+    """Keys for every domain that has none (domains made before courriel signed), and rotated
+    keys past their grace period retired; a store failure is logged, not fatal."""
+    from courriel.admin_dkim import ensure_keys, retire_due
+
+    try:
+        made = await ensure_keys(store)
+        retired = await retire_due(store)
+    except StoreError as e:
+        log.warning("DKIM key upkeep failed: %s", e)
+        return
+    except Exception:  # a bug here must not stop the server from starting or serving
+        log.exception("DKIM key upkeep failed")
+        return
+    for domain in made:
+        log.info("DKIM keys made; publish them (courriel dns)", extra=kv(domain=domain))
+    if retired:
+        log.info("DKIM keys retired", extra=kv(count=retired))
+
+
+async def _dkim_upkeep_every(store: Store, seconds: float = DKIM_UPKEEP_EVERY) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        await _dkim_upkeep(store)
 
 
 def _relay_transport(cfg: Config) -> Transport:
@@ -464,6 +535,7 @@ async def _prepare_store(cfg: Config, setup: Setup | None) -> None:
     try:
         if setup is not None:
             await setup(store)
+        await _dkim_upkeep(store)
     finally:
         await store.close()
 

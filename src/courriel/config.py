@@ -146,6 +146,15 @@ class RelayConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MailAuthConfig:
+    """What port 25 does with SPF, DKIM and DMARC (``courriel.mail.auth.inbound``)."""
+
+    check_inbound: bool = True  # check mail arriving on port 25 and add Authentication-Results
+    reject_on_dmarc_reject: bool = True  # p=reject failures get 550 5.7.1; false: Junk
+    quarantine_to_junk: bool = True  # p=quarantine failures go to Junk; false: INBOX
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path  # the file this came from (it need not exist)
     data_dir: Path
@@ -159,6 +168,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
+    mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)
     listeners: tuple[ListenerConfig, ...] = ()
 
     def resolve(self, p: str) -> Path:
@@ -254,7 +264,8 @@ DEFAULT_TOML = """\
 # stall_kill_seconds = 10
 
 [dns]
-# DNS servers for MX, TLSA and MTA-STS lookups: "host" or "host:port". Empty: /etc/resolv.conf.
+# DNS servers for MX, TLSA, MTA-STS, SPF, DKIM and DMARC lookups: "host" or "host:port".
+# Empty: /etc/resolv.conf.
 # DANE is applied only when these servers validate DNSSEC (a local unbound, for instance).
 # nameservers = ["127.0.0.1:5353"]
 # timeout_seconds = 10
@@ -276,6 +287,15 @@ DEFAULT_TOML = """\
 # dane = true
 # tls_ca_file = ""                # a private CA to trust besides the system's
 
+[mailauth]
+# Mail arriving on port 25 is checked (SPF, DKIM, DMARC) and gets an Authentication-Results
+# field. A sender whose DMARC policy is p=reject and whose mail fails is refused (550 5.7.1,
+# with the reason); p=quarantine failures go to the recipient's Junk mailbox. A DNS failure
+# that could change the verdict is answered 451: the sender tries again later.
+# check_inbound = true
+# reject_on_dmarc_reject = true   # false: deliver such mail to Junk instead
+# quarantine_to_junk = true       # false: deliver it to INBOX, marked only by the header
+
 # Listeners: imaps (993), imap (143), pop3s (995), pop3 (110), submissions (465), submission (587)
 # and smtp (25, inbound MX). For each: enabled, address and port. address "" and port 0 mean auto:
 # the standard port on all addresses when the process may bind it, else 10000 + the standard port
@@ -296,6 +316,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
     "dns": DnsConfig,
     "relay": RelayConfig,
+    "mailauth": MailAuthConfig,
 }
 _CHOICES = {
     ("log", "level"): {"debug", "info", "warning", "error"},

@@ -218,8 +218,10 @@ def handlers(
         limiter=app.limiter,
         queue=queue if queue is not None else app.outbound,
         hostname=app.hostname,
+        sign=app.sign,
     )
-    mx = replace(submission, queue=RelayDisabled())
+    # Port 25 checks SPF, DKIM and DMARC when the app has a checker (``[mailauth]``).
+    mx = replace(submission, queue=RelayDisabled(), checker=app.mailauth, mailauth=app.cfg.mailauth)
 
     async def serve(stream: Stream, ctx: ConnectionContext) -> None:
         server = SmtpServer(

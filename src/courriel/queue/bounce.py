@@ -13,6 +13,13 @@ envelope sender will read it:
   notice that cannot be delivered is dropped rather than answered by another one;
 * a null sender never gets one (the caller checks): a bounce of a bounce would loop.
 
+Every notice is DKIM-signed before it is stored (``NoticeSigner``), for the server's own
+domain: the hosted domain that is the host name or its nearest parent (``mail.example.org``
+signs as ``example.org``, which DMARC's relaxed alignment accepts for a From of
+``MAILER-DAEMON@mail.example.org``), else the first hosted domain by name; nothing when that
+domain has no active key. A signature that fails to be made leaves the notice unsigned; keys
+that cannot be read leave it owed, to be sent again.
+
 A recipient that failed with a temporary status (4.x.x) failed because time ran out: the notice
 says "gave up after N days" and reports Status 5.4.7 (RFC 3463: delivery time expired), with the
 last reply as its Diagnostic-Code.
@@ -20,6 +27,7 @@ last reply as its Diagnostic-Code.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -27,6 +35,9 @@ from courriel.accounts.resolve import Outcome, resolve_recipient
 from courriel.config import QueueConfig
 from courriel.mail import delivery, dsn
 from courriel.mail.address import AddressError, parse_address
+from courriel.mail.auth.dkim import sign
+from courriel.mail.auth.inbound import from_domains
+from courriel.mail.auth.signer import DkimSigner, Signer, signed
 from courriel.queue.outbound import Envelope, Recipient, StoreQueue
 from courriel.store.base import Store
 from courriel.store.queue import QueuedMessage, QueuedRecipient, RecipientState, Report
@@ -80,12 +91,42 @@ def notice_for(
     )
 
 
+def signing_domain(hostname: str, hosted: Sequence[str]) -> str | None:
+    """The hosted domain that is ``hostname`` or its nearest parent, else the first by name."""
+    labels = hostname.lower().rstrip(".").split(".")
+    names = set(hosted)
+    for i in range(len(labels)):
+        if ".".join(labels[i:]) in names:
+            return ".".join(labels[i:])
+    return min(names) if names else None
+
+
+class NoticeSigner:
+    """DKIM-Signature fields for a notice, for the server's own domain (module docstring)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._keys = DkimSigner(store)
+
+    async def sign(self, raw: bytes) -> bytes:
+        domains = from_domains(raw)  # MAILER-DAEMON@hostname
+        if len(domains) != 1:
+            return b""
+        hosted = [d.name for d in await self._store.list_domains()]
+        domain = signing_domain(domains[0], hosted)
+        keys = [] if domain is None else await self._keys.keys_for(domain)
+        if not keys:
+            return b""
+        return await asyncio.to_thread(sign, raw, keys)
+
+
 class Notifier:
     """Stores a built notice for its recipient: locally, or through the queue."""
 
-    def __init__(self, store: Store, queue: StoreQueue) -> None:
+    def __init__(self, store: Store, queue: StoreQueue, *, sign: Signer | None = None) -> None:
         self._store = store
         self._queue = queue
+        self._sign = sign or NoticeSigner(store).sign
 
     async def send(self, to: str, raw: bytes) -> None:
         """Durable on return; raises ``StoreError`` (the caller keeps the report owed)."""
@@ -102,6 +143,7 @@ class Notifier:
         else:
             log.warning("notice dropped: %s", resolution.reason or "no such local user")
             return
+        raw = await signed(self._sign, raw)  # StoreError: the notice stays owed
         if resolution.user_ids:
             local = delivery.return_path_field("") + raw  # RFC 5321 §4.4: null reverse-path
             await delivery.deliver_local(self._store, resolution.user_ids, local)

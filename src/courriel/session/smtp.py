@@ -10,9 +10,13 @@ policy, in one of two modes chosen by the listener:
   required before MAIL (530 5.7.0); the envelope sender and every From address must belong to
   the authenticated user (550 5.7.1); recipients in our domains are delivered at once, others
   are handed to the outbound ``Queue`` (which may refuse them at RCPT time); Date and
-  Message-ID are added when missing (RFC 6409 §8).
+  Message-ID are added when missing (RFC 6409 §8). The local copies are DKIM-signed for the
+  From domain (``sign``), as the queue signs the copy it relays.
 * ``Mode.MX`` (25): mail is accepted only for our domains (554 5.7.1 relay denied otherwise,
   whatever routing trick the address holds); unknown users get 550 5.1.1; AUTH is not offered.
+  With a ``checker``, the message is judged on SPF, DKIM and DMARC before it is stored
+  (``courriel.session.smtp_inbound``): refused (550 5.7.1), deferred (451 4.7.0), or stored
+  with an Authentication-Results field, in INBOX or in Junk.
 
 A transaction starts with an accepted MAIL: every RCPT and the message that follow belong to the
 last accepted MAIL, because the core only lets them through in that state. Recipients are
@@ -31,17 +35,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import assert_never
 
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.ratelimit import AuthLimiter
+from courriel.config import MailAuthConfig
 from courriel.logs import kv
 from courriel.mail import delivery
+from courriel.mail.auth.signer import Signer, signed
 from courriel.queue.outbound import Envelope, Queue, QueueError, Recipient
 from courriel.session import smtp_policy as policy
 from courriel.session.smtp_auth import SmtpAuth
+from courriel.session.smtp_inbound import Checker, Placement, deliver_junk, judge
 from courriel.store.base import OverQuota, Store, StoreError
 from courriel.wire.smtp import Mode, Reply, SmtpConnection
 from courriel.wire.smtp import events as ev
@@ -73,6 +80,9 @@ class SessionServices:
     queue: Queue
     hostname: str
     clock: Clock = _utc_now
+    checker: Checker | None = None  # SPF, DKIM and DMARC on port 25; None: not checked
+    sign: Signer | None = None  # DKIM for local copies of submitted mail (the From domain's)
+    mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)  # ``[mailauth]``
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,13 +225,21 @@ class SmtpSession:
             if refusal is not None:
                 return refusal
             message = delivery.submission_fixups(message, self._s.hostname, now)
+        placed = await self._judge(tx, message)
+        if isinstance(placed, Reply):
+            return placed
+        message = placed.message
+        deliver = deliver_junk if placed.junk else delivery.deliver_local
         queue_id = delivery.new_queue_id()
         try:
             if tx.user_ids:
                 trace = delivery.trace_headers(
                     self._trace(queue_id), tx.recipients, now, return_path=tx.sender
                 )
-                await delivery.deliver_local(self._s.store, list(tx.user_ids), trace + message, now)
+                local = message
+                if self._mode is Mode.SUBMISSION and self._s.sign is not None:
+                    local = await signed(self._s.sign, message)  # as the queue signs its copy
+                await deliver(self._s.store, list(tx.user_ids), trace + local, now)
             if tx.remote:
                 received = delivery.received_field(self._trace(queue_id), tx.recipients, now)
                 await self._s.queue.enqueue(self._envelope(tx, queue_id), received + message)
@@ -238,6 +256,20 @@ class SmtpSession:
             extra=kv(id=queue_id, sender=tx.sender, rcpts=len(tx.recipients), size=len(message)),
         )
         return Reply(250, "2.0.0", f"message accepted as {queue_id}")
+
+    async def _judge(self, tx: _Transaction, message: bytes) -> Reply | Placement:
+        """Port 25: SPF, DKIM and DMARC decide (``smtp_inbound``); elsewhere: INBOX as is."""
+        checker = self._s.checker
+        if self._mode is not Mode.MX or checker is None:
+            return Placement(message)
+        return await judge(
+            checker,
+            self._s.mailauth,
+            ip=self._ip,
+            helo=self._helo,
+            mail_from=tx.sender,
+            message=message,
+        )
 
     async def _check_from(self, message: bytes) -> Reply | None:
         """RFC 6409 §6.1: the From addresses must be the authenticated user's."""

@@ -53,12 +53,14 @@ def submit(relay: MailServer, account: Account, to: str, subject: str) -> str:
     return text.decode().rsplit(" ", 1)[1]
 
 
-def inbox_over_imap(server: MailServer, account: Account) -> list[EmailMessage]:
+def inbox_over_imap(
+    server: MailServer, account: Account, mailbox: str = "INBOX"
+) -> list[EmailMessage]:
     with imaplib.IMAP4_SSL(
         server.host, server.port("imaps"), ssl_context=server.ssl_context()
     ) as imap:
         imap.login(account.address, account.password)
-        imap.select("INBOX")
+        assert imap.select(mailbox)[0] == "OK"
         _, data = imap.search(None, "ALL")
         out = []
         for num in data[0].split():

@@ -165,12 +165,16 @@ async def smtp_server(
         yield Server(running, cert_dir)
 
 
-def body_after_trace(stored: bytes) -> tuple[list[bytes], bytes]:
-    """Splits the trace fields courriel prepends (Return-Path, Received) from the rest."""
+TRACE = (b"Return-Path:", b"Received:")
+SIGNED = (*TRACE, b"DKIM-Signature:")  # and the signatures of a local copy of submitted mail
+
+
+def body_after_trace(stored: bytes, fields: tuple[bytes, ...] = TRACE) -> tuple[list[bytes], bytes]:
+    """Splits the fields courriel prepends (trace fields: Return-Path, Received) from the rest."""
     names: list[bytes] = []
     pos = 0
     while True:
-        for name in (b"Return-Path:", b"Received:"):
+        for name in fields:
             if stored.startswith(name, pos):
                 names.append(name[:-1])
                 end = stored.index(b"\r\n", pos) + 2

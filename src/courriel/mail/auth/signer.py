@@ -18,12 +18,16 @@ The SMTP session calls it after DATA on 587/465 and for every bounce it makes::
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from courriel.mail.auth.dkim import Algorithm, SigningKey, sign
 from courriel.mail.auth.inbound import from_domains
-from courriel.store.base import DkimKey, DkimKeyState, DkimKeyStore
+from courriel.store.base import DkimKey, DkimKeyState, DkimKeyStore, StoreError
+
+Signer = Callable[[bytes], Awaitable[bytes]]  # the DKIM-Signature fields for a message, or b""
+log = logging.getLogger("courriel.dkim")
 
 
 def signing_keys(keys: Iterable[DkimKey]) -> list[SigningKey]:
@@ -63,3 +67,19 @@ class DkimSigner:
         if not keys:
             return b""
         return await asyncio.to_thread(sign, message, keys)
+
+
+async def signed(sign: Signer, message: bytes) -> bytes:
+    """``message`` with the signatures ``sign`` makes on top.
+
+    ``StoreError`` (the keys could not be read) is raised, so the caller answers "try again";
+    any other failure leaves the message unsigned and is logged: mail that cannot be signed
+    still goes, as it would from a server without keys.
+    """
+    try:
+        return await sign(message) + message
+    except StoreError:
+        raise
+    except Exception:
+        log.exception("DKIM signing failed; the message goes unsigned")
+        return message
