@@ -196,10 +196,12 @@ class _InlineConn:
     """A read connection used on the event loop, with the clock its progress handler watches."""
 
     def __init__(self, path: Path, thread_busy_ms: int) -> None:
-        self.conn = connect(path, reader=True, busy_timeout_ms=0)  # on the loop: never sleep
+        # Opening may meet another process's lock (its migrations, a WAL recovery): wait then,
+        # as every connection does; once open, a read on the loop never sleeps on a lock.
+        self.conn = connect(path, reader=True, busy_timeout_ms=thread_busy_ms)
         self.deadline = float("inf")  # no budget until a script's first query
         self.conn.set_progress_handler(self._over, _PROGRESS_STEPS)
-        self._busy_ms = 0
+        self._busy_ms = thread_busy_ms
         self._thread_busy_ms = thread_busy_ms
 
     def _over(self) -> int:
