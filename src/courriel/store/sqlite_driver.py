@@ -290,7 +290,10 @@ class SqliteDriver:
         if self._closed:
             script.close()
             raise Unavailable("the store is closed")
-        ic = self._idle.pop() if self._idle else _InlineConn(self.path, self._busy_timeout_ms)
+        if self._idle:
+            ic = self._idle.pop()
+        else:  # opened in a thread: opening may wait for a lock
+            ic = await asyncio.to_thread(_InlineConn, self.path, self._busy_timeout_ms)
         try:
             ic.begin_on_loop()
         except sqlite3.Error as e:
