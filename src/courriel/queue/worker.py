@@ -17,8 +17,12 @@ Each serving process runs one ``Worker``. Its loop:
 4. owes the sender a delay warning once, past ``delay_warning_seconds``, and sends every
    notification owed (``courriel.queue.bounce``) before it gives the lease back; the report is
    cleared only after the notice is stored, so a crash repeats a notice but never loses one;
-5. sleeps until the next entry is due, ``poll_seconds`` at most (so entries queued or released
-   by another process are seen), or until ``wake`` is called (a message was just queued here).
+5. sleeps until the next entry is due, ``poll_seconds`` at most (so entries queued by another
+   process are seen), or until ``wake`` is called: a message was just queued here, or a
+   ``ChangeKind.QUEUE_WAKE`` change arrived through the store's ``Events`` -- what ``courriel
+   queue flush|retry|release|bounce`` publishes from its own process, so the command is acted
+   on at once in every serving process (unix datagrams on SQLite, NOTIFY on PostgreSQL) and
+   ``poll_seconds`` only bounds how long a lost hint can delay it.
 
 Everything about an entry lives in the store, so a restart resumes every schedule where it was:
 an entry leased by a process that died is taken over when its lease expires. ``stop`` ends the
@@ -46,7 +50,7 @@ from courriel.queue import bounce
 from courriel.queue.outbound import Recipient, Signer, StoreQueue
 from courriel.queue.schedule import Expire, after_failure, delay_warning_due
 from courriel.queue.transport import OutboundMessage, Outcome, Status, Transport
-from courriel.store.base import Store, StoreError
+from courriel.store.base import QUEUE_EVENTS, Store, StoreError, Subscription
 from courriel.store.queue import (
     QueuedMessage,
     QueuedRecipient,
@@ -100,6 +104,20 @@ class Worker:
 
     async def run(self) -> None:
         """Delivers until ``stop``; never raises for a store or transport failure."""
+        sub = await self._store.events.subscribe(QUEUE_EVENTS)
+        listening = asyncio.create_task(self._listen(sub), name="queue wake-ups")
+        try:
+            await self._loop()
+        finally:
+            listening.cancel()
+            await sub.close()
+
+    async def _listen(self, sub: Subscription) -> None:
+        """Every queue change (or a resynchronisation: one may have been lost) wakes the loop."""
+        async for _change in sub:
+            self.wake()
+
+    async def _loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
