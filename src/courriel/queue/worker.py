@@ -42,6 +42,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from courriel.config import QueueConfig
 from courriel.logs import kv
@@ -209,19 +210,19 @@ class Worker:
         for r in entry.recipients:
             if r.state is RecipientState.QUEUED and r.next_attempt <= now:
                 by_domain.setdefault(r.domain, []).append(r)
-        latest = [entry]
-        recording = asyncio.Lock()  # one record at a time: the last one returns the newest state
+        recorded: dict[str, QueuedMessage] = {}
 
         async def one(domain: str, rcpts: list[QueuedRecipient]) -> None:
             outcomes = await self._deliver(entry, domain, rcpts)
             when = self._clock()
             pairs = zip(rcpts, outcomes, strict=True)
             updates = [self._decide(entry, r, o, when) for r, o in pairs]
-            async with recording:
-                latest[0] = await self._queue.record(entry.id, updates, when)
+            # Straight to the store, whatever the other domains do: a remote 250 not yet
+            # recorded is the duplicate a crash would cause, so no lock or wait comes between.
+            recorded[domain] = await self._queue.record(entry.id, updates, when)
 
         await asyncio.gather(*(one(d, rs) for d, rs in by_domain.items()))
-        return latest[0]
+        return _merged(entry, by_domain, recorded)
 
     async def _deliver(
         self, entry: QueuedMessage, domain: str, rcpts: Sequence[QueuedRecipient]
@@ -306,3 +307,21 @@ class Worker:
             return []
         log.info("queue: notice sent", extra=kv(id=entry.id, to=entry.sender, rcpts=len(owed)))
         return covered
+
+
+def _merged(
+    entry: QueuedMessage,
+    by_domain: dict[str, list[QueuedRecipient]],
+    recorded: dict[str, QueuedMessage],
+) -> QueuedMessage:
+    """The entry after every domain's record: each recipient as its own domain's record left
+    it (the records ran concurrently, so none of them alone is sure to have seen all)."""
+    if not recorded:
+        return entry
+    latest = {r.idx: r for r in next(iter(recorded.values())).recipients}
+    for domain, rcpts in by_domain.items():
+        mine = {r.idx: r for r in recorded[domain].recipients}
+        latest.update({r.idx: mine[r.idx] for r in rcpts})
+    return replace(
+        next(iter(recorded.values())), recipients=tuple(latest[i] for i in sorted(latest))
+    )
