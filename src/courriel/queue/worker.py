@@ -215,11 +215,15 @@ class Worker:
         async def one(domain: str, rcpts: list[QueuedRecipient]) -> None:
             outcomes = await self._deliver(entry, domain, rcpts)
             when = self._clock()
-            pairs = zip(rcpts, outcomes, strict=True)
-            updates = [self._decide(entry, r, o, when) for r, o in pairs]
+            updates = [
+                self._decide(entry, r, o, when) for r, o in zip(rcpts, outcomes, strict=True)
+            ]
             # Straight to the store, whatever the other domains do: a remote 250 not yet
-            # recorded is the duplicate a crash would cause, so no lock or wait comes between.
+            # recorded is the duplicate a crash would cause, so no lock, wait or log line
+            # comes between (the outcomes are logged once they are recorded).
             recorded[domain] = await self._queue.record(entry.id, updates, when)
+            for r, o, u in zip(rcpts, outcomes, updates, strict=True):
+                self._log(entry, r, o, u.state)
 
         await asyncio.gather(*(one(d, rs) for d, rs in by_domain.items()))
         return _merged(entry, by_domain, recorded)
@@ -269,7 +273,6 @@ class Worker:
                 at = verdict.at  # RFC 5321 §4.5.4.1: retry later
         if state is RecipientState.FAILED and wants_report(r.notify, Report.FAILED):
             report = Report.FAILED
-        self._log(entry, r, o, state)
         return RecipientUpdate(r.idx, state, at, o.code, enhanced, o.text, o.remote_host, report)
 
     @staticmethod
