@@ -107,9 +107,10 @@ def start_profile(pid: int, root: Path) -> tuple[subprocess.Popen[bytes], Path] 
         return None
     out = root / "courriel-profile.txt"
     # --gil: only the thread running Python code, so idle pool threads do not count;
-    # --nonblocking: never pause courriel to read its stacks, which would distort the figures.
+    # --nonblocking: never pause courriel to read its stacks, which would distort the figures;
+    # --subprocesses: the worker processes of ``courriel serve``, where the sessions run.
     argv = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200"]
-    argv += ["--gil", "--nonblocking", "-o", str(out)]
+    argv += ["--gil", "--nonblocking", "--subprocesses", "-o", str(out)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, out
 

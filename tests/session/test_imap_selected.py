@@ -3,12 +3,13 @@ made through the store, and holding back expunges."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
 
 from courriel.session.imap_selected import BadSequenceError, MailboxGone, SelectedView
-from courriel.store.base import FlagOp, Mailbox, NewMessage, Store
+from courriel.store.base import FlagOp, Mailbox, MessageInfo, NewMessage, Store
 from courriel.wire.imap.sequence import STAR, SequenceSet
 
 
@@ -98,3 +99,21 @@ async def test_a_deleted_mailbox_is_reported(store: Store, inbox: Mailbox) -> No
     view.dirty = True
     with pytest.raises(MailboxGone):
         await view.refresh(store, allow_expunge=True, qresync=False, condstore=False)
+
+
+def test_removing_most_of_a_large_view_is_linear(inbox: Mailbox) -> None:
+    # 100,000 messages, 99,000 of them expunged at once: one pass, not one list deletion
+    # per message (which took seconds and held every other client's loop).
+    now = datetime.now(UTC)
+    infos = [MessageInfo(u, 1, frozenset(), now, 10) for u in range(1, 100_001)]
+    view = SelectedView(inbox, False, infos)
+    gone = [u for u in range(1, 100_001) if u % 100]
+    started = time.perf_counter()
+    out = view.remove(gone, qresync=False)
+    assert time.perf_counter() - started < 2.0
+    assert view.uids == list(range(100, 100_001, 100))
+    lines = out.split(b"\r\n")
+    # Highest first: 99,999 is number 99,999 before anything moves, and 1 is number 1 last.
+    assert lines[0] == b"* 99999 EXPUNGE" and lines[-2] == b"* 1 EXPUNGE"
+    assert len(lines) - 1 == len(gone)
+    assert view.seq_of(100) == 1 and view.seq_of(100_000) == 1000

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from courriel.accounts.authcache import AuthCache
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.passwords import PasswordHasher
-from courriel.accounts.ratelimit import AuthLimiter
+from courriel.accounts.ratelimit import MAX_SESSION_FAILURES, AuthLimiter
 from courriel.config import AuthConfig
 from courriel.session.pop3 import Pop3Session
 from courriel.session.pop3_maildrop import unique_id
@@ -185,8 +186,27 @@ async def test_limiter_refuses_without_checking_the_password(
     await d.say("USER alice@example.test")
     # Even the right password is refused now: the check is skipped (RFC 3206 §4, SYS/TEMP).
     refused = await d.say(f"PASS {PASSWORD}")
-    assert refused == b"-ERR [SYS/TEMP] too many failed logins; try again later\r\n"
+    assert re.fullmatch(
+        rb"-ERR \[SYS/TEMP\] Too many failed logins from your address; "
+        rb"try again in [1-5] minutes?\r\n",
+        refused,
+    )
     assert d.conn.state is State.AUTHORIZATION
+
+
+async def test_ten_failed_logins_in_a_row_close_the_session(
+    store: Store, hasher: PasswordHasher, alice: User
+) -> None:
+    auth = AuthConfig(failure_delay_seconds=0, max_failures_per_ip=0, max_failures_per_account=0)
+    d = Dialogue(store, hasher, auth=auth)
+    for _ in range(MAX_SESSION_FAILURES - 1):
+        await d.say("USER alice@example.test")
+        assert await d.say("PASS bad") == b"-ERR [AUTH] authentication failed\r\n"
+    await d.say("USER alice@example.test")
+    assert await d.say("PASS bad") == (
+        b"-ERR [AUTH] authentication failed; too many failed logins, closing the connection\r\n"
+    )
+    assert d.conn.state is State.CLOSED
 
 
 async def test_sasl_plain_with_initial_response_and_login_with_challenges(
@@ -224,6 +244,25 @@ async def test_second_session_is_in_use_until_the_first_closes(
     await first.session.close()  # however the first one ended, its lease is released
     assert (await second.login()).startswith(b"+OK")
     await second.session.close()
+
+
+@pytest.mark.parametrize("marked", [False, True])
+async def test_quit_releases_the_maildrop_before_its_ok(
+    store: Store, hasher: PasswordHasher, alice: User, marked: bool
+) -> None:
+    # The adapter closes the session only after the +OK is written; a client that logs in
+    # again the moment it reads that +OK must find the maildrop free already.
+    await deliver_to_inbox(store, alice, msg("one"))
+    first = Dialogue(store, hasher)
+    await first.login()
+    if marked:
+        await first.say("DELE 1")
+    assert (await first.say("QUIT")).startswith(b"+OK")
+    assert first.session.lock is None
+    second = Dialogue(store, hasher)
+    assert (await second.login()).startswith(b"+OK")
+    await second.session.close()
+    await first.session.close()  # the adapter's close after the reply finds nothing to do
 
 
 async def test_store_unavailable_is_sys_temp_and_the_session_goes_on(

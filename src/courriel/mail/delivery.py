@@ -13,7 +13,9 @@ ends; the core refuses bare LF and CR, so no other line end reaches here). Deliv
    the protocol (RFC 3848 ESMTP / ESMTPS / ESMTPA / ESMTPSA), the TLS version and cipher as a
    comment, ``for <recipient>`` when there is exactly one (more would disclose Bcc recipients
    to each other), and the date;
-3. parses the result once (``courriel.mail.message.parse``) and stores the meta with it;
+3. parses the result once (``courriel.mail.message.parse``) and stores the meta with it; a
+   message of ``PARSE_INLINE_BYTES`` or more is parsed in a thread (``parse_meta``), since a
+   large one, or one of thousands of parts, takes the event loop for 100 ms and more;
 4. appends it to the INBOX of every local recipient in *one* ``Store.append`` call: all or
    nothing, durable on return. The store stores the identical body once, and commits many
    sessions' deliveries together (group commit), which is what makes the acknowledgement cheap.
@@ -23,6 +25,7 @@ Recipients' plus-address tags do not choose a folder yet: everything goes to INB
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import Sequence
@@ -35,6 +38,7 @@ from courriel.mail.message import parse
 from courriel.store.base import Appended, NewMessage, NotFound, Store
 
 INBOX = "INBOX"
+PARSE_INLINE_BYTES = 64 * 1024  # smaller messages parse in well under a millisecond
 
 # One header field line (name and colon) at the start of a line; continuation lines start with
 # white space and are skipped by the name test.
@@ -167,6 +171,13 @@ def from_addresses(raw: bytes) -> list[str]:
     return out
 
 
+async def parse_meta(raw: bytes) -> bytes:
+    """The stored parse of ``raw``; a large message is parsed off the event loop."""
+    if len(raw) < PARSE_INLINE_BYTES:
+        return parse(raw).to_bytes()
+    return await asyncio.to_thread(lambda: parse(raw).to_bytes())
+
+
 async def deliver_local(
     store: Store, user_ids: Sequence[int], raw: bytes, now: datetime | None = None
 ) -> list[Appended]:
@@ -176,7 +187,7 @@ async def deliver_local(
     removed since RCPT), having stored nothing.
     """
     when = now or datetime.now(UTC)
-    meta = parse(raw).to_bytes()
+    meta = await parse_meta(raw)
     message = NewMessage(raw=raw, internal_date=when, meta=meta)
     items: list[tuple[int, NewMessage]] = []
     for user_id in dict.fromkeys(user_ids):

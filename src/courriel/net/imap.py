@@ -13,7 +13,12 @@ STARTTLS and COMPRESS switch the layer under the protocol; bytes the client sent
 switch cannot be trusted to belong to the new layer (RFC 9051 §6.2.1, RFC 4978 §3), so the
 connection is closed when the core holds any (``trailing_data``) or the stream has buffered
 any (``Stream.start_tls`` checks). COMPRESS=DEFLATE is raw deflate (zlib ``wbits=-15``) in
-both directions, each write ending with a sync flush so the client can decode it at once.
+both directions, each write ending with a sync flush so the client can decode it at once; a
+large write is compressed in ``DEFLATE_PIECE`` pieces with a yield between them.
+
+A pipelined batch of commands is answered one command after the other on the shared event
+loop; the connection's ``TimeSlice`` makes it yield every few milliseconds, and the stream
+stops reading while the client has not taken what was written (``Stream.read``).
 
 Shutdown: a session waiting for its client (IDLE included) gets ``ShuttingDown`` from the read
 and says ``* BYE server shutting down``; one that has a command in hand checks ``ctx.closing``
@@ -25,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from courriel.net.listener import ConnectionContext, ProtocolHandlers, Refusal
@@ -33,6 +38,7 @@ from courriel.net.stream import ShuttingDown, Stream, StreamTimeout
 from courriel.session.imap import Action, Session
 from courriel.session.imap_selected import Listings
 from courriel.session.imap_state import MAX_SESSIONS_PER_USER, UserSessions
+from courriel.session.timeslice import TimeSlice
 from courriel.wire.errors import ProtocolError
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.events import ConnectionClosed, NeedData
@@ -43,6 +49,8 @@ if TYPE_CHECKING:
 LOGIN_TIMEOUT = 60.0
 AUTOLOGOUT = 30 * 60.0
 HANDSHAKE_TIMEOUT = 30.0
+DEFLATE_PIECE = 64 * 1024  # compressed in pieces, yielding between them (about a ms each)
+FLUSH_BYTES = 64 * 1024  # collected responses are written at the latest at this size
 BYE_SHUTDOWN = b"* BYE server shutting down\r\n"
 
 
@@ -51,27 +59,61 @@ class _Closed(Exception):  # noqa: N818 - reads as an event
 
 
 class Channel:
-    """The stream, with DEFLATE once COMPRESS is active; the session's ``Io``."""
+    """The stream, with DEFLATE once COMPRESS is active; the session's ``Io``.
+
+    Responses are collected and written when the connection is about to read (or at
+    ``FLUSH_BYTES``), so a pipelined batch costs one write, one TLS record and one deflate
+    flush instead of one per command.
+    """
 
     def __init__(self, stream: Stream, ctx: ConnectionContext) -> None:
         self.stream = stream
         self.ctx = ctx
         self._inflate: zlib._Decompress | None = None
         self._deflate: zlib._Compress | None = None
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self.turn = TimeSlice()  # the connection's share of the event loop
 
     async def send(self, data: bytes) -> None:
         if not data:
             return
-        if self._deflate is not None:
-            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
-        await self.stream.send(data)
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= FLUSH_BYTES:
+            await self.flush()
 
-    def transaction(self) -> AbstractAsyncContextManager[None]:
-        return self.ctx.transaction()
+    async def flush(self) -> None:
+        """Writes what was collected and waits until the client has taken enough of it."""
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        deflate = self._deflate
+        if deflate is None:
+            await self.stream.send(data)
+            return
+        # A large response is compressed in pieces, so the loop is never held for long.
+        view = memoryview(data)
+        for start in range(0, len(view), DEFLATE_PIECE):
+            self.stream.write(deflate.compress(view[start : start + DEFLATE_PIECE]))
+            await self.turn.step()
+        await self.stream.send(deflate.flush(zlib.Z_SYNC_FLUSH))
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """A store write and its acknowledgement: the reply is written before shutdown may
+        cancel the session."""
+        async with self.ctx.transaction():
+            yield
+            await self.flush()
 
     async def read(self, timeout: float) -> bytes:  # noqa: ASYNC109
+        await self.flush()
         while True:
             data = await self.stream.read(timeout=timeout)
+            self.turn.restart()
             if self._inflate is None or not data:
                 return data
             try:
@@ -134,6 +176,8 @@ class ImapConnection:
             with contextlib.suppress(OSError, StreamTimeout):
                 await self.channel.send(r.untagged("BYE", f"{text}, closing"))
         finally:
+            with contextlib.suppress(OSError, StreamTimeout):
+                await self.channel.flush()  # the last responses and any BYE
             await self.session.logout()
 
     async def _loop(self) -> None:
@@ -153,6 +197,9 @@ class ImapConnection:
                 continue
             if self.ctx.closing.is_set():
                 raise ShuttingDown(Refusal.SHUTTING_DOWN.value)
+            # A pipelined batch yields every few ms; checked before a command, not after,
+            # so the reply of the last one is not held back behind other clients' work.
+            await self.channel.turn.step()
             self.ctx.command = type(event).__name__  # named in a stall report (net/watchdog.py)
             action = await self.session.handle(event)
             if action is Action.CLOSE:
@@ -160,6 +207,7 @@ class ImapConnection:
             if action is Action.STARTTLS:
                 if conn.trailing_data:
                     return  # RFC 9051 §6.2.1: clear text pipelined after STARTTLS
+                await self.channel.flush()  # the OK goes in clear text, before the handshake
                 await self.stream.start_tls(
                     self.app.tls.context, handshake_timeout=HANDSHAKE_TIMEOUT
                 )
@@ -167,12 +215,14 @@ class ImapConnection:
             elif action is Action.COMPRESS:
                 if conn.trailing_data:
                     return  # RFC 4978 §3: nothing may be sent before the OK was read
+                await self.channel.flush()  # the OK itself is not compressed
                 self.channel.start_compression()
 
     async def _read(self) -> bytes:
         timeout = self.autologout if self.session.authenticated else self.login_timeout
         if not self.session.conn.idling:
             return await self.channel.read(timeout)
+        await self.channel.flush()  # "+ idling" now, and nothing left for the reader task
         reader = asyncio.create_task(self.channel.read(timeout))
         try:
             while True:
@@ -180,6 +230,7 @@ class ImapConnection:
                 done, _ = await asyncio.wait({reader, waker}, return_when=asyncio.FIRST_COMPLETED)
                 if waker in done:
                     await self.channel.send(await self.session.idle_update())
+                    await self.channel.flush()  # pushed at once; no read follows it
                     if self.session.bye:
                         raise _Closed
                 else:

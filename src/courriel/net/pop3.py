@@ -38,6 +38,7 @@ from courriel.net.listener import HANDSHAKE_TIMEOUT, ConnectionContext, Protocol
 from courriel.net.stream import Stream, StreamTimeout
 from courriel.session.pop3 import Pop3Session
 from courriel.session.pop3_maildrop import DEFAULT_LEASE_SECONDS
+from courriel.session.timeslice import TimeSlice
 from courriel.wire.errors import ProtocolError
 from courriel.wire.pop3 import commands as c
 from courriel.wire.pop3 import replies
@@ -124,6 +125,7 @@ class Pop3Server:
         self, stream: Stream, ctx: ConnectionContext, conn: Pop3Connection, session: Pop3Session
     ) -> bool:
         """Answers every complete command buffered; False when the connection must end."""
+        turn = TimeSlice()  # a pipelined batch yields the loop every few ms
         while True:
             if ctx.closing.is_set():
                 await stream.send(shutting_down())
@@ -150,6 +152,7 @@ class Pop3Server:
                     await stream.send(await session.handle(event))
                 return False
             await stream.send(await session.handle(event))
+            await turn.step()
 
     async def _start_tls(self, stream: Stream, conn: Pop3Connection) -> bool:
         """STLS (RFC 2595 §4): +OK, then the handshake; False if the connection must close."""

@@ -9,6 +9,8 @@ submission on 587 and 465). Per connection, ``SmtpServer.run``:
 * greets with 220 and loops on ``SmtpConnection.next_event``; each event goes to the session
   and its one reply back to the core; replies are collected and written in one ``write`` when
   the core needs more input, so a pipelined batch gets one batch of replies (RFC 2920 §3.1);
+* yields the event loop every few milliseconds inside a pipelined batch (``TimeSlice``), and
+  reads no more while the client has not taken the replies (``Stream.read`` drains first);
 * reads in bulk (``Stream.read``) with a timeout: ``command_timeout`` (RFC 5321 §4.5.3.2.7,
   five minutes) while waiting for commands, ``data_timeout`` (§4.5.3.2.5, three minutes) while
   a message is being received; a client that runs out of time gets 421 4.4.2 and is closed;
@@ -34,6 +36,7 @@ from courriel.net.listener import HANDSHAKE_TIMEOUT, ConnectionContext, Protocol
 from courriel.net.stream import Stream, StreamTimeout
 from courriel.queue.outbound import Queue, RelayDisabled
 from courriel.session.smtp import SessionServices, SmtpSession, TlsDetails
+from courriel.session.timeslice import TimeSlice
 from courriel.wire.errors import ProtocolError
 from courriel.wire.sasl import MECHANISMS
 from courriel.wire.smtp import Mode, Reply, SmtpConfig, SmtpConnection, State
@@ -95,6 +98,7 @@ class SmtpServer:
         if ctx.listener.implicit_tls:
             self.session.tls_started(_details(stream))
         self._out = bytearray()
+        self._turn = TimeSlice()  # a pipelined batch yields the loop every few ms
         # The same words as the listener's refusal, whichever of the two says goodbye.
         self._shutting_down = Reply(421, "4.3.2", f"{app.hostname} {Refusal.SHUTTING_DOWN.value}")
 
@@ -134,6 +138,7 @@ class SmtpServer:
                     if self.ctx.closing.is_set():
                         self._out += conn.send(self._shutting_down)  # RFC 5321 §3.8
                         return
+                    await self._turn.step()  # before, so the last reply is not held back
                     self._out += conn.send(await self.session.handle(event))
 
     async def _read(self) -> bool:
@@ -143,6 +148,7 @@ class SmtpServer:
         timeout = self.data_timeout if reading_message else self.command_timeout
         try:
             data = await self.stream.read(READ_SIZE, timeout=timeout)
+            self._turn.restart()
         except StreamTimeout:
             log.info("client timed out", extra=kv(timeout=timeout, in_message=reading_message))
             self._out += self.conn.send(TIMED_OUT)

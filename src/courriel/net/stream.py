@@ -7,8 +7,14 @@ reads with ``read(max_bytes, timeout)``, which returns whatever bytes are availa
 one, or ``b""`` at end of stream). The sans-IO cores find line and DATA terminators in what they
 are fed with ``bytes.find``; nothing here loops per line.
 
+``close`` flushes, then closes; when the client sent bytes that were never read (a flood cut
+short by a limit), it first half-closes and discards input for a moment (``_linger``), since
+closing with unread data makes the kernel send a reset that can destroy the last reply.
+
 Writes are buffered by the transport: ``write`` queues, ``drain`` waits until the kernel has taken
 enough of it (with a timeout, so a client that stops reading cannot pin a session forever).
+``read`` drains first: a session takes no more input while its output is not taken, so a
+client that pipelines without reading fills its own socket buffers, never the server's memory.
 
 STARTTLS (RFC 3207 §4, RFC 2595 §3.1, RFC 8314 §4.1): ``start_tls`` refuses to begin the
 handshake when bytes sent before the handshake are waiting in the reader's buffer. Such bytes
@@ -27,13 +33,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import ipaddress
 import ssl
+import struct
+import termios
 from dataclasses import dataclass
 
 DEFAULT_READ_SIZE = 256 * 1024
 DEFAULT_WRITE_TIMEOUT = 60.0
 CLOSE_TIMEOUT = 5.0
+LINGER_TIMEOUT = 2.0  # reading and discarding after the last reply (see Stream._linger)
 
 
 class StreamError(Exception):
@@ -116,8 +126,15 @@ class Stream:
         """Up to ``max_bytes`` available bytes, waiting for at least one; ``b""`` at the end.
 
         Raises ``StreamTimeout`` when nothing arrives within ``timeout`` seconds, and the
-        exception given to ``interrupt`` once it has been called.
+        exception given to ``interrupt`` once it has been called. Nothing is read while the
+        client has not taken what was written (backpressure): a client that pipelines commands
+        and never reads its replies is not served faster than it reads.
         """
+        if self._writer.transport.get_write_buffer_size():
+            try:
+                await self.drain()  # waits only while the buffer is over its high-water mark
+            except (ConnectionError, ssl.SSLError):
+                return b""
         try:
             async with asyncio.timeout(timeout):
                 return await self._reader.read(max_bytes)
@@ -204,11 +221,39 @@ class Stream:
             async with asyncio.timeout(timeout):
                 with contextlib.suppress(ConnectionError, ssl.SSLError):
                     await self._writer.drain()
+                if self.buffered() or self._unread_in_kernel():
+                    await self._linger()
                 self._writer.close()
                 with contextlib.suppress(ConnectionError, ssl.SSLError):
                     await self._writer.wait_closed()
         except TimeoutError:
             self._writer.transport.abort()
+
+    def _unread_in_kernel(self) -> int:
+        """Bytes the client sent that are still in the socket's receive queue."""
+        sock = self._writer.get_extra_info("socket")
+        if sock is None:
+            return 0
+        try:
+            raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return int(struct.unpack("i", raw)[0])
+
+    async def _linger(self) -> None:
+        """The client sent more than was read (a pipelined flood cut short by a limit).
+
+        Closing now would make the kernel answer the unread bytes with a reset, which can
+        destroy the last reply still in flight (the 421 saying why). So: half-close where the
+        transport can, then read and discard what still comes, for at most ``LINGER_TIMEOUT``.
+        """
+        transport = self._writer.transport
+        if transport.can_write_eof():
+            transport.write_eof()
+        with contextlib.suppress(TimeoutError, ConnectionError, ssl.SSLError, StreamError):
+            async with asyncio.timeout(LINGER_TIMEOUT):
+                while await self._reader.read(DEFAULT_READ_SIZE):
+                    pass
 
     def abort(self) -> None:
         """Drops the connection at once, discarding unsent bytes."""

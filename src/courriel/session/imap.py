@@ -49,7 +49,7 @@ from courriel.session import (
     imap_messages,
     imap_select,
 )
-from courriel.session.imap_auth import Authentication
+from courriel.session.imap_auth import Authentication, LoginResult
 from courriel.session.imap_capability import ENABLEABLE, capabilities
 from courriel.session.imap_selected import BadSequenceError, Listings, MailboxGone
 from courriel.session.imap_state import Io, SessionState, UserSessions
@@ -61,7 +61,6 @@ from courriel.store.base import (
     Store,
     Subscription,
     Unavailable,
-    User,
 )
 from courriel.wire.imap import Connection, Limits, State, allowed
 from courriel.wire.imap import commands as c
@@ -355,7 +354,7 @@ class Session:
             await self.io.send(r.no(cmd.tag, "Use STARTTLS first", r.PRIVACYREQUIRED))
             return Action.CONTINUE
         result = await self.auth.check(cmd.tag, cmd.username, cmd.password)
-        return await self._finish_login(cmd.tag, result.user, result.reply)
+        return await self._finish_login(cmd.tag, result)
 
     async def _authenticate(self, cmd: c.Authenticate) -> Action:
         if not self.tls:
@@ -386,11 +385,16 @@ class Session:
         except Unavailable:
             await self.io.send(r.no(tag, "Try again later", r.UNAVAILABLE))
             return Action.CONTINUE
-        return await self._finish_login(tag, result.user, result.reply)
+        return await self._finish_login(tag, result)
 
-    async def _finish_login(self, tag: str, user: User | None, reply: bytes) -> Action:
+    async def _finish_login(self, tag: str, result: LoginResult) -> Action:
+        user = result.user
         if user is None:
-            await self.io.send(reply)
+            if result.close:
+                bye = r.untagged("BYE", "Too many failed logins, closing")
+                await self.io.send(result.reply + bye)
+                return Action.CLOSE
+            await self.io.send(result.reply)
             return Action.CONTINUE
         if not self.sessions.take(user.id):
             text = "Too many sessions for this user"

@@ -7,7 +7,8 @@ compares the bytes the command would carry in all (MULTIAPPEND sends several lit
 APPENDLIMIT, and the session answers ``NO [TOOBIG]`` at once when it is over (RFC 7889 §4),
 so the client never sends the message.
 
-Each message is parsed once here (``courriel.mail.message.parse``) and its parse stored as
+Each message is parsed once here (``courriel.mail.delivery.parse_meta``: a large one in a
+thread, off the event loop) and its parse stored as
 ``NewMessage.meta``; all messages of one command go to the store in one ``append`` call, all
 or nothing (RFC 3502 §6.3.11). The tagged OK with APPENDUID (RFC 4315 §3) is written inside
 the connection's transaction after ``append`` returned, so shutdown cannot separate a stored
@@ -23,8 +24,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from courriel.mail.message import parse
+from courriel.mail.delivery import parse_meta
 from courriel.session.imap_state import Io, SessionState
+from courriel.session.timeslice import TimeSlice
 from courriel.store.base import NewMessage
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
@@ -49,9 +51,11 @@ async def append(state: SessionState, io: Io, cmd: c.Append) -> bytes | None:
         return r.no(cmd.tag, "Message too big", r.TOOBIG)  # RFC 7889 §4
     now = datetime.now(UTC).replace(microsecond=0)
     items = []
+    turn = TimeSlice()
     for m in cmd.messages:
         flags = frozenset(f for f in m.flags if f.upper() != "\\RECENT")
-        meta = parse(m.data).to_bytes()
+        meta = await parse_meta(m.data)  # a large one in a thread
+        await turn.step()  # MULTIAPPEND of many: others go on between messages
         items.append((box.id, NewMessage(m.data, m.internal_date or now, flags, meta)))
     view = state.view
     async with io.transaction():

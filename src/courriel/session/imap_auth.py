@@ -5,9 +5,12 @@ Theory of operation
 Passwords are accepted only inside TLS: on the clear-text STARTTLS listener LOGIN is refused
 (LOGINDISABLED, RFC 9051 §6.2.3) and AUTHENTICATE answers ``NO [PRIVACYREQUIRED]`` (RFC 5530).
 Every attempt first asks the shared ``AuthLimiter`` whether the address or the account is over
-its failure limit; when it is, the attempt is refused with ``NO [UNAVAILABLE]`` without looking
-at the password, so guessing gets no signal. A failed attempt is counted and answered after the
-configured delay (the limiter waits), with ``NO [AUTHENTICATIONFAILED]`` whatever the reason.
+its failure limit; when it is, the attempt is refused with ``NO [UNAVAILABLE]`` and a sentence
+saying which limit and for how long, without looking at the password, so guessing gets no
+signal. A failed attempt is counted and answered after the configured delay (the limiter
+waits), with ``NO [AUTHENTICATIONFAILED]`` whatever the reason. A success tells the limiter,
+which remembers the address as the account's own. After ``MAX_SESSION_FAILURES`` failures in a
+row, refusals included, the result says ``close``: the session sends BYE and ends.
 
 ``Login`` holds what a successful login produced; ``courriel.session.imap.Session`` then applies
 the per-user session limit and subscribes to the user's changes.
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from courriel.accounts.authenticator import Authenticator
-from courriel.accounts.ratelimit import AuthLimiter
+from courriel.accounts.ratelimit import AuthLimiter, FailureCount
 from courriel.store.base import User
 from courriel.wire.imap import responses as r
 from courriel.wire.sasl import MECHANISMS, Challenge, Credentials, SaslError, SaslExchange
@@ -34,6 +37,7 @@ class LoginResult:
 
     user: User | None
     reply: bytes
+    close: bool = False  # too many failures in a row: say BYE after the reply
 
 
 class Authentication:
@@ -45,15 +49,20 @@ class Authentication:
         self._ip = peer_ip
         self.exchange: SaslExchange | None = None
         self.tag = ""
+        self._failures = FailureCount()
 
     async def check(self, tag: str, username: str, password: str) -> LoginResult:
-        if not await self._limiter.allowed(self._ip, username):
-            text = "Too many failed logins, try again later"
-            return LoginResult(None, r.no(tag, text, r.UNAVAILABLE))
+        refusal = await self._limiter.check(self._ip, username)
+        if refusal is not None:
+            reply = r.no(tag, refusal.text, r.UNAVAILABLE)  # RFC 5530
+            return LoginResult(None, reply, self._failures.failed())
         user = await self._auth.authenticate(username, password)
         if user is None:
             await self._limiter.failed(self._ip, username)
-            return LoginResult(None, r.no(tag, "Authentication failed", r.AUTHENTICATIONFAILED))
+            reply = r.no(tag, "Authentication failed", r.AUTHENTICATIONFAILED)
+            return LoginResult(None, reply, self._failures.failed())
+        self._failures.succeeded()
+        await self._limiter.succeeded(self._ip, username)
         return LoginResult(user, b"")
 
     def start(

@@ -29,9 +29,19 @@ from dataclasses import dataclass
 from courriel.store.base import AlreadyExists, Mailbox, NotFound, Store, StoreError
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
+from courriel.wire.imap.listpattern import (
+    MAX_PATTERNS,
+    ListPattern,
+    PatternTooLong,
+    compile_pattern,
+)
 
 DELIMITER = "/"
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f*%]")
+# Bounds on what a client may create, so listing a hierarchy (every name's parents) stays
+# cheap: Dovecot's limits are of the same order.
+MAX_NAME_CHARS = 1024
+MAX_LEVELS = 64
 
 
 class NameRefusedError(ValueError):
@@ -44,6 +54,10 @@ def check_name(name: str) -> str:
         name = name[:-1]  # RFC 9051 §6.3.4: a trailing delimiter only declares the intent
     if not name or name.startswith(DELIMITER):
         raise NameRefusedError("Mailbox names may not be empty or start with /")
+    if len(name) > MAX_NAME_CHARS or name.count(DELIMITER) >= MAX_LEVELS:
+        raise NameRefusedError(
+            f"Mailbox names are limited to {MAX_NAME_CHARS} characters and {MAX_LEVELS} levels"
+        )
     if _BAD_CHARS.search(name):
         raise NameRefusedError("Mailbox names may not contain control characters, * or %")
     if any(not level for level in name.split(DELIMITER)):
@@ -148,16 +162,22 @@ def namespace(tag: str, utf8: bool) -> bytes:
 # --- LIST and LSUB -----------------------------------------------------------------------------
 
 
-def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
-    """RFC 9051 §6.3.9: "*" matches anything, "%" anything but the delimiter."""
-    full = pattern if pattern.startswith(DELIMITER) or not reference else reference + pattern
-    out = []
-    for ch in full:
-        out.append(".*" if ch == "*" else "[^/]*" if ch == "%" else re.escape(ch))
-    text = "".join(out)
-    if full[:5].upper() == "INBOX":
-        text = "(?i:INBOX)" + "".join(out[5:])  # INBOX in any case
-    return re.compile(text, re.DOTALL)
+def compile_patterns(tag: str, reference: str, patterns: Sequence[str]) -> list[ListPattern]:
+    """The compiled patterns, or ``PatternRefusal`` carrying the tagged refusal."""
+    if len(patterns) > MAX_PATTERNS:
+        raise PatternRefusal(r.no(tag, f"At most {MAX_PATTERNS} patterns per LIST", r.LIMIT))
+    try:
+        return [compile_pattern(reference, p, DELIMITER) for p in patterns]
+    except PatternTooLong as e:
+        raise PatternRefusal(r.no(tag, str(e), r.LIMIT)) from None
+
+
+class PatternRefusal(Exception):  # noqa: N818 - reads as an event
+    """LIST or LSUB was refused before any mailbox was read; ``reply`` says why."""
+
+    def __init__(self, reply: bytes) -> None:
+        super().__init__(reply)
+        self.reply = reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +219,10 @@ async def list_mailboxes(
         return r.list_item(["\\Noselect"], DELIMITER, "", utf8=utf8) + r.ok(
             cmd.tag, "LIST completed"
         )
+    try:
+        patterns = compile_patterns(cmd.tag, cmd.reference, cmd.patterns)
+    except PatternRefusal as refusal:
+        return refusal.reply
     boxes = await store.list_mailboxes(user_id)
     subs = set(await store.subscriptions(user_id))
     entries = _entries(boxes, subs)
@@ -207,17 +231,16 @@ async def list_mailboxes(
     if subscribed_only:
         for name in subs - set(entries):  # subscribed names that no longer exist
             entries[name] = _Entry(name, None, False, True)
-    regexes = [pattern_regex(cmd.reference, p) for p in cmd.patterns]
+    sub_parents = {p for s in subs for p in parents(s)}  # one pass, not one per listed name
     out: list[bytes] = []
     for name in sorted(entries):
         e = entries[name]
-        if not any(rx.fullmatch(name) for rx in regexes):
+        if not any(p.matches(name) for p in patterns):
             continue
         childinfo = False
         if subscribed_only and not e.subscribed:
             # RFC 5258 §3.5: with RECURSIVEMATCH a parent of subscribed children is listed.
-            has_sub_child = any(s.startswith(name + DELIMITER) for s in subs)
-            if not ("RECURSIVEMATCH" in sel and has_sub_child):
+            if not ("RECURSIVEMATCH" in sel and name in sub_parents):
                 continue
             childinfo = True
         if "SPECIAL-USE" in sel and (e.box is None or not e.box.special_use):
@@ -235,20 +258,23 @@ async def lsub(store: Store, user_id: int, cmd: c.Lsub, *, utf8: bool) -> bytes:
         return r.lsub_item(["\\Noselect"], DELIMITER, "", utf8=utf8) + r.ok(
             cmd.tag, "LSUB completed"
         )
+    try:
+        [rx] = compile_patterns(cmd.tag, cmd.reference, [cmd.pattern])
+    except PatternRefusal as refusal:
+        return refusal.reply
     subs = sorted(set(await store.subscriptions(user_id)))
     existing = {b.name for b in await store.list_mailboxes(user_id)}
-    rx = pattern_regex(cmd.reference, cmd.pattern)
     out: list[bytes] = []
     listed: set[str] = set()
     for name in subs:
-        if rx.fullmatch(name):
+        if rx.matches(name):
             attrs = [] if name in existing else ["\\Noselect"]
             out.append(r.lsub_item(attrs, DELIMITER, name, utf8=utf8))
             listed.add(name)
             continue
         for parent in parents(name):
             # RFC 3501 §6.3.9: "%" matching a parent of a subscribed name lists it \Noselect.
-            if parent not in listed and parent not in subs and rx.fullmatch(parent):
+            if parent not in listed and parent not in subs and rx.matches(parent):
                 out.append(r.lsub_item(["\\Noselect"], DELIMITER, parent, utf8=utf8))
                 listed.add(parent)
     out.append(r.ok(cmd.tag, "LSUB completed"))

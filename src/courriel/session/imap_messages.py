@@ -15,6 +15,10 @@ of row keys only never reads the parse. A large FETCH is sent in pieces of
 about ``FLUSH_BYTES`` so memory stays bounded; everything else is one write. When the plan sets
 \\Seen, it is stored before rendering so FLAGS in the response is current (RFC 9051 §6.4.5).
 
+No command holds the event loop for long (``courriel.session.timeslice``): the FETCH and
+SEARCH loops yield every few milliseconds between messages, and a message of
+``OFFLOAD_BYTES`` or more is rendered or searched in a worker thread.
+
 A message expunged by another session but not yet announced (its EXPUNGE is held back during
 FETCH, STORE and SEARCH, RFC 9051 §7.5.1) keeps its sequence number; a FETCH that needs its
 body cannot have it any more and leaves it out, and the command ends with
@@ -23,10 +27,13 @@ body cannot have it any more and leaves it out, and the command ends with
 
 from __future__ import annotations
 
+import functools
+
 from courriel.mail.message import MessageMeta, SearchFields, search_fields_of
 from courriel.session import imap_fetch, imap_search
 from courriel.session.imap_selected import SelectedView, sorted_flags
 from courriel.session.imap_state import Io, SessionState, readonly_refusal
+from courriel.session.timeslice import OFFLOAD_BYTES, TimeSlice, offload
 from courriel.store.base import Copied, FlagOp, MessageInfo, NotFound
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
@@ -142,10 +149,12 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
         return b"".join(out)
     missing = False
     size = 0
+    turn = TimeSlice()
     for start in range(0, len(uids), META_BATCH):
         batch = uids[start : start + META_BATCH]
         metas = await _load_meta(state, view, batch) if plan.needs_meta else {}
         for uid in batch:
+            await turn.step()  # other clients go on between messages of a long FETCH
             info = view.infos.get(uid)
             seq = view.seq_of(uid)
             raw = await _raw(state, view, uid) if plan.needs_body else None
@@ -157,9 +166,7 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
                 missing = True
                 continue
             try:
-                piece = imap_fetch.render_fetch(
-                    seq, info, plan, meta, raw, utf8=state.utf8, seen_changed=uid in seen_now
-                )
+                piece = await _render(state, plan, (seq, info, meta, raw), uid in seen_now)
             except imap_fetch.UnknownCte as e:
                 return b"".join(out) + r.no(cmd.tag, str(e), r.UNKNOWN_CTE)  # RFC 3516 §4.3
             out.append(piece)
@@ -175,6 +182,27 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
     return b"".join(out)
 
 
+async def _render(
+    state: SessionState,
+    plan: imap_fetch.FetchPlan,
+    message: tuple[int, MessageInfo, MessageMeta | None, bytes | None],
+    seen_changed: bool,
+) -> bytes:
+    """One message's FETCH response; a large message is rendered in a worker thread."""
+    seq, info, meta, raw = message
+    render = functools.partial(
+        imap_fetch.render_fetch,
+        seq,
+        info,
+        plan,
+        meta,
+        raw,
+        utf8=state.utf8,
+        seen_changed=seen_changed,
+    )
+    return await offload(render, heavy=raw is not None and len(raw) >= OFFLOAD_BYTES)
+
+
 async def _fetch_rows(
     io: Io, view: SelectedView, uids: list[int], rows: _RowFetch, out: list[bytes]
 ) -> None:
@@ -183,7 +211,9 @@ async def _fetch_rows(
     infos = view.infos
     seq_of = view.seq_of
     size = sum(map(len, out))
+    turn = TimeSlice()
     for start in range(0, len(uids), META_BATCH):
+        await turn.step()
         first = len(out)
         for uid in uids[start : start + META_BATCH]:
             seq = seq_of(uid)
@@ -262,9 +292,12 @@ async def _search_matches(
     # sequence number is its position in this copy, with no search per message.
     uids = list(view.uids)
     infos = view.infos
+    turn = TimeSlice()
     if not plan.needs_meta and not plan.needs_body:
         # RFC 9051 §6.4.4: flags, UIDs, sizes, internal dates: the view answers alone.
         for seq, uid in enumerate(uids, 1):
+            if seq % 16 == 0:  # up to 256 keys each: a check every few messages
+                await turn.step()
             if imap_search.matches(tree, seq, infos[uid], None, None, view):
                 matched.append((seq, uid))
         return matched
@@ -277,8 +310,13 @@ async def _search_matches(
             info = infos.get(uid)
             if info is None:
                 continue
+            await turn.step()  # BODY and TEXT decode every message: others go on meanwhile
             raw = await _raw(state, view, uid) if plan.needs_body else None
-            if imap_search.matches(tree, seq, info, metas.get(uid), raw, view):
+            found = await offload(
+                functools.partial(imap_search.matches, tree, seq, info, metas.get(uid), raw, view),
+                heavy=raw is not None and len(raw) >= OFFLOAD_BYTES,  # one huge message
+            )
+            if found:
                 matched.append((seq, uid))
     return matched
 
@@ -298,10 +336,13 @@ async def _search_fields(
                 cache.add(uid, search_fields_of(data), names, sent)
     matched: list[tuple[int, int]] = []
     infos = view.infos
+    turn = TimeSlice()
     for seq, uid in enumerate(uids, 1):
         info = infos.get(uid)
         if info is None:
             continue
+        if seq % 16 == 0:
+            await turn.step()
         fields = cache.fields(uid, names, sent)
         if imap_search.matches(tree, seq, info, fields, None, view):
             matched.append((seq, uid))

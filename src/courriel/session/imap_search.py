@@ -31,8 +31,6 @@ Semantics; where the RFCs leave room, the choices are Dovecot's unless said othe
 
 from __future__ import annotations
 
-import bisect
-import functools
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -62,7 +60,6 @@ from courriel.wire.imap.search import (
     SearchText,
     SearchUid,
 )
-from courriel.wire.imap.sequence import SequenceSet
 
 __all__ = [
     "FieldCache",
@@ -211,22 +208,6 @@ class FieldCache:
                 table.pop(uid, None)
 
 
-# --- sequence sets ------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=256)
-def _ranges(sset: SequenceSet, largest: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Starts and ends of the merged ranges, resolved once per command rather than per message."""
-    spans = sset.resolve(largest)
-    return tuple(a for a, _ in spans), tuple(b for _, b in spans)
-
-
-def _in_set(sset: SequenceSet, number: int, largest: int) -> bool:
-    starts, ends = _ranges(sset, largest)
-    i = bisect.bisect_right(starts, number) - 1
-    return i >= 0 and number <= ends[i]
-
-
 # --- evaluation ---------------------------------------------------------------------------------
 
 
@@ -356,11 +337,11 @@ class _Message:
             case SearchSequence(sset):
                 if sset.saved:
                     return info.uid in self.view.saved  # RFC 5182 §2.1
-                return _in_set(sset, self.seq, self.view.max_seq)
+                return sset.contains(self.seq, self.view.max_seq)
             case SearchUid(uids):
                 if uids.saved:
                     return info.uid in self.view.saved
-                return _in_set(uids, info.uid, self.view.max_uid)
+                return uids.contains(info.uid, self.view.max_uid)
             case SearchModSeq(modseq):
                 return info.modseq >= modseq  # RFC 7162 §3.1.5
             case SearchDate(field, op, day):

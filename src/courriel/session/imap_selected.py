@@ -170,21 +170,19 @@ class SelectedView:
         self.pending.difference_update(gone)
         self.saved.difference_update(gone)
         if qresync:
-            for uid in gone:
-                self._drop(uid)
-            return responses.vanished(gone)  # RFC 7162 §3.2.10
-        out: list[bytes] = []
-        for uid in reversed(gone):  # highest first: the lower numbers do not shift meanwhile
-            seq = self.seq_of(uid)
-            assert seq is not None
-            self._drop(uid)
-            out.append(responses.expunge(seq))
-        return b"".join(out)
-
-    def _drop(self, uid: int) -> None:
-        i = bisect_left(self.uids, uid)
-        del self.uids[i]
-        del self.infos[uid]
+            out = responses.vanished(gone)  # RFC 7162 §3.2.10
+        else:
+            # Highest first, so the lower numbers do not shift meanwhile: each one's number
+            # is then its position in the list as it was before any was removed.
+            uids = self.uids
+            out = b"".join(responses.expunge(bisect_left(uids, u) + 1) for u in reversed(gone))
+        # One pass, not one list deletion per message: expunging most of a large mailbox
+        # would otherwise be quadratic.
+        drop = set(gone)
+        self.uids[:] = [u for u in self.uids if u not in drop]
+        for uid in gone:
+            del self.infos[uid]
+        return out
 
     # --- changes made elsewhere -----------------------------------------------------------------
 
@@ -278,12 +276,15 @@ class Listings:
             if self._entries.get(box.id) is not entry or entry.modseq > box.highestmodseq:
                 # Dropped meanwhile, or a store that went back in time (restored): read it all.
                 return await self._load(store, box)
-            # The order of ``refresh``: the caller read HIGHESTMODSEQ first.
-            expunged = await store.expunged_since(box.id, entry.modseq)
-            changed = await store.changes_since(box.id, entry.modseq)
-            _apply(entry.infos, expunged, changed)
-            entry.fields.drop(e.uid for e in expunged)
-            entry.modseq = max(entry.modseq, box.highestmodseq)
+            if entry.modseq < box.highestmodseq:
+                # The order of ``refresh``: the caller read HIGHESTMODSEQ first. Every change
+                # and expunge raises it, so an equal one means nothing to read: concurrent
+                # SELECTs of one mailbox queue on this lock, and need not queue on the store.
+                expunged = await store.expunged_since(box.id, entry.modseq)
+                changed = await store.changes_since(box.id, entry.modseq)
+                _apply(entry.infos, expunged, changed)
+                entry.fields.drop(e.uid for e in expunged)
+                entry.modseq = box.highestmodseq
             self._entries.move_to_end(box.id)
             self._trim()  # the field caches grow between reads
             return list(entry.infos.values()), entry.modseq, entry.fields

@@ -13,9 +13,10 @@ AUTHORIZATION (RFC 1939 §4): USER/PASS and SASL AUTH (RFC 5034) both end in ``_
    checking the password, with ``-ERR [SYS/TEMP]`` (RFC 3206 §4). ``[LOGIN-DELAY]`` (RFC 2449
    §8.1.2) would tell the client the *user* logged in too recently, which is not what happened,
    and ``[AUTH]`` would make clients ask for a new password; SYS/TEMP says "try later, the
-   credentials may well be fine", which is the truth;
+   credentials may well be fine", which is the truth; the text says which limit and how long;
 2. checks the password; a failure is counted (and delayed) by the limiter and answered
-   ``-ERR [AUTH]`` (RFC 3206 §5), one sentence for an unknown user and a wrong password;
+   ``-ERR [AUTH]`` (RFC 3206 §5), one sentence for an unknown user and a wrong password; the
+   ``MAX_SESSION_FAILURES``-th failure in a row says so and closes the connection;
 3. takes the maildrop lock (``-ERR [IN-USE]``, RFC 2449 §8.1.1, while another session holds it)
    and the INBOX snapshot; only then is the core told the client is authenticated.
 
@@ -25,7 +26,9 @@ the numbering must not change under the client.
 
 UPDATE (RFC 1939 §6): ``handle(Quit)`` in TRANSACTION removes the marked messages with one
 ``Store.expunge`` call (the adapter holds ``ctx.transaction()`` around it and the reply), and the
-store publishes the EXPUNGED change that IMAP sessions turn into EXPUNGE responses. A connection
+store publishes the EXPUNGED change that IMAP sessions turn into EXPUNGE responses; the maildrop
+lock is released before the reply is returned, so a client that logs in again at once, on this
+node or another, never finds its maildrop still in use. A connection
 that ends any other way never reaches here, so it deletes nothing. ``close`` releases the lock
 whatever happened.
 
@@ -35,15 +38,17 @@ Every ``store.Unavailable`` (or any ``StoreError`` where none is expected) becom
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Callable
 from typing import assert_never
 
 from courriel.accounts.authenticator import Authenticator
-from courriel.accounts.ratelimit import AuthLimiter
+from courriel.accounts.ratelimit import AuthLimiter, FailureCount
 from courriel.logs import kv
 from courriel.session.pop3_maildrop import DEFAULT_LEASE_SECONDS, Maildrop, MaildropLock
+from courriel.session.timeslice import OFFLOAD_BYTES, offload
 from courriel.store.base import NotFound, Store, StoreError
 from courriel.wire import sasl
 from courriel.wire.pop3 import commands as c
@@ -54,11 +59,6 @@ from courriel.wire.pop3.replies import RespCode
 log = logging.getLogger("courriel.pop3")
 
 SaslResult = sasl.Challenge | sasl.Credentials
-
-
-def too_many_failures() -> bytes:
-    """The limiter refused the attempt before any password check (RFC 3206 §4; see above)."""
-    return replies.err("too many failed logins; try again later", RespCode.SYS_TEMP)
 
 
 def message_gone(msg: int) -> bytes:
@@ -98,6 +98,7 @@ class Pop3Session:
         self.user_address = ""
         self._username = ""  # from USER, for the PASS that follows
         self._exchange: sasl.SaslExchange | None = None
+        self._failures = FailureCount()  # failed logins in a row on this connection
 
     async def handle(self, event: c.Command | c.AuthResponse) -> bytes:
         """The reply to one event from the core."""
@@ -170,14 +171,17 @@ class Pop3Session:
         return await self._login(result.authcid, result.password)
 
     async def _login(self, username: str, password: str) -> bytes:
-        if not await self.limiter.allowed(self.peer_ip, username):
+        refusal = await self.limiter.check(self.peer_ip, username)
+        if refusal is not None:
             log.info("login refused: too many failures", extra=kv(user=username))
-            return too_many_failures()
+            return self._login_failed(refusal.text, RespCode.SYS_TEMP)  # RFC 3206 §4
         user = await self.auth.authenticate(username, password)
         if user is None:
             log.info("login failed", extra=kv(user=username))
             await self.limiter.failed(self.peer_ip, username)
-            return replies.auth_failed()  # RFC 3206 §5
+            return self._login_failed("authentication failed", RespCode.AUTH)  # RFC 3206 §5
+        self._failures.succeeded()
+        await self.limiter.succeeded(self.peer_ip, username)
         lock = MaildropLock(self.store, user.id, self.lock_owner, self.lease_seconds)
         if not await lock.acquire():
             log.info("maildrop in use", extra=kv(user=user.address))
@@ -257,14 +261,35 @@ class Pop3Session:
             )
         except NotFound:
             return message_gone(msg)
+        heavy = len(raw) >= OFFLOAD_BYTES  # byte-stuffing 50 MB is done in a thread
         if lines is None:
-            return replies.message_response(raw)  # RFC 1939 §5, byte-stuffed in one piece
-        return replies.top_response(raw, replies.header_end(raw), lines)  # RFC 1939 §7
+            # RFC 1939 §5, byte-stuffed in one piece
+            return await offload(functools.partial(replies.message_response, raw), heavy=heavy)
+        top = functools.partial(replies.top_response, raw, replies.header_end(raw), lines)
+        return await offload(top, heavy=heavy)  # RFC 1939 §7
+
+    def _login_failed(self, text: str, code: RespCode) -> bytes:
+        """The -ERR for a failed login; the last one allowed in a row also ends the session."""
+        if self._failures.failed():
+            self.conn.close()
+            text += "; too many failed logins, closing the connection"
+        return replies.err(text, code)
 
     # --- UPDATE -------------------------------------------------------------------------------
 
     async def _update(self) -> bytes:
-        """QUIT from TRANSACTION: remove what was marked, in one call (RFC 1939 §6)."""
+        """QUIT from TRANSACTION: remove what was marked, then release the maildrop.
+
+        The lock goes before the ``+OK`` is sent, so a client that logs in again the moment
+        it reads the reply (here or on another node) finds the maildrop free.
+        """
+        try:
+            return await self._remove_marked()
+        finally:
+            await self.close()
+
+    async def _remove_marked(self) -> bytes:
+        """Removes what was marked, in one call (RFC 1939 §6)."""
         drop, lock = self.maildrop, self.lock
         assert drop is not None and lock is not None
         uids = drop.marked_uids()

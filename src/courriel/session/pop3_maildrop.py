@@ -61,6 +61,7 @@ class Maildrop:
         self.uidvalidity = uidvalidity
         self.entries = entries
         self.marked: set[int] = set()  # message numbers marked deleted
+        self._size: int | None = None  # octets of every entry, marked or not
 
     @classmethod
     async def open(cls, store: Store, user_id: int) -> Maildrop:
@@ -77,9 +78,15 @@ class Maildrop:
         return [(n, e) for n, e in enumerate(self.entries, 1) if n not in self.marked]
 
     def totals(self) -> tuple[int, int]:
-        """Count and octets of the messages not marked deleted (RFC 1939 §5, STAT)."""
-        live = self.live()
-        return len(live), sum(e.size for _, e in live)
+        """Count and octets of the messages not marked deleted (RFC 1939 §5, STAT).
+
+        From the whole drop's totals minus the marked ones: a pipelined run of STATs on a
+        large maildrop costs one pass over the marks each, not one over every message.
+        """
+        if self._size is None:
+            self._size = sum(e.size for e in self.entries)
+        marked_size = sum(self.entries[n - 1].size for n in self.marked)
+        return len(self.entries) - len(self.marked), self._size - marked_size
 
     def exists(self, msg: int) -> bool:
         return 1 <= msg <= len(self.entries)

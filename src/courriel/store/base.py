@@ -416,3 +416,9 @@ class Store(DkimKeyStore, Protocol):
 
     async def read_counter(self, key: str, window_seconds: int) -> int:
         """The count of ``key`` in the current window, without counting."""
+
+    async def remember(self, key: str, seconds: float) -> None:
+        """Keeps ``key`` for ``seconds`` from now (a later call moves the expiry)."""
+
+    async def remembered(self, key: str) -> float | None:
+        """When ``key`` expires (seconds since the epoch), or None if it is not kept now."""

@@ -14,6 +14,12 @@ temporary file in the target directory, fsyncs it, renames it into place and fsy
 default executor, which password hashing may keep busy), so many deliveries fsync in parallel:
 disks complete parallel fsyncs many times faster than the same fsyncs one after the other.
 
+``get`` first tries to read the file on the event loop with ``RWF_NOWAIT`` (Linux): the kernel
+then copies the bytes only if they are all in the page cache and answers "would block" instead
+of going to the disk. A recently delivered or read message is served without the hop to a thread
+and back (tens of microseconds, more than the copy); a cold one, or one larger than
+``LOOP_READ_MAX``, is read in a thread as before.
+
 Crash behaviour: a crash between ``put`` and the commit, or between a commit and the ``delete``
 that follows it, leaves a file no row references. Such a file is harmless (it is never read) and
 is rewritten in place if the same content arrives again. A crash can never leave a row without its
@@ -36,6 +42,8 @@ from typing import Any, Protocol, TypeVar
 from courriel.store.base import NotFound, StoreError, Unavailable
 
 T = TypeVar("T")
+LOOP_READ_MAX = 1024 * 1024  # a cached read this size costs the loop well under a millisecond
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 # Parallel fsyncs: the disk gets faster per fsync up to a few dozen in flight.
 DEFAULT_THREADS = 32
@@ -99,8 +107,12 @@ class FileBlobStore:
         return await self._run(self._put, data, blob_id)
 
     async def get(self, blob_id: str) -> bytes:
+        path = self.path(blob_id)
         try:
-            return await self._run(self.path(blob_id).read_bytes)
+            cached = _read_cached(path)
+            if cached is not None:
+                return cached
+            return await self._run(path.read_bytes)
         except FileNotFoundError:
             raise NotFound(f"no blob {blob_id}") from None
 
@@ -157,5 +169,24 @@ def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_cached(path: Path) -> bytes | None:
+    """The file's bytes if the page cache holds all of them, else None (read it in a thread)."""
+    if _NOWAIT is None:
+        return None
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        if size > LOOP_READ_MAX:
+            return None
+        buf = bytearray(size)
+        try:
+            got = os.preadv(fd, [buf], 0, _NOWAIT)
+        except (BlockingIOError, OSError):
+            return None  # not cached (EAGAIN), or RWF_NOWAIT unsupported here (EOPNOTSUPP)
+        return bytes(buf) if got == size else None
     finally:
         os.close(fd)

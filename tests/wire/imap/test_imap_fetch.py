@@ -110,6 +110,9 @@ def test_changedsince_and_vanished(parse) -> None:
         (b"1 BODY[HEADER.FIELDS ()]", b"a1 BAD Expected header field name\r\n"),
         (b"1 BODY[TEXT]<0.0>", b"a1 BAD Expected partial length (non-zero)\r\n"),
         (b"1 BODY[TEXT]<5>", b"a1 BAD Expected '.' in partial\r\n"),
+        # RFC 9051 §6.4.5: a partial always has its length, however large the origin
+        (b"1 BODY[]<4294967296>", b"a1 BAD Expected '.' in partial\r\n"),
+        (b"1 BODY[]<9223372036854775808.1>", b"a1 BAD Expected partial origin\r\n"),
         (b"1 BINARY[HEADER]", b"a1 BAD Invalid section HEADER\r\n"),
         (b"1 UID[1]", b"a1 BAD Unexpected section after UID\r\n"),
         (b"1 (FLAGS", b"a1 BAD Expected ')' to end fetch attributes\r\n"),

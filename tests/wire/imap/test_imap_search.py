@@ -173,3 +173,13 @@ def test_malformed_search(reply, text: bytes, message: bytes) -> None:
 
 def test_search_without_criteria(reply) -> None:
     assert reply(b"a1 SEARCH") == b"a1 BAD Expected search criteria after SEARCH\r\n"
+
+
+def test_search_keys_and_strings_are_bounded(parse, reply) -> None:
+    # Every key is evaluated per message: 256 keys pass, the 257th is a BAD before any work.
+    assert parse(b"a1 SEARCH " + b" ".join([b"SEEN"] * 256))
+    too_many = b"a1 SEARCH " + b" ".join([b"SEEN"] * 256) + b" NOT DRAFT"
+    assert reply(too_many) == b"a1 BAD Too many search keys (limit 256)\r\n"
+    assert parse(b'a1 SEARCH TEXT "' + b"x" * 4096 + b'"')
+    long_string = b'a1 SEARCH TEXT "' + b"x" * 4097 + b'"'
+    assert reply(long_string) == b"a1 BAD Search string longer than 4096 octets\r\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -96,3 +98,15 @@ def test_compress_round_trips(numbers: set[int]) -> None:
         return
     parsed = parse_sequence_set(text, 10_000)
     assert set(parsed.iter(10_000)) == numbers
+
+
+def test_membership_of_a_huge_set_is_a_binary_search() -> None:
+    # 10,000 ranges asked about 20,000 numbers: resolved once, then one bisect per number.
+    sset = parse_sequence_set(b",".join(b"%d" % n for n in range(1, 20000, 2)), 10000)
+    started = time.perf_counter()
+    found = [n for n in range(1, 20001) if sset.contains(n, 20000)]
+    assert found == list(range(1, 20000, 2))
+    assert time.perf_counter() - started < 2.0  # a resolve per call took minutes
+    overlapping = parse_sequence_set(b",".join([b"1:*"] * 10000), 10000)
+    assert overlapping.resolve(7) == [(1, 7)]
+    assert overlapping.contains(7, 7) and not overlapping.contains(8, 7)

@@ -111,9 +111,9 @@ def test_too_big_is_refused_chunk_by_chunk_and_counts_once(smtp):
 
 def test_huge_announced_chunk_is_discarded_as_it_arrives(smtp):
     d = smtp(max_message_bytes=1000)
-    d.feed(ENVELOPE + b"BDAT 1000000 LAST\r\n")
+    d.feed(ENVELOPE + b"BDAT 2000 LAST\r\n")  # a client that ignored SIZE: stay in step
     for _ in range(100):
-        assert d.feed(b"x" * 10_000) in (
+        assert d.feed(b"x" * 20) in (
             b"",
             b"552 5.3.4 message too big: the limit is 1000 octets\r\n",
         )
@@ -128,3 +128,22 @@ def test_refused_chunk_ends_the_transaction(smtp):
     out = d.feed(b"BDAT 2\r\nabBDAT 2 LAST\r\ncd")
     assert out == b"452 4.3.1 out of space for now\r\n503 5.5.1 send MAIL FROM first\r\n"
     assert d.of(BdatLast) == [] and d.of(MessageData) == []
+
+
+def test_chunk_over_the_limit_is_refused_at_once(smtp):
+    # A chunk of 2^64 octets can never be read to stay in step: 552 now, and the
+    # connection closes, instead of waiting for data until the timeout.
+    d = smtp(max_message_bytes=1000)
+    d.feed(ENVELOPE)
+    out = d.feed(b"BDAT 18446744073709551616 LAST\r\n")
+    assert out == b"552 5.3.4 BDAT chunk far over the 1000 octet limit; closing\r\n"
+    assert d.conn.state is State.CLOSED
+    assert d.of(BdatLast) == []
+
+
+def test_refused_bdat_over_the_limit_closes_too(smtp):
+    d = smtp(max_message_bytes=1000)
+    d.hello()  # no MAIL: the chunk would have been read only to be thrown away
+    out = d.feed(b"BDAT 2001\r\n")
+    assert out == b"552 5.3.4 BDAT chunk far over the 1000 octet limit; closing\r\n"
+    assert d.conn.state is State.CLOSED

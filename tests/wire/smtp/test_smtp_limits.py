@@ -95,3 +95,25 @@ def test_delivered_message_resets_the_budget(smtp):
     assert d.conn.errors == 0
     assert d.feed(b"BOGUS\r\n") == b"500 5.5.2 command not recognized\r\n"
     assert d.conn.state is State.READY
+
+
+def test_junk_commands_past_the_limit_count_as_errors(smtp):
+    # Postfix's junk command limit: NOOP, RSET, VRFY and HELP are answered as usual, but past
+    # the limit each one spends the error budget, so a pipelined flood ends with 421.
+    d = smtp(max_junk_commands=4, max_errors=3)
+    d.hello()
+    out = d.feed(b"NOOP\r\nRSET\r\nVRFY x\r\nHELP\r\n")
+    assert out.startswith(b"250 2.0.0 OK\r\n") and b"421" not in out and d.conn.errors == 0
+    out = d.feed(b"NOOP\r\n" * 50)
+    assert out == b"250 2.0.0 OK\r\n" * 3 + b"421 4.7.0 too many errors, closing the connection\r\n"
+    assert d.conn.state is State.CLOSED
+
+
+def test_delivered_message_resets_the_junk_count(smtp):
+    d = smtp(max_junk_commands=2, max_errors=5)
+    d.hello()
+    d.feed(b"NOOP\r\nNOOP\r\nNOOP\r\n")
+    assert d.conn.errors == 1
+    d.feed(b"MAIL FROM:<a@example.net>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nhi\r\n.\r\n")
+    d.feed(b"NOOP\r\nNOOP\r\n")
+    assert d.conn.errors == 0

@@ -13,6 +13,10 @@ Fixed windows admit up to twice the limit across a window boundary; that is acce
 failed-login limits, which only need to make guessing slow. Old buckets are swept on each bump.
 Times come from the caller (the store's clock), never from the database, so SQLite and
 PostgreSQL behave the same.
+
+A *remembered key* is a fact with an expiry ("this account logged in from this address"): one
+row of the same table in bucket ``REMEMBERED``, which no window ever uses (windows count from
+0), so it needs no table of its own and the same sweep removes it once it expires.
 """
 
 from __future__ import annotations
@@ -54,3 +58,24 @@ def read_counter(key: str, now: float, window: int) -> Script[int]:
         (key, int(now // window)),
     )
     return int(rows[0][0]) if rows else 0
+
+
+REMEMBERED = -1  # the bucket of remembered keys; window buckets are never negative
+
+
+def remember(key: str, now: float, seconds: float) -> Script[Done[None]]:
+    yield Query(
+        "INSERT INTO rate_counters (key, bucket, count, expires) VALUES (?, ?, 1, ?) "
+        "ON CONFLICT (key, bucket) DO UPDATE SET expires = excluded.expires",
+        (key, REMEMBERED, now + seconds),
+        rows=False,
+    )
+    return Done(None)
+
+
+def remembered(key: str, now: float) -> Script[float | None]:
+    rows = yield Query(
+        "SELECT expires FROM rate_counters WHERE key = ? AND bucket = ? AND expires >= ?",
+        (key, REMEMBERED, now),
+    )
+    return float(rows[0][0]) if rows else None

@@ -329,3 +329,9 @@ class SqlStore(DkimKeysMixin):
 
     async def read_counter(self, key: str, window_seconds: int) -> int:
         return await self._read(coordination.read_counter(key, time.time(), window_seconds))
+
+    async def remember(self, key: str, seconds: float) -> None:
+        await self._write(coordination.remember(key, time.time(), seconds))
+
+    async def remembered(self, key: str) -> float | None:
+        return await self._read(coordination.remembered(key, time.time()))

@@ -34,6 +34,8 @@ class Limits:
     max_literals: int = 1000  # literals in one command (MULTIAPPEND of many messages)
     max_depth: int = 100  # nesting of parenthesised lists and search keys
     max_ranges: int = 10000  # ranges in one sequence set
+    max_search_keys: int = 256  # keys in one SEARCH, NOT/OR/groups included
+    max_search_string: int = 4096  # octets in one SEARCH string
     max_bad_commands: int = 20  # consecutive errors before BYE
     literal_minus_cap: int = 4096  # RFC 7888 §5: non-synchronising limit under LITERAL-
 
@@ -56,7 +58,7 @@ _SP, _LPAREN, _RPAREN, _DQUOTE, _LBRACE, _TILDE = 0x20, 0x28, 0x29, 0x22, 0x7B, 
 class Reader:
     """A cursor over one command; every method either consumes a token or calls ``fail``."""
 
-    __slots__ = ("_buf", "_i", "_lits", "_pos", "_texts", "depth", "limits", "tag", "utf8")
+    __slots__ = ("_buf", "_i", "_lits", "_pos", "_texts", "depth", "keys", "limits", "tag", "utf8")
 
     def __init__(
         self, texts: list[bytes], literals: list[bytes], tag: str, limits: Limits, utf8: bool
@@ -70,6 +72,7 @@ class Reader:
         self.limits = limits
         self.utf8 = utf8
         self.depth = 0
+        self.keys = 0  # search keys read so far (Limits.max_search_keys)
 
     # --- errors and position ------------------------------------------------------------------
 

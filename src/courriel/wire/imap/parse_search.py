@@ -6,7 +6,9 @@ Theory of operation
 ``SEARCH [RETURN (opts)] [CHARSET name] key *(SP key)``. Each key name maps to one small
 function in ``_KEYS``; sequence sets (digits, ``*``, ``$``) and parenthesised groups are
 recognised by their first byte. NOT, OR and groups recurse, and every level counts against
-``Limits.max_depth``, so ``NOT NOT NOT ...`` cannot exhaust the stack.
+``Limits.max_depth``, so ``NOT NOT NOT ...`` cannot exhaust the stack. Each key is evaluated
+once per message, so their number (``max_search_keys``) and the length of each string
+(``max_search_string``) are bounded too: a search costs at most keys x messages steps.
 
 Only UTF-8 and US-ASCII are accepted as CHARSET; any other is answered with
 ``NO [BADCHARSET (UTF-8 US-ASCII)]`` through ``BadCharset`` (RFC 9051 §6.4.4), which is a
@@ -82,7 +84,11 @@ _ENTRY_TYPES = frozenset({"priv", "shared", "all"})
 
 def _value(r: Reader, key: str) -> str:
     r.sp(f"string after {key}")
-    return r.text(r.astring(f"string after {key}"), f"string after {key}")
+    raw = r.astring(f"string after {key}")
+    if len(raw) > r.limits.max_search_string:
+        # Each string is folded and sought in every message: a longer one only costs time.
+        r.fail(f"Search string longer than {r.limits.max_search_string} octets")
+    return r.text(raw, f"string after {key}")
 
 
 def _date(r: Reader, key: str) -> SearchDate:
@@ -186,6 +192,9 @@ def _group(r: Reader) -> SearchKey:
 
 def search_key(r: Reader) -> SearchKey:
     r.enter()  # nesting of NOT, OR and groups is bounded by Limits.max_depth
+    r.keys += 1  # and every key is evaluated per message: their number is bounded too
+    if r.keys > r.limits.max_search_keys:
+        r.fail(f"Too many search keys (limit {r.limits.max_search_keys})")
     c = r.peek()
     if c == 0x28:
         node = _group(r)

@@ -18,8 +18,10 @@ numbers in, ``1:3,5`` out.
 
 from __future__ import annotations
 
+import bisect
+import functools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 STAR = 0  # stands for "*" in a range; 0 is never a valid sequence number or UID
 MAX_NUMBER = 0xFFFFFFFF  # RFC 9051 §9 nz-number fits in 32 bits
@@ -35,6 +37,15 @@ class SequenceSet:
 
     ranges: tuple[tuple[int, int], ...] = ()
     saved: bool = False  # "$": the session substitutes the saved SEARCH result (RFC 5182)
+    # A set may hold thousands of ranges and is asked about once per message: hashing it
+    # once keeps each lookup of its resolved form (``_bounds``) O(1) rather than O(ranges).
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.ranges, self.saved)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def resolve(self, largest: int) -> list[tuple[int, int]]:
         """Sorted, merged, inclusive ``(low, high)`` ranges with ``*`` replaced by ``largest``.
@@ -71,7 +82,10 @@ class SequenceSet:
         return out
 
     def contains(self, number: int, largest: int) -> bool:
-        return any(a <= number <= b for a, b in self.resolve(largest))
+        """Whether the set names ``number``: a binary search over ranges resolved once."""
+        starts, ends = _bounds(self, largest)
+        i = bisect.bisect_right(starts, number) - 1
+        return i >= 0 and number <= ends[i]
 
     def iter(self, largest: int) -> Iterator[int]:
         """Each number in ``1..largest`` that the set names, ascending, once."""
@@ -82,6 +96,13 @@ class SequenceSet:
         if self.saved:
             return b"$"
         return b",".join(_range_bytes(a, b) for a, b in self.ranges)
+
+
+@functools.lru_cache(maxsize=256)
+def _bounds(sset: SequenceSet, largest: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Starts and ends of the merged ranges, resolved once per set and largest number."""
+    spans = sset.resolve(largest)
+    return tuple(a for a, _ in spans), tuple(b for _, b in spans)
 
 
 def _range_bytes(a: int, b: int) -> bytes:

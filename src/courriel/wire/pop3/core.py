@@ -53,6 +53,7 @@ class Trigger(enum.Enum):
     AUTHENTICATED = "authenticated()"
     QUIT = "QUIT command"
     FATAL = "fatal protocol error"
+    CLOSE = "close()"
 
 
 # Every legal move; anything else is a bug in the caller and raises RuntimeError.
@@ -66,6 +67,7 @@ _TRANSITIONS: dict[tuple[State, Trigger], State] = {
     (State.AUTHORIZATION, Trigger.QUIT): State.CLOSED,  # RFC 1939 §6: no UPDATE before login
     (State.TRANSACTION, Trigger.QUIT): State.UPDATE,  # RFC 1939 §6
     **{(s, Trigger.FATAL): State.CLOSED for s in State},
+    **{(s, Trigger.CLOSE): State.CLOSED for s in State},
 }
 
 # Commands each reading state accepts (RFC 1939 §4-§7, RFC 2449 §5, RFC 2595 §4, RFC 5034 §4).
@@ -184,6 +186,11 @@ class Pop3Connection:
         """The session accepted the credentials: TRANSACTION begins (RFC 1939 §4)."""
         self._move(Trigger.AUTHENTICATED)
         self._after_user = False
+
+    def close(self) -> None:
+        """The session ends the conversation after its current reply (too many failed logins)."""
+        self._move(Trigger.CLOSE)
+        self._buffer.clear()
 
     def tls_started(self) -> None:
         """The STLS handshake completed: forget everything said in the clear (RFC 2595 §4)."""

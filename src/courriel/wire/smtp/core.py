@@ -19,6 +19,13 @@ be executed as if they came under TLS.
 Errors are budgeted: every 4xx/5xx reply, the core's or the session's, counts, and the reply that
 reaches ``max_errors`` is followed by 421 4.7.0 and the connection closes. A delivered message
 resets the count, as Postfix's hard error limit counts errors "without delivering mail".
+Commands that move no mail (NOOP, RSET, VRFY, HELP) are junk past ``max_junk_commands``: each
+further one counts as an error too (Postfix's junk command limit), so a client pipelining
+thousands of NOOPs gets 421 after a few hundred replies instead of keeping a session busy.
+
+A BDAT chunk of more than twice the message limit is refused with 552 at once and the
+connection closed: reading it only to stay in step could take for ever (a size of 2^64).
+Smaller oversized chunks are read and thrown away as they arrive, then refused.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from courriel.wire.smtp.states import REFUSALS, VERBS, State, after_reply
 
 _ESMTP_ONLY = frozenset({"BDAT", "STARTTLS", "AUTH"})
 _NO_TRANSACTION = frozenset({State.START, State.REFUSED, State.FRESH, State.READY, State.CLOSED})
+_JUNK = (ev.Noop, ev.Rset, ev.Vrfy, ev.Help)
 
 
 class UsageError(RuntimeError):
@@ -56,6 +64,7 @@ class SmtpConnection:
         self._authenticated = False
         self._esmtp = False  # EHLO (not HELO) was accepted: extensions are in effect
         self._errors = 0
+        self._junk = 0  # NOOP, RSET, VRFY and HELP since the last delivered message
         self._discarding = False  # dropping the rest of an over-long line
         self._offered_now: Offered | None = None
         # the transaction
@@ -211,9 +220,15 @@ class SmtpConnection:
         self._accepted(event, reply)
         self._enter(after_reply(self._state, event, reply.code))
         data = reply.encode()
-        if reply.code >= 400:
+        if reply.code >= 400 or self._is_junk(event):
             data += self._count_error()
         return data
+
+    def _is_junk(self, event: ev.Event) -> bool:
+        if not isinstance(event, _JUNK):
+            return False
+        self._junk += 1
+        return self._junk > self.config.max_junk_commands
 
     # --- internals --------------------------------------------------------------------------
 
@@ -232,6 +247,7 @@ class SmtpConnection:
             self._authenticated = True
         elif isinstance(event, ev.MessageData | ev.BdatLast) and 200 <= code < 300:
             self._errors = 0
+            self._junk = 0
 
     def _enter(self, state: State) -> None:
         if state in _NO_TRANSACTION:
@@ -415,6 +431,10 @@ class SmtpConnection:
             size, last = cmd.parse_bdat(arg)
         except cmd.CommandError as e:
             self._fail(e.reply, fatal=e.fatal)
+        if size > 2 * self.config.max_message_bytes:
+            # RFC 3030 §2 would have the chunk read to stay in step, but it may never end;
+            # a client that merely ignored SIZE (up to twice the limit) is read and refused.
+            self._fail(r.chunk_too_big(self.config.max_message_bytes), fatal=True, count=False)
         refusal = REFUSALS[self._state].get("BDAT")
         if refusal is None and not self._esmtp:
             refusal = r.SEND_EHLO_FIRST

@@ -154,6 +154,12 @@ TOO_MANY_ERRORS = Reply(421, "4.7.0", "too many errors, closing the connection")
 TLS_PIPELINED = Reply(421, "4.7.0", "data was sent after STARTTLS before TLS started; closing")
 
 
+def chunk_too_big(limit: int) -> Reply:
+    """552 5.3.4 for a BDAT chunk far over the limit: it is never read, so the connection
+    closes (the next command could not be found)."""
+    return Reply(552, "5.3.4", f"BDAT chunk far over the {limit} octet limit; closing")
+
+
 def message_too_big(limit: int) -> Reply:
     """552 5.3.4 naming the limit (RFC 1870 §6)."""
     return Reply(552, "5.3.4", f"message too big: the limit is {limit} octets")

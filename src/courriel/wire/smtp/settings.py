@@ -32,6 +32,9 @@ class SmtpConfig:
     max_message_bytes: int = 50 * 1024 * 1024  # announced in SIZE (RFC 1870)
     max_recipients: int = 100  # per transaction (RFC 5321 §4.5.3.1.8 requires at least 100)
     max_errors: int = 20  # 4xx/5xx replies before 421 and close (Postfix: hard_error_limit)
+    # NOOP, RSET, VRFY and HELP without mail delivered; past it each one counts as an error
+    # (Postfix: smtpd_junk_command_limit), so a flood of them ends with 421 after max_errors.
+    max_junk_commands: int = 100
     smtputf8: bool = True  # RFC 6531
     chunking: bool = True  # CHUNKING and BINARYMIME (RFC 3030)
     dsn: bool = True  # RFC 3461 parameters
