@@ -92,11 +92,9 @@ async def start(
     """The whole path under ``root`` (created, 0755: Postfix's users walk through it) until
     the block ends; raises ``ServerError`` when a part does not start."""
     make_dirs(root, 0, 0)
-    ca = TestCA(root / "ca")
-    address = free_address(25)
     async with contextlib.AsyncExitStack() as stack:
         try:
-            path = await _start_all(stack, root, ca, address, sender, password_hash, users, compare)
+            path = await _start_all(stack, root, sender, password_hash, users, compare)
         except (OSError, RuntimeError) as e:  # the test helpers raise RuntimeError
             raise ServerError(f"relay path: {e}") from e
         yield path
@@ -105,13 +103,13 @@ async def start(
 async def _start_all(
     stack: contextlib.AsyncExitStack,
     root: Path,
-    ca: TestCA,
-    address: str,
     sender: str,
     password_hash: str,
     users: Sequence[str],
     compare: bool,
 ) -> RelayPath:
+    ca = TestCA(root / "ca")
+    address = free_address(25)  # port 25 there: courriel's MX path knows no other port
     cert, key = ca.issue("receiver", [MX])
     rx = await stack.enter_async_context(
         receiving.start_postfix(
