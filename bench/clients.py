@@ -15,6 +15,7 @@ raises ``ClientError``, never a hang.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import re
@@ -130,6 +131,24 @@ class SmtpClient(_Conn):
         got, text = await self.command(line)
         if got != code:
             raise ClientError(f"{line[:40]!r}: expected {code}, got {got} {text[:80]!r}")
+
+    async def starttls(self, ehlo: bytes) -> None:
+        """EHLO, STARTTLS and EHLO again over TLS (RFC 3207 §4.2: the session starts over)."""
+        await self.expect(b"EHLO " + ehlo, 250)
+        await self.expect(b"STARTTLS", 220)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.writer.start_tls(client_tls())
+        except TimeoutError:
+            raise ClientError("TLS handshake not finished within the time limit") from None
+        await self.expect(b"EHLO " + ehlo, 250)
+
+    async def login(self, user: str, password: str) -> None:
+        """AUTH PLAIN with the initial response (RFC 4954 §4, RFC 4616)."""
+        token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode())
+        code, text = await self.command(b"AUTH PLAIN " + token)
+        if code != 235:
+            raise ClientError(f"AUTH refused: {code} {text[:80]!r}")
 
     async def send_mail(self, sender: str, rcpt: str, stuffed: bytes) -> float:
         """One transaction; ``stuffed`` is ``dot_stuff``'s output. Returns when the 250 came."""

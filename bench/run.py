@@ -13,7 +13,8 @@ measures. ``run``:
    their packages installed (``bench.install``), otherwise their columns say why;
 3. starts courriel, Dovecot and Postfix privately on loopback and probes which of courriel's
    protocols answer for real;
-4. runs each workload, printing its tables as soon as they exist;
+4. runs each workload, printing its tables as soon as they exist (the ``relay`` workload starts
+   its own servers: ``bench.servers.relay``);
 5. stops every server it started (also on error or Ctrl-C), checks that courriel's store holds
    every message courriel acknowledged, runs the helper benchmarks (``bench/smtp_core.py`` and
    ``bench/store_bench.py`` when present), prints the machine and writes the JSON file.
@@ -45,6 +46,7 @@ from bench.workloads.imap_scale import ImapScaleWorkload
 from bench.workloads.memory import MemoryWorkload
 from bench.workloads.pop3 import Pop3Workload
 from bench.workloads.push import PushWorkload
+from bench.workloads.relay import RelayWorkload
 from bench.workloads.smtp import SmtpWorkload
 
 WORKLOADS: dict[str, Callable[[], Workload]] = {
@@ -54,6 +56,7 @@ WORKLOADS: dict[str, Callable[[], Workload]] = {
     "memory": MemoryWorkload,
     "push": PushWorkload,
     "pop3": Pop3Workload,
+    "relay": RelayWorkload,
 }
 MIN_REPEATS = 3
 WANT_FILES = 8192
@@ -221,7 +224,9 @@ async def _measure(
         live = await courriel_server.probe(setup.endpoints)
         for protocol in sorted(p for p, ok in live.items() if not ok):
             _say(f"courriel: {protocol} not available yet")
-        ctx = Context(instances, live, args.quick, args.repeats, corpus, root / "vmail", skipped)
+        ctx = Context(
+            instances, live, args.quick, args.repeats, corpus, root / "vmail", skipped, workdir=root
+        )
         for w in workloads:
             t1 = time.perf_counter()
             _say(f"\n-- {w.name} ...")

@@ -13,6 +13,11 @@ The configuration lifts the connection limits (all load comes from 127.0.0.1) an
 the same cost as the hashes shared with Dovecot, so a login costs the same on both; every other
 setting is courriel's default, including durable writes before each acknowledgement.
 
+``configure_relay`` writes the configuration of the courriel the ``relay`` workload measures: a
+second instance with only the ``submission`` listener (STARTTLS, AUTH), resolving mail hosts
+through the run's private DNS server (``[dns] nameservers``), so its queue delivers along its
+real MX path; every ``[queue]`` and ``[relay]`` setting is courriel's default.
+
 ``probe`` tells a live protocol from the stand-in that answers while a protocol engine is not
 built in yet: SMTP's 554 greeting, IMAP's ``* BYE`` greeting, POP3's ``-ERR`` greeting.
 """
@@ -77,6 +82,43 @@ enabled = false
 """
 
 
+_RELAY_TOML = """\
+data_dir = "{data}"
+hostname = "{hostname}"
+
+[auth]
+argon2_time_cost = {t}
+argon2_memory_kib = {m}
+argon2_parallelism = {p}
+
+[limits]
+max_connections = 20000
+max_connections_per_ip = 20000
+
+[log]
+level = "warning"
+
+[dns]
+nameservers = ["{nameserver}"]
+
+[listeners.submission]
+address = "{host}"
+port = {submission}
+[listeners.smtp]
+enabled = false
+[listeners.submissions]
+enabled = false
+[listeners.imap]
+enabled = false
+[listeners.imaps]
+enabled = false
+[listeners.pop3]
+enabled = false
+[listeners.pop3s]
+enabled = false
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Setup:
     config: Path
@@ -103,6 +145,28 @@ def configure(root: Path) -> Setup:
         )
     )
     return Setup(config, Endpoints(smtp=smtp, imap=imap, pop3=pop3))
+
+
+def configure_relay(root: Path, nameserver: str) -> Setup:
+    """The relaying instance's configuration in ``root`` (created); its submission port is
+    ``endpoints.smtp``."""
+    data = root / "data"
+    data.mkdir(parents=True, mode=0o700, exist_ok=True)
+    (submission,) = free_ports(1)
+    config = root / "courriel.toml"
+    config.write_text(
+        _RELAY_TOML.format(
+            data=data,
+            hostname=HOSTNAME,
+            t=HASH_TIME_COST,
+            m=HASH_MEMORY_KIB,
+            p=HASH_PARALLELISM,
+            nameserver=nameserver,
+            host=HOST,
+            submission=submission,
+        )
+    )
+    return Setup(config, Endpoints(smtp=submission))
 
 
 class Courriel:

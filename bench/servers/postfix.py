@@ -14,6 +14,12 @@ serves. ``queue_empty`` looks at the queue directories themselves, because a mes
 stored only once it has left the queue and its Maildir file exists. Anvil's per-client limits
 are lifted (all load comes from one address); everything else keeps Postfix's defaults,
 including its fsync of the queue file before the 250 and of the Maildir file on delivery.
+
+``start_relayer`` is the other role, for the ``relay`` workload: a Postfix that delivers nothing
+itself and relays everything its loopback clients send to one next hop (``relayhost``), with
+STARTTLS offered to its clients and used towards the next hop when offered (``may`` on both
+sides, as courriel does). It trusts 127.0.0.0/8 instead of asking for SASL, which would need a
+SASL server (Dovecot's or Cyrus's) beside it.
 """
 
 from __future__ import annotations
@@ -119,18 +125,98 @@ class Postfix:
         run_quiet(["postfix", "-c", str(self.conf), "stop"], "postfix stop", timeout=60)
 
 
-async def start(root: Path, vmail: Path, addresses: Sequence[str]) -> Postfix:
-    """Starts the private instance in ``root`` (created), delivering under ``vmail``."""
-    nobody = pwd.getpwnam("nobody")
+_RELAYER = """\
+compatibility_level = 3.6
+queue_directory = {spool}
+data_directory = {data}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = {hostname}
+mydomain = {hostname}
+myorigin = $myhostname
+mydestination =
+append_dot_mydomain = no
+inet_interfaces = {host}
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+local_recipient_maps =
+alias_maps =
+alias_database =
+relay_domains =
+relayhost = {relayhost}
+biff = no
+smtputf8_enable = no
+message_size_limit = 52428800
+smtpd_tls_security_level = may
+smtpd_tls_chain_files = {key}, {cert}
+smtp_tls_security_level = may
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+smtpd_client_message_rate_limit = 0
+default_process_limit = 200
+maillog_file = {log}
+maillog_file_prefixes = {root}
+"""
+
+
+def _directories(root: Path) -> tuple[Path, Path, Path]:
     conf, spool, data = root / "conf", root / "spool", root / "data"
     make_dirs(conf, 0, 0)
     make_dirs(spool, 0, 0)
     postfix_user = pwd.getpwnam("postfix")
     make_dirs(data, postfix_user.pw_uid, postfix_user.pw_gid, 0o700)
+    return conf, spool, data
+
+
+async def _launch(conf: Path, spool: Path, main: str, values: dict[str, object]) -> Postfix:
+    """Writes ``main.cf`` and ``master.cf``, starts the instance and waits for its port."""
+    (conf / "main.cf").write_text(main.format(**values))
+    (conf / "master.cf").write_text(MASTER_CF.format(**values))
+    postfix = ["postfix", "-c", str(conf)]
+    run_quiet([*postfix, "set-permissions", "create-missing"], "postfix set-permissions")
+    run_quiet([*postfix, "start"], "postfix start")
+    port = values["port"]
+    assert isinstance(port, int)
+    instance = Postfix(conf, spool, Endpoints(smtp=port))
+    try:
+        await wait_port(port, 30)
+    except ServerError:
+        await instance.stop()
+        raise
+    return instance
+
+
+async def start_relayer(
+    root: Path, relayhost: str, cert: Path, key: Path, hostname: str = "relayer.example.test"
+) -> Postfix:
+    """Starts a relaying instance in ``root`` (created) that sends everything to ``relayhost``
+    (``[address]:port``: no MX lookup)."""
+    conf, spool, data = _directories(root)
+    (port,) = free_ports(1)
+    values: dict[str, object] = {
+        "spool": spool,
+        "data": data,
+        "hostname": hostname,
+        "host": HOST,
+        "port": port,
+        "relayhost": relayhost,
+        "cert": cert,
+        "key": key,
+        "log": root / "postfix.log",
+        "root": root,
+    }
+    return await _launch(conf, spool, _RELAYER, values)
+
+
+async def start(root: Path, vmail: Path, addresses: Sequence[str]) -> Postfix:
+    """Starts the private instance in ``root`` (created), delivering under ``vmail``."""
+    nobody = pwd.getpwnam("nobody")
+    conf, spool, data = _directories(root)
     (port,) = free_ports(1)
     maps = "".join(f"{a} {DOMAIN}/{a.split('@')[0]}/\n" for a in addresses)
     (conf / "vmailbox").write_text(maps)
-    values = {
+    values: dict[str, object] = {
         "spool": spool,
         "data": data,
         "domain": DOMAIN,
@@ -143,15 +229,4 @@ async def start(root: Path, vmail: Path, addresses: Sequence[str]) -> Postfix:
         "root": root,
         "port": port,
     }
-    (conf / "main.cf").write_text(_MAIN.format(**values))
-    (conf / "master.cf").write_text(MASTER_CF.format(**values))
-    postfix = ["postfix", "-c", str(conf)]
-    run_quiet([*postfix, "set-permissions", "create-missing"], "postfix set-permissions")
-    run_quiet([*postfix, "start"], "postfix start")
-    instance = Postfix(conf, spool, Endpoints(smtp=port))
-    try:
-        await wait_port(port, 30)
-    except ServerError:
-        await instance.stop()
-        raise
-    return instance
+    return await _launch(conf, spool, _MAIN, values)

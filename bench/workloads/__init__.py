@@ -38,6 +38,7 @@ class Context:
     corpus: Corpus
     vmail: Path
     skipped: dict[str, str] = field(default_factory=dict)  # server -> why it is not running
+    workdir: Path = Path()  # the run's temporary directory, for servers a workload starts itself
     # Messages courriel acknowledged per account, checked against its store after the run.
     acknowledged: dict[str, int] = field(default_factory=dict)
 

@@ -12,7 +12,7 @@ import io
 import re
 import smtplib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -23,7 +23,6 @@ from courriel import cli
 from courriel.mail.auth.dkim import Algorithm, public_record
 from courriel.store.base import NotFound
 from courriel.store.queue import QueuedMessage
-from courriel.testing import pg
 from courriel.testing.net import free_ports
 from courriel.testing.outbound import (
     PASSWORD,
@@ -187,17 +186,6 @@ def courriel(relay: MailServer, *argv: str) -> tuple[int, str, str]:
     with redirect_stdout(out), redirect_stderr(err):
         status = cli.main(["--config", str(relay.cfg.path), *argv])
     return status, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store_config(request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    """The relay's ``[store]``: the embedded SQLite one, or a new, empty PostgreSQL database."""
-    if request.param == "sqlite":
-        yield ""
-        return
-    server = await pg.require_server(request)
-    async with pg.temporary_database(server) as url:
-        yield f'[store]\nurl = "{url}"\n'
 
 
 def attempted(relay: MailServer, queue_id: str) -> Callable[[], bool]:

@@ -146,6 +146,36 @@ async def test_a_permanent_failure_bounces_to_the_local_sender_at_once(
         await store.queue.get(queue_id)  # both recipients are final and the notice went out
 
 
+async def test_outcomes_of_several_domains_recorded_at_once_make_one_notice(
+    store: Store, worker: Worker, transport: ScriptedTransport, alice: User
+) -> None:
+    # Each domain's outcome goes to the store as soon as it is known, without waiting for the
+    # others; the notice still covers what every domain's record said.
+    transport.script["bob@example.net"] = [Status.PERMANENT]
+    transport.script["carol@example.com"] = [Status.PERMANENT]
+    transport.script["dan@example.org"] = [Status.TEMPORARY]
+    queue_id = await submit(
+        worker,
+        Recipient("bob@example.net"),
+        Recipient("carol@example.com"),
+        Recipient("dan@example.org", notify=("FAILURE",)),
+    )
+    await run_due(worker)
+    [notice] = await inbox(store, alice)
+    blocks = status_of(notice)
+    assert sorted(b["Final-Recipient"] for b in blocks) == [
+        "rfc822; bob@example.net",
+        "rfc822; carol@example.com",
+    ]
+    entry = await store.queue.get(queue_id)
+    states = [(r.address, r.state, r.report) for r in entry.recipients]
+    assert states == [
+        ("bob@example.net", RecipientState.FAILED, None),
+        ("carol@example.com", RecipientState.FAILED, None),
+        ("dan@example.org", RecipientState.QUEUED, None),
+    ]
+
+
 async def test_a_temporary_failure_is_retried_on_the_schedule(
     store: Store, worker: Worker, transport: ScriptedTransport, clock: Clock, alice: User
 ) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from courriel import cli, config
 from courriel.store.base import FlagOp, NewMessage, Store
+from courriel.store.queue import NewEntry, NewRecipient
 from courriel.testing.fill import on_store
 
 T = TypeVar("T")
@@ -44,6 +45,10 @@ async def fill(store: Store) -> None:
     )
     await store.store_flags(inbox.id, [2, 4], FlagOp.ADD, frozenset({"\\Answered", "$Done"}))
     await store.expunge(inbox.id, [3])
+    # Accepted for another server and not relayed yet: it moves with the rest.
+    rcpt = NewRecipient("zoe@example.net", "example.net")
+    away = NewEntry("Q7", "ann@example.org", (rcpt,), b"Subject: away\r\n\r\nx\r\n")
+    await store.queue.enqueue(away, 1_780_000_000.0)
 
 
 async def view(store: Store) -> object:
@@ -53,7 +58,8 @@ async def view(store: Store) -> object:
     assert inbox is not None
     infos = await store.list_messages(inbox.id)
     bodies = [await store.read_message(inbox.id, m.uid) for m in infos]
-    return user, inbox, infos, bodies, await store.expunged_since(inbox.id, 0)
+    queued = [await store.queue.get(e.id) for e in await store.queue.list_entries()]
+    return user, inbox, infos, bodies, await store.expunged_since(inbox.id, 0), queued
 
 
 def test_export_then_import_and_copy(
@@ -71,7 +77,8 @@ def test_export_then_import_and_copy(
     assert capsys.readouterr().out == "schema up to date\n"
     export = tmp_path / "all.jsonl"
     assert cli.main(["db", "export", str(export)]) == 0
-    assert "4 messages" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "4 messages" in out and "1 queue_messages, 1 queue_recipients" in out
     assert cli.main(["--config", str(pg_conf), "db", "migrate"]) == 0
     assert cli.main(["--config", str(pg_conf), "db", "import", str(export)]) == 0
     assert "4 messages" in capsys.readouterr().out

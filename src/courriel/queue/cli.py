@@ -3,9 +3,12 @@
 Theory of operation
 -------------------
 Each action is one store call (``courriel.store.queue.QueueStore``) made by the command's own
-process; the serving processes notice at their next look (``[queue] poll_seconds``), so the
-commands need no channel to the server other than the store. An unknown id is ``NotFound``,
-which ``courriel.cli`` prints as one line with exit status 1.
+process. An action that makes entries due (``retry``, ``flush``, ``release``, ``bounce``) then
+publishes a ``ChangeKind.QUEUE_WAKE`` change through the store's ``Events``, after its commit:
+the queue worker of every serving process wakes at once, on SQLite as on PostgreSQL. The change
+is only a hint; were it lost, the workers still find the entries at their next look
+(``[queue] poll_seconds``). An unknown id is ``NotFound``, which ``courriel.cli`` prints as one
+line with exit status 1.
 
 * ``list``: every entry, oldest first, with its recipients still queued and their last error;
 * ``show ID``: the envelope, every recipient's state, and the message header;
@@ -24,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from courriel.config import Config
-from courriel.store.base import Store
+from courriel.store.base import QUEUE_EVENTS, Change, ChangeKind, Store
 from courriel.store.queue import QueuedMessage, QueuedRecipient, RecipientState
 
 StoreOp = Callable[[argparse.Namespace, Config, Store], Awaitable[None]]
@@ -109,14 +112,22 @@ async def _show(args: argparse.Namespace, cfg: Config, store: Store) -> None:
         print(f"    ... {len(lines) - _HEADER_LINES} more lines")
 
 
+async def _wake(store: Store) -> None:
+    """Tells the serving processes that entries are due now (the store closes after this,
+    sending what was published)."""
+    await store.events.publish(Change(QUEUE_EVENTS, 0, ChangeKind.QUEUE_WAKE))
+
+
 async def _retry(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     entry_id = _entry_id(args.id)
     await store.queue.retry(entry_id, time.time())
+    await _wake(store)
     print(f"{entry_id} will be tried again now")
 
 
 async def _flush(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     n = await store.queue.retry(None, time.time())
+    await _wake(store)
     print(f"{n} message(s) will be tried again now")
 
 
@@ -129,6 +140,7 @@ async def _hold(args: argparse.Namespace, cfg: Config, store: Store) -> None:
 async def _release(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     entry_id = _entry_id(args.id)
     await store.queue.hold(entry_id, False, time.time())
+    await _wake(store)
     print(f"{entry_id} is released and will be tried now")
 
 
@@ -141,6 +153,7 @@ async def _remove(args: argparse.Namespace, cfg: Config, store: Store) -> None:
 async def _bounce(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     entry_id = _entry_id(args.id)
     await store.queue.bounce(entry_id, BOUNCED, time.time())
+    await _wake(store)
     print(f"{entry_id} will be returned to its sender")
 
 

@@ -17,8 +17,12 @@ Each serving process runs one ``Worker``. Its loop:
 4. owes the sender a delay warning once, past ``delay_warning_seconds``, and sends every
    notification owed (``courriel.queue.bounce``) before it gives the lease back; the report is
    cleared only after the notice is stored, so a crash repeats a notice but never loses one;
-5. sleeps until the next entry is due, ``poll_seconds`` at most (so entries queued or released
-   by another process are seen), or until ``wake`` is called (a message was just queued here).
+5. sleeps until the next entry is due, ``poll_seconds`` at most (so entries queued by another
+   process are seen), or until ``wake`` is called: a message was just queued here, or a
+   ``ChangeKind.QUEUE_WAKE`` change arrived through the store's ``Events`` -- what ``courriel
+   queue flush|retry|release|bounce`` publishes from its own process, so the command is acted
+   on at once in every serving process (unix datagrams on SQLite, NOTIFY on PostgreSQL) and
+   ``poll_seconds`` only bounds how long a lost hint can delay it.
 
 Everything about an entry lives in the store, so a restart resumes every schedule where it was:
 an entry leased by a process that died is taken over when its lease expires. ``stop`` ends the
@@ -38,6 +42,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from courriel.config import QueueConfig
 from courriel.logs import kv
@@ -46,7 +51,7 @@ from courriel.queue import bounce
 from courriel.queue.outbound import Recipient, Signer, StoreQueue
 from courriel.queue.schedule import Expire, after_failure, delay_warning_due
 from courriel.queue.transport import OutboundMessage, Outcome, Status, Transport
-from courriel.store.base import Store, StoreError
+from courriel.store.base import QUEUE_EVENTS, Store, StoreError, Subscription
 from courriel.store.queue import (
     QueuedMessage,
     QueuedRecipient,
@@ -100,6 +105,20 @@ class Worker:
 
     async def run(self) -> None:
         """Delivers until ``stop``; never raises for a store or transport failure."""
+        sub = await self._store.events.subscribe(QUEUE_EVENTS)
+        listening = asyncio.create_task(self._listen(sub), name="queue wake-ups")
+        try:
+            await self._loop()
+        finally:
+            listening.cancel()
+            await sub.close()
+
+    async def _listen(self, sub: Subscription) -> None:
+        """Every queue change (or a resynchronisation: one may have been lost) wakes the loop."""
+        async for _change in sub:
+            self.wake()
+
+    async def _loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
@@ -191,19 +210,23 @@ class Worker:
         for r in entry.recipients:
             if r.state is RecipientState.QUEUED and r.next_attempt <= now:
                 by_domain.setdefault(r.domain, []).append(r)
-        latest = [entry]
-        recording = asyncio.Lock()  # one record at a time: the last one returns the newest state
+        recorded: dict[str, QueuedMessage] = {}
 
         async def one(domain: str, rcpts: list[QueuedRecipient]) -> None:
             outcomes = await self._deliver(entry, domain, rcpts)
             when = self._clock()
-            pairs = zip(rcpts, outcomes, strict=True)
-            updates = [self._decide(entry, r, o, when) for r, o in pairs]
-            async with recording:
-                latest[0] = await self._queue.record(entry.id, updates, when)
+            updates = [
+                self._decide(entry, r, o, when) for r, o in zip(rcpts, outcomes, strict=True)
+            ]
+            # Straight to the store, whatever the other domains do: a remote 250 not yet
+            # recorded is the duplicate a crash would cause, so no lock, wait or log line
+            # comes between (the outcomes are logged once they are recorded).
+            recorded[domain] = await self._queue.record(entry.id, updates, when)
+            for r, o, u in zip(rcpts, outcomes, updates, strict=True):
+                self._log(entry, r, o, u.state)
 
         await asyncio.gather(*(one(d, rs) for d, rs in by_domain.items()))
-        return latest[0]
+        return _merged(entry, by_domain, recorded)
 
     async def _deliver(
         self, entry: QueuedMessage, domain: str, rcpts: Sequence[QueuedRecipient]
@@ -250,7 +273,6 @@ class Worker:
                 at = verdict.at  # RFC 5321 §4.5.4.1: retry later
         if state is RecipientState.FAILED and wants_report(r.notify, Report.FAILED):
             report = Report.FAILED
-        self._log(entry, r, o, state)
         return RecipientUpdate(r.idx, state, at, o.code, enhanced, o.text, o.remote_host, report)
 
     @staticmethod
@@ -288,3 +310,21 @@ class Worker:
             return []
         log.info("queue: notice sent", extra=kv(id=entry.id, to=entry.sender, rcpts=len(owed)))
         return covered
+
+
+def _merged(
+    entry: QueuedMessage,
+    by_domain: dict[str, list[QueuedRecipient]],
+    recorded: dict[str, QueuedMessage],
+) -> QueuedMessage:
+    """The entry after every domain's record: each recipient as its own domain's record left
+    it (the records ran concurrently, so none of them alone is sure to have seen all)."""
+    if not recorded:
+        return entry
+    latest = {r.idx: r for r in next(iter(recorded.values())).recipients}
+    for domain, rcpts in by_domain.items():
+        mine = {r.idx: r for r in recorded[domain].recipients}
+        latest.update({r.idx: mine[r.idx] for r in rcpts})
+    return replace(
+        next(iter(recorded.values())), recipients=tuple(latest[i] for i in sorted(latest))
+    )

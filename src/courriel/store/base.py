@@ -190,6 +190,13 @@ class ChangeKind(enum.Enum):
     MAILBOX_DELETED = "deleted"
     # Changes were lost (a subscriber fell behind): reread everything; mailbox_id is 0.
     RESYNC = "resync"
+    # ``courriel queue flush|retry|release|bounce`` made entries due: the queue workers of
+    # every process look now. Published for ``QUEUE_EVENTS``, never for a user.
+    QUEUE_WAKE = "queue"
+
+
+# The subscription key of queue wake-ups (``ChangeKind.QUEUE_WAKE``): no account has id 0.
+QUEUE_EVENTS = 0
 
 
 @dataclass(frozen=True, slots=True)

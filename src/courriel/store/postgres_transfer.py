@@ -75,7 +75,7 @@ class Counts:
 
 async def export_pages(store: Movable) -> AsyncIterator[Page]:
     for table in TABLES:
-        limit = BLOBS_PER_PAGE if table.name == "blobs" else ROWS_PER_PAGE
+        limit = BLOBS_PER_PAGE if table.name == "blobs" or table.large else ROWS_PER_PAGE
         last: Row | None = None
         while True:
             rows = await store.driver.read(read_page(table, last, limit))

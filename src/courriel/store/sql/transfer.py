@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 ``TABLES`` lists, in an order that satisfies every foreign key, each table that holds state
-worth moving and its columns (leases and rate counters are transient and stay behind). ``page``
+worth moving and its columns (leases and rate counters are transient and stay behind: a queue
+entry arrives without its lease, due for the first worker that looks). ``page``
 reads a table in key order, ``limit`` rows after a given key, so an export streams in bounded
 memory; ``load`` inserts rows exactly as read (ids, UIDs, MODSEQs and counters included), and
 ``is_empty`` refuses to load into a store that already holds accounts.
@@ -27,6 +28,7 @@ class Table:
     name: str
     cols: tuple[str, ...]
     key: tuple[str, ...]  # primary key columns: the page order
+    large: bool = False  # rows carry whole messages: read them in short pages
 
 
 TABLES: tuple[Table, ...] = (
@@ -76,6 +78,48 @@ TABLES: tuple[Table, ...] = (
         ("domain_id", "selector", "algorithm", "private_key", "created", "state", "retire_after"),
         ("domain_id", "selector"),
     ),
+    # The outbound queue: mail accepted with 250 and not yet relayed must move with the rest.
+    Table(
+        "queue_messages",
+        (
+            "id",
+            "sender",
+            "ret",
+            "envid",
+            "smtputf8",
+            "body_type",
+            "authenticated",
+            "created",
+            "size",
+            "message",
+            "held",
+            "warned",
+            "next_attempt",
+        ),
+        ("id",),
+        large=True,
+    ),
+    Table(
+        "queue_recipients",
+        (
+            "message_id",
+            "idx",
+            "address",
+            "domain",
+            "notify",
+            "orcpt",
+            "state",
+            "attempts",
+            "next_attempt",
+            "last_attempt",
+            "code",
+            "enhanced",
+            "reason",
+            "remote_host",
+            "report",
+        ),
+        ("message_id", "idx"),
+    ),
 )
 BY_NAME = {t.name: t for t in TABLES}
 # Tables whose ids come from a sequence (PostgreSQL identity, SQLite AUTOINCREMENT).
@@ -119,10 +163,10 @@ def key_of(table: Table, row: Row) -> Row:
 
 
 def is_empty() -> Script[bool]:
-    """True when the store holds no domain, user or message: safe to load into."""
+    """True when the store holds no domain, user, message or queue entry: safe to load into."""
     rows = yield Query(
         "SELECT (SELECT count(*) FROM domains) + (SELECT count(*) FROM users)"
-        " + (SELECT count(*) FROM messages)"
+        " + (SELECT count(*) FROM messages) + (SELECT count(*) FROM queue_messages)"
     )
     return int(rows[0][0]) == 0
 
