@@ -97,6 +97,8 @@ from courriel.queue.transport import Transport
 from courriel.queue.worker import Worker
 from courriel.store.base import Store, StoreError
 from courriel.supervisor import Supervisor, WorkerMain
+from courriel.web.app import listeners as web_listeners
+from courriel.web.server import WebListener
 
 log = logging.getLogger("courriel.app")
 
@@ -156,10 +158,17 @@ handlers: dict[str, HandlerFactory] = {
 class Running:
     """The server once it accepts connections; handed to ``serve``'s ``ready`` callback."""
 
-    def __init__(self, app: App, listeners: list[Listener], bound: list[Bound]) -> None:
+    def __init__(
+        self,
+        app: App,
+        listeners: list[Listener],
+        bound: list[Bound],
+        web: WebListener | None = None,
+    ) -> None:
         self.app = app
         self.listeners = listeners
         self.bound = bound
+        self.web = web
         self._stop = asyncio.Event()
 
     def address(self, listener: str) -> tuple[str, int]:
@@ -167,6 +176,8 @@ class Running:
         for lst in self.listeners:
             if lst.config.name == listener:
                 return lst.addresses[0]
+        if self.web is not None and listener in self.web.addresses:
+            return self.web.addresses[listener][0]
         raise KeyError(listener)
 
     def stop(self) -> None:
@@ -231,10 +242,7 @@ async def _default_opener(cfg: Config) -> Store:
 
 
 def _settings(cfg: Config, tls: TLSManager, bound: list[Bound]) -> str:
-    endpoints = [
-        clientsettings.Endpoint(b.config.name, b.config.implicit_tls, b.address, b.port, b.fallback)
-        for b in bound
-    ]
+    endpoints = clientsettings.endpoints(bound)
     return clientsettings.render(cfg.hostname, endpoints, cert=tls.info, config_path=cfg.path)
 
 
@@ -365,18 +373,22 @@ async def _run(
     relay: Worker | None = None,
 ) -> None:
     bound = prepared.bound
-    made = {b.config.protocol: factories[b.config.protocol](app) for b in bound}
+    mail = [b for b in bound if b.config.protocol != "http"]  # http: ``courriel.web``
+    made = {b.config.protocol: factories[b.config.protocol](app) for b in mail}
     listeners = [
         Listener(b.config, list(b.sockets), made[b.config.protocol], app.tls, app.connections)
-        for b in bound
+        for b in mail
     ]
-    running = Running(app, listeners, bound)
+    web = web_listeners(app.store, app.cfg, app.tls, bound)
+    running = Running(app, listeners, bound, web)
     installed = _install_signals(running, interrupt=not worker)
     delivering: asyncio.Task[None] | None = None
     upkeep = asyncio.create_task(_dkim_upkeep_every(app.store), name="dkim key upkeep")
     try:
         for lst in listeners:
             lst.start()
+        if web is not None:
+            await web.start()
         if relay is not None:
             delivering = asyncio.create_task(relay.run(), name="queue worker")
         if not worker:
@@ -390,7 +402,9 @@ async def _run(
         await asyncio.gather(upkeep, return_exceptions=True)
         log.info("stopping: no new connections")
         await asyncio.gather(*(lst.stop_accepting() for lst in listeners))
-        await app.connections.shutdown(_session_grace(app.cfg.limits.shutdown_grace_seconds))
+        grace = _session_grace(app.cfg.limits.shutdown_grace_seconds)
+        web_stopped = web.stop(grace) if web is not None else asyncio.sleep(0)
+        await asyncio.gather(app.connections.shutdown(grace), web_stopped)
         if relay is not None and delivering is not None:
             await _stop_relay(relay, delivering, app.cfg.limits.shutdown_grace_seconds)
         # The handlers stay until ``serve`` has closed the store: a second SIGTERM during

@@ -89,6 +89,7 @@ async def _records(cfg: Config, store: Store, domain: str) -> list[dnsrecords.Re
         [admin_dkim.record_of(k) for k in keys],
         cfg.listeners,
         self_signed=not cfg.tls.cert,
+        mtasts=cfg.mtasts,
     )
 
 
@@ -118,7 +119,7 @@ def _json(cfg: Config, records: Sequence[dnsrecords.Record]) -> dict[str, Any]:
             {"name": r.name, "type": r.type, "value": r.value, "purpose": r.purpose}
             for r in records
         ],
-        "mta_sts_policy": dnsrecords.mta_sts_policy(cfg.hostname, not cfg.tls.cert),
+        "mta_sts_policy": dnsrecords.mta_sts_policy(cfg.hostname, not cfg.tls.cert, cfg.mtasts),
     }
 
 
@@ -128,7 +129,7 @@ def _text(cfg: Config, records: Sequence[dnsrecords.Record]) -> None:
     for r in records:
         print(f"{r.type:<6} {r.name}\n       {dnsrecords.zone_value(r)}\n       ({r.purpose})")
     print(f"\nMTA-STS policy, served at https://mta-sts.{domain}/.well-known/mta-sts.txt:")
-    for line in dnsrecords.mta_sts_policy(cfg.hostname, not cfg.tls.cert).splitlines():
+    for line in dnsrecords.mta_sts_policy(cfg.hostname, not cfg.tls.cert, cfg.mtasts).splitlines():
         print(f"  {line}")
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from courriel.config import LISTENERS
-from courriel.net.ports import is_loopback
+from courriel.net.ports import Bound, is_loopback
 from courriel.net.tls import CertificateInfo
 
 USER_NAME = "your full e-mail address"
@@ -54,6 +54,15 @@ class Endpoint:
     address: str  # "" = all addresses
     port: int
     fallback: str = ""  # why the preferred port was not used (``net.ports.Bound.fallback``)
+
+
+def endpoints(bound: Sequence[Bound]) -> list[Endpoint]:
+    """The mail listeners among those bound (the web ones are no mail program setting)."""
+    return [
+        Endpoint(b.config.name, b.config.implicit_tls, b.address, b.port, b.fallback)
+        for b in bound
+        if b.config.name in _SERVICES
+    ]
 
 
 def server_name(hostname: str, address: str) -> str:

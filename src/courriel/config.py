@@ -31,8 +31,8 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ListenerConfig:
-    name: str  # smtp, submission, submissions, imap, imaps, pop3, pop3s
-    protocol: str  # smtp | imap | pop3
+    name: str  # smtp, submission, submissions, imap, imaps, pop3, pop3s, https, http
+    protocol: str  # smtp | imap | pop3 | http
     standard_port: int
     implicit_tls: bool
     enabled: bool = True
@@ -49,6 +49,9 @@ LISTENERS: dict[str, tuple[str, int, bool]] = {
     "submissions": ("smtp", 465, True),
     "submission": ("smtp", 587, False),
     "smtp": ("smtp", 25, False),
+    # Client set-up documents and the MTA-STS policy (``courriel.web``); plain HTTP redirects.
+    "https": ("http", 443, True),
+    "http": ("http", 80, False),
 }
 
 
@@ -155,6 +158,15 @@ class MailAuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MtaStsConfig:
+    """The MTA-STS policy served for every hosted domain (RFC 8461 §3.2)."""
+
+    mode: str = "auto"  # auto | testing | enforce | none; auto: testing while self-signed
+    mx: tuple[str, ...] = ()  # host name patterns; () = the hostname
+    max_age: int = 604800  # seconds senders cache the policy (one week)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path  # the file this came from (it need not exist)
     data_dir: Path
@@ -169,6 +181,7 @@ class Config:
     dns: DnsConfig = field(default_factory=DnsConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)
+    mtasts: MtaStsConfig = field(default_factory=MtaStsConfig)
     listeners: tuple[ListenerConfig, ...] = ()
 
     def resolve(self, p: str) -> Path:
@@ -296,8 +309,17 @@ DEFAULT_TOML = """\
 # reject_on_dmarc_reject = true   # false: deliver such mail to Junk instead
 # quarantine_to_junk = true       # false: deliver it to INBOX, marked only by the header
 
-# Listeners: imaps (993), imap (143), pop3s (995), pop3 (110), submissions (465), submission (587)
-# and smtp (25, inbound MX). For each: enabled, address and port. address "" and port 0 mean auto:
+[mtasts]
+# The MTA-STS policy served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt for each hosted
+# domain, and announced by the records `courriel dns DOMAIN` prints. "auto" says testing while
+# the certificate is self-signed (senders enforcing the policy would refuse it), else enforce.
+# mode = "auto"       # auto | testing | enforce | none
+# mx = []             # MX host names (or "*.example.org"); [] = hostname
+# max_age = 604800
+
+# Listeners: imaps (993), imap (143), pop3s (995), pop3 (110), submissions (465), submission (587),
+# smtp (25, inbound MX), https (443: mail client set-up, MTA-STS) and http (80: redirects to
+# https). For each: enabled, address and port. address "" and port 0 mean auto:
 # the standard port on all addresses when the process may bind it, else 10000 + the standard port
 # on 127.0.0.1.
 # [listeners.imaps]
@@ -317,11 +339,13 @@ _SECTIONS: dict[str, type[Any]] = {
     "dns": DnsConfig,
     "relay": RelayConfig,
     "mailauth": MailAuthConfig,
+    "mtasts": MtaStsConfig,
 }
 _CHOICES = {
     ("log", "level"): {"debug", "info", "warning", "error"},
     ("log", "format"): {"text", "json"},
     ("relay", "smarthost_tls"): {"starttls", "tls", "none"},
+    ("mtasts", "mode"): {"auto", "testing", "enforce", "none"},
 }
 
 
@@ -483,6 +507,8 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError("[tls]: set both cert and key, or neither (self-signed certificate)")
     _check_relay(sections["relay"], sections["dns"])
     _check_queue(sections["queue"])
+    if not 0 < sections["mtasts"].max_age <= 31557600:  # RFC 8461 §3.2: at most a year
+        raise ConfigError("[mtasts] max_age: must be 1..31557600 seconds")
     return Config(
         path=path,
         data_dir=data_dir,

@@ -30,11 +30,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from courriel.config import ListenerConfig
+from courriel.config import ListenerConfig, MtaStsConfig
 from courriel.mail.auth.dmarc import DmarcSyntaxError, parse_record
 from courriel.mail.auth.dns import DnsTempError
 
-MTA_STS_MAX_AGE = 604800  # one week (RFC 8461 §3.2 suggests weeks)
+DEFAULT_MTA_STS = MtaStsConfig()
 _SRV = {  # listener -> (service, priority): implicit TLS first (RFC 8314 §5.1)
     "submissions": ("_submissions._tcp", 0),
     "submission": ("_submission._tcp", 10),
@@ -53,10 +53,21 @@ class Record:
     purpose: str
 
 
-def mta_sts_policy(hostname: str, self_signed: bool) -> str:
-    """The policy text served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt (RFC 8461 §3.2)."""
-    mode = "testing" if self_signed else "enforce"
-    return f"version: STSv1\nmode: {mode}\nmx: {hostname}\nmax_age: {MTA_STS_MAX_AGE}\n"
+def mta_sts_policy(
+    hostname: str, self_signed: bool, settings: MtaStsConfig = DEFAULT_MTA_STS
+) -> str:
+    """The policy text served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt (RFC 8461 §3.2).
+
+    ``courriel.web.mtasts`` serves exactly this text and ``records_for`` digests it, so the
+    ``_mta-sts`` id changes exactly when the served policy does.
+    """
+    mode = settings.mode
+    if mode == "auto":
+        mode = "testing" if self_signed else "enforce"
+    lines = ["version: STSv1", f"mode: {mode}"]
+    lines += [f"mx: {mx}" for mx in settings.mx or (hostname,)]
+    lines.append(f"max_age: {settings.max_age}")
+    return "\r\n".join(lines) + "\r\n"  # RFC 8461 §3.2: lines end in CRLF (LF is accepted)
 
 
 def records_for(
@@ -66,9 +77,10 @@ def records_for(
     listeners: Sequence[ListenerConfig],
     *,
     self_signed: bool,
+    mtasts: MtaStsConfig = DEFAULT_MTA_STS,
 ) -> list[Record]:
     """Every record ``domain`` should publish; ``dkim`` is (name, value) per published key."""
-    policy = mta_sts_policy(hostname, self_signed)
+    policy = mta_sts_policy(hostname, self_signed, mtasts)
     sts_id = hashlib.sha256(policy.encode()).hexdigest()[:20]  # RFC 8461 §3.1: 1-32 alnum
     out = [
         Record(domain, "MX", f"10 {hostname}", f"mail for {domain} is delivered to {hostname}"),
