@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from typing import Any
 
-import aiohttp
 import pytest
 
 from courriel.dnsrecords import mta_sts_policy
 from courriel.mail.mtasts import Mode, parse_policy
 from courriel.testing.server import MailServer, start_server
+from courriel.testing.web import fetch
 
 DOMAIN = "example.org"
 ADDRESS = f"alice@{DOMAIN}"
@@ -28,24 +26,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailServer]:
         yield s
     finally:
         s.stop()
-
-
-async def _fetch(
-    server: MailServer, method: str, path: str, *, host: str = "", data: bytes | None = None
-) -> tuple[int, str, bytes]:
-    url = f"https://127.0.0.1:{server.port('https')}{path}"
-    headers = {"Host": host} if host else {}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(
-            method, url, headers=headers, data=data, ssl=server.ssl_context(), allow_redirects=False
-        ) as r,
-    ):
-        return r.status, r.headers.get("Content-Type", ""), await r.read()
-
-
-def fetch(server: MailServer, method: str, path: str, **kw: Any) -> tuple[int, str, bytes]:
-    return asyncio.run(_fetch(server, method, path, **kw))
 
 
 def _thunderbird(body: bytes) -> dict[tuple[str, str, str], dict[str, str]]:

@@ -87,12 +87,12 @@ class WebListener:
         tls: TLSManager,
         limits: LimitsConfig,
         *,
-        head_timeout: float = HEAD_TIMEOUT,
+        head_timeout: float | None = None,
     ) -> None:
         self.bound = bound
         self.tls = tls
         self.limits = limits
-        self.head_timeout = head_timeout
+        self.head_timeout = HEAD_TIMEOUT if head_timeout is None else head_timeout
         self._watch: dict[RequestHandler, _Watch] = {}
         self._per_ip: Counter[str] = Counter()
         self._runners: dict[str, web.AppRunner] = {}
