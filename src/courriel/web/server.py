@@ -220,8 +220,7 @@ class WebListener:
                 sock.close()
                 log.info("web connection failed: %s", str(e) or type(e).__name__)
                 return
-            assert isinstance(transport, asyncio.Transport)
-            watch = _Watch(transport)
+            watch = _Watch(transport)  # asyncio's or uvloop's: not always an asyncio.Transport
             self._watch[handler] = watch
             self._arm(watch)
             try:
