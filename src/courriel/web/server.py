@@ -110,16 +110,12 @@ class WebListener:
             )
         self._accepting: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def addresses(self) -> dict[str, list[tuple[str, int]]]:
-        """listener name -> where it accepts connections."""
-        out: dict[str, list[tuple[str, int]]] = {}
-        for lc, socks in self.bound:
+        # listener name -> where it accepts connections (read once: the sockets close at stop)
+        self.addresses: dict[str, list[tuple[str, int]]] = {}
+        for lc, socks in bound:
             for s in socks:
                 host, port = s.getsockname()[:2]
-                out.setdefault(lc.name, []).append((normalize_ip(host), port))
-        return out
+                self.addresses.setdefault(lc.name, []).append((normalize_ip(host), port))
 
     async def start(self) -> None:
         for runner in self._runners.values():
