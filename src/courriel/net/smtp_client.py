@@ -219,8 +219,9 @@ class SmtpTransport:
         return hosts, policy
 
     async def _host_tls(
-        self, host: str, policy: Policy | None, domain: str, message: OutboundMessage
+        self, mail_host: MailHost, policy: Policy | None, domain: str, message: OutboundMessage
     ) -> HostTls:
+        host = mail_host.name
         smarthost = self.settings.smarthost
         if smarthost is not None:
             if smarthost.tls == "none":
@@ -230,6 +231,14 @@ class SmtpTransport:
             try:
                 records, secure = await self._dns.tlsa(f"_25._tcp.{host}")
             except DnsFailure as e:
+                if mail_host.authenticated:
+                    # RFC 7672 §2.2: the MX answer was validated, so the zone is signed and a
+                    # failing TLSA lookup may be a forged or stripped answer: not this host.
+                    raise DnsFailure(
+                        f"the TLSA records of {host} could not be validated ({e.text}); "
+                        "not delivering without DANE",
+                        temporary=True,
+                    ) from e
                 # Without DNSSEC knowledge of the host's zone a failing TLSA lookup cannot be
                 # told from a zone that never had one (many old servers fail the unknown type);
                 # delivery goes on with the TLS the rest of the policy asks for.
@@ -247,7 +256,7 @@ class SmtpTransport:
     async def _targets(
         self, host: MailHost, policy: Policy | None, domain: str, message: OutboundMessage
     ) -> list[Target]:
-        tls = await self._host_tls(host.name, policy, domain, message)
+        tls = await self._host_tls(host, policy, domain, message)
         smarthost = self.settings.smarthost
         addresses = await self._dns.addresses(host.name)
         if smarthost is not None:
