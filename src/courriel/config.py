@@ -140,6 +140,7 @@ class RelayConfig:
     smarthost_password_file: str = ""  # file holding the password (first line)
     max_connections: int = 100  # outbound connections in use at once
     max_connections_per_destination: int = 20  # to one domain (or the smarthost)
+    max_messages_per_minute_per_destination: int = 0  # 0 = no limit; per serving process
     connection_idle_seconds: float = 5.0  # an idle connection is kept this long for reuse
     connection_reuse_seconds: float = 300.0  # and reused for at most this long
     timeout_scale: float = 1.0  # multiplies RFC 5321's timeouts (tests shrink them)
@@ -293,6 +294,7 @@ DEFAULT_TOML = """\
 # smarthost_password_file = "/etc/courriel/smarthost-password"
 # max_connections = 100
 # max_connections_per_destination = 20
+# max_messages_per_minute_per_destination = 0   # 0: no limit; counted in each process
 # connection_idle_seconds = 5     # idle connections are kept this long for the next message
 # connection_reuse_seconds = 300
 # timeout_scale = 1               # multiplies the RFC 5321 timeouts

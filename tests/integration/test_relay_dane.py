@@ -1,35 +1,24 @@
 """DANE on the relay against a real Postfix: the TLSA records decide, when DNS says validated.
 
-No validating resolver runs here (that needs a signed zone and a trust anchor), so a scripted
-DNS server (``courriel.testing.scripted_dns``) gives the resolver's verdict, the AD bit; the
-lookup, the TLS handshake with Postfix and the certificate match are real. The transport gets
+Here a scripted DNS server (``courriel.testing.scripted_dns``) gives the resolver's verdict,
+the AD bit, so every TLSA usage can be tried without signing a zone for each; the lookup, the
+TLS handshake with Postfix and the certificate match are real. test_relay_dane_dnssec.py runs
+the same path behind a real validating resolver. The transport gets
 no CA file: with DANE the trust comes from the TLSA record, not from a certificate authority.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from courriel.queue.outbound import Recipient
 from courriel.queue.transport import OutboundMessage, Outcome, Status
-from courriel.testing.certs import leaf_der
+from courriel.testing.certs import leaf_der, spki_sha256
 from courriel.testing.postfix import Postfix
 from courriel.testing.relay import RECEIVER_DOMAIN, make_transport
 from courriel.testing.scripted_dns import Answers, serve_dns
 
 MX = f"mx1.{RECEIVER_DOMAIN}"
-
-
-def spki_sha256(der: bytes) -> str:
-    key = x509.load_der_x509_certificate(der).public_key()
-    spki = key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(spki).hexdigest()
 
 
 async def deliver(receiver: Postfix, tlsa: str, *, authentic: bool) -> Outcome:

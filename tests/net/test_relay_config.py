@@ -23,7 +23,8 @@ async def test_smarthost_with_login(tmp_path: Path) -> None:
         tmp_path,
         '[dns]\nnameservers = ["127.0.0.1:5353"]\n[relay]\nsmarthost = "smtp.example.net:465"\n'
         'smarthost_tls = "tls"\nsmarthost_user = "me@example.net"\nsmarthost_password_file = "pw"\n'
-        "timeout_scale = 0.5\nmax_connections_per_destination = 3\n",
+        "timeout_scale = 0.5\nmax_connections_per_destination = 3\n"
+        "max_messages_per_minute_per_destination = 120\n",
     )
     transport = from_config(cfg)
     s = transport.settings
@@ -32,6 +33,7 @@ async def test_smarthost_with_login(tmp_path: Path) -> None:
     assert (s.smarthost.host, s.smarthost.port, s.smarthost.tls) == ("smtp.example.net", 465, "tls")
     assert s.smarthost.login.password == "s3cret"
     assert s.timeouts.greeting == 150.0 and s.max_per_destination == 3
+    assert s.max_messages_per_minute == 120
     await transport.close()
 
 

@@ -24,8 +24,10 @@ Theory of operation
 
 Limits: one semaphore for all deliveries (``max_connections``) and one per destination
 (``max_per_destination``), held while a connection is in use; idle pooled connections do not
-hold them. ``deliver`` never raises: an unexpected exception is logged with its trace and
-becomes a temporary outcome, so one bug cannot take the queue worker down.
+hold them. A message rate per destination (``net/rate_limit.py``), when set, is waited for
+before those, up to ``rate_wait_seconds``; a longer wait defers the message instead.
+``deliver`` never raises: an unexpected exception is logged with its trace and becomes a
+temporary outcome, so one bug cannot take the queue worker down.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from courriel.mail.mtasts import Mode, Policy
 from courriel.net import dane
 from courriel.net.mtasts import MtaSts
 from courriel.net.outbound_tls import CLEAR, OPPORTUNISTIC, Contexts, HostTls, TlsLevel
+from courriel.net.rate_limit import Rates
 from courriel.net.resolver import DnsFailure, DnsResolver, MailHost, a_label
 from courriel.net.smtp_conn import (
     Connection,
@@ -77,6 +80,8 @@ class ClientSettings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_connections: int = 100
     max_per_destination: int = 20  # Postfix's default_destination_concurrency_limit
+    max_messages_per_minute: int = 0  # per destination; 0 = no limit
+    rate_wait_seconds: float = 60.0  # a longer wait for the rate defers the message
     idle_seconds: float = 5.0
     reuse_seconds: float = 300.0
     ca_file: str | None = None  # a private CA trusted besides the system's
@@ -107,6 +112,7 @@ class SmtpTransport:
         self.pool = Pool(settings.idle_seconds, settings.reuse_seconds)
         self._global = asyncio.Semaphore(settings.max_connections)
         self._per_destination: dict[str, _Destination] = {}
+        self._rates = Rates(settings.max_messages_per_minute, settings.rate_wait_seconds)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -145,6 +151,12 @@ class SmtpTransport:
         outcomes: list[Outcome | None] = [None] * len(message.recipients)
         failures: list[HostFailure] = []
         key = self.settings.smarthost.host if self.settings.smarthost else domain
+        wait = self._rates.reserve(key)
+        if wait is None:
+            rate = f"{self._rates.per_minute} messages a minute"
+            text = f"rate limit for {key} reached ({rate}), retrying"
+            return _all(message, Status.TEMPORARY, text, "4.4.5")  # RFC 3463: congestion
+        await asyncio.sleep(wait)
         async with self._slot(key):
             for host in hosts:
                 try:
@@ -219,8 +231,9 @@ class SmtpTransport:
         return hosts, policy
 
     async def _host_tls(
-        self, host: str, policy: Policy | None, domain: str, message: OutboundMessage
+        self, mail_host: MailHost, policy: Policy | None, domain: str, message: OutboundMessage
     ) -> HostTls:
+        host = mail_host.name
         smarthost = self.settings.smarthost
         if smarthost is not None:
             if smarthost.tls == "none":
@@ -230,6 +243,14 @@ class SmtpTransport:
             try:
                 records, secure = await self._dns.tlsa(f"_25._tcp.{host}")
             except DnsFailure as e:
+                if mail_host.authenticated:
+                    # RFC 7672 §2.2: the MX answer was validated, so the zone is signed and a
+                    # failing TLSA lookup may be a forged or stripped answer: not this host.
+                    raise DnsFailure(
+                        f"the TLSA records of {host} could not be validated ({e.text}); "
+                        "not delivering without DANE",
+                        temporary=True,
+                    ) from e
                 # Without DNSSEC knowledge of the host's zone a failing TLSA lookup cannot be
                 # told from a zone that never had one (many old servers fail the unknown type);
                 # delivery goes on with the TLS the rest of the policy asks for.
@@ -247,7 +268,7 @@ class SmtpTransport:
     async def _targets(
         self, host: MailHost, policy: Policy | None, domain: str, message: OutboundMessage
     ) -> list[Target]:
-        tls = await self._host_tls(host.name, policy, domain, message)
+        tls = await self._host_tls(host, policy, domain, message)
         smarthost = self.settings.smarthost
         addresses = await self._dns.addresses(host.name)
         if smarthost is not None:
@@ -413,6 +434,7 @@ def from_config(cfg: Config) -> SmtpTransport:
         timeouts=Timeouts().scaled(relay.timeout_scale),
         max_connections=relay.max_connections,
         max_per_destination=relay.max_connections_per_destination,
+        max_messages_per_minute=relay.max_messages_per_minute_per_destination,
         idle_seconds=relay.connection_idle_seconds,
         reuse_seconds=relay.connection_reuse_seconds,
         ca_file=str(cfg.resolve(relay.tls_ca_file)) if relay.tls_ca_file else None,

@@ -12,6 +12,7 @@ a client trusts. Keys are small EC keys so making a few per test run costs milli
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 from pathlib import Path
 
@@ -110,3 +111,12 @@ def leaf_der(cert_path: Path) -> bytes:
     """The first certificate of a PEM chain file, as DER."""
     cert = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
     return cert.public_bytes(serialization.Encoding.DER)
+
+
+def spki_sha256(der: bytes) -> str:
+    """The SHA-256 of a certificate's public key, hex: the data of a "3 1 1" TLSA record."""
+    key = x509.load_der_x509_certificate(der).public_key()
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()

@@ -5,8 +5,9 @@ Theory of operation
 ``Scripted`` answers EHLO with the extensions given, MAIL and RSET with 250, RCPT with the
 reply listed for that address (250 otherwise), DATA with 354 and, after the terminator, with
 ``data_reply``; STARTTLS when a server ``ssl.SSLContext`` is given. It counts connections and
-records each command and message, so a test can check what the client sent. A test that
-needs misbehaviour (garbage, endless replies, a stall) passes its own ``handler`` instead.
+records each command and message (and when it arrived), so a test can check what the client
+sent and how fast. A test that needs misbehaviour (garbage, endless replies, a stall) passes
+its own ``handler`` instead.
 ``serve`` listens on ``address:port`` until the block ends and closes every connection.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -32,6 +34,7 @@ class Scripted:
     connections: int = 0
     commands: list[str] = field(default_factory=list)
     messages: list[bytes] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)  # time.monotonic() of each message
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -62,6 +65,7 @@ class Scripted:
                 writer.write(b"354 go ahead\r\n")
                 await writer.drain()
                 self.messages.append(await reader.readuntil(b"\r\n.\r\n"))
+                self.received_at.append(time.monotonic())
                 writer.write(self.data_reply.encode() + b"\r\n")
             elif verb == "QUIT":
                 writer.write(b"221 2.0.0 bye\r\n")
