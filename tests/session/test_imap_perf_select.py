@@ -160,5 +160,7 @@ async def test_row_fetch_renders_as_render_fetch(
         imap_fetch.render_fetch(view.seq_of(u) or 0, view.infos[u], plan, None, None, utf8=False)
         for u in view.resolve(cmd.sequence_set, uid=cmd.uid)
     )
-    tag = b"f OK " + (b"UID FETCH" if cmd.uid else b"FETCH") + b" completed\r\n"
+    # RFC 7162 §3.1: a FETCH of MODSEQ is the first CONDSTORE-enabling command here
+    code = b"" if condstore or b"MODSEQ" not in command else b"[HIGHESTMODSEQ %d] " % view.modseq
+    tag = b"f OK " + code + (b"UID FETCH" if cmd.uid else b"FETCH") + b" completed\r\n"
     assert b"".join(io.sent) + reply == expected + tag

@@ -313,8 +313,11 @@ class StatusFn:
         return r.status(box.name, pairs, utf8=self.utf8)
 
 
-async def status(store: Store, user_id: int, cmd: c.Status, status_of: StatusFn) -> bytes:
+async def status(
+    store: Store, user_id: int, cmd: c.Status, status_of: StatusFn, code: bytes | None = None
+) -> bytes:
+    """``code`` is the tagged OK's response code (``[HIGHESTMODSEQ]``, RFC 7162 §3.1)."""
     box = await store.get_mailbox(user_id, cmd.mailbox)
     if box is None:
         return r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
-    return await status_of(box, cmd.items) + r.ok(cmd.tag, "STATUS completed")
+    return await status_of(box, cmd.items) + r.ok(cmd.tag, "STATUS completed", code)

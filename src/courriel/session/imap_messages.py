@@ -123,8 +123,9 @@ class _RowFetch:
 async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
     view = state.selected()
     attributes = cmd.attributes
-    if cmd.changedsince is not None:
-        state.condstore = True  # RFC 7162 §3.1: CHANGEDSINCE enables CONDSTORE
+    first = False
+    if cmd.changedsince is not None or FetchItem.MODSEQ in attributes:
+        first = state.enable_condstore()  # RFC 7162 §3.1: CHANGEDSINCE or MODSEQ enables it
     if cmd.vanished and not state.qresync:
         return r.bad(cmd.tag, "VANISHED needs QRESYNC enabled")  # RFC 7162 §3.2.6
     uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
@@ -145,7 +146,7 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
     if _RowFetch.applies(plan):
         await _fetch_rows(io, view, uids, _RowFetch(plan), out)
         out.append(await state.refresh(allow_expunge=cmd.uid))
-        out.append(r.ok(cmd.tag, ("UID FETCH" if cmd.uid else "FETCH") + " completed"))
+        out.append(_fetch_ok(state, cmd, first))
         return b"".join(out)
     missing = False
     size = 0
@@ -178,8 +179,13 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
     if missing:
         out.append(r.no(cmd.tag, "Some messages were expunged", r.EXPUNGEISSUED))
     else:
-        out.append(r.ok(cmd.tag, ("UID FETCH" if cmd.uid else "FETCH") + " completed"))
+        out.append(_fetch_ok(state, cmd, first))
     return b"".join(out)
+
+
+def _fetch_ok(state: SessionState, cmd: c.Fetch, first: bool) -> bytes:
+    text = ("UID FETCH" if cmd.uid else "FETCH") + " completed"
+    return r.ok(cmd.tag, text, state.condstore_code(first))
 
 
 async def _render(
@@ -230,8 +236,9 @@ async def store(state: SessionState, cmd: c.Store) -> bytes:
     view = state.selected()
     if view.readonly:
         return readonly_refusal(cmd.tag)
+    first = False
     if cmd.unchangedsince is not None:
-        state.condstore = True  # RFC 7162 §3.1: UNCHANGEDSINCE enables CONDSTORE
+        first = state.enable_condstore()  # RFC 7162 §3.1: UNCHANGEDSINCE enables CONDSTORE
     uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
     op = _OPS.get(cmd.mode, FlagOp.REPLACE)
     flags = frozenset(f for f in cmd.flags if f.upper() != "\\RECENT")
@@ -247,8 +254,11 @@ async def store(state: SessionState, cmd: c.Store) -> bytes:
             continue
         out.append(_store_fetch(seq, info, cmd, condstore=state.condstore))
     out.append(await state.refresh(allow_expunge=cmd.uid))
-    code = None
+    code = state.condstore_code(first)
     if result.modified:
+        if code is not None:
+            # One code per response: MODIFIED takes the tagged OK, HIGHESTMODSEQ goes untagged.
+            out.append(r.untagged("OK", "Highest", code))
         numbers = result.modified if cmd.uid else [view.seq_of(u) or 0 for u in result.modified]
         code = r.modified(n for n in numbers if n)  # RFC 7162 §3.1.3
     out.append(r.ok(cmd.tag, ("UID STORE" if cmd.uid else "STORE") + " completed", code))
@@ -354,8 +364,9 @@ async def search(state: SessionState, cmd: c.Search) -> bytes:
     plan = imap_search.plan_search(cmd.criteria)
     matched = await _search_matches(state, view, plan, cmd.criteria)
     modseq = None
+    first = False
     if _uses_modseq(cmd.criteria):
-        state.condstore = True  # RFC 7162 §3.1: a MODSEQ search key enables CONDSTORE
+        first = state.enable_condstore()  # RFC 7162 §3.1: a MODSEQ search key enables it
         modseq = max((view.infos[u].modseq for _, u in matched), default=0) or None
     numbers = [u if cmd.uid else n for n, u in matched]
     returns = cmd.returns
@@ -368,7 +379,8 @@ async def search(state: SessionState, cmd: c.Search) -> bytes:
     else:
         out = [imap_search.esearch_response(cmd.tag, cmd.uid, returns, numbers, modseq=modseq)]
     out.append(await state.refresh(allow_expunge=cmd.uid))
-    out.append(r.ok(cmd.tag, ("UID SEARCH" if cmd.uid else "SEARCH") + " completed"))
+    text = ("UID SEARCH" if cmd.uid else "SEARCH") + " completed"
+    out.append(r.ok(cmd.tag, text, state.condstore_code(first)))
     return b"".join(out)
 
 
