@@ -73,16 +73,18 @@ async def _raw(state: SessionState, view: SelectedView, uid: int) -> bytes | Non
         return None  # expunged by another session, announcement held back
 
 
-async def _mark_seen(state: SessionState, view: SelectedView, uids: list[int]) -> set[int]:
+async def _mark_seen(
+    state: SessionState, view: SelectedView, uids: list[int]
+) -> tuple[set[int], bytes]:
+    """Sets \\Seen; the UIDs it changed and the FLAGS to send before their FETCH responses."""
     unseen = [u for u in uids if "\\Seen" not in view.infos[u].flags]
     if not unseen:
-        return set()
+        return set(), b""
     result = await state.store.store_flags(
         view.mailbox.id, unseen, FlagOp.ADD, frozenset({"\\Seen"})
     )
-    for info in result.changed:
-        view.update(info)
-    return {i.uid for i in result.changed}
+    announce = view.absorb(result.changed)
+    return {i.uid for i in result.changed}, announce
 
 
 class _RowFetch:
@@ -142,7 +144,10 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
     plan = imap_fetch.plan_fetch(
         attributes, uid=cmd.uid, condstore=state.condstore, read_only=view.readonly
     )
-    seen_now = await _mark_seen(state, view, uids) if plan.sets_seen else set()
+    seen_now: set[int] = set()
+    if plan.sets_seen:
+        seen_now, announce = await _mark_seen(state, view, uids)
+        out.append(announce)
     if _RowFetch.applies(plan):
         await _fetch_rows(io, view, uids, _RowFetch(plan), out)
         out.append(await state.refresh(allow_expunge=cmd.uid))
@@ -246,8 +251,7 @@ async def store(state: SessionState, cmd: c.Store) -> bytes:
         view.mailbox.id, uids, op, flags, unchanged_since=cmd.unchangedsince
     )
     out = [view.learn_keywords(flags) if op is not FlagOp.REMOVE else b""]
-    for info in result.changed:
-        view.update(info)
+    out.append(view.absorb(result.changed))  # keywords set elsewhere meanwhile, announced first
     for info in sorted(result.changed, key=lambda i: i.uid):
         seq = view.seq_of(info.uid)
         if seq is None:

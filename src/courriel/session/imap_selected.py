@@ -162,6 +162,16 @@ class SelectedView:
         if info.uid in self.infos:
             self.infos[info.uid] = info
 
+    def absorb(self, infos: Iterable[MessageInfo]) -> bytes:
+        """Takes the store's rows for messages this session just changed; untagged FLAGS when
+        they carry a keyword another session set meanwhile, to go before any FETCH shows it
+        (RFC 3501 §7.2.6, RFC 9051 §7.3.5)."""
+        keywords: set[str] = set()
+        for info in infos:
+            self.update(info)
+            keywords.update(info.flags)
+        return self.learn_keywords(keywords)
+
     def remove(self, uids: Iterable[int], *, qresync: bool) -> bytes:
         """Drops expunged UIDs from the view; the EXPUNGE or VANISHED responses to send."""
         gone = sorted({u for u in uids if u in self.infos})
