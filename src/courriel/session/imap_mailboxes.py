@@ -202,7 +202,9 @@ def _entries(boxes: Sequence[Mailbox], subscribed: set[str]) -> dict[str, _Entry
 def _attributes(e: _Entry, cmd: c.List, *, rev2: bool, subscribed_only: bool) -> list[str]:
     attrs: list[str] = []
     if e.box is None:
-        attrs.append("\\NonExistent" if rev2 else "\\Noselect")  # RFC 5258 §3.4
+        # RFC 5258 §3.4: \NonExistent (which implies \Noselect) for extended LIST and rev2;
+        # a plain IMAP4rev1 LIST keeps \Noselect, the only attribute such a client knows.
+        attrs.append("\\NonExistent" if rev2 or cmd.extended else "\\Noselect")
     attrs.append("\\HasChildren" if e.children else "\\HasNoChildren")  # RFC 3348
     if e.box is not None and e.box.special_use:
         attrs.append(e.box.special_use)  # RFC 6154 §2
@@ -231,7 +233,10 @@ async def list_mailboxes(
     if subscribed_only:
         for name in subs - set(entries):  # subscribed names that no longer exist
             entries[name] = _Entry(name, None, False, True)
-    sub_parents = {p for s in subs for p in parents(s)}  # one pass, not one per listed name
+    # RFC 5258 §3.5: CHILDINFO marks a parent whose subscribed descendant the patterns do not
+    # list themselves; one pass over the subscriptions, not one per listed name.
+    unlisted = (s for s in subs if not any(p.matches(s) for p in patterns))
+    sub_parents = {p for s in unlisted for p in parents(s)}
     out: list[bytes] = []
     for name in sorted(entries):
         e = entries[name]
@@ -239,7 +244,7 @@ async def list_mailboxes(
             continue
         childinfo = False
         if subscribed_only and not e.subscribed:
-            # RFC 5258 §3.5: with RECURSIVEMATCH a parent of subscribed children is listed.
+            # RFC 5258 §3.5: with RECURSIVEMATCH a parent of unlisted subscribed children is.
             if not ("RECURSIVEMATCH" in sel and name in sub_parents):
                 continue
             childinfo = True
