@@ -164,3 +164,32 @@ async def test_keyword_set_elsewhere_is_announced_before_a_fetch_shows_it(
     assert fetch > flags
     assert b"$Label3" in out[fetch:]  # the FETCH shows it (after BODY[]'s literal, if any)
     assert out.count(b"* FLAGS") == 1
+
+
+async def _run(state: SessionState, line: bytes) -> bytes:
+    cmd = _command(line)
+    assert isinstance(cmd, c.Fetch)
+    io = _Sent()
+    reply = await imap_messages.fetch(state, io, cmd)  # type: ignore[arg-type]
+    return b"".join(io.sent) + reply
+
+
+async def test_fetch_of_a_message_expunged_elsewhere(store: Store, inbox: Mailbox) -> None:
+    await add(store, inbox, 3)
+    user = await store.get_user("alice@example.test")
+    state = SessionState(store, 10**6, user=user)
+    state.view = await SelectedView.open(store, inbox.id, readonly=True)
+    await store.expunge(inbox.id, [1])  # another session; this one has not heard yet
+    # RFC 2180 §4.1.1: what the view holds is still served, the EXPUNGE held back.
+    out = await _run(state, b"f FETCH 1 (FLAGS RFC822.SIZE INTERNALDATE)")
+    assert out.startswith(b"* 1 FETCH (FLAGS () RFC822.SIZE ")
+    assert out.endswith(b"f OK FETCH completed\r\n") and b"EXPUNGE" not in out
+    # By number the body is gone and the EXPUNGE may not be sent (RFC 9051 §7.5.1).
+    out = await _run(state, b"f FETCH 1:2 (BODY.PEEK[])")
+    assert b"* 2 FETCH (BODY[] {" in out and b"* 1 FETCH" not in out
+    assert out.endswith(b"f NO [EXPUNGEISSUED] Some messages were expunged\r\n")
+    # A UID FETCH may carry the EXPUNGE: announced, and the command succeeds.
+    out = await _run(state, b"f UID FETCH 1:3 (BODY.PEEK[])")
+    assert b"* 2 FETCH (UID 2 BODY[] {" in out and b"* 3 FETCH (UID 3 BODY[] {" in out
+    assert out.endswith(b"* 1 EXPUNGE\r\nf OK UID FETCH completed\r\n")
+    assert state.selected().uids == [2, 3]

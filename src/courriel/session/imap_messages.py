@@ -20,9 +20,13 @@ SEARCH loops yield every few milliseconds between messages, and a message of
 ``OFFLOAD_BYTES`` or more is rendered or searched in a worker thread.
 
 A message expunged by another session but not yet announced (its EXPUNGE is held back during
-FETCH, STORE and SEARCH, RFC 9051 §7.5.1) keeps its sequence number; a FETCH that needs its
-body cannot have it any more and leaves it out, and the command ends with
-``NO [EXPUNGEISSUED]`` (RFC 5530) so the client knows why.
+FETCH, STORE and SEARCH, RFC 9051 §7.5.1) keeps its sequence number. A FETCH of its row items
+(flags, UID, size, dates) is still answered from the view, as RFC 2180 §4.1.1 allows; its
+body and parse are gone from the store with it. A UID FETCH that needed them reads the expunge
+at once and announces it in the same response, which UID commands may carry, and ends OK: the
+UID names no message any more, which UID FETCH ignores. A FETCH by sequence number may not
+announce it, leaves the message out and ends with ``NO [EXPUNGEISSUED]`` (RFC 5530, RFC 2180
+§4.1.2) so the client knows why.
 """
 
 from __future__ import annotations
@@ -153,7 +157,7 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
         out.append(await state.refresh(allow_expunge=cmd.uid))
         out.append(_fetch_ok(state, cmd, first))
         return b"".join(out)
-    missing = False
+    missing: list[int] = []  # expunged elsewhere before their body or parse could be read
     size = 0
     turn = TimeSlice()
     for start in range(0, len(uids), META_BATCH):
@@ -164,12 +168,10 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
             info = view.infos.get(uid)
             seq = view.seq_of(uid)
             raw = await _raw(state, view, uid) if plan.needs_body else None
-            if info is None or seq is None or (plan.needs_body and raw is None):
-                missing = True
-                continue
             meta = metas.get(uid)
-            if plan.needs_meta and meta is None:
-                missing = True
+            lost = (plan.needs_body and raw is None) or (plan.needs_meta and meta is None)
+            if info is None or seq is None or lost:
+                missing.append(uid)
                 continue
             try:
                 piece = await _render(state, plan, (seq, info, meta, raw), uid in seen_now)
@@ -180,8 +182,14 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
             if size >= FLUSH_BYTES:
                 await io.send(b"".join(out))
                 out, size = [], 0
+    if missing and cmd.uid:
+        # RFC 9051 §7.5.1: a UID FETCH may carry EXPUNGE, so the expunge is read now rather
+        # than on its event, announced, and the UIDs it removed are ones that name no message,
+        # which UID FETCH ignores (§6.4.9): no failure for a race the client cannot avoid.
+        view.dirty = True
     out.append(await state.refresh(allow_expunge=cmd.uid))
-    if missing:
+    if any(u in view.infos for u in missing):
+        # RFC 2180 §4.1.2: the body is gone but its EXPUNGE may not be sent during FETCH.
         out.append(r.no(cmd.tag, "Some messages were expunged", r.EXPUNGEISSUED))
     else:
         out.append(_fetch_ok(state, cmd, first))
