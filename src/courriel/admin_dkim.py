@@ -13,7 +13,7 @@ every verifier knows Ed25519). Selectors are named by date and algorithm, ``c202
 * ``rotate`` makes new keys and keeps the old ones published (``retiring``) for a grace period
   (mail signed just before the rotation is still verified when read days later), then
   ``retire_due`` marks them retired and ``courriel dns`` stops listing them;
-* the keys sign through ``courriel.mail.auth.signer.DkimSigner``.
+* the keys sign through ``courriel.queue.signer.DkimSigner``.
 
 Key generation costs tens of milliseconds of CPU (RSA) and runs in a thread.
 """

@@ -87,12 +87,12 @@ from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config, ConfigError
 from courriel.logs import kv
 from courriel.mail.auth.inbound import MailAuth
-from courriel.mail.auth.signer import DkimSigner, Signer
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
 from courriel.net.tls import TLSError, TLSManager
 from courriel.net.watchdog import HeartbeatTable, Watchdog, describe
 from courriel.queue.outbound import Queue, RelayDisabled
+from courriel.queue.signer import DkimSigner, Signer
 from courriel.queue.transport import Transport
 from courriel.queue.worker import Worker
 from courriel.store.base import Store, StoreError

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from courriel import admin_dkim
 from courriel.mail.auth.dkim import Algorithm
-from courriel.mail.auth.signer import DkimSigner, signing_keys
+from courriel.queue.signer import DkimSigner, signing_keys
 from courriel.store.base import Store
 
 WHEN = datetime(2026, 12, 6, 1, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Local delivery: trace headers, the submission fix-ups, one parse, one durable store call.
+"""What local delivery does to a message: trace headers, the submission fix-ups, one parse.
 
 Theory of operation
 -------------------
@@ -16,11 +16,9 @@ ends; the core refuses bare LF and CR, so no other line end reaches here). Deliv
 3. parses the result once (``courriel.mail.message.parse``) and stores the meta with it; a
    message of ``PARSE_INLINE_BYTES`` or more is parsed in a thread (``parse_meta``), since a
    large one, or one of thousands of parts, takes the event loop for 100 ms and more;
-4. appends it to the INBOX of every local recipient in *one* ``Store.append`` call: all or
-   nothing, durable on return. The store stores the identical body once, and commits many
-   sessions' deliveries together (group commit), which is what makes the acknowledgement cheap.
-
-Recipients' plus-address tags do not choose a folder yet: everything goes to INBOX.
+4. ``courriel.queue.local.deliver_local`` then appends it to every local recipient's INBOX in
+   one store call. That step talks to the store, so it lives with the rest of delivery in
+   ``courriel.queue``; everything here is pure (asyncio only to parse a large message in a thread).
 """
 
 from __future__ import annotations
@@ -30,14 +28,12 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import format_datetime
 
 from courriel.mail import envelope, mime
 from courriel.mail.message import parse
-from courriel.store.base import Appended, NewMessage, NotFound, Store
 
-INBOX = "INBOX"
 PARSE_INLINE_BYTES = 64 * 1024  # smaller messages parse in well under a millisecond
 
 # One header field line (name and colon) at the start of a line; continuation lines start with
@@ -176,25 +172,3 @@ async def parse_meta(raw: bytes) -> bytes:
     if len(raw) < PARSE_INLINE_BYTES:
         return parse(raw).to_bytes()
     return await asyncio.to_thread(lambda: parse(raw).to_bytes())
-
-
-async def deliver_local(
-    store: Store, user_ids: Sequence[int], raw: bytes, now: datetime | None = None
-) -> list[Appended]:
-    """Stores ``raw`` (trace headers included) in each user's INBOX with one ``append`` call.
-
-    Durable when it returns; raises ``OverQuota``, ``Unavailable`` or ``NotFound`` (a user
-    removed since RCPT), having stored nothing.
-    """
-    when = now or datetime.now(UTC)
-    meta = await parse_meta(raw)
-    message = NewMessage(raw=raw, internal_date=when, meta=meta)
-    items: list[tuple[int, NewMessage]] = []
-    for user_id in dict.fromkeys(user_ids):
-        inbox = await store.get_mailbox(user_id, INBOX)
-        if inbox is None:
-            raise NotFound(f"user {user_id} has no INBOX")
-        items.append((inbox.id, message))
-    if not items:
-        return []
-    return await store.append(items)

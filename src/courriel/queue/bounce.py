@@ -37,8 +37,9 @@ from courriel.mail import delivery, dsn
 from courriel.mail.address import AddressError, parse_address
 from courriel.mail.auth.dkim import sign
 from courriel.mail.auth.inbound import from_domains
-from courriel.mail.auth.signer import DkimSigner, Signer, signed
+from courriel.queue.local import deliver_local
 from courriel.queue.outbound import Envelope, Recipient, StoreQueue
+from courriel.queue.signer import DkimSigner, Signer, signed
 from courriel.store.base import Store
 from courriel.store.queue import QueuedMessage, QueuedRecipient, RecipientState, Report
 
@@ -146,7 +147,7 @@ class Notifier:
         raw = await signed(self._sign, raw)  # StoreError: the notice stays owed
         if resolution.user_ids:
             local = delivery.return_path_field("") + raw  # RFC 5321 §4.4: null reverse-path
-            await delivery.deliver_local(self._store, resolution.user_ids, local)
+            await deliver_local(self._store, resolution.user_ids, local)
         if remote:
             # NOTIFY=NEVER: a notice that cannot be delivered is not answered by another.
             rcpts = tuple(Recipient(a, notify=()) for a in remote)

@@ -16,7 +16,7 @@ it through the ``Queue`` protocol:
 the message as one entry of the store's outbound queue (``courriel.store.queue``), with the
 envelope and one row per recipient, in one durable write; then it wakes the worker of this
 process (``courriel.queue.worker``), which delivers it. Mail a user submitted is DKIM-signed
-once, here, before it is stored (``sign``: ``courriel.mail.auth.signer.DkimSigner.sign``, which
+once, here, before it is stored (``sign``: ``courriel.queue.signer.DkimSigner.sign``, which
 signs for the From domain when it has keys), so every retry sends the same signed bytes. The
 entry's id is the queue id the session already wrote into the Received field, so logs, headers
 and ``courriel queue`` agree.

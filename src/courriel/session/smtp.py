@@ -44,8 +44,9 @@ from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import MailAuthConfig
 from courriel.logs import kv
 from courriel.mail import delivery
-from courriel.mail.auth.signer import Signer, signed
+from courriel.queue.local import deliver_local
 from courriel.queue.outbound import Envelope, Queue, QueueError, Recipient
+from courriel.queue.signer import Signer, signed
 from courriel.session import smtp_policy as policy
 from courriel.session.smtp_auth import SmtpAuth
 from courriel.session.smtp_inbound import Checker, Placement, deliver_junk, judge
@@ -229,7 +230,7 @@ class SmtpSession:
         if isinstance(placed, Reply):
             return placed
         message = placed.message
-        deliver = deliver_junk if placed.junk else delivery.deliver_local
+        deliver = deliver_junk if placed.junk else deliver_local
         queue_id = delivery.new_queue_id()
         try:
             if tx.user_ids:

@@ -137,7 +137,7 @@ async def junk_mailbox(store: Store, user_id: int) -> Mailbox:
 async def deliver_junk(
     store: Store, user_ids: Sequence[int], raw: bytes, now: datetime
 ) -> list[Appended]:
-    """``courriel.mail.delivery.deliver_local``, into each user's Junk mailbox: one durable
+    """``courriel.queue.local.deliver_local``, into each user's Junk mailbox: one durable
     ``append`` for every recipient, all or nothing."""
     message = NewMessage(raw=raw, internal_date=now, meta=parse(raw).to_bytes())
     boxes = [(await junk_mailbox(store, u)).id for u in dict.fromkeys(user_ids)]
