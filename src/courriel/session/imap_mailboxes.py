@@ -299,10 +299,14 @@ class StatusFn:
 
     async def __call__(self, box: Mailbox, items: Sequence[str]) -> bytes:
         st = await self.store.mailbox_status(box.id)
-        deleted = 0
-        if "DELETED" in items:
+        deleted = recent = 0
+        if "DELETED" in items or "RECENT" in items:
             infos = await self.store.list_messages(box.id)
             deleted = sum(1 for i in infos if "\\Deleted" in i.flags)
+            if "RECENT" in items:
+                # RFC 3501 §6.3.10: the messages no session has been given as \\Recent yet
+                claimed = await self.store.recent_uid(box.id)
+                recent = sum(1 for i in infos if i.uid > claimed)
         values = {
             "MESSAGES": st.messages,
             "UIDNEXT": st.mailbox.uidnext,
@@ -310,7 +314,7 @@ class StatusFn:
             "UNSEEN": st.unseen,
             "DELETED": deleted,
             "SIZE": st.size,  # RFC 8438
-            "RECENT": 0,  # see courriel.session.imap: \Recent is never set
+            "RECENT": recent,
             "HIGHESTMODSEQ": st.mailbox.highestmodseq,  # RFC 7162 §3.1.9
             "APPENDLIMIT": self.appendlimit,  # RFC 7889 §3
         }

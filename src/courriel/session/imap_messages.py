@@ -32,6 +32,7 @@ announce it, leaves the message out and ends with ``NO [EXPUNGEISSUED]`` (RFC 55
 from __future__ import annotations
 
 import functools
+from collections.abc import Set as AbstractSet
 
 from courriel.mail.message import MessageMeta, SearchFields, search_fields_of
 from courriel.session import imap_fetch, imap_search
@@ -98,11 +99,12 @@ class _RowFetch:
     as a mailbox has few of them.
     """
 
-    __slots__ = ("_attributes", "_flags")
+    __slots__ = ("_attributes", "_flags", "_recent")
 
-    def __init__(self, plan: imap_fetch.FetchPlan) -> None:
+    def __init__(self, plan: imap_fetch.FetchPlan, recent: AbstractSet[int]) -> None:
         self._attributes = plan.attributes
-        self._flags: dict[frozenset[str], bytes] = {}
+        self._recent = recent
+        self._flags: dict[tuple[frozenset[str], bool], bytes] = {}
 
     @staticmethod
     def applies(plan: imap_fetch.FetchPlan) -> bool:
@@ -114,10 +116,11 @@ class _RowFetch:
             if attr is FetchItem.UID:
                 items.append(r.item_uid(info.uid))
             elif attr is FetchItem.FLAGS:
-                encoded = self._flags.get(info.flags)
+                key = (info.flags, info.uid in self._recent)
+                encoded = self._flags.get(key)
                 if encoded is None:
-                    encoded = r.item_flags(imap_fetch.flag_names(info.flags))
-                    self._flags[info.flags] = encoded
+                    encoded = r.item_flags(imap_fetch.flag_names(info.flags, recent=key[1]))
+                    self._flags[key] = encoded
                 items.append(encoded)
             elif attr is FetchItem.MODSEQ:
                 items.append(r.item_modseq(info.modseq))
@@ -153,7 +156,7 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
         seen_now, announce = await _mark_seen(state, view, uids)
         out.append(announce)
     if _RowFetch.applies(plan):
-        await _fetch_rows(io, view, uids, _RowFetch(plan), out)
+        await _fetch_rows(io, view, uids, _RowFetch(plan, view.recent), out)
         out.append(await state.refresh(allow_expunge=cmd.uid))
         out.append(_fetch_ok(state, cmd, first))
         return b"".join(out)
@@ -174,7 +177,8 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
                 missing.append(uid)
                 continue
             try:
-                piece = await _render(state, plan, (seq, info, meta, raw), uid in seen_now)
+                message = (seq, info, meta, raw)
+                piece = await _render(state, plan, message, uid in seen_now, uid in view.recent)
             except imap_fetch.UnknownCte as e:
                 return b"".join(out) + r.no(cmd.tag, str(e), r.UNKNOWN_CTE)  # RFC 3516 §4.3
             out.append(piece)
@@ -206,6 +210,7 @@ async def _render(
     plan: imap_fetch.FetchPlan,
     message: tuple[int, MessageInfo, MessageMeta | None, bytes | None],
     seen_changed: bool,
+    recent: bool,
 ) -> bytes:
     """One message's FETCH response; a large message is rendered in a worker thread."""
     seq, info, meta, raw = message
@@ -218,6 +223,7 @@ async def _render(
         raw,
         utf8=state.utf8,
         seen_changed=seen_changed,
+        recent=recent,
     )
     return await offload(render, heavy=raw is not None and len(raw) >= OFFLOAD_BYTES)
 
@@ -264,7 +270,8 @@ async def store(state: SessionState, cmd: c.Store) -> bytes:
         seq = view.seq_of(info.uid)
         if seq is None:
             continue
-        out.append(_store_fetch(seq, info, cmd, condstore=state.condstore))
+        recent = info.uid in view.recent
+        out.append(_store_fetch(seq, info, cmd, condstore=state.condstore, recent=recent))
     out.append(await state.refresh(allow_expunge=cmd.uid))
     code = state.condstore_code(first)
     if result.modified:
@@ -277,12 +284,14 @@ async def store(state: SessionState, cmd: c.Store) -> bytes:
     return b"".join(out)
 
 
-def _store_fetch(seq: int, info: MessageInfo, cmd: c.Store, *, condstore: bool) -> bytes:
+def _store_fetch(
+    seq: int, info: MessageInfo, cmd: c.Store, *, condstore: bool, recent: bool
+) -> bytes:
     items: list[bytes] = []
     if cmd.uid or condstore:
         items.append(r.item_uid(info.uid))
     if not cmd.silent:
-        items.append(r.item_flags(sorted_flags(info.flags)))
+        items.append(r.item_flags(sorted_flags(info.flags, recent=recent)))
     if condstore:
         # RFC 7162 §3.1.3: the new MODSEQ is reported even with .SILENT
         items.append(r.item_modseq(info.modseq))
@@ -314,13 +323,14 @@ async def _search_matches(
     # sequence number is its position in this copy, with no search per message.
     uids = list(view.uids)
     infos = view.infos
+    recent = view.recent
     turn = TimeSlice()
     if not plan.needs_meta and not plan.needs_body:
         # RFC 9051 §6.4.4: flags, UIDs, sizes, internal dates: the view answers alone.
         for seq, uid in enumerate(uids, 1):
             if seq % 16 == 0:  # up to 256 keys each: a check every few messages
                 await turn.step()
-            if imap_search.matches(tree, seq, infos[uid], None, None, view):
+            if imap_search.matches(tree, seq, infos[uid], None, None, view, recent=uid in recent):
                 matched.append((seq, uid))
         return matched
     if not plan.needs_body:
@@ -335,7 +345,16 @@ async def _search_matches(
             await turn.step()  # BODY and TEXT decode every message: others go on meanwhile
             raw = await _raw(state, view, uid) if plan.needs_body else None
             found = await offload(
-                functools.partial(imap_search.matches, tree, seq, info, metas.get(uid), raw, view),
+                functools.partial(
+                    imap_search.matches,
+                    tree,
+                    seq,
+                    info,
+                    metas.get(uid),
+                    raw,
+                    view,
+                    recent=uid in view.recent,
+                ),
                 heavy=raw is not None and len(raw) >= OFFLOAD_BYTES,  # one huge message
             )
             if found:
@@ -366,7 +385,7 @@ async def _search_fields(
         if seq % 16 == 0:
             await turn.step()
         fields = cache.fields(uid, names, sent)
-        if imap_search.matches(tree, seq, info, fields, None, view):
+        if imap_search.matches(tree, seq, info, fields, None, view, recent=uid in view.recent):
             matched.append((seq, uid))
     return matched
 
