@@ -241,9 +241,10 @@ class SelectedView:
         """
         if not self.tracks_recent or not uids:
             return
-        if self.readonly:
-            before = await store.recent_uid(self.mailbox.id)
-        else:
+        # A read first: most SELECTs find nothing to claim and then take no write transaction,
+        # which SQLite would serialise with every delivery.
+        before = await store.recent_uid(self.mailbox.id)
+        if not self.readonly and uids[-1] > before:
             before = await store.claim_recent(self.mailbox.id, uids[-1])
         self.recent.update(u for u in uids if u > before)
 
