@@ -157,8 +157,19 @@ async def test_row_fetch_renders_as_render_fetch(
     view = state.selected()
     plan = imap_fetch.plan_fetch(cmd.attributes, uid=cmd.uid, condstore=condstore)
     expected = b"".join(
-        imap_fetch.render_fetch(view.seq_of(u) or 0, view.infos[u], plan, None, None, utf8=False)
+        imap_fetch.render_fetch(
+            view.seq_of(u) or 0,
+            view.infos[u],
+            plan,
+            None,
+            None,
+            utf8=False,
+            recent=u in view.recent,  # this rev1 session's SELECT claimed them all
+        )
         for u in view.resolve(cmd.sequence_set, uid=cmd.uid)
     )
-    tag = b"f OK " + (b"UID FETCH" if cmd.uid else b"FETCH") + b" completed\r\n"
+    # RFC 7162 §3.1: a FETCH of MODSEQ is the first CONDSTORE-enabling command here
+    code = b"" if condstore or b"MODSEQ" not in command else b"[HIGHESTMODSEQ %d] " % view.modseq
+    tag = b"f OK " + code + (b"UID FETCH" if cmd.uid else b"FETCH") + b" completed\r\n"
+    assert view.recent == set(view.uids)
     assert b"".join(io.sent) + reply == expected + tag

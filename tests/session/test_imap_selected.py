@@ -8,8 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from courriel.session import imap_messages
 from courriel.session.imap_selected import BadSequenceError, MailboxGone, SelectedView
+from courriel.session.imap_state import SessionState
 from courriel.store.base import FlagOp, Mailbox, MessageInfo, NewMessage, Store
+from courriel.wire.imap import commands as c
+from courriel.wire.imap.lexer import Limits
+from courriel.wire.imap.parser import parse_command
 from courriel.wire.imap.sequence import STAR, SequenceSet
 
 
@@ -117,3 +122,74 @@ def test_removing_most_of_a_large_view_is_linear(inbox: Mailbox) -> None:
     assert lines[0] == b"* 99999 EXPUNGE" and lines[-2] == b"* 1 EXPUNGE"
     assert len(lines) - 1 == len(gone)
     assert view.seq_of(100) == 1 and view.seq_of(100_000) == 1000
+
+
+class _Sent:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def transaction(self) -> object:
+        raise AssertionError("no transaction here")
+
+
+def _command(line: bytes) -> object:
+    return parse_command([line], [], limits=Limits(), utf8=False)
+
+
+@pytest.mark.parametrize("line", [b"f STORE 1 +FLAGS (\\Answered)", b"f FETCH 1 (BODY[])"])
+async def test_keyword_set_elsewhere_is_announced_before_a_fetch_shows_it(
+    store: Store, inbox: Mailbox, line: bytes
+) -> None:
+    # RFC 9051 §7.3.5: the FLAGS response announcing $Label3 comes before the FETCH with it.
+    await add(store, inbox, 2)
+    user = await store.get_user("alice@example.test")
+    state = SessionState(store, 10**6, user=user)
+    state.view = await SelectedView.open(store, inbox.id, readonly=False)
+    # Another session sets a keyword; this one has not refreshed yet.
+    await store.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({"$Label3"}))
+    cmd = _command(line)
+    io = _Sent()
+    if isinstance(cmd, c.Store):
+        reply = await imap_messages.store(state, cmd)
+    else:
+        assert isinstance(cmd, c.Fetch)
+        reply = await imap_messages.fetch(state, io, cmd)  # type: ignore[arg-type]
+    out = b"".join(io.sent) + reply
+    flags = out.index(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label3)\r\n")
+    assert out.index(b"* OK [PERMANENTFLAGS (") > flags
+    fetch = out.index(b"* 1 FETCH (")
+    assert fetch > flags
+    assert b"$Label3" in out[fetch:]  # the FETCH shows it (after BODY[]'s literal, if any)
+    assert out.count(b"* FLAGS") == 1
+
+
+async def _run(state: SessionState, line: bytes) -> bytes:
+    cmd = _command(line)
+    assert isinstance(cmd, c.Fetch)
+    io = _Sent()
+    reply = await imap_messages.fetch(state, io, cmd)  # type: ignore[arg-type]
+    return b"".join(io.sent) + reply
+
+
+async def test_fetch_of_a_message_expunged_elsewhere(store: Store, inbox: Mailbox) -> None:
+    await add(store, inbox, 3)
+    user = await store.get_user("alice@example.test")
+    state = SessionState(store, 10**6, user=user)
+    state.view = await SelectedView.open(store, inbox.id, readonly=True)
+    await store.expunge(inbox.id, [1])  # another session; this one has not heard yet
+    # RFC 2180 §4.1.1: what the view holds is still served, the EXPUNGE held back.
+    out = await _run(state, b"f FETCH 1 (FLAGS RFC822.SIZE INTERNALDATE)")
+    assert out.startswith(b"* 1 FETCH (FLAGS () RFC822.SIZE ")
+    assert out.endswith(b"f OK FETCH completed\r\n") and b"EXPUNGE" not in out
+    # By number the body is gone and the EXPUNGE may not be sent (RFC 9051 §7.5.1).
+    out = await _run(state, b"f FETCH 1:2 (BODY.PEEK[])")
+    assert b"* 2 FETCH (BODY[] {" in out and b"* 1 FETCH" not in out
+    assert out.endswith(b"f NO [EXPUNGEISSUED] Some messages were expunged\r\n")
+    # A UID FETCH may carry the EXPUNGE: announced, and the command succeeds.
+    out = await _run(state, b"f UID FETCH 1:3 (BODY.PEEK[])")
+    assert b"* 2 FETCH (UID 2 BODY[] {" in out and b"* 3 FETCH (UID 3 BODY[] {" in out
+    assert out.endswith(b"* 1 EXPUNGE\r\nf OK UID FETCH completed\r\n")
+    assert state.selected().uids == [2, 3]

@@ -127,7 +127,8 @@ def test_idle_reports_vanished_once_qresync_is_enabled(server: Server) -> None:
         b.send("i1 IDLE")
         assert b.line().startswith("+ ")
         a.command("UID STORE 1 +FLAGS.SILENT (\\Deleted)")
-        assert b.line(timeout=2) == "* 1 FETCH (UID 1 FLAGS (\\Deleted) MODSEQ (4))"
+        # b selected first: the two messages are \\Recent in b (RFC 3501 §2.3.2)
+        assert b.line(timeout=2) == "* 1 FETCH (UID 1 FLAGS (\\Deleted \\Recent) MODSEQ (4))"
         a.command("EXPUNGE")
         assert b.line(timeout=2) == "* VANISHED 1"  # RFC 7162 §3.2.10
         b.send("DONE")
@@ -180,3 +181,30 @@ def test_clear_text_after_compress_ends_the_connection(server: Server) -> None:
     raw.sock.settimeout(5)
     assert raw.sock.recv(100) == b""
     raw.close()
+
+
+def _recent(lines: list[str]) -> list[int]:
+    return [int(ln.split()[1]) for ln in lines if ln.startswith("* ") and ln.endswith(" RECENT")]
+
+
+def test_each_message_is_recent_in_one_session_only(server: Server) -> None:
+    # RFC 3501 §2.3.2: the first session to select the mailbox gets the messages as \Recent;
+    # one that arrives later goes to the one session that learns of it first.
+    user_id = server.add_user()
+    server.deliver(user_id, 2)
+    with server.sessions(2) as (a, b):
+        assert _recent(a.command("SELECT INBOX")) == [2]
+        assert _recent(b.command("SELECT INBOX")) == [0]
+        assert b.command("SEARCH RECENT")[0] == "* SEARCH"
+        server.deliver(user_id, 1)
+        got_a = _recent(a.command("NOOP"))
+        got_b = _recent(b.command("NOOP"))
+        # Each saw the new message (EXISTS and RECENT); the claim went to exactly one.
+        assert got_a in ([3], [2]) and got_b in ([1], [0])
+        assert (got_a == [3]) != (got_b == [1])
+        a_recent = a.command("SEARCH RECENT")[0]
+        b_recent = b.command("SEARCH RECENT")[0]
+        if got_a == [3]:
+            assert (a_recent, b_recent) == ("* SEARCH 1 2 3", "* SEARCH")
+        else:
+            assert (a_recent, b_recent) == ("* SEARCH 1 2", "* SEARCH 3")

@@ -322,7 +322,12 @@ class Session:
             case c.Namespace():
                 return imap_mailboxes.namespace(cmd.tag, st.utf8)
             case c.Status():
-                return await imap_mailboxes.status(st.store, st.user_id, cmd, self._status_fn())
+                # RFC 7162 §3.1: STATUS (HIGHESTMODSEQ) is a CONDSTORE-enabling command
+                first = "HIGHESTMODSEQ" in cmd.items and st.enable_condstore()
+                code = st.condstore_code(first)
+                return await imap_mailboxes.status(
+                    st.store, st.user_id, cmd, self._status_fn(), code
+                )
             case c.Idle():
                 return self.conn.start_idle(cmd.tag)
             case c.GetQuota():
@@ -447,7 +452,7 @@ class Session:
             st.enabled.append(name)
             done.append("IMAP4rev2" if name == "IMAP4REV2" else name)
             if name in ("CONDSTORE", "QRESYNC"):
-                st.condstore = True  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
+                st.enable_condstore()  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
             if name == "QRESYNC":
                 st.qresync = True
             if name in ("IMAP4REV2", "UTF8=ACCEPT"):

@@ -202,7 +202,9 @@ def _entries(boxes: Sequence[Mailbox], subscribed: set[str]) -> dict[str, _Entry
 def _attributes(e: _Entry, cmd: c.List, *, rev2: bool, subscribed_only: bool) -> list[str]:
     attrs: list[str] = []
     if e.box is None:
-        attrs.append("\\NonExistent" if rev2 else "\\Noselect")  # RFC 5258 §3.4
+        # RFC 5258 §3.4: \NonExistent (which implies \Noselect) for extended LIST and rev2;
+        # a plain IMAP4rev1 LIST keeps \Noselect, the only attribute such a client knows.
+        attrs.append("\\NonExistent" if rev2 or cmd.extended else "\\Noselect")
     attrs.append("\\HasChildren" if e.children else "\\HasNoChildren")  # RFC 3348
     if e.box is not None and e.box.special_use:
         attrs.append(e.box.special_use)  # RFC 6154 §2
@@ -231,7 +233,10 @@ async def list_mailboxes(
     if subscribed_only:
         for name in subs - set(entries):  # subscribed names that no longer exist
             entries[name] = _Entry(name, None, False, True)
-    sub_parents = {p for s in subs for p in parents(s)}  # one pass, not one per listed name
+    # RFC 5258 §3.5: CHILDINFO marks a parent whose subscribed descendant the patterns do not
+    # list themselves; one pass over the subscriptions, not one per listed name.
+    unlisted = (s for s in subs if not any(p.matches(s) for p in patterns))
+    sub_parents = {p for s in unlisted for p in parents(s)}
     out: list[bytes] = []
     for name in sorted(entries):
         e = entries[name]
@@ -239,7 +244,7 @@ async def list_mailboxes(
             continue
         childinfo = False
         if subscribed_only and not e.subscribed:
-            # RFC 5258 §3.5: with RECURSIVEMATCH a parent of subscribed children is listed.
+            # RFC 5258 §3.5: with RECURSIVEMATCH a parent of unlisted subscribed children is.
             if not ("RECURSIVEMATCH" in sel and name in sub_parents):
                 continue
             childinfo = True
@@ -294,10 +299,14 @@ class StatusFn:
 
     async def __call__(self, box: Mailbox, items: Sequence[str]) -> bytes:
         st = await self.store.mailbox_status(box.id)
-        deleted = 0
-        if "DELETED" in items:
+        deleted = recent = 0
+        if "DELETED" in items or "RECENT" in items:
             infos = await self.store.list_messages(box.id)
             deleted = sum(1 for i in infos if "\\Deleted" in i.flags)
+            if "RECENT" in items:
+                # RFC 3501 §6.3.10: the messages no session has been given as \\Recent yet
+                claimed = await self.store.recent_uid(box.id)
+                recent = sum(1 for i in infos if i.uid > claimed)
         values = {
             "MESSAGES": st.messages,
             "UIDNEXT": st.mailbox.uidnext,
@@ -305,7 +314,7 @@ class StatusFn:
             "UNSEEN": st.unseen,
             "DELETED": deleted,
             "SIZE": st.size,  # RFC 8438
-            "RECENT": 0,  # see courriel.session.imap: \Recent is never set
+            "RECENT": recent,
             "HIGHESTMODSEQ": st.mailbox.highestmodseq,  # RFC 7162 §3.1.9
             "APPENDLIMIT": self.appendlimit,  # RFC 7889 §3
         }
@@ -313,8 +322,11 @@ class StatusFn:
         return r.status(box.name, pairs, utf8=self.utf8)
 
 
-async def status(store: Store, user_id: int, cmd: c.Status, status_of: StatusFn) -> bytes:
+async def status(
+    store: Store, user_id: int, cmd: c.Status, status_of: StatusFn, code: bytes | None = None
+) -> bytes:
+    """``code`` is the tagged OK's response code (``[HIGHESTMODSEQ]``, RFC 7162 §3.1)."""
     box = await store.get_mailbox(user_id, cmd.mailbox)
     if box is None:
         return r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
-    return await status_of(box, cmd.items) + r.ok(cmd.tag, "STATUS completed")
+    return await status_of(box, cmd.items) + r.ok(cmd.tag, "STATUS completed", code)

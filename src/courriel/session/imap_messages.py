@@ -20,14 +20,19 @@ SEARCH loops yield every few milliseconds between messages, and a message of
 ``OFFLOAD_BYTES`` or more is rendered or searched in a worker thread.
 
 A message expunged by another session but not yet announced (its EXPUNGE is held back during
-FETCH, STORE and SEARCH, RFC 9051 §7.5.1) keeps its sequence number; a FETCH that needs its
-body cannot have it any more and leaves it out, and the command ends with
-``NO [EXPUNGEISSUED]`` (RFC 5530) so the client knows why.
+FETCH, STORE and SEARCH, RFC 9051 §7.5.1) keeps its sequence number. A FETCH of its row items
+(flags, UID, size, dates) is still answered from the view, as RFC 2180 §4.1.1 allows; its
+body and parse are gone from the store with it. A UID FETCH that needed them reads the expunge
+at once and announces it in the same response, which UID commands may carry, and ends OK: the
+UID names no message any more, which UID FETCH ignores. A FETCH by sequence number may not
+announce it, leaves the message out and ends with ``NO [EXPUNGEISSUED]`` (RFC 5530, RFC 2180
+§4.1.2) so the client knows why.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Set as AbstractSet
 
 from courriel.mail.message import MessageMeta, SearchFields, search_fields_of
 from courriel.session import imap_fetch, imap_search
@@ -73,16 +78,18 @@ async def _raw(state: SessionState, view: SelectedView, uid: int) -> bytes | Non
         return None  # expunged by another session, announcement held back
 
 
-async def _mark_seen(state: SessionState, view: SelectedView, uids: list[int]) -> set[int]:
+async def _mark_seen(
+    state: SessionState, view: SelectedView, uids: list[int]
+) -> tuple[set[int], bytes]:
+    """Sets \\Seen; the UIDs it changed and the FLAGS to send before their FETCH responses."""
     unseen = [u for u in uids if "\\Seen" not in view.infos[u].flags]
     if not unseen:
-        return set()
+        return set(), b""
     result = await state.store.store_flags(
         view.mailbox.id, unseen, FlagOp.ADD, frozenset({"\\Seen"})
     )
-    for info in result.changed:
-        view.update(info)
-    return {i.uid for i in result.changed}
+    announce = view.absorb(result.changed)
+    return {i.uid for i in result.changed}, announce
 
 
 class _RowFetch:
@@ -92,11 +99,12 @@ class _RowFetch:
     as a mailbox has few of them.
     """
 
-    __slots__ = ("_attributes", "_flags")
+    __slots__ = ("_attributes", "_flags", "_recent")
 
-    def __init__(self, plan: imap_fetch.FetchPlan) -> None:
+    def __init__(self, plan: imap_fetch.FetchPlan, recent: AbstractSet[int]) -> None:
         self._attributes = plan.attributes
-        self._flags: dict[frozenset[str], bytes] = {}
+        self._recent = recent
+        self._flags: dict[tuple[frozenset[str], bool], bytes] = {}
 
     @staticmethod
     def applies(plan: imap_fetch.FetchPlan) -> bool:
@@ -108,10 +116,11 @@ class _RowFetch:
             if attr is FetchItem.UID:
                 items.append(r.item_uid(info.uid))
             elif attr is FetchItem.FLAGS:
-                encoded = self._flags.get(info.flags)
+                key = (info.flags, info.uid in self._recent)
+                encoded = self._flags.get(key)
                 if encoded is None:
-                    encoded = r.item_flags(imap_fetch.flag_names(info.flags))
-                    self._flags[info.flags] = encoded
+                    encoded = r.item_flags(imap_fetch.flag_names(info.flags, recent=key[1]))
+                    self._flags[key] = encoded
                 items.append(encoded)
             elif attr is FetchItem.MODSEQ:
                 items.append(r.item_modseq(info.modseq))
@@ -123,8 +132,9 @@ class _RowFetch:
 async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
     view = state.selected()
     attributes = cmd.attributes
-    if cmd.changedsince is not None:
-        state.condstore = True  # RFC 7162 §3.1: CHANGEDSINCE enables CONDSTORE
+    first = False
+    if cmd.changedsince is not None or FetchItem.MODSEQ in attributes:
+        first = state.enable_condstore()  # RFC 7162 §3.1: CHANGEDSINCE or MODSEQ enables it
     if cmd.vanished and not state.qresync:
         return r.bad(cmd.tag, "VANISHED needs QRESYNC enabled")  # RFC 7162 §3.2.6
     uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
@@ -141,13 +151,16 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
     plan = imap_fetch.plan_fetch(
         attributes, uid=cmd.uid, condstore=state.condstore, read_only=view.readonly
     )
-    seen_now = await _mark_seen(state, view, uids) if plan.sets_seen else set()
+    seen_now: set[int] = set()
+    if plan.sets_seen:
+        seen_now, announce = await _mark_seen(state, view, uids)
+        out.append(announce)
     if _RowFetch.applies(plan):
-        await _fetch_rows(io, view, uids, _RowFetch(plan), out)
+        await _fetch_rows(io, view, uids, _RowFetch(plan, view.recent), out)
         out.append(await state.refresh(allow_expunge=cmd.uid))
-        out.append(r.ok(cmd.tag, ("UID FETCH" if cmd.uid else "FETCH") + " completed"))
+        out.append(_fetch_ok(state, cmd, first))
         return b"".join(out)
-    missing = False
+    missing: list[int] = []  # expunged elsewhere before their body or parse could be read
     size = 0
     turn = TimeSlice()
     for start in range(0, len(uids), META_BATCH):
@@ -158,15 +171,14 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
             info = view.infos.get(uid)
             seq = view.seq_of(uid)
             raw = await _raw(state, view, uid) if plan.needs_body else None
-            if info is None or seq is None or (plan.needs_body and raw is None):
-                missing = True
-                continue
             meta = metas.get(uid)
-            if plan.needs_meta and meta is None:
-                missing = True
+            lost = (plan.needs_body and raw is None) or (plan.needs_meta and meta is None)
+            if info is None or seq is None or lost:
+                missing.append(uid)
                 continue
             try:
-                piece = await _render(state, plan, (seq, info, meta, raw), uid in seen_now)
+                message = (seq, info, meta, raw)
+                piece = await _render(state, plan, message, uid in seen_now, uid in view.recent)
             except imap_fetch.UnknownCte as e:
                 return b"".join(out) + r.no(cmd.tag, str(e), r.UNKNOWN_CTE)  # RFC 3516 §4.3
             out.append(piece)
@@ -174,12 +186,23 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
             if size >= FLUSH_BYTES:
                 await io.send(b"".join(out))
                 out, size = [], 0
+    if missing and cmd.uid:
+        # RFC 9051 §7.5.1: a UID FETCH may carry EXPUNGE, so the expunge is read now rather
+        # than on its event, announced, and the UIDs it removed are ones that name no message,
+        # which UID FETCH ignores (§6.4.9): no failure for a race the client cannot avoid.
+        view.dirty = True
     out.append(await state.refresh(allow_expunge=cmd.uid))
-    if missing:
+    if any(u in view.infos for u in missing):
+        # RFC 2180 §4.1.2: the body is gone but its EXPUNGE may not be sent during FETCH.
         out.append(r.no(cmd.tag, "Some messages were expunged", r.EXPUNGEISSUED))
     else:
-        out.append(r.ok(cmd.tag, ("UID FETCH" if cmd.uid else "FETCH") + " completed"))
+        out.append(_fetch_ok(state, cmd, first))
     return b"".join(out)
+
+
+def _fetch_ok(state: SessionState, cmd: c.Fetch, first: bool) -> bytes:
+    text = ("UID FETCH" if cmd.uid else "FETCH") + " completed"
+    return r.ok(cmd.tag, text, state.condstore_code(first))
 
 
 async def _render(
@@ -187,6 +210,7 @@ async def _render(
     plan: imap_fetch.FetchPlan,
     message: tuple[int, MessageInfo, MessageMeta | None, bytes | None],
     seen_changed: bool,
+    recent: bool,
 ) -> bytes:
     """One message's FETCH response; a large message is rendered in a worker thread."""
     seq, info, meta, raw = message
@@ -199,6 +223,7 @@ async def _render(
         raw,
         utf8=state.utf8,
         seen_changed=seen_changed,
+        recent=recent,
     )
     return await offload(render, heavy=raw is not None and len(raw) >= OFFLOAD_BYTES)
 
@@ -230,8 +255,9 @@ async def store(state: SessionState, cmd: c.Store) -> bytes:
     view = state.selected()
     if view.readonly:
         return readonly_refusal(cmd.tag)
+    first = False
     if cmd.unchangedsince is not None:
-        state.condstore = True  # RFC 7162 §3.1: UNCHANGEDSINCE enables CONDSTORE
+        first = state.enable_condstore()  # RFC 7162 §3.1: UNCHANGEDSINCE enables CONDSTORE
     uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
     op = _OPS.get(cmd.mode, FlagOp.REPLACE)
     flags = frozenset(f for f in cmd.flags if f.upper() != "\\RECENT")
@@ -239,28 +265,33 @@ async def store(state: SessionState, cmd: c.Store) -> bytes:
         view.mailbox.id, uids, op, flags, unchanged_since=cmd.unchangedsince
     )
     out = [view.learn_keywords(flags) if op is not FlagOp.REMOVE else b""]
-    for info in result.changed:
-        view.update(info)
+    out.append(view.absorb(result.changed))  # keywords set elsewhere meanwhile, announced first
     for info in sorted(result.changed, key=lambda i: i.uid):
         seq = view.seq_of(info.uid)
         if seq is None:
             continue
-        out.append(_store_fetch(seq, info, cmd, condstore=state.condstore))
+        recent = info.uid in view.recent
+        out.append(_store_fetch(seq, info, cmd, condstore=state.condstore, recent=recent))
     out.append(await state.refresh(allow_expunge=cmd.uid))
-    code = None
+    code = state.condstore_code(first)
     if result.modified:
+        if code is not None:
+            # One code per response: MODIFIED takes the tagged OK, HIGHESTMODSEQ goes untagged.
+            out.append(r.untagged("OK", "Highest", code))
         numbers = result.modified if cmd.uid else [view.seq_of(u) or 0 for u in result.modified]
         code = r.modified(n for n in numbers if n)  # RFC 7162 §3.1.3
     out.append(r.ok(cmd.tag, ("UID STORE" if cmd.uid else "STORE") + " completed", code))
     return b"".join(out)
 
 
-def _store_fetch(seq: int, info: MessageInfo, cmd: c.Store, *, condstore: bool) -> bytes:
+def _store_fetch(
+    seq: int, info: MessageInfo, cmd: c.Store, *, condstore: bool, recent: bool
+) -> bytes:
     items: list[bytes] = []
     if cmd.uid or condstore:
         items.append(r.item_uid(info.uid))
     if not cmd.silent:
-        items.append(r.item_flags(sorted_flags(info.flags)))
+        items.append(r.item_flags(sorted_flags(info.flags, recent=recent)))
     if condstore:
         # RFC 7162 §3.1.3: the new MODSEQ is reported even with .SILENT
         items.append(r.item_modseq(info.modseq))
@@ -292,13 +323,14 @@ async def _search_matches(
     # sequence number is its position in this copy, with no search per message.
     uids = list(view.uids)
     infos = view.infos
+    recent = view.recent
     turn = TimeSlice()
     if not plan.needs_meta and not plan.needs_body:
         # RFC 9051 §6.4.4: flags, UIDs, sizes, internal dates: the view answers alone.
         for seq, uid in enumerate(uids, 1):
             if seq % 16 == 0:  # up to 256 keys each: a check every few messages
                 await turn.step()
-            if imap_search.matches(tree, seq, infos[uid], None, None, view):
+            if imap_search.matches(tree, seq, infos[uid], None, None, view, recent=uid in recent):
                 matched.append((seq, uid))
         return matched
     if not plan.needs_body:
@@ -313,7 +345,16 @@ async def _search_matches(
             await turn.step()  # BODY and TEXT decode every message: others go on meanwhile
             raw = await _raw(state, view, uid) if plan.needs_body else None
             found = await offload(
-                functools.partial(imap_search.matches, tree, seq, info, metas.get(uid), raw, view),
+                functools.partial(
+                    imap_search.matches,
+                    tree,
+                    seq,
+                    info,
+                    metas.get(uid),
+                    raw,
+                    view,
+                    recent=uid in view.recent,
+                ),
                 heavy=raw is not None and len(raw) >= OFFLOAD_BYTES,  # one huge message
             )
             if found:
@@ -344,7 +385,7 @@ async def _search_fields(
         if seq % 16 == 0:
             await turn.step()
         fields = cache.fields(uid, names, sent)
-        if imap_search.matches(tree, seq, info, fields, None, view):
+        if imap_search.matches(tree, seq, info, fields, None, view, recent=uid in view.recent):
             matched.append((seq, uid))
     return matched
 
@@ -354,8 +395,9 @@ async def search(state: SessionState, cmd: c.Search) -> bytes:
     plan = imap_search.plan_search(cmd.criteria)
     matched = await _search_matches(state, view, plan, cmd.criteria)
     modseq = None
+    first = False
     if _uses_modseq(cmd.criteria):
-        state.condstore = True  # RFC 7162 §3.1: a MODSEQ search key enables CONDSTORE
+        first = state.enable_condstore()  # RFC 7162 §3.1: a MODSEQ search key enables it
         modseq = max((view.infos[u].modseq for _, u in matched), default=0) or None
     numbers = [u if cmd.uid else n for n, u in matched]
     returns = cmd.returns
@@ -368,7 +410,8 @@ async def search(state: SessionState, cmd: c.Search) -> bytes:
     else:
         out = [imap_search.esearch_response(cmd.tag, cmd.uid, returns, numbers, modseq=modseq)]
     out.append(await state.refresh(allow_expunge=cmd.uid))
-    out.append(r.ok(cmd.tag, ("UID SEARCH" if cmd.uid else "SEARCH") + " completed"))
+    text = ("UID SEARCH" if cmd.uid else "SEARCH") + " completed"
+    out.append(r.ok(cmd.tag, text, state.condstore_code(first)))
     return b"".join(out)
 
 

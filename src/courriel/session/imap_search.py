@@ -16,6 +16,12 @@ Semantics; where the RFCs leave room, the choices are Dovecot's unless said othe
 * string keys are case-insensitive substrings of decoded text (RFC 2047 words in headers;
   transfer encodings and charsets in bodies), compared after ``searchtext.fold``;
 * ``HEADER name ""`` matches every message that has the field (RFC 9051 §6.4.4);
+* FROM, TO, CC and BCC (and HEADER of those fields) also match the addresses as parsed: each
+  ``name <local@domain>`` with comments and quoting gone, a comment standing in for a missing
+  display name, and each group name, so ``<user (c)@ (c) example.org>`` is found by
+  ``user@example.org`` and ``user@example.org (Real Name)`` by ``real name``. The decoded
+  field is tried first; the parse runs only for fields with comments, quotes or white space
+  inside an address, where the two can differ;
 * FROM, TO, CC, BCC, SUBJECT and HEADER of the other fields the parse keeps compare the first
   occurrence, the one ENVELOPE shows (RFC 5322 §3.6 allows each of them once; Dovecot reads
   every occurrence, which costs the raw message); HEADER of any other field compares every
@@ -31,13 +37,14 @@ Semantics; where the RFCs leave room, the choices are Dovecot's unless said othe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol, assert_never
 
-from courriel.mail import searchtext
+from courriel.mail import envelope, searchtext
 from courriel.mail.message import SEARCH_FIELDS, MessageMeta, SearchFields
 from courriel.store.base import MessageInfo
 from courriel.wire.imap import responses
@@ -73,6 +80,32 @@ __all__ = [
 ]
 
 _META_FIELDS = frozenset(SEARCH_FIELDS)
+_ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc"})
+# Where the parsed addresses can read differently from the field: a comment, a quoted string
+# or a quoted pair, or white space next to "@" or "." inside an address.
+_UNLIKE_PARSED = re.compile(r'[("\\]|\s[@.]|[@.]\s')
+
+
+def _address_match(needle: str, value: str) -> bool:
+    """Whether folded ``needle`` is in one of the parsed addresses of decoded ``value``."""
+    if not _UNLIKE_PARSED.search(value):
+        return False  # the parse would read as the field did, which did not match
+    for address in envelope.parse_addresses(value.encode("utf-8")):
+        text = _utf8(address.mailbox)  # a group name when there is no host
+        if address.host is not None:
+            text = f"{text}@{_utf8(address.host)}"
+            if address.name:
+                text = f"{_utf8(address.name)} <{text}>"
+        if needle in searchtext.fold(text):
+            return True
+    return False
+
+
+def _utf8(text: str | None) -> str:
+    """A part of ``envelope.parse_addresses``, which reads bytes as Latin-1, back as UTF-8."""
+    return "" if text is None else text.encode("latin-1").decode("utf-8", "replace")
+
+
 _SYSTEM_FLAGS = {
     f.casefold(): f for f in ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 }
@@ -288,7 +321,11 @@ class _Message:
                 # Both maps of the parse hold exactly the fields present.
                 return key.name in meta.text_headers
             value = meta.text_headers.get(key.name)
-            return value is not None and needle in searchtext.fold(value)
+            if value is None:
+                return False
+            if needle in searchtext.fold(value):
+                return True
+            return key.name in _ADDRESS_FIELDS and _address_match(needle, value)
         end = None if self.meta is None else self.meta.header_size
         values = searchtext.header_field_texts(self.need_raw(), key.name, end)
         if not needle:

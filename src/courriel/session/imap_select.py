@@ -9,10 +9,11 @@ has a MODSEQ, so NOMODSEQ is never sent, RFC 7162 §3.1.2.1), the mailbox's LIST
 IMAP4rev2 clients, and the tagged OK with READ-WRITE or READ-ONLY. Selecting while a mailbox
 is selected first closes it with ``* OK [CLOSED]`` (RFC 7162 §3.2.11, RFC 9051 §6.3.2).
 
-\\Recent: IMAP4rev1 clients are told ``* 0 RECENT`` and no message is ever \\Recent. Making
-\\Recent right needs a per-mailbox "first session to see it" record shared by every process and
-machine, for a flag IMAP4rev2 removed and that clients do not rely on: Thunderbird, mutt and
-mbsync use \\Seen and UIDNEXT to find new mail, and Gmail and others answer 0 the same way.
+\\Recent (IMAP4rev1 only; IMAP4rev2 removed it): SELECT claims every message above the
+mailbox's recent claim in the store, shared by every process, so each message is \\Recent in
+exactly one session (RFC 3501 §2.3.2); messages that arrive while selected are claimed the
+same way at the refresh that announces them. EXAMINE shows the unclaimed ones as \\Recent
+without claiming them (RFC 3501 §6.3.2).
 
 QRESYNC (RFC 7162 §3.2.5): when the client's UIDVALIDITY matches, the server sends
 ``VANISHED (EARLIER)`` for every UID expunged since the client's MODSEQ and a FETCH of the UID,
@@ -53,6 +54,8 @@ async def select(state: SessionState, cmd: c.Select | c.Examine) -> bytes:
         return b"".join(out) + r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
     if cmd.condstore:
         state.condstore = True  # RFC 7162 §3.1.8: SELECT (CONDSTORE) enables CONDSTORE
+    view.tracks_recent = not state.rev2  # IMAP4rev2 has no \\Recent (RFC 9051 Appendix E)
+    await view.take_recent(state.store, view.uids)
     out.append(_select_responses(state, view))
     if cmd.qresync is not None and cmd.qresync.uidvalidity == view.mailbox.uidvalidity:
         out.append(await _qresync(state, view, cmd.qresync))
@@ -67,7 +70,7 @@ def _select_responses(state: SessionState, view: SelectedView) -> bytes:
     box = view.mailbox
     out = [view.flags_responses(), r.exists(view.max_seq)]
     if not state.rev2:
-        out.append(r.recent(0))  # see the module docstring
+        out.append(r.recent(len(view.recent)))  # RFC 3501 §7.3.2
         first = view.unseen_first()
         if first is not None:
             out.append(r.untagged("OK", "First unseen", b"UNSEEN %d" % first))  # RFC 3501 §6.3.1

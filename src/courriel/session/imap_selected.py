@@ -80,6 +80,9 @@ class SelectedView:
         self.dirty = False  # an event said the store changed since the last refresh
         self.uidnext = mailbox.uidnext
         self.fields = FieldCache()  # shared with other views of the mailbox once opened
+        # RFC 3501 §2.3.2: the UIDs that are \\Recent in this session (IMAP4rev1 only).
+        self.tracks_recent = False
+        self.recent: set[int] = set()
 
     @classmethod
     async def open(
@@ -162,6 +165,16 @@ class SelectedView:
         if info.uid in self.infos:
             self.infos[info.uid] = info
 
+    def absorb(self, infos: Iterable[MessageInfo]) -> bytes:
+        """Takes the store's rows for messages this session just changed; untagged FLAGS when
+        they carry a keyword another session set meanwhile, to go before any FETCH shows it
+        (RFC 3501 §7.2.6, RFC 9051 §7.3.5)."""
+        keywords: set[str] = set()
+        for info in infos:
+            self.update(info)
+            keywords.update(info.flags)
+        return self.learn_keywords(keywords)
+
     def remove(self, uids: Iterable[int], *, qresync: bool) -> bytes:
         """Drops expunged UIDs from the view; the EXPUNGE or VANISHED responses to send."""
         gone = sorted({u for u in uids if u in self.infos})
@@ -169,6 +182,7 @@ class SelectedView:
             return b""
         self.pending.difference_update(gone)
         self.saved.difference_update(gone)
+        self.recent.difference_update(gone)
         if qresync:
             out = responses.vanished(gone)  # RFC 7162 §3.2.10
         else:
@@ -213,7 +227,26 @@ class SelectedView:
             out.append(self.remove(list(self.pending), qresync=qresync))
         if changed:
             out.append(self._apply_changes(changed, top, condstore))
+            added = sorted(i.uid for i in changed if i.uid > top)
+            if self.tracks_recent and added:
+                await self.take_recent(store, added)
+                out.append(responses.recent(len(self.recent)))  # RFC 3501 §7.3.2, with EXISTS
         return b"".join(out)
+
+    async def take_recent(self, store: Store, uids: Sequence[int]) -> None:
+        """Adds the UIDs of ``uids`` (ascending, new to this view) that are \\Recent here.
+
+        SELECT claims them in the store, so no other session gets them (RFC 3501 §2.3.2);
+        EXAMINE only reads the claim, as it must not take \\Recent away (RFC 3501 §6.3.2).
+        """
+        if not self.tracks_recent or not uids:
+            return
+        # A read first: most SELECTs find nothing to claim and then take no write transaction,
+        # which SQLite would serialise with every delivery.
+        before = await store.recent_uid(self.mailbox.id)
+        if not self.readonly and uids[-1] > before:
+            before = await store.claim_recent(self.mailbox.id, uids[-1])
+        self.recent.update(u for u in uids if u > before)
 
     def _apply_changes(self, changed: Sequence[MessageInfo], top: int, condstore: bool) -> bytes:
         changed = sorted(changed, key=lambda i: i.uid)  # UIDs stay ascending in ``uids``
@@ -239,7 +272,8 @@ class SelectedView:
         """``* n FETCH (UID u FLAGS (...) [MODSEQ (m)])``; UID always (RFC 7162 §3.2.4)."""
         seq = self.seq_of(info.uid)
         assert seq is not None
-        items = [responses.item_uid(info.uid), responses.item_flags(sorted_flags(info.flags))]
+        names = sorted_flags(info.flags, recent=info.uid in self.recent)
+        items = [responses.item_uid(info.uid), responses.item_flags(names)]
         if condstore:
             items.append(responses.item_modseq(info.modseq))  # RFC 7162 §3.1.4.1
         return responses.fetch(seq, items)
@@ -329,7 +363,8 @@ def _apply(
         infos.update((i.uid, i) for i in merged)
 
 
-def sorted_flags(flags: Iterable[str]) -> list[str]:
-    """System flags first in their usual order, then keywords: stable output for clients."""
-    system = [f for f in SYSTEM_FLAGS if f in flags]
+def sorted_flags(flags: Iterable[str], *, recent: bool = False) -> list[str]:
+    """System flags first in their usual order (``\\Recent`` last of them, as the session
+    counts it, RFC 3501 §2.3.2), then keywords: stable output for clients."""
+    system = [f for f in SYSTEM_FLAGS if f in flags] + (["\\Recent"] if recent else [])
     return system + sorted(f for f in flags if not f.startswith("\\"))

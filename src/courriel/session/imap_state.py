@@ -76,6 +76,27 @@ class SessionState:
         assert self.view is not None, "handlers of selected-state commands run with a view"
         return self.view
 
+    def enable_condstore(self) -> bool:
+        """Turns CONDSTORE on for a CONDSTORE-enabling command (RFC 7162 §3.1).
+
+        True when this is the first such command and a mailbox is selected: its tagged OK then
+        carries ``[HIGHESTMODSEQ]`` (``condstore_code``), which the client has not seen yet.
+        """
+        first = not self.condstore and self.view is not None
+        self.condstore = True
+        return first
+
+    def condstore_code(self, first: bool) -> bytes | None:
+        """``[HIGHESTMODSEQ n]`` for the tagged OK of the first enabling command, else None.
+
+        The view's MODSEQ, read after the command's refresh, is what this session has seen
+        complete; a lower value than the mailbox's only makes a client resync a little more.
+        """
+        view = self.view
+        if not first or view is None:
+            return None
+        return r.highestmodseq(view.modseq)  # RFC 7162 §3.1: first enabling command's OK
+
     async def refresh(self, *, allow_expunge: bool) -> bytes:
         """Untagged responses for what changed in the selected mailbox (RFC 9051 §7.5.1)."""
         view = self.view

@@ -399,6 +399,13 @@ class Store(DkimKeyStore, Protocol):
 
     async def expunged_since(self, mailbox_id: int, modseq: int) -> list[Expunged]: ...
 
+    async def claim_recent(self, mailbox_id: int, up_to_uid: int) -> int:
+        """Claims \\Recent (RFC 3501 §2.3.2) for UIDs up to ``up_to_uid``; returns the UID
+        claimed before, so the UIDs above it up to ``up_to_uid`` are the caller's alone."""
+
+    async def recent_uid(self, mailbox_id: int) -> int:
+        """The highest UID claimed as \\Recent; the messages above it are still recent."""
+
     async def quota_usage(self, user_id: int) -> QuotaUsage: ...
 
     # coordination between processes and machines (see store/sql/coordination.py)

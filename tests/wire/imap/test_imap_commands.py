@@ -9,6 +9,7 @@ import pytest
 
 from courriel.wire.imap import commands as c
 from courriel.wire.imap.fetch import FetchItem
+from courriel.wire.imap.lexer import InvalidName
 from courriel.wire.imap.search import SearchAll, SearchFlag
 from courriel.wire.imap.sequence import STAR, SequenceSet
 
@@ -232,14 +233,22 @@ def test_mailbox_names_decode_modified_utf7_for_rev1_clients(parse) -> None:
 def test_mailbox_names_are_utf8_after_enable(parse) -> None:
     cmd = parse('a1 CREATE "Brouillons/\u00e9t\u00e9"'.encode(), utf8=True)
     assert cmd == c.Create("a1", "Brouillons/\u00e9t\u00e9")
-    # the same bytes are not modified UTF-7, so an IMAP4rev1 client gets a BAD
-    with pytest.raises(Exception, match="modified UTF-7"):
+    # the same bytes are not modified UTF-7, so an IMAP4rev1 client gets a NO
+    with pytest.raises(InvalidName, match="modified UTF-7") as caught:
         parse('a1 CREATE "Brouillons/\u00e9t\u00e9"'.encode())
+    assert caught.value.reply.startswith(b"a1 NO [CANNOT] ")
+    assert not caught.value.fatal
 
 
 def test_list_patterns_decode_modified_utf7(parse) -> None:
     cmd = parse(b'a1 LIST "" "&ZeVnLIqe-/*"')
     assert cmd == c.List("a1", "", ("\u65e5\u672c\u8a9e/*",))
+
+
+def test_invalid_modified_utf7_in_list_is_read_literally(parse) -> None:
+    cmd = parse(b'a1 LIST "&Jjo" "!#$&\'+,-.%*"')
+    assert cmd == c.List("a1", "&Jjo", ("!#$&'+,-.%*",))
+    assert parse(b'a1 LSUB "" &') == c.Lsub("a1", "", "&")
 
 
 @pytest.mark.parametrize(

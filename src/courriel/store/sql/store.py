@@ -45,7 +45,7 @@ from courriel.store.base import (
     User,
 )
 from courriel.store.blobs import BlobStore, BodyMissing
-from courriel.store.sql import accounts, coordination, mailboxes, messages
+from courriel.store.sql import accounts, coordination, mailboxes, messages, recent
 from courriel.store.sql.core import (
     Done,
     Script,
@@ -319,6 +319,12 @@ class SqlStore(DkimKeysMixin):
 
     async def expunged_since(self, mailbox_id: int, modseq: int) -> list[Expunged]:
         return await self._read(messages.expunged_since(mailbox_id, modseq))
+
+    async def claim_recent(self, mailbox_id: int, up_to_uid: int) -> int:
+        return await self._write(recent.claim_recent(mailbox_id, up_to_uid))
+
+    async def recent_uid(self, mailbox_id: int) -> int:
+        return await self._read(recent.recent_uid(mailbox_id))
 
     async def quota_usage(self, user_id: int) -> QuotaUsage:
         return await self._read(mailboxes.quota_usage(user_id))

@@ -53,7 +53,7 @@ from courriel.wire.imap.events import (
     LiteralRequest,
     NeedData,
 )
-from courriel.wire.imap.lexer import Limits
+from courriel.wire.imap.lexer import InvalidName, Limits
 from courriel.wire.imap.parse_search import BadCharset
 from courriel.wire.imap.parser import decode_base64, parse_command, read_tag
 
@@ -125,8 +125,8 @@ class Connection:
     def next_event(self) -> Event:
         try:
             event = self._next()
-        except BadCharset:
-            self._errors = 0
+        except (BadCharset, InvalidName):
+            self._errors = 0  # a tagged NO for a well-formed command, not a syntax error
             raise
         except ProtocolError as e:
             self._errors += 1

@@ -9,7 +9,13 @@ cursor and never copies a literal: when a string argument is a literal it return
 object the connection sliced out of its buffer.
 
 Every syntax error calls ``fail``, which raises ``ProtocolError`` carrying the tagged ``BAD``
-and a sentence saying what was expected where; parsers never catch it. Tokens are matched with
+and a sentence saying what was expected where; parsers never catch it. A mailbox name that is
+well-formed IMAP syntax but not valid modified UTF-7 is no syntax error: it raises
+``InvalidName``, a tagged ``NO [CANNOT]``, and the session goes on. Courriel refuses such a name
+rather than take its bytes literally (as some servers do) because a name must have exactly one
+spelling: the literal reading of ``&Jjo`` would be a second spelling of a name a UTF-8 client
+can create. A LIST or LSUB pattern only chooses among existing names, so an invalid one is read
+literally and simply matches what it matches; no pattern is refused. Tokens are matched with
 compiled regular expressions anchored at the cursor (``pattern.match(buf, pos)``), so no
 Python loop runs per byte.
 """
@@ -53,6 +59,15 @@ _UNESCAPE_RE = re.compile(rb"\\([\"\\])")
 
 SYSTEM_FLAGS = {f.upper(): f for f in ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")}
 _SP, _LPAREN, _RPAREN, _DQUOTE, _LBRACE, _TILDE = 0x20, 0x28, 0x29, 0x22, 0x7B, 0x7E
+
+
+class InvalidName(ProtocolError):  # noqa: N818 - reads as the refusal it sends
+    """A mailbox name that is not valid modified UTF-7: a tagged NO, not a BAD."""
+
+    def __init__(self, tag: str, what: str, why: str) -> None:
+        # RFC 3501 §5.1.3: the name is refused, the command well-formed (RFC 5530 CANNOT)
+        reply = f"{tag} NO [CANNOT] The {what} is not valid modified UTF-7: {why}\r\n"
+        super().__init__(reply.encode())
 
 
 class Reader:
@@ -240,23 +255,27 @@ class Reader:
 
     # --- mailbox names, patterns, flags -------------------------------------------------------
 
-    def _decode_name(self, data: bytes, what: str) -> str:
+    def _decode_name(self, data: bytes, what: str, *, pattern: bool = False) -> str:
         if self.utf8:
             return self.text(data, what)  # RFC 9051 §5.1: UTF-8 once rev2/UTF8=ACCEPT is on
         try:
             return mutf7.decode(data)  # RFC 3501 §5.1.3
         except mutf7.MUTF7Error as e:
-            self.fail(f"{what} is not valid modified UTF-7: {e}")
+            if pattern:
+                return data.decode("ascii", "replace")  # read literally: see the docstring
+            raise InvalidName(self.tag, what, str(e)) from e
 
     def mailbox(self, what: str = "mailbox name", *, inbox: bool = True) -> str:
-        """A mailbox name; ``inbox=False`` keeps the case of "inbox" (LIST references)."""
-        name = self._decode_name(self.astring(what), what)
+        """A mailbox name; ``inbox=False`` for a LIST reference: the case of "inbox" is kept
+        and, like a pattern, an invalid one is read literally."""
+        name = self._decode_name(self.astring(what), what, pattern=not inbox)
         # RFC 9051 §5.1: INBOX is case-insensitive
         return "INBOX" if inbox and name.upper() == "INBOX" else name
 
     def list_mailbox(self, what: str = "mailbox pattern") -> str:
         token = None if self.literal_ahead() else self.match(LIST_CHAR_RE)
-        return self._decode_name(token if token is not None else self.string(what), what)
+        data = token if token is not None else self.string(what)
+        return self._decode_name(data, what, pattern=True)
 
     def flag(self, what: str = "flag") -> str:
         if self.maybe_char(0x5C):  # "\": a system flag or flag-extension
