@@ -83,6 +83,10 @@ enabled = false
 enabled = false
 [listeners.pop3]
 enabled = false
+[listeners.https]
+enabled = false
+[listeners.http]
+enabled = false
 """
 
 
@@ -119,6 +123,10 @@ enabled = false
 [listeners.pop3]
 enabled = false
 [listeners.pop3s]
+enabled = false
+[listeners.https]
+enabled = false
+[listeners.http]
 enabled = false
 """
 
