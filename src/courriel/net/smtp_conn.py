@@ -30,6 +30,7 @@ transaction (``HostFailure.at_start``); the caller then opens a fresh one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -182,18 +183,16 @@ class Connection:
             self.writer.transport.abort()
             return
         if self.core.phase not in (Phase.CLOSED, Phase.QUIT):
-            try:
+            # Closing anyway: a QUIT without its 221 loses nothing.
+            with contextlib.suppress(HostFailure, TimeoutError, OSError):
                 self.writer.write(self.core.quit())
                 async with asyncio.timeout(min(self.timeouts.command, 5.0)):
                     await self.reply(self.timeouts.command)
-            except (HostFailure, TimeoutError, OSError):
-                pass  # closing anyway; a QUIT without its 221 loses nothing
         self.writer.close()
-        try:
+        # The socket is closed on our side; the peer's manners do not matter.
+        with contextlib.suppress(TimeoutError, OSError, ssl.SSLError):
             async with asyncio.timeout(5.0):
                 await self.writer.wait_closed()
-        except (TimeoutError, OSError, ssl.SSLError):
-            pass  # the socket is closed on our side; the peer's manners do not matter
 
 
 async def _connect(target: Target, timeouts: Timeouts, contexts: Contexts) -> Connection:

@@ -86,10 +86,11 @@ async def serve(address: str, port: int, handler: Handler) -> AsyncIterator[asyn
         task = asyncio.current_task()
         assert task is not None
         tasks.add(task)
+        # The client going away is what several tests do on purpose.
+        quiet = (OSError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.LimitOverrunError)
         try:
-            await handler(reader, writer)
-        except (OSError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass  # the client went away: that is what several tests do on purpose
+            with contextlib.suppress(*quiet):
+                await handler(reader, writer)
         finally:
             writer.close()
             tasks.discard(task)

@@ -80,7 +80,7 @@ async def test_added_from_breaks_the_oversigned_signature(
     signed = sign(msg, keys.org[:1]) + msg
     # A second From placed above the signed one is what a reader's program would show.
     head, sep, rest = signed.partition(b"From: Alice")
-    forged = head + b"From: ceo@example.org\r\n" + sep + rest
+    forged = head + b"From: boss@example.org\r\n" + sep + rest
     (result,) = await DkimVerifier(resolver).verify(forged)
     assert result.outcome is Outcome.FAIL
 

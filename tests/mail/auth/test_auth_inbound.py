@@ -146,7 +146,7 @@ async def test_forged_results_with_our_name_are_removed(auth: MailAuth, keys: Au
 
 
 async def test_two_from_addresses_are_refused(auth: MailAuth) -> None:
-    msg = message(extra=b"From: ceo@example.net\r\n")
+    msg = message(extra=b"From: boss@example.net\r\n")
     v = await auth.check_inbound(
         ip=ORG_IP, helo="mail.example.org", mail_from="alice@example.org", message=msg
     )
