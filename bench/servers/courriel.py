@@ -40,13 +40,14 @@ from bench.servers import (
     terminate,
     wait_port,
 )
+from courriel.config import LISTENERS
 
 HOSTNAME = "courriel.example.test"
 HASH_TIME_COST = 1
 HASH_MEMORY_KIB = 1024
 HASH_PARALLELISM = 1  # Dovecot's libsodium verifies argon2id with one lane only
 
-_TOML = """\
+_HEAD = """\
 data_dir = "{data}"
 hostname = "{hostname}"
 
@@ -61,74 +62,26 @@ max_connections_per_ip = 20000
 
 [log]
 level = "warning"
+
+"""
 
 # Postfix checks no SPF, DKIM or DMARC here either; and the benchmark's domains exist in no DNS.
-[mailauth]
-check_inbound = false
-
-[listeners.smtp]
-address = "{host}"
-port = {smtp}
-[listeners.imaps]
-address = "{host}"
-port = {imap}
-[listeners.pop3s]
-address = "{host}"
-port = {pop3}
-[listeners.submission]
-enabled = false
-[listeners.submissions]
-enabled = false
-[listeners.imap]
-enabled = false
-[listeners.pop3]
-enabled = false
-[listeners.https]
-enabled = false
-[listeners.http]
-enabled = false
-"""
+_MAILAUTH_OFF = "[mailauth]\ncheck_inbound = false\n\n"
 
 
-_RELAY_TOML = """\
-data_dir = "{data}"
-hostname = "{hostname}"
-
-[auth]
-argon2_time_cost = {t}
-argon2_memory_kib = {m}
-argon2_parallelism = {p}
-
-[limits]
-max_connections = 20000
-max_connections_per_ip = 20000
-
-[log]
-level = "warning"
-
-[dns]
-nameservers = ["{nameserver}"]
-
-[listeners.submission]
-address = "{host}"
-port = {submission}
-[listeners.smtp]
-enabled = false
-[listeners.submissions]
-enabled = false
-[listeners.imap]
-enabled = false
-[listeners.imaps]
-enabled = false
-[listeners.pop3]
-enabled = false
-[listeners.pop3s]
-enabled = false
-[listeners.https]
-enabled = false
-[listeners.http]
-enabled = false
-"""
+def _config(data: Path, extra: str, ports: dict[str, int]) -> str:
+    """The whole file: ``ports`` names the listeners to open; every other one is off, so a
+    listener courriel gains later never binds a standard port during a benchmark."""
+    head = _HEAD.format(
+        data=data, hostname=HOSTNAME, t=HASH_TIME_COST, m=HASH_MEMORY_KIB, p=HASH_PARALLELISM
+    )
+    listeners = [
+        f'[listeners.{name}]\naddress = "{HOST}"\nport = {ports[name]}\n'
+        if name in ports
+        else f"[listeners.{name}]\nenabled = false\n"
+        for name in LISTENERS
+    ]
+    return head + extra + "".join(listeners)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,19 +96,7 @@ def configure(root: Path) -> Setup:
     data.mkdir(parents=True, mode=0o700, exist_ok=True)
     smtp, imap, pop3 = free_ports(3)
     config = root / "courriel.toml"
-    config.write_text(
-        _TOML.format(
-            data=data,
-            hostname=HOSTNAME,
-            t=HASH_TIME_COST,
-            m=HASH_MEMORY_KIB,
-            p=HASH_PARALLELISM,
-            host=HOST,
-            smtp=smtp,
-            imap=imap,
-            pop3=pop3,
-        )
-    )
+    config.write_text(_config(data, _MAILAUTH_OFF, {"smtp": smtp, "imaps": imap, "pop3s": pop3}))
     return Setup(config, Endpoints(smtp=smtp, imap=imap, pop3=pop3))
 
 
@@ -166,18 +107,8 @@ def configure_relay(root: Path, nameserver: str) -> Setup:
     data.mkdir(parents=True, mode=0o700, exist_ok=True)
     (submission,) = free_ports(1)
     config = root / "courriel.toml"
-    config.write_text(
-        _RELAY_TOML.format(
-            data=data,
-            hostname=HOSTNAME,
-            t=HASH_TIME_COST,
-            m=HASH_MEMORY_KIB,
-            p=HASH_PARALLELISM,
-            nameserver=nameserver,
-            host=HOST,
-            submission=submission,
-        )
-    )
+    dns = f'[dns]\nnameservers = ["{nameserver}"]\n\n'
+    config.write_text(_config(data, dns, {"submission": submission}))
     return Setup(config, Endpoints(smtp=submission))
 
 
