@@ -35,22 +35,6 @@ from courriel.testing.outbound import (
 from courriel.testing.server import Account, MailServer, start_server
 from courriel.testing.transports import SmtplibTransport
 
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[MailServer]:
-    (tmp_path / "rx").mkdir()
-    server = start_server(tmp_path / "rx")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def bob(receiver: MailServer) -> Account:
-    return receiver.add_user("bob@example.net", PASSWORD)
-
-
 RelayFactory = Callable[..., MailServer]
 
 

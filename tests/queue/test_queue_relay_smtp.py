@@ -26,16 +26,6 @@ from courriel.testing.server import Account, MailServer, start_server
 
 
 @pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[MailServer]:
-    (tmp_path / "rx").mkdir()
-    server = start_server(tmp_path / "rx")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 async def dns(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """dnsmasq answering MX example.net -> mx.example.net -> 127.0.0.1."""
     if dnsmasq.program() is None:

@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ from courriel.store.base import Store
 from courriel.store.queue import RecipientState
 from courriel.testing.fill import add_user, on_store
 from courriel.testing.net import free_ports
-from courriel.testing.server import Account, MailServer, make_message, start_server, write_config
+from courriel.testing.server import Account, MailServer, make_message, write_config
 
 PASSWORD = "correct horse battery"
 SENDERS = 4
@@ -37,21 +36,6 @@ QUEUE = (
     "[queue]\nfirst_retry_seconds = 0.3\nmax_retry_seconds = 0.6\npoll_seconds = 0.2\n"
     "lease_seconds = 1\n"
 )
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[MailServer]:
-    (tmp_path / "rx").mkdir()
-    server = start_server(tmp_path / "rx")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def bob(receiver: MailServer) -> Account:
-    return receiver.add_user("bob@example.net", PASSWORD)
 
 
 def relay_config(receiver: MailServer) -> str:
