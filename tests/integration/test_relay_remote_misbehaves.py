@@ -334,6 +334,17 @@ async def test_concurrency_limits(lab: Lab, per_destination: int, total: int) ->
     assert transport.pool.opened == peak  # later messages reused the open connections
 
 
+async def take_one_message(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Greeting, EHLO with PIPELINING, one pipelined transaction of one recipient, its 250."""
+    writer.write(b"220 mx\r\n")
+    await reader.readline()
+    writer.write(b"250-mx\r\n250 PIPELINING\r\n")
+    await reader.readuntil(b"DATA\r\n")
+    writer.write(b"250 ok\r\n250 ok\r\n354 go\r\n")
+    await reader.readuntil(b"\r\n.\r\n")
+    writer.write(b"250 2.0.0 queued\r\n")
+
+
 async def test_a_kept_connection_the_server_dropped_is_replaced(lab: Lab) -> None:
     connections = 0
 
@@ -342,13 +353,7 @@ async def test_a_kept_connection_the_server_dropped_is_replaced(lab: Lab) -> Non
     ) -> None:
         nonlocal connections
         connections += 1
-        writer.write(b"220 mx\r\n")
-        await reader.readline()
-        writer.write(b"250-mx\r\n250 PIPELINING\r\n")
-        await reader.readuntil(b"DATA\r\n")
-        writer.write(b"250 ok\r\n250 ok\r\n354 go\r\n")
-        await reader.readuntil(b"\r\n.\r\n")
-        writer.write(b"250 2.0.0 queued\r\n")
+        await take_one_message(reader, writer)
         await reader.readline()  # the next MAIL, on a connection this server is done with
         writer.write(b"421 4.4.2 idle too long, closing\r\n")
 
@@ -456,13 +461,7 @@ async def test_a_server_speaking_while_idle_is_not_reused(lab: Lab, after_messag
     async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal connections
         connections += 1
-        writer.write(b"220 mx\r\n")
-        await reader.readline()
-        writer.write(b"250-mx\r\n250 PIPELINING\r\n")
-        await reader.readuntil(b"DATA\r\n")
-        writer.write(b"250 ok\r\n250 ok\r\n354 go\r\n")
-        await reader.readuntil(b"\r\n.\r\n")
-        writer.write(b"250 2.0.0 queued\r\n")
+        await take_one_message(reader, writer)
         await writer.drain()
         await asyncio.sleep(0.05)
         writer.write(after_message)  # a stale "reply" must never answer the next MAIL
