@@ -97,6 +97,7 @@ from courriel.queue.transport import Transport
 from courriel.queue.worker import Worker
 from courriel.store.base import Store, StoreError
 from courriel.supervisor import Supervisor, WorkerMain
+from courriel.web.acme import CertificateKeeper
 from courriel.web.app import listeners as web_listeners
 from courriel.web.server import WebListener
 
@@ -384,6 +385,9 @@ async def _run(
     installed = _install_signals(running, interrupt=not worker)
     delivering: asyncio.Task[None] | None = None
     upkeep = asyncio.create_task(_dkim_upkeep_every(app.store), name="dkim key upkeep")
+    keeper = CertificateKeeper(app.store, app.cfg, app.tls)
+    await keeper.refresh_safely()  # an ACME certificate in the store is served from the start
+    certificates = asyncio.create_task(keeper.run(), name="certificate keeper")
     try:
         for lst in listeners:
             lst.start()
@@ -399,7 +403,8 @@ async def _run(
         await running.wait_stopped()
     finally:
         upkeep.cancel()
-        await asyncio.gather(upkeep, return_exceptions=True)
+        certificates.cancel()
+        await asyncio.gather(upkeep, certificates, return_exceptions=True)
         log.info("stopping: no new connections")
         await asyncio.gather(*(lst.stop_accepting() for lst in listeners))
         grace = _session_grace(app.cfg.limits.shutdown_grace_seconds)
@@ -539,7 +544,7 @@ def _watchdog(cfg: Config, running: Running, table: HeartbeatTable, slot: int) -
     return watchdog
 
 
-async def _prepare_store(cfg: Config, setup: Setup | None) -> None:
+async def _prepare_store(cfg: Config, setup: Setup | None, tls: TLSManager | None = None) -> None:
     """Opens the store once in the parent, which runs the migrations, and runs ``setup``."""
     from courriel.store.open import open_store
 
@@ -550,6 +555,8 @@ async def _prepare_store(cfg: Config, setup: Setup | None) -> None:
         if setup is not None:
             await setup(store)
         await _dkim_upkeep(store)
+        if tls is not None:  # the settings table shows the certificate the workers will serve
+            await CertificateKeeper(store, cfg, tls).refresh_safely()
     finally:
         await store.close()
 
@@ -572,7 +579,7 @@ def run(cfg: Config, *, setup: Setup | None = None) -> int:
     try:
         _log_listening(prepared.bound)
         _relay_transport(cfg)  # a relay setting that cannot work fails here, before the fork
-        asyncio.run(_prepare_store(cfg, setup))
+        asyncio.run(_prepare_store(cfg, setup, prepared.tls))
         _no_threads()
         supervisor = Supervisor(
             cfg.server.worker_count(),

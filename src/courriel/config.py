@@ -168,6 +168,21 @@ class MtaStsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AcmeConfig:
+    """Certificates from an ACME server (RFC 8555), kept in the store (``courriel.web.acme``)."""
+
+    enabled: bool = False  # false: the [tls] files, or the self-signed certificate
+    directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+    contact: str = ""  # e-mail address the ACME server may write to about expiry
+    names: tuple[str, ...] = ()  # () = hostname, and autoconfig. and mta-sts. of each domain
+    challenge: str = "http-01"  # http-01 (port 80) | tls-alpn-01 (port 443)
+    renew_days: float = 30.0  # a certificate is renewed this long before it expires
+    check_seconds: float = 3600.0  # how often each process looks at the stored certificate
+    retry_seconds: float = 600.0  # after a failed order; doubles each failure up to a day
+    ca_file: str = ""  # a CA to trust for the ACME server's own HTTPS besides the system's
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path  # the file this came from (it need not exist)
     data_dir: Path
@@ -183,6 +198,7 @@ class Config:
     relay: RelayConfig = field(default_factory=RelayConfig)
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)
     mtasts: MtaStsConfig = field(default_factory=MtaStsConfig)
+    acme: AcmeConfig = field(default_factory=AcmeConfig)
     listeners: tuple[ListenerConfig, ...] = ()
 
     def resolve(self, p: str) -> Path:
@@ -319,6 +335,21 @@ DEFAULT_TOML = """\
 # mx = []             # MX host names (or "*.example.org"); [] = hostname
 # max_age = 604800
 
+[acme]
+# Certificates from an ACME server such as Let's Encrypt, renewed renew_days before they expire
+# and loaded by every listener of every process without a restart. The server must reach this
+# one by each name: on port 80 (challenge = "http-01") or 443 ("tls-alpn-01"). The certificate,
+# its key and the account key are kept in the store. Off: [tls] files, else self-signed.
+# enabled = false
+# directory = "https://acme-v02.api.letsencrypt.org/directory"
+# contact = "postmaster@example.org"
+# names = []          # [] = hostname, and autoconfig.DOMAIN and mta-sts.DOMAIN of each domain
+# challenge = "http-01"   # http-01 | tls-alpn-01
+# renew_days = 30
+# check_seconds = 3600    # how often each process looks at the stored certificate
+# retry_seconds = 600     # after a failure; doubles with each failure, up to a day
+# ca_file = ""            # a CA to trust for the ACME server's HTTPS besides the system's
+
 # Listeners: imaps (993), imap (143), pop3s (995), pop3 (110), submissions (465), submission (587),
 # smtp (25, inbound MX), https (443: mail client set-up, MTA-STS) and http (80: redirects to
 # https). For each: enabled, address and port. address "" and port 0 mean auto:
@@ -342,12 +373,14 @@ _SECTIONS: dict[str, type[Any]] = {
     "relay": RelayConfig,
     "mailauth": MailAuthConfig,
     "mtasts": MtaStsConfig,
+    "acme": AcmeConfig,
 }
 _CHOICES = {
     ("log", "level"): {"debug", "info", "warning", "error"},
     ("log", "format"): {"text", "json"},
     ("relay", "smarthost_tls"): {"starttls", "tls", "none"},
     ("mtasts", "mode"): {"auto", "testing", "enforce", "none"},
+    ("acme", "challenge"): {"http-01", "tls-alpn-01"},
 }
 
 
@@ -481,6 +514,14 @@ def _check_queue(q: QueueConfig) -> None:
         raise ConfigError("[queue] max_retry_seconds: must not be less than first_retry_seconds")
 
 
+def _check_acme(acme: AcmeConfig) -> None:
+    if acme.enabled and not acme.directory.startswith(("https://", "http://")):
+        raise ConfigError(f"[acme] directory: not an http(s) URL: {acme.directory!r}")
+    for key in ("check_seconds", "retry_seconds"):
+        if getattr(acme, key) <= 0:
+            raise ConfigError(f"[acme] {key}: must be more than 0, got {getattr(acme, key)!r}")
+
+
 def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     """Reads the configuration; raises ``ConfigError`` with a one-line reason."""
     path = locate(explicit)
@@ -509,6 +550,7 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError("[tls]: set both cert and key, or neither (self-signed certificate)")
     _check_relay(sections["relay"], sections["dns"])
     _check_queue(sections["queue"])
+    _check_acme(sections["acme"])
     if not 0 < sections["mtasts"].max_age <= 31557600:  # RFC 8461 §3.2: at most a year
         raise ConfigError("[mtasts] max_age: must be 1..31557600 seconds")
     return Config(

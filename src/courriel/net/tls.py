@@ -9,7 +9,9 @@ context it was made with. That is how SIGHUP reloads a renewed certificate witho
 single connection. A reload that fails (missing file, key that does not match) keeps the old
 context and logs why: a broken renewal must never take the server down.
 
-Certificates come from ``[tls] cert``/``key``. When both are empty, courriel makes a self-signed
+Certificates come from ACME when ``install`` gave one (``courriel.web.acme`` keeps it in the store
+and hands it to every process; it is held in memory, so SIGHUP rebuilds from it), else from
+``[tls] cert``/``key``. When both are empty, courriel makes a self-signed
 certificate on first run in ``<data_dir>/tls/{cert,key}.pem`` (ECDSA P-256, names: the hostname,
 localhost, 127.0.0.1 and ::1) and reuses it afterwards, so the fingerprint a person accepted once
 in their mail program stays the same. The key is written with mode 0600 before any byte of it
@@ -38,6 +40,7 @@ from cryptography.x509.oid import NameOID
 
 from courriel.config import Config
 from courriel.logs import kv
+from courriel.net.tls_alpn import Challenges, load_pem
 
 log = logging.getLogger("courriel.tls")
 
@@ -72,15 +75,22 @@ class CertificateInfo:
     not_after: dt.datetime
     sha256: str  # colon-separated upper-case hex, as mail programs display it
     self_signed: bool
+    serial: str = ""  # hexadecimal, lower case
+    source: str = ""  # where it came from when not a file ("ACME, kept in the store")
 
 
-def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
-    """A server context for the given PEM files; raises ``TLSError`` naming what is wrong."""
+def _policy_context() -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 8996: no TLS 1.0 or 1.1
     ctx.set_ciphers(TLS12_CIPHERS)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_SINGLE_ECDH_USE
+    return ctx
+
+
+def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
+    """A server context for the given PEM files; raises ``TLSError`` naming what is wrong."""
+    ctx = _policy_context()
     for path in (cert_path, key_path):
         # OpenSSL's errors do not say which file is missing; a person needs to know.
         if not path.is_file():
@@ -101,6 +111,12 @@ def certificate_info(cert_path: Path, key_path: Path) -> CertificateInfo:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     except (OSError, ValueError) as e:
         raise TLSError(f"{cert_path}: not a PEM certificate: {e}") from e
+    return _info(cert, cert_path, key_path)
+
+
+def _info(
+    cert: x509.Certificate, cert_path: Path, key_path: Path, source: str = ""
+) -> CertificateInfo:
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names = tuple(str(n.value) for n in san)
@@ -116,7 +132,25 @@ def certificate_info(cert_path: Path, key_path: Path) -> CertificateInfo:
         not_after=cert.not_valid_after_utc,
         sha256=":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
         self_signed=bool(orgs) and orgs[0].value == SELF_SIGNED_ORGANIZATION,
+        serial=format(cert.serial_number, "x"),
+        source=source,
     )
+
+
+def pem_context(
+    cert_pem: bytes, key_pem: bytes, scratch: Path
+) -> tuple[ssl.SSLContext, CertificateInfo]:
+    """A server context and its description from PEM bytes (an ACME certificate)."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as e:
+        raise TLSError(f"the ACME certificate is not PEM: {e}") from e
+    ctx = _policy_context()
+    try:
+        load_pem(ctx, cert_pem, key_pem, scratch)
+    except (ssl.SSLError, OSError) as e:
+        raise TLSError(f"the ACME certificate or its key is unusable: {e}") from e
+    return ctx, _info(cert, scratch, scratch, source="ACME, kept in the store")
 
 
 def _san_entries(hostname: str) -> list[x509.GeneralName]:
@@ -205,6 +239,8 @@ class TLSManager:
         self._cfg = cfg
         self._context: ssl.SSLContext | None = None
         self._info: CertificateInfo | None = None
+        self._acme: tuple[bytes, bytes] | None = None  # (chain PEM, key PEM) from ``install``
+        self.challenges = Challenges(cfg.data_dir / "tls")  # TLS-ALPN-01, RFC 8737
 
     def _paths(self) -> tuple[Path, Path]:
         if self._cfg.tls.cert:
@@ -212,11 +248,16 @@ class TLSManager:
         return ensure_self_signed(self._cfg.data_dir, self._cfg.hostname)
 
     def _build(self) -> tuple[ssl.SSLContext, CertificateInfo]:
+        if self._acme is not None:
+            ctx, info = pem_context(*self._acme, self._cfg.data_dir / "tls")
+            self.challenges.attach(ctx)
+            return ctx, info
         try:
             cert_path, key_path = self._paths()
         except OSError as e:
             raise TLSError(f"cannot make the self-signed certificate: {e}") from e
         ctx = server_context(cert_path, key_path)
+        self.challenges.attach(ctx)
         return ctx, certificate_info(cert_path, key_path)
 
     def load(self) -> CertificateInfo:
@@ -238,9 +279,24 @@ class TLSManager:
         self._context, self._info = ctx, info
         log.info(
             "TLS certificate reloaded",
-            extra=kv(file=info.cert_path, sha256=info.sha256),
+            extra=kv(file=info.source or info.cert_path, serial=info.serial, sha256=info.sha256),
         )
         return True
+
+    def install(self, cert_pem: bytes, key_pem: bytes) -> bool:
+        """Serves this certificate from now on (ACME); on failure keeps the old one, says why."""
+        previous = self._acme
+        self._acme = (cert_pem, key_pem)
+        if self.reload():
+            return True
+        self._acme = previous
+        return False
+
+    def set_challenges(self, pending: dict[str, str]) -> None:
+        """The TLS-ALPN-01 challenges to answer now (name -> key authorization)."""
+        self.challenges.update(pending)
+        if self._context is not None:
+            self.challenges.attach(self._context)
 
     @property
     def context(self) -> ssl.SSLContext:

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from courriel.store.acme import AcmeStore
+
 if TYPE_CHECKING:
     from courriel.store.queue import QueueStore
 
@@ -193,10 +195,15 @@ class ChangeKind(enum.Enum):
     # ``courriel queue flush|retry|release|bounce`` made entries due: the queue workers of
     # every process look now. Published for ``QUEUE_EVENTS``, never for a user.
     QUEUE_WAKE = "queue"
+    # ACME stored a certificate or challenges (``courriel.web.acme``): every worker rereads
+    # them. Published for ``CERTIFICATE_EVENTS``, never for a user.
+    CERTIFICATE = "certificate"
 
 
 # The subscription key of queue wake-ups (``ChangeKind.QUEUE_WAKE``): no account has id 0.
 QUEUE_EVENTS = 0
+# The subscription key of certificate and challenge changes (``ChangeKind.CERTIFICATE``).
+CERTIFICATE_EVENTS = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +280,7 @@ class DkimKeyStore(Protocol):
 # --- the store --------------------------------------------------------------------------------
 
 
-class Store(DkimKeyStore, Protocol):
+class Store(DkimKeyStore, AcmeStore, Protocol):
     @property
     def events(self) -> Events: ...
 

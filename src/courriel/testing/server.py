@@ -270,15 +270,21 @@ def make_message(subject: str, body: str = "", *, sender: str = "bob@example.net
 
 
 def start_server(
-    tmp_path: Path, *, transport: Transport | None = None, extra_config: str = ""
+    tmp_path: Path,
+    *,
+    transport: Transport | None = None,
+    extra_config: str = "",
+    ports: dict[str, int] | None = None,
 ) -> MailServer:
     """Starts a server with a fresh data directory under ``tmp_path``; the caller stops it.
 
     With a ``transport`` it relays mail for other domains through it (the queue worker runs).
+    ``ports`` chooses the listeners' ports (free ones by default).
     """
     data_dir = tmp_path / "courriel"
     data_dir.mkdir()
-    ports = dict(zip(LISTENERS, free_ports(len(LISTENERS)), strict=True))
+    if ports is None:
+        ports = dict(zip(LISTENERS, free_ports(len(LISTENERS)), strict=True))
     cfg = config.load(write_config(data_dir, ports, extra_config))
     server = MailServer(cfg, transport)
     server.start()

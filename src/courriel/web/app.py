@@ -7,7 +7,8 @@ from memory (``Offer``) or the store's domain table, never from a file named by 
 so no path can reach the disk. The domain comes from the address asked about or the Host
 header; it is normalized (IDNA, lower case) and must be hosted, else 404. ``redirect``
 answers every request on the http listener with a permanent redirect to the same path on
-https (the ACME HTTP-01 challenges will be answered there first).
+https, except the ACME HTTP-01 challenges (``courriel.web.acme.http_challenge``, answered from
+the store, RFC 8555 §8.3).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from courriel import clientsettings
 from courriel.config import Config
 from courriel.net.ports import Bound
 from courriel.net.tls import TLSManager
-from courriel.web import autoconfig, autodiscover, mtasts, settings
+from courriel.web import acme, autoconfig, autodiscover, mtasts, settings
 from courriel.web.server import WebListener
 from courriel.web.settings import Offer
 
@@ -114,8 +115,9 @@ def application(site: Site) -> web.Application:
     return app
 
 
-def redirect(hostname: str, https_port: int) -> web.Application:
-    """Every plain-HTTP request goes to the same path on https, on the Host asked for."""
+def redirect(hostname: str, https_port: int, store: Store | None = None) -> web.Application:
+    """Every plain-HTTP request goes to the same path on https, on the Host asked for; with a
+    store, ACME HTTP-01 challenges are answered instead."""
 
     async def to_https(request: web.Request) -> web.Response:
         host = host_name(request) or hostname
@@ -123,6 +125,8 @@ def redirect(hostname: str, https_port: int) -> web.Application:
         raise web.HTTPPermanentRedirect(f"https://{host}{port}{request.rel_url}")
 
     app = web.Application()
+    if store is not None:
+        app.router.add_get(acme.CHALLENGE_PATH, acme.http_challenge(store))
     app.router.add_route("*", "/{tail:.*}", to_https)
     return app
 
@@ -143,7 +147,7 @@ def listeners(
     return WebListener(
         {
             "https": application(Site(store, offer, policy)),
-            "http": redirect(cfg.hostname, https_port),
+            "http": redirect(cfg.hostname, https_port, store),
         },
         served + served_http,
         tls,
