@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -21,28 +20,13 @@ from cryptography import x509
 
 from courriel.config import LISTENERS
 from courriel.store.acme import CERTIFICATE, StoredCertificate
-from courriel.testing import dnsmasq, pebble
-from courriel.testing.dnsmasq import DnsServer, Zone, start_dnsmasq
-from courriel.testing.missing import report_missing
+from courriel.testing.dnsmasq import DnsServer
 from courriel.testing.net import free_ports
-from courriel.testing.pebble import Pebble, start_pebble
+from courriel.testing.pebble import DOMAIN, NAMES, Pebble, peer_certificate, start_pebble
 from courriel.testing.server import HOSTNAME, MailServer, start_server
 
 pytestmark = pytest.mark.slow
-
-DOMAIN = "example.test"
-NAMES = [HOSTNAME, f"autoconfig.{DOMAIN}", f"mta-sts.{DOMAIN}"]
 ISSUE_TIMEOUT = 40.0
-
-
-@pytest.fixture
-async def dns(request: pytest.FixtureRequest) -> AsyncIterator[DnsServer]:
-    for name, program in (("dnsmasq", dnsmasq.program), ("pebble", pebble.program)):
-        if program() is None:
-            report_missing(f"program '{name}'", request.node.nodeid)
-    zone = Zone([DOMAIN], hosts={name: ["127.0.0.1"] for name in NAMES})
-    async with start_dnsmasq(zone) as server:
-        yield server
 
 
 def acme_config(p: Pebble, names: list[str], challenge: str = "http-01", renew: float = 30) -> str:
@@ -53,18 +37,6 @@ def acme_config(p: Pebble, names: list[str], challenge: str = "http-01", renew: 
         f'names = [{listed}]\nchallenge = "{challenge}"\nrenew_days = {renew}\n'
         f'check_seconds = 0.3\nretry_seconds = 600\nca_file = "{p.ca_file}"\n'
     )
-
-
-def served(port: int, name: str, root: Path) -> x509.Certificate:
-    """The certificate a client verifying against ``root`` is given for ``name`` on ``port``."""
-    ctx = ssl.create_default_context(cafile=str(root))
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
-        ctx.wrap_socket(raw, server_hostname=name) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der)
 
 
 async def stored(server: MailServer, *, other_than: str = "") -> StoredCertificate:
@@ -83,7 +55,7 @@ async def serving(port: int, name: str, root: Path, serial: str) -> x509.Certifi
     deadline = time.monotonic() + 10
     while True:
         try:
-            cert = await asyncio.to_thread(served, port, name, root)
+            cert = await asyncio.to_thread(peer_certificate, port, name, root)
         except ssl.SSLCertVerificationError:
             cert = None
         if cert is not None and format(cert.serial_number, "x") == serial:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
-import select
 import signal
 import ssl
-import subprocess
-import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,6 +12,7 @@ import pytest
 
 from courriel.config import LISTENERS
 from courriel.testing.net import free_ports
+from courriel.testing.server import spawn_serve
 from courriel.testing.web import fetch
 
 HOSTNAME = "mail.example.test"
@@ -52,28 +48,12 @@ class _Served:
         return ssl.create_default_context(cafile=str(self.cert_path))
 
 
-def _read_ready(proc: subprocess.Popen[bytes]) -> None:
-    assert proc.stdout is not None
-    out, deadline = b"", time.monotonic() + 30
-    while b"courriel is ready" not in out:
-        assert time.monotonic() < deadline, out
-        if select.select([proc.stdout], [], [], 1)[0]:
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            assert chunk, out
-            out += chunk
-
-
 def test_both_workers_serve_https(tmp_path: Path) -> None:
     ports = dict(zip(("imaps", "submissions", "https"), free_ports(3), strict=True))
     cfg = _config(tmp_path, ports)
-    cli = [sys.executable, "-m", "courriel.cli", "--config", str(cfg)]
-    env = {**os.environ, "COURRIEL_TEST_CHEAP_HASH": "1"}
-    subprocess.run([*cli, "domain", "add", DOMAIN], check=True, env=env, capture_output=True)
     log = tmp_path / "stderr.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen([*cli, "serve"], stdout=subprocess.PIPE, stderr=err, env=env)
+    proc = spawn_serve(cfg, DOMAIN, log)
     try:
-        _read_ready(proc)
         served = _Served(tmp_path, ports)
         path = f"/mail/config-v1.1.xml?emailaddress=alice@{DOMAIN}"
         workers: set[str] = set()

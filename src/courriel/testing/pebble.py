@@ -11,7 +11,8 @@ DNS server given (``-dnsserver``, a ``courriel.testing.dnsmasq`` on loopback tha
 127.0.0.1). It runs with ``PEBBLE_VA_NOSLEEP=1`` (no random validation delay),
 ``PEBBLE_WFE_NONCEREJECT=0`` (no deliberately refused nonces) and ``PEBBLE_AUTHZREUSE=0`` (every
 order is validated again). ``validity_seconds`` makes its certificates short-lived, to test
-renewal. ``root_pem`` fetches the root that signs what it issues from the management interface.
+renewal. ``root_pem`` fetches the root that signs what it issues from the management interface;
+``peer_certificate`` is what a client trusting that root is given by a listener.
 The process is ended by its id when the block ends.
 """
 
@@ -22,6 +23,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import urllib.request
@@ -29,11 +31,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+
 from courriel.testing.certs import TestCA
 from courriel.testing.dnsmasq import stop_process
 from courriel.testing.net import free_ports
+from courriel.testing.server import HOSTNAME
 
 PEBBLE = "pebble"
+DOMAIN = "example.test"  # the hosted domain of the ACME tests
+NAMES = [HOSTNAME, f"autoconfig.{DOMAIN}", f"mta-sts.{DOMAIN}"]  # what courriel orders for it
 
 
 def program() -> str | None:
@@ -68,6 +75,19 @@ class Pebble:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+
+def peer_certificate(port: int, name: str, root: Path) -> x509.Certificate:
+    """The certificate a client trusting only ``root`` is given for ``name`` on 127.0.0.1:port
+    (raises ``ssl.SSLCertVerificationError`` when it does not verify)."""
+    ctx = ssl.create_default_context(cafile=str(root))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname=name) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
 
 
 def _answers(pebble: Pebble) -> bool:

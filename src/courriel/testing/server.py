@@ -29,9 +29,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import os
+import select
 import socket
 import ssl
+import subprocess
+import sys
 import threading
+import time
 import unittest
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
@@ -289,3 +294,33 @@ def start_server(
     server = MailServer(cfg, transport)
     server.start()
     return server
+
+
+def wait_ready(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Reads a ``courriel serve`` process's standard output until its settings table says it
+    is ready (every worker serves)."""
+    assert proc.stdout is not None
+    out, deadline = b"", time.monotonic() + timeout
+    while b"courriel is ready" not in out:
+        assert time.monotonic() < deadline, out
+        if select.select([proc.stdout], [], [], 1)[0]:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            assert chunk, out
+            out += chunk
+
+
+def spawn_serve(cfg: Path, domain: str, log: Path) -> subprocess.Popen[bytes]:
+    """``courriel serve`` as its own process (with its workers) after ``courriel domain add``,
+    standard error into ``log``; returns once it is ready. The caller ends it."""
+    cli = [sys.executable, "-m", "courriel.cli", "--config", str(cfg)]
+    env = {**os.environ, "COURRIEL_TEST_CHEAP_HASH": "1"}
+    subprocess.run([*cli, "domain", "add", domain], check=True, env=env, capture_output=True)
+    with log.open("wb") as err:
+        proc = subprocess.Popen([*cli, "serve"], stdout=subprocess.PIPE, stderr=err, env=env)
+    try:
+        wait_ready(proc)
+    except BaseException:
+        proc.kill()
+        proc.communicate(timeout=10)
+        raise
+    return proc
