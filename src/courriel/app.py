@@ -380,7 +380,7 @@ async def _run(
         Listener(b.config, list(b.sockets), made[b.config.protocol], app.tls, app.connections)
         for b in mail
     ]
-    web = web_listeners(app.store, app.cfg, app.tls, bound)
+    web = web_listeners(app.store, app.cfg, app.tls, bound, login=(app.auth, app.limiter))
     running = Running(app, listeners, bound, web)
     installed = _install_signals(running, interrupt=not worker)
     delivering: asyncio.Task[None] | None = None

@@ -292,6 +292,19 @@ class TLSManager:
         self._acme = previous
         return False
 
+    def signer(self) -> tuple[bytes, bytes] | None:
+        """(chain PEM, key PEM) of the served certificate, to sign with; None when it is
+        self-signed (a signature by it proves nothing to anyone) or cannot be read."""
+        if self.info.self_signed:
+            return None
+        if self._acme is not None:
+            return self._acme
+        try:
+            return self.info.cert_path.read_bytes(), self.info.key_path.read_bytes()
+        except OSError as e:
+            log.warning("cannot read the certificate to sign with: %s", e)
+            return None
+
     def set_challenges(self, pending: dict[str, str]) -> None:
         """The TLS-ALPN-01 challenges to answer now (name -> key authorization)."""
         self.challenges.update(pending)

@@ -10,6 +10,7 @@ TLS trusts only the server's certificate, names checked.
 from __future__ import annotations
 
 import http.client
+import ssl
 
 from courriel.testing.server import MailServer
 
@@ -23,17 +24,19 @@ def fetch(
     data: bytes | None = None,
     headers: dict[str, str] | None = None,
     port: int = 0,
+    context: ssl.SSLContext | None = None,
 ) -> tuple[int, str, bytes]:
     """One request: status, Content-Type (or Location for a redirect) and body.
 
-    Over TLS to the https listener, or in clear text to ``port`` when it is given.
+    Over TLS to the https listener (trusting ``context``, by default the server's self-signed
+    certificate), or in clear text to ``port`` when it is given.
     """
     conn: http.client.HTTPConnection
     if port:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     else:
         conn = http.client.HTTPSConnection(
-            "127.0.0.1", server.port("https"), context=server.ssl_context(), timeout=10
+            "127.0.0.1", server.port("https"), context=context or server.ssl_context(), timeout=10
         )
     try:
         conn.putrequest(method, path, skip_host=True)

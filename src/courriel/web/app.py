@@ -23,11 +23,13 @@ from courriel import clientsettings
 from courriel.config import Config
 from courriel.net.ports import Bound
 from courriel.net.tls import TLSManager
-from courriel.web import acme, autoconfig, autodiscover, mtasts, settings
+from courriel.web import acme, autoconfig, autodiscover, mobileconfig, mtasts, settings
 from courriel.web.server import WebListener
 from courriel.web.settings import Offer
 
 if TYPE_CHECKING:
+    from courriel.accounts.authenticator import Authenticator
+    from courriel.accounts.ratelimit import AuthLimiter
     from courriel.store.base import Store
 
 log = logging.getLogger("courriel.web")
@@ -132,9 +134,15 @@ def redirect(hostname: str, https_port: int, store: Store | None = None) -> web.
 
 
 def listeners(
-    store: Store, cfg: Config, tls: TLSManager, bound: Sequence[Bound]
+    store: Store,
+    cfg: Config,
+    tls: TLSManager,
+    bound: Sequence[Bound],
+    *,
+    login: tuple[Authenticator, AuthLimiter] | None = None,
 ) -> WebListener | None:
-    """The web listeners among ``bound``, ready to start; None when none is enabled."""
+    """The web listeners among ``bound``, ready to start; None when none is enabled. With
+    ``login`` users may download their Apple profile (``courriel.web.mobileconfig``)."""
     https = [b for b in bound if b.config.name == "https"]
     http = [b for b in bound if b.config.name == "http"]
     if not https and not http:
@@ -144,9 +152,12 @@ def listeners(
     policy = mtasts.policy(cfg, tls.info.self_signed)
     served = [(b.config, list(b.sockets)) for b in https]
     served_http = [(b.config, list(b.sockets)) for b in http]
+    secure = application(Site(store, offer, policy))
+    if login is not None:
+        mobileconfig.routes(secure, offer, tls, *login)
     return WebListener(
         {
-            "https": application(Site(store, offer, policy)),
+            "https": secure,
             "http": redirect(cfg.hostname, https_port, store),
         },
         served + served_http,
