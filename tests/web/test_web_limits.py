@@ -8,6 +8,7 @@ import socket
 import ssl
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 
 from courriel import config
@@ -35,7 +36,17 @@ async def _ask(port: int, context: ssl.SSLContext) -> bytes:
         writer.transport.abort()
 
 
-async def test_connections_over_the_per_address_limit_are_closed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [
+        (LimitsConfig(max_connections_per_ip=2), "too many connections from your address"),
+        (LimitsConfig(max_connections=2), "too many connections, try again later"),
+    ],
+    ids=["per-address", "total"],
+)
+async def test_connections_over_the_limit_are_closed_and_logged(
+    tmp_path: Path, limits: LimitsConfig, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "courriel.toml"
     path.write_text('hostname = "mail.example.test"\n')
     cfg = config.load(path)
@@ -45,7 +56,6 @@ async def test_connections_over_the_per_address_limit_are_closed(tmp_path: Path)
     port = sock.getsockname()[1]
     app = web.Application()
     app.router.add_get("/", _hello)
-    limits = LimitsConfig(max_connections_per_ip=2)
     listener = WebListener({"https": app}, [(cfg.listener("https"), [sock])], tls, limits)
     await listener.start()
     context = ssl.create_default_context(cafile=str(cfg.data_dir / "tls" / "cert.pem"))
@@ -55,6 +65,8 @@ async def test_connections_over_the_per_address_limit_are_closed(tmp_path: Path)
         for _ in range(2):  # two idle connections take the address's whole allowance
             held.append(await asyncio.open_connection("127.0.0.1", port, ssl=context))
         assert await _ask(port, context) == b""
+        refused = [r for r in caplog.records if r.getMessage().startswith("connection refused")]
+        assert refused and reason in refused[0].getMessage()  # as the mail listeners say it
         _, writer = held.pop()
         writer.transport.abort()
         for _ in range(50):  # the server notices the close on its next loop turns

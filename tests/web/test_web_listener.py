@@ -13,6 +13,7 @@ import pytest
 
 from courriel.testing.server import MailServer, start_server
 from courriel.testing.web import fetch
+from courriel.web import app as web_app
 from courriel.web import server as web_server
 
 HEAD_TIMEOUT = 1.0
@@ -126,3 +127,91 @@ def test_new_connections_get_the_reloaded_certificate(server: MailServer) -> Non
     assert after != before
     der = ssl.PEM_cert_to_DER_cert(server.cert_path.read_text())
     assert after == hashlib.sha256(der).hexdigest()
+
+
+TRAVERSALS = [
+    "/../../../../etc/passwd",
+    "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+    "/mail/..%2f..%2f..%2fetc%2fpasswd",
+    "/.well-known/autoconfig/mail/..%2F..%2F..%2F..%2Fetc/passwd",
+    "/.well-known/acme-challenge/..%2f..%2f..%2fetc%2fpasswd",
+    "/.well-known/acme-challenge/../../../etc/passwd",
+    "/%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd",  # overlong UTF-8 dots
+    "//etc/passwd",
+]
+
+
+def test_no_path_reaches_a_file(server: MailServer) -> None:
+    secret = (server.cfg.data_dir / "tls" / "key.pem").read_bytes()
+    for path in [*TRAVERSALS, "/tls/key.pem", "/../tls/key.pem", "/courriel.toml"]:
+        status, _, body = fetch(server, "GET", path, host=f"autoconfig.{DOMAIN}")
+        assert status in (400, 404), path
+        assert b"root:" not in body and b"PRIVATE KEY" not in body and body != secret, path
+    # Plain HTTP: an ACME challenge token is looked up in the store, never on disk; anything
+    # else only redirects.
+    for path in TRAVERSALS:
+        status, where, body = fetch(server, "GET", path, port=server.port("http"))
+        assert status in (308, 400, 404), path
+        assert b"root:" not in body, path
+        if status == 308:
+            assert where.startswith(f"https://{server.hostname}:"), where
+    status, _, _ = fetch(server, "GET", "/.well-known/acme-challenge/x", port=server.port("http"))
+    assert status == 404
+
+
+def test_a_slowloris_client_of_plain_http_is_cut_off(server: MailServer) -> None:
+    async def main() -> tuple[float, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port("http"))
+        start = time.monotonic()
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        data = b""
+        try:
+            for i in range(100):
+                await asyncio.sleep(0.2)
+                if reader.at_eof():
+                    break
+                writer.write(f"X-Slow-{i}: a\r\n".encode())
+                await writer.drain()
+            data = await asyncio.wait_for(reader.read(), 5)
+        except ConnectionError:
+            data = b""
+        finally:
+            writer.transport.abort()
+        return time.monotonic() - start, data
+
+    seconds, data = asyncio.run(main())
+    assert data == b"" and HEAD_TIMEOUT <= seconds < HEAD_TIMEOUT + 1.5
+
+
+def test_a_trickled_request_body_is_cut_off(server: MailServer) -> None:
+    async def main() -> tuple[float, bytes]:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1",
+            server.port("https"),
+            ssl=server.ssl_context(),
+            server_hostname=server.hostname,
+        )
+        start = time.monotonic()
+        writer.write(
+            b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: text/xml\r\nContent-Length: 1000\r\n\r\n<"
+        )
+        answer = asyncio.create_task(reader.read(65536))  # the first bytes that come back
+        try:
+            for _ in range(100):
+                await asyncio.wait([answer], timeout=0.2)
+                if answer.done():
+                    break
+                writer.write(b" ")
+                await writer.drain()
+            data = await asyncio.wait_for(answer, 5)
+        except (ConnectionError, ssl.SSLError):
+            data = b""
+        finally:
+            writer.transport.abort()
+        return time.monotonic() - start, data
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(web_app, "BODY_TIMEOUT", HEAD_TIMEOUT)
+        seconds, data = asyncio.run(main())
+    assert data.startswith(b"HTTP/1.1 408") and seconds < HEAD_TIMEOUT + 1.5

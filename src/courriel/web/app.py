@@ -13,6 +13,7 @@ the store, RFC 8555 §8.3).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("courriel.web")
 
+BODY_TIMEOUT = 10.0  # seconds for a request body to arrive whole
 _HOST_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-.")
 
 
@@ -81,7 +83,12 @@ class Site:
             raise web.HTTPRequestEntityTooLarge(
                 max_size=autodiscover.MAX_REQUEST_BYTES, actual_size=request.content_length or 0
             )
-        body = await request.content.read(autodiscover.MAX_REQUEST_BYTES + 1)
+        try:  # the whole body (``read`` stops at client_max_size), not what came so far;
+            # one trickled in (slowloris after the head) must not hold the connection
+            body = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+        except TimeoutError:
+            log.info("autodiscover request refused: body too slow")
+            raise web.HTTPRequestTimeout(text="request body too slow\n") from None
         try:
             address = autodiscover.email_address(body)
         except autodiscover.BadRequestError as e:

@@ -37,7 +37,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from courriel.config import LimitsConfig, ListenerConfig
 from courriel.logs import kv
-from courriel.net.listener import limit_key
+from courriel.net.listener import Refusal, limit_key
 from courriel.net.stream import normalize_ip
 from courriel.net.tls import TLSManager
 
@@ -95,6 +95,7 @@ class WebListener:
         self.head_timeout = HEAD_TIMEOUT if head_timeout is None else head_timeout
         self._watch: dict[RequestHandler, _Watch] = {}
         self._per_ip: Counter[str] = Counter()
+        self._open = 0  # connections of every web listener, handshakes included
         self._runners: dict[str, web.AppRunner] = {}
         for name, application in applications.items():
             application.middlewares.append(self._timing)
@@ -177,11 +178,19 @@ class WebListener:
                 await asyncio.sleep(0.5)
                 continue
             key = limit_key(normalize_ip(str(peer[0])))
-            if (
-                len(self._watch) >= self.limits.max_connections
-                or self._per_ip[key] >= self.limits.max_connections_per_ip
-            ):
-                log.warning("web connection refused: too many", extra=kv(peer=peer[0]))
+            refusal = None
+            if self._open >= self.limits.max_connections:
+                refusal = Refusal.TOO_MANY_CONNECTIONS
+            elif self._per_ip[key] >= self.limits.max_connections_per_ip:
+                refusal = Refusal.TOO_MANY_FROM_ADDRESS
+            if refusal is not None:
+                # As the mail listeners log it; closed unanswered: an HTTP answer would cost
+                # a TLS handshake per refused connection, which a flood must not get.
+                log.warning(
+                    "connection refused: %s",
+                    refusal.value,
+                    extra=kv(listener=lc.name, peer=peer[0], port=peer[1]),
+                )
                 conn.close()
                 continue
             task = asyncio.create_task(self._connection(lc, conn, key))
@@ -193,6 +202,7 @@ class WebListener:
         factory = self._runners[lc.name].server
         assert factory is not None  # start() ran setup
         self._per_ip[key] += 1
+        self._open += 1
         lost = loop.create_future()
 
         def protocol() -> RequestHandler:
@@ -226,6 +236,7 @@ class WebListener:
                     watch.timer.cancel()
                 del self._watch[handler]
         finally:
+            self._open -= 1
             self._per_ip[key] -= 1
             if self._per_ip[key] <= 0:
                 del self._per_ip[key]
