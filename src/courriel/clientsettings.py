@@ -13,6 +13,8 @@ recommends), with the words Thunderbird, Outlook and Apple Mail use in their acc
 * Security: "SSL/TLS" for implicit TLS (RFC 8314), "STARTTLS" for the upgrade (RFC 3207, 2595).
 * User name: the full e-mail address; Authentication: "normal password" (SASL PLAIN/LOGIN inside
   TLS). The MX listener (port 25) takes no login: other servers deliver there.
+* The web listeners close the table: https (set-up documents, MTA-STS, Apple profiles) and
+  http (redirects to https; ACME HTTP-01 challenges), no mail program login.
 
 Notes follow the table: loopback-only listeners and how to change that, and the certificate's
 SHA-256 fingerprint when it is self-signed, so the warning a mail program shows can be checked.
@@ -41,7 +43,11 @@ _SERVICES = {
     "submissions": "SMTP (outgoing)",
     "submission": "SMTP (outgoing)",
     "smtp": "SMTP MX (inbound)",
+    # Where browsers and mail programs fetch set-up documents (and ACME validates the names).
+    "https": "Web (set-up, profiles)",
+    "http": "Web (redirects, ACME)",
 }
+_NO_LOGIN = {"smtp", "https", "http"}  # other servers or browsers; no mail program login
 _HEADER = ("Service", "Server", "Port", "Security", "User name", "Authentication")
 
 
@@ -57,7 +63,7 @@ class Endpoint:
 
 
 def endpoints(bound: Sequence[Bound]) -> list[Endpoint]:
-    """The mail listeners among those bound (the web ones are no mail program setting)."""
+    """Every listener among those bound: the mail ones, then the web ones."""
     return [
         Endpoint(b.config.name, b.config.implicit_tls, b.address, b.port, b.fallback)
         for b in bound
@@ -72,12 +78,16 @@ def server_name(hostname: str, address: str) -> str:
 
 
 def row(hostname: str, ep: Endpoint) -> tuple[str, ...]:
-    login = ep.listener != "smtp"
+    login = ep.listener not in _NO_LOGIN
+    if ep.implicit_tls:
+        security = "SSL/TLS"
+    else:
+        security = "none" if ep.listener == "http" else "STARTTLS"  # http never upgrades
     return (
         _SERVICES[ep.listener],
         server_name(hostname, ep.address),
         str(ep.port),
-        "SSL/TLS" if ep.implicit_tls else "STARTTLS",
+        security,
         USER_NAME if login else NO_LOGIN,
         AUTHENTICATION if login else NO_LOGIN,
     )

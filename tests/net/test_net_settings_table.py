@@ -88,3 +88,13 @@ def test_self_signed_certificate_fingerprint_is_shown() -> None:
 
 def test_nothing_enabled() -> None:
     assert "every listener disabled" in render("mail.example.org", [])
+
+
+def test_the_web_listeners_close_the_table() -> None:
+    web = [Endpoint("http", False, "", 80), Endpoint("https", True, "", 443)]
+    rows = _rows(render("mail.example.org", [*web, *ALL]))
+    assert rows[-2:] == [
+        ["Web (set-up, profiles)", "mail.example.org", "443", "SSL/TLS", "none", "none"],
+        ["Web (redirects, ACME)", "mail.example.org", "80", "none", "none", "none"],
+    ]
+    assert rows[0][0] == "IMAP (incoming)"
