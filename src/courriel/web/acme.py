@@ -130,7 +130,10 @@ class CertificateKeeper:
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
-        """Until cancelled; never raises for a store or ACME failure."""
+        """Until cancelled; never raises for a store or ACME failure. Returns at once when
+        ``[acme]`` is off: a certificate stored while it was on is then not served."""
+        if not self.cfg.acme.enabled:
+            return
         sub = await self.store.events.subscribe(CERTIFICATE_EVENTS)
         listening = asyncio.create_task(self._listen(sub), name="certificate changes")
         try:
@@ -152,8 +155,7 @@ class CertificateKeeper:
     async def _step(self) -> None:
         try:
             await self.refresh()
-            if self.cfg.acme.enabled:
-                await self.maybe_order()
+            await self.maybe_order()
         except StoreError as e:
             log.warning("ACME: the store failed: %s", e)
         except Exception:  # a bug here must not stop the process from serving
@@ -161,6 +163,8 @@ class CertificateKeeper:
 
     async def refresh_safely(self) -> None:
         """``refresh``, logging instead of raising (start-up must go on with the old one)."""
+        if not self.cfg.acme.enabled:
+            return
         try:
             await self.refresh()
         except StoreError as e:
