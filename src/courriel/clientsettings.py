@@ -130,7 +130,7 @@ def _certificate(cert: CertificateInfo) -> list[str]:
             "Accept it if it shows this SHA-256 fingerprint:",
             f"  {cert.sha256}",
         ]
-    return [f"Certificate: {cert.subject}, valid until {until} ({cert.cert_path})."]
+    return [f"Certificate: {cert.subject}, valid until {until} ({cert.source or cert.cert_path})."]
 
 
 def render(

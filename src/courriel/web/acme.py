@@ -38,6 +38,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from acme import crypto_util
@@ -199,6 +200,7 @@ class CertificateKeeper:
             await self.store.release_lease(LEASE, self.owner)
 
     async def order(self, names: list[str], account: AcmeAccount | None) -> bool:
+        """One order for ``names``; True when a certificate was stored."""
         acme = self.cfg.acme
         if account is None:
             account = AcmeAccount(acme.directory, acme_order.new_account_key())
@@ -219,22 +221,10 @@ class CertificateKeeper:
                 time.time(),
             )
             if begun.account_uri != account.uri:
-                account = AcmeAccount(
-                    account.directory,
-                    account.key_pem,
-                    begun.account_uri,
-                    account.failures,
-                    account.retry_at,
-                    account.last_error,
-                )
+                account = replace(account, uri=begun.account_uri)
                 await self.store.save_acme_account(account)
             tokens = [c.token for c in begun.challenges]
-            if begun.challenges:
-                await self.store.add_acme_challenges(begun.challenges)
-                await self._announce()
-                await self.refresh()
-                if acme.challenge == "tls-alpn-01":
-                    await asyncio.sleep(SETTLE_SECONDS)
+            await self._publish(begun)
             chain = await asyncio.to_thread(acme_order.finish, begun, ORDER_WAIT_SECONDS)
         except acme_order.OrderError as e:
             await self._failed(account, names, str(e))
@@ -242,10 +232,23 @@ class CertificateKeeper:
         finally:
             if tokens:
                 await self.store.remove_acme_challenges(tokens, time.time())
-        stored = stored_from(chain, key_pem)
+        await self._issued(account, stored_from(chain, key_pem))
+        return True
+
+    async def _publish(self, begun: acme_order.Begun) -> None:
+        """Makes the challenges answerable by every process before the server is told."""
+        if not begun.challenges:
+            return  # every name was validated recently
+        await self.store.add_acme_challenges(begun.challenges)
+        await self._announce()
+        await self.refresh()
+        if self.cfg.acme.challenge == "tls-alpn-01":
+            await asyncio.sleep(SETTLE_SECONDS)  # the others load it on the change event
+
+    async def _issued(self, account: AcmeAccount, stored: StoredCertificate) -> None:
         await self.store.save_certificate(stored)
         await self.store.save_acme_account(
-            AcmeAccount(account.directory, account.key_pem, account.uri)
+            replace(account, failures=0, retry_at=0.0, last_error="")
         )
         log.info(
             "ACME: certificate stored",
@@ -257,20 +260,12 @@ class CertificateKeeper:
         )
         await self._announce()
         await self.refresh()
-        return True
 
     async def _failed(self, account: AcmeAccount, names: list[str], reason: str) -> None:
         failures = account.failures + 1
         wait = backoff(self.cfg.acme, failures)
         await self.store.save_acme_account(
-            AcmeAccount(
-                account.directory,
-                account.key_pem,
-                account.uri,
-                failures,
-                time.time() + wait,
-                reason,
-            )
+            replace(account, failures=failures, retry_at=time.time() + wait, last_error=reason)
         )
         log.error(
             "ACME: could not get a certificate for %s: %s; trying again in %s",
