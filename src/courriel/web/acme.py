@@ -135,6 +135,13 @@ class CertificateKeeper:
         ``[acme]`` is off: a certificate stored while it was on is then not served."""
         if not self.cfg.acme.enabled:
             return
+        needed = "http" if self.cfg.acme.challenge == "http-01" else "https"
+        if not any(lc.name == needed and lc.enabled for lc in self.cfg.listeners):
+            log.warning(
+                "ACME %s needs the %s listener, which is disabled: orders will fail",
+                self.cfg.acme.challenge,
+                needed,
+            )
         sub = await self.store.events.subscribe(CERTIFICATE_EVENTS)
         listening = asyncio.create_task(self._listen(sub), name="certificate changes")
         try:
@@ -182,20 +189,30 @@ class CertificateKeeper:
             return False
         return self.tls.install(stored.cert_pem.encode("ascii"), stored.key_pem.encode("ascii"))
 
-    async def maybe_order(self) -> None:
+    async def _reason(self, names: list[str]) -> tuple[str, AcmeAccount | None]:
+        """Why to order now ("" when not, or not yet after a failure), and the account."""
         acme = self.cfg.acme
-        names = await wanted_names(self.store, self.cfg)
         reason = due(await self.store.certificate(CERTIFICATE), names, acme.renew_days)
-        if not reason:
-            return
         account = await self.store.acme_account(acme.directory)
         if account is not None and account.retry_at > time.time():
-            return  # a recent failure: wait out its backoff
+            return "", account  # a recent failure: wait out its backoff
+        return reason, account
+
+    async def maybe_order(self) -> None:
+        names = await wanted_names(self.store, self.cfg)
+        reason, _ = await self._reason(names)
+        if not reason:
+            return
         if not await self.store.acquire_lease(LEASE, self.owner, LEASE_SECONDS):
             return  # another process is ordering
         try:
-            log.info("ACME: ordering a certificate (%s)", reason, extra=kv(names=" ".join(names)))
-            await self.order(names, account)
+            # Again under the lease: another process may have stored one since the first look.
+            reason, account = await self._reason(names)
+            if reason:
+                log.info(
+                    "ACME: ordering a certificate (%s)", reason, extra=kv(names=" ".join(names))
+                )
+                await self.order(names, account)
         finally:
             await self.store.release_lease(LEASE, self.owner)
 
