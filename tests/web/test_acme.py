@@ -20,6 +20,7 @@ from cryptography import x509
 
 from courriel.config import LISTENERS
 from courriel.store.acme import CERTIFICATE, StoredCertificate
+from courriel.testing import pg as pg_testdb
 from courriel.testing.dnsmasq import DnsServer
 from courriel.testing.net import free_ports
 from courriel.testing.pebble import DOMAIN, NAMES, Pebble, peer_certificate, start_pebble
@@ -168,3 +169,41 @@ async def test_a_name_pebble_cannot_reach_fails_with_the_reason(
         await asyncio.sleep(1.0)  # several checks pass: the backoff holds, no new order
         again = await server.acall(server.store.acme_account(p.directory))
         assert again is not None and again.failures == 1
+
+
+@pytest.mark.postgres
+async def test_two_nodes_on_postgresql_share_the_order_and_the_certificate(
+    tmp_path: Path, dns: DnsServer, request: pytest.FixtureRequest
+) -> None:
+    """Pebble reaches node A only; whichever node orders, A answers the challenge from the
+    store, and the node that did not order serves the certificate through NOTIFY alone
+    (``check_seconds`` is a minute)."""
+    server_url = await pg_testdb.require_server(request)
+    ports = [dict(zip(LISTENERS, free_ports(len(LISTENERS)), strict=True)) for _ in range(2)]
+    async with (
+        pg_testdb.temporary_database(server_url) as url,
+        start_pebble(
+            tmp_path / "pebble",
+            http_port=ports[0]["http"],
+            tls_port=ports[0]["https"],
+            dns_server=dns.nameserver,
+        ) as p,
+    ):
+        extra = acme_config(p, [HOSTNAME]).replace("check_seconds = 0.3", "check_seconds = 60")
+        extra += f'[store]\nurl = "{url}"\n'
+        nodes: list[MailServer] = []
+        try:
+            for i in range(2):
+                (tmp_path / f"node{i}").mkdir()
+                nodes.append(
+                    await asyncio.to_thread(
+                        start_server, tmp_path / f"node{i}", extra_config=extra, ports=ports[i]
+                    )
+                )
+            cert = await stored(nodes[0])
+            root = root_file(p, tmp_path)
+            for node_ports in ports:
+                await serving(node_ports["imaps"], HOSTNAME, root, cert.serial)
+        finally:
+            for node in nodes:
+                await asyncio.to_thread(node.stop)
