@@ -23,10 +23,18 @@ from courriel.store.acme import CERTIFICATE, StoredCertificate
 from courriel.testing import pg as pg_testdb
 from courriel.testing.dnsmasq import DnsServer
 from courriel.testing.net import free_ports
-from courriel.testing.pebble import DOMAIN, NAMES, Pebble, peer_certificate, start_pebble
+from courriel.testing.pebble import DOMAIN, NAMES, Pebble, names_dns, peer_certificate, start_pebble
 from courriel.testing.server import HOSTNAME, MailServer, start_server
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def dns(request: pytest.FixtureRequest) -> AsyncIterator[DnsServer]:
+    async with names_dns(request.node.nodeid) as server:
+        yield server
+
+
 ISSUE_TIMEOUT = 40.0
 
 

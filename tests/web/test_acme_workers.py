@@ -11,16 +11,23 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from courriel.testing.dnsmasq import DnsServer
 from courriel.testing.net import free_ports
-from courriel.testing.pebble import DOMAIN, NAMES, peer_certificate, start_pebble
+from courriel.testing.pebble import DOMAIN, NAMES, names_dns, peer_certificate, start_pebble
 from courriel.testing.server import HOSTNAME, spawn_serve
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def dns(request: pytest.FixtureRequest) -> AsyncIterator[DnsServer]:
+    async with names_dns(request.node.nodeid) as server:
+        yield server
 
 
 def _config(root: Path, ports: dict[str, int], acme: str) -> Path:

@@ -87,6 +87,9 @@ def test_huge_headers_are_refused(server: MailServer) -> None:
     assert status in (400, 431)
     status, _, _ = fetch(server, "GET", path, host=f"mta-sts.{DOMAIN}")
     assert status == 200  # and a normal request still is served
+    plain = server.port("http")  # the same limits on port 80
+    status, _, _ = fetch(server, "GET", path, headers={"X-Big": "a" * 20000}, port=plain)
+    assert status in (400, 431)
 
 
 def test_plain_http_redirects_to_https(server: MailServer) -> None:

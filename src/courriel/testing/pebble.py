@@ -33,8 +33,10 @@ from pathlib import Path
 
 from cryptography import x509
 
+from courriel.testing import dnsmasq
 from courriel.testing.certs import TestCA
-from courriel.testing.dnsmasq import stop_process
+from courriel.testing.dnsmasq import DnsServer, Zone, start_dnsmasq, stop_process
+from courriel.testing.missing import report_missing
 from courriel.testing.net import free_ports
 from courriel.testing.server import HOSTNAME
 
@@ -75,6 +77,18 @@ class Pebble:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+
+@contextlib.asynccontextmanager
+async def names_dns(nodeid: str) -> AsyncIterator[DnsServer]:
+    """dnsmasq mapping ``NAMES`` (and nothing else of ``DOMAIN``) to 127.0.0.1, for Pebble to
+    resolve; the test ``nodeid`` is reported missing without dnsmasq or pebble."""
+    for name, find in (("dnsmasq", dnsmasq.program), ("pebble", program)):
+        if find() is None:
+            report_missing(f"program '{name}'", nodeid)
+    zone = Zone([DOMAIN], hosts={name: ["127.0.0.1"] for name in NAMES})
+    async with start_dnsmasq(zone) as server:
+        yield server
 
 
 def peer_certificate(port: int, name: str, root: Path) -> x509.Certificate:
