@@ -162,8 +162,9 @@ class Challenges:
             return
         if len(self._offered) >= _MAX_NOTED:
             self._offered.clear()  # hellos that never reached SNI; a real challenge retries
-        if ALPN_PROTOCOL.encode() in offered_alpn(data):
-            self._offered[id(conn)] = True
+        # Every hello overwrites what its connection's id held, so an id reused after a
+        # connection that never reached the SNI callback cannot inherit its answer.
+        self._offered[id(conn)] = ALPN_PROTOCOL.encode() in offered_alpn(data)
 
     def _sni(self, conn: Any, name: str | None, _ctx: ssl.SSLContext) -> None:
         offered = self._offered.pop(id(conn), False)
