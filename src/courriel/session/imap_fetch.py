@@ -187,9 +187,9 @@ def _top_level(raw: bytes, section: Section) -> bytes:
         return raw[:header_end]
     if text is SectionText.TEXT:
         return raw[header_end:]
-    names = [name.encode("utf-8", "replace") for name in section.fields]
     exclude = text is SectionText.HEADER_FIELDS_NOT
-    return mime.field_lines(raw, 0, header_end, names, exclude=exclude)
+    wanted = mime.field_name_set(section.fields)
+    return mime.field_lines(raw, 0, header_end, wanted, exclude=exclude)
 
 
 def _section_data(attr: FetchBody, meta: MessageMeta | None, raw: bytes) -> bytes:
@@ -212,7 +212,7 @@ def _binary_data(attr: FetchBody, meta: MessageMeta | None, raw: bytes) -> bytes
 
 
 def _body(attr: FetchBody, meta: MessageMeta | None, raw: bytes | None) -> bytes:
-    data = _need(raw, attr.response_name().decode("ascii", "replace"))
+    data = _need(raw, "a body section")
     if attr.binary:
         data = _binary_data(attr, meta, data)
     else:
