@@ -456,15 +456,13 @@ async def expunge(state: SessionState, cmd: c.Expunge) -> bytes:
     view = state.selected()
     if view.readonly:
         return readonly_refusal(cmd.tag)
-    # The store is the authority on \Deleted: another session may have set it a moment ago.
-    infos = await state.store.list_messages(view.mailbox.id)
-    deleted = [i.uid for i in infos if "\\Deleted" in i.flags]
-    if cmd.uids is not None:
-        top = max(view.max_uid, infos[-1].uid if infos else 0)
-        deleted = [u for u in deleted if cmd.uids.contains(u, top)]  # RFC 4315 §2.1
+    # The store is the authority on \Deleted: another session may have set or cleared it a
+    # moment ago, so the store decides which messages go, in the expunge's own transaction.
+    # RFC 4315 §2.1: UID EXPUNGE only of the messages the set names.
+    uids = None if cmd.uids is None else view.resolve(cmd.uids, uid=True)
     out: list[bytes] = []
-    if deleted:
-        gone = await state.store.expunge(view.mailbox.id, deleted)
+    if uids != []:
+        gone = await state.store.expunge_deleted(view.mailbox.id, uids)
         out.append(view.remove([e.uid for e in gone], qresync=state.qresync))
     out.append(await state.refresh(allow_expunge=True))
     out.append(r.ok(cmd.tag, ("UID EXPUNGE" if cmd.uids else "EXPUNGE") + " completed"))

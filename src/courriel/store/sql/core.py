@@ -65,6 +65,7 @@ SYSTEM_FLAGS: dict[str, int] = {
     "\\Draft": 16,
 }
 SEEN = SYSTEM_FLAGS["\\Seen"]
+DELETED = SYSTEM_FLAGS["\\Deleted"]
 _SYSTEM_BY_LOWER = {name.lower(): (name, bit) for name, bit in SYSTEM_FLAGS.items()}
 _RECENT = "\\recent"
 INBOX = "INBOX"
@@ -283,14 +284,19 @@ def add_usage(usage: dict[int, tuple[int, int]], user_id: int, size: int, count:
     usage[user_id] = (old[0] + size, old[1] + count)
 
 
-def delete_messages(mailbox_id: int, ranges: Sequence[tuple[int, int]]) -> Script[Rows]:
-    """Deletes the messages in ``ranges``; returns their (uid, size, blob_id) rows by UID."""
+def delete_messages(
+    mailbox_id: int, ranges: Sequence[tuple[int, int]] | None, *, only_flag: int = 0
+) -> Script[Rows]:
+    """Deletes the messages in ``ranges`` (None: all of the mailbox), only those with the system
+    flag bit ``only_flag`` set when it is given; returns their (uid, size, blob_id) rows by UID."""
+    flag = " AND (sysflags & ?) <> 0" if only_flag else ""
+    filters = [("1 = 1", ())] if ranges is None else range_filters(ranges)
     removed: Rows = []
-    for clause, params in range_filters(ranges):
+    for clause, params in filters:
         removed += yield Query(
-            f"DELETE FROM messages WHERE mailbox_id = ? AND {clause}"  # noqa: S608 - placeholders only
+            f"DELETE FROM messages WHERE mailbox_id = ? AND {clause}{flag}"  # noqa: S608
             " RETURNING uid, size, blob_id",
-            (mailbox_id, *params),
+            (mailbox_id, *params, *((only_flag,) if only_flag else ())),
         )
     removed.sort()
     return removed
