@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from courriel.mail import mime
+from courriel.mail.flags import display_order
 from courriel.mail.message import (
     MessageMeta,
     UnknownTransferEncoding,
@@ -62,9 +63,6 @@ _META_ITEMS = frozenset({FetchItem.ENVELOPE, FetchItem.BODYSTRUCTURE, FetchItem.
 _BODY_ITEMS = frozenset({FetchItem.RFC822, FetchItem.RFC822_HEADER, FetchItem.RFC822_TEXT})
 # RFC 9051 §6.4.5: RFC822 and RFC822.TEXT are BODY[] and BODY[TEXT], which set \Seen.
 _SEEN_ITEMS = frozenset({FetchItem.RFC822, FetchItem.RFC822_TEXT})
-# The order Dovecot writes system flags in; keywords follow, sorted.
-_SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-_SYSTEM_SET = frozenset(_SYSTEM_FLAGS)
 
 
 class UnknownCte(Exception):  # noqa: N818 - named after the response code the session sends
@@ -150,19 +148,6 @@ def plan_fetch(
 
 
 # --- rendering ----------------------------------------------------------------------------------
-
-
-def flag_names(flags: frozenset[str], *, recent: bool = False) -> list[str]:
-    """Flags in the order FETCH and FLAGS responses list them: system flags, then keywords.
-
-    ``\\Recent`` is never stored; the session says whether this message counts as recent
-    for it (RFC 3501 §2.3.2; IMAP4rev2 has no \\Recent).
-    """
-    names = [f for f in _SYSTEM_FLAGS if f in flags]
-    if recent:
-        names.append("\\Recent")
-    names += sorted(f for f in flags if f not in _SYSTEM_SET)
-    return names
 
 
 def _need(value: bytes | None, what: str) -> bytes:
@@ -260,7 +245,7 @@ def _item(
         case FetchItem.UID:
             return responses.item_uid(info.uid)
         case FetchItem.FLAGS:
-            return responses.item_flags(flag_names(info.flags, recent=recent))
+            return responses.item_flags(display_order(info.flags, recent=recent))
         case FetchItem.MODSEQ:
             return responses.item_modseq(info.modseq)
         case FetchItem.RFC822_SIZE:

@@ -34,9 +34,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Set as AbstractSet
 
+from courriel.mail.flags import display_order
 from courriel.mail.message import MessageMeta, SearchFields, search_fields_of
 from courriel.session import imap_fetch, imap_search
-from courriel.session.imap_selected import SelectedView, sorted_flags
+from courriel.session.imap_selected import SelectedView
 from courriel.session.imap_state import Io, SessionState, readonly_refusal
 from courriel.session.timeslice import OFFLOAD_BYTES, TimeSlice, offload
 from courriel.store.base import Copied, FlagOp, MessageInfo, NotFound
@@ -119,7 +120,7 @@ class _RowFetch:
                 key = (info.flags, info.uid in self._recent)
                 encoded = self._flags.get(key)
                 if encoded is None:
-                    encoded = r.item_flags(imap_fetch.flag_names(info.flags, recent=key[1]))
+                    encoded = r.item_flags(display_order(info.flags, recent=key[1]))
                     self._flags[key] = encoded
                 items.append(encoded)
             elif attr is FetchItem.MODSEQ:
@@ -291,7 +292,7 @@ def _store_fetch(
     if cmd.uid or condstore:
         items.append(r.item_uid(info.uid))
     if not cmd.silent:
-        items.append(r.item_flags(sorted_flags(info.flags, recent=recent)))
+        items.append(r.item_flags(display_order(info.flags, recent=recent)))
     if condstore:
         # RFC 7162 §3.1.3: the new MODSEQ is reported even with .SILENT
         items.append(r.item_modseq(info.modseq))

@@ -18,6 +18,7 @@ from datetime import datetime
 from importlib import resources
 from typing import Any, Generic, TypeVar
 
+from courriel.mail import flags as mailflags
 from courriel.store.base import (
     AlreadyExists,
     Change,
@@ -57,17 +58,19 @@ class Done(Generic[T]):
 
 # --- values ----------------------------------------------------------------------------------
 
-SYSTEM_FLAGS: dict[str, int] = {
+# How the system flags are kept: one bit each in ``messages.sysflags``. The numbers are on disk
+# in every database: never renumber them.
+FLAG_BITS: dict[str, int] = {
     "\\Seen": 1,
     "\\Answered": 2,
     "\\Flagged": 4,
     "\\Deleted": 8,
     "\\Draft": 16,
 }
-SEEN = SYSTEM_FLAGS["\\Seen"]
-DELETED = SYSTEM_FLAGS["\\Deleted"]
-_SYSTEM_BY_LOWER = {name.lower(): (name, bit) for name, bit in SYSTEM_FLAGS.items()}
-_RECENT = "\\recent"
+assert set(FLAG_BITS) == set(mailflags.SYSTEM_FLAGS), "a system flag without its bit"
+_RECENT = mailflags.RECENT.casefold()
+SEEN = FLAG_BITS["\\Seen"]
+DELETED = FLAG_BITS["\\Deleted"]
 INBOX = "INBOX"
 # Highest UID IMAP can name (RFC 9051 §2.3.1.1: nz-number is 32-bit).
 MAX_UID = 0xFFFFFFFF
@@ -75,21 +78,16 @@ MAX_UID = 0xFFFFFFFF
 
 def normalise_flags(flags: Iterable[str]) -> frozenset[str]:
     """System flags in their canonical spelling (they are case-insensitive), "\\Recent" dropped."""
-    out: set[str] = set()
-    for flag in flags:
-        low = flag.lower()
-        if low == _RECENT:  # RFC 9051 §2.3.2: \Recent is gone; RFC 3501 keeps it per session
-            continue
-        system = _SYSTEM_BY_LOWER.get(low)
-        out.add(system[0] if system else flag)
-    return frozenset(out)
+    # RFC 9051 §2.3.2: \Recent is gone; RFC 3501 keeps it per session, never stored
+    canonical = (mailflags.canonical(flag) for flag in flags)
+    return frozenset(f for f in canonical if f.casefold() != _RECENT)
 
 
 def encode_flags(flags: frozenset[str]) -> tuple[int, str]:
     bits = 0
     keywords = []
     for flag in flags:
-        bit = SYSTEM_FLAGS.get(flag)
+        bit = FLAG_BITS.get(flag)
         if bit is None:
             keywords.append(flag)
         else:
@@ -100,7 +98,7 @@ def encode_flags(flags: frozenset[str]) -> tuple[int, str]:
 @functools.lru_cache(maxsize=4096)
 def decode_flags(bits: int, keywords: str) -> frozenset[str]:
     # Few distinct combinations exist in a mailbox; caching shares the frozensets.
-    out = {name for name, bit in SYSTEM_FLAGS.items() if bits & bit}
+    out = {name for name, bit in FLAG_BITS.items() if bits & bit}
     if keywords:
         out.update(keywords.split(" "))
     return frozenset(out)
