@@ -404,7 +404,14 @@ async def _run(
         Listener(b.config, list(b.sockets), made[b.config.protocol], app.tls, app.connections)
         for b in mail
     ]
-    web = web_listeners(app.store, app.cfg, app.tls, bound, login=(app.auth, app.limiter))
+    web = web_listeners(
+        app.store,
+        app.cfg,
+        app.tls,
+        bound,
+        login=(app.auth, app.limiter),
+        counts=app.connections.counts,
+    )
     running = Running(app, listeners, bound, web)
     installed = _install_signals(running, interrupt=not worker)
     delivering: asyncio.Task[None] | None = None

@@ -13,6 +13,8 @@ from aiohttp import web
 
 from courriel import config
 from courriel.config import LimitsConfig
+from courriel.net.listener import limit_key
+from courriel.net.shared_counts import local_counts
 from courriel.net.tls import TLSManager
 from courriel.web.server import WebListener
 
@@ -37,16 +39,24 @@ async def _ask(port: int, context: ssl.SSLContext) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("limits", "reason"),
+    ("limits", "reason", "mail"),
     [
-        (LimitsConfig(max_connections_per_ip=2), "too many connections from your address"),
-        (LimitsConfig(max_connections=2), "too many connections, try again later"),
+        (LimitsConfig(max_connections_per_ip=2), "too many connections from your address", 0),
+        (LimitsConfig(max_connections=2), "too many connections, try again later", 0),
+        # A mail connection from the same address (any worker) takes part of the allowance.
+        (LimitsConfig(max_connections_per_ip=3), "too many connections from your address", 1),
     ],
-    ids=["per-address", "total"],
+    ids=["per-address", "total", "shared-with-mail"],
 )
 async def test_connections_over_the_limit_are_closed_and_logged(
-    tmp_path: Path, limits: LimitsConfig, reason: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    limits: LimitsConfig,
+    reason: str,
+    mail: int,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    counts = local_counts()
+    counts.add(limit_key("127.0.0.1"), mail)
     path = tmp_path / "courriel.toml"
     path.write_text('hostname = "mail.example.test"\n')
     cfg = config.load(path)
@@ -56,7 +66,9 @@ async def test_connections_over_the_limit_are_closed_and_logged(
     port = sock.getsockname()[1]
     app = web.Application()
     app.router.add_get("/", _hello)
-    listener = WebListener({"https": app}, [(cfg.listener("https"), [sock])], tls, limits)
+    listener = WebListener(
+        {"https": app}, [(cfg.listener("https"), [sock])], tls, limits, counts=counts
+    )
     await listener.start()
     context = ssl.create_default_context(cafile=str(cfg.data_dir / "tls" / "cert.pem"))
     context.check_hostname = False

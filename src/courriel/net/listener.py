@@ -163,6 +163,11 @@ class Connections:
         self._tls_refusals = 0
 
     @property
+    def counts(self) -> CountsRow:
+        """The shared counts behind the limits (the web listeners count into them too)."""
+        return self._counts
+
+    @property
     def active(self) -> int:
         """Connections being served now (refused ones are never counted)."""
         return len(self._live)

@@ -23,6 +23,7 @@ from aiohttp import web
 from courriel import clientsettings
 from courriel.config import Config
 from courriel.net.ports import Bound
+from courriel.net.shared_counts import CountsRow
 from courriel.net.tls import TLSManager
 from courriel.web import acme, autoconfig, autodiscover, mobileconfig, mtasts, settings
 from courriel.web.server import WebListener
@@ -147,6 +148,7 @@ def listeners(
     bound: Sequence[Bound],
     *,
     login: tuple[Authenticator, AuthLimiter] | None = None,
+    counts: CountsRow | None = None,
 ) -> WebListener | None:
     """The web listeners among ``bound``, ready to start; None when none is enabled. With
     ``login`` users may download their Apple profile (``courriel.web.mobileconfig``)."""
@@ -170,4 +172,5 @@ def listeners(
         served + served_http,
         tls,
         cfg.limits,
+        counts=counts,
     )

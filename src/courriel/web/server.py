@@ -8,10 +8,11 @@ connection to aiohttp's protocol factory with ``loop.connect_accepted_socket``, 
 context ``TLSManager`` holds at that moment: after SIGHUP new connections get the new certificate
 (``web.SockSite`` would fix the context when the site starts, hence the own accept loop).
 
-Limits: connections over ``[limits] max_connections`` (all web connections of the process) or
-``max_connections_per_ip`` are closed at once; the TLS handshake has ``HANDSHAKE_TIMEOUT``;
-aiohttp bounds the request line and header sizes and count (``MAX_LINE``, ``MAX_HEADERS``;
-answered 400 or 431).
+Limits: connections over ``[limits] max_connections`` or ``max_connections_per_ip`` are closed
+at once, counted with the mail listeners' connections of every worker (``counts``, the shared
+``courriel.net.shared_counts`` row of this worker; alone, the listener counts its own); the
+TLS handshake has ``HANDSHAKE_TIMEOUT``; aiohttp bounds the request line and header sizes and
+count (``MAX_LINE``, ``MAX_HEADERS``; answered 400 or 431).
 A slow client (slowloris: a header line every few seconds) is cut off by ``HEAD_TIMEOUT``: a
 connection that has not finished a request's head that long after it connected, or after its
 previous response, is closed. A request in progress is not timed this way (handlers are quick).
@@ -28,7 +29,6 @@ import errno
 import logging
 import socket
 import ssl
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +38,7 @@ from aiohttp.web_protocol import RequestHandler
 from courriel.config import LimitsConfig, ListenerConfig
 from courriel.logs import kv
 from courriel.net.listener import Refusal, limit_key
+from courriel.net.shared_counts import CountsRow, local_counts
 from courriel.net.stream import normalize_ip
 from courriel.net.tls import TLSManager
 
@@ -88,14 +89,14 @@ class WebListener:
         limits: LimitsConfig,
         *,
         head_timeout: float | None = None,
+        counts: CountsRow | None = None,
     ) -> None:
         self.bound = bound
         self.tls = tls
         self.limits = limits
         self.head_timeout = HEAD_TIMEOUT if head_timeout is None else head_timeout
         self._watch: dict[RequestHandler, _Watch] = {}
-        self._per_ip: Counter[str] = Counter()
-        self._open = 0  # connections of every web listener, handshakes included
+        self._counts = counts if counts is not None else local_counts()  # handshakes included
         self._runners: dict[str, web.AppRunner] = {}
         for name, application in applications.items():
             application.middlewares.append(self._timing)
@@ -179,9 +180,9 @@ class WebListener:
                 continue
             key = limit_key(normalize_ip(str(peer[0])))
             refusal = None
-            if self._open >= self.limits.max_connections:
+            if self._counts.total() >= self.limits.max_connections:
                 refusal = Refusal.TOO_MANY_CONNECTIONS
-            elif self._per_ip[key] >= self.limits.max_connections_per_ip:
+            elif self._counts.count(key) >= self.limits.max_connections_per_ip:
                 refusal = Refusal.TOO_MANY_FROM_ADDRESS
             if refusal is not None:
                 # As the mail listeners log it; closed unanswered: an HTTP answer would cost
@@ -201,8 +202,7 @@ class WebListener:
         loop = asyncio.get_running_loop()
         factory = self._runners[lc.name].server
         assert factory is not None  # start() ran setup
-        self._per_ip[key] += 1
-        self._open += 1
+        self._counts.add(key, 1)
         lost = loop.create_future()
 
         def protocol() -> RequestHandler:
@@ -236,9 +236,6 @@ class WebListener:
                     watch.timer.cancel()
                 del self._watch[handler]
         finally:
-            self._open -= 1
-            self._per_ip[key] -= 1
-            if self._per_ip[key] <= 0:
-                del self._per_ip[key]
+            self._counts.add(key, -1)
             with contextlib.suppress(OSError):
                 sock.close()
