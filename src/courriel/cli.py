@@ -44,7 +44,7 @@ from typing import NoReturn
 
 import idna
 
-from courriel import __version__, admin, cli_dns, config
+from courriel import __version__, admin, admin_access, cli_access, cli_dns, config
 from courriel.accounts.passwords import PasswordHasher
 from courriel.admin import AdminError, Hasher, InputError
 from courriel.config import Config, ConfigError
@@ -211,10 +211,14 @@ def _user_add(args: argparse.Namespace) -> int:
         user = await admin.add_user(
             store, _hasher(cfg), args.address, password, quota_bytes=args.quota
         )
+        if args.admin:
+            await admin_access.set_admin(store, user.address, True)
+            await admin_access.audit(store, cli_access.actor(), "user admin", f"{user.address} on")
         quota = (
             "" if user.quota_bytes is None else f" (quota {admin.format_size(user.quota_bytes)})"
         )
-        print(f"added user {user.address}{quota}")
+        role = " as an administrator" if args.admin else ""
+        print(f"added user {user.address}{quota}{role}")
 
     cfg = _prepare(args)
     # Say "unknown domain" before asking for a password, not after.
@@ -436,6 +440,7 @@ def _add_user_commands(top: argparse._SubParsersAction[_Parser], common: _Parser
     )
     p.add_argument("address")
     p.add_argument("--quota", type=_size, metavar="SIZE", help="mail storage limit, e.g. 2G, 500M")
+    p.add_argument("--admin", action="store_true", help="may use the web admin and its API")
     _password_options(p)
     p.set_defaults(handler=_user_add)
     p = sub.add_parser("passwd", help="change a user's password", parents=[common])
@@ -452,6 +457,7 @@ def _add_user_commands(top: argparse._SubParsersAction[_Parser], common: _Parser
     p = sub.add_parser("list", help="list users with their quota usage", parents=[common])
     p.add_argument("domain", nargs="?")
     p.set_defaults(handler=_store_command(_user_list))
+    cli_access.add_user_admin(sub, common, _store_command)
 
 
 def _add_alias_commands(top: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
@@ -514,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_commands(top, common)
     queue_cli.add_commands(top, common, _store_command)
     cli_dns.add_commands(top, common, _store_command)
+    cli_access.add_commands(top, common, _store_command)
     cfg = top.add_parser("config", help="configuration", parents=[common])
     sub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = sub.add_parser("show", help="print the effective settings as TOML", parents=[common])

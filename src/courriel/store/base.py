@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from courriel.store.access import AccessStore
+
 if TYPE_CHECKING:
     from courriel.store.queue import QueueStore
 
@@ -79,6 +81,7 @@ class User:
     password_hash: str
     quota_bytes: int | None = None  # None: no quota
     created: datetime | None = None
+    admin: bool = False  # may use the web admin and its API (migration 0015)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +276,7 @@ class DkimKeyStore(Protocol):
 # --- the store --------------------------------------------------------------------------------
 
 
-class Store(DkimKeyStore, Protocol):
+class Store(DkimKeyStore, AccessStore, Protocol):
     @property
     def events(self) -> Events: ...
 
