@@ -97,6 +97,7 @@ from courriel.queue.transport import Transport
 from courriel.queue.worker import Worker
 from courriel.store.base import Store, StoreError
 from courriel.supervisor import Supervisor, WorkerMain
+from courriel.web.admin_context import Access
 from courriel.web.app import listeners as web_listeners
 from courriel.web.server import WebListener
 
@@ -379,7 +380,9 @@ async def _run(
         Listener(b.config, list(b.sockets), made[b.config.protocol], app.tls, app.connections)
         for b in mail
     ]
-    web = web_listeners(app.store, app.cfg, app.tls, bound)
+    web = web_listeners(
+        app.store, app.cfg, app.tls, bound, Access(app.auth, app.limiter, app.hasher)
+    )
     running = Running(app, listeners, bound, web)
     installed = _install_signals(running, interrupt=not worker)
     delivering: asyncio.Task[None] | None = None
