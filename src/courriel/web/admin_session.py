@@ -179,8 +179,8 @@ class Sessions:
     # --- the sign-in and sign-out pages -------------------------------------------------------
 
     async def login_form(self, request: web.Request) -> web.StreamResponse:
-        if await self.visitor(request) is not None:
-            raise web.HTTPSeeOther("/")
+        # Shown also to a signed-in browser: signing in again (as someone else) starts a new
+        # session and ends the one the browser had, whoever planted it.
         return self._login_page(request, "")
 
     def _login_page(self, request: web.Request, error: str, status: int = 200) -> web.Response:

@@ -1,0 +1,48 @@
+"""`courriel user add --admin`, `courriel user admin`, `courriel token`: store and audit log."""
+
+from __future__ import annotations
+
+from courriel.store.access import secret_digest
+
+
+def test_admin_rights_are_given_and_taken_and_audited(courriel, in_store) -> None:
+    assert courriel("domain", "add", "example.org").status == 0
+    r = courriel("user", "add", "root@example.org", "--admin", "--password-stdin", stdin="pw\n")
+    assert r.status == 0 and "administrator" in r.out
+    assert courriel("user", "add", "bob@example.org", "--password-stdin", stdin="pw\n").status == 0
+    assert in_store(lambda s: s.get_user("root@example.org")).admin
+    assert not in_store(lambda s: s.get_user("bob@example.org")).admin
+
+    assert courriel("user", "admin", "bob@example.org", "on").status == 0
+    assert in_store(lambda s: s.get_user("bob@example.org")).admin
+    assert courriel("user", "admin", "Bob@Example.org", "off").status == 0
+    assert not in_store(lambda s: s.get_user("bob@example.org")).admin
+    assert courriel("user", "admin", "nobody@example.org", "on").error() == (
+        "unknown user nobody@example.org"
+    )
+    assert courriel("user", "admin", "bob@example.org", "maybe").status == 2
+
+    actions = [(e.action, e.detail) for e in reversed(in_store(lambda s: s.list_audit(10)))]
+    assert actions == [
+        ("user admin", "root@example.org on"),
+        ("user admin", "bob@example.org on"),
+        ("user admin", "bob@example.org off"),
+    ]
+    assert all(e.actor.startswith("cli") for e in in_store(lambda s: s.list_audit(10)))
+
+
+def test_a_token_is_printed_once_and_kept_as_a_digest(courriel, in_store) -> None:
+    r = courriel("token", "add", "backup")
+    token = r.out.strip()
+    assert r.status == 0 and token.startswith("courriel_") and len(token) > 40
+    assert in_store(lambda s: s.api_token_name(secret_digest(token))) == "backup"
+    assert (
+        courriel("token", "add", "backup").error() == "an API token named 'backup' already exists"
+    )
+    assert "backup" in courriel("token", "list").out
+    assert token not in courriel("token", "list").out
+    assert courriel("token", "remove", "backup").status == 0
+    assert in_store(lambda s: s.api_token_name(secret_digest(token))) is None
+    assert courriel("token", "remove", "backup").error() == "unknown API token 'backup'"
+    actions = [e.action for e in in_store(lambda s: s.list_audit(10))]
+    assert actions == ["token remove", "token add"]
