@@ -8,7 +8,7 @@ or TLS. The admin's cookies are ``Secure`` and ``__Host-`` prefixed, which aioht
 jar will not send back over the test client's plain HTTP; ``Browser`` therefore keeps them
 itself: it records each Set-Cookie (and its attributes, for the tests to check), sends the
 cookies back on every request, and follows no redirect on its own, so a test sees every
-response. ``csrf`` reads the CSRF token out of the last page's form.
+response. ``csrf`` is the CSRF token of the last page shown that had a form.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ class Browser:
     cookies: dict[str, str] = field(default_factory=dict)
     set_cookies: dict[str, Morsel[str]] = field(default_factory=dict)  # the last Set-Cookie of each
     last: Page | None = None
+    token: str = ""  # the CSRF token of the last page that had a form
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Page:
         headers = dict(kwargs.pop("headers", {}))
@@ -104,6 +105,9 @@ class Browser:
                         self.cookies[name] = morsel.value
             page = Page(r.status, text, r.headers.get("Location", ""), r.headers)
         self.last = page
+        m = _CSRF.search(text)
+        if m is not None:
+            self.token = m.group(1)
         return page
 
     async def get(self, path: str) -> Page:
@@ -116,10 +120,8 @@ class Browser:
         return await self.request("POST", path, data=fields)
 
     def csrf(self) -> str:
-        assert self.last is not None
-        m = _CSRF.search(self.last.text)
-        assert m is not None, "no form with a CSRF token on the last page"
-        return m.group(1)
+        assert self.token, "no page with a CSRF token was shown yet"
+        return self.token
 
     async def sign_in(self, username: str, password: str) -> Page:
         await self.get("/login")

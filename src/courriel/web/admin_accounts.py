@@ -92,7 +92,8 @@ class AccountPages:
 
     async def _check(self, records: list[dnsrecords.Record]) -> list[dnsrecords.Finding]:
         cfg = self.ctx.cfg
-        resolver = AuthResolver(cfg.dns.nameservers, timeout=DNS_CHECK_SECONDS)
+        timeout = min(cfg.dns.timeout_seconds, DNS_CHECK_SECONDS)
+        resolver = AuthResolver(cfg.dns.nameservers, timeout=timeout)
         try:
             return await asyncio.wait_for(dnsrecords.check(records, resolver), DNS_CHECK_SECONDS)
         except TimeoutError:
