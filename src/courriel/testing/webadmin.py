@@ -42,16 +42,18 @@ PASSWORD = "correct horse battery"  # noqa: S105 - a test account's password
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-def admin_config(data_dir: Path, *, auth: AuthConfig | None = None) -> Config:
-    """A configuration for the in-process admin: cheap hashing, no failure delay, and a name
-    server that answers nothing at once (a closed loopback port), for the DNS check."""
+def admin_config(
+    data_dir: Path, *, auth: AuthConfig | None = None, nameservers: tuple[str, ...] = ()
+) -> Config:
+    """A configuration for the in-process admin: cheap hashing, no failure delay, and for the
+    DNS check ``nameservers``, by default one that answers nothing (a closed loopback port)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     return Config(
         path=data_dir / config.CONFIG_NAME,
         data_dir=data_dir,
         hostname=HOSTNAME,
         auth=auth or AuthConfig(failure_delay_seconds=0, cache_seconds=0),
-        dns=DnsConfig(nameservers=("127.0.0.1:9",), timeout_seconds=1.0),
+        dns=DnsConfig(nameservers=nameservers or ("127.0.0.1:9",), timeout_seconds=1.0),
     )
 
 
