@@ -87,6 +87,7 @@ from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config, ConfigError
 from courriel.logs import kv
 from courriel.mail.auth.inbound import MailAuth
+from courriel.maillog import MailLog
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
 from courriel.net.tls import TLSError, TLSManager
@@ -132,6 +133,8 @@ class App:
     # DKIM signatures for mail our users submit (``DkimSigner.sign``); None: unsigned.
     sign: Signer | None = None
     signals: list[int] = field(default_factory=list)  # handlers installed by ``serve``
+    # Recent deliveries and refusals for the web admin (``courriel.maillog``); None: not kept.
+    maillog: MailLog | None = None
 
     @property
     def hostname(self) -> str:
@@ -334,8 +337,9 @@ async def serve_prepared(
     limiter = AuthLimiter(store, cfg.auth)
     relay = None
     sign = DkimSigner(store).sign  # submitted mail is signed as it is queued or stored here
+    maillog = MailLog(store)
     if transport is not None:
-        relay = Worker(store, transport, cfg.queue, cfg.hostname, sign=sign)
+        relay = Worker(store, transport, cfg.queue, cfg.hostname, sign=sign, events=maillog)
     outbound = RelayDisabled() if relay is None else relay.outbound
     try:
         if not worker:  # the supervisor's parent does this once for all workers
@@ -347,7 +351,17 @@ async def serve_prepared(
         raise
     connections = Connections(cfg.limits)
     app = App(
-        cfg, store, auth, hasher, prepared.tls, connections, limiter, outbound, mailauth, sign
+        cfg,
+        store,
+        auth,
+        hasher,
+        prepared.tls,
+        connections,
+        limiter,
+        outbound,
+        mailauth,
+        sign,
+        maillog=maillog,
     )
     try:
         chosen = factories if factories is not None else handlers
@@ -357,6 +371,7 @@ async def serve_prepared(
             await transport.close()
         if mailauth is not None:
             mailauth.close()
+        await maillog.close()
         await store.close()  # last: every session that could write has ended
         await asyncio.to_thread(hasher.close)
         loop = asyncio.get_running_loop()

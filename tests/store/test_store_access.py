@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from courriel.store.access import secret_digest
+from courriel.store.access import NewMailEvent, secret_digest
 from courriel.store.base import AlreadyExists, NotFound, Store
 from courriel.store.sql import access as sql_access
 
@@ -93,7 +93,10 @@ async def test_mail_events_keep_only_the_newest(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sql_access, "MAIL_EVENTS_KEPT", 3)
-    for i in range(5):
-        await store.add_mail_event(i, "delivered", "a@b.example", f"r{i}@example.org", "ok")
+    await store.add_mail_events([])
+    await store.add_mail_events(
+        [NewMailEvent(i, "delivered", "a@b.example", f"r{i}@example.org", "ok") for i in range(4)]
+    )
+    await store.add_mail_events([NewMailEvent(4, "refused", "a@b.example", "r4@example.org", "no")])
     events = await store.list_mail_events(10)
     assert [e.recipient for e in events] == ["r4@example.org", "r3@example.org", "r2@example.org"]

@@ -11,6 +11,7 @@ from courriel import admin
 from courriel.accounts.authcache import AuthCache
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.passwords import PasswordHasher
+from courriel.store.access import NewMailEvent
 from courriel.store.base import Store
 from courriel.store.queue import NewEntry, NewRecipient
 from courriel.testing import dnsmasq
@@ -32,7 +33,9 @@ async def _admin(browser):  # type: ignore[no-untyped-def]
 
 
 async def test_every_admin_page_renders(browser, admin_store: Store) -> None:
-    await admin_store.add_mail_event(int(time.time()), "refused", "x@spam.example", USER, "550 no")
+    await admin_store.add_mail_events(
+        [NewMailEvent(int(time.time()), "refused", "x@spam.example", USER, "550 no")]
+    )
     b = await _admin(browser)
     pages = {
         "/admin/domains": ["example.org"],

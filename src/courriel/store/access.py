@@ -16,6 +16,7 @@ another one made (docs/architecture.md, "Processes"). ``mail_events`` keeps only
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,6 +60,15 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class NewMailEvent:
+    at: int
+    kind: str  # delivered | refused | relayed | failed
+    sender: str
+    recipient: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class MailEvent:
     id: int
     at: int
@@ -66,6 +76,13 @@ class MailEvent:
     sender: str
     recipient: str
     detail: str
+
+
+class MailEvents(Protocol):
+    """Where sessions and the queue worker record deliveries and refusals for the web admin
+    (``courriel.maillog`` buffers them into ``add_mail_events``); ``record`` never waits."""
+
+    def record(self, kind: str, sender: str, recipient: str, detail: str) -> None: ...
 
 
 class AccessStore(Protocol):
@@ -115,9 +132,8 @@ class AccessStore(Protocol):
     async def list_audit(self, limit: int) -> list[AuditEntry]:
         """The newest ``limit`` entries, newest first."""
 
-    async def add_mail_event(
-        self, at: int, kind: str, sender: str, recipient: str, detail: str
-    ) -> None: ...
+    async def add_mail_events(self, events: Sequence[NewMailEvent]) -> None:
+        """Adds the events in one transaction, and drops all but the newest kept."""
 
     async def list_mail_events(self, limit: int) -> list[MailEvent]:
         """The newest ``limit`` events, newest first."""

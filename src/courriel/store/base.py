@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from courriel.store.access import AccessStore
+from courriel.store.access import MailEvents as MailEvents  # for session/, which imports base
 
 if TYPE_CHECKING:
     from courriel.store.queue import QueueStore

@@ -13,6 +13,7 @@ bounded without a cleaning task. None of these writes publishes a change event.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Protocol
 
 from courriel.store.access import (
@@ -21,6 +22,7 @@ from courriel.store.access import (
     AppPassword,
     AuditEntry,
     MailEvent,
+    NewMailEvent,
     WebSession,
 )
 from courriel.store.base import AlreadyExists, NotFound
@@ -155,15 +157,17 @@ def list_audit(limit: int) -> Script[list[AuditEntry]]:
     return [AuditEntry(*r) for r in rows]
 
 
-def add_mail_event(
-    at: int, kind: str, sender: str, recipient: str, detail: str
-) -> Script[Done[None]]:
-    rows = yield Query(
-        "INSERT INTO mail_events (at, kind, sender, recipient, detail) VALUES (?, ?, ?, ?, ?)"
-        " RETURNING id",
-        (at, kind, sender, recipient, detail),
-    )
-    yield Query("DELETE FROM mail_events WHERE id <= ?", (rows[0][0] - MAIL_EVENTS_KEPT,), False)
+def add_mail_events(events: Sequence[NewMailEvent]) -> Script[Done[None]]:
+    last = 0
+    for e in events:
+        rows = yield Query(
+            "INSERT INTO mail_events (at, kind, sender, recipient, detail) VALUES (?, ?, ?, ?, ?)"
+            " RETURNING id",
+            (e.at, e.kind, e.sender, e.recipient, e.detail),
+        )
+        last = rows[0][0]
+    if events:
+        yield Query("DELETE FROM mail_events WHERE id <= ?", (last - MAIL_EVENTS_KEPT,), False)
     return Done(None)
 
 
@@ -243,10 +247,8 @@ class AccessMixin:
     async def list_audit(self, limit: int) -> list[AuditEntry]:
         return await self._driver.read(list_audit(limit))
 
-    async def add_mail_event(
-        self, at: int, kind: str, sender: str, recipient: str, detail: str
-    ) -> None:
-        await self._access_write(add_mail_event(at, kind, sender, recipient, detail))
+    async def add_mail_events(self, events: Sequence[NewMailEvent]) -> None:
+        await self._access_write(add_mail_events(events))
 
     async def list_mail_events(self, limit: int) -> list[MailEvent]:
         return await self._driver.read(list_mail_events(limit))
