@@ -203,17 +203,12 @@ class AccountPages:
         fields = await form(request)
         address = fields.get("address", "")
 
-        async def reset() -> None:
-            await admin.set_password(
-                self.ctx.store, self.ctx.hasher, address, fields.get("password", "")
-            )
-            user = await admin.require_user(self.ctx.store, address)
-            await self.ctx.store.remove_sessions(user.id)  # signed out everywhere
-
         return await perform(
             self.ctx,
             visitor,
-            reset(),
+            admin.set_password(
+                self.ctx.store, self.ctx.hasher, address, fields.get("password", "")
+            ),
             action="user passwd",
             detail=address,
             done=f"New password set for {address}.",

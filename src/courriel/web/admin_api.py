@@ -171,7 +171,6 @@ class Api:
             await admin.set_password(
                 self.ctx.store, self.ctx.hasher, user.address, _text(data, "password")
             )
-            await self.ctx.store.remove_sessions(user.id)
             changed.append("password")
         if "quota" in data:
             quota = _text(data, "quota", required=False)

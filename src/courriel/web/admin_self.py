@@ -76,10 +76,10 @@ class SelfService:
         if fields.get("new", "") != fields.get("again", ""):
             raise refuse(visitor, "password change", AdminError("the new passwords differ"), "/me")
         try:
+            # Ends every session of the user; this browser gets a new one below.
             await admin.set_password(self.ctx.store, self.ctx.hasher, user.address, fields["new"])
         except AdminError as e:
             raise refuse(visitor, "password change", e, "/me") from None
-        await self.ctx.store.remove_sessions(user.id)  # every other browser is signed out
         await admin_access.audit(self.ctx.store, visitor.actor, "own password", user.address)
         log.info("password changed on the web", extra=kv(user=user.address))
         response = web.HTTPSeeOther("/me")
