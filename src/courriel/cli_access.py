@@ -5,7 +5,8 @@ Theory of operation
 Like ``courriel.cli_dns``: ``add_commands`` puts the commands on the parser ``courriel.cli``
 builds and is handed its ``store_command`` wrapper, so there is no import cycle. The operations
 are ``courriel.admin_access``'s; each change is written to the audit log with the actor
-``cli:`` and the name of the system user who ran it. A new token is printed once, on stdout
+``cli:`` and the name of the system user who ran it. ``audited`` does the same for the
+account commands of ``courriel.cli``. A new token is printed once, on stdout
 alone, so ``TOKEN=$(courriel token add deploy)`` works; only its digest is kept.
 """
 
@@ -31,6 +32,16 @@ def actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+def audited(action: str, detail: Callable[[argparse.Namespace], str], op: StoreOp) -> StoreOp:
+    """``op``, then one audit-log entry for it (only when it succeeded)."""
+
+    async def run(args: argparse.Namespace, cfg: Config, store: Store) -> None:
+        await op(args, cfg, store)
+        await admin_access.audit(store, actor(), action, detail(args))
+
+    return run
 
 
 async def set_admin(args: argparse.Namespace, cfg: Config, store: Store) -> None:

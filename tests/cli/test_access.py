@@ -22,9 +22,12 @@ def test_admin_rights_are_given_and_taken_and_audited(courriel, in_store) -> Non
     )
     assert courriel("user", "admin", "bob@example.org", "maybe").status == 2
 
-    actions = [(e.action, e.detail) for e in reversed(in_store(lambda s: s.list_audit(10)))]
+    actions = [(e.action, e.detail) for e in reversed(in_store(lambda s: s.list_audit(20)))]
     assert actions == [
+        ("domain add", "example.org"),
+        ("user add", "root@example.org"),
         ("user admin", "root@example.org on"),
+        ("user add", "bob@example.org"),
         ("user admin", "bob@example.org on"),
         ("user admin", "bob@example.org off"),
     ]
@@ -46,3 +49,29 @@ def test_a_token_is_printed_once_and_kept_as_a_digest(courriel, in_store) -> Non
     assert courriel("token", "remove", "backup").error() == "unknown API token 'backup'"
     actions = [e.action for e in in_store(lambda s: s.list_audit(10))]
     assert actions == ["token remove", "token add"]
+
+
+def test_account_and_queue_commands_are_audited_without_passwords(courriel, in_store) -> None:
+    courriel("domain", "add", "example.org")
+    courriel("user", "add", "ann@example.org", "--password-stdin", stdin="secret-1\n")
+    courriel("user", "passwd", "ann@example.org", "--password-stdin", stdin="secret-2\n")
+    courriel("user", "quota", "ann@example.org", "1G")
+    courriel("alias", "add", "info@example.org", "ann@example.org")
+    courriel("alias", "remove", "info@example.org")
+    courriel("domain", "catchall", "example.org", "ann@example.org")
+    assert courriel("queue", "retry", "NOSUCHID").status == 1  # refused: not audited
+    courriel("queue", "flush")
+    courriel("user", "remove", "ann@example.org")
+    entries = list(reversed(in_store(lambda s: s.list_audit(20))))
+    assert [(e.action, e.detail) for e in entries] == [
+        ("domain add", "example.org"),
+        ("user add", "ann@example.org"),
+        ("user passwd", "ann@example.org"),
+        ("user quota", "ann@example.org"),
+        ("alias add", "info@example.org"),
+        ("alias remove", "info@example.org"),
+        ("domain catchall", "example.org"),
+        ("queue flush", "all"),
+        ("user remove", "ann@example.org"),
+    ]
+    assert not any("secret" in e.detail for e in entries)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from courriel import admin_queue
+from courriel.cli_access import audited
 from courriel.config import Config
 from courriel.store.base import Store
 from courriel.store.queue import QueuedMessage, QueuedRecipient, RecipientState
@@ -152,6 +153,8 @@ def add_commands(
     for name, help_text, op in with_id:
         p = sub.add_parser(name, help=help_text, parents=[common])
         p.add_argument("id", metavar="ID", help="the queue id, as `courriel queue list` shows it")
+        if name != "show":  # every change is written to the audit log
+            op = audited(f"queue {name}", lambda args: admin_queue.entry_id(args.id), op)
         p.set_defaults(handler=run(op))
     p = sub.add_parser("flush", help="try every waiting message now", parents=[common])
-    p.set_defaults(handler=run(_flush))
+    p.set_defaults(handler=run(audited("queue flush", lambda args: "all", _flush)))
