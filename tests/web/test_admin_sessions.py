@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -162,3 +163,20 @@ async def test_failed_logins_of_any_protocol_count_against_the_web(
     r = await b.sign_in(ADMIN, PASSWORD)  # the right password, but the address is over its limit
     assert r.status == 429 and "Too many failed logins from your address" in r.text
     assert COOKIE not in b.cookies
+
+
+async def test_passwords_are_never_logged(browser, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    b = await browser()
+    await b.sign_in(USER, "guess-Xq7")
+    await b.sign_in(USER, PASSWORD)
+    await b.get("/me")
+    await b.post("/me/password", {"current": PASSWORD, "new": "new-Zr4", "again": "new-Zr4"})
+    admin = await browser()
+    await admin.sign_in(ADMIN, PASSWORD)
+    await admin.get("/admin/users")
+    await admin.post("/admin/users/add", {"address": "eve@example.org", "password": "pw-Kd9"})
+    logged = caplog.text
+    assert "web sign-in failed" in logged and "admin action" in logged  # the log was captured
+    for secret in ("guess-Xq7", PASSWORD, "new-Zr4", "pw-Kd9"):
+        assert secret not in logged
