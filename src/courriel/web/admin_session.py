@@ -184,7 +184,10 @@ class Sessions:
         return self._login_page(request, "")
 
     def _login_page(self, request: web.Request, error: str, status: int = 200) -> web.Response:
-        token = secrets.token_urlsafe(32)
+        # The browser's token while it has one, so two sign-in tabs do not undo each other.
+        token = request.cookies.get(LOGIN_COOKIE, "")
+        if not (40 <= len(token) <= 64):
+            token = secrets.token_urlsafe(32)
         response = self.ctx.render.page(
             "login.html", status=status, csrf=token, error=error, visitor=None, flash=""
         )
