@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import imaplib
 import os
+import smtplib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -129,6 +130,16 @@ def test_admin_adds_a_domain_and_a_user_who_logs_in_over_imap(
     assert _imap_login(server, NEW_USER, "first password")
 
     d.get(f"{base}/admin/users/{NEW_USER}")
+    fill("app-password-name", "phone")
+    click("add-app-password")
+    app_password = d.find_element(By.CSS_SELECTOR, "#new-app-password code").text
+    assert len(app_password) == 23  # four groups of five, shown once
+    assert _imap_login(server, NEW_USER, app_password)
+    with smtplib.SMTP_SSL(
+        "127.0.0.1", server.port("submissions"), context=server.ssl_context(), timeout=10
+    ) as smtp:
+        smtp.login(NEW_USER, app_password)  # the same app password works for sending
+
     fill("reset-password", "second password")
     click("reset")
     assert flash() == f"New password set for {NEW_USER}."
