@@ -32,6 +32,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 
@@ -75,21 +76,22 @@ def set_cookie(response: web.StreamResponse, name: str, value: str, max_age: int
     )
 
 
+def delete_cookie(response: web.StreamResponse, name: str) -> None:
+    # The same attributes as when it was set: browsers hold a __Host- cookie to them.
+    response.del_cookie(name, path="/", secure=True, httponly=True, samesite="Strict")
+
+
 def flash(response: web.StreamResponse, message: str) -> None:
     """A one-line message for the next page shown (after a redirect)."""
-    from urllib.parse import quote
-
     set_cookie(response, FLASH_COOKIE, quote(message[:300]), 60)
 
 
 def flash_of(request: web.Request) -> str:
-    from urllib.parse import unquote
-
     return unquote(request.cookies.get(FLASH_COOKIE, ""))[:300]
 
 
 def clear_flash(response: web.StreamResponse) -> None:
-    response.del_cookie(FLASH_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+    delete_cookie(response, FLASH_COOKIE)
 
 
 async def form(request: web.Request) -> dict[str, str]:
@@ -217,7 +219,7 @@ class Sessions:
         log.info("web sign-in", extra=kv(user=user.address, ip=ip, admin=user.admin))
         response = web.HTTPSeeOther("/")
         await self.start(request, user, response)
-        response.del_cookie(LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+        delete_cookie(response, LOGIN_COOKIE)
         raise response
 
     async def logout(self, request: web.Request, visitor: Visitor) -> web.StreamResponse:
@@ -225,7 +227,7 @@ class Sessions:
         await self.ctx.store.remove_session(visitor.digest)
         log.info("web sign-out", extra=kv(user=visitor.user.address))
         response = web.HTTPSeeOther("/login")
-        response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+        delete_cookie(response, COOKIE)
         raise response
 
     async def home(self, request: web.Request) -> web.StreamResponse:
