@@ -158,6 +158,8 @@ def test_admin_adds_a_domain_and_a_user_who_logs_in_over_imap(
         shot(page)
     audit = d.find_element(By.TAG_NAME, "table").text
     d.get(f"{base}/me")
+    settings = d.find_element(By.TAG_NAME, "table").text  # the table `courriel serve` prints
+    assert str(server.port("imaps")) in settings and str(server.port("submissions")) in settings
     assert (
         d.find_element(By.ID, "apple-profile")
         .get_attribute("href")
