@@ -53,7 +53,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = _when
-    env.filters["size"] = format_size
+    env.filters["size"] = lambda n: format_size(n) + "B"  # "0B", "512B", "1.5KB", "2GB"
     env.filters["segment"] = lambda text: quote(str(text), safe="@")  # one URL path segment
     return env
 
