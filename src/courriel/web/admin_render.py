@@ -54,6 +54,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["when"] = _when
     env.filters["size"] = lambda n: format_size(n) + "B"  # "0B", "512B", "1.5KB", "2GB"
+    env.filters["quota"] = format_size  # as a quota field takes it back: "2G"
     env.filters["segment"] = lambda text: quote(str(text), safe="@")  # one URL path segment
     return env
 
