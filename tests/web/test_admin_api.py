@@ -108,3 +108,23 @@ async def test_domains_users_aliases_and_queue(
     ]
     assert all("pw2" not in e.detail for e in entries)  # what changed, never to what
     assert entries[2].detail == "dan@api.example: password, quota none, admin off"
+
+
+async def test_tokens_made_and_revoked_on_the_admin_page(browser, admin_store: Store) -> None:
+    admin = await browser()
+    await admin.sign_in(ADMIN, PASSWORD)
+    await admin.get("/admin/tokens")
+    page = await admin.post("/admin/tokens/add", {"name": "deploy"})
+    assert page.status == 200 and "It is shown only now" in page.text
+    token = page.text.split('id="new-token"')[1].split("<code>")[1].split("</code>")[0]
+    assert token not in (await admin.get("/admin/tokens")).text
+    api = await browser()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await api.request("GET", "/api/v1/users", headers=headers)).status == 200
+    await admin.post("/admin/tokens/remove", {"name": "deploy"})
+    assert (await api.request("GET", "/api/v1/users", headers=headers)).status == 401
+    actions = [(e.actor, e.action, e.detail) for e in await admin_store.list_audit(5)]
+    assert actions == [
+        (f"web:{ADMIN}", "token remove", "deploy"),
+        (f"web:{ADMIN}", "token add", "deploy"),
+    ]

@@ -227,3 +227,18 @@ async def test_the_dns_records_are_checked_live(
     assert rows[("MX", "example.org")] == "OK"
     assert rows[("TXT", "example.org")] == "WRONG"  # found, but not the SPF record asked for
     assert rows[("TXT", "_dmarc.example.org")] == "MISSING"
+
+
+async def test_an_admin_makes_and_revokes_a_users_app_password(
+    browser, admin_store: Store, hasher: PasswordHasher
+) -> None:
+    b = await _admin(browser)
+    await b.get(f"/admin/users/{USER}")
+    page = await b.post("/admin/users/app-passwords/add", {"address": USER, "name": "laptop"})
+    secret = page.text.split('id="new-app-password"')[1].split("<code>")[1].split("</code>")[0]
+    auth = Authenticator(admin_store, hasher, AuthCache(0))
+    assert await auth.authenticate(USER, secret) is not None
+    await b.post("/admin/users/app-passwords/remove", {"address": USER, "name": "laptop"})
+    assert await auth.authenticate(USER, secret) is None
+    r = await b.post("/admin/users/app-passwords/add", {"address": USER, "name": " "})
+    assert "Refused: a device name needs 1 to 64" in (await b.get(r.location)).text
