@@ -227,6 +227,7 @@ async def test_the_dns_records_are_checked_live(
     assert rows[("MX", "example.org")] == "OK"
     assert rows[("TXT", "example.org")] == "WRONG"  # found, but not the SPF record asked for
     assert rows[("TXT", "_dmarc.example.org")] == "MISSING"
+    assert f"{HOSTNAME} has no address" in page  # the reverse DNS check, from the same server
 
 
 async def test_an_admin_makes_and_revokes_a_users_app_password(

@@ -75,7 +75,7 @@ class AccountPages:
             raise web.HTTPNotFound(text=f"{e}\n") from None
         name = records[0].name
         domain = await self.ctx.store.get_domain(name)
-        findings = await self._check(records)
+        findings, reverse = await self._check(records)
         policy = dnsrecords.mta_sts_policy(
             self.ctx.cfg.hostname, not self.ctx.cfg.tls.cert, self.ctx.cfg.mtasts
         )
@@ -85,22 +85,30 @@ class AccountPages:
             "domain.html",
             domain=domain,
             findings=findings,
+            reverse=reverse,
+            hostname=self.ctx.cfg.hostname,
             zone=dnsrecords.zone(records),
             policy=policy,
             zone_value=dnsrecords.zone_value,
         )
 
-    async def _check(self, records: list[dnsrecords.Record]) -> list[dnsrecords.Finding]:
+    async def _check(
+        self, records: list[dnsrecords.Record]
+    ) -> tuple[list[dnsrecords.Finding], list[tuple[dnsrecords.Status, str]] | None]:
+        """The finding of each record and the host's reverse DNS problems ([] when right,
+        None when DNS did not answer in time), asked all at once."""
         cfg = self.ctx.cfg
         timeout = min(cfg.dns.timeout_seconds, DNS_CHECK_SECONDS)
         resolver = AuthResolver(cfg.dns.nameservers, timeout=timeout)
+        checks = asyncio.gather(
+            dnsrecords.check(records, resolver), dnsrecords.check_reverse(cfg.hostname, resolver)
+        )
         try:
-            return await asyncio.wait_for(dnsrecords.check(records, resolver), DNS_CHECK_SECONDS)
+            findings, reverse = await asyncio.wait_for(checks, DNS_CHECK_SECONDS)
         except TimeoutError:
-            return [
-                dnsrecords.Finding(r, dnsrecords.Status.UNKNOWN, "no answer from DNS in time")
-                for r in records
-            ]
+            late = "no answer from DNS in time"
+            return [dnsrecords.Finding(r, dnsrecords.Status.UNKNOWN, late) for r in records], None
+        return findings, reverse
 
     async def domain_add(self, request: web.Request, visitor: Visitor) -> web.StreamResponse:
         name = (await form(request)).get("domain", "")
