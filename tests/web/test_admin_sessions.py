@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import AuthConfig
 from courriel.store.access import secret_digest
 from courriel.store.base import Store
-from courriel.testing.webadmin import ADMIN, PASSWORD, USER
+from courriel.testing.webadmin import ADMIN, PASSWORD, USER, Browser, admin_app, admin_config
 from courriel.web import admin_session
 from courriel.web.admin_session import COOKIE, LOGIN_COOKIE
 
@@ -180,3 +183,21 @@ async def test_passwords_are_never_logged(browser, caplog: pytest.LogCaptureFixt
     assert "web sign-in failed" in logged and "admin action" in logged  # the log was captured
     for secret in ("guess-Xq7", PASSWORD, "new-Zr4", "pw-Kd9"):
         assert secret not in logged
+
+
+async def test_a_session_is_good_on_every_worker(
+    browser, admin_store: Store, hasher: PasswordHasher, tmp_path: Path
+) -> None:
+    b = await browser()
+    await b.sign_in(ADMIN, PASSWORD)
+    # A second application on the same store: another worker process, or another machine.
+    other = TestClient(TestServer(admin_app(admin_store, admin_config(tmp_path / "w2"), hasher)))
+    await other.start_server()
+    try:
+        elsewhere = Browser(other, cookies=dict(b.cookies))
+        page = await elsewhere.get("/admin/users")
+        assert page.status == 200 and USER in page.text
+        assert (await elsewhere.post("/admin/domains/add", {"domain": "w2.example"})).status == 303
+    finally:
+        await other.close()
+    assert await admin_store.get_domain("w2.example") is not None
