@@ -23,6 +23,7 @@ import secrets
 import time
 
 from courriel.admin import AdminError, InputError, require_user
+from courriel.admin import remove_user as remove_account
 from courriel.logs import kv
 from courriel.store.access import ApiToken, AppPassword, AuditEntry, secret_digest
 from courriel.store.base import AlreadyExists, NotFound, Store, User
@@ -50,13 +51,29 @@ def new_app_password() -> str:
 # --- administrators -----------------------------------------------------------------------------
 
 
+async def _not_the_last_admin(store: Store, user: User, doing: str) -> None:
+    """Refuses to take the rights of the only administrator: the web admin would lock out."""
+    if user.admin and not any(u.admin for u in await store.list_users() if u.id != user.id):
+        raise AdminError(
+            f"{user.address} is the only administrator; make another one before {doing}"
+        )
+
+
 async def set_admin(store: Store, addr: str, admin: bool) -> User:
     user = await require_user(store, addr)
+    if not admin:
+        await _not_the_last_admin(store, user, "taking their rights")
     try:
         await store.set_admin(user.address, admin)
     except NotFound:
         raise AdminError(f"unknown user {user.address}") from None
     return user
+
+
+async def remove_user(store: Store, addr: str) -> None:
+    """``admin.remove_user``, unless the user is the only administrator."""
+    await _not_the_last_admin(store, await require_user(store, addr), "removing them")
+    await remove_account(store, addr)
 
 
 # --- app passwords ------------------------------------------------------------------------------

@@ -257,7 +257,7 @@ async def _user_quota(args: argparse.Namespace, cfg: Config, store: Store) -> No
 
 
 async def _user_remove(args: argparse.Namespace, cfg: Config, store: Store) -> None:
-    await admin.remove_user(store, args.address)
+    await admin_access.remove_user(store, args.address)
     print(f"removed user {admin.address(args.address)} and all their mail")
 
 

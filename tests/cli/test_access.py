@@ -75,3 +75,22 @@ def test_account_and_queue_commands_are_audited_without_passwords(courriel, in_s
         ("user remove", "ann@example.org"),
     ]
     assert not any("secret" in e.detail for e in entries)
+
+
+def test_the_only_administrator_keeps_their_rights(courriel, in_store) -> None:
+    courriel("domain", "add", "example.org")
+    courriel("user", "add", "root@example.org", "--admin", "--password-stdin", stdin="pw\n")
+    courriel("user", "add", "bob@example.org", "--password-stdin", stdin="pw\n")
+    refused = courriel("user", "admin", "root@example.org", "off")
+    assert refused.error() == (
+        "root@example.org is the only administrator; make another one before taking their rights"
+    )
+    assert courriel("user", "remove", "root@example.org").status == 1
+    assert in_store(lambda s: s.get_user("root@example.org")).admin
+    assert courriel("user", "admin", "bob@example.org", "on").status == 0
+    assert courriel("user", "remove", "root@example.org").status == 0
+    assert (
+        courriel("user", "remove", "bob@example.org")
+        .error()
+        .startswith("bob@example.org is the only administrator")
+    )

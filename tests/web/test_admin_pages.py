@@ -243,3 +243,14 @@ async def test_an_admin_makes_and_revokes_a_users_app_password(
     assert await auth.authenticate(USER, secret) is None
     r = await b.post("/admin/users/app-passwords/add", {"address": USER, "name": " "})
     assert "Refused: a device name needs 1 to 64" in (await b.get(r.location)).text
+
+
+async def test_the_only_administrator_cannot_lock_everyone_out(browser, admin_store: Store) -> None:
+    b = await _admin(browser)
+    await b.get(f"/admin/users/{ADMIN}")
+    r = await b.post("/admin/users/admin", {"address": ADMIN})  # no "admin": take the rights
+    assert "is the only administrator" in (await b.get(r.location)).text
+    r = await b.post("/admin/users/remove", {"address": ADMIN})
+    assert "is the only administrator" in (await b.get(r.location)).text
+    root = await admin_store.get_user(ADMIN)
+    assert root is not None and root.admin

@@ -261,7 +261,7 @@ class AccountPages:
         return await perform(
             self.ctx,
             visitor,
-            admin.remove_user(self.ctx.store, address),
+            admin_access.remove_user(self.ctx.store, address),
             action="user remove",
             detail=address,
             done=f"Removed user {address} and all their mail.",

@@ -189,7 +189,7 @@ class Api:
 
     async def user_remove(self, request: web.Request, actor: str) -> web.StreamResponse:
         address = request.match_info["address"]
-        await admin.remove_user(self.ctx.store, address)
+        await admin_access.remove_user(self.ctx.store, address)
         return await self._done(actor, "user remove", address)
 
     # --- aliases --------------------------------------------------------------------------------
