@@ -315,6 +315,7 @@ async def set_password(store: Store, hasher: Hasher, addr: str, password: str) -
         await store.set_password(user.address, password_hash)
     except NotFound:
         raise AdminError(f"unknown user {user.address}") from None
+    await store.remove_sessions(user.id)  # signed out of the web admin everywhere
 
 
 async def set_quota(store: Store, addr: str, quota_bytes: int | None) -> None:

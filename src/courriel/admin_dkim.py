@@ -24,7 +24,9 @@ import asyncio
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from courriel import dnsrecords
 from courriel.admin import AdminError, domain_name
+from courriel.config import Config
 from courriel.mail.auth.dkim import Algorithm, generate_key, public_record
 from courriel.store.base import AlreadyExists, DkimKey, DkimKeyState, NotFound, Store
 
@@ -128,3 +130,19 @@ def record_of(key: DkimKey) -> tuple[str, str]:
     """(name, TXT value) to publish for ``key`` (RFC 6376 §3.6.2.1)."""
     value = public_record(Algorithm(key.algorithm), key.private_pem.encode("ascii"))
     return f"{key.selector}._domainkey.{key.domain}", value
+
+
+async def dns_records(cfg: Config, store: Store, domain: str) -> list[dnsrecords.Record]:
+    """Every record ``domain`` should publish (``courriel dns`` and the web admin show them)."""
+    alabel = domain_name(domain)
+    if await store.get_domain(alabel) is None:
+        raise AdminError(f"unknown domain {alabel}")
+    keys = published(await store.dkim_keys(alabel))
+    return dnsrecords.records_for(
+        alabel,
+        cfg.hostname,
+        [record_of(k) for k in keys],
+        cfg.listeners,
+        self_signed=not cfg.tls.cert,
+        mtasts=cfg.mtasts,
+    )

@@ -87,6 +87,7 @@ from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config, ConfigError
 from courriel.logs import kv
 from courriel.mail.auth.inbound import MailAuth
+from courriel.maillog import MailLog
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
 from courriel.net.shared_counts import CountsRow, SharedCounts, local_counts
@@ -99,6 +100,7 @@ from courriel.queue.worker import Worker
 from courriel.store.base import Store, StoreError
 from courriel.supervisor import Supervisor, WorkerMain
 from courriel.web.acme import CertificateKeeper
+from courriel.web.admin_context import Access
 from courriel.web.app import listeners as web_listeners
 from courriel.web.server import WebListener
 
@@ -135,6 +137,8 @@ class App:
     # IMAP sessions per user, counted over every worker process (``Prepared.imap_users``).
     imap_users: CountsRow = field(default_factory=local_counts)
     signals: list[int] = field(default_factory=list)  # handlers installed by ``serve``
+    # Recent deliveries and refusals for the web admin (``courriel.maillog``); None: not kept.
+    maillog: MailLog | None = None
 
     @property
     def hostname(self) -> str:
@@ -342,8 +346,9 @@ async def serve_prepared(
     limiter = AuthLimiter(store, cfg.auth)
     relay = None
     sign = DkimSigner(store).sign  # submitted mail is signed as it is queued or stored here
+    maillog = MailLog(store)
     if transport is not None:
-        relay = Worker(store, transport, cfg.queue, cfg.hostname, sign=sign)
+        relay = Worker(store, transport, cfg.queue, cfg.hostname, sign=sign, events=maillog)
     outbound = RelayDisabled() if relay is None else relay.outbound
     try:
         if not worker:  # the supervisor's parent does this once for all workers
@@ -372,6 +377,7 @@ async def serve_prepared(
         mailauth,
         sign,
         imap_users=imap_users,
+        maillog=maillog,
     )
     try:
         chosen = factories if factories is not None else handlers
@@ -381,6 +387,7 @@ async def serve_prepared(
             await transport.close()
         if mailauth is not None:
             mailauth.close()
+        await maillog.close()
         await store.close()  # last: every session that could write has ended
         await asyncio.to_thread(hasher.close)
         loop = asyncio.get_running_loop()
@@ -409,7 +416,7 @@ async def _run(
         app.cfg,
         app.tls,
         bound,
-        login=(app.auth, app.limiter),
+        Access(app.auth, app.limiter, app.hasher),
         counts=app.connections.counts,
     )
     running = Running(app, listeners, bound, web)

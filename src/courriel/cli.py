@@ -44,7 +44,7 @@ from typing import NoReturn
 
 import idna
 
-from courriel import __version__, admin, cli_dns, config
+from courriel import __version__, admin, admin_access, cli_access, cli_dns, config
 from courriel.accounts.passwords import PasswordHasher
 from courriel.admin import AdminError, Hasher, InputError
 from courriel.config import Config, ConfigError
@@ -200,7 +200,12 @@ async def _domain_catchall(args: argparse.Namespace, cfg: Config, store: Store) 
 def _check_catchall(args: argparse.Namespace) -> int:
     if args.off == (args.address is not None):
         raise UsageError("domain catchall: give either an ADDRESS or --off")
-    return _store_command(_domain_catchall)(args)
+    return _store_command(_audited("domain catchall", "domain", _domain_catchall))(args)
+
+
+def _audited(action: str, field: str, op: StoreOp) -> StoreOp:
+    """``op`` written to the audit log with the argument ``field`` (never a password)."""
+    return cli_access.audited(action, lambda args: str(getattr(args, field)), op)
 
 
 def _user_add(args: argparse.Namespace) -> int:
@@ -211,10 +216,15 @@ def _user_add(args: argparse.Namespace) -> int:
         user = await admin.add_user(
             store, _hasher(cfg), args.address, password, quota_bytes=args.quota
         )
+        await admin_access.audit(store, cli_access.actor(), "user add", user.address)
+        if args.admin:
+            await admin_access.set_admin(store, user.address, True)
+            await admin_access.audit(store, cli_access.actor(), "user admin", f"{user.address} on")
         quota = (
             "" if user.quota_bytes is None else f" (quota {admin.format_size(user.quota_bytes)})"
         )
-        print(f"added user {user.address}{quota}")
+        role = " as an administrator" if args.admin else ""
+        print(f"added user {user.address}{quota}{role}")
 
     cfg = _prepare(args)
     # Say "unknown domain" before asking for a password, not after.
@@ -230,6 +240,7 @@ def _user_passwd(args: argparse.Namespace) -> int:
 
     async def change(args: argparse.Namespace, cfg: Config, store: Store) -> None:
         await admin.set_password(store, _hasher(cfg), args.address, password)
+        await admin_access.audit(store, cli_access.actor(), "user passwd", args.address)
         print(f"password of {admin.address(args.address)} changed")
 
     cfg = _prepare(args)
@@ -246,7 +257,7 @@ async def _user_quota(args: argparse.Namespace, cfg: Config, store: Store) -> No
 
 
 async def _user_remove(args: argparse.Namespace, cfg: Config, store: Store) -> None:
-    await admin.remove_user(store, args.address)
+    await admin_access.remove_user(store, args.address)
     print(f"removed user {admin.address(args.address)} and all their mail")
 
 
@@ -413,12 +424,12 @@ def _add_domain_commands(top: argparse._SubParsersAction[_Parser], common: _Pars
     sub = domain.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = sub.add_parser("add", help="add a domain (IDN allowed)", parents=[common])
     p.add_argument("domain")
-    p.set_defaults(handler=_store_command(_domain_add))
+    p.set_defaults(handler=_store_command(_audited("domain add", "domain", _domain_add)))
     p = sub.add_parser("list", help="list the domains", parents=[common])
     p.set_defaults(handler=_store_command(_domain_list))
     p = sub.add_parser("remove", help="remove a domain that has no users left", parents=[common])
     p.add_argument("domain")
-    p.set_defaults(handler=_store_command(_domain_remove))
+    p.set_defaults(handler=_store_command(_audited("domain remove", "domain", _domain_remove)))
     p = sub.add_parser(
         "catchall", help="send mail for unknown local parts to ADDRESS", parents=[common]
     )
@@ -436,6 +447,7 @@ def _add_user_commands(top: argparse._SubParsersAction[_Parser], common: _Parser
     )
     p.add_argument("address")
     p.add_argument("--quota", type=_size, metavar="SIZE", help="mail storage limit, e.g. 2G, 500M")
+    p.add_argument("--admin", action="store_true", help="may use the web admin and its API")
     _password_options(p)
     p.set_defaults(handler=_user_add)
     p = sub.add_parser("passwd", help="change a user's password", parents=[common])
@@ -445,13 +457,14 @@ def _add_user_commands(top: argparse._SubParsersAction[_Parser], common: _Parser
     p = sub.add_parser("quota", help="change a user's quota", parents=[common])
     p.add_argument("address")
     p.add_argument("size", type=_optional_size, metavar="SIZE", help='e.g. 2G, or "none"')
-    p.set_defaults(handler=_store_command(_user_quota))
+    p.set_defaults(handler=_store_command(_audited("user quota", "address", _user_quota)))
     p = sub.add_parser("remove", help="remove a user and all their mail", parents=[common])
     p.add_argument("address")
-    p.set_defaults(handler=_store_command(_user_remove))
+    p.set_defaults(handler=_store_command(_audited("user remove", "address", _user_remove)))
     p = sub.add_parser("list", help="list users with their quota usage", parents=[common])
     p.add_argument("domain", nargs="?")
     p.set_defaults(handler=_store_command(_user_list))
+    cli_access.add_user_admin(sub, common, _store_command)
 
 
 def _add_alias_commands(top: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
@@ -460,14 +473,14 @@ def _add_alias_commands(top: argparse._SubParsersAction[_Parser], common: _Parse
     p = sub.add_parser("add", help="deliver mail for SOURCE to TARGET", parents=[common])
     p.add_argument("source")
     p.add_argument("target")
-    p.set_defaults(handler=_store_command(_alias_add))
+    p.set_defaults(handler=_store_command(_audited("alias add", "source", _alias_add)))
     p = sub.add_parser("list", help="list the aliases", parents=[common])
     p.add_argument("domain", nargs="?")
     p.set_defaults(handler=_store_command(_alias_list))
     p = sub.add_parser("remove", help="remove an alias, or one of its targets", parents=[common])
     p.add_argument("source")
     p.add_argument("target", nargs="?")
-    p.set_defaults(handler=_store_command(_alias_remove))
+    p.set_defaults(handler=_store_command(_audited("alias remove", "source", _alias_remove)))
 
 
 def _add_db_commands(top: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
@@ -514,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_commands(top, common)
     queue_cli.add_commands(top, common, _store_command)
     cli_dns.add_commands(top, common, _store_command)
+    cli_access.add_commands(top, common, _store_command)
     cfg = top.add_parser("config", help="configuration", parents=[common])
     sub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = sub.add_parser("show", help="print the effective settings as TOML", parents=[common])

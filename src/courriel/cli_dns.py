@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from courriel import admin_dkim, dnsrecords
-from courriel.admin import AdminError, InputError, domain_name
+from courriel.admin import AdminError, InputError
 from courriel.auth_resolver import AuthResolver
 from courriel.config import Config
 from courriel.store.base import DkimKey, Store
@@ -78,21 +78,6 @@ async def _dkim_list(args: argparse.Namespace, cfg: Config, store: Store) -> Non
 # --- dns ------------------------------------------------------------------------------------------
 
 
-async def _records(cfg: Config, store: Store, domain: str) -> list[dnsrecords.Record]:
-    alabel = domain_name(domain)
-    if await store.get_domain(alabel) is None:
-        raise AdminError(f"unknown domain {alabel}")
-    keys = admin_dkim.published(await store.dkim_keys(alabel))
-    return dnsrecords.records_for(
-        alabel,
-        cfg.hostname,
-        [admin_dkim.record_of(k) for k in keys],
-        cfg.listeners,
-        self_signed=not cfg.tls.cert,
-        mtasts=cfg.mtasts,
-    )
-
-
 def _resolver(args: argparse.Namespace, cfg: Config) -> AuthResolver:
     # "host", "host:port" or "[v6]:port", as [dns] nameservers takes them.
     servers = args.nameserver or cfg.dns.nameservers
@@ -100,7 +85,7 @@ def _resolver(args: argparse.Namespace, cfg: Config) -> AuthResolver:
 
 
 async def _dns(args: argparse.Namespace, cfg: Config, store: Store) -> None:
-    records = await _records(cfg, store, args.domain)
+    records = await admin_dkim.dns_records(cfg, store, args.domain)
     if args.check:
         await _check(args, cfg, records)
     elif args.json:

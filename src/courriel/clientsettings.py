@@ -48,7 +48,7 @@ _SERVICES = {
     "http": "Web (redirects, ACME)",
 }
 _NO_LOGIN = {"smtp", "https", "http"}  # other servers or browsers; no mail program login
-_HEADER = ("Service", "Server", "Port", "Security", "User name", "Authentication")
+HEADER = ("Service", "Server", "Port", "Security", "User name", "Authentication")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     return [lines[0], rule, *lines[1:]]
 
 
-def _order(ep: Endpoint) -> int:
+def order(ep: Endpoint) -> int:
     names = list(LISTENERS)
     return names.index(ep.listener) if ep.listener in names else len(names)
 
@@ -143,11 +143,11 @@ def render(
     """The whole start-up text, ending with a newline."""
     if not endpoints:
         return "courriel is running with every listener disabled: there is nothing to set up.\n"
-    ordered = sorted(endpoints, key=_order)
+    ordered = sorted(endpoints, key=order)
     lines = [
         "courriel is ready. Settings for your mail program (Thunderbird, Outlook, Apple Mail):",
         "",
-        *_table([_HEADER, *(row(hostname, ep) for ep in ordered)]),
+        *_table([HEADER, *(row(hostname, ep) for ep in ordered)]),
     ]
     for block in (_notes(ordered, config_path), _certificate(cert) if cert else []):
         if block:

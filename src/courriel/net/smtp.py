@@ -219,6 +219,7 @@ def handlers(
         queue=queue if queue is not None else app.outbound,
         hostname=app.hostname,
         sign=app.sign,
+        events=app.maillog,
     )
     # Port 25 checks SPF, DKIM and DMARC when the app has a checker (``[mailauth]``).
     mx = replace(submission, queue=RelayDisabled(), checker=app.mailauth, mailauth=app.cfg.mailauth)

@@ -2,13 +2,9 @@
 
 Theory of operation
 -------------------
-Each action is one store call (``courriel.store.queue.QueueStore``) made by the command's own
-process. An action that makes entries due (``retry``, ``flush``, ``release``, ``bounce``) then
-publishes a ``ChangeKind.QUEUE_WAKE`` change through the store's ``Events``, after its commit:
-the queue worker of every serving process wakes at once, on SQLite as on PostgreSQL. The change
-is only a hint; were it lost, the workers still find the entries at their next look
-(``[queue] poll_seconds``). An unknown id is ``NotFound``, which ``courriel.cli`` prints as one
-line with exit status 1.
+Each action is one operation of ``courriel.admin_queue`` (shared with the web admin and the
+JSON API), run by the command's own process; this module only prints. An unknown id is
+``NotFound``, which ``courriel.cli`` prints as one line with exit status 1.
 
 * ``list``: every entry, oldest first, with its recipients still queued and their last error;
 * ``show ID``: the envelope, every recipient's state, and the message header;
@@ -21,19 +17,19 @@ line with exit status 1.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from courriel import admin_queue
+from courriel.cli_access import audited
 from courriel.config import Config
-from courriel.store.base import QUEUE_EVENTS, Change, ChangeKind, Store
+from courriel.store.base import Store
 from courriel.store.queue import QueuedMessage, QueuedRecipient, RecipientState
 
 StoreOp = Callable[[argparse.Namespace, Config, Store], Awaitable[None]]
 StoreCommand = Callable[[StoreOp], Callable[[argparse.Namespace], int]]
 
-BOUNCED = "returned to the sender by the postmaster"
 _HEADER_LINES = 40  # ``show`` prints at most this much of the message header
 
 
@@ -48,10 +44,6 @@ def _size(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f}{unit}"
     return f"{n}B"
-
-
-def _entry_id(text: str) -> str:
-    return text.strip().upper()
 
 
 def _recipient_line(r: QueuedRecipient) -> str:
@@ -71,7 +63,7 @@ def _summary(e: QueuedMessage) -> str:
 
 
 async def _list(args: argparse.Namespace, cfg: Config, store: Store) -> None:
-    entries = await store.queue.list_entries()
+    entries = await admin_queue.entries(store)
     if not entries:
         print("the queue is empty")
         return
@@ -85,7 +77,7 @@ async def _list(args: argparse.Namespace, cfg: Config, store: Store) -> None:
 
 
 async def _show(args: argparse.Namespace, cfg: Config, store: Store) -> None:
-    e = await store.queue.get(_entry_id(args.id))
+    e = await store.queue.get(admin_queue.entry_id(args.id))
     fields = [
         ("id", e.id),
         ("sender", e.sender or "<>"),
@@ -112,49 +104,34 @@ async def _show(args: argparse.Namespace, cfg: Config, store: Store) -> None:
         print(f"    ... {len(lines) - _HEADER_LINES} more lines")
 
 
-async def _wake(store: Store) -> None:
-    """Tells the serving processes that entries are due now (the store closes after this,
-    sending what was published)."""
-    await store.events.publish(Change(QUEUE_EVENTS, 0, ChangeKind.QUEUE_WAKE))
-
-
 async def _retry(args: argparse.Namespace, cfg: Config, store: Store) -> None:
-    entry_id = _entry_id(args.id)
-    await store.queue.retry(entry_id, time.time())
-    await _wake(store)
-    print(f"{entry_id} will be tried again now")
+    await admin_queue.retry(store, args.id)
+    print(f"{admin_queue.entry_id(args.id)} will be tried again now")
 
 
 async def _flush(args: argparse.Namespace, cfg: Config, store: Store) -> None:
-    n = await store.queue.retry(None, time.time())
-    await _wake(store)
+    n = await admin_queue.retry(store, None)
     print(f"{n} message(s) will be tried again now")
 
 
 async def _hold(args: argparse.Namespace, cfg: Config, store: Store) -> None:
-    entry_id = _entry_id(args.id)
-    await store.queue.hold(entry_id, True, time.time())
-    print(f"{entry_id} is held: it will not be delivered until released")
+    await admin_queue.hold(store, args.id, True)
+    print(f"{admin_queue.entry_id(args.id)} is held: it will not be delivered until released")
 
 
 async def _release(args: argparse.Namespace, cfg: Config, store: Store) -> None:
-    entry_id = _entry_id(args.id)
-    await store.queue.hold(entry_id, False, time.time())
-    await _wake(store)
-    print(f"{entry_id} is released and will be tried now")
+    await admin_queue.hold(store, args.id, False)
+    print(f"{admin_queue.entry_id(args.id)} is released and will be tried now")
 
 
 async def _remove(args: argparse.Namespace, cfg: Config, store: Store) -> None:
-    entry_id = _entry_id(args.id)
-    await store.queue.remove(entry_id)
-    print(f"{entry_id} removed from the queue; nobody was told")
+    await admin_queue.remove(store, args.id)
+    print(f"{admin_queue.entry_id(args.id)} removed from the queue; nobody was told")
 
 
 async def _bounce(args: argparse.Namespace, cfg: Config, store: Store) -> None:
-    entry_id = _entry_id(args.id)
-    await store.queue.bounce(entry_id, BOUNCED, time.time())
-    await _wake(store)
-    print(f"{entry_id} will be returned to its sender")
+    await admin_queue.bounce(store, args.id)
+    print(f"{admin_queue.entry_id(args.id)} will be returned to its sender")
 
 
 def add_commands(
@@ -176,6 +153,8 @@ def add_commands(
     for name, help_text, op in with_id:
         p = sub.add_parser(name, help=help_text, parents=[common])
         p.add_argument("id", metavar="ID", help="the queue id, as `courriel queue list` shows it")
+        if name != "show":  # every change is written to the audit log
+            op = audited(f"queue {name}", lambda args: admin_queue.entry_id(args.id), op)
         p.set_defaults(handler=run(op))
     p = sub.add_parser("flush", help="try every waiting message now", parents=[common])
-    p.set_defaults(handler=run(_flush))
+    p.set_defaults(handler=run(audited("queue flush", lambda args: "all", _flush)))

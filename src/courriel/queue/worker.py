@@ -51,7 +51,7 @@ from courriel.queue import bounce
 from courriel.queue.outbound import Recipient, Signer, StoreQueue
 from courriel.queue.schedule import Expire, after_failure, delay_warning_due
 from courriel.queue.transport import OutboundMessage, Outcome, Status, Transport
-from courriel.store.base import QUEUE_EVENTS, Store, StoreError, Subscription
+from courriel.store.base import QUEUE_EVENTS, MailEvents, Store, StoreError, Subscription
 from courriel.store.queue import (
     QueuedMessage,
     QueuedRecipient,
@@ -82,8 +82,10 @@ class Worker:
         clock: Callable[[], float] = time.time,
         owner: str | None = None,
         sign: Signer | None = None,
+        events: MailEvents | None = None,
     ) -> None:
         self._store = store
+        self._events = events  # relays and failures, for the web admin's recent mail events
         self._queue = store.queue
         self._transport = transport
         self._cfg = cfg
@@ -275,13 +277,20 @@ class Worker:
             report = Report.FAILED
         return RecipientUpdate(r.idx, state, at, o.code, enhanced, o.text, o.remote_host, report)
 
-    @staticmethod
-    def _log(entry: QueuedMessage, r: QueuedRecipient, o: Outcome, state: RecipientState) -> None:
+    def _log(
+        self, entry: QueuedMessage, r: QueuedRecipient, o: Outcome, state: RecipientState
+    ) -> None:
+        what = state.value if o.status is not Status.TEMPORARY else "deferred"
         log.info(
             "queue: %s",
-            state.value if o.status is not Status.TEMPORARY else "deferred",
+            what,
             extra=kv(id=entry.id, to=r.address, relay=o.remote_host, reply=o.text[:200]),
         )
+        if self._events is not None:
+            kind = {"delivered": "relayed", "failed": "failed"}.get(what, what)
+            code = "" if o.code is None else f"{o.code} "
+            via = f" ({o.remote_host})" if o.remote_host else ""
+            self._events.record(kind, entry.sender, r.address, f"{code}{o.text}{via}")
 
     async def _warn_if_late(self, entry: QueuedMessage) -> QueuedMessage:
         if not delay_warning_due(entry.created, self._clock(), entry.warned, self._cfg):

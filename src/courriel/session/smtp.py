@@ -50,7 +50,7 @@ from courriel.queue.signer import Signer, signed
 from courriel.session import smtp_policy as policy
 from courriel.session.smtp_auth import SmtpAuth
 from courriel.session.smtp_inbound import Checker, Placement, deliver_junk, judge
-from courriel.store.base import OverQuota, Store, StoreError
+from courriel.store.base import MailEvents, OverQuota, Store, StoreError
 from courriel.wire.smtp import Mode, Reply, SmtpConnection
 from courriel.wire.smtp import events as ev
 from courriel.wire.smtp import replies as r
@@ -84,6 +84,7 @@ class SessionServices:
     checker: Checker | None = None  # SPF, DKIM and DMARC on port 25; None: not checked
     sign: Signer | None = None  # DKIM for local copies of submitted mail (the From domain's)
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)  # ``[mailauth]``
+    events: MailEvents | None = None  # recent deliveries and refusals, for the web admin
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +205,7 @@ class SmtpSession:
         except StoreError:
             return policy.TEMPORARY  # RFC 3463 4.3.0
         if verdict.reply is not None:
+            self._event("refused", tx.sender, event.path.mailbox, verdict.reply)
             return verdict.reply
         for user_id in verdict.user_ids:
             tx.user_ids[user_id] = None
@@ -228,6 +230,7 @@ class SmtpSession:
             message = delivery.submission_fixups(message, self._s.hostname, now)
         placed = await self._judge(tx, message)
         if isinstance(placed, Reply):
+            self._event("refused", tx.sender, ", ".join(tx.recipients), placed)
             return placed
         message = placed.message
         deliver = deliver_junk if placed.junk else deliver_local
@@ -256,7 +259,16 @@ class SmtpSession:
             "message accepted",
             extra=kv(id=queue_id, sender=tx.sender, rcpts=len(tx.recipients), size=len(message)),
         )
-        return Reply(250, "2.0.0", f"message accepted as {queue_id}")
+        accepted = Reply(250, "2.0.0", f"message accepted as {queue_id}")
+        if tx.user_ids:
+            self._event("delivered", tx.sender, ", ".join(tx.recipients), accepted)
+        return accepted
+
+    def _event(self, kind: str, sender: str, recipient: str, reply: Reply) -> None:
+        if self._s.events is not None:
+            self._s.events.record(
+                kind, sender, recipient, f"{reply.code} {reply.enhanced} {reply.text}"
+            )
 
     async def _judge(self, tx: _Transaction, message: bytes) -> Reply | Placement:
         """Port 25: SPF, DKIM and DMARC decide (``smtp_inbound``); elsewhere: INBOX as is."""

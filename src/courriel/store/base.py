@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from courriel.store.access import AccessStore
+from courriel.store.access import MailEvents as MailEvents  # for session/, which imports base
 from courriel.store.acme import AcmeStore
 
 if TYPE_CHECKING:
@@ -81,6 +83,7 @@ class User:
     password_hash: str
     quota_bytes: int | None = None  # None: no quota
     created: datetime | None = None
+    admin: bool = False  # may use the web admin and its API (migration 0015)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +283,7 @@ class DkimKeyStore(Protocol):
 # --- the store --------------------------------------------------------------------------------
 
 
-class Store(DkimKeyStore, AcmeStore, Protocol):
+class Store(DkimKeyStore, AcmeStore, AccessStore, Protocol):
     @property
     def events(self) -> Events: ...
 

@@ -84,6 +84,11 @@ _TABLES = (
     "mailboxes",
     "subscriptions",
     "aliases",
+    "app_passwords",
+    "web_sessions",
+    "api_tokens",
+    "audit_log",
+    "mail_events",
     "users",
     "domains",
     "blobs",
@@ -91,7 +96,15 @@ _TABLES = (
     "leases",
     "rate_counters",
 )
-_IDENTITIES = ("domains", "users", "aliases", "mailboxes")
+_IDENTITIES = (
+    "domains",
+    "users",
+    "aliases",
+    "mailboxes",
+    "app_passwords",
+    "audit_log",
+    "mail_events",
+)
 
 
 async def reset_database(url: str) -> None:

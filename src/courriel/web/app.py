@@ -2,10 +2,11 @@
 
 Theory of operation
 -------------------
-``application`` builds the aiohttp application the https listener serves; every route answers
-from memory (``Offer``) or the store's domain table, never from a file named by the request,
-so no path can reach the disk. The domain comes from the address asked about or the Host
-header; it is normalized (IDNA, lower case) and must be hosted, else 404. ``redirect``
+``application`` builds the aiohttp application the https listener serves, with the web admin
+and its JSON API when the server gives it login (``courriel.web.admin_site``). Every set-up
+route answers from memory (``Offer``) or the store's domain table, never from a file named by
+the request, so no path can reach the disk. The domain comes from the address asked about or
+the Host header; it is normalized (IDNA, lower case) and must be hosted, else 404. ``redirect``
 answers every request on the http listener with a permanent redirect to the same path on
 https, except the ACME HTTP-01 challenges (``courriel.web.acme.http_challenge``, answered from
 the store, RFC 8555 §8.3).
@@ -26,12 +27,12 @@ from courriel.net.ports import Bound
 from courriel.net.shared_counts import CountsRow
 from courriel.net.tls import TLSManager
 from courriel.web import acme, autoconfig, autodiscover, mobileconfig, mtasts, settings
+from courriel.web.admin_context import Access, AdminContext
+from courriel.web.admin_site import add_admin
 from courriel.web.server import WebListener
 from courriel.web.settings import Offer
 
 if TYPE_CHECKING:
-    from courriel.accounts.authenticator import Authenticator
-    from courriel.accounts.ratelimit import AuthLimiter
     from courriel.store.base import Store
 
 log = logging.getLogger("courriel.web")
@@ -114,7 +115,8 @@ class Site:
         return web.Response(text=self.policy, content_type="text/plain")  # RFC 8461 §3.2
 
 
-def application(site: Site) -> web.Application:
+def application(site: Site, admin: AdminContext | None = None) -> web.Application:
+    """The https application; with ``admin``, the web admin and its API too (``admin_site``)."""
     app = web.Application(client_max_size=autodiscover.MAX_REQUEST_BYTES)
     app.router.add_get("/.well-known/autoconfig/mail/config-v1.1.xml", site.autoconfig)
     app.router.add_get("/mail/config-v1.1.xml", site.autoconfig)
@@ -122,6 +124,8 @@ def application(site: Site) -> web.Application:
         app.router.add_post(path, site.autodiscover_xml)
     app.router.add_get("/autodiscover/autodiscover.json", site.autodiscover_json)
     app.router.add_get(mtasts.PATH, site.mta_sts)
+    if admin is not None:
+        add_admin(app, admin)
     return app
 
 
@@ -146,12 +150,13 @@ def listeners(
     cfg: Config,
     tls: TLSManager,
     bound: Sequence[Bound],
+    access: Access | None = None,
     *,
-    login: tuple[Authenticator, AuthLimiter] | None = None,
     counts: CountsRow | None = None,
 ) -> WebListener | None:
     """The web listeners among ``bound``, ready to start; None when none is enabled. With
-    ``login`` users may download their Apple profile (``courriel.web.mobileconfig``)."""
+    ``access`` (login, as the mail protocols check it) the https listener serves the web admin
+    and each user's Apple profile (``courriel.web.mobileconfig``) too."""
     https = [b for b in bound if b.config.name == "https"]
     http = [b for b in bound if b.config.name == "http"]
     if not https and not http:
@@ -161,9 +166,16 @@ def listeners(
     policy = mtasts.policy(cfg, tls.info.self_signed)
     served = [(b.config, list(b.sockets)) for b in https]
     served_http = [(b.config, list(b.sockets)) for b in http]
-    secure = application(Site(store, offer, policy))
-    if login is not None:
-        mobileconfig.routes(secure, offer, tls, *login)
+    admin = None
+    if access is not None:
+        listening: dict[str, list[tuple[str, int]]] = {}
+        for b in bound:
+            listening.setdefault(b.config.name, []).append((b.address, b.port))
+        endpoints = clientsettings.endpoints(bound)
+        admin = AdminContext(store, cfg, tls, access, endpoints, listening)
+    secure = application(Site(store, offer, policy), admin)
+    if access is not None:
+        mobileconfig.routes(secure, offer, tls, access.auth, access.limiter)
     return WebListener(
         {
             "https": secure,

@@ -40,7 +40,7 @@ from courriel.store.sql.core import (
 )
 
 DOMAIN_COLS = "id, name, catch_all"
-USER_COLS = "id, address, password_hash, quota_bytes, created"
+USER_COLS = "id, address, password_hash, quota_bytes, created, is_admin"
 
 
 def domain_row(row: Row) -> Domain:
@@ -48,7 +48,7 @@ def domain_row(row: Row) -> Domain:
 
 
 def user_row(row: Row) -> User:
-    return User(row[0], row[1], row[2], row[3], date_of(row[4]))
+    return User(row[0], row[1], row[2], row[3], date_of(row[4]), bool(row[5]))
 
 
 def add_domain(name: str) -> Script[Done[Domain]]:

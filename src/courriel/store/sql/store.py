@@ -46,6 +46,7 @@ from courriel.store.base import (
 )
 from courriel.store.blobs import BlobStore, BodyMissing
 from courriel.store.sql import accounts, coordination, mailboxes, messages, recent
+from courriel.store.sql.access import AccessMixin
 from courriel.store.sql.acme import AcmeMixin
 from courriel.store.sql.core import (
     Done,
@@ -70,7 +71,7 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
-class SqlStore(DkimKeysMixin, AcmeMixin):
+class SqlStore(DkimKeysMixin, AcmeMixin, AccessMixin):
     """The ``Store``: runs scripts through a driver, bodies through a blob store, then events."""
 
     # Bodies larger than this are hashed in a thread, not on the event loop.

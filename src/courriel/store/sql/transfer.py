@@ -46,6 +46,7 @@ TABLES: tuple[Table, ...] = (
             "used_bytes",
             "used_messages",
             "created",
+            "is_admin",
         ),
         ("id",),
     ),
@@ -120,10 +121,14 @@ TABLES: tuple[Table, ...] = (
         ),
         ("message_id", "idx"),
     ),
+    # The web admin's lasting state (sessions and mail events are transient and stay behind).
+    Table("app_passwords", ("id", "user_id", "name", "digest", "created"), ("id",)),
+    Table("api_tokens", ("name", "digest", "created"), ("name",)),
+    Table("audit_log", ("id", "at", "actor", "action", "detail"), ("id",)),
 )
 BY_NAME = {t.name: t for t in TABLES}
 # Tables whose ids come from a sequence (PostgreSQL identity, SQLite AUTOINCREMENT).
-IDENTITY_TABLES = ("domains", "users", "aliases", "mailboxes")
+IDENTITY_TABLES = ("domains", "users", "aliases", "mailboxes", "app_passwords", "audit_log")
 
 
 def _after(key: Sequence[str]) -> str:
