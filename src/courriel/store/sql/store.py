@@ -54,6 +54,7 @@ from courriel.store.sql.core import (
 )
 from courriel.store.sql.dkim import DkimKeysMixin
 from courriel.store.sql.queue import SqlQueueStore
+from courriel.store.sql.sieve import SieveScriptsMixin
 
 _log = logging.getLogger(__name__)
 _BODY_TRIES = 5  # an append whose body files keep vanishing gives up (Unavailable)
@@ -69,7 +70,7 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
-class SqlStore(DkimKeysMixin):
+class SqlStore(DkimKeysMixin, SieveScriptsMixin):
     """The ``Store``: runs scripts through a driver, bodies through a blob store, then events."""
 
     # Bodies larger than this are hashed in a thread, not on the event loop.
