@@ -38,7 +38,7 @@ from courriel.mail.address import AddressError, parse_address
 from courriel.mail.auth.dkim import sign
 from courriel.mail.auth.inbound import from_domains
 from courriel.queue.local import deliver_local
-from courriel.queue.outbound import Envelope, Recipient, StoreQueue
+from courriel.queue.outbound import Envelope, Queue, Recipient
 from courriel.queue.signer import DkimSigner, Signer, signed
 from courriel.store.base import Store
 from courriel.store.queue import QueuedMessage, QueuedRecipient, RecipientState, Report
@@ -124,7 +124,7 @@ class NoticeSigner:
 class Notifier:
     """Stores a built notice for its recipient: locally, or through the queue."""
 
-    def __init__(self, store: Store, queue: StoreQueue, *, sign: Signer | None = None) -> None:
+    def __init__(self, store: Store, queue: Queue, *, sign: Signer | None = None) -> None:
         self._store = store
         self._queue = queue
         self._sign = sign or NoticeSigner(store).sign
