@@ -41,6 +41,7 @@ _SERVICES = {
     "submissions": "SMTP (outgoing)",
     "submission": "SMTP (outgoing)",
     "smtp": "SMTP MX (inbound)",
+    "sieve": "ManageSieve (filters)",
 }
 _HEADER = ("Service", "Server", "Port", "Security", "User name", "Authentication")
 
