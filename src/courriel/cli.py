@@ -245,6 +245,13 @@ async def _user_quota(args: argparse.Namespace, cfg: Config, store: Store) -> No
     print(f"quota of {admin.address(args.address)}: {limit}")
 
 
+async def _user_tag_folders(args: argparse.Namespace, cfg: Config, store: Store) -> None:
+    on = args.setting == "on"
+    await admin.set_tag_folders(store, args.address, on)
+    where = "into the folder named by the tag" if on else "into INBOX"
+    print(f"mail for {admin.address(args.address)} with a +tag goes {where}")
+
+
 async def _user_remove(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     await admin.remove_user(store, args.address)
     print(f"removed user {admin.address(args.address)} and all their mail")
@@ -446,6 +453,14 @@ def _add_user_commands(top: argparse._SubParsersAction[_Parser], common: _Parser
     p.add_argument("address")
     p.add_argument("size", type=_optional_size, metavar="SIZE", help='e.g. 2G, or "none"')
     p.set_defaults(handler=_store_command(_user_quota))
+    p = sub.add_parser(
+        "tag-folders",
+        help="deliver user+tag@domain into the folder named tag, when it exists",
+        parents=[common],
+    )
+    p.add_argument("address")
+    p.add_argument("setting", choices=("on", "off"))
+    p.set_defaults(handler=_store_command(_user_tag_folders))
     p = sub.add_parser("remove", help="remove a user and all their mail", parents=[common])
     p.add_argument("address")
     p.set_defaults(handler=_store_command(_user_remove))
