@@ -185,6 +185,13 @@ class Filters:
             return plan
         for action in outcome.actions:
             self._take(plan, action, boxes, keep_box)
+        if plan.redirects and _looped(raw, plan.user_address):
+            log.warning(
+                "Sieve redirect skipped: the message has looped; kept in %s", keep_box, extra=where
+            )
+            plan.redirects = []
+            if not plan.stores:
+                plan.stores.append((keep_box, frozenset(), False))
         return plan
 
     def _take(self, plan: _Plan, action: a.Action, boxes: set[str], keep_box: str) -> None:
@@ -294,10 +301,6 @@ class Filters:
 
     async def _redirect(self, plan: _Plan, target: str, raw: bytes, sender: str) -> None:
         where = kv(user=plan.user_address, to=target)
-        marks = [v.strip().strip("<>").lower() for v in _field_values(raw, b"delivered-to")]
-        if plan.user_address.lower() in marks or len(marks) >= MAX_DELIVERED_TO:
-            log.warning("Sieve redirect skipped: the message has looped", extra=where)
-            return
         try:
             address = parse_address(target)
         except AddressError:
@@ -340,6 +343,12 @@ def _unique(recipients: Sequence[LocalRecipient]) -> list[LocalRecipient]:
     for r in recipients:
         seen.setdefault(r.user_id, r)
     return list(seen.values())
+
+
+def _looped(raw: bytes, user_address: str) -> bool:
+    """The message passed this user's redirect before, or too many redirects (RFC 9228)."""
+    marks = [v.strip().strip("<>").lower() for v in _field_values(raw, b"delivered-to")]
+    return user_address.lower() in marks or len(marks) >= MAX_DELIVERED_TO
 
 
 def _field_values(raw: bytes, name: bytes) -> list[str]:
