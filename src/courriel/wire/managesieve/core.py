@@ -129,6 +129,7 @@ class ManageSieveConnection:
                 raise ProtocolError(r.bye("command line too long"), fatal=True) from None
             return c.NeedData()
         except _Bad as e:
+            self._skip_line()  # the malformed command is still buffered: drop its line
             return self._bad(e.text)
         if parsed is None:
             return c.NeedData()
@@ -140,7 +141,6 @@ class ManageSieveConnection:
             return self._bad(e.text)
 
     def _bad(self, text: str) -> c.Event:
-        self._skip_line()
         self._errors += 1
         if self._errors >= self.config.max_errors:
             self.state = State.LOGOUT
