@@ -201,3 +201,17 @@ async def test_ereject_is_a_550_on_port_25(tmp_path: Path) -> None:
         await c.close()
         [kept] = await server.inbox("alice@example.test")
     assert kept.endswith(b"Subject: lunch\r\n\r\nTomorrow?\r\n")
+
+
+async def test_vacation_from_must_be_the_users_own(store: Store) -> None:
+    own = 'require "vacation"; vacation :from "Ann A. <ann@example.org>" "Away.";'
+    filters, ann = await _setup(store, own)
+    await filters.deliver([_ann(ann)], MESSAGE, "bob@example.net", T0)
+    [entry] = await store.queue.list_entries()
+    assert (await store.queue.get(entry.id)).message.startswith(b"From: Ann A. <ann@example.org>")
+    spoof = own.replace("Ann A. <ann@example.org>", "ceo@bank.example")
+    await store.put_sieve_script(ann, "main", spoof)
+    await filters.deliver([_ann(ann)], MESSAGE, "dave@example.net", T0)
+    entries = await store.queue.list_entries()
+    [second] = [e for e in entries if e.id != entry.id]
+    assert (await store.queue.get(second.id)).message.startswith(b"From: ann@example.org\r\n")

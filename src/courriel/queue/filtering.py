@@ -37,7 +37,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from courriel import sieve
@@ -151,16 +151,18 @@ class Filters:
     # --- planning -----------------------------------------------------------------------------
 
     async def _plan(self, rcpt: LocalRecipient, raw: bytes, sender: str, now: datetime) -> _Plan:
-        user = await self._store.get_user_by_id(rcpt.user_id)
-        plan = _Plan(rcpt, user.address if user is not None else rcpt.address)
+        # The common case (no script, no tag) costs one store read.
+        stored = await self._store.active_sieve_script(rcpt.user_id)
+        if stored is None and not rcpt.tag:
+            return _Plan(rcpt, rcpt.address, stores=[(INBOX, frozenset(), False)])
         boxes = {b.name for b in await self._store.list_mailboxes(rcpt.user_id)}
         keep_box = INBOX
         if rcpt.tag and rcpt.tag in boxes and await self._store.tag_folders(rcpt.user_id):
             keep_box = rcpt.tag
-        stored = await self._store.active_sieve_script(rcpt.user_id)
         if stored is None:
-            plan.stores.append((keep_box, frozenset(), False))
-            return plan
+            return _Plan(rcpt, rcpt.address, stores=[(keep_box, frozenset(), False)])
+        user = await self._store.get_user_by_id(rcpt.user_id)
+        plan = _Plan(rcpt, user.address if user is not None else rcpt.address)
         where = kv(user=plan.user_address, script=stored.name)
         try:
             script = self.compiled(stored.content)
@@ -332,6 +334,10 @@ class Filters:
         if await self._store.remembered(key) is not None:
             log.info("Sieve vacation: already answered this sender", extra=where)
             return  # RFC 5230 §4.1: once per sender per :days
+        if action.from_address is not None and not vacation.is_own(action.from_address, own):
+            # RFC 5230 §4.3: :from must not let a script send as someone else
+            log.info("Sieve vacation: :from is not the user's address, not used", extra=where)
+            action = replace(action, from_address=None)
         await self._store.remember(key, action.days * 86400.0)
         answer = vacation.reply(view, action, plan.user_address, self._hostname, when)
         await self._notifier.send(sender, answer)  # null envelope sender (RFC 5230 §5)

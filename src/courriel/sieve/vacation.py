@@ -55,6 +55,12 @@ def refusal(view: MessageView, own: list[str]) -> str | None:
     return None
 
 
+def is_own(from_address: str, own: list[str]) -> bool:
+    """Whether a :from value ("Name <addr>" or "addr") is one of the user's addresses."""
+    _, addr = email.utils.parseaddr(from_address)
+    return addr.lower() in {a.lower() for a in own}
+
+
 def memory_key(user_id: int, action: Vacation, sender: str) -> str:
     """What the store remembers for ``days`` after an answer (RFC 5230 §4.2)."""
     return f"sieve-vacation/{user_id}/{action.handle}/{sender.lower()}"
