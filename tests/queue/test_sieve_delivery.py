@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from courriel.queue.filtering import Filters, LocalRecipient
-from courriel.queue.outbound import StoreQueue
+from courriel.queue.outbound import RelayDisabled, StoreQueue
 from courriel.store.base import Store
 from courriel.testing.smtp import greet, smtp_server
 
@@ -215,3 +215,16 @@ async def test_vacation_from_must_be_the_users_own(store: Store) -> None:
     entries = await store.queue.list_entries()
     [second] = [e for e in entries if e.id != entry.id]
     assert (await store.queue.get(second.id)).message.startswith(b"From: ann@example.org\r\n")
+
+
+async def test_a_redirect_that_cannot_go_out_keeps_the_message(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, ann = await _setup(store, 'redirect "carol@example.net";')
+    filters = Filters(store, RelayDisabled(), "mail.example.org")  # a server that does not relay
+    with caplog.at_level(logging.WARNING, "courriel.sieve"):
+        await filters.deliver([_ann(ann)], MESSAGE, "bob@example.net", T0)
+    assert await _folder(store, ann, "INBOX") == [(MESSAGE, frozenset())]
+    assert "Sieve redirect to carol@example.net: relaying to other domains is not enabled" in (
+        caplog.text
+    )

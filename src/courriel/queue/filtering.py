@@ -187,6 +187,10 @@ class Filters:
             return plan
         for action in outcome.actions:
             self._take(plan, action, boxes, keep_box)
+        failed = [r for r in plan.redirects if not await self._can_redirect(r, where)]
+        plan.redirects = [r for r in plan.redirects if r not in failed]
+        if failed and not plan.redirects and not plan.stores and plan.reject is None:
+            plan.stores.append((keep_box, frozenset(), False))  # never lose the message
         if plan.redirects and _looped(raw, plan.user_address):
             log.warning(
                 "Sieve redirect skipped: the message has looped; kept in %s", keep_box, extra=where
@@ -195,6 +199,28 @@ class Filters:
             if not plan.stores:
                 plan.stores.append((keep_box, frozenset(), False))
         return plan
+
+    async def _can_redirect(self, redirect: a.Redirect, where: dict[str, object]) -> bool:
+        """Whether the target can take the copy now; if not the message is kept instead."""
+        try:
+            address = parse_address(redirect.address)
+        except AddressError:
+            log.warning("Sieve redirect to %r: not an address", redirect.address, extra=where)
+            return False
+        resolution = await resolve_recipient(self._store, address)
+        if resolution.outcome is Outcome.NOT_LOCAL:
+            remote: tuple[str, ...] = (str(address),)
+        elif resolution.accepted:
+            remote = resolution.remote
+        else:
+            log.warning("Sieve redirect to %s: %s", address, resolution.reason, extra=where)
+            return False
+        for target in remote:
+            refusal = await self._outbound.check(target)
+            if refusal is not None:
+                log.warning("Sieve redirect to %s: %s", target, refusal.text, extra=where)
+                return False
+        return True
 
     def _take(self, plan: _Plan, action: a.Action, boxes: set[str], keep_box: str) -> None:
         match action:

@@ -9,7 +9,8 @@ identical body once and commits many sessions' deliveries together (group commit
 what makes the acknowledgement cheap. The SMTP session calls it for local recipients, the queue
 for bounces and notices to local senders.
 
-Recipients' plus-address tags do not choose a folder yet: everything goes to INBOX.
+This is delivery without filtering: the SMTP session delivers through each recipient's Sieve
+script and tag folders (``courriel.queue.filtering``); notices and redirected copies come here.
 """
 
 from __future__ import annotations
