@@ -307,3 +307,14 @@ def test_matches_never_backtracks_catastrophically() -> None:
 def test_runtime_errors_are_plain() -> None:
     with pytest.raises(RuntimeSieveError, match="holds no addresses"):
         actions('if address :is "subject" "x" { keep; }')
+
+
+def test_envelope_auth_is_the_submitting_user() -> None:
+    script = compile_script(
+        b'require "envelope"; if envelope :is "auth" "ann@example.org" { discard; }'
+    )
+    submitted = MessageView(
+        MESSAGE, Envelope("ann@example.org", "bob@example.org", "ann@example.org")
+    )
+    assert run(script, submitted).actions == [a.Discard()]
+    assert run(script, view()).actions == [KEEP]  # from port 25: nobody authenticated

@@ -150,7 +150,9 @@ class Filters:
 
     # --- planning -----------------------------------------------------------------------------
 
-    async def _plan(self, rcpt: LocalRecipient, raw: bytes, sender: str, now: datetime) -> _Plan:
+    async def _plan(
+        self, rcpt: LocalRecipient, raw: bytes, sender: str, now: datetime, auth: str
+    ) -> _Plan:
         # The common case (no script, no tag) costs one store read.
         stored = await self._store.active_sieve_script(rcpt.user_id)
         if stored is None and not rcpt.tag:
@@ -168,7 +170,7 @@ class Filters:
             script = self.compiled(stored.content)
             includes = await self._includes(rcpt.user_id, script)
             view = sieve.MessageView(
-                raw, sieve.Envelope(sender, rcpt.address), self._limits.body_bytes
+                raw, sieve.Envelope(sender, rcpt.address, auth), self._limits.body_bytes
             )
             outcome = await asyncio.to_thread(
                 sieve.run,
@@ -255,14 +257,16 @@ class Filters:
         now: datetime | None = None,
         *,
         refuse: bool = False,
+        auth: str = "",
     ) -> Filtered:
         """Files ``raw`` for each recipient as their scripts say; durable on return.
 
         ``refuse``: the caller can still refuse the message (SMTP, port 25) and will when
-        ``Filtered.refused`` is set; then nothing was stored or sent.
+        ``Filtered.refused`` is set; then nothing was stored or sent. ``auth``: the submitting
+        user, for ``envelope "auth"`` (RFC 5228 §5.4).
         """
         when = now or self._clock()
-        plans = [await self._plan(r, raw, sender, when) for r in _unique(recipients)]
+        plans = [await self._plan(r, raw, sender, when, auth) for r in _unique(recipients)]
         rejects = [p.reject for p in plans if p.reject is not None]
         if refuse and plans and len(rejects) == len(plans):
             return Filtered([], refused=rejects[0].reason)  # RFC 5429 §2.1: refuse in SMTP

@@ -258,6 +258,7 @@ class SmtpSession:
                         tx.sender,
                         now,
                         refuse=not tx.remote,
+                        auth=self.user or "",
                     )
                     if filtered.refused is not None:
                         return _sieve_refusal(filtered.refused, queue_id)
