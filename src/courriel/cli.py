@@ -44,7 +44,7 @@ from typing import NoReturn
 
 import idna
 
-from courriel import __version__, admin, cli_dns, config
+from courriel import __version__, admin, cli_dns, cli_sieve, config
 from courriel.accounts.passwords import PasswordHasher
 from courriel.admin import AdminError, Hasher, InputError
 from courriel.config import Config, ConfigError
@@ -529,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_commands(top, common)
     queue_cli.add_commands(top, common, _store_command)
     cli_dns.add_commands(top, common, _store_command)
+    cli_sieve.add_commands(top, common, _store_command)
     cfg = top.add_parser("config", help="configuration", parents=[common])
     sub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = sub.add_parser("show", help="print the effective settings as TOML", parents=[common])
