@@ -228,3 +228,10 @@ async def test_a_redirect_that_cannot_go_out_keeps_the_message(
     assert "Sieve redirect to carol@example.net: relaying to other domains is not enabled" in (
         caplog.text
     )
+
+
+async def test_keep_and_fileinto_inbox_file_one_copy(store: Store) -> None:
+    script = 'require ["fileinto", "imap4flags"]; keep :flags "a"; fileinto :flags "b" "INBOX";'
+    filters, ann = await _setup(store, script)
+    await filters.deliver([_ann(ann)], MESSAGE, "bob@example.net", T0)
+    assert await _folder(store, ann, "INBOX") == [(MESSAGE, frozenset({"a", "b"}))]

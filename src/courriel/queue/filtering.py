@@ -280,7 +280,7 @@ class Filters:
         items: list[tuple[int, NewMessage]] = []
         for plan in plans:
             user_id = plan.recipient.user_id
-            for name, flags, create in plan.stores:
+            for name, flags, create in _merged(plan.stores):
                 box = await self._store.get_mailbox(user_id, name)
                 if box is None and create:
                     with contextlib.suppress(AlreadyExists):
@@ -372,6 +372,18 @@ class Filters:
         answer = vacation.reply(view, action, plan.user_address, self._hostname, when)
         await self._notifier.send(sender, answer)  # null envelope sender (RFC 5230 §5)
         log.info("Sieve vacation: answered", extra=where)
+
+
+def _merged(
+    stores: list[tuple[str, frozenset[str], bool]],
+) -> list[tuple[str, frozenset[str], bool]]:
+    """One copy per folder (RFC 5228 §2.10.3: keep and fileinto "INBOX" file once), with the
+    flags of every action that filed it."""
+    out: dict[str, tuple[frozenset[str], bool]] = {}
+    for name, flags, create in stores:
+        had, made = out.get(name, (frozenset(), False))
+        out[name] = (had | flags, made or create)
+    return [(name, flags, create) for name, (flags, create) in out.items()]
 
 
 def _unique(recipients: Sequence[LocalRecipient]) -> list[LocalRecipient]:
