@@ -150,7 +150,9 @@ def test_responses() -> None:
     caps = r.capabilities(
         sieve_extensions=["fileinto"], sasl=["PLAIN"], starttls=True, max_redirects=4, owner=None
     )
-    assert caps.endswith(b'"STARTTLS"\r\n"MAXREDIRECTS" "4"\r\n"VERSION" "1.0"\r\nOK\r\n')
+    assert caps.endswith(
+        b'"STARTTLS"\r\n"MAXREDIRECTS" "4"\r\n"UNAUTHENTICATE"\r\n"VERSION" "1.0"\r\nOK\r\n'
+    )
 
 
 @settings(max_examples=300, deadline=None)

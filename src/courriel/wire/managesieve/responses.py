@@ -76,6 +76,7 @@ def capabilities(
     lines.append(b'"MAXREDIRECTS" ' + string(str(max_redirects)))
     if owner is not None:
         lines.append(b'"OWNER" ' + string(owner))
+    lines.append(b'"UNAUTHENTICATE"')  # RFC 5804 §2.14.1
     lines.append(b'"VERSION" "1.0"')
     return b"\r\n".join(lines) + b"\r\n" + ok()
 
