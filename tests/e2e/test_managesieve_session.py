@@ -4,6 +4,7 @@ client must hear at upload time (bad scripts, limits, include loops, the active 
 from __future__ import annotations
 
 import base64
+import imaplib
 import re
 import socket
 import ssl
@@ -143,3 +144,32 @@ def test_bad_scripts_are_refused_at_upload_with_the_reason(
     assert b"NO " in c.command(b'CHECKSCRIPT "frob;"')[-1]
     assert c.command(b"LISTSCRIPTS") == [b'"one"', b"OK"]  # nothing refused was stored
     c.close()
+
+
+def test_failed_logins_count_with_the_other_protocols(
+    mail_server: MailServer, mail_user: Account
+) -> None:
+    c = Client(mail_server)
+    c.response()
+    c.starttls()
+    replies = [c.login(mail_user, f"wrong{n}") for n in range(9)]
+    assert all(r.startswith(b"NO ") for r in replies)
+    c.close()
+    c = Client(mail_server)
+    c.response()
+    c.starttls()
+    assert c.login(mail_user, "wrong9").startswith(b"NO ")
+    # The address is now over the shared limit: the right password is refused here too, with
+    # a sentence, and IMAP refuses it as well.
+    refused = c.login(mail_user)
+    assert refused.startswith(b"NO (TRYLATER)"), refused
+    c.close()
+    context = mail_server.ssl_context()
+    context.check_hostname = False
+    with imaplib.IMAP4_SSL(mail_server.host, mail_server.port("imaps"), ssl_context=context) as m:
+        try:
+            m.login(mail_user.address, mail_user.password)
+        except imaplib.IMAP4.error as e:
+            assert "UNAVAILABLE" in str(e)
+        else:
+            raise AssertionError("IMAP accepted a login over the shared failure limit")
