@@ -129,6 +129,11 @@ def test_limits_end_the_connection() -> None:
     with pytest.raises(ProtocolError, match="too long") as info:
         conn.next_event()
     assert info.value.fatal
+    conn = ManageSieveConnection(ManageSieveConfig(max_line=50, max_literal=100))
+    conn.authenticated()
+    conn.receive_data(b'PUTSCRIPT "a" {5+}\r\nkeep; "' + b"x" * 200)  # no end after the literal
+    with pytest.raises(ProtocolError, match="too long"):
+        conn.next_event()
     conn = ManageSieveConnection(ManageSieveConfig(max_errors=3))
     conn.receive_data(b"X\r\n" * 3)
     for _ in range(2):

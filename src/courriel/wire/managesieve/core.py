@@ -156,6 +156,8 @@ class ManageSieveConnection:
     def _pending_line_too_long(self) -> bool:
         # The non-literal part of the buffered command must stay short; literals are
         # bounded separately, when their size is read.
+        if len(self._buf) > self.config.max_line + self.config.max_literal:
+            return True  # more than one command may ever take, literal included
         head = bytes(self._buf[: self.config.max_line + 1])
         return len(head) > self.config.max_line and _LITERAL.search(head) is None
 
