@@ -70,6 +70,7 @@ BAD = [
     (b'"unterminated', "never closed"),
     (b"/* unterminated", "never closed"),
     (b"keep \x01;", "unexpected character"),
+    (b"if size :over \xdb\xb0 {}", "unexpected character"),  # a digit, but not an ASCII one
     (b"keep; \xff", "not valid UTF-8"),
     (b'require "encoded-character"; keep; if header "a" "${hex:ff}" {}', "not valid UTF-8"),
     (b'if header :index 0 :last "a" "b" {}', 'needs require "index"'),

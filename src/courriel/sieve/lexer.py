@@ -142,7 +142,7 @@ def tokenize(script: bytes, limits: Limits) -> list[Token]:
                 raise SieveError('":" must be followed by a tag name', line)
             tokens.append(Token(Kind.TAG, ":" + m.group().lower(), line))
             i = m.end()
-        elif ch.isdigit():
+        elif "0" <= ch <= "9":
             m = _NUMBER.match(src, i)
             assert m is not None
             value = int(m.group(1)) * _QUANTIFIER[m.group(2).lower()]
