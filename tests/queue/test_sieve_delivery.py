@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from courriel.queue.bounce import Notifier
 from courriel.queue.filtering import Filters, LocalRecipient
 from courriel.queue.outbound import RelayDisabled, StoreQueue
 from courriel.store.base import Store
@@ -235,3 +236,16 @@ async def test_keep_and_fileinto_inbox_file_one_copy(store: Store) -> None:
     filters, ann = await _setup(store, script)
     await filters.deliver([_ann(ann)], MESSAGE, "bob@example.net", T0)
     assert await _folder(store, ann, "INBOX") == [(MESSAGE, frozenset({"a", "b"}))]
+
+
+async def test_notices_to_local_senders_meet_their_scripts(store: Store) -> None:
+    script = """require "fileinto";
+    if address :is :localpart "from" "MAILER-DAEMON" { fileinto "Bounces"; }"""
+    filters, ann = await _setup(store, script)
+    await store.create_mailbox(ann, "Bounces")
+    notifier = Notifier(store, StoreQueue(store.queue), local=filters.deliver_notice)
+    notice = b"From: Mail Delivery System <MAILER-DAEMON@mail.example.org>\r\n\r\nfailed\r\n"
+    await notifier.send("ann@example.org", notice)
+    [(stored, _)] = await _folder(store, ann, "Bounces")
+    assert stored.endswith(notice) and stored.startswith(b"Return-Path: <>\r\n")
+    assert await _folder(store, ann, "INBOX") == []

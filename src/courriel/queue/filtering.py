@@ -23,7 +23,8 @@ returned for a 550 (RFC 5429 §2.1); otherwise the sender gets a bounce (a DSN; 
 null sender, RFC 5429 §2.1). After the append: redirects go into the outbound queue with the
 original envelope sender, or into a local user's INBOX; a ``Delivered-To`` field naming the
 user (RFC 9228) is added to the redirected copy, and a message that already carries it for
-this user is not redirected again (a loop), nor one that carries too many. Vacation answers
+this user is not redirected again (a loop), nor one that carries too many; a redirect the queue
+refuses now keeps the message instead. Vacation answers
 (RFC 5230) go out once per sender per ``:days``, remembered in the store
 (``Store.remember``), under the rules of ``courriel.sieve.vacation``. A failure after the
 append is logged and does not undo the delivery.
@@ -274,6 +275,14 @@ class Filters:
         for plan in plans:
             await self._after(plan, raw, sender, when)
         return Filtered(appended)
+
+    async def deliver_notice(
+        self, user_ids: Sequence[int], address: str, tag: str | None, raw: bytes
+    ) -> None:
+        """A notice the queue owes a local sender (``bounce.LocalDelivery``), through their
+        scripts: from the null sender, so never rejected back nor answered (RFC 5429 §2.1,
+        RFC 3834 §2)."""
+        await self.deliver([LocalRecipient(u, address, tag) for u in user_ids], raw, "")
 
     async def _append(self, plans: list[_Plan], raw: bytes, when: datetime) -> list[Appended]:
         meta = await parse_meta(raw)
