@@ -31,6 +31,13 @@ from courriel.sieve.errors import RuntimeSieveError
 from courriel.sieve.limits import DEFAULT_LIMITS, Limits
 from courriel.sieve.match import Matcher
 from courriel.sieve.message import MessageView, is_address_field
+from courriel.sieve.parts import (
+    address_part,
+    check_conflicts,
+    flag_words,
+    mailbox_key,
+    type_matches,
+)
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*|[0-9]+)\}")
 _WILDCARDS = re.compile(r"([*?\\])")
@@ -160,7 +167,7 @@ class _Run:
     def flags_of(self, frame: _Frame, op: Op) -> frozenset[str]:
         given = op.tags.get(":flags")
         if isinstance(given, tuple):
-            return frozenset(_flag_words(self.expand_all(frame, given)))
+            return frozenset(flag_words(self.expand_all(frame, given)))
         return frozenset(self.flags)
 
     # --- commands -----------------------------------------------------------------------------
@@ -242,7 +249,7 @@ class _Run:
 
     def flag_command(self, frame: _Frame, op: Op) -> None:
         variable = op.args[0]
-        words = _flag_words(self.expand_all(frame, op.strings(1)))
+        words = flag_words(self.expand_all(frame, op.strings(1)))
         if isinstance(variable, str) and variable:
             current = set(self.store_of(frame, variable).get(variable.lower(), "").split())
         else:
@@ -353,7 +360,7 @@ class _Run:
                 return self.date_test(frame, op)
             case "mailboxexists":
                 names = self.expand_all(frame, op.strings(0))
-                return all(_mailbox_key(n) in self.mailboxes for n in names)
+                return all(mailbox_key(n) in self.mailboxes for n in names)
             case "hasflag":
                 variables = op.args[0]
                 assert isinstance(variables, tuple)
@@ -390,7 +397,7 @@ class _Run:
             if not is_address_field(name):
                 raise RuntimeSieveError(f'"address" names {name!r}, which holds no addresses')
             for addr in self.indexed(op, self.message.addresses(name)):
-                part = _address_part(op, addr)
+                part = address_part(op, addr)
                 if part is not None:
                     out.append(part)
         return out
@@ -413,7 +420,7 @@ class _Run:
             if addr == "":
                 out.append("")  # RFC 5228 §5.4: the null reverse-path matches ""
                 continue
-            part = _address_part(op, addr)
+            part = address_part(op, addr)
             if part is not None:
                 out.append(part)
         return out
@@ -425,7 +432,7 @@ class _Run:
         parts = self.message.parts()
         if isinstance(content, tuple):
             wanted = [c.lower() for c in self.expand_all(frame, content)]
-            return [text for ctype, text in parts if any(_type_matches(ctype, w) for w in wanted)]
+            return [text for ctype, text in parts if any(type_matches(ctype, w) for w in wanted)]
         return [text for ctype, text in parts if ctype.startswith("text/")]  # RFC 5173 §5.2
 
     def date_test(self, frame: _Frame, op: Op) -> bool:
@@ -459,38 +466,6 @@ class _Run:
         return self.matched(frame, op, values, keys)
 
 
-def _flag_words(values: Iterable[str]) -> list[str]:
-    """RFC 5232 §3: each string may hold several flags separated by spaces."""
-    return [w for v in values for w in v.split()]
-
-
-def _mailbox_key(name: str) -> str:
-    return "INBOX" if name.upper() == "INBOX" else name
-
-
-def _type_matches(ctype: str, wanted: str) -> bool:
-    """RFC 5173 §5.2: "" matches any, "text" any text/..., "text/plain" only itself."""
-    if not wanted:
-        return True
-    return ctype == wanted if "/" in wanted else ctype.split("/")[0] == wanted
-
-
-def _address_part(op: Op, addr: str) -> str | None:
-    local, at, domain = addr.rpartition("@")
-    if not at:
-        local, domain = addr, ""
-    if op.tags.get(":localpart"):
-        return local
-    if op.tags.get(":domain"):
-        return domain
-    if op.tags.get(":user"):
-        return local.split("+", 1)[0]  # RFC 5233 §4
-    if op.tags.get(":detail"):
-        _, plus, detail = local.partition("+")
-        return detail if plus else None  # RFC 5233 §4: no separator, no match
-    return addr
-
-
 def run(
     script: Script,
     message: MessageView,
@@ -508,22 +483,8 @@ def run(
         pass  # RFC 5228 §3.3 stop; RFC 6609 §3.3 return at the top level ends the script too
     except RecursionError:
         raise RuntimeSieveError("the script nests too deeply to run") from None
-    _check_conflicts(state.actions)
+    check_conflicts(state.actions)
     actions = list(state.actions)
     if state.implicit_keep:
         actions.append(a.Keep(frozenset(state.flags), implicit=True))  # RFC 5228 §2.10.2
     return Outcome(actions)
-
-
-def _check_conflicts(actions: list[a.Action]) -> None:
-    if any(isinstance(x, a.Reject) for x in actions):
-        # RFC 5429 §2.1: reject cannot be combined with actions that deliver or answer.
-        others = [
-            type(x).__name__.lower()
-            for x in actions
-            if isinstance(x, a.Keep | a.FileInto | a.Redirect | a.Vacation)
-        ]
-        if others:
-            raise RuntimeSieveError(f"reject cannot be combined with {', '.join(others)}")
-        if sum(isinstance(x, a.Reject) for x in actions) > 1:
-            raise RuntimeSieveError("the script rejects the message twice")
