@@ -60,13 +60,12 @@ class _Segment:
     wild: tuple[bool, ...]
 
 
-def _segments(pattern: str) -> tuple[list[_Segment], int]:
-    """The pattern split at unescaped ``*``: literal segments; and the number of wildcards."""
+def _segments(pattern: str) -> list[_Segment]:
+    """The pattern split at unescaped ``*`` into literal segments."""
     segments: list[_Segment] = []
     chars: list[str] = []
     wild: list[bool] = []
     i = 0
-    wildcards = 0
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\" and i + 1 < len(pattern):
@@ -77,14 +76,12 @@ def _segments(pattern: str) -> tuple[list[_Segment], int]:
         if ch == "*":
             segments.append(_Segment("".join(chars), tuple(wild)))
             chars, wild = [], []
-            wildcards += 1
         else:
             chars.append(ch)
             wild.append(ch == "?")
-            wildcards += ch == "?"
         i += 1
     segments.append(_Segment("".join(chars), tuple(wild)))
-    return segments, wildcards
+    return segments
 
 
 def _segment_at(seg: _Segment, value: str, pos: int) -> bool:
@@ -108,7 +105,7 @@ def _find(seg: _Segment, value: str, start: int, tick: Callable[[int], None]) ->
 
 def glob(pattern: str, value: str, tick: Callable[[int], None]) -> list[tuple[int, int]] | None:
     """``value`` against a :matches pattern: None, or the span each wildcard matched, in order."""
-    segments, _ = _segments(pattern)
+    segments = _segments(pattern)
     first, last = segments[0], segments[-1]
     if not _segment_at(first, value, 0):
         return None
