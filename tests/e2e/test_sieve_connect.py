@@ -123,3 +123,28 @@ def _context(server: MailServer):  # type: ignore[no-untyped-def]
     context = server.ssl_context()
     context.check_hostname = False  # the test connects to 127.0.0.1; the chain is still checked
     return context
+
+
+def test_vacation_answers_a_local_sender_once(mail_server: MailServer, mail_user: Account) -> None:
+    bob = mail_server.add_user("bob@example.test", "bob's long password")
+    script = 'require "vacation"; vacation :days 2 :subject "Out of office" "Back on Monday.";'
+    mail_server.call(mail_server.store.put_sieve_script(mail_user.user_id, "away", script))
+    mail_server.call(mail_server.store.activate_sieve_script(mail_user.user_id, "away"))
+    context = _context(mail_server)
+    with smtplib.SMTP(mail_server.host, mail_server.port("submission"), timeout=10) as smtp:
+        smtp.starttls(context=context)
+        smtp.login(bob.address, bob.password)
+        for subject in ("First", "Second"):
+            message = (
+                f"From: {bob.address}\r\nTo: {mail_user.address}\r\nSubject: {subject}\r\n"
+                f"Message-ID: <{subject}@example.test>\r\n\r\nHello.\r\n"
+            )
+            smtp.sendmail(bob.address, [mail_user.address], message.encode())
+    assert len(mail_server.messages(mail_user, "INBOX")) == 2  # both kept
+    [answer] = mail_server.bodies(bob, "INBOX")  # once per sender per :days (RFC 5230 §4.1)
+    head = answer.split(b"\r\n\r\n")[0]
+    assert head.startswith(b"Return-Path: <>\r\n")  # sent from the null sender (RFC 5230 §5)
+    assert b"\r\nSubject: Out of office\r\n" in head
+    assert b"\r\nAuto-Submitted: auto-replied" in head  # RFC 3834 §5
+    assert b"\r\nIn-Reply-To: <First@example.test>\r\n" in head
+    assert answer.endswith(b"\r\n\r\nBack on Monday.\r\n")
