@@ -252,7 +252,7 @@ def handlers(
     sessions_per_user: int = MAX_SESSIONS_PER_USER,
 ) -> ProtocolHandlers:
     """The IMAP handlers; the keyword arguments exist so tests can shorten the limits."""
-    sessions = UserSessions(sessions_per_user)
+    sessions = UserSessions(sessions_per_user, app.imap_users)
     listings = Listings()  # SELECT reads only what changed since a mailbox's last listing
 
     async def serve(stream: Stream, ctx: ConnectionContext) -> None:
