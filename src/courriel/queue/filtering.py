@@ -129,9 +129,9 @@ class Filters:
         """Every script reachable by ``include``, read and compiled; a missing one is left
         out (the run then fails unless the include is ``:optional``)."""
         found: dict[tuple[str, str], sieve.Script] = {}
-        todo = list(script.includes)
-        while todo and len(found) < self._limits.includes:
-            key = todo.pop()
+        pending = list(script.includes)
+        while pending and len(found) < self._limits.includes:
+            key = pending.pop()
             if key in found:
                 continue
             where, name = key
@@ -146,7 +146,7 @@ class Filters:
                 found[key] = self.compiled(text)
             except sieve.SieveError as e:
                 raise sieve.RuntimeSieveError(f"the included script {name!r}: {e}") from None
-            todo.extend(found[key].includes)
+            pending.extend(found[key].includes)
         return found
 
     # --- planning -----------------------------------------------------------------------------
