@@ -188,6 +188,14 @@ class Filters:
             )
             plan.stores.append((keep_box, frozenset(), False))
             return plan
+        except StoreError:
+            raise  # the caller answers "try again later"
+        except Exception:  # a bug in the interpreter must not lose the message
+            log.exception(
+                "Sieve interpreter failed; the message is kept in %s", keep_box, extra=where
+            )
+            plan.stores.append((keep_box, frozenset(), False))
+            return plan
         for action in outcome.actions:
             self._take(plan, action, boxes, keep_box)
         failed = [r for r in plan.redirects if not await self._can_redirect(r, where)]
