@@ -328,6 +328,15 @@ async def set_quota(store: Store, addr: str, quota_bytes: int | None) -> None:
         raise AdminError(f"unknown user {norm}") from None
 
 
+async def set_tag_folders(store: Store, addr: str, on: bool) -> None:
+    """Whether mail for ``user+tag@domain`` goes into the user's folder ``tag`` (when it exists)."""
+    norm = address(addr)
+    try:
+        await store.set_tag_folders(norm, on)
+    except NotFound:
+        raise AdminError(f"unknown user {norm}") from None
+
+
 async def remove_user(store: Store, addr: str) -> None:
     """Removes the user with all their mail; there is no undo."""
     norm = address(addr)

@@ -77,6 +77,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import courriel.net.imap
+import courriel.net.managesieve
 import courriel.net.pop3
 import courriel.net.smtp
 from courriel import clientsettings, logs
@@ -160,6 +161,7 @@ handlers: dict[str, HandlerFactory] = {
     "smtp": courriel.net.smtp.handlers,
     "imap": courriel.net.imap.handlers,
     "pop3": courriel.net.pop3.handlers,
+    "managesieve": courriel.net.managesieve.handlers,
 }
 
 

@@ -44,7 +44,7 @@ from typing import NoReturn
 
 import idna
 
-from courriel import __version__, admin, admin_access, cli_access, cli_dns, config
+from courriel import __version__, admin, admin_access, cli_access, cli_dns, cli_sieve, config
 from courriel.accounts.passwords import PasswordHasher
 from courriel.admin import AdminError, Hasher, InputError
 from courriel.config import Config, ConfigError
@@ -256,6 +256,13 @@ async def _user_quota(args: argparse.Namespace, cfg: Config, store: Store) -> No
     print(f"quota of {admin.address(args.address)}: {limit}")
 
 
+async def _user_tag_folders(args: argparse.Namespace, cfg: Config, store: Store) -> None:
+    on = args.setting == "on"
+    await admin.set_tag_folders(store, args.address, on)
+    where = "into the folder named by the tag" if on else "into INBOX"
+    print(f"mail for {admin.address(args.address)} with a +tag goes {where}")
+
+
 async def _user_remove(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     await admin_access.remove_user(store, args.address)
     print(f"removed user {admin.address(args.address)} and all their mail")
@@ -458,6 +465,16 @@ def _add_user_commands(top: argparse._SubParsersAction[_Parser], common: _Parser
     p.add_argument("address")
     p.add_argument("size", type=_optional_size, metavar="SIZE", help='e.g. 2G, or "none"')
     p.set_defaults(handler=_store_command(_audited("user quota", "address", _user_quota)))
+    p = sub.add_parser(
+        "tag-folders",
+        help="deliver user+tag@domain into the folder named tag, when it exists",
+        parents=[common],
+    )
+    p.add_argument("address")
+    p.add_argument("setting", choices=("on", "off"))
+    p.set_defaults(
+        handler=_store_command(_audited("user tag-folders", "address", _user_tag_folders))
+    )
     p = sub.add_parser("remove", help="remove a user and all their mail", parents=[common])
     p.add_argument("address")
     p.set_defaults(handler=_store_command(_audited("user remove", "address", _user_remove)))
@@ -528,6 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue_cli.add_commands(top, common, _store_command)
     cli_dns.add_commands(top, common, _store_command)
     cli_access.add_commands(top, common, _store_command)
+    cli_sieve.add_commands(top, common, _store_command)
     cfg = top.add_parser("config", help="configuration", parents=[common])
     sub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = sub.add_parser("show", help="print the effective settings as TOML", parents=[common])

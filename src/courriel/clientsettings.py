@@ -46,6 +46,7 @@ _SERVICES = {
     # Where browsers and mail programs fetch set-up documents (and ACME validates the names).
     "https": "Web (set-up, profiles)",
     "http": "Web (redirects, ACME)",
+    "sieve": "ManageSieve (filters)",
 }
 _NO_LOGIN = {"smtp", "https", "http"}  # other servers or browsers; no mail program login
 HEADER = ("Service", "Server", "Port", "Security", "User name", "Authentication")

@@ -31,8 +31,8 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ListenerConfig:
-    name: str  # smtp, submission, submissions, imap, imaps, pop3, pop3s, https, http
-    protocol: str  # smtp | imap | pop3 | http
+    name: str  # smtp, submission, submissions, imap, imaps, pop3, pop3s, sieve, https, http
+    protocol: str  # smtp | imap | pop3 | managesieve | http
     standard_port: int
     implicit_tls: bool
     enabled: bool = True
@@ -49,6 +49,8 @@ LISTENERS: dict[str, tuple[str, int, bool]] = {
     "submissions": ("smtp", 465, True),
     "submission": ("smtp", 587, False),
     "smtp": ("smtp", 25, False),
+    # Sieve filter editing (RFC 5804) with STARTTLS.
+    "sieve": ("managesieve", 4190, False),
     # Client set-up documents and the MTA-STS policy (``courriel.web``); plain HTTP redirects.
     "https": ("http", 443, True),
     "http": ("http", 80, False),
@@ -351,10 +353,10 @@ DEFAULT_TOML = """\
 # ca_file = ""            # a CA to trust for the ACME server's HTTPS besides the system's
 
 # Listeners: imaps (993), imap (143), pop3s (995), pop3 (110), submissions (465), submission (587),
-# smtp (25, inbound MX), https (443: mail client set-up, MTA-STS) and http (80: redirects to
-# https). For each: enabled, address and port. address "" and port 0 mean auto:
-# the standard port on all addresses when the process may bind it, else 10000 + the standard port
-# on 127.0.0.1.
+# smtp (25, inbound MX), sieve (4190, ManageSieve), https (443: mail client set-up, MTA-STS)
+# and http (80: redirects to https). For each: enabled, address and port. address "" and port 0
+# mean auto: the standard port on all addresses when the process may bind it, else 10000 + the
+# standard port on 127.0.0.1.
 # [listeners.imaps]
 # enabled = true
 # address = ""

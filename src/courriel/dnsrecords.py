@@ -42,6 +42,7 @@ _SRV = {  # listener -> (service, priority): implicit TLS first (RFC 8314 §5.1)
     "imap": ("_imap._tcp", 10),
     "pop3s": ("_pop3s._tcp", 0),
     "pop3": ("_pop3._tcp", 10),
+    "sieve": ("_sieve._tcp", 0),  # RFC 5804 §1.8
 }
 
 
@@ -113,7 +114,9 @@ def records_for(
                     f"{service}.{domain}",
                     "SRV",
                     f"{priority} 1 {port} {hostname}",
-                    f"mail clients find {lc.name} here (RFC 6186)",
+                    "Sieve editors find ManageSieve here (RFC 5804 §1.8)"
+                    if lc.name == "sieve"
+                    else f"mail clients find {lc.name} here (RFC 6186)",
                 )
             )
     for name in ("autoconfig", "autodiscover"):

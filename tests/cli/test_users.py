@@ -223,3 +223,19 @@ def test_unknown_domain_is_reported_before_a_password_is_asked(courriel) -> None
     r = courriel("user", "passwd", "nobody@nowhere.example", stdin="")
     assert r.status == 1
     assert r.error() == "unknown user nobody@nowhere.example"
+
+
+def test_tag_folders_switch(courriel, in_store, domain: str) -> None:
+    assert (
+        courriel("user", "add", "alice@example.org", "--password-stdin", stdin="pw\n").status == 0
+    )
+    user = in_store(lambda s: s.get_user("alice@example.org"))
+    assert in_store(lambda s: s.tag_folders(user.id)) is False  # off by default
+    r = courriel("user", "tag-folders", "alice@example.org", "on")
+    assert r.status == 0, r.err
+    assert r.out == "mail for alice@example.org with a +tag goes into the folder named by the tag\n"
+    assert in_store(lambda s: s.tag_folders(user.id)) is True
+    assert courriel("user", "tag-folders", "Alice@Example.org", "off").status == 0
+    assert in_store(lambda s: s.tag_folders(user.id)) is False
+    r = courriel("user", "tag-folders", "nobody@example.org", "on")
+    assert r.status != 0 and "unknown user nobody@example.org" in r.err

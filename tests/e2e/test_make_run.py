@@ -91,7 +91,12 @@ def test_make_run_from_a_clean_clone(tmp_path: Path, need_program) -> None:  # t
             greeting = _greeting(port, LISTENERS[name][2], time.monotonic() + 30)
             assert greeting, f"{name} on {port} sent nothing"
             protocol = LISTENERS[name][0]
-            first = {"smtp": (b"220", b"554"), "imap": (b"* ",), "pop3": (b"+OK", b"-ERR")}
+            first = {
+                "smtp": (b"220", b"554"),
+                "imap": (b"* ",),
+                "pop3": (b"+OK", b"-ERR"),
+                "managesieve": (b'"IMPLEMENTATION"',),  # RFC 5804 §1.7: capabilities first
+            }
             assert greeting.startswith(first[protocol]), (name, greeting)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

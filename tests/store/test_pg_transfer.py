@@ -66,6 +66,11 @@ async def populate(store: Store) -> None:
     await store.expunge(inbox.id, [4, 5, 9])
     await store.copy(inbox.id, [1, 2, 3], work.id)
     await store.move(inbox.id, [10, 11], work.id)
+    await store.put_sieve_script(alice.id, "main", 'require "fileinto"; fileinto "Work";')
+    await store.put_sieve_script(alice.id, "spare", "keep;")
+    await store.activate_sieve_script(alice.id, "main")
+    await store.put_global_sieve_script("spam", "discard;")
+    await store.set_tag_folders("alice@example.org", True)
 
 
 async def snapshot(store: Store) -> dict[str, object]:
@@ -74,10 +79,13 @@ async def snapshot(store: Store) -> dict[str, object]:
         "domains": await store.list_domains(),
         "users": await store.list_users(),
         "aliases": await store.list_aliases(),
+        "global sieve": await store.global_sieve_script("spam"),
     }
     for user in await store.list_users():
         out[f"subs {user.id}"] = sorted(await store.subscriptions(user.id))
         out[f"quota {user.id}"] = await store.quota_usage(user.id)
+        out[f"sieve {user.id}"] = await store.sieve_scripts(user.id)
+        out[f"tags {user.id}"] = await store.tag_folders(user.id)
         for box in await store.list_mailboxes(user.id):
             infos = await store.list_messages(box.id)
             uids = [m.uid for m in infos]

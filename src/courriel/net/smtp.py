@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from courriel.logs import kv
 from courriel.net.listener import HANDSHAKE_TIMEOUT, ConnectionContext, ProtocolHandlers, Refusal
 from courriel.net.stream import Stream, StreamTimeout
+from courriel.queue.filtering import Filters
 from courriel.queue.outbound import Queue, RelayDisabled
 from courriel.session.smtp import SessionServices, SmtpSession, TlsDetails
 from courriel.session.timeslice import TimeSlice
@@ -220,6 +221,8 @@ def handlers(
         hostname=app.hostname,
         sign=app.sign,
         events=app.maillog,
+        # Sieve redirects and answers leave through the app's queue on every port.
+        filters=Filters(app.store, queue if queue is not None else app.outbound, app.hostname),
     )
     # Port 25 checks SPF, DKIM and DMARC when the app has a checker (``[mailauth]``).
     mx = replace(submission, queue=RelayDisabled(), checker=app.mailauth, mailauth=app.cfg.mailauth)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from courriel.accounts.resolve import Outcome, resolve_recipient
 from courriel.config import QueueConfig
@@ -38,7 +38,7 @@ from courriel.mail.address import AddressError, parse_address
 from courriel.mail.auth.dkim import sign
 from courriel.mail.auth.inbound import from_domains
 from courriel.queue.local import deliver_local
-from courriel.queue.outbound import Envelope, Recipient, StoreQueue
+from courriel.queue.outbound import Envelope, Queue, Recipient
 from courriel.queue.signer import DkimSigner, Signer, signed
 from courriel.store.base import Store
 from courriel.store.queue import QueuedMessage, QueuedRecipient, RecipientState, Report
@@ -121,13 +121,32 @@ class NoticeSigner:
         return await asyncio.to_thread(sign, raw, keys)
 
 
+# Delivers a notice to local users: (user ids, the address, its +tag, the message). The queue
+# worker passes ``courriel.queue.filtering.Filters.deliver_notice`` so that notices meet the
+# users' Sieve scripts; the default is plain ``deliver_local`` into INBOX.
+LocalDelivery = Callable[[Sequence[int], str, str | None, bytes], Awaitable[object]]
+
+
 class Notifier:
     """Stores a built notice for its recipient: locally, or through the queue."""
 
-    def __init__(self, store: Store, queue: StoreQueue, *, sign: Signer | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        queue: Queue,
+        *,
+        sign: Signer | None = None,
+        local: LocalDelivery | None = None,
+    ) -> None:
         self._store = store
         self._queue = queue
         self._sign = sign or NoticeSigner(store).sign
+        self._local = local or self._inbox
+
+    async def _inbox(
+        self, user_ids: Sequence[int], address: str, tag: str | None, raw: bytes
+    ) -> None:
+        await deliver_local(self._store, user_ids, raw)
 
     async def send(self, to: str, raw: bytes) -> None:
         """Durable on return; raises ``StoreError`` (the caller keeps the report owed)."""
@@ -147,7 +166,7 @@ class Notifier:
         raw = await signed(self._sign, raw)  # StoreError: the notice stays owed
         if resolution.user_ids:
             local = delivery.return_path_field("") + raw  # RFC 5321 §4.4: null reverse-path
-            await deliver_local(self._store, resolution.user_ids, local)
+            await self._local(resolution.user_ids, str(address), resolution.tag, local)
         if remote:
             # NOTIFY=NEVER: a notice that cannot be delivered is not answered by another.
             rcpts = tuple(Recipient(a, notify=()) for a in remote)

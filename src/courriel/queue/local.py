@@ -6,10 +6,11 @@ The message arrives with its trace fields already on top (``courriel.mail.delive
 parsed once (``parse_meta``: a large message in a thread) and appended to the INBOX of every
 recipient in *one* ``Store.append`` call: all or nothing, durable on return. The store keeps the
 identical body once and commits many sessions' deliveries together (group commit), which is
-what makes the acknowledgement cheap. The SMTP session calls it for local recipients, the queue
-for bounces and notices to local senders.
+what makes the acknowledgement cheap.
 
-Recipients' plus-address tags do not choose a folder yet: everything goes to INBOX.
+This is delivery without filtering: the SMTP session and the queue worker deliver through each
+recipient's Sieve script and tag folders (``courriel.queue.filtering``), which comes here for
+redirected copies and for the bounces and answers it sends itself.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from courriel.config import QueueConfig
 from courriel.logs import kv
 from courriel.mail import dsn
 from courriel.queue import bounce
+from courriel.queue.filtering import Filters
 from courriel.queue.outbound import Recipient, Signer, StoreQueue
 from courriel.queue.schedule import Expire, after_failure, delay_warning_due
 from courriel.queue.transport import OutboundMessage, Outcome, Status, Transport
@@ -97,7 +98,9 @@ class Worker:
         self._calls = asyncio.Semaphore(cfg.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self.outbound = StoreQueue(self._queue, wake=self.wake, clock=clock, sign=sign)
-        self._notifier = bounce.Notifier(store, self.outbound)
+        # Notices to local senders meet their Sieve scripts (``Filters.deliver_notice``).
+        filters = Filters(store, self.outbound, hostname)
+        self._notifier = bounce.Notifier(store, self.outbound, local=filters.deliver_notice)
 
     def wake(self) -> None:
         """Look for due entries now (a message was queued, or released)."""

@@ -44,6 +44,7 @@ from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import MailAuthConfig
 from courriel.logs import kv
 from courriel.mail import delivery
+from courriel.queue.filtering import Filters, LocalRecipient
 from courriel.queue.local import deliver_local
 from courriel.queue.outbound import Envelope, Queue, QueueError, Recipient
 from courriel.queue.signer import Signer, signed
@@ -71,6 +72,13 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _sieve_refusal(reason: str, queue_id: str) -> Reply:
+    """RFC 5429 §2.1: a Sieve reject at SMTP time is a 550 carrying the script's reason."""
+    text = " ".join(reason.split()).encode("ascii", "replace").decode("ascii")[:300]
+    log.info("message refused by the recipient's Sieve script", extra=kv(id=queue_id))
+    return Reply(550, "5.7.1", text or "refused by the recipient's filter")
+
+
 @dataclass(frozen=True, slots=True)
 class SessionServices:
     """The interfaces a session uses, shared by every session of one listener."""
@@ -85,6 +93,7 @@ class SessionServices:
     sign: Signer | None = None  # DKIM for local copies of submitted mail (the From domain's)
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)  # ``[mailauth]``
     events: MailEvents | None = None  # recent deliveries and refusals, for the web admin
+    filters: Filters | None = None  # Sieve scripts and tag folders; None: straight to INBOX
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +111,7 @@ class _Transaction:
     def __init__(self, event: ev.MailFrom) -> None:
         self.sender = "" if event.path is None else event.path.mailbox
         self.params = event.params
-        self.user_ids: dict[int, None] = {}
+        self.user_ids: dict[int, LocalRecipient] = {}  # user -> the first RCPT that reached it
         self.remote: dict[str, Recipient] = {}
         self.recipients: list[str] = []  # every accepted address, in order
 
@@ -208,7 +217,7 @@ class SmtpSession:
             self._event("refused", tx.sender, event.path.mailbox, verdict.reply)
             return verdict.reply
         for user_id in verdict.user_ids:
-            tx.user_ids[user_id] = None
+            tx.user_ids.setdefault(user_id, LocalRecipient(user_id, verdict.address, verdict.tag))
         params = event.params
         notify = None if params.notify is None else tuple(sorted(n.value for n in params.notify))
         orcpt = None if params.orcpt is None else f"{params.orcpt_type};{params.orcpt}"
@@ -243,7 +252,19 @@ class SmtpSession:
                 local = message
                 if self._mode is Mode.SUBMISSION and self._s.sign is not None:
                     local = await signed(self._s.sign, message)  # as the queue signs its copy
-                await deliver(self._s.store, list(tx.user_ids), trace + local, now)
+                if placed.junk or self._s.filters is None:
+                    await deliver(self._s.store, list(tx.user_ids), trace + local, now)
+                else:
+                    filtered = await self._s.filters.deliver(
+                        list(tx.user_ids.values()),
+                        trace + local,
+                        tx.sender,
+                        now,
+                        refuse=not tx.remote,
+                        auth=self.user or "",
+                    )
+                    if filtered.refused is not None:
+                        return _sieve_refusal(filtered.refused, queue_id)
             if tx.remote:
                 received = delivery.received_field(self._trace(queue_id), tx.recipients, now)
                 await self._s.queue.enqueue(self._envelope(tx, queue_id), received + message)

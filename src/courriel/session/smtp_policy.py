@@ -55,6 +55,7 @@ class RecipientVerdict:
     user_ids: tuple[int, ...] = ()
     remote: tuple[str, ...] = ()
     reply: Reply | None = None
+    tag: str | None = None  # the +tag of the address (RFC 5233), for Sieve and tag folders
 
 
 def relay_denied(domain: str) -> Reply:
@@ -130,7 +131,7 @@ async def classify_recipient(
     refusal = await _quota_refusal(store, resolution.user_ids, declared_size)
     if refusal is None and resolution.remote:
         refusal = await _queue_refusal(queue, resolution.remote)
-    return RecipientVerdict(text, resolution.user_ids, resolution.remote, refusal)
+    return RecipientVerdict(text, resolution.user_ids, resolution.remote, refusal, resolution.tag)
 
 
 def _same(a: Address, b: Address) -> bool:

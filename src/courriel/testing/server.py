@@ -59,7 +59,7 @@ START_TIMEOUT = 20.0
 STOP_TIMEOUT = 20.0
 PLACEHOLDER_MARK = "not enabled in this build"  # the placeholder greetings say this
 # Which listener to probe (plain text, no TLS needed) to tell a real engine from the placeholder.
-PROBE_LISTENER = {"imap": "imap", "pop3": "pop3", "smtp": "smtp"}
+PROBE_LISTENER = {"imap": "imap", "pop3": "pop3", "smtp": "smtp", "managesieve": "sieve"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ the file and line.
 Format (one directive per line; blank lines are ignored)::
 
     # a comment, e.g. the RFC section the transcript checks
-    @listener submission             smtp | submission | submissions | imap | imaps | pop3 | pop3s
+    @listener submission             any listener: smtp, submission, imap, imaps, pop3s, sieve ...
     @user alice@example.test secret  a user (and their domain), with the standard mailboxes
     @alias sales@example.test alice@example.test
     @catchall example.test alice@example.test

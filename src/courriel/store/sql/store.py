@@ -56,6 +56,7 @@ from courriel.store.sql.core import (
 )
 from courriel.store.sql.dkim import DkimKeysMixin
 from courriel.store.sql.queue import SqlQueueStore
+from courriel.store.sql.sieve import SieveScriptsMixin
 
 _log = logging.getLogger(__name__)
 _BODY_TRIES = 5  # an append whose body files keep vanishing gives up (Unavailable)
@@ -71,7 +72,7 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
-class SqlStore(DkimKeysMixin, AcmeMixin, AccessMixin):
+class SqlStore(DkimKeysMixin, AcmeMixin, AccessMixin, SieveScriptsMixin):
     """The ``Store``: runs scripts through a driver, bodies through a blob store, then events."""
 
     # Bodies larger than this are hashed in a thread, not on the event loop.

@@ -79,6 +79,10 @@ TABLES: tuple[Table, ...] = (
         ("domain_id", "selector", "algorithm", "private_key", "created", "state", "retire_after"),
         ("domain_id", "selector"),
     ),
+    # Sieve scripts and delivery options (migration 0013)
+    Table("sieve_scripts", ("user_id", "name", "content", "active"), ("user_id", "name")),
+    Table("sieve_global_scripts", ("name", "content"), ("name",)),
+    Table("delivery_options", ("user_id", "tag_folders"), ("user_id",)),
     # The outbound queue: mail accepted with 250 and not yet relayed must move with the rest.
     Table(
         "queue_messages",
