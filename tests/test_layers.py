@@ -18,6 +18,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     # policy talks to the store through its interfaces only (store.base)
     "session": ("net", "app", "cli", "admin"),
     "store": ("net", "session", "queue", "wire", "app", "cli", "admin"),
+    # junk filtering: message logic over the store's interface, no protocol code
+    "junk": ("net", "session", "queue", "wire", "app", "cli", "admin"),
 }
 # standard modules that do I/O, which no sans-IO core may touch
 WIRE_NO_IO = ("asyncio", "socket", "ssl", "sqlite3", "asyncpg", "selectors")

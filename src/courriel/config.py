@@ -159,6 +159,25 @@ class MailAuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JunkConfig:
+    """Junk filtering on port 25 (``courriel.junk``): connection checks and content scoring."""
+
+    scoring: bool = True  # score each message; above the threshold it goes to Junk
+    threshold: float = 5.0  # the default score threshold (users may have their own)
+    learn: bool = True  # learn from IMAP moves into and out of Junk and $Junk/$NotJunk
+    dnsbl_zones: tuple[str, ...] = ()  # e.g. ["zen.spamhaus.org"]; a listed client is refused
+    fcrdns: bool = False  # refuse clients without forward-confirmed reverse DNS
+    helo_checks: bool = False  # refuse a HELO of our own name, a bare IP or no FQDN
+    dns_timeout_seconds: float = 5.0  # each connection-time lookup
+    greeting_delay_seconds: float = 0.0  # wait before 220; a client talking first is refused
+    greylist: bool = False  # answer 451 4.7.1 to unknown (network, sender, recipient) triples
+    greylist_delay_seconds: float = 300.0  # a retry after this passes
+    greylist_retry_seconds: float = 86400.0  # ... if it comes within this of the first try
+    greylist_pass_seconds: float = 36 * 86400.0  # then the triple passes this long
+    rspamd_url: str = ""  # e.g. "http://127.0.0.1:11333": Rspamd scores instead of courriel
+
+
+@dataclass(frozen=True, slots=True)
 class MtaStsConfig:
     """The MTA-STS policy served for every hosted domain (RFC 8461 §3.2)."""
 
@@ -183,6 +202,7 @@ class Config:
     relay: RelayConfig = field(default_factory=RelayConfig)
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)
     mtasts: MtaStsConfig = field(default_factory=MtaStsConfig)
+    junk: JunkConfig = field(default_factory=JunkConfig)
     listeners: tuple[ListenerConfig, ...] = ()
 
     def resolve(self, p: str) -> Path:
@@ -311,6 +331,28 @@ DEFAULT_TOML = """\
 # reject_on_dmarc_reject = true   # false: deliver such mail to Junk instead
 # quarantine_to_junk = true       # false: deliver it to INBOX, marked only by the header
 
+[junk]
+# Port 25 only. Each message is scored: its SPF/DKIM/DMARC results, well-known signs of junk
+# (an HTML-only body, a subject in capitals, a From name holding another address, a date far
+# off, no Message-ID) and each recipient's own Bayesian filter, which learns from what they
+# do over IMAP (moving mail into or out of Junk, the $Junk and $NotJunk keywords). Mail
+# scoring at or above the threshold goes to the recipient's Junk mailbox, never away; the
+# X-Spam-Status field says why. `courriel junk threshold USER N` sets a user's own threshold.
+# scoring = true
+# threshold = 5.0
+# learn = true
+# Connection-time checks, each refusing with a reply that says why (off by default):
+# dnsbl_zones = []                 # e.g. ["zen.spamhaus.org"]: listed clients get 554
+# fcrdns = false                   # refuse clients whose reverse DNS does not confirm
+# helo_checks = false              # refuse a HELO of our name, a bare IP, or no FQDN
+# dns_timeout_seconds = 5          # a lookup that fails or times out never refuses
+# greeting_delay_seconds = 0       # e.g. 3: clients talking before the 220 are refused
+# greylist = false                 # unknown (network, sender, recipient): 451, retry later
+# greylist_delay_seconds = 300
+# greylist_retry_seconds = 86400
+# greylist_pass_seconds = 3110400
+# rspamd_url = ""                  # e.g. "http://127.0.0.1:11333": let Rspamd score instead
+
 [mtasts]
 # The MTA-STS policy served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt for each hosted
 # domain, and announced by the records `courriel dns DOMAIN` prints. "auto" says testing while
@@ -342,6 +384,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "relay": RelayConfig,
     "mailauth": MailAuthConfig,
     "mtasts": MtaStsConfig,
+    "junk": JunkConfig,
 }
 _CHOICES = {
     ("log", "level"): {"debug", "info", "warning", "error"},

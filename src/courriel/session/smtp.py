@@ -42,6 +42,7 @@ from typing import assert_never
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import MailAuthConfig
+from courriel.junk.filter import Arrival
 from courriel.logs import kv
 from courriel.mail import delivery
 from courriel.queue.local import deliver_local
@@ -49,7 +50,8 @@ from courriel.queue.outbound import Envelope, Queue, QueueError, Recipient
 from courriel.queue.signer import Signer, signed
 from courriel.session import smtp_policy as policy
 from courriel.session.smtp_auth import SmtpAuth
-from courriel.session.smtp_inbound import Checker, Placement, deliver_junk, judge
+from courriel.session.smtp_inbound import Checker, Placement, deliver_junk, judge, refusal
+from courriel.session.smtp_junk import JunkServices, deliver_scored, greylisted
 from courriel.store.base import OverQuota, Store, StoreError
 from courriel.wire.smtp import Mode, Reply, SmtpConnection
 from courriel.wire.smtp import events as ev
@@ -84,6 +86,7 @@ class SessionServices:
     checker: Checker | None = None  # SPF, DKIM and DMARC on port 25; None: not checked
     sign: Signer | None = None  # DKIM for local copies of submitted mail (the From domain's)
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)  # ``[mailauth]``
+    junk: JunkServices | None = None  # ``[junk]`` on port 25; None: no junk filtering
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,13 @@ class SmtpSession:
         self._esmtp = False
         self._tls: TlsDetails | None = None
         self._tx: _Transaction | None = None
+        # A connection-time refusal (blocklist, reverse DNS), answered to MAIL FROM.
+        self._refused: Reply | None = None
+        self._helo_refused: Reply | None = None
+
+    def refuse_client(self, text: Reply) -> None:
+        """The connection checks refused the client: every MAIL FROM gets ``text``."""
+        self._refused = text
 
     @property
     def user(self) -> str | None:
@@ -137,9 +147,11 @@ class SmtpSession:
         match event:
             case ev.Ehlo(domain=domain):
                 self._helo, self._esmtp, self._tx = domain, True, None
+                self._check_helo(domain)
                 return self._conn.ehlo_reply()
             case ev.Helo(domain=domain):
                 self._helo, self._esmtp, self._tx = domain, False, None
+                self._check_helo(domain)
                 return self._conn.helo_reply()
             case ev.MailFrom():
                 return await self._mail(event)
@@ -175,6 +187,9 @@ class SmtpSession:
 
     async def _mail(self, event: ev.MailFrom) -> Reply:
         self._tx = None
+        refused = self._refused or self._helo_refused
+        if self._mode is Mode.MX and refused is not None:
+            return refused  # the reason was logged when it was found
         if self._mode is Mode.SUBMISSION:
             user = self._auth.user
             if user is None:
@@ -205,6 +220,12 @@ class SmtpSession:
             return policy.TEMPORARY  # RFC 3463 4.3.0
         if verdict.reply is not None:
             return verdict.reply
+        if self._mode is Mode.MX and self._s.junk is not None and verdict.user_ids:
+            grey = await greylisted(
+                self._s.store, self._s.junk.cfg, self._ip, tx.sender, verdict.address
+            )
+            if grey is not None:
+                return grey
         for user_id in verdict.user_ids:
             tx.user_ids[user_id] = None
         params = event.params
@@ -240,7 +261,16 @@ class SmtpSession:
                 local = message
                 if self._mode is Mode.SUBMISSION and self._s.sign is not None:
                     local = await signed(self._s.sign, message)  # as the queue signs its copy
-                await deliver(self._s.store, list(tx.user_ids), trace + local, now)
+                junk = self._s.junk.filter if self._s.junk is not None else None
+                if self._mode is Mode.MX and junk is not None:
+                    arrival = Arrival(
+                        self._ip, self._helo, tx.sender, tuple(tx.recipients), self._s.hostname
+                    )
+                    await deliver_scored(
+                        self._s.store, junk, list(tx.user_ids), trace, placed, arrival, now
+                    )
+                else:
+                    await deliver(self._s.store, list(tx.user_ids), trace + local, now)
             if tx.remote:
                 received = delivery.received_field(self._trace(queue_id), tx.recipients, now)
                 await self._s.queue.enqueue(self._envelope(tx, queue_id), received + message)
@@ -271,6 +301,16 @@ class SmtpSession:
             mail_from=tx.sender,
             message=message,
         )
+
+    def _check_helo(self, name: str) -> None:
+        junk = self._s.junk
+        if self._mode is not Mode.MX or junk is None:
+            return
+        found = junk.checks.helo(name)
+        self._helo_refused = None
+        if found is not None:
+            log.info("client refused: %s", found.text, extra=kv(ip=self._ip, helo=name))
+            self._helo_refused = refusal(found.code, found.enhanced, found.text)
 
     async def _check_from(self, message: bytes) -> Reply | None:
         """RFC 6409 §6.1: the From addresses must be the authenticated user's."""

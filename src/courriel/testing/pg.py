@@ -84,12 +84,16 @@ _TABLES = (
     "mailboxes",
     "subscriptions",
     "aliases",
+    "junk_tokens",
+    "junk_trained",
+    "junk_users",
     "users",
     "domains",
     "blobs",
     "blob_contents",
     "leases",
     "rate_counters",
+    "greylist",
 )
 _IDENTITIES = ("domains", "users", "aliases", "mailboxes")
 

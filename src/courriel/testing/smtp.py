@@ -166,6 +166,7 @@ async def smtp_server(
 
 
 TRACE = (b"Return-Path:", b"Received:")
+SPAM_FIELDS = (b"X-Spam-Score:", b"X-Spam-Status:", b"X-Spam-Report:")  # [junk] scoring
 SIGNED = (*TRACE, b"DKIM-Signature:")  # and the signatures of a local copy of submitted mail
 
 

@@ -1,0 +1,121 @@
+"""Port 25's junk filtering in the SMTP session: refusals before the message, Junk after it.
+
+Theory of operation
+-------------------
+``JunkServices`` bundles what ``[junk]`` asks of an MX session (``courriel.junk``):
+
+* the connection checks' refusal (DNS blocklists, forward-confirmed reverse DNS: found while
+  the greeting waits, ``net/smtp.py``) and the HELO check's are kept by the session and given
+  as the answer to MAIL FROM, so the client hears and logs them;
+* ``greylisted`` answers a recipient of an unknown (network, sender, recipient) triple with
+  451 4.7.1 (RFC 6647 §2.1 describes the practice), from a table in the store that every node
+  shares; a store failure lets the mail through rather than stall it;
+* ``deliver_scored`` stores the message for each local recipient with its own X-Spam fields,
+  in INBOX or, at or above the recipient's threshold (or when DMARC said quarantine), in Junk,
+  in one ``Store.append``: all or nothing, as ``deliver_local``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from courriel.config import JunkConfig
+from courriel.junk.checks import ConnectionChecks, greylist_triple
+from courriel.junk.filter import Arrival, JunkFilter
+from courriel.junk.score import Score, fields, strip_spam_fields
+from courriel.logs import kv
+from courriel.mail.delivery import parse_meta
+from courriel.session.smtp_inbound import Placement, junk_mailbox
+from courriel.store.base import Appended, NewMessage, NotFound, Store, StoreError
+from courriel.wire.smtp import Reply
+
+log = logging.getLogger("courriel.smtp")
+
+INBOX = "INBOX"
+
+
+@dataclass(frozen=True, slots=True)
+class JunkServices:
+    cfg: JunkConfig
+    checks: ConnectionChecks
+    filter: JunkFilter | None  # None: messages are not scored
+
+
+async def greylisted(
+    store: Store, cfg: JunkConfig, ip: str, sender: str, recipient: str
+) -> Reply | None:
+    """451 4.7.1 while the triple must wait, else None (see the module docstring)."""
+    if not cfg.greylist:
+        return None
+    try:
+        wait = await store.greylist_check(
+            greylist_triple(ip, sender, recipient),
+            time.time(),
+            delay=cfg.greylist_delay_seconds,
+            retry_window=cfg.greylist_retry_seconds,
+            pass_seconds=cfg.greylist_pass_seconds,
+        )
+    except (StoreError, ValueError):
+        return None
+    if wait <= 0:
+        return None
+    seconds = max(1, round(wait))
+    log.info(
+        "recipient greylisted: first mail from this sender to this address",
+        extra=kv(ip=ip, sender=sender, rcpt=recipient, wait=seconds),
+    )
+    # RFC 6647 §2.1: a temporary failure the sender's queue will retry.
+    return Reply(451, "4.7.1", f"greylisted: please try again in {seconds} seconds")
+
+
+async def deliver_scored(
+    store: Store,
+    junk: JunkFilter,
+    user_ids: Sequence[int],
+    trace: bytes,
+    placed: Placement,
+    arrival: Arrival,
+    now: datetime,
+) -> list[Appended]:
+    """Scores and stores the message for each user, in INBOX or Junk, in one append."""
+    message = strip_spam_fields(placed.message)
+    scores = await junk.score(
+        user_ids, message, placed.verdict, arrival, now, forced=placed.why if placed.junk else ""
+    )
+    made: dict[bytes, NewMessage] = {}
+    items: list[tuple[int, NewMessage]] = []
+    for user_id, score in scores.items():
+        raw = trace + fields(score) + message  # the explanation next to Authentication-Results
+        if raw not in made:
+            made[raw] = NewMessage(raw=raw, internal_date=now, meta=await parse_meta(raw))
+        items.append((await _mailbox(store, user_id, score), made[raw]))
+        _log(user_id, score, arrival)
+    if not items:
+        return []
+    return await store.append(items)
+
+
+async def _mailbox(store: Store, user_id: int, score: Score) -> int:
+    if score.junk:
+        return (await junk_mailbox(store, user_id)).id
+    inbox = await store.get_mailbox(user_id, INBOX)
+    if inbox is None:
+        raise NotFound(f"user {user_id} has no INBOX")
+    return inbox.id
+
+
+def _log(user_id: int, score: Score, arrival: Arrival) -> None:
+    if not score.junk:
+        return
+    why = score.forced or "; ".join(f"{r.name} {r.points:+.1f}: {r.text}" for r in score.reasons)
+    log.info(
+        "message sent to Junk: score %.1f, threshold %.1f: %s",
+        score.points,
+        score.threshold,
+        why,
+        extra=kv(user=user_id, ip=arrival.ip, sender=arrival.sender),
+    )
