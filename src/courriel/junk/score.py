@@ -9,7 +9,8 @@ scheme, which administrators know how to read):
   SPF_SOFTFAIL 0.5, DKIM_FAIL 1.0 (a signature failed and none passed), DMARC_PASS -1.0;
 * the heuristics of ``courriel.junk.heuristics``;
 * per recipient, their Bayesian filter's probability (``bayes_reason``), from BAYES_00
-  (-3.0, surely ham) to BAYES_99 (+5.0, surely junk); an untrained filter adds nothing.
+  (-3.0, surely ham) to BAYES_95 (+5.0) and BAYES_99 (+6.0, surely junk); an untrained filter
+  adds nothing.
 
 The message goes to the recipient's Junk mailbox when the score reaches their threshold (their
 own, else ``[junk] threshold``, 5.0), or when DMARC said quarantine. ``fields`` renders the
@@ -32,12 +33,14 @@ from courriel.mail.auth.dmarc import DmarcOutcome
 from courriel.mail.auth.inbound import Verdict
 from courriel.mail.auth.spf import SpfOutcome
 
-# (lowest probability, name, points), highest first; SpamAssassin's bands.
+# (lowest probability, name, points), highest first. SpamAssassin's band names; the points
+# are higher than its defaults because here the filter is the user's own, trained by their
+# actions: 95% alone reaches the default threshold (mox files at 95% too).
 _BAYES_BANDS = (
-    (0.99, "BAYES_99", 5.0),
-    (0.95, "BAYES_95", 3.5),
-    (0.80, "BAYES_80", 2.0),
-    (0.60, "BAYES_60", 0.5),
+    (0.99, "BAYES_99", 6.0),
+    (0.95, "BAYES_95", 5.0),
+    (0.80, "BAYES_80", 3.0),
+    (0.60, "BAYES_60", 1.0),
     (0.40, "BAYES_50", 0.0),
     (0.20, "BAYES_20", -0.5),
     (0.05, "BAYES_05", -1.0),

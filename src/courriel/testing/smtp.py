@@ -145,6 +145,7 @@ async def smtp_server(
     *,
     limits: dict[str, Any] | None = None,
     auth: dict[str, Any] | None = None,
+    junk: dict[str, Any] | None = None,
     store_wrapper: Callable[[Store], Store] | None = None,
     **handler_options: Any,
 ) -> AsyncIterator[Server]:
@@ -155,6 +156,8 @@ async def smtp_server(
         cfg = dataclasses.replace(cfg, limits=dataclasses.replace(cfg.limits, **limits))
     if auth:
         cfg = dataclasses.replace(cfg, auth=dataclasses.replace(cfg.auth, **auth))
+    if junk:
+        cfg = dataclasses.replace(cfg, junk=dataclasses.replace(cfg.junk, **junk))
 
     async def opener(c: Config) -> Store:
         store = await open_store(c)
