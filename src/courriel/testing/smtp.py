@@ -145,7 +145,7 @@ async def smtp_server(
     *,
     limits: dict[str, Any] | None = None,
     auth: dict[str, Any] | None = None,
-    junk: dict[str, Any] | None = None,
+    sections: dict[str, dict[str, Any]] | None = None,
     store_wrapper: Callable[[Store], Store] | None = None,
     **handler_options: Any,
 ) -> AsyncIterator[Server]:
@@ -156,8 +156,8 @@ async def smtp_server(
         cfg = dataclasses.replace(cfg, limits=dataclasses.replace(cfg.limits, **limits))
     if auth:
         cfg = dataclasses.replace(cfg, auth=dataclasses.replace(cfg.auth, **auth))
-    if junk:
-        cfg = dataclasses.replace(cfg, junk=dataclasses.replace(cfg.junk, **junk))
+    for name, values in (sections or {}).items():  # e.g. {"junk": {"greylist": True}}
+        cfg = dataclasses.replace(cfg, **{name: dataclasses.replace(getattr(cfg, name), **values)})
 
     async def opener(c: Config) -> Store:
         store = await open_store(c)
