@@ -68,8 +68,8 @@ def test_dmarc_quarantine_failure_lands_in_junk_with_the_reasons(receiver: MailS
         b"Authentication-Results",
     ]
     head = " ".join(stored.split(b"\r\n\r\n")[0].decode().split())
-    assert (
-        "X-Spam-Status: Yes, score=4.0 required=50.0 tests=DMARC_FAIL(+3.0) SPF_FAIL(+1.0)" in head
-    )
+    # (the score itself depends on the message's age, DATE_IN_PAST, once it is old)
+    assert "X-Spam-Status: Yes, score=" in head and "required=50.0" in head
+    assert "tests=DMARC_FAIL(+3.0) SPF_FAIL(+1.0)" in head
     assert "sent to Junk: " in head and "dmarc=fail" in head
     assert rest == forged
