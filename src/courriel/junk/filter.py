@@ -50,10 +50,6 @@ class JunkFilter:
         self._cfg = cfg
         self._rspamd = RspamdClient(cfg.rspamd_url) if cfg.rspamd_url else None
 
-    async def close(self) -> None:
-        if self._rspamd is not None:
-            await self._rspamd.close()
-
     async def score(
         self,
         user_ids: Sequence[int],
@@ -98,7 +94,7 @@ class JunkFilter:
             result = await self._rspamd.check(request, message)
         except RspamdError as e:
             log.warning("message not scored: %s", e, extra=kv(ip=arrival.ip))
-            reasons: tuple[heuristics.Reason, ...] = ()
+            reasons = (heuristics.Reason("RSPAMD_UNAVAILABLE", 0.0, f"not scored: {e}"),)
             unscored = scoring.Score(0.0, self._cfg.threshold, reasons, forced)
             return dict.fromkeys(user_ids, unscored)
         verdict = scoring.total(result.reasons, result.required, forced)

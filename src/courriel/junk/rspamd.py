@@ -85,29 +85,34 @@ def parse_reply(body: bytes) -> RspamdResult:
     reasons = []
     if isinstance(symbols, dict):
         for name, symbol in symbols.items():
-            weight = float(symbol.get("score", 0.0)) if isinstance(symbol, dict) else 0.0
+            if not isinstance(symbol, dict):
+                continue
+            weight = float(symbol.get("score", 0.0))
+            options = symbol.get("options") or []
+            said = ", ".join(str(o)[:80] for o in options[:5]) if isinstance(options, list) else ""
+            text = f"Rspamd symbol {str(name)[:60]}" + (f" ({said})" if said else "")
             if weight:
-                reasons.append(Reason(str(name)[:60], weight, f"Rspamd symbol {str(name)[:60]}"))
+                reasons.append(Reason(str(name)[:60], weight, text))
     reasons.sort(key=lambda r: -abs(r.points))
     return RspamdResult(points, required, action, tuple(reasons[:MAX_SYMBOLS]))
 
 
 class RspamdClient:
+    """One HTTP request per message: a session per request, so nothing is left to close when
+    the server stops (Rspamd runs beside us; a new loopback connection costs little)."""
+
     def __init__(self, url: str) -> None:
         self._url = url.rstrip("/") + "/checkv2"
-        self._session: aiohttp.ClientSession | None = None
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
     async def check(self, request: RspamdRequest, message: bytes) -> RspamdResult:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
+        timeout = aiohttp.ClientTimeout(total=TIMEOUT)
         try:
-            async with self._session.post(
-                self._url, data=message, headers=CIMultiDict(headers(request))
-            ) as reply:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(
+                    self._url, data=message, headers=CIMultiDict(headers(request))
+                ) as reply,
+            ):
                 if reply.status != 200:
                     raise RspamdError(f"Rspamd answered HTTP {reply.status}")
                 body = await reply.content.read(MAX_REPLY + 1)
