@@ -245,6 +245,21 @@ async def _user_quota(args: argparse.Namespace, cfg: Config, store: Store) -> No
     print(f"quota of {admin.address(args.address)}: {limit}")
 
 
+async def _user_junk_threshold(args: argparse.Namespace, cfg: Config, store: Store) -> None:
+    await admin.set_junk_threshold(store, args.address, args.threshold)
+    said = f"{args.threshold:g}" if args.threshold is not None else "the server's ([junk])"
+    print(f"junk threshold of {admin.address(args.address)}: {said}")
+
+
+def _threshold(text: str) -> float | None:
+    if text.lower() == "default":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
 async def _user_remove(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     await admin.remove_user(store, args.address)
     print(f"removed user {admin.address(args.address)} and all their mail")
@@ -446,6 +461,12 @@ def _add_user_commands(top: argparse._SubParsersAction[_Parser], common: _Parser
     p.add_argument("address")
     p.add_argument("size", type=_optional_size, metavar="SIZE", help='e.g. 2G, or "none"')
     p.set_defaults(handler=_store_command(_user_quota))
+    p = sub.add_parser(
+        "junk-threshold", help="the score from which a user's mail goes to Junk", parents=[common]
+    )
+    p.add_argument("address")
+    p.add_argument("threshold", type=_threshold, metavar="SCORE", help='e.g. 7.5, or "default"')
+    p.set_defaults(handler=_store_command(_user_junk_threshold))
     p = sub.add_parser("remove", help="remove a user and all their mail", parents=[common])
     p.add_argument("address")
     p.set_defaults(handler=_store_command(_user_remove))

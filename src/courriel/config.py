@@ -337,7 +337,7 @@ DEFAULT_TOML = """\
 # off, no Message-ID) and each recipient's own Bayesian filter, which learns from what they
 # do over IMAP (moving mail into or out of Junk, the $Junk and $NotJunk keywords). Mail
 # scoring at or above the threshold goes to the recipient's Junk mailbox, never away; the
-# X-Spam-Status field says why. `courriel junk threshold USER N` sets a user's own threshold.
+# X-Spam-Status field says why. `courriel user junk-threshold USER N` sets a user's own.
 # scoring = true
 # threshold = 5.0
 # learn = true
@@ -524,6 +524,19 @@ def _check_queue(q: QueueConfig) -> None:
         raise ConfigError("[queue] max_retry_seconds: must not be less than first_retry_seconds")
 
 
+def _check_junk(junk: JunkConfig) -> None:
+    if junk.threshold <= 0:
+        raise ConfigError(f"[junk] threshold: must be more than 0, got {junk.threshold!r}")
+    for zone in junk.dnsbl_zones:
+        labels = zone.strip(".").split(".")
+        if len(labels) < 2 or not all(0 < len(x) < 64 and x.isascii() for x in labels):
+            raise ConfigError(f"[junk] dnsbl_zones: {zone!r} is not a DNS zone name")
+    if junk.rspamd_url and not junk.rspamd_url.startswith(("http://", "https://")):
+        raise ConfigError(f"[junk] rspamd_url: {junk.rspamd_url!r} is not an http:// URL")
+    if junk.dns_timeout_seconds <= 0:
+        raise ConfigError("[junk] dns_timeout_seconds: must be more than 0")
+
+
 def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     """Reads the configuration; raises ``ConfigError`` with a one-line reason."""
     path = locate(explicit)
@@ -552,6 +565,7 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError("[tls]: set both cert and key, or neither (self-signed certificate)")
     _check_relay(sections["relay"], sections["dns"])
     _check_queue(sections["queue"])
+    _check_junk(sections["junk"])
     if not 0 < sections["mtasts"].max_age <= 31557600:  # RFC 8461 §3.2: at most a year
         raise ConfigError("[mtasts] max_age: must be 1..31557600 seconds")
     return Config(
