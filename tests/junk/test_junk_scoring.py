@@ -114,3 +114,22 @@ def test_forged_spam_fields_are_removed() -> None:
     )
     assert score.strip_spam_fields(raw) == b"Subject: s\r\n\r\nX-Spam-Status: body\r\n"
     assert score.strip_spam_fields(b"no header end") == b"no header end"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\r\n\r\n",
+        b"Content-Type: text/plain; charset=no-such-charset\r\n\r\nhello words here\r\n",
+        b'Content-Type: text/plain; charset="\xff\xfe"\r\n\r\nhello\r\n',
+        b"Content-Transfer-Encoding: base64\r\nContent-Type: text/plain\r\n\r\n!not base64@\r\n",
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        + b"--b\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" * 500,
+        b"Subject: " + b"x" * 100_000 + b"\r\n\r\n" + b"<" * 100_000,
+        bytes(range(256)) * 100,
+    ],
+)
+def test_hostile_messages_give_tokens_and_reasons_not_errors(raw: bytes) -> None:
+    assert len(tokens.tokens(raw)) <= tokens.MAX_TOKENS
+    heuristics.check(raw, NOW)

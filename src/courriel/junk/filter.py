@@ -63,11 +63,16 @@ class JunkFilter:
         """Each recipient's score of ``message`` (its forged X-Spam fields already removed)."""
         if self._rspamd is not None:
             return await self._rspamd_scores(user_ids, message, arrival, forced)
-        shared = scoring.auth_reasons(verdict) + heuristics.check(message, now)
-        if len(message) > tokens.LARGE:
-            words = await asyncio.to_thread(tokens.tokens, message)
-        else:
-            words = tokens.tokens(message)
+        shared = scoring.auth_reasons(verdict)
+        try:
+            shared += heuristics.check(message, now)
+            if len(message) > tokens.LARGE:
+                words = await asyncio.to_thread(tokens.tokens, message)
+            else:
+                words = tokens.tokens(message)
+        except Exception:  # a bug must never cost a message: it is filed unscored by content
+            log.exception("message not scored by content: the junk checks failed")
+            words = ()
         out: dict[int, scoring.Score] = {}
         for user_id in dict.fromkeys(user_ids):
             model = await self._store.junk_model(user_id, words)

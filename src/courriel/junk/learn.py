@@ -21,7 +21,8 @@ other, never both.
 
 The lesson is learned before the command's OK, so the client's next action meets the updated
 filter: messages are read from the store one by one, tokenised in batches of ``BATCH`` in a
-worker thread (never on the event loop) and trained in one store transaction per batch. At
+worker thread (never on the event loop) and trained in one store transaction per batch (at
+most ``BATCH_BYTES`` of messages held at once). At
 most ``MAX_PER_COMMAND`` messages of one command are learned (the first ones): a user sorting
 ten thousand messages at once waits seconds, not minutes, and that many examples of one kind
 say nothing more. A failure to learn is logged and never fails the command, which has already
@@ -42,7 +43,8 @@ log = logging.getLogger("courriel.junk")
 
 JUNK_KEYWORD = "$junk"  # keywords compare case-insensitively (RFC 9051 §2.3.2)
 NOT_JUNK_KEYWORD = "$notjunk"
-BATCH = 50
+BATCH = 50  # messages tokenised and trained together
+BATCH_BYTES = 8 * 1024 * 1024  # ... or fewer, when they are large
 MAX_PER_COMMAND = 500
 _JUNK_NAMES = frozenset({"junk", "spam"})
 _TRASH_NAMES = frozenset({"trash", "deleted items", "deleted messages"})
@@ -103,16 +105,18 @@ class JunkLearner:
         """Trains the messages (at most ``MAX_PER_COMMAND``); returns how many changed class."""
         changed = 0
         chosen = list(uids)[:MAX_PER_COMMAND]
+        raws: list[bytes] = []
         try:
-            for start in range(0, len(chosen), BATCH):
-                raws = []
-                for uid in chosen[start : start + BATCH]:
-                    try:
-                        raws.append(await self._store.read_message(mailbox_id, uid))
-                    except NotFound:
-                        continue  # expunged meanwhile: nothing to learn from
-                samples = await asyncio.to_thread(_samples, raws)
-                changed += await self._store.junk_train(user_id, samples, spam)
+            for uid in chosen:
+                try:
+                    raws.append(await self._store.read_message(mailbox_id, uid))
+                except NotFound:
+                    continue  # expunged meanwhile: nothing to learn from
+                if len(raws) >= BATCH or sum(map(len, raws)) >= BATCH_BYTES:
+                    changed += await self._train(user_id, raws, spam)
+                    raws = []
+            if raws:
+                changed += await self._train(user_id, raws, spam)
         except StoreError as e:
             log.warning("junk filter not trained: %s", e, extra=kv(user=user_id))
             return changed
@@ -126,3 +130,7 @@ class JunkLearner:
             extra=kv(user=user_id, messages=len(chosen), changed=changed, spam=spam),
         )
         return changed
+
+    async def _train(self, user_id: int, raws: list[bytes], spam: bool) -> int:
+        samples = await asyncio.to_thread(_samples, raws)  # hashing and parsing: off the loop
+        return await self._store.junk_train(user_id, samples, spam)

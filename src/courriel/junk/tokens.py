@@ -8,9 +8,10 @@ host names of links kept as ``url:`` tokens), the words of its Subject (``subjec
 domain of its From address (``from:``) and the kinds of its parts (``part:``). Words are
 lower-cased runs of 3 to 24 letters or digits; a run of digits alone is skipped (prices, dates
 and ids teach nothing lasting). At most ``MAX_TEXT`` characters of text are read and at most
-``MAX_TOKENS`` distinct tokens kept, in order of first appearance, so a huge message costs the
-same as a large one. The result is a sorted tuple: the same bytes give the same tokens, which
-is what lets a message be unlearned exactly.
+``MAX_TOKENS`` distinct tokens kept, in order of first appearance, from the first
+``MAX_BYTES`` of the message, so a huge message costs the same as a large one. The result is
+a sorted tuple: the same bytes give the same tokens, which is what lets a message be unlearned
+exactly.
 
 ``digest`` names a message by its stored bytes, so a message keeps its name through COPY and
 MOVE. Header fields other than Subject and From give no tokens: the trace and filter fields
@@ -26,6 +27,7 @@ import re
 from email.message import Message
 from email.utils import getaddresses
 
+MAX_BYTES = 1024 * 1024  # bytes of a message parsed at all (a cut MIME tree parses fine)
 MAX_TEXT = 200_000  # characters of text looked at
 MAX_TOKENS = 1000  # distinct tokens kept per message
 MAX_PARTS = 50  # MIME parts looked at
@@ -42,13 +44,15 @@ def digest(raw: bytes) -> str:
 
 
 def _text(part: Message) -> str:
-    payload = part.get_payload(decode=True)
+    try:
+        payload = part.get_payload(decode=True)
+    except (ValueError, LookupError, AssertionError):  # a broken encoding teaches nothing
+        return ""
     if not isinstance(payload, bytes):
         return ""
-    charset = part.get_content_charset() or "utf-8"
     try:
-        return payload.decode(charset, "replace")
-    except LookupError:
+        return payload.decode(part.get_content_charset() or "utf-8", "replace")
+    except (LookupError, ValueError):  # an unknown or malformed charset name
         return payload.decode("utf-8", "replace")
 
 
@@ -58,7 +62,7 @@ def _words(text: str) -> list[str]:
 
 def tokens(raw: bytes) -> tuple[str, ...]:
     """The sorted distinct tokens of ``raw`` (see the module docstring)."""
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    msg = email.message_from_bytes(raw[:MAX_BYTES], policy=email.policy.compat32)
     found: dict[str, None] = {}
 
     def add(token: str) -> None:
