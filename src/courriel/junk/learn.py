@@ -8,8 +8,8 @@ flags, with what the store answered; the learner decides whether the action says
 ====================================================  ============
 COPY or MOVE into the Junk mailbox                    junk
 COPY or MOVE out of Junk into any mailbox but Trash   not junk
-STORE adding ``$Junk`` (Thunderbird, Apple Mail)      junk
-STORE adding ``$NotJunk``                             not junk
+STORE adding ``$Junk`` (Thunderbird: also ``Junk``)   junk
+STORE adding ``$NotJunk`` (``NonJunk``)               not junk
 ====================================================  ============
 
 The Junk mailbox is the one with the ``\\Junk`` special-use attribute (RFC 6154), else one
@@ -41,8 +41,10 @@ from courriel.store.base import JunkSample, Mailbox, NotFound, Store, StoreError
 
 log = logging.getLogger("courriel.junk")
 
-JUNK_KEYWORD = "$junk"  # keywords compare case-insensitively (RFC 9051 §2.3.2)
-NOT_JUNK_KEYWORD = "$notjunk"
+# Keywords compare case-insensitively (RFC 9051 §2.3.2). $Junk and $NotJunk are registered
+# (RFC 5788); Thunderbird also sets its older Junk and NonJunk.
+JUNK_KEYWORDS = frozenset({"$junk", "junk"})
+NOT_JUNK_KEYWORDS = frozenset({"$notjunk", "nonjunk", "notjunk"})
 BATCH = 50  # messages tokenised and trained together
 BATCH_BYTES = 8 * 1024 * 1024  # ... or fewer, when they are large
 MAX_PER_COMMAND = 500
@@ -73,7 +75,7 @@ def lesson_of_copy(source: Mailbox, target: Mailbox) -> bool | None:
 
 def lesson_of_flags(flags: Sequence[str]) -> bool | None:
     lowered = {f.lower() for f in flags}
-    junk, not_junk = JUNK_KEYWORD in lowered, NOT_JUNK_KEYWORD in lowered
+    junk, not_junk = bool(lowered & JUNK_KEYWORDS), bool(lowered & NOT_JUNK_KEYWORDS)
     if junk == not_junk:
         return None  # neither, or both at once: no lesson
     return junk

@@ -32,6 +32,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from courriel.junk import checks as junk_checks
 from courriel.junk.checks import ConnectionChecks
 from courriel.junk.filter import JunkFilter
 from courriel.logs import kv
@@ -134,13 +135,22 @@ class SmtpServer:
                 junk.cfg.greeting_delay_seconds
             ):
                 return False
-            found = await looking if looking is not None else None
+            found = await self._checked(looking) if looking is not None else None
         finally:
             if looking is not None and not looking.done():
                 looking.cancel()
         if found is not None:
             self.session.refuse_client(refusal(found.code, found.enhanced, found.text))
         return True
+
+    async def _checked(
+        self, looking: asyncio.Task[junk_checks.Refusal | None]
+    ) -> junk_checks.Refusal | None:
+        try:
+            return await looking
+        except Exception:  # a bug in a check must not refuse, nor end, the connection
+            log.exception("connection checks failed; the client is not refused")
+            return None
 
     async def _quiet(self, delay: float) -> bool:
         """Waits ``delay`` for the client to stay silent, as RFC 5321 §3.1 wants it to until

@@ -17,6 +17,9 @@ policy, in one of two modes chosen by the listener:
   With a ``checker``, the message is judged on SPF, DKIM and DMARC before it is stored
   (``courriel.session.smtp_inbound``): refused (550 5.7.1), deferred (451 4.7.0), or stored
   with an Authentication-Results field, in INBOX or in Junk.
+  With ``junk`` (``[junk]``, ``courriel.session.smtp_junk``): a refusal found when the client
+  connected (DNS blocklist, reverse DNS) or for its HELO answers MAIL FROM; greylisting
+  answers RCPT; and each local recipient's copy is scored and filed in INBOX or Junk.
 
 A transaction starts with an accepted MAIL: every RCPT and the message that follow belong to the
 last accepted MAIL, because the core only lets them through in that state. Recipients are
