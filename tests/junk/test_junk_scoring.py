@@ -133,3 +133,11 @@ def test_forged_spam_fields_are_removed() -> None:
 def test_hostile_messages_give_tokens_and_reasons_not_errors(raw: bytes) -> None:
     assert len(tokens.tokens(raw)) <= tokens.MAX_TOKENS
     heuristics.check(raw, NOW)
+
+
+def test_fields_are_plain_ascii_whatever_the_reasons_hold() -> None:
+    evil = Reason("FROM_NAME_ADDRESS", 2.0, "shows r\u00e9my@bank.test\r\nX-Injected: yes")
+    text = score.fields(score.total([evil], 5.0))
+    assert text.isascii()
+    assert b"\r\nX-Injected" not in text
+    assert b"shows r?my@bank.test X-Injected: yes;" in text  # one "?" per character

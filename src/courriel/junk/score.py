@@ -49,6 +49,7 @@ _BAYES_BANDS = (
 )
 _SPAM_FIELD = re.compile(rb"^x-spam-[a-z-]*:", re.IGNORECASE)
 _FOLD = 76
+_UNPRINTABLE = re.compile(r"[^\x21-\x7e]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +102,12 @@ def total(reasons: Sequence[Reason], threshold: float, forced: str = "") -> Scor
 
 
 def _folded(name: str, words: Sequence[str]) -> bytes:
+    """One header field of ``words``, folded; words hold no white space (they were split on
+    it), and anything but printable ASCII -- a sender's address or words in the reasons --
+    becomes "?", so the field is plain RFC 5322 whatever the message held."""
     lines: list[str] = []
     line = f"{name}:"
-    for word in words:
+    for word in (_UNPRINTABLE.sub("?", w)[:_FOLD] for w in words):
         if len(line) + 1 + len(word) > _FOLD and line.strip():
             lines.append(line)
             line = "\t" + word
