@@ -76,3 +76,19 @@ async def test_greylist_waits_then_passes(store: Store) -> None:
     assert await check("a", 50000.0) == 0.0  # passed triples keep passing
     assert await check("b", 1100.0 + 3601) == 300.0  # the retry window ran out: start again
     assert await check("a", 1300.0 + 86401 + 50000) == 300.0  # the pass period ended
+
+
+async def test_concurrent_training_counts_each_message_once(store: Store, user: User) -> None:
+    import asyncio
+
+    words = [f"w{i}" for i in range(300)]
+    same = sample("same", *words)  # taught by five sessions at once
+    others = [sample(f"m{i}", *words[i : i + 100]) for i in range(10)]
+    await asyncio.gather(
+        *(store.junk_train(user.id, [same], spam=True) for _ in range(5)),
+        *(store.junk_train(user.id, [s], spam=True) for s in others),
+    )
+    model = await store.junk_model(user.id, words)
+    assert model.spam_messages == 11
+    assert model.tokens["w0"] == (0, 2)  # "same" once, m0 once
+    assert model.tokens["w150"] == (0, 1 + sum(1 for i in range(10) if i <= 150 < i + 100))

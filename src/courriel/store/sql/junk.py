@@ -9,6 +9,7 @@ A user's Bayesian model (``courriel.junk.bayes``) is three tables (migration 001
 transaction per batch of messages: a message already trained as the same class is skipped;
 one trained as the other class is first unlearned (its tokens' counts of the old class go down
 by one) and then learned, so a message is never counted twice, whatever the user does with it.
+Trainings of one user are serialised by a lock on their ``junk_users`` row, taken first.
 Counts never go below zero and rows whose counts both reach zero are removed.
 
 Token counts are changed with multi-row upserts (``_UPSERT_ROWS`` rows per statement, well
@@ -79,6 +80,10 @@ def _add_totals(user_id: int, ham: int, spam: int) -> Script[None]:
 def train(user_id: int, samples: Sequence[JunkSample], spam: bool) -> Script[Done[int]]:
     """Trains each sample as ``spam`` (or ham); returns how many samples changed class."""
     yield from _ensure_user(user_id)
+    # A no-op update locks the user's row (PostgreSQL) before anything is read: trainings of one
+    # user run one after the other, so two sessions teaching the same message at once cannot
+    # both find it untrained and count it twice. SQLite serialises writers anyway.
+    yield Query("UPDATE junk_users SET ham = ham WHERE user_id = ?", (user_id,), rows=False)
     changed = 0
     for sample in samples:
         rows = yield Query(
