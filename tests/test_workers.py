@@ -378,3 +378,39 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
         until(lambda: refused(imaps))
         server.wait_for(r" worker=\d the supervisor is gone: stopping", 2)
         server.wait_for(r" worker=\d stopped$", 2)
+
+
+def test_connection_limits_count_every_worker(tmp_path: Path) -> None:
+    """``max_connections_per_ip`` is a limit for the server, not for each worker process."""
+    (imaps,) = free_ports(1)
+    cfg = write_config(tmp_path, "", {"imaps": imaps})
+    cfg.write_text(cfg.read_text() + "[limits]\nmax_connections_per_ip = 3\n")
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    with serving([sys.executable, str(script), str(cfg)]) as server:
+        server.worker_pid(1), server.worker_pid(2)
+        first, busy = connect(imaps)
+        first.sendall(b"STALL 1.5\r\n")  # that worker's loop stops: the other one accepts
+        time.sleep(0.2)
+        others = [connect(imaps) for _ in range(2)]
+        assert {pid for _, pid in others} - {busy}, "both workers serve a connection"
+        assert line(first) == b"DONE STALL 1.5\r\n"
+        # 3 from this address in all, split over two workers: the fourth is refused,
+        # by whichever worker takes it.
+        for _ in range(3):
+            raw = socket.create_connection((LOOPBACK, imaps), timeout=10)
+            with insecure().wrap_socket(raw, server_hostname=HOSTNAME) as extra:
+                assert line(extra).startswith(
+                    b"* BYE [UNAVAILABLE] mail.test too many connections from your address"
+                )
+        # A closed connection frees its place, wherever it was counted.
+        others[0][0].close()
+        until(lambda: _greets(imaps))
+        for conn, _ in [(first, busy), *others[1:]]:
+            conn.close()
+
+
+def _greets(port: int) -> bool:
+    raw = socket.create_connection((LOOPBACK, port), timeout=10)
+    with insecure().wrap_socket(raw, server_hostname=HOSTNAME) as conn:
+        return line(conn).startswith(b"* OK pid=")

@@ -89,6 +89,7 @@ from courriel.logs import kv
 from courriel.mail.auth.inbound import MailAuth
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
+from courriel.net.shared_counts import CountsRow, SharedCounts, local_counts
 from courriel.net.tls import TLSError, TLSManager
 from courriel.net.watchdog import HeartbeatTable, Watchdog, describe
 from courriel.queue.outbound import Queue, RelayDisabled
@@ -130,6 +131,8 @@ class App:
     mailauth: MailAuth | None = None
     # DKIM signatures for mail our users submit (``DkimSigner.sign``); None: unsigned.
     sign: Signer | None = None
+    # IMAP sessions per user, counted over every worker process (``Prepared.imap_users``).
+    imap_users: CountsRow = field(default_factory=local_counts)
     signals: list[int] = field(default_factory=list)  # handlers installed by ``serve``
 
     @property
@@ -194,10 +197,13 @@ class Running:
 
 @dataclass(slots=True)
 class Prepared:
-    """What the parent makes before the store is opened: the certificate and the bound sockets."""
+    """What the parent makes before the store is opened and the workers are forked: the
+    certificate, the bound sockets, and the counts behind the server-wide limits."""
 
     tls: TLSManager
     bound: list[Bound]
+    connections: SharedCounts = field(default_factory=lambda: SharedCounts(1))
+    imap_users: SharedCounts = field(default_factory=lambda: SharedCounts(1))
 
     def close(self) -> None:
         _close(self.bound)
@@ -232,7 +238,8 @@ def prepare(cfg: Config) -> Prepared:
         PasswordHasher.from_config(cfg.auth)  # starts no thread until it first hashes
     except ValueError as e:
         raise StartupError(f"[auth]: {e}") from e
-    return Prepared(tls, _bind_all(cfg))
+    slots = cfg.server.worker_count()
+    return Prepared(tls, _bind_all(cfg), SharedCounts(slots), SharedCounts(slots))
 
 
 async def _default_opener(cfg: Config) -> Store:
@@ -314,6 +321,7 @@ async def serve_prepared(
     open_store: StoreOpener | None = None,
     factories: dict[str, HandlerFactory] | None = None,
     worker: bool = False,
+    slot: int = 0,
     transport: Transport | None = None,
 ) -> None:
     """``serve`` on sockets already bound; a ``worker`` prints no settings and leaves SIGINT to
@@ -344,9 +352,25 @@ async def serve_prepared(
         await store.close()
         prepared.close()
         raise
-    connections = Connections(cfg.limits)
+    # This worker's rows of the server-wide counts; what a predecessor in the slot counted
+    # died with it.
+    counted = prepared.connections.row(slot)
+    counted.reset()
+    imap_users = prepared.imap_users.row(slot)
+    imap_users.reset()
+    connections = Connections(cfg.limits, counted)
     app = App(
-        cfg, store, auth, hasher, prepared.tls, connections, limiter, outbound, mailauth, sign
+        cfg,
+        store,
+        auth,
+        hasher,
+        prepared.tls,
+        connections,
+        limiter,
+        outbound,
+        mailauth,
+        sign,
+        imap_users=imap_users,
     )
     try:
         chosen = factories if factories is not None else handlers
@@ -505,7 +529,9 @@ def _worker(cfg: Config, prepared: Prepared) -> WorkerMain:
             try:
                 transport = _relay_transport(cfg)
                 runner.run(
-                    serve_prepared(cfg, prepared, ready=ready, worker=True, transport=transport)
+                    serve_prepared(
+                        cfg, prepared, ready=ready, worker=True, slot=slot, transport=transport
+                    )
                 )
             except StartupError as e:
                 log.error("cannot start: %s", e)

@@ -11,6 +11,8 @@ its own would and prints one line per result, flushed, so the parent can follow 
   expunges it again (reading it back in between),
   ``rounds`` times, so the body's last reference goes away over and over; prints
   ``lost <n>``, the number of appended messages it could not read back.
+* ``open <dir> <monotonic ns>``: waits for that moment (the clock is the machine's), then opens
+  the store as a starting worker does and prints ``domains <n>``.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ async def main(mode: str, root: Path, args: list[str]) -> None:
             await publish(store, int(args[0]), int(args[1]))
         elif mode == "churn":
             await churn(store, int(args[0]), int(args[1]), body("shared", 0, int(args[2])))
+        elif mode == "open":
+            say(f"domains {len(await store.list_domains())}")
         else:
             raise SystemExit(f"unknown mode {mode}")
     finally:
@@ -84,4 +88,6 @@ async def main(mode: str, root: Path, args: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "open":  # start together with the other processes of the test
+        time.sleep(max(0.0, (int(sys.argv[3]) - time.monotonic_ns()) / 1e9))
     asyncio.run(main(sys.argv[1], Path(sys.argv[2]), sys.argv[3:]))

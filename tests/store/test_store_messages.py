@@ -196,6 +196,22 @@ async def test_expunge_logs_with_modseq(store: Store, inbox: Mailbox, message: M
     assert box is not None and box.highestmodseq == gone[0].modseq
 
 
+async def test_expunge_deleted_decides_in_its_transaction(
+    store: Store, inbox: Mailbox, message: MakeMessage
+) -> None:
+    deleted = frozenset({"\\Deleted"})
+    await store.append([(inbox.id, message(i)) for i in range(5)])
+    await store.store_flags(inbox.id, [1, 2, 4, 5], FlagOp.ADD, deleted)
+    # another session clears \Deleted on 2 before the expunge: 2 stays
+    await store.store_flags(inbox.id, [2], FlagOp.REMOVE, deleted)
+    gone = await store.expunge_deleted(inbox.id, [3, 4])  # UID EXPUNGE 3:4
+    assert [e.uid for e in gone] == [4]
+    gone = await store.expunge_deleted(inbox.id)  # EXPUNGE
+    assert [e.uid for e in gone] == [1, 5]
+    assert [m.uid for m in await store.list_messages(inbox.id)] == [2, 3]
+    assert await store.expunge_deleted(inbox.id) == []
+
+
 async def test_list_messages_range(store: Store, inbox: Mailbox, message: MakeMessage) -> None:
     await store.append([(inbox.id, message(i)) for i in range(6)])
     await store.expunge(inbox.id, [3])

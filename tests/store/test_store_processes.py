@@ -149,3 +149,16 @@ async def test_many_stores_open_at_once(tmp_path: Path) -> None:
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_processes_opening_a_closed_database_together_all_start(tmp_path: Path) -> None:
+    """Workers starting at the same moment on a database nobody has open: the first to open it
+    recovers the WAL under a brief exclusive lock, and the others wait for it instead of
+    failing with "database is locked"."""
+    store = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    await store.add_domain("example.org")
+    await store.close()
+    for _ in range(3):
+        start = time.monotonic_ns() + 1_500_000_000  # after every child has imported courriel
+        procs = [await child("open", str(tmp_path), str(start)) for _ in range(6)]
+        assert [await finish(p) for p in procs] == [["domains 1"]] * 6

@@ -193,3 +193,39 @@ async def test_a_write_waits_out_another_process_holding_the_lock(sq: SqliteStor
         await driver.close()
         await impatient.close()
     assert {d.name for d in await sq.list_domains()} == {"held.example", "waited.example"}
+
+
+async def test_freeing_a_body_does_not_read_every_message(tmp_path: Path) -> None:
+    """With foreign keys on, deleting a ``blobs`` row checks that no message refers to it; the
+    ``messages(blob_id)`` index makes that a lookup, not a scan of every message (counted in
+    SQLite virtual machine steps, which do not depend on the machine's speed)."""
+    store = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    await store.add_domain("example.org")
+    user = await store.add_user("a@example.org", "h")
+    inbox = await store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "courriel.db", isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(
+        "INSERT INTO blobs (id, refcount, size) VALUES ('kept', 50000, 1), ('freed', 0, 1)"
+    )
+    rows = (
+        (inbox.id, uid, 1, 0, "", "2026-01-01T00:00:00+00:00", 1, "kept", b"")
+        for uid in range(1, 50001)
+    )
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.execute("COMMIT")
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    conn.set_progress_handler(count, 1)
+    conn.execute("DELETE FROM blobs WHERE id = 'freed'")
+    conn.set_progress_handler(None, 1)
+    conn.close()
+    assert steps < 1000, f"{steps} steps: the foreign key check scanned the messages"

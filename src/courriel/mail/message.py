@@ -393,12 +393,11 @@ def section_bytes(raw: bytes, meta: MessageMeta, spec: SectionLike) -> bytes | N
         return raw[message.body_start : message.body_end]
     if text not in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
         return None
-    names = [name.encode("utf-8", "replace") for name in spec.fields]
     return mime.field_lines(
         raw,
         message.header_start,
         message.body_start,
-        names,
+        mime.field_name_set(spec.fields),
         exclude=text == "HEADER.FIELDS.NOT",
     )
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import functools
 import re
-from collections.abc import Iterable
 
 # Field name, then the value with its folded continuation lines (RFC 5322 §2.2, §2.2.3).
 # Names are taken leniently (anything but white space and colon) as other servers do.
@@ -92,15 +92,25 @@ def all_values(raw: bytes, start: int, end: int, name: bytes) -> list[bytes]:
     ]
 
 
+@functools.lru_cache(maxsize=256)
+def field_name_set(fields: tuple[str, ...]) -> frozenset[bytes]:
+    """``HEADER.FIELDS`` names as ``field_lines`` wants them: encoded and lower-case.
+
+    Cached: a FETCH asks for the same few names in every message it answers.
+    """
+    return frozenset(name.encode("utf-8", "replace").lower() for name in fields)
+
+
 def field_lines(
-    raw: bytes, start: int, end: int, names: Iterable[bytes], *, exclude: bool
+    raw: bytes, start: int, end: int, wanted: frozenset[bytes], *, exclude: bool
 ) -> bytes:
-    """The header lines whose names are (or with ``exclude`` are not) in ``names``.
+    """The header lines whose names are (or with ``exclude`` are not) in ``wanted``.
+
+    ``wanted`` holds lower-case names (``field_name_set``).
 
     Lines are returned exactly as they appear, folds included, then one empty line
     (RFC 9051 §6.4.5 HEADER.FIELDS). A last line cut off without its line end gets CRLF.
     """
-    wanted = {n.lower() for n in names}
     out: list[bytes] = []
     for m in _FIELD_LINES.finditer(raw, start, end):
         if (m.group(1).lower() in wanted) != exclude:

@@ -253,7 +253,7 @@ def handlers(
     sessions_per_user: int = MAX_SESSIONS_PER_USER,
 ) -> ProtocolHandlers:
     """The IMAP handlers; the keyword arguments exist so tests can shorten the limits."""
-    sessions = UserSessions(sessions_per_user)
+    sessions = UserSessions(sessions_per_user, app.imap_users)
     listings = Listings()  # SELECT reads only what changed since a mailbox's last listing
     # Moves into and out of Junk, $Junk and $NotJunk train each user's junk filter.
     learner = JunkLearner(app.store) if app.cfg.junk.learn else None

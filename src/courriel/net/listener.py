@@ -46,13 +46,13 @@ import secrets
 import socket
 import ssl
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from courriel import logs
 from courriel.config import LimitsConfig, ListenerConfig
 from courriel.logs import kv
+from courriel.net.shared_counts import CountsRow, local_counts
 from courriel.net.stream import (
     DataBeforeTLS,
     ShuttingDown,
@@ -149,13 +149,17 @@ def limit_key(ip: str) -> str:
 
 
 class Connections:
-    """Every live connection of the process: limits, ids and graceful shutdown."""
+    """Every live connection of the process: limits, ids and graceful shutdown.
 
-    def __init__(self, limits: LimitsConfig) -> None:
+    The limits count the connections of every worker process (``counts``, a row of the
+    table the supervisor shares with all workers); alone, a process counts its own.
+    """
+
+    def __init__(self, limits: LimitsConfig, counts: CountsRow | None = None) -> None:
         self.limits = limits
         self.closing = asyncio.Event()
         self._live: dict[str, ConnectionContext] = {}
-        self._per_ip: Counter[str] = Counter()
+        self._counts = counts if counts is not None else local_counts()
         self._tls_refusals = 0
 
     @property
@@ -164,7 +168,8 @@ class Connections:
         return len(self._live)
 
     def from_address(self, ip: str) -> int:
-        return self._per_ip[limit_key(ip)]
+        """Connections from ``ip`` (its /64 for IPv6) being served by all workers."""
+        return self._counts.count(limit_key(ip))
 
     def new_id(self) -> str:
         while True:
@@ -176,21 +181,18 @@ class Connections:
         """Registers the connection, or says why it may not be served."""
         if self.closing.is_set():
             return Refusal.SHUTTING_DOWN
-        if len(self._live) >= self.limits.max_connections:
+        if self._counts.total() >= self.limits.max_connections:
             return Refusal.TOO_MANY_CONNECTIONS
         key = limit_key(ctx.peer[0])
-        if self._per_ip[key] >= self.limits.max_connections_per_ip:
+        if self._counts.count(key) >= self.limits.max_connections_per_ip:
             return Refusal.TOO_MANY_FROM_ADDRESS
         self._live[ctx.conn_id] = ctx
-        self._per_ip[key] += 1
+        self._counts.add(key, 1)
         return None
 
     def release(self, ctx: ConnectionContext) -> None:
         if self._live.pop(ctx.conn_id, None) is not None:
-            key = limit_key(ctx.peer[0])
-            self._per_ip[key] -= 1
-            if self._per_ip[key] <= 0:
-                del self._per_ip[key]
+            self._counts.add(limit_key(ctx.peer[0]), -1)
 
     def live(self) -> list[ConnectionContext]:
         """The connections being served; safe to call from another thread."""

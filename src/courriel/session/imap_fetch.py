@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from courriel.mail import mime
+from courriel.mail.flags import display_order
 from courriel.mail.message import (
     MessageMeta,
     UnknownTransferEncoding,
@@ -62,9 +63,6 @@ _META_ITEMS = frozenset({FetchItem.ENVELOPE, FetchItem.BODYSTRUCTURE, FetchItem.
 _BODY_ITEMS = frozenset({FetchItem.RFC822, FetchItem.RFC822_HEADER, FetchItem.RFC822_TEXT})
 # RFC 9051 §6.4.5: RFC822 and RFC822.TEXT are BODY[] and BODY[TEXT], which set \Seen.
 _SEEN_ITEMS = frozenset({FetchItem.RFC822, FetchItem.RFC822_TEXT})
-# The order Dovecot writes system flags in; keywords follow, sorted.
-_SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-_SYSTEM_SET = frozenset(_SYSTEM_FLAGS)
 
 
 class UnknownCte(Exception):  # noqa: N818 - named after the response code the session sends
@@ -152,19 +150,6 @@ def plan_fetch(
 # --- rendering ----------------------------------------------------------------------------------
 
 
-def flag_names(flags: frozenset[str], *, recent: bool = False) -> list[str]:
-    """Flags in the order FETCH and FLAGS responses list them: system flags, then keywords.
-
-    ``\\Recent`` is never stored; the session says whether this message counts as recent
-    for it (RFC 3501 §2.3.2; IMAP4rev2 has no \\Recent).
-    """
-    names = [f for f in _SYSTEM_FLAGS if f in flags]
-    if recent:
-        names.append("\\Recent")
-    names += sorted(f for f in flags if f not in _SYSTEM_SET)
-    return names
-
-
 def _need(value: bytes | None, what: str) -> bytes:
     if value is None:
         raise ValueError(f"FETCH of {what} needs the raw message; the plan said so")
@@ -187,9 +172,9 @@ def _top_level(raw: bytes, section: Section) -> bytes:
         return raw[:header_end]
     if text is SectionText.TEXT:
         return raw[header_end:]
-    names = [name.encode("utf-8", "replace") for name in section.fields]
     exclude = text is SectionText.HEADER_FIELDS_NOT
-    return mime.field_lines(raw, 0, header_end, names, exclude=exclude)
+    wanted = mime.field_name_set(section.fields)
+    return mime.field_lines(raw, 0, header_end, wanted, exclude=exclude)
 
 
 def _section_data(attr: FetchBody, meta: MessageMeta | None, raw: bytes) -> bytes:
@@ -212,7 +197,7 @@ def _binary_data(attr: FetchBody, meta: MessageMeta | None, raw: bytes) -> bytes
 
 
 def _body(attr: FetchBody, meta: MessageMeta | None, raw: bytes | None) -> bytes:
-    data = _need(raw, attr.response_name().decode("ascii", "replace"))
+    data = _need(raw, "a body section")
     if attr.binary:
         data = _binary_data(attr, meta, data)
     else:
@@ -260,7 +245,7 @@ def _item(
         case FetchItem.UID:
             return responses.item_uid(info.uid)
         case FetchItem.FLAGS:
-            return responses.item_flags(flag_names(info.flags, recent=recent))
+            return responses.item_flags(display_order(info.flags, recent=recent))
         case FetchItem.MODSEQ:
             return responses.item_modseq(info.modseq)
         case FetchItem.RFC822_SIZE:

@@ -34,9 +34,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Set as AbstractSet
 
+from courriel.mail.flags import display_order
 from courriel.mail.message import MessageMeta, SearchFields, search_fields_of
 from courriel.session import imap_fetch, imap_search
-from courriel.session.imap_selected import SelectedView, sorted_flags
+from courriel.session.imap_selected import SelectedView
 from courriel.session.imap_state import Io, SessionState, readonly_refusal
 from courriel.session.timeslice import OFFLOAD_BYTES, TimeSlice, offload
 from courriel.store.base import Copied, FlagOp, Mailbox, MessageInfo, NotFound
@@ -119,7 +120,7 @@ class _RowFetch:
                 key = (info.flags, info.uid in self._recent)
                 encoded = self._flags.get(key)
                 if encoded is None:
-                    encoded = r.item_flags(imap_fetch.flag_names(info.flags, recent=key[1]))
+                    encoded = r.item_flags(display_order(info.flags, recent=key[1]))
                     self._flags[key] = encoded
                 items.append(encoded)
             elif attr is FetchItem.MODSEQ:
@@ -295,7 +296,7 @@ def _store_fetch(
     if cmd.uid or condstore:
         items.append(r.item_uid(info.uid))
     if not cmd.silent:
-        items.append(r.item_flags(sorted_flags(info.flags, recent=recent)))
+        items.append(r.item_flags(display_order(info.flags, recent=recent)))
     if condstore:
         # RFC 7162 §3.1.3: the new MODSEQ is reported even with .SILENT
         items.append(r.item_modseq(info.modseq))
@@ -464,15 +465,13 @@ async def expunge(state: SessionState, cmd: c.Expunge) -> bytes:
     view = state.selected()
     if view.readonly:
         return readonly_refusal(cmd.tag)
-    # The store is the authority on \Deleted: another session may have set it a moment ago.
-    infos = await state.store.list_messages(view.mailbox.id)
-    deleted = [i.uid for i in infos if "\\Deleted" in i.flags]
-    if cmd.uids is not None:
-        top = max(view.max_uid, infos[-1].uid if infos else 0)
-        deleted = [u for u in deleted if cmd.uids.contains(u, top)]  # RFC 4315 §2.1
+    # The store is the authority on \Deleted: another session may have set or cleared it a
+    # moment ago, so the store decides which messages go, in the expunge's own transaction.
+    # RFC 4315 §2.1: UID EXPUNGE only of the messages the set names.
+    uids = None if cmd.uids is None else view.resolve(cmd.uids, uid=True)
     out: list[bytes] = []
-    if deleted:
-        gone = await state.store.expunge(view.mailbox.id, deleted)
+    if uids != []:
+        gone = await state.store.expunge_deleted(view.mailbox.id, uids)
         out.append(view.remove([e.uid for e in gone], qresync=state.qresync))
     out.append(await state.refresh(allow_expunge=True))
     out.append(r.ok(cmd.tag, ("UID EXPUNGE" if cmd.uids else "EXPUNGE") + " completed"))

@@ -45,6 +45,7 @@ from datetime import date, datetime
 from typing import Protocol, assert_never
 
 from courriel.mail import envelope, searchtext
+from courriel.mail import flags as flags_
 from courriel.mail.message import SEARCH_FIELDS, MessageMeta, SearchFields
 from courriel.store.base import MessageInfo
 from courriel.wire.imap import responses
@@ -104,11 +105,6 @@ def _address_match(needle: str, value: str) -> bool:
 def _utf8(text: str | None) -> str:
     """A part of ``envelope.parse_addresses``, which reads bytes as Latin-1, back as UTF-8."""
     return "" if text is None else text.encode("latin-1").decode("utf-8", "replace")
-
-
-_SYSTEM_FLAGS = {
-    f.casefold(): f for f in ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-}
 
 
 class SearchView(Protocol):
@@ -255,7 +251,7 @@ def _compare_day(day: date, op: DateOp, wanted: date) -> bool:
 def _has_flag(flags: frozenset[str], flag: str) -> bool:
     if flag.startswith("\\"):
         # The store keeps system flags in their canonical spelling; match that spelling.
-        return _SYSTEM_FLAGS.get(flag.casefold(), flag) in flags
+        return flags_.canonical(flag) in flags
     if flag in flags:
         return True
     # Keywords are kept as given; compare them without regard to case, as Dovecot does.

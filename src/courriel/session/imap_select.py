@@ -108,8 +108,5 @@ async def close(state: SessionState, cmd: c.Close | c.Unselect) -> bytes:
     state.view = None
     if isinstance(cmd, c.Close) and not view.readonly:
         # RFC 9051 §6.4.1: CLOSE expunges \Deleted messages silently.
-        infos = await state.store.list_messages(view.mailbox.id)
-        deleted = [i.uid for i in infos if "\\Deleted" in i.flags]
-        if deleted:
-            await state.store.expunge(view.mailbox.id, deleted)
+        await state.store.expunge_deleted(view.mailbox.id)
     return r.ok(cmd.tag, ("CLOSE" if isinstance(cmd, c.Close) else "UNSELECT") + " completed")

@@ -39,12 +39,11 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from courriel.mail.flags import SYSTEM_FLAGS, display_order
 from courriel.session.imap_search import FieldCache
 from courriel.store.base import Expunged, Mailbox, MessageInfo, Store
 from courriel.wire.imap import responses
 from courriel.wire.imap.sequence import SequenceSet
-
-SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
 class MailboxGone(Exception):  # noqa: N818 - reads as an event
@@ -272,7 +271,7 @@ class SelectedView:
         """``* n FETCH (UID u FLAGS (...) [MODSEQ (m)])``; UID always (RFC 7162 §3.2.4)."""
         seq = self.seq_of(info.uid)
         assert seq is not None
-        names = sorted_flags(info.flags, recent=info.uid in self.recent)
+        names = display_order(info.flags, recent=info.uid in self.recent)
         items = [responses.item_uid(info.uid), responses.item_flags(names)]
         if condstore:
             items.append(responses.item_modseq(info.modseq))  # RFC 7162 §3.1.4.1
@@ -361,10 +360,3 @@ def _apply(
         merged = sorted([*infos.values(), *late], key=lambda i: i.uid)
         infos.clear()
         infos.update((i.uid, i) for i in merged)
-
-
-def sorted_flags(flags: Iterable[str], *, recent: bool = False) -> list[str]:
-    """System flags first in their usual order (``\\Recent`` last of them, as the session
-    counts it, RFC 3501 §2.3.2), then keywords: stable output for clients."""
-    system = [f for f in SYSTEM_FLAGS if f in flags] + (["\\Recent"] if recent else [])
-    return system + sorted(f for f in flags if not f.startswith("\\"))

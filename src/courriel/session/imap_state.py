@@ -8,9 +8,8 @@ it and the protocol state machine around it. ``Io`` is what a handler may do bes
 bytes: send them (so an acknowledgement can go out inside a store transaction, which is how
 APPEND's OK is sent only after the message is durable) and open such a transaction.
 
-``UserSessions`` counts each user's sessions for the ``[LIMIT]`` at login. It lives in the
-handlers of one process, so the limit is per process: several worker processes each allow that
-many sessions per user.
+``UserSessions`` counts each user's sessions for the ``[LIMIT]`` at login, through a ``Tally``
+the server shares with all its worker processes, so the limit holds for the whole server.
 """
 
 from __future__ import annotations
@@ -27,25 +26,45 @@ from courriel.wire.imap import responses as r
 MAX_SESSIONS_PER_USER = 20
 
 
-class UserSessions:
-    """How many sessions each user has in this process (see the module docstring)."""
+class Tally(Protocol):
+    """Counts by key; the server passes one that sums over every worker process."""
 
-    def __init__(self, limit: int = MAX_SESSIONS_PER_USER) -> None:
+    def add(self, key: str, delta: int) -> None: ...
+
+    def count(self, key: str) -> int: ...
+
+
+class _LocalTally:
+    def __init__(self) -> None:
+        self._count: dict[str, int] = {}
+
+    def add(self, key: str, delta: int) -> None:
+        left = self._count.get(key, 0) + delta
+        if left > 0:
+            self._count[key] = left
+        else:
+            self._count.pop(key, None)
+
+    def count(self, key: str) -> int:
+        return self._count.get(key, 0)
+
+
+class UserSessions:
+    """How many sessions each user has on this server (see the module docstring)."""
+
+    def __init__(self, limit: int = MAX_SESSIONS_PER_USER, tally: Tally | None = None) -> None:
         self.limit = limit
-        self._count: dict[int, int] = {}
+        self._tally = tally if tally is not None else _LocalTally()
 
     def take(self, user_id: int) -> bool:
-        if self._count.get(user_id, 0) >= self.limit:
+        key = str(user_id)
+        if self._tally.count(key) >= self.limit:
             return False
-        self._count[user_id] = self._count.get(user_id, 0) + 1
+        self._tally.add(key, 1)
         return True
 
     def release(self, user_id: int) -> None:
-        left = self._count.get(user_id, 0) - 1
-        if left > 0:
-            self._count[user_id] = left
-        else:
-            self._count.pop(user_id, None)
+        self._tally.add(str(user_id), -1)
 
 
 class Io(Protocol):

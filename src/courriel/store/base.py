@@ -432,6 +432,12 @@ class Store(DkimKeyStore, JunkStore, Protocol):
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:
         """Removes those messages (UIDs not present are ignored) and logs them."""
 
+    async def expunge_deleted(
+        self, mailbox_id: int, uids: Sequence[int] | None = None
+    ) -> list[Expunged]:
+        """Removes the messages flagged \\Deleted (among ``uids``, when given) and logs them;
+        which ones is decided in the same transaction (EXPUNGE, CLOSE)."""
+
     async def copy(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> Copied:
         """Copies with flags and internal date; new UIDs in ascending source UID order."""
 

@@ -122,12 +122,16 @@ def connect(
 ) -> sqlite3.Connection:
     # isolation_level=None: the module issues no BEGIN of its own; transactions are explicit.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    # The first statement may meet another process opening the database at the same moment
+    # (WAL recovery holds an exclusive lock briefly): wait for it, whatever the timeout the
+    # connection keeps afterwards (the writer's is 0: it polls by itself, see begin_immediate).
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = FULL")  # fsync the WAL at every COMMIT
     conn.execute("PRAGMA cache_size = -16384")  # 16 MiB per connection
     if reader:
         conn.execute("PRAGMA query_only = ON")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     return conn
 
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from importlib import resources
 from typing import Any, Generic, TypeVar
 
+from courriel.mail import flags as mailflags
 from courriel.store.base import (
     AlreadyExists,
     Change,
@@ -57,16 +58,19 @@ class Done(Generic[T]):
 
 # --- values ----------------------------------------------------------------------------------
 
-SYSTEM_FLAGS: dict[str, int] = {
+# How the system flags are kept: one bit each in ``messages.sysflags``. The numbers are on disk
+# in every database: never renumber them.
+FLAG_BITS: dict[str, int] = {
     "\\Seen": 1,
     "\\Answered": 2,
     "\\Flagged": 4,
     "\\Deleted": 8,
     "\\Draft": 16,
 }
-SEEN = SYSTEM_FLAGS["\\Seen"]
-_SYSTEM_BY_LOWER = {name.lower(): (name, bit) for name, bit in SYSTEM_FLAGS.items()}
-_RECENT = "\\recent"
+assert set(FLAG_BITS) == set(mailflags.SYSTEM_FLAGS), "a system flag without its bit"
+_RECENT = mailflags.RECENT.casefold()
+SEEN = FLAG_BITS["\\Seen"]
+DELETED = FLAG_BITS["\\Deleted"]
 INBOX = "INBOX"
 # Highest UID IMAP can name (RFC 9051 §2.3.1.1: nz-number is 32-bit).
 MAX_UID = 0xFFFFFFFF
@@ -74,21 +78,16 @@ MAX_UID = 0xFFFFFFFF
 
 def normalise_flags(flags: Iterable[str]) -> frozenset[str]:
     """System flags in their canonical spelling (they are case-insensitive), "\\Recent" dropped."""
-    out: set[str] = set()
-    for flag in flags:
-        low = flag.lower()
-        if low == _RECENT:  # RFC 9051 §2.3.2: \Recent is gone; RFC 3501 keeps it per session
-            continue
-        system = _SYSTEM_BY_LOWER.get(low)
-        out.add(system[0] if system else flag)
-    return frozenset(out)
+    # RFC 9051 §2.3.2: \Recent is gone; RFC 3501 keeps it per session, never stored
+    canonical = (mailflags.canonical(flag) for flag in flags)
+    return frozenset(f for f in canonical if f.casefold() != _RECENT)
 
 
 def encode_flags(flags: frozenset[str]) -> tuple[int, str]:
     bits = 0
     keywords = []
     for flag in flags:
-        bit = SYSTEM_FLAGS.get(flag)
+        bit = FLAG_BITS.get(flag)
         if bit is None:
             keywords.append(flag)
         else:
@@ -99,7 +98,7 @@ def encode_flags(flags: frozenset[str]) -> tuple[int, str]:
 @functools.lru_cache(maxsize=4096)
 def decode_flags(bits: int, keywords: str) -> frozenset[str]:
     # Few distinct combinations exist in a mailbox; caching shares the frozensets.
-    out = {name for name, bit in SYSTEM_FLAGS.items() if bits & bit}
+    out = {name for name, bit in FLAG_BITS.items() if bits & bit}
     if keywords:
         out.update(keywords.split(" "))
     return frozenset(out)
@@ -283,14 +282,19 @@ def add_usage(usage: dict[int, tuple[int, int]], user_id: int, size: int, count:
     usage[user_id] = (old[0] + size, old[1] + count)
 
 
-def delete_messages(mailbox_id: int, ranges: Sequence[tuple[int, int]]) -> Script[Rows]:
-    """Deletes the messages in ``ranges``; returns their (uid, size, blob_id) rows by UID."""
+def delete_messages(
+    mailbox_id: int, ranges: Sequence[tuple[int, int]] | None, *, only_flag: int = 0
+) -> Script[Rows]:
+    """Deletes the messages in ``ranges`` (None: all of the mailbox), only those with the system
+    flag bit ``only_flag`` set when it is given; returns their (uid, size, blob_id) rows by UID."""
+    flag = " AND (sysflags & ?) <> 0" if only_flag else ""
+    filters = [("1 = 1", ())] if ranges is None else range_filters(ranges)
     removed: Rows = []
-    for clause, params in range_filters(ranges):
+    for clause, params in filters:
         removed += yield Query(
-            f"DELETE FROM messages WHERE mailbox_id = ? AND {clause}"  # noqa: S608 - placeholders only
+            f"DELETE FROM messages WHERE mailbox_id = ? AND {clause}{flag}"  # noqa: S608
             " RETURNING uid, size, blob_id",
-            (mailbox_id, *params),
+            (mailbox_id, *params, *((only_flag,) if only_flag else ())),
         )
     removed.sort()
     return removed

@@ -28,12 +28,14 @@ from courriel.store.base import (
     NotFound,
 )
 from courriel.store.sql.core import (
+    DELETED,
     MAX_UID,
     MESSAGE_COLS,
     ROWS_PER_INSERT,
     Done,
     Query,
     Row,
+    Rows,
     Script,
     add_usage,
     adjust_blobs,
@@ -194,6 +196,23 @@ def store_flags(
 def expunge(mailbox_id: int, uids: Sequence[int]) -> Script[Done[list[Expunged]]]:
     user_id, _, _ = yield from lock_mailbox(mailbox_id)
     removed = yield from delete_messages(mailbox_id, uid_ranges(uids))
+    return (yield from _expunged(mailbox_id, user_id, removed))
+
+
+def expunge_deleted(
+    mailbox_id: int, ranges: Sequence[tuple[int, int]] | None
+) -> Script[Done[list[Expunged]]]:
+    """EXPUNGE/CLOSE: the messages flagged \\Deleted now, decided under the mailbox lock.
+
+    Deciding inside the transaction means a \\Deleted cleared by another session a moment ago
+    is honoured, and no listing of the whole mailbox crosses into Python to find the few.
+    """
+    user_id, _, _ = yield from lock_mailbox(mailbox_id)
+    removed = yield from delete_messages(mailbox_id, ranges, only_flag=DELETED)
+    return (yield from _expunged(mailbox_id, user_id, removed))
+
+
+def _expunged(mailbox_id: int, user_id: int, removed: Rows) -> Script[Done[list[Expunged]]]:
     if not removed:
         return Done([])
     modseq, change = yield from log_expunges(mailbox_id, user_id, removed)

@@ -304,6 +304,12 @@ class SqlStore(DkimKeysMixin, JunkMixin):
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:
         return await self._write(messages.expunge(mailbox_id, uids))
 
+    async def expunge_deleted(
+        self, mailbox_id: int, uids: Sequence[int] | None = None
+    ) -> list[Expunged]:
+        ranges = None if uids is None else uid_ranges(uids)
+        return await self._write(messages.expunge_deleted(mailbox_id, ranges))
+
     async def copy(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> Copied:
         script = messages.copy_messages(
             src_mailbox_id, uid_ranges(uids), dst_mailbox_id, move=False

@@ -12,6 +12,7 @@ Each knows the name it has in the response (``response_name``), which differs fr
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 from courriel.wire.imap.strings import astring
@@ -66,11 +67,17 @@ class FetchBody:
 
     def response_name(self) -> bytes:
         """``BODY[1.TEXT]<0>``: no PEEK, and only the origin of a partial (RFC 9051 §7.5.2)."""
-        name = b"BINARY[" if self.binary else b"BODY["
-        name += self.section.to_bytes() + b"]"
-        if self.partial is not None:
-            name += b"<" + str(self.partial[0]).encode() + b">"
-        return name
+        return _body_response_name(self)
+
+
+# A FETCH names the same few sections for every message it answers: build each name once.
+@functools.lru_cache(maxsize=256)
+def _body_response_name(body: FetchBody) -> bytes:
+    name = b"BINARY[" if body.binary else b"BODY["
+    name += body.section.to_bytes() + b"]"
+    if body.partial is not None:
+        name += b"<" + str(body.partial[0]).encode() + b">"
+    return name
 
 
 @dataclass(frozen=True, slots=True)

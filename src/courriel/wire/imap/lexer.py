@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import NoReturn
 
+from courriel.mail import flags as mailflags
 from courriel.wire.errors import ProtocolError
 from courriel.wire.imap import mutf7
 from courriel.wire.imap.sequence import SequenceSet, SequenceSyntaxError, parse_sequence_set
@@ -57,7 +58,6 @@ NUMBER_RE = re.compile(rb"\d+")
 SEQUENCE_RE = re.compile(rb"[0-9:,*$]+")
 _UNESCAPE_RE = re.compile(rb"\\([\"\\])")
 
-SYSTEM_FLAGS = {f.upper(): f for f in ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")}
 _SP, _LPAREN, _RPAREN, _DQUOTE, _LBRACE, _TILDE = 0x20, 0x28, 0x29, 0x22, 0x7B, 0x7E
 
 
@@ -280,7 +280,7 @@ class Reader:
     def flag(self, what: str = "flag") -> str:
         if self.maybe_char(0x5C):  # "\": a system flag or flag-extension
             name = self.atom(what).decode("ascii")
-            return SYSTEM_FLAGS.get("\\" + name.upper(), "\\" + name)
+            return mailflags.canonical("\\" + name)
         return self.atom(what).decode("ascii")
 
     def flag_list(self, what: str = "flag list") -> frozenset[str]:

@@ -68,7 +68,7 @@ CREATE TABLE messages (
     mailbox_id    BIGINT NOT NULL REFERENCES mailboxes (id),
     uid           BIGINT NOT NULL,
     modseq        BIGINT NOT NULL,
-    sysflags      BIGINT NOT NULL,  -- bit mask of system flags, see sql/core.py SYSTEM_FLAGS
+    sysflags      BIGINT NOT NULL,  -- bit mask of system flags, see sql/core.py FLAG_BITS
     keywords      TEXT NOT NULL,    -- keywords, sorted, space-separated; '' for none
     internal_date TEXT NOT NULL,    -- ISO 8601 with offset
     size          BIGINT NOT NULL,

@@ -69,7 +69,7 @@ CREATE TABLE messages (
     mailbox_id    INTEGER NOT NULL REFERENCES mailboxes (id),
     uid           INTEGER NOT NULL,
     modseq        INTEGER NOT NULL,
-    sysflags      INTEGER NOT NULL,  -- bit mask of system flags, see sql/core.py SYSTEM_FLAGS
+    sysflags      INTEGER NOT NULL,  -- bit mask of system flags, see sql/core.py FLAG_BITS
     keywords      TEXT NOT NULL,     -- keywords, sorted, space-separated; '' for none
     internal_date TEXT NOT NULL,     -- ISO 8601 with offset
     size          INTEGER NOT NULL,
