@@ -1,5 +1,6 @@
-"""Port 25 with ``[junk]`` on, over real loopback sockets: refusals that say why, greylisting,
-early talkers, and each recipient's copy scored and filed in INBOX or Junk."""
+"""Port 25 with ``[junk]`` on, over real loopback sockets: refusals that say why (at RCPT,
+postmaster excepted), greylisting, early talkers, and each recipient's copy scored and filed in
+INBOX or Junk."""
 
 from __future__ import annotations
 
@@ -61,8 +62,10 @@ async def test_a_bad_helo_is_refused_at_mail_with_the_reason(
         await server.add_user("alice@example.test")
         c = await server.connect("smtp")
         await greet(c, helo)
-        code, text = await c.command("MAIL FROM:<bob@example.net>")
+        await c.expect("MAIL FROM:<bob@example.net>", 250)
+        code, text = await c.command("RCPT TO:<alice@example.test>")
         assert f"{code} {text}".startswith(expected)
+        await c.expect("RSET", 250)
         # A client that says its name properly is served on the same connection.
         await c.expect("EHLO [127.0.0.1]", 250)
         await c.envelope("bob@example.net", "alice@example.test")
@@ -91,13 +94,21 @@ async def test_a_blocklisted_client_hears_the_list_and_its_reason(
     }
     async with smtp_server(tmp_path, sections=sections) as server:
         await server.add_user("alice@example.test")
+        await server.add_user("postmaster@example.test")
         c = await server.connect("smtp")
         await greet(c, "mx.sender.test")
-        code, text = await c.command("MAIL FROM:<bob@example.net>")
+        await c.expect("MAIL FROM:<bob@example.net>", 250)
+        code, text = await c.command("RCPT TO:<alice@example.test>")
         assert code == 554
         assert text == (
             "5.7.1 client 127.0.0.1 is listed by bl.test (127.0.0.1 is listed here for the test)"
         )
+        # RFC 5321 §4.5.1: the listed sender can still write to postmaster.
+        await c.expect("RCPT TO:<Postmaster@example.test>", 250)
+        await c.expect("DATA", 354)
+        await c.send(b"Subject: please delist us\r\n\r\nWe are not spammers.\r\n.\r\n")
+        assert (await c.reply())[0] == 250
+        assert len(await server.inbox("postmaster@example.test")) == 1
         await c.close()
         # A list that does not list the client refuses nothing.
         sections["junk"]["dnsbl_zones"] = ("other.test",)

@@ -20,8 +20,9 @@ a lie about who is talking.
 
 A lookup that fails or times out (``DnsTempError``, ``TimeoutError``) counts as "not listed"
 and "confirmed": a DNS problem never refuses mail. A refusal is returned, not sent: the
-session answers MAIL FROM with it (as Postfix delays its rejections to RCPT), so the client
-hears the reason at a point where it reports it, and the log line says the same.
+session answers RCPT with it (as Postfix delays its rejections to RCPT), so the client hears
+the reason at a point where it reports it, and the log line says the same; mail to postmaster
+still passes (RFC 5321 §4.5.1).
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ policy, in one of two modes chosen by the listener:
   (``courriel.session.smtp_inbound``): refused (550 5.7.1), deferred (451 4.7.0), or stored
   with an Authentication-Results field, in INBOX or in Junk.
   With ``junk`` (``[junk]``, ``courriel.session.smtp_junk``): a refusal found when the client
-  connected (DNS blocklist, reverse DNS) or for its HELO answers MAIL FROM; greylisting
-  answers RCPT; and each local recipient's copy is scored and filed in INBOX or Junk.
+  connected (DNS blocklist, reverse DNS) or for its HELO answers each RCPT but the one to
+  postmaster (RFC 5321 §4.5.1); greylisting answers RCPT too; and each local recipient's copy
+  is scored and filed in INBOX or Junk.
 
 A transaction starts with an accepted MAIL: every RCPT and the message that follow belong to the
 last accepted MAIL, because the core only lets them through in that state. Recipients are
@@ -56,7 +57,7 @@ from courriel.session.smtp_auth import SmtpAuth
 from courriel.session.smtp_inbound import Checker, Placement, deliver_junk, judge, refusal
 from courriel.session.smtp_junk import JunkServices, deliver_scored, greylisted
 from courriel.store.base import OverQuota, Store, StoreError
-from courriel.wire.smtp import Mode, Reply, SmtpConnection
+from courriel.wire.smtp import Mode, Path, Reply, SmtpConnection
 from courriel.wire.smtp import events as ev
 from courriel.wire.smtp import replies as r
 
@@ -70,6 +71,12 @@ MESSAGE_OVER_QUOTA = Reply(
 NULL_SENDER = Reply(
     550, "5.7.1", "you may only send as addresses you own: <> is reserved for bounces"
 )
+
+
+def _postmaster(path: Path) -> bool:
+    """RFC 5321 §4.5.1: mail to postmaster is accepted even from a client refused otherwise,
+    so a sender on a blocklist can still reach a person here."""
+    return path.local_part.lower() == "postmaster"
 
 
 def _utc_now() -> datetime:
@@ -125,12 +132,12 @@ class SmtpSession:
         self._esmtp = False
         self._tls: TlsDetails | None = None
         self._tx: _Transaction | None = None
-        # A connection-time refusal (blocklist, reverse DNS), answered to MAIL FROM.
+        # A connection-time refusal (blocklist, reverse DNS), answered to RCPT.
         self._refused: Reply | None = None
         self._helo_refused: Reply | None = None
 
     def refuse_client(self, text: Reply) -> None:
-        """The connection checks refused the client: every MAIL FROM gets ``text``."""
+        """The connection checks refused the client: every RCPT but postmaster gets ``text``."""
         self._refused = text
 
     @property
@@ -190,9 +197,6 @@ class SmtpSession:
 
     async def _mail(self, event: ev.MailFrom) -> Reply:
         self._tx = None
-        refused = self._refused or self._helo_refused
-        if self._mode is Mode.MX and refused is not None:
-            return refused  # the reason was logged when it was found
         if self._mode is Mode.SUBMISSION:
             user = self._auth.user
             if user is None:
@@ -210,6 +214,9 @@ class SmtpSession:
     async def _rcpt(self, event: ev.RcptTo) -> Reply:
         tx = self._tx
         assert tx is not None  # the core only passes RCPT after an accepted MAIL
+        refused = self._refused or self._helo_refused
+        if self._mode is Mode.MX and refused is not None and not _postmaster(event.path):
+            return refused  # the reason was logged when it was found
         try:
             verdict = await policy.classify_recipient(
                 self._s.store,

@@ -6,7 +6,8 @@ Theory of operation
 
 * the connection checks' refusal (DNS blocklists, forward-confirmed reverse DNS: found while
   the greeting waits, ``net/smtp.py``) and the HELO check's are kept by the session and given
-  as the answer to MAIL FROM, so the client hears and logs them;
+  as the answer to each RCPT, so the client hears and logs them -- except for RCPT to
+  postmaster, which RFC 5321 §4.5.1 wants accepted, so a listed sender can reach a person;
 * ``greylisted`` answers a recipient of an unknown (network, sender, recipient) triple with
   451 4.7.1 (RFC 6647 §2.1 describes the practice), from a table in the store that every node
   shares; a store failure lets the mail through rather than stall it;
