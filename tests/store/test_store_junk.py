@@ -75,7 +75,21 @@ async def test_greylist_waits_then_passes(store: Store) -> None:
     assert await check("a", 1300.0) == 0.0
     assert await check("a", 50000.0) == 0.0  # passed triples keep passing
     assert await check("b", 1100.0 + 3601) == 300.0  # the retry window ran out: start again
-    assert await check("a", 1300.0 + 86401 + 50000) == 300.0  # the pass period ended
+    assert await check("a", 50000.0 + 86401) == 300.0  # the pass period ended
+
+
+async def test_a_passing_triple_is_renewed_only_past_half_its_period(store: Store) -> None:
+    def check(triple: str, now: float) -> object:
+        return store.greylist_check(triple, now, delay=10, retry_window=100, pass_seconds=1000)
+
+    await check("t", 0.0)
+    assert await check("t", 20.0) == 0.0  # passes until 1020
+    assert await check("t", 400.0) == 0.0  # more than half left: not renewed
+    assert await check("t", 1021.0) == 10.0  # so it ended at 1020
+    await check("u", 0.0)
+    assert await check("u", 20.0) == 0.0
+    assert await check("u", 600.0) == 0.0  # less than half left: renewed until 1600
+    assert await check("u", 1500.0) == 0.0
 
 
 async def test_concurrent_training_counts_each_message_once(store: Store, user: User) -> None:
