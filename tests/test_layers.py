@@ -20,6 +20,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "store": ("net", "session", "queue", "wire", "app", "cli", "admin"),
     # the Sieve language: pure, like mail/; delivery (queue/) carries out what it decides
     "sieve": ("net", "session", "store", "queue", "accounts", "app", "admin", "cli", "config"),
+    # junk filtering: message logic over the store's interface, no protocol code
+    "junk": ("net", "session", "queue", "wire", "app", "cli", "admin"),
 }
 # standard modules that do I/O, which no sans-IO core may touch
 WIRE_NO_IO = ("asyncio", "socket", "ssl", "sqlite3", "asyncpg", "selectors")

@@ -337,6 +337,17 @@ async def set_tag_folders(store: Store, addr: str, on: bool) -> None:
         raise AdminError(f"unknown user {norm}") from None
 
 
+async def set_junk_threshold(store: Store, addr: str, threshold: float | None) -> None:
+    """The user's own junk score threshold (``courriel.junk``); None: the server's."""
+    norm = address(addr)
+    if threshold is not None and not 0 < threshold <= 1000:
+        raise InputError("the junk threshold must be more than 0 and at most 1000")
+    user = await store.get_user(norm)
+    if user is None:
+        raise AdminError(f"unknown user {norm}")
+    await store.set_junk_threshold(user.id, threshold)
+
+
 async def remove_user(store: Store, addr: str) -> None:
     """Removes the user with all their mail; there is no undo."""
     norm = address(addr)

@@ -263,6 +263,21 @@ async def _user_tag_folders(args: argparse.Namespace, cfg: Config, store: Store)
     print(f"mail for {admin.address(args.address)} with a +tag goes {where}")
 
 
+async def _user_junk_threshold(args: argparse.Namespace, cfg: Config, store: Store) -> None:
+    await admin.set_junk_threshold(store, args.address, args.threshold)
+    said = f"{args.threshold:g}" if args.threshold is not None else "the server's ([junk])"
+    print(f"junk threshold of {admin.address(args.address)}: {said}")
+
+
+def _threshold(text: str) -> float | None:
+    if text.lower() == "default":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
 async def _user_remove(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     await admin_access.remove_user(store, args.address)
     print(f"removed user {admin.address(args.address)} and all their mail")
@@ -474,6 +489,14 @@ def _add_user_commands(top: argparse._SubParsersAction[_Parser], common: _Parser
     p.add_argument("setting", choices=("on", "off"))
     p.set_defaults(
         handler=_store_command(_audited("user tag-folders", "address", _user_tag_folders))
+    )
+    p = sub.add_parser(
+        "junk-threshold", help="the score from which a user's mail goes to Junk", parents=[common]
+    )
+    p.add_argument("address")
+    p.add_argument("threshold", type=_threshold, metavar="SCORE", help='e.g. 7.5, or "default"')
+    p.set_defaults(
+        handler=_store_command(_audited("user junk-threshold", "address", _user_junk_threshold))
     )
     p = sub.add_parser("remove", help="remove a user and all their mail", parents=[common])
     p.add_argument("address")

@@ -161,6 +161,25 @@ class MailAuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JunkConfig:
+    """Junk filtering on port 25 (``courriel.junk``): connection checks and content scoring."""
+
+    scoring: bool = True  # score each message; above the threshold it goes to Junk
+    threshold: float = 5.0  # the default score threshold (users may have their own)
+    learn: bool = True  # learn from IMAP moves into and out of Junk and $Junk/$NotJunk
+    dnsbl_zones: tuple[str, ...] = ()  # e.g. ["zen.spamhaus.org"]; a listed client is refused
+    fcrdns: bool = False  # refuse clients without forward-confirmed reverse DNS
+    helo_checks: bool = False  # refuse a HELO of our own name, a bare IP or no FQDN
+    dns_timeout_seconds: float = 5.0  # each connection-time lookup
+    greeting_delay_seconds: float = 0.0  # wait before 220; a client talking first is refused
+    greylist: bool = False  # answer 451 4.7.1 to unknown (network, sender, recipient) triples
+    greylist_delay_seconds: float = 300.0  # a retry after this passes
+    greylist_retry_seconds: float = 86400.0  # ... if it comes within this of the first try
+    greylist_pass_seconds: float = 36 * 86400.0  # then the triple passes this long
+    rspamd_url: str = ""  # e.g. "http://127.0.0.1:11333": Rspamd scores instead of courriel
+
+
+@dataclass(frozen=True, slots=True)
 class MtaStsConfig:
     """The MTA-STS policy served for every hosted domain (RFC 8461 §3.2)."""
 
@@ -201,6 +220,7 @@ class Config:
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)
     mtasts: MtaStsConfig = field(default_factory=MtaStsConfig)
     acme: AcmeConfig = field(default_factory=AcmeConfig)
+    junk: JunkConfig = field(default_factory=JunkConfig)
     listeners: tuple[ListenerConfig, ...] = ()
 
     def resolve(self, p: str) -> Path:
@@ -329,6 +349,28 @@ DEFAULT_TOML = """\
 # reject_on_dmarc_reject = true   # false: deliver such mail to Junk instead
 # quarantine_to_junk = true       # false: deliver it to INBOX, marked only by the header
 
+[junk]
+# Port 25 only. Each message is scored: its SPF/DKIM/DMARC results, well-known signs of junk
+# (an HTML-only body, a subject in capitals, a From name holding another address, a date far
+# off, no Message-ID) and each recipient's own Bayesian filter, which learns from what they
+# do over IMAP (moving mail into or out of Junk, the $Junk and $NotJunk keywords). Mail
+# scoring at or above the threshold goes to the recipient's Junk mailbox, never away; the
+# X-Spam-Status field says why. `courriel user junk-threshold USER N` sets a user's own.
+# scoring = true
+# threshold = 5.0
+# learn = true
+# Connection-time checks, each refusing with a reply that says why (off by default):
+# dnsbl_zones = []                 # e.g. ["zen.spamhaus.org"]: listed clients get 554
+# fcrdns = false                   # refuse clients whose reverse DNS does not confirm
+# helo_checks = false              # refuse a HELO of our name, a bare IP, or no FQDN
+# dns_timeout_seconds = 5          # a lookup that fails or times out never refuses
+# greeting_delay_seconds = 0       # e.g. 3: clients talking before the 220 are refused
+# greylist = false                 # unknown (network, sender, recipient): 451, retry later
+# greylist_delay_seconds = 300
+# greylist_retry_seconds = 86400
+# greylist_pass_seconds = 3110400
+# rspamd_url = ""                  # e.g. "http://127.0.0.1:11333": let Rspamd score instead
+
 [mtasts]
 # The MTA-STS policy served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt for each hosted
 # domain, and announced by the records `courriel dns DOMAIN` prints. "auto" says testing while
@@ -376,6 +418,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "mailauth": MailAuthConfig,
     "mtasts": MtaStsConfig,
     "acme": AcmeConfig,
+    "junk": JunkConfig,
 }
 _CHOICES = {
     ("log", "level"): {"debug", "info", "warning", "error"},
@@ -524,6 +567,19 @@ def _check_acme(acme: AcmeConfig) -> None:
             raise ConfigError(f"[acme] {key}: must be more than 0, got {getattr(acme, key)!r}")
 
 
+def _check_junk(junk: JunkConfig) -> None:
+    if junk.threshold <= 0:
+        raise ConfigError(f"[junk] threshold: must be more than 0, got {junk.threshold!r}")
+    for zone in junk.dnsbl_zones:
+        labels = zone.strip(".").split(".")
+        if len(labels) < 2 or not all(0 < len(x) < 64 and x.isascii() for x in labels):
+            raise ConfigError(f"[junk] dnsbl_zones: {zone!r} is not a DNS zone name")
+    if junk.rspamd_url and not junk.rspamd_url.startswith(("http://", "https://")):
+        raise ConfigError(f"[junk] rspamd_url: {junk.rspamd_url!r} is not an http:// URL")
+    if junk.dns_timeout_seconds <= 0:
+        raise ConfigError("[junk] dns_timeout_seconds: must be more than 0")
+
+
 def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     """Reads the configuration; raises ``ConfigError`` with a one-line reason."""
     path = locate(explicit)
@@ -553,6 +609,7 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     _check_relay(sections["relay"], sections["dns"])
     _check_queue(sections["queue"])
     _check_acme(sections["acme"])
+    _check_junk(sections["junk"])
     if not 0 < sections["mtasts"].max_age <= 31557600:  # RFC 8461 §3.2: at most a year
         raise ConfigError("[mtasts] max_age: must be 1..31557600 seconds")
     return Config(

@@ -239,3 +239,16 @@ def test_tag_folders_switch(courriel, in_store, domain: str) -> None:
     assert in_store(lambda s: s.tag_folders(user.id)) is False
     r = courriel("user", "tag-folders", "nobody@example.org", "on")
     assert r.status != 0 and "unknown user nobody@example.org" in r.err
+
+
+def test_junk_threshold_is_set_per_user(courriel, in_store, domain: str) -> None:
+    courriel("user", "add", "alice@example.org", "--password-argv", "pw-123456")
+    user = in_store(lambda s: s.get_user("alice@example.org"))
+    r = courriel("user", "junk-threshold", "alice@example.org", "7.5")
+    assert r.status == 0, r.err
+    assert in_store(lambda s: s.junk_model(user.id, [])).threshold == 7.5
+    assert courriel("user", "junk-threshold", "alice@example.org", "default").status == 0
+    assert in_store(lambda s: s.junk_model(user.id, [])).threshold is None
+    assert courriel("user", "junk-threshold", "alice@example.org", "-1").status != 0
+    r = courriel("user", "junk-threshold", "nobody@example.org", "5")
+    assert r.status == 1 and r.error() == "unknown user nobody@example.org"

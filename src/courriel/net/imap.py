@@ -33,6 +33,7 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from courriel.junk.learn import JunkLearner
 from courriel.net.listener import ConnectionContext, ProtocolHandlers, Refusal
 from courriel.net.stream import ShuttingDown, Stream, StreamTimeout
 from courriel.session.imap import Action, Session
@@ -254,6 +255,8 @@ def handlers(
     """The IMAP handlers; the keyword arguments exist so tests can shorten the limits."""
     sessions = UserSessions(sessions_per_user, app.imap_users)
     listings = Listings()  # SELECT reads only what changed since a mailbox's last listing
+    # Moves into and out of Junk, $Junk and $NotJunk train each user's junk filter.
+    learner = JunkLearner(app.store) if app.cfg.junk.learn else None
 
     async def serve(stream: Stream, ctx: ConnectionContext) -> None:
         conn = ImapConnection(
@@ -265,6 +268,7 @@ def handlers(
             login_timeout=login_timeout,
             autologout=autologout,
         )
+        conn.session.state.junk = learner
         await conn.run()
 
     async def refuse(stream: Stream, refusal: Refusal) -> None:

@@ -27,16 +27,23 @@ submission on 587 and 465). Per connection, ``SmtpServer.run``:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from courriel.junk import checks as junk_checks
+from courriel.junk.checks import ConnectionChecks
+from courriel.junk.filter import JunkFilter
 from courriel.logs import kv
+from courriel.mail.auth.dns import Resolver
 from courriel.net.listener import HANDSHAKE_TIMEOUT, ConnectionContext, ProtocolHandlers, Refusal
 from courriel.net.stream import Stream, StreamTimeout
 from courriel.queue.filtering import Filters
 from courriel.queue.outbound import Queue, RelayDisabled
 from courriel.session.smtp import SessionServices, SmtpSession, TlsDetails
+from courriel.session.smtp_inbound import refusal
+from courriel.session.smtp_junk import JunkServices
 from courriel.session.timeslice import TimeSlice
 from courriel.wire.errors import ProtocolError
 from courriel.wire.sasl import MECHANISMS
@@ -53,6 +60,10 @@ DATA_TIMEOUT = 180.0  # RFC 5321 §4.5.3.2.5: data block, 3 minutes
 MAX_RECIPIENTS = 100  # RFC 5321 §4.5.3.1.8: at least 100 must be accepted
 READ_SIZE = 256 * 1024
 
+# RFC 5321 §3.1: the client waits for the greeting before it speaks (postscreen's "pregreet").
+EARLY_TALKER = Reply(
+    554, "5.5.1", "you sent commands before the greeting: this server does not talk to such clients"
+)
 TIMED_OUT = Reply(421, "4.4.2", "timeout waiting for the client, closing the connection")
 
 
@@ -95,6 +106,7 @@ class SmtpServer:
         self.data_timeout = data_timeout
         name = ctx.listener.name
         self.conn = SmtpConnection(smtp_config(app, name, ctx.listener.implicit_tls))
+        self.services = services
         self.session = SmtpSession(services, self.conn, mode_of(name), ctx.peer[0])
         if ctx.listener.implicit_tls:
             self.session.tls_started(_details(stream))
@@ -104,11 +116,58 @@ class SmtpServer:
         self._shutting_down = Reply(421, "4.3.2", f"{app.hostname} {Refusal.SHUTTING_DOWN.value}")
 
     async def run(self) -> None:
-        self._out += self.conn.greeting()
         try:
-            await self._loop()
+            if await self._before_greeting():
+                self._out += self.conn.greeting()
+                await self._loop()
         finally:
             await self._flush_quietly()
+
+    async def _before_greeting(self) -> bool:
+        """Port 25's connection checks, run while the greeting is held back for
+        ``[junk] greeting_delay_seconds``; False when the client spoke first (and was told)."""
+        junk = self.services.junk
+        if junk is None:
+            return True
+        checks = junk.checks
+        looking = asyncio.create_task(checks.client(self.ctx.peer[0])) if checks.active else None
+        try:
+            if junk.cfg.greeting_delay_seconds > 0 and not await self._quiet(
+                junk.cfg.greeting_delay_seconds
+            ):
+                return False
+            found = await self._checked(looking) if looking is not None else None
+        finally:
+            if looking is not None and not looking.done():
+                looking.cancel()
+        if found is not None:
+            self.session.refuse_client(refusal(found.code, found.enhanced, found.text))
+        return True
+
+    async def _checked(
+        self, looking: asyncio.Task[junk_checks.Refusal | None]
+    ) -> junk_checks.Refusal | None:
+        try:
+            return await looking
+        except Exception:  # a bug in a check must not refuse, nor end, the connection
+            log.exception("connection checks failed; the client is not refused")
+            return None
+
+    async def _quiet(self, delay: float) -> bool:
+        """Waits ``delay`` for the client to stay silent, as RFC 5321 §3.1 wants it to until
+        the greeting; a client that sends first is an early talker and is turned away."""
+        try:
+            data = await self.stream.read(READ_SIZE, timeout=delay)
+        except StreamTimeout:
+            return True
+        if data:
+            log.info(
+                "client refused: it sent commands before the greeting",
+                extra=kv(ip=self.ctx.peer[0], delay=delay),
+            )
+            # Before the greeting the core expects nothing from us: the line is written as is.
+            self._out += _line(f"{EARLY_TALKER.code} {EARLY_TALKER.enhanced} {EARLY_TALKER.text}")
+        return False
 
     async def _loop(self) -> None:
         conn = self.conn
@@ -201,6 +260,19 @@ def _line(text: str) -> bytes:
     return text.replace("\r", " ").replace("\n", " ").encode("utf-8", "replace") + b"\r\n"
 
 
+def junk_services(app: App) -> JunkServices:
+    """The ``[junk]`` services of port 25; DNS through the SPF/DKIM/DMARC checks' resolver, or
+    one of its own when those are off."""
+    cfg = app.cfg.junk
+    resolver: Resolver | None = app.mailauth.resolver if app.mailauth is not None else None
+    if resolver is None and (cfg.dnsbl_zones or cfg.fcrdns):
+        from courriel.auth_resolver import AuthResolver  # dnspython: only when it is used
+
+        resolver = AuthResolver(app.cfg.dns.nameservers, timeout=cfg.dns_timeout_seconds)
+    checks = ConnectionChecks(cfg, resolver, app.hostname)
+    return JunkServices(cfg, checks, JunkFilter(app.store, cfg) if cfg.scoring else None)
+
+
 def handlers(
     app: App,
     *,
@@ -224,8 +296,15 @@ def handlers(
         # Sieve redirects and answers leave through the app's queue on every port.
         filters=Filters(app.store, queue if queue is not None else app.outbound, app.hostname),
     )
-    # Port 25 checks SPF, DKIM and DMARC when the app has a checker (``[mailauth]``).
-    mx = replace(submission, queue=RelayDisabled(), checker=app.mailauth, mailauth=app.cfg.mailauth)
+    # Port 25 checks SPF, DKIM and DMARC when the app has a checker (``[mailauth]``), and
+    # filters junk (``[junk]``).
+    mx = replace(
+        submission,
+        queue=RelayDisabled(),
+        checker=app.mailauth,
+        mailauth=app.cfg.mailauth,
+        junk=junk_services(app),
+    )
 
     async def serve(stream: Stream, ctx: ConnectionContext) -> None:
         server = SmtpServer(

@@ -40,7 +40,7 @@ from courriel.session import imap_fetch, imap_search
 from courriel.session.imap_selected import SelectedView
 from courriel.session.imap_state import Io, SessionState, readonly_refusal
 from courriel.session.timeslice import OFFLOAD_BYTES, TimeSlice, offload
-from courriel.store.base import Copied, FlagOp, MessageInfo, NotFound
+from courriel.store.base import Copied, FlagOp, Mailbox, MessageInfo, NotFound
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap import search as s
@@ -265,6 +265,10 @@ async def store(state: SessionState, cmd: c.Store) -> bytes:
     result = await state.store.store_flags(
         view.mailbox.id, uids, op, flags, unchanged_since=cmd.unchangedsince
     )
+    if state.junk is not None and op is not FlagOp.REMOVE and result.changed:
+        # $Junk / $NotJunk set by a client teach the junk filter
+        changed = [i.uid for i in result.changed]
+        await state.junk.after_flags(state.user_id, view.mailbox.id, changed, sorted(flags))
     out = [view.learn_keywords(flags) if op is not FlagOp.REMOVE else b""]
     out.append(view.absorb(result.changed))  # keywords set elsewhere meanwhile, announced first
     for info in sorted(result.changed, key=lambda i: i.uid):
@@ -416,9 +420,8 @@ async def search(state: SessionState, cmd: c.Search) -> bytes:
     return b"".join(out)
 
 
-async def _target(state: SessionState, name: str) -> int | None:
-    box = await state.store.get_mailbox(state.user_id, name)
-    return None if box is None else box.id
+async def _target(state: SessionState, name: str) -> Mailbox | None:
+    return await state.store.get_mailbox(state.user_id, name)
 
 
 async def copy_or_move(state: SessionState, cmd: c.Copy | c.Move) -> bytes:
@@ -427,9 +430,10 @@ async def copy_or_move(state: SessionState, cmd: c.Copy | c.Move) -> bytes:
     if is_move and view.readonly:
         return readonly_refusal(cmd.tag)
     uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
-    target = await _target(state, cmd.mailbox)
-    if target is None:
+    box = await _target(state, cmd.mailbox)
+    if box is None:
         return r.no(cmd.tag, "No such mailbox", r.TRYCREATE)  # RFC 9051 §6.4.7
+    target = box.id
     verb = ("UID " if cmd.uid else "") + ("MOVE" if is_move else "COPY")
     if not uids:
         return r.ok(cmd.tag, f"{verb} completed, no messages")
@@ -437,10 +441,14 @@ async def copy_or_move(state: SessionState, cmd: c.Copy | c.Move) -> bytes:
         view.dirty = True  # new messages in this very mailbox: EXISTS before the OK
     if not is_move:
         copied = await state.store.copy(view.mailbox.id, uids, target)
+        if state.junk is not None:  # into or out of Junk teaches the junk filter
+            await state.junk.after_copy(state.user_id, view.mailbox, box, copied.pairs)
         out = [await state.refresh(allow_expunge=True)]
         out.append(r.ok(cmd.tag, f"{verb} completed", _copyuid(copied)))  # RFC 4315 §3
         return b"".join(out)
     moved = await state.store.move(view.mailbox.id, uids, target)
+    if state.junk is not None:
+        await state.junk.after_copy(state.user_id, view.mailbox, box, moved.pairs)
     # RFC 6851 §4.3: COPYUID comes untagged, before the expunges of the moved messages.
     out = [r.untagged("OK", "Moved", _copyuid(moved))]
     out.append(view.remove([src for src, _ in moved.pairs], qresync=state.qresync))

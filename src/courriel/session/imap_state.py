@@ -18,6 +18,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from courriel.junk.learn import JunkLearner
 from courriel.session.imap_selected import Listings, SelectedView
 from courriel.store.base import Store, User
 from courriel.wire.imap import responses as r
@@ -85,6 +86,8 @@ class SessionState:
     enabled: list[str] = field(default_factory=list)
     # The server's listings of recently selected mailboxes, shared by its sessions.
     listings: Listings = field(default_factory=Listings)
+    # Learns from moves into and out of Junk and from $Junk/$NotJunk; None: no learning.
+    junk: JunkLearner | None = None
 
     @property
     def user_id(self) -> int:

@@ -17,6 +17,10 @@ policy, in one of two modes chosen by the listener:
   With a ``checker``, the message is judged on SPF, DKIM and DMARC before it is stored
   (``courriel.session.smtp_inbound``): refused (550 5.7.1), deferred (451 4.7.0), or stored
   with an Authentication-Results field, in INBOX or in Junk.
+  With ``junk`` (``[junk]``, ``courriel.session.smtp_junk``): a refusal found when the client
+  connected (DNS blocklist, reverse DNS) or for its HELO answers each RCPT but the one to
+  postmaster (RFC 5321 §4.5.1); greylisting answers RCPT too; and each local recipient's copy
+  is scored and filed in INBOX or Junk.
 
 A transaction starts with an accepted MAIL: every RCPT and the message that follow belong to the
 last accepted MAIL, because the core only lets them through in that state. Recipients are
@@ -42,6 +46,7 @@ from typing import assert_never
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import MailAuthConfig
+from courriel.junk.filter import Arrival
 from courriel.logs import kv
 from courriel.mail import delivery
 from courriel.queue.filtering import Filters, LocalRecipient
@@ -50,9 +55,10 @@ from courriel.queue.outbound import Envelope, Queue, QueueError, Recipient
 from courriel.queue.signer import Signer, signed
 from courriel.session import smtp_policy as policy
 from courriel.session.smtp_auth import SmtpAuth
-from courriel.session.smtp_inbound import Checker, Placement, deliver_junk, judge
+from courriel.session.smtp_inbound import Checker, Placement, deliver_junk, judge, refusal
+from courriel.session.smtp_junk import Copy, JunkServices, greylisted, scored_copies, store_copies
 from courriel.store.base import MailEvents, OverQuota, Store, StoreError
-from courriel.wire.smtp import Mode, Reply, SmtpConnection
+from courriel.wire.smtp import Mode, Path, Reply, SmtpConnection
 from courriel.wire.smtp import events as ev
 from courriel.wire.smtp import replies as r
 
@@ -66,6 +72,12 @@ MESSAGE_OVER_QUOTA = Reply(
 NULL_SENDER = Reply(
     550, "5.7.1", "you may only send as addresses you own: <> is reserved for bounces"
 )
+
+
+def _postmaster(path: Path) -> bool:
+    """RFC 5321 §4.5.1: mail to postmaster is accepted even from a client refused otherwise,
+    so a sender on a blocklist can still reach a person here."""
+    return path.local_part.lower() == "postmaster"
 
 
 def _utc_now() -> datetime:
@@ -94,6 +106,7 @@ class SessionServices:
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)  # ``[mailauth]``
     events: MailEvents | None = None  # recent deliveries and refusals, for the web admin
     filters: Filters | None = None  # Sieve scripts and tag folders; None: straight to INBOX
+    junk: JunkServices | None = None  # ``[junk]`` on port 25; None: no junk filtering
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +142,13 @@ class SmtpSession:
         self._esmtp = False
         self._tls: TlsDetails | None = None
         self._tx: _Transaction | None = None
+        # A connection-time refusal (blocklist, reverse DNS), answered to RCPT.
+        self._refused: Reply | None = None
+        self._helo_refused: Reply | None = None
+
+    def refuse_client(self, text: Reply) -> None:
+        """The connection checks refused the client: every RCPT but postmaster gets ``text``."""
+        self._refused = text
 
     @property
     def user(self) -> str | None:
@@ -147,9 +167,11 @@ class SmtpSession:
         match event:
             case ev.Ehlo(domain=domain):
                 self._helo, self._esmtp, self._tx = domain, True, None
+                self._check_helo(domain)
                 return self._conn.ehlo_reply()
             case ev.Helo(domain=domain):
                 self._helo, self._esmtp, self._tx = domain, False, None
+                self._check_helo(domain)
                 return self._conn.helo_reply()
             case ev.MailFrom():
                 return await self._mail(event)
@@ -202,6 +224,9 @@ class SmtpSession:
     async def _rcpt(self, event: ev.RcptTo) -> Reply:
         tx = self._tx
         assert tx is not None  # the core only passes RCPT after an accepted MAIL
+        refused = self._refused or self._helo_refused
+        if self._mode is Mode.MX and refused is not None and not _postmaster(event.path):
+            return refused  # the reason was logged when it was found
         try:
             verdict = await policy.classify_recipient(
                 self._s.store,
@@ -216,6 +241,12 @@ class SmtpSession:
         if verdict.reply is not None:
             self._event("refused", tx.sender, event.path.mailbox, verdict.reply)
             return verdict.reply
+        if self._mode is Mode.MX and self._s.junk is not None and verdict.user_ids:
+            grey = await greylisted(
+                self._s.store, self._s.junk.cfg, self._ip, tx.sender, verdict.address
+            )
+            if grey is not None:
+                return grey
         for user_id in verdict.user_ids:
             tx.user_ids.setdefault(user_id, LocalRecipient(user_id, verdict.address, verdict.tag))
         params = event.params
@@ -252,7 +283,18 @@ class SmtpSession:
                 local = message
                 if self._mode is Mode.SUBMISSION and self._s.sign is not None:
                     local = await signed(self._s.sign, message)  # as the queue signs its copy
-                if placed.junk or self._s.filters is None:
+                junk = self._s.junk.filter if self._s.junk is not None else None
+                if self._mode is Mode.MX and junk is not None:
+                    arrival = Arrival(
+                        self._ip, self._helo, tx.sender, tuple(tx.recipients), self._s.hostname
+                    )
+                    copies = await scored_copies(
+                        junk, list(tx.user_ids), trace, placed, arrival, now
+                    )
+                    refused = await self._deliver_copies(tx, copies, now)
+                    if refused is not None:
+                        return _sieve_refusal(refused, queue_id)
+                elif placed.junk or self._s.filters is None:
                     await deliver(self._s.store, list(tx.user_ids), trace + local, now)
                 else:
                     filtered = await self._s.filters.deliver(
@@ -285,6 +327,32 @@ class SmtpSession:
             self._event("delivered", tx.sender, ", ".join(tx.recipients), accepted)
         return accepted
 
+    async def _deliver_copies(
+        self, tx: _Transaction, copies: list[Copy], now: datetime
+    ) -> str | None:
+        """Scored copies: those for Junk are stored there; the others go through their
+        recipients' Sieve scripts, which see the X-Spam fields (to INBOX without Sieve).
+        Returns the scripts' reason when every recipient rejects and nothing was stored."""
+        filters = self._s.filters
+        if filters is None:
+            await store_copies(self._s.store, copies, now)
+            return None
+        junked = [c for c in copies if c.score.junk]
+        kept: dict[bytes, list[LocalRecipient]] = {}
+        for c in copies:
+            if not c.score.junk:
+                kept.setdefault(c.raw, []).append(tx.user_ids[c.user_id])
+        # RFC 5429 §2.1: refusing in SMTP is possible only while nothing is stored for anyone.
+        alone = not junked and len(kept) == 1 and not tx.remote
+        for raw, recipients in kept.items():
+            filtered = await filters.deliver(
+                recipients, raw, tx.sender, now, refuse=alone, auth=self.user or ""
+            )
+            if filtered.refused is not None:
+                return filtered.refused
+        await store_copies(self._s.store, junked, now)
+        return None
+
     def _event(self, kind: str, sender: str, recipient: str, reply: Reply) -> None:
         if self._s.events is not None:
             self._s.events.record(
@@ -304,6 +372,16 @@ class SmtpSession:
             mail_from=tx.sender,
             message=message,
         )
+
+    def _check_helo(self, name: str) -> None:
+        junk = self._s.junk
+        if self._mode is not Mode.MX or junk is None:
+            return
+        found = junk.checks.helo(name)
+        self._helo_refused = None
+        if found is not None:
+            log.info("client refused: %s", found.text, extra=kv(ip=self._ip, helo=name))
+            self._helo_refused = refusal(found.code, found.enhanced, found.text)
 
     async def _check_from(self, message: bytes) -> Reply | None:
         """RFC 6409 §6.1: the From addresses must be the authenticated user's."""

@@ -35,7 +35,7 @@ import logging
 import re
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, assert_never
 
@@ -69,6 +69,10 @@ class Placement:
 
     message: bytes
     junk: bool = False
+    # The SPF, DKIM and DMARC results and why the message goes to Junk, for the junk score;
+    # details of the placement, not part of where it goes.
+    verdict: Verdict | None = field(default=None, compare=False)
+    why: str = field(default="", compare=False)
 
 
 def refusal(code: int, enhanced: str, text: str) -> Reply:
@@ -99,7 +103,7 @@ async def judge(
     where = kv(ip=ip, helo=helo, sender=mail_from)
     match v.action:
         case Action.ACCEPT:
-            return Placement(stored)
+            return Placement(stored, verdict=v)
         case Action.DEFER:
             log.info("message deferred: %s", v.text, extra=where)
             return refusal(451, "4.7.0", v.text)  # RFC 7489 §6.6.3: temperror, try later
@@ -110,7 +114,7 @@ async def judge(
             junk = policy.quarantine_to_junk or v.action is Action.REJECT
             if junk:
                 log.info("message sent to Junk: %s", v.text, extra=where)
-            return Placement(stored, junk=junk)
+            return Placement(stored, junk=junk, verdict=v, why=v.text if junk else "")
         case _:
             assert_never(v.action)
 

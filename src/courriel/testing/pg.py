@@ -92,12 +92,16 @@ _TABLES = (
     "sieve_scripts",
     "delivery_options",
     "sieve_global_scripts",
+    "junk_tokens",
+    "junk_trained",
+    "junk_users",
     "users",
     "domains",
     "blobs",
     "blob_contents",
     "leases",
     "rate_counters",
+    "greylist",
 )
 _IDENTITIES = (
     "domains",

@@ -89,6 +89,9 @@ def write_config(data_dir: Path, ports: dict[str, int], extra: str = "") -> Path
     if "[mailauth]" not in extra:
         # No SPF/DKIM/DMARC on port 25 unless a test asks (with a DNS server of its own).
         lines += ["[mailauth]", "check_inbound = false"]
+    if "[junk]" not in extra:
+        # No junk scoring either: port 25 stores the client's bytes as sent.
+        lines += ["[junk]", "scoring = false"]
     for name in LISTENERS:
         lines += [f"[listeners.{name}]", "enabled = true", 'address = "127.0.0.1"']
         lines.append(f"port = {ports[name]}")

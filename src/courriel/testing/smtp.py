@@ -145,6 +145,7 @@ async def smtp_server(
     *,
     limits: dict[str, Any] | None = None,
     auth: dict[str, Any] | None = None,
+    sections: dict[str, dict[str, Any]] | None = None,
     store_wrapper: Callable[[Store], Store] | None = None,
     **handler_options: Any,
 ) -> AsyncIterator[Server]:
@@ -155,6 +156,8 @@ async def smtp_server(
         cfg = dataclasses.replace(cfg, limits=dataclasses.replace(cfg.limits, **limits))
     if auth:
         cfg = dataclasses.replace(cfg, auth=dataclasses.replace(cfg.auth, **auth))
+    for name, values in (sections or {}).items():  # e.g. {"junk": {"greylist": True}}
+        cfg = dataclasses.replace(cfg, **{name: dataclasses.replace(getattr(cfg, name), **values)})
 
     async def opener(c: Config) -> Store:
         store = await open_store(c)
@@ -166,6 +169,7 @@ async def smtp_server(
 
 
 TRACE = (b"Return-Path:", b"Received:")
+SPAM_FIELDS = (b"X-Spam-Score:", b"X-Spam-Status:", b"X-Spam-Report:")  # [junk] scoring
 SIGNED = (*TRACE, b"DKIM-Signature:")  # and the signatures of a local copy of submitted mail
 
 

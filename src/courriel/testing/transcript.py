@@ -158,6 +158,8 @@ def make_test_config(data_dir: Path, cert_dir: Path, listeners: list[str]) -> Co
         # SPF/DKIM/DMARC checks on with a DNS server of their own.
         "[mailauth]",
         "check_inbound = false",
+        "[junk]",  # and no junk scoring (X-Spam fields): smtp_server(sections=...) turns it on
+        "scoring = false",
     ]
     for name in LISTENERS:
         lines.append(f"[listeners.{name}]")

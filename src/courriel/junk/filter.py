@@ -1,0 +1,110 @@
+"""Content scoring after DATA: one score per local recipient, from what the message shows.
+
+Theory of operation
+-------------------
+``JunkFilter.score`` is called by the port 25 session once the SPF/DKIM/DMARC verdict is known
+and before the message is stored. It finds the reasons shared by every recipient (the
+verdict's, the heuristics') once, tokenises the message once (in a worker thread when it is
+larger than ``tokens.LARGE``), then reads each recipient's model for those tokens only
+(``Store.junk_model``) and adds their Bayesian reason and threshold. The caller stores each
+recipient's copy with that recipient's X-Spam fields in INBOX or Junk (``Score.junk``).
+
+With ``[junk] rspamd_url`` set, Rspamd scores instead (``courriel.junk.rspamd``): its score
+and its required score apply to every recipient, and an Rspamd that cannot be reached leaves
+the message unscored rather than refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from courriel.config import JunkConfig
+from courriel.junk import bayes, heuristics, tokens
+from courriel.junk import score as scoring
+from courriel.junk.rspamd import RspamdClient, RspamdError, RspamdRequest
+from courriel.logs import kv
+from courriel.mail.auth.inbound import Verdict
+from courriel.store.base import Store
+
+log = logging.getLogger("courriel.junk")
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What is known of a message arriving on port 25, besides its bytes."""
+
+    ip: str
+    helo: str
+    sender: str
+    recipients: tuple[str, ...]
+    hostname: str
+
+
+class JunkFilter:
+    def __init__(self, store: Store, cfg: JunkConfig) -> None:
+        self._store = store
+        self._cfg = cfg
+        self._rspamd = RspamdClient(cfg.rspamd_url) if cfg.rspamd_url else None
+
+    async def score(
+        self,
+        user_ids: Sequence[int],
+        message: bytes,
+        verdict: Verdict | None,
+        arrival: Arrival,
+        now: datetime,
+        *,
+        forced: str = "",
+    ) -> dict[int, scoring.Score]:
+        """Each recipient's score of ``message`` (its forged X-Spam fields already removed)."""
+        if self._rspamd is not None:
+            return await self._rspamd_scores(user_ids, message, arrival, forced)
+        shared = scoring.auth_reasons(verdict)
+        try:
+            shared += heuristics.check(message, now)
+            if len(message) > tokens.LARGE:
+                words = await asyncio.to_thread(tokens.tokens, message)
+            else:
+                words = tokens.tokens(message)
+        except Exception:  # a bug must never cost a message: it is filed unscored by content
+            log.exception("message not scored by content: the junk checks failed")
+            words = ()
+        out: dict[int, scoring.Score] = {}
+        for user_id in dict.fromkeys(user_ids):
+            model = await self._store.junk_model(user_id, words)
+            reasons = list(shared)
+            found = scoring.bayes_reason(bayes.classify(model, words))
+            if found is not None:
+                reasons.insert(0, found)
+            threshold = self._cfg.threshold if model.threshold is None else model.threshold
+            out[user_id] = scoring.total(reasons, threshold, forced)
+        return out
+
+    async def _rspamd_scores(
+        self, user_ids: Sequence[int], message: bytes, arrival: Arrival, forced: str
+    ) -> dict[int, scoring.Score]:
+        assert self._rspamd is not None
+        request = RspamdRequest(
+            ip=arrival.ip,
+            helo=arrival.helo,
+            sender=arrival.sender,
+            recipients=arrival.recipients,
+            hostname=arrival.hostname,
+        )
+        try:
+            result = await self._rspamd.check(request, message)
+        except RspamdError as e:
+            log.warning("message not scored: %s", e, extra=kv(ip=arrival.ip))
+            reasons = (heuristics.Reason("RSPAMD_UNAVAILABLE", 0.0, f"not scored: {e}"),)
+            unscored = scoring.Score(0.0, self._cfg.threshold, reasons, forced)
+            return dict.fromkeys(user_ids, unscored)
+        verdict = scoring.total(result.reasons, result.required, forced)
+        if result.junk and not verdict.junk:  # Rspamd's action says junk below its score
+            verdict = scoring.Score(
+                verdict.points, verdict.threshold, verdict.reasons, result.action
+            )
+        return dict.fromkeys(user_ids, verdict)
