@@ -203,3 +203,31 @@ async def test_each_recipient_gets_a_scored_copy_in_inbox_or_junk(tmp_path: Path
     assert rest.startswith(b"From: ")
     carol_head = in_inbox.split(b"\r\n\r\n")[0].decode()
     assert "X-Spam-Status: No, score=6.0 required=20.0" in carol_head
+
+
+async def test_copies_kept_out_of_junk_go_through_sieve_which_sees_the_score(
+    tmp_path: Path,
+) -> None:
+    """The scores come first: a copy scored as junk goes to Junk; the others reach their
+    recipient's Sieve script with their own X-Spam fields, which the script may test."""
+    script = (
+        'require "fileinto";\nif header :contains "X-Spam-Status" "No," { fileinto "Scored"; }\n'
+    )
+    async with smtp_server(tmp_path, sections=junk(scoring=True)) as server:
+        alice = await server.add_user("alice@example.test")
+        carol = await server.add_user("carol@example.test")
+        await server.store.set_junk_threshold(carol, 20.0)
+        for user in (alice, carol):
+            await server.store.create_mailbox(user, "Scored")
+            await server.store.put_sieve_script(user, "sort", script)
+            await server.store.activate_sieve_script(user, "sort")
+        raw = junky("CLAIM YOUR PRIZE TODAY", future=True)
+        code, _ = await send(
+            server, "offers@promo.test", ["alice@example.test", "carol@example.test"], raw
+        )
+        assert code == 250
+        assert len(await messages(server, "alice@example.test", "Junk")) == 1
+        assert await messages(server, "alice@example.test", "Scored") == []
+        [filed] = await messages(server, "carol@example.test", "Scored")
+        assert await messages(server, "carol@example.test", "INBOX") == []
+    assert b"X-Spam-Status: No, score=6.0 required=20.0" in filed
