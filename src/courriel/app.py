@@ -433,7 +433,7 @@ def _mailauth(cfg: Config) -> MailAuth | None:
         resolver = AuthResolver(cfg.dns.nameservers, timeout=cfg.dns.timeout_seconds)
     except ConfigError as e:
         raise StartupError(str(e)) from e
-    return MailAuth(resolver, cfg.hostname)
+    return MailAuth(resolver, cfg.hostname, trusted_arc_sealers=cfg.mailauth.trusted_arc_sealers)
 
 
 async def _dkim_upkeep(store: Store) -> None:
