@@ -92,7 +92,7 @@ from courriel.net.ports import BindError, Bound, bind_listener, display
 from courriel.net.tls import TLSError, TLSManager
 from courriel.net.watchdog import HeartbeatTable, Watchdog, describe
 from courriel.queue.outbound import Queue, RelayDisabled
-from courriel.queue.signer import DkimSigner, Signer
+from courriel.queue.signer import DkimSigner, Sealer, Signer
 from courriel.queue.transport import Transport
 from courriel.queue.worker import Worker
 from courriel.store.base import Store, StoreError
@@ -130,6 +130,8 @@ class App:
     mailauth: MailAuth | None = None
     # DKIM signatures for mail our users submit (``DkimSigner.sign``); None: unsigned.
     sign: Signer | None = None
+    # ARC sets for mail port 25 forwards through an alias (``DkimSigner.seal``); None: unsealed.
+    seal: Sealer | None = None
     signals: list[int] = field(default_factory=list)  # handlers installed by ``serve``
 
     @property
@@ -332,7 +334,8 @@ async def serve_prepared(
     auth = Authenticator(store, hasher, AuthCache(cfg.auth.cache_seconds))
     limiter = AuthLimiter(store, cfg.auth)
     relay = None
-    sign = DkimSigner(store).sign  # submitted mail is signed as it is queued or stored here
+    signer = DkimSigner(store)
+    sign = signer.sign  # submitted mail is signed as it is queued or stored here
     if transport is not None:
         relay = Worker(store, transport, cfg.queue, cfg.hostname, sign=sign)
     outbound = RelayDisabled() if relay is None else relay.outbound
@@ -346,7 +349,17 @@ async def serve_prepared(
         raise
     connections = Connections(cfg.limits)
     app = App(
-        cfg, store, auth, hasher, prepared.tls, connections, limiter, outbound, mailauth, sign
+        cfg,
+        store,
+        auth,
+        hasher,
+        prepared.tls,
+        connections,
+        limiter,
+        outbound,
+        mailauth,
+        sign,
+        seal=signer.seal,
     )
     try:
         chosen = factories if factories is not None else handlers

@@ -44,7 +44,7 @@ from typing import NoReturn
 
 import idna
 
-from courriel import __version__, admin, cli_dns, config
+from courriel import __version__, admin, cli_dns, cli_policy, config
 from courriel.accounts.passwords import PasswordHasher
 from courriel.admin import AdminError, Hasher, InputError
 from courriel.config import Config, ConfigError
@@ -426,6 +426,7 @@ def _add_domain_commands(top: argparse._SubParsersAction[_Parser], common: _Pars
     p.add_argument("address", nargs="?")
     p.add_argument("--off", action="store_true", help="turn the catch-all off")
     p.set_defaults(handler=_check_catchall)
+    cli_policy.add_command(sub, common, _store_command)
 
 
 def _add_user_commands(top: argparse._SubParsersAction[_Parser], common: _Parser) -> None:

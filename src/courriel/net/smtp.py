@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from courriel.logs import kv
 from courriel.net.listener import HANDSHAKE_TIMEOUT, ConnectionContext, ProtocolHandlers, Refusal
 from courriel.net.stream import Stream, StreamTimeout
-from courriel.queue.outbound import Queue, RelayDisabled
+from courriel.queue.outbound import Queue
 from courriel.session.smtp import SessionServices, SmtpSession, TlsDetails
 from courriel.session.timeslice import TimeSlice
 from courriel.wire.errors import ProtocolError
@@ -210,7 +210,8 @@ def handlers(
     """The SMTP protocol for ``courriel.app.handlers``; timeouts are settable for tests.
 
     Submission hands remote recipients to ``queue`` (default: the app's outbound queue); the
-    inbound MX never relays, whatever the queue (RFC 5321 §3.6.2: no open relay).
+    inbound MX never relays for addresses we do not host (RFC 5321 §3.6.2: no open relay), and
+    queues only the forwards of our aliases to other domains.
     """
     submission = SessionServices(
         store=app.store,
@@ -220,8 +221,9 @@ def handlers(
         hostname=app.hostname,
         sign=app.sign,
     )
-    # Port 25 checks SPF, DKIM and DMARC when the app has a checker (``[mailauth]``).
-    mx = replace(submission, queue=RelayDisabled(), checker=app.mailauth, mailauth=app.cfg.mailauth)
+    # Port 25 checks SPF, DKIM, DMARC and ARC when the app has a checker (``[mailauth]``). It
+    # queues only what our aliases forward (RCPT refuses other domains' addresses) and seals it.
+    mx = replace(submission, checker=app.mailauth, mailauth=app.cfg.mailauth, seal=app.seal)
 
     async def serve(stream: Stream, ctx: ConnectionContext) -> None:
         server = SmtpServer(

@@ -14,9 +14,11 @@ policy, in one of two modes chosen by the listener:
   From domain (``sign``), as the queue signs the copy it relays.
 * ``Mode.MX`` (25): mail is accepted only for our domains (554 5.7.1 relay denied otherwise,
   whatever routing trick the address holds); unknown users get 550 5.1.1; AUTH is not offered.
-  With a ``checker``, the message is judged on SPF, DKIM and DMARC before it is stored
-  (``courriel.session.smtp_inbound``): refused (550 5.7.1), deferred (451 4.7.0), or stored
-  with an Authentication-Results field, in INBOX or in Junk.
+  With a ``checker``, the message is judged on SPF, DKIM, DMARC and ARC before it is stored
+  (``courriel.session.smtp_inbound``, under each recipient domain's policy): refused (550
+  5.7.1), deferred (451 4.7.0), or stored with an Authentication-Results field, in INBOX or in
+  Junk. Aliases of our addresses that lead to other domains are forwarded through the queue,
+  ARC-sealed for the alias's domain (``seal``, RFC 8617 §5.1).
 
 A transaction starts with an accepted MAIL: every RCPT and the message that follow belong to the
 last accepted MAIL, because the core only lets them through in that state. Recipients are
@@ -44,12 +46,18 @@ from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import MailAuthConfig
 from courriel.logs import kv
 from courriel.mail import delivery
-from courriel.queue.local import deliver_local
 from courriel.queue.outbound import Envelope, Queue, QueueError, Recipient
-from courriel.queue.signer import Signer, signed
+from courriel.queue.signer import Sealer, Signer, signed
 from courriel.session import smtp_policy as policy
 from courriel.session.smtp_auth import SmtpAuth
-from courriel.session.smtp_inbound import Checker, Placement, deliver_junk, judge
+from courriel.session.smtp_inbound import (
+    Checker,
+    Placement,
+    deliver,
+    forward_sealed,
+    judge,
+    policies_for,
+)
 from courriel.store.base import OverQuota, Store, StoreError
 from courriel.wire.smtp import Mode, Reply, SmtpConnection
 from courriel.wire.smtp import events as ev
@@ -83,6 +91,7 @@ class SessionServices:
     clock: Clock = _utc_now
     checker: Checker | None = None  # SPF, DKIM and DMARC on port 25; None: not checked
     sign: Signer | None = None  # DKIM for local copies of submitted mail (the From domain's)
+    seal: Sealer | None = None  # ARC sets for what port 25 forwards (the alias domain's key)
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)  # ``[mailauth]``
 
 
@@ -96,14 +105,15 @@ class TlsDetails:
 class _Transaction:
     """The envelope being collected between MAIL and the end of the message."""
 
-    __slots__ = ("params", "recipients", "remote", "sender", "user_ids")
+    __slots__ = ("forwarder", "params", "recipients", "remote", "sender", "user_ids")
 
     def __init__(self, event: ev.MailFrom) -> None:
         self.sender = "" if event.path is None else event.path.mailbox
         self.params = event.params
-        self.user_ids: dict[int, None] = {}
+        self.user_ids: dict[int, str] = {}  # user -> the domain of the address that led there
         self.remote: dict[str, Recipient] = {}
         self.recipients: list[str] = []  # every accepted address, in order
+        self.forwarder = ""  # the domain of the first address whose alias leads elsewhere
 
 
 class SmtpSession:
@@ -205,8 +215,11 @@ class SmtpSession:
             return policy.TEMPORARY  # RFC 3463 4.3.0
         if verdict.reply is not None:
             return verdict.reply
+        domain = verdict.address.rpartition("@")[2].lower()
         for user_id in verdict.user_ids:
-            tx.user_ids[user_id] = None
+            tx.user_ids.setdefault(user_id, domain)
+        if verdict.remote and not tx.forwarder:
+            tx.forwarder = domain
         params = event.params
         notify = None if params.notify is None else tuple(sorted(n.value for n in params.notify))
         orcpt = None if params.orcpt is None else f"{params.orcpt_type};{params.orcpt}"
@@ -230,7 +243,6 @@ class SmtpSession:
         if isinstance(placed, Reply):
             return placed
         message = placed.message
-        deliver = deliver_junk if placed.junk else deliver_local
         queue_id = delivery.new_queue_id()
         try:
             if tx.user_ids:
@@ -240,10 +252,13 @@ class SmtpSession:
                 local = message
                 if self._mode is Mode.SUBMISSION and self._s.sign is not None:
                     local = await signed(self._s.sign, message)  # as the queue signs its copy
-                await deliver(self._s.store, list(tx.user_ids), trace + local, now)
+                await deliver(self._s.store, placed, tx.user_ids, trace + local, now)
             if tx.remote:
                 received = delivery.received_field(self._trace(queue_id), tx.recipients, now)
-                await self._s.queue.enqueue(self._envelope(tx, queue_id), received + message)
+                out = received + message
+                if self._mode is Mode.MX:  # an alias forwards: RFC 8617 §5.1
+                    out = await forward_sealed(self._s.seal, placed, tx.forwarder, out)
+                await self._s.queue.enqueue(self._envelope(tx, queue_id), out)
         except OverQuota:
             return MESSAGE_OVER_QUOTA
         except StoreError as e:
@@ -263,6 +278,11 @@ class SmtpSession:
         checker = self._s.checker
         if self._mode is not Mode.MX or checker is None:
             return Placement(message)
+        try:
+            recipients = [a.rpartition("@")[2].lower() for a in tx.recipients]
+            domains = await policies_for(self._s.store, recipients)
+        except StoreError:
+            return policy.TEMPORARY
         return await judge(
             checker,
             self._s.mailauth,
@@ -270,6 +290,7 @@ class SmtpSession:
             helo=self._helo,
             mail_from=tx.sender,
             message=message,
+            domains=domains,
         )
 
     async def _check_from(self, message: bytes) -> Reply | None:

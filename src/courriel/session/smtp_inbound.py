@@ -15,6 +15,13 @@ JUNK        the recipients' Junk mailbox (``quarantine_to_junk``; else INBOX)
 ACCEPT      INBOX
 ==========  ===========================================================================
 
+Each recipient domain may choose otherwise (``DomainPolicy``, ``courriel domain policy``): what
+a p=reject failure gets (reject, Junk or INBOX), what a p=quarantine failure gets (Junk or
+INBOX), and whether a trusted ARC sealer's ``dmarc=pass`` (``Verdict.arc_override``) delivers
+the message to INBOX. One SMTP reply answers for every recipient, so the message is refused
+only when every recipient domain refuses it; a domain that would refuse it while another
+accepts it gets it in Junk (never dropped).
+
 What is stored is the verdict's message (earlier Authentication-Results fields claiming our
 host name removed, RFC 8601 §5) with the new Authentication-Results field on top; the session
 puts its trace fields above it. Each refusal and each message sent to Junk is logged with the
@@ -22,6 +29,10 @@ reason in words, so an administrator can answer "why did my mail bounce".
 
 A checker that fails (a bug, not a DNS answer) defers the message (451): a wrong verdict is
 worse than a retry, and the log line carries the traceback.
+
+``deliver`` stores the message for each local recipient in INBOX or Junk, as the placement says
+for the recipient's domain; ``forward_sealed`` puts our ARC set (RFC 8617 §5.1) on the copy
+an alias forwards to another domain, sealed for the alias's domain.
 
 ``deliver_junk`` stores the message in each recipient's mailbox with the ``\\Junk`` special-use
 attribute (RFC 6154), else the one named Junk, else in a new ``Junk`` with the attribute,
@@ -34,8 +45,8 @@ import contextlib
 import logging
 import re
 import textwrap
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, assert_never
 
@@ -43,7 +54,18 @@ from courriel.config import MailAuthConfig
 from courriel.logs import kv
 from courriel.mail.auth.inbound import Action, Verdict
 from courriel.mail.message import parse
-from courriel.store.base import AlreadyExists, Appended, Mailbox, NewMessage, NotFound, Store
+from courriel.queue.local import deliver_local
+from courriel.queue.signer import Sealer
+from courriel.store.base import (
+    AlreadyExists,
+    Appended,
+    DomainPolicy,
+    Mailbox,
+    NewMessage,
+    NotFound,
+    OnDmarcFailure,
+    Store,
+)
 from courriel.wire.smtp import Reply
 
 log = logging.getLogger("courriel.smtp")
@@ -68,7 +90,12 @@ class Placement:
     """Where an accepted message goes, and the bytes to store (trace fields not included)."""
 
     message: bytes
-    junk: bool = False
+    junk: bool = False  # every recipient's copy goes to Junk
+    junk_domains: frozenset[str] = frozenset()  # the copies for these recipient domains do
+    verdict: Verdict | None = field(default=None, compare=False)  # what the checks found
+
+    def to_junk(self, domain: str) -> bool:
+        return self.junk or domain in self.junk_domains
 
 
 def refusal(code: int, enhanced: str, text: str) -> Reply:
@@ -88,8 +115,13 @@ async def judge(
     helo: str,
     mail_from: str,
     message: bytes,
+    domains: Mapping[str, DomainPolicy] | None = None,
 ) -> Reply | Placement:
-    """The reply refusing the message, or where to put it; see the module docstring."""
+    """The reply refusing the message, or where to put it; see the module docstring.
+
+    ``domains`` maps each recipient domain to its policy (``DomainPolicy(domain)`` when it has
+    none); None or empty: the ``[mailauth]`` settings alone.
+    """
     try:
         v = await checker.check_inbound(ip=ip, helo=helo, mail_from=mail_from, message=message)
     except Exception:
@@ -99,20 +131,74 @@ async def judge(
     where = kv(ip=ip, helo=helo, sender=mail_from)
     match v.action:
         case Action.ACCEPT:
-            return Placement(stored)
+            return Placement(stored, verdict=v)
         case Action.DEFER:
             log.info("message deferred: %s", v.text, extra=where)
             return refusal(451, "4.7.0", v.text)  # RFC 7489 §6.6.3: temperror, try later
-        case Action.REJECT if policy.reject_on_dmarc_reject:
-            log.info("message refused: %s", v.text, extra=where)
-            return refusal(550, "5.7.1", v.text)  # RFC 7489 §10.3
         case Action.REJECT | Action.JUNK:
-            junk = policy.quarantine_to_junk or v.action is Action.REJECT
-            if junk:
-                log.info("message sent to Junk: %s", v.text, extra=where)
-            return Placement(stored, junk=junk)
+            pass
         case _:
             assert_never(v.action)
+    choices = {d: _choice(v, policy, p) for d, p in (domains or {"": DomainPolicy("")}).items()}
+    if all(c is OnDmarcFailure.REJECT for c in choices.values()):
+        log.info("message refused: %s", v.text, extra=where)
+        return refusal(550, "5.7.1", v.text)  # RFC 7489 §10.3
+    junk = frozenset(d for d, c in choices.items() if c is not OnDmarcFailure.INBOX)
+    if v.arc_override and len(junk) < len(choices):
+        log.info("message accepted on the ARC seal of %s: %s", v.arc_override, v.text, extra=where)
+    if junk:
+        log.info("message sent to Junk: %s", v.text, extra=where)
+    if len(junk) == len(choices):
+        return Placement(stored, junk=True, verdict=v)
+    return Placement(stored, junk_domains=junk, verdict=v)
+
+
+def _choice(v: Verdict, config: MailAuthConfig, domain: DomainPolicy) -> OnDmarcFailure:
+    """What one recipient domain does with a message whose DMARC check failed."""
+    if v.arc_override and domain.arc_override is not False:  # RFC 8617 §7.2: local policy
+        return OnDmarcFailure.INBOX
+    if v.action is Action.REJECT:
+        if domain.on_reject is not None:
+            return domain.on_reject
+        return OnDmarcFailure.REJECT if config.reject_on_dmarc_reject else OnDmarcFailure.JUNK
+    if domain.on_quarantine is not None:  # REJECT is not a quarantine answer (RFC 7489 §6.3)
+        return (
+            OnDmarcFailure.JUNK
+            if domain.on_quarantine is OnDmarcFailure.REJECT
+            else domain.on_quarantine
+        )
+    return OnDmarcFailure.JUNK if config.quarantine_to_junk else OnDmarcFailure.INBOX
+
+
+async def policies_for(store: Store, domains: Sequence[str]) -> dict[str, DomainPolicy]:
+    """Each recipient domain's policy, ``DomainPolicy(domain)`` for those without one."""
+    found = {p.domain: p for p in await store.domain_policies(domains)}
+    return {d: found.get(d, DomainPolicy(d)) for d in dict.fromkeys(domains)}
+
+
+async def deliver(
+    store: Store, placed: Placement, users: Mapping[int, str], raw: bytes, now: datetime
+) -> None:
+    """``raw`` for each user (id -> the recipient domain that led to them), into INBOX or Junk."""
+    junk = [u for u, domain in users.items() if placed.to_junk(domain)]
+    inbox = [u for u in users if u not in junk]
+    if inbox:
+        await deliver_local(store, inbox, raw, now)
+    if junk:
+        await deliver_junk(store, junk, raw, now)
+
+
+async def forward_sealed(seal: Sealer | None, placed: Placement, domain: str, raw: bytes) -> bytes:
+    """``raw`` with our ARC set on top, sealed for ``domain``; unchanged without a sealer, a
+    verdict, or a key (the forward goes unsealed rather than not at all)."""
+    v = placed.verdict
+    if seal is None or v is None:
+        return raw
+    try:
+        return await seal(raw, domain, v.results, v.arc.cv) + raw
+    except Exception:
+        log.exception("ARC sealing failed; the message is forwarded unsealed")
+        return raw
 
 
 async def junk_mailbox(store: Store, user_id: int) -> Mailbox:

@@ -270,10 +270,39 @@ class DkimKeyStore(Protocol):
         """Retiring keys whose ``retire_after`` has passed become retired; returns how many."""
 
 
+# --- per-domain mail-authentication policy ----------------------------------------------------
+
+
+class OnDmarcFailure(enum.Enum):
+    """What a hosted domain does with mail whose sender's DMARC policy failed."""
+
+    REJECT = "reject"  # 550 5.7.1 (only for p=reject)
+    JUNK = "junk"  # the recipient's \\Junk mailbox
+    INBOX = "inbox"  # INBOX, marked only by Authentication-Results
+
+
+@dataclass(frozen=True, slots=True)
+class DomainPolicy:
+    """A hosted domain's own choices; None leaves the ``[mailauth]`` setting in force."""
+
+    domain: str  # A-label, lower-case
+    on_reject: OnDmarcFailure | None = None  # sender's p=reject failed
+    on_quarantine: OnDmarcFailure | None = None  # sender's p=quarantine failed (not REJECT)
+    arc_override: bool | None = None  # honour trusted ARC sealers (None: yes)
+
+
+class DomainPolicyStore(Protocol):
+    async def domain_policies(self, domains: Sequence[str] | None = None) -> list[DomainPolicy]:
+        """The policies set for ``domains`` (every one set, with None); unset ones are absent."""
+
+    async def set_domain_policy(self, policy: DomainPolicy) -> None:
+        """Replaces the domain's policy (all None removes it); ``NotFound`` without the domain."""
+
+
 # --- the store --------------------------------------------------------------------------------
 
 
-class Store(DkimKeyStore, Protocol):
+class Store(DkimKeyStore, DomainPolicyStore, Protocol):
     @property
     def events(self) -> Events: ...
 

@@ -4,7 +4,6 @@ the trusted-sealer override, and the bounds on hostile chains."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,20 +13,17 @@ from courriel.mail.auth.arc import ArcOutcome, ArcVerifier, next_instance, seal
 from courriel.mail.auth.dkim import sign
 from courriel.mail.auth.inbound import Action, MailAuth
 from courriel.testing.dns import DnsServer, silent_port
-from courriel.testing.mailauth import FORGER_IP, AuthKeys, message
+from courriel.testing.mailauth import (
+    FORGER_IP,
+    AuthKeys,
+    mail_dkim_arc_available,
+    mail_dkim_arc_verify,
+    message,
+)
+from courriel.testing.missing import report_missing
 
 NOW = 1796500000
 ORIGINAL = b"mx.example.net; spf=pass smtp.mailfrom=alice@example.org; dkim=pass header.d=example.org; dmarc=pass header.from=example.org"  # noqa: E501
-
-# Mail::DKIM's ARC verifier, asking the test's dnsmasq (Net::DNS takes a port, libc does not).
-PERL_VERIFY = r"""
-use strict; use warnings;
-use Mail::DKIM::ARC::Verifier; use Mail::DKIM::DNS; use Net::DNS::Resolver;
-Mail::DKIM::DNS::resolver(Net::DNS::Resolver->new(nameservers => [$ARGV[0]], port => $ARGV[1]));
-my $v = Mail::DKIM::ARC::Verifier->new(Strict => 1);
-binmode STDIN; local $/; $v->PRINT(<STDIN>); $v->CLOSE;
-print $v->result, "\n", ($v->result_detail // ""), "\n";
-"""
 
 
 def forwarded(keys: AuthKeys) -> bytes:
@@ -38,13 +34,11 @@ def forwarded(keys: AuthKeys) -> bytes:
     return seal(changed, keys.net[0], ORIGINAL, b"none", NOW) + changed
 
 
-async def mail_dkim(server: DnsServer, msg: bytes) -> list[str]:
-    done = await asyncio.to_thread(
-        subprocess.run,
-        ["perl", "-e", PERL_VERIFY, server.address, str(server.port)],
-        input=msg, capture_output=True, check=True,
-    )  # fmt: skip
-    return done.stdout.decode().splitlines()
+async def mail_dkim(request: pytest.FixtureRequest, server: DnsServer, msg: bytes) -> list[str]:
+    if not mail_dkim_arc_available():
+        report_missing("perl module Mail::DKIM::ARC (libmail-dkim-perl)", request.node.nodeid)
+    result = await asyncio.to_thread(mail_dkim_arc_verify, server.address, server.port, msg)
+    return list(result)
 
 
 @pytest.fixture
@@ -92,13 +86,15 @@ async def test_ed25519_seals_are_refused_by_dkimpy(verifier: ArcVerifier, keys: 
     assert result.outcome is ArcOutcome.FAIL and "ed25519-sha256" in result.reason
 
 
-async def test_mail_dkim_verifies_our_seals(dns_server: DnsServer, keys: AuthKeys) -> None:
+async def test_mail_dkim_verifies_our_seals(
+    request: pytest.FixtureRequest, dns_server: DnsServer, keys: AuthKeys
+) -> None:
     once = forwarded(keys)
     twice = seal(once, keys.org[1], b"mx.example.org; arc=pass", b"pass", NOW) + once
-    result, detail = await mail_dkim(dns_server, twice)
+    result, detail = await mail_dkim(request, dns_server, twice)
     assert result == "pass"
     assert detail.startswith("pass (as.2.example.org=pass, ams.2.example.org=pass")
-    result, detail = await mail_dkim(dns_server, twice.replace(b"a test", b"a fake"))
+    result, detail = await mail_dkim(request, dns_server, twice.replace(b"a test", b"a fake"))
     assert result == "fail" and "ams.2.example.org=fail (body has been altered)" in detail
 
 

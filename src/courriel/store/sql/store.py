@@ -53,6 +53,7 @@ from courriel.store.sql.core import (
     uid_ranges,
 )
 from courriel.store.sql.dkim import DkimKeysMixin
+from courriel.store.sql.domainpolicy import DomainPolicyMixin
 from courriel.store.sql.queue import SqlQueueStore
 
 _log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
-class SqlStore(DkimKeysMixin):
+class SqlStore(DkimKeysMixin, DomainPolicyMixin):
     """The ``Store``: runs scripts through a driver, bodies through a blob store, then events."""
 
     # Bodies larger than this are hashed in a thread, not on the event loop.
