@@ -37,7 +37,8 @@ worker builds one ``MailAuth`` (SPF, DKIM, DMARC for port 25) over a resolver of
 from ``[dns]`` (same servers and timeout as the relay's, its own cache), and closes it at
 shutdown. DKIM key upkeep -- keys for domains that have none, rotated keys retired after their
 grace period -- runs once on the store before the workers start (``serve``: once at start), and
-every six hours in each worker.
+every six hours in each worker. With a queue, each worker also runs the DMARC aggregate
+reporter (``[mailauth] dmarc_reports``), which a lease in the store lets one node at a time do.
 
 Signals, to the parent: SIGHUP reloads the certificate in the parent (for workers started later)
 and in every worker, for new connections (``TLSManager.reload``); SIGTERM and SIGINT shut down
@@ -397,6 +398,7 @@ async def _run(
     installed = _install_signals(running, interrupt=not worker)
     delivering: asyncio.Task[None] | None = None
     upkeep = asyncio.create_task(_dkim_upkeep_every(app.store), name="dkim key upkeep")
+    background = [upkeep, *_reporting(app, relay)]
     try:
         for lst in listeners:
             lst.start()
@@ -411,8 +413,9 @@ async def _run(
             ready(running)
         await running.wait_stopped()
     finally:
-        upkeep.cancel()
-        await asyncio.gather(upkeep, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         log.info("stopping: no new connections")
         await asyncio.gather(*(lst.stop_accepting() for lst in listeners))
         grace = _session_grace(app.cfg.limits.shutdown_grace_seconds)
@@ -431,6 +434,19 @@ async def _stop_relay(relay: Worker, delivering: asyncio.Task[None], grace: floa
     await relay.stop()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(delivering, _session_grace(grace) / 2)
+
+
+def _reporting(app: App, relay: Worker | None) -> list[asyncio.Task[None]]:
+    """The DMARC aggregate reporter (``courriel.queue.dmarc_reports``) when port 25 checks
+    mail, reports are on and a queue can send them."""
+    if relay is None or app.mailauth is None or not app.cfg.mailauth.dmarc_reports:
+        return []
+    from courriel.queue.bounce import Notifier
+    from courriel.queue.dmarc_reports import DmarcReporter
+
+    notifier = Notifier(app.store, relay.outbound)
+    reporter = DmarcReporter(app.store, notifier.send, app.mailauth.resolver, app.hostname)
+    return [asyncio.create_task(reporter.run(), name="dmarc reports")]
 
 
 def _mailauth(cfg: Config) -> MailAuth | None:

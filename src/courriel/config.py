@@ -159,6 +159,9 @@ class MailAuthConfig:
     # ARC sealers (domains, with their subdomains) whose dmarc=pass outweighs our DMARC failure
     # (RFC 8617 §7.2): mailing lists and forwarders you know to check mail before they change it.
     trusted_arc_sealers: tuple[str, ...] = ()
+    # DMARC aggregate reports (RFC 7489 §7.2): record each evaluation of mail received, and
+    # send each domain that asks (rua=mailto:) a daily report through the queue.
+    dmarc_reports: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +321,9 @@ DEFAULT_TOML = """\
 # the chain passes and one of these sealers recorded dmarc=pass, the message is delivered as
 # the sealer saw it (each domain can refuse that: courriel domain policy DOMAIN --arc-override).
 # trusted_arc_sealers = []        # e.g. ["lists.example.org", "google.com"]
+# Senders whose DMARC record asks for aggregate reports (rua=mailto:...) get one a day, sent
+# through the queue from MAILER-DAEMON@hostname (RFC 7489 §7.2); false: nothing is recorded.
+# dmarc_reports = true
 
 [mtasts]
 # The MTA-STS policy served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt for each hosted

@@ -1,5 +1,5 @@
 """Each domain's mail-authentication policy in the store: set, read per domain, partly unset,
-removed with its domain; on every backend."""
+removed with its domain; DMARC evaluations kept until reported; on every backend."""
 
 from __future__ import annotations
 
@@ -34,3 +34,23 @@ async def test_a_policy_goes_with_its_domain(store: Store) -> None:
     await store.remove_domain("example.org")
     await store.add_domain("example.org")
     assert await store.domain_policies() == []
+
+
+async def test_dmarc_evaluations_wait_for_their_report(store: Store) -> None:
+    await store.add_dmarc_evaluation("Example.org", 100, '{"n": 1}')
+    await store.add_dmarc_evaluation("example.org", 200, '{"n": 2}')
+    await store.add_dmarc_evaluation("example.net", 150, '{"n": 3}')
+    await store.add_dmarc_evaluation("example.org", 300, '{"n": 4}')
+    assert await store.dmarc_report_domains(before=200) == ["example.net", "example.org"]
+    assert await store.dmarc_report_domains(before=100) == []
+    rows = await store.dmarc_evaluations("example.org", before=300, limit=10)
+    assert [(r.policy_domain, r.received, r.data) for r in rows] == [
+        ("example.org", 100, '{"n": 1}'),
+        ("example.org", 200, '{"n": 2}'),
+    ]
+    assert len(await store.dmarc_evaluations("example.org", before=300, limit=1)) == 1
+    # What was reported goes; what came meanwhile (or later) stays for the next report.
+    assert await store.delete_dmarc_evaluations("example.org", rows[-1].id) == 2
+    left = await store.dmarc_evaluations("example.org", before=1000, limit=10)
+    assert [r.data for r in left] == ['{"n": 4}']
+    assert await store.dmarc_report_domains(before=1000) == ["example.net", "example.org"]

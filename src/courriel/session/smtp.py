@@ -57,6 +57,7 @@ from courriel.session.smtp_inbound import (
     forward_sealed,
     judge,
     policies_for,
+    recorder,
 )
 from courriel.store.base import OverQuota, Store, StoreError
 from courriel.wire.smtp import Mode, Reply, SmtpConnection
@@ -283,6 +284,11 @@ class SmtpSession:
             domains = await policies_for(self._s.store, recipients)
         except StoreError:
             return policy.TEMPORARY
+        record = None
+        if self._s.mailauth.dmarc_reports:
+            record = recorder(
+                self._s.store, ip=self._ip, helo=self._helo, envelope_to=recipients[0]
+            )
         return await judge(
             checker,
             self._s.mailauth,
@@ -291,6 +297,7 @@ class SmtpSession:
             mail_from=tx.sender,
             message=message,
             domains=domains,
+            record=record,
         )
 
     async def _check_from(self, message: bytes) -> Reply | None:

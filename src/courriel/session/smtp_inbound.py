@@ -30,6 +30,12 @@ reason in words, so an administrator can answer "why did my mail bounce".
 A checker that fails (a bug, not a DNS answer) defers the message (451): a wrong verdict is
 worse than a retry, and the log line carries the traceback.
 
+``judge`` hands each decision (not a deferral) to ``record``: ``recorder`` writes the DMARC
+evaluation, with the disposition applied and why it differs from the sender's policy (RFC 7489
+§7.2 PolicyOverrideType: ``sampled_out``, ``trusted_forwarder`` for a trusted ARC seal,
+``local_policy`` for a domain's own choice), for the daily aggregate report. A store failure
+there is logged and never changes the reply.
+
 ``deliver`` stores the message for each local recipient in INBOX or Junk, as the placement says
 for the recipient's domain; ``forward_sealed`` puts our ARC set (RFC 8617 §5.1) on the copy
 an alias forwards to another domain, sealed for the alias's domain.
@@ -45,13 +51,15 @@ import contextlib
 import logging
 import re
 import textwrap
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, assert_never
 
 from courriel.config import MailAuthConfig
 from courriel.logs import kv
+from courriel.mail.auth.dmarc_report import evaluation_of
 from courriel.mail.auth.inbound import Action, Verdict
 from courriel.mail.message import parse
 from courriel.queue.local import deliver_local
@@ -116,6 +124,7 @@ async def judge(
     mail_from: str,
     message: bytes,
     domains: Mapping[str, DomainPolicy] | None = None,
+    record: Recorder | None = None,
 ) -> Reply | Placement:
     """The reply refusing the message, or where to put it; see the module docstring.
 
@@ -129,8 +138,11 @@ async def judge(
         return CHECK_FAILED
     stored = v.header + v.message
     where = kv(ip=ip, helo=helo, sender=mail_from)
+    sampled = (("sampled_out", ""),) if v.dmarc is not None and v.dmarc.sampled_out else ()
     match v.action:
         case Action.ACCEPT:
+            if record is not None:
+                await record(v, "none", sampled)
             return Placement(stored, verdict=v)
         case Action.DEFER:
             log.info("message deferred: %s", v.text, extra=where)
@@ -142,10 +154,19 @@ async def judge(
     choices = {d: _choice(v, policy, p) for d, p in (domains or {"": DomainPolicy("")}).items()}
     if all(c is OnDmarcFailure.REJECT for c in choices.values()):
         log.info("message refused: %s", v.text, extra=where)
+        if record is not None:
+            await record(v, "reject", sampled)
         return refusal(550, "5.7.1", v.text)  # RFC 7489 §10.3
     junk = frozenset(d for d, c in choices.items() if c is not OnDmarcFailure.INBOX)
+    reasons = list(sampled)
     if v.arc_override and len(junk) < len(choices):
         log.info("message accepted on the ARC seal of %s: %s", v.arc_override, v.text, extra=where)
+        reasons.append(("trusted_forwarder", f"arc=pass, sealed by {v.arc_override}"))
+    requested = OnDmarcFailure.REJECT if v.action is Action.REJECT else OnDmarcFailure.JUNK
+    if any(c is not requested for c in choices.values()) and not reasons:
+        reasons.append(("local_policy", "the recipient domain's policy"))
+    if record is not None:
+        await record(v, "quarantine" if junk else "none", tuple(reasons))
     if junk:
         log.info("message sent to Junk: %s", v.text, extra=where)
     if len(junk) == len(choices):
@@ -168,6 +189,34 @@ def _choice(v: Verdict, config: MailAuthConfig, domain: DomainPolicy) -> OnDmarc
             else domain.on_quarantine
         )
     return OnDmarcFailure.JUNK if config.quarantine_to_junk else OnDmarcFailure.INBOX
+
+
+Recorder = Callable[[Verdict, str, tuple[tuple[str, str], ...]], Awaitable[None]]
+
+
+def recorder(store: Store, *, ip: str, helo: str, envelope_to: str) -> Recorder:
+    """Writes each decision's DMARC evaluation for the aggregate report (module docstring)."""
+
+    async def record(v: Verdict, disposition: str, reasons: tuple[tuple[str, str], ...]) -> None:
+        e = evaluation_of(
+            v.dmarc,
+            v.spf,
+            v.dkim,
+            ip=ip,
+            helo=helo,
+            envelope_to=envelope_to,
+            disposition=disposition,
+            reasons=reasons,
+            now=time.time(),
+        )
+        if e is None:
+            return
+        try:
+            await store.add_dmarc_evaluation(e.policy_domain, e.received, e.to_json())
+        except Exception as exc:  # the report loses a row; the message is not refused for it
+            log.warning("DMARC evaluation not recorded: %s", exc)
+
+    return record
 
 
 async def policies_for(store: Store, domains: Sequence[str]) -> dict[str, DomainPolicy]:

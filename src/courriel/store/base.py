@@ -299,10 +299,40 @@ class DomainPolicyStore(Protocol):
         """Replaces the domain's policy (all None removes it); ``NotFound`` without the domain."""
 
 
+# --- DMARC aggregate reports -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvaluation:
+    """One recorded DMARC evaluation (``courriel.mail.auth.dmarc_report.Evaluation`` as JSON)."""
+
+    id: int
+    policy_domain: str
+    received: int  # seconds since the epoch
+    data: str
+
+
+class DmarcReportStore(Protocol):
+    async def add_dmarc_evaluation(self, policy_domain: str, received: int, data: str) -> None:
+        """Records one evaluation for the policy domain's next aggregate report."""
+
+    async def dmarc_report_domains(self, before: int) -> list[str]:
+        """The policy domains with evaluations received before ``before``."""
+
+    async def dmarc_evaluations(
+        self, policy_domain: str, before: int, limit: int
+    ) -> list[StoredEvaluation]:
+        """At most ``limit`` of the domain's evaluations received before ``before``, oldest
+        first."""
+
+    async def delete_dmarc_evaluations(self, policy_domain: str, up_to_id: int) -> int:
+        """Forgets the domain's evaluations up to ``up_to_id`` (reported); returns how many."""
+
+
 # --- the store --------------------------------------------------------------------------------
 
 
-class Store(DkimKeyStore, DomainPolicyStore, Protocol):
+class Store(DkimKeyStore, DomainPolicyStore, DmarcReportStore, Protocol):
     @property
     def events(self) -> Events: ...
 

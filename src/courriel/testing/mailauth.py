@@ -14,6 +14,7 @@ Theory of operation
   ``many.example``: 11 includes (past the limit of 10); ``void.example``: 3 void lookups;
   ``huge.example``: a 4000-octet TXT record; ``baddmarc.example``: a DMARC record with
   ``p=bogus`` and no rua; ``nodmarc.example``: SPF only.
+* ``reports.example`` accepts DMARC reports for example.org (RFC 7489 §7.1).
 
 ``mail_dkim_arc_verify`` runs Mail::DKIM's ARC verifier, an implementation independent of ours
 and of dkimpy, against a test DNS server.
@@ -79,6 +80,8 @@ def auth_zone(keys: AuthKeys) -> Zone:
     z.add_txt("baddmarc.example", "v=spf1 -all")
     z.add_txt("_dmarc.baddmarc.example", "v=DMARC1; p=bogus")
     z.add_txt("nodmarc.example", f"v=spf1 ip4:{ORG_IP} -all")
+    # RFC 7489 §7.1: reports.example accepts example.org's aggregate reports.
+    z.add_txt("example.org._report._dmarc.reports.example", "v=DMARC1")
     return z
 
 

@@ -1,4 +1,5 @@
-"""Transaction scripts for each hosted domain's mail-authentication policy, and their mixin.
+"""Transaction scripts for each hosted domain's mail-authentication policy and for the DMARC
+evaluations awaiting their aggregate report, and the mixin that runs them (migration 0018).
 
 Theory of operation
 -------------------
@@ -7,6 +8,10 @@ left NULL keeps the server's ``[mailauth]`` setting in force, so an administrato
 choice without freezing the others; a policy whose every choice is NULL is deleted rather than
 kept empty. Policies publish no change events: the SMTP session reads them for each message
 (one indexed read for the message's recipient domains).
+
+``dmarc_evaluations`` holds one row per message received with a DMARC record asking for
+reports, until the reporter (``courriel.queue.dmarc_reports``) has queued the report and
+deletes the rows it covered, by id, so rows recorded meanwhile wait for the next one.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-from courriel.store.base import DomainPolicy, NotFound, OnDmarcFailure
+from courriel.store.base import DomainPolicy, NotFound, OnDmarcFailure, StoredEvaluation
 from courriel.store.sql.core import Done, Query, Row, Script, T
 
 
@@ -64,6 +69,41 @@ def write_policy(policy: DomainPolicy) -> Script[Done[None]]:
     return Done(None)
 
 
+def add_evaluation(policy_domain: str, received: int, data: str) -> Script[Done[None]]:
+    yield Query(
+        "INSERT INTO dmarc_evaluations (policy_domain, received, data) VALUES (?, ?, ?)",
+        (policy_domain.lower(), received, data),
+        False,
+    )
+    return Done(None)
+
+
+def report_domains(before: int) -> Script[list[str]]:
+    rows = yield Query(
+        "SELECT DISTINCT policy_domain FROM dmarc_evaluations WHERE received < ?"
+        " ORDER BY policy_domain",
+        (before,),
+    )
+    return [str(r[0]) for r in rows]
+
+
+def evaluations(policy_domain: str, before: int, limit: int) -> Script[list[StoredEvaluation]]:
+    rows = yield Query(
+        "SELECT id, policy_domain, received, data FROM dmarc_evaluations"
+        " WHERE policy_domain = ? AND received < ? ORDER BY id LIMIT ?",
+        (policy_domain.lower(), before, limit),
+    )
+    return [StoredEvaluation(int(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in rows]
+
+
+def delete_evaluations(policy_domain: str, up_to_id: int) -> Script[Done[int]]:
+    rows = yield Query(
+        "DELETE FROM dmarc_evaluations WHERE policy_domain = ? AND id <= ? RETURNING id",
+        (policy_domain.lower(), up_to_id),
+    )
+    return Done(len(rows))
+
+
 class _Driver(Protocol):
     async def read(self, script: Script[T]) -> T: ...
 
@@ -71,7 +111,7 @@ class _Driver(Protocol):
 
 
 class DomainPolicyMixin:
-    """``DomainPolicyStore`` for ``SqlStore``, over the same driver."""
+    """``DomainPolicyStore`` and ``DmarcReportStore`` for ``SqlStore``, over the same driver."""
 
     _driver: _Driver
 
@@ -81,3 +121,18 @@ class DomainPolicyMixin:
     async def set_domain_policy(self, policy: DomainPolicy) -> None:
         # Shielded like every store write: once submitted it may commit.
         await asyncio.shield(self._driver.write(write_policy(policy)))
+
+    async def add_dmarc_evaluation(self, policy_domain: str, received: int, data: str) -> None:
+        await asyncio.shield(self._driver.write(add_evaluation(policy_domain, received, data)))
+
+    async def dmarc_report_domains(self, before: int) -> list[str]:
+        return await self._driver.read(report_domains(before))
+
+    async def dmarc_evaluations(
+        self, policy_domain: str, before: int, limit: int
+    ) -> list[StoredEvaluation]:
+        return await self._driver.read(evaluations(policy_domain, before, limit))
+
+    async def delete_dmarc_evaluations(self, policy_domain: str, up_to_id: int) -> int:
+        done = await asyncio.shield(self._driver.write(delete_evaluations(policy_domain, up_to_id)))
+        return done.value

@@ -7,3 +7,14 @@ CREATE TABLE domain_policies (
     on_quarantine TEXT,     -- junk | inbox
     arc_override  INTEGER   -- 1 | 0
 );
+
+-- DMARC evaluations of received mail, kept until the daily aggregate report for their policy
+-- domain is sent (RFC 7489 §7.2; courriel.store.sql.dmarcreports). ``data`` is the JSON the
+-- report module reads; ``received`` is seconds since the epoch.
+CREATE TABLE dmarc_evaluations (
+    id            INTEGER PRIMARY KEY,
+    policy_domain TEXT NOT NULL,
+    received      INTEGER NOT NULL,
+    data          TEXT NOT NULL
+);
+CREATE INDEX dmarc_evaluations_domain ON dmarc_evaluations (policy_domain, received);
