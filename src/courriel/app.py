@@ -37,7 +37,8 @@ worker builds one ``MailAuth`` (SPF, DKIM, DMARC for port 25) over a resolver of
 from ``[dns]`` (same servers and timeout as the relay's, its own cache), and closes it at
 shutdown. DKIM key upkeep -- keys for domains that have none, rotated keys retired after their
 grace period -- runs once on the store before the workers start (``serve``: once at start), and
-every six hours in each worker. With a queue, each worker also runs the DMARC aggregate
+every 15 minutes in each worker, which also activates the pending keys of a rotation whose
+records DNS shows (publish before sign). With a queue, each worker also runs the DMARC aggregate
 reporter (``[mailauth] dmarc_reports``), which a lease in the store lets one node at a time do.
 
 Signals, to the parent: SIGHUP reloads the certificate in the parent (for workers started later)
@@ -87,6 +88,7 @@ from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config, ConfigError
 from courriel.logs import kv
+from courriel.mail.auth.dns import Resolver
 from courriel.mail.auth.inbound import MailAuth
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.ports import BindError, Bound, bind_listener, display
@@ -106,7 +108,7 @@ log = logging.getLogger("courriel.app")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130  # as a shell reports a process ended by SIGINT
-DKIM_UPKEEP_EVERY = 6 * 3600.0  # seconds between looks for DKIM keys to make or retire
+DKIM_UPKEEP_EVERY = 900.0  # seconds between looks for DKIM keys to make, activate or retire
 
 
 class StartupError(Exception):
@@ -397,7 +399,7 @@ async def _run(
     running = Running(app, listeners, bound, web)
     installed = _install_signals(running, interrupt=not worker)
     delivering: asyncio.Task[None] | None = None
-    upkeep = asyncio.create_task(_dkim_upkeep_every(app.store), name="dkim key upkeep")
+    upkeep = asyncio.create_task(_dkim_upkeep_every(app), name="dkim key upkeep")
     background = [upkeep, *_reporting(app, relay)]
     try:
         for lst in listeners:
@@ -485,10 +487,46 @@ async def _dkim_upkeep(store: Store) -> None:
         log.info("DKIM keys retired", extra=kv(count=retired))
 
 
-async def _dkim_upkeep_every(store: Store, seconds: float = DKIM_UPKEEP_EVERY) -> None:
+async def _dkim_upkeep_every(app: App, seconds: float = DKIM_UPKEEP_EVERY) -> None:
+    resolver = None
     while True:
         await asyncio.sleep(seconds)
-        await _dkim_upkeep(store)
+        await _dkim_upkeep(app.store)
+        if resolver is None:
+            resolver = _upkeep_resolver(app)
+        if resolver is not None:
+            await _dkim_activation(app.store, resolver)
+
+
+def _upkeep_resolver(app: App) -> Resolver | None:
+    """The checks' resolver, else one of its own from ``[dns]`` (None: no DNS configured)."""
+    if app.mailauth is not None:
+        return app.mailauth.resolver
+    from courriel.auth_resolver import AuthResolver
+
+    try:
+        return AuthResolver(app.cfg.dns.nameservers, timeout=app.cfg.dns.timeout_seconds)
+    except ConfigError as e:
+        log.warning("DKIM keys waiting to be published cannot be checked: %s", e)
+        return None
+
+
+async def _dkim_activation(store: Store, resolver: Resolver) -> None:
+    """Pending DKIM keys whose record DNS shows start signing (publish before sign)."""
+    from courriel.admin_dkim import activate_published
+
+    try:
+        result = await activate_published(store, resolver)
+    except StoreError as e:
+        log.warning("DKIM key activation failed: %s", e)
+        return
+    except Exception:  # a bug here must not stop the worker
+        log.exception("DKIM key activation failed")
+        return
+    for key in result.activated:
+        log.info(
+            "DKIM key published, now signing", extra=kv(domain=key.domain, selector=key.selector)
+        )
 
 
 def _relay_transport(cfg: Config) -> Transport:

@@ -17,7 +17,7 @@ from courriel.admin_dkim import list_keys, record_of
 from courriel.net.resolver import DnsResolver
 from courriel.net.smtp_client import ClientSettings, SmtpTransport
 from courriel.store.base import DomainPolicy
-from courriel.testing.dns import DnsServer, Zone, free_udp_port, sbin_program
+from courriel.testing.dns import DnsServer, Zone, dnsmasq_program, free_udp_port
 from courriel.testing.mailauth import mail_dkim_arc_available, mail_dkim_arc_verify
 from courriel.testing.missing import report_missing
 from courriel.testing.outbound import PASSWORD, fast_queue, wait_until
@@ -40,10 +40,7 @@ class Forwarding:
 
 @pytest.fixture
 def forwarding(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Forwarding]:
-    program = sbin_program("dnsmasq")
-    if program is None:
-        report_missing("program 'dnsmasq'", request.node.nodeid)
-    assert program is not None
+    program = dnsmasq_program(request.node.nodeid)
     port = free_udp_port()
     nameserver = f"127.0.0.1:{port}"
     (tmp_path / "c").mkdir()

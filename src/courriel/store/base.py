@@ -236,6 +236,7 @@ class Events(Protocol):
 
 
 class DkimKeyState(enum.Enum):
+    PENDING = "pending"  # to be published; signs once DNS shows it (``activate_dkim_keys``)
     ACTIVE = "active"  # published and used to sign
     RETIRING = "retiring"  # still published until retire_after, no longer used to sign
     RETIRED = "retired"  # no longer published
@@ -250,6 +251,8 @@ class DkimKey:
     created: datetime
     state: DkimKeyState = DkimKeyState.ACTIVE
     retire_after: datetime | None = None
+    # A pending key: how long the key it replaces stays published once it signs.
+    grace_seconds: int | None = None
 
 
 class DkimKeyStore(Protocol):
@@ -268,6 +271,13 @@ class DkimKeyStore(Protocol):
 
     async def retire_dkim_keys(self, now: datetime) -> int:
         """Retiring keys whose ``retire_after`` has passed become retired; returns how many."""
+
+    async def activate_dkim_keys(
+        self, domain: str, selectors: Sequence[str], now: datetime
+    ) -> list[str]:
+        """In one transaction, each named pending key becomes active and the active key of its
+        algorithm retiring until ``now`` plus the pending key's grace; returns the selectors
+        activated (a selector that is not pending is left alone)."""
 
 
 # --- per-domain mail-authentication policy ----------------------------------------------------

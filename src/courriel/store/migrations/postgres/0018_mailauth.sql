@@ -17,3 +17,7 @@ CREATE TABLE dmarc_evaluations (
     data          TEXT NOT NULL
 );
 CREATE INDEX dmarc_evaluations_domain ON dmarc_evaluations (policy_domain, received);
+
+-- A pending DKIM key (published before it signs): how long, once it signs, the key it replaces
+-- stays published (courriel.store.sql.dkim.activate).
+ALTER TABLE dkim_keys ADD COLUMN grace_seconds BIGINT;
