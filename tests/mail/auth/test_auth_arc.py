@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from courriel.testing.mailauth import (
     FORGER_IP,
     AuthKeys,
     mail_dkim_arc_available,
+    mail_dkim_arc_seal,
     mail_dkim_arc_verify,
     message,
 )
@@ -96,6 +98,25 @@ async def test_mail_dkim_verifies_our_seals(
     assert detail.startswith("pass (as.2.example.org=pass, ams.2.example.org=pass")
     result, detail = await mail_dkim(request, dns_server, twice.replace(b"a test", b"a fake"))
     assert result == "fail" and "ams.2.example.org=fail (body has been altered)" in detail
+
+
+async def test_courriel_verifies_what_mail_dkim_seals(
+    request: pytest.FixtureRequest, verifier: ArcVerifier, keys: AuthKeys, tmp_path: Path
+) -> None:
+    if not mail_dkim_arc_available():
+        report_missing("perl module Mail::DKIM::ARC (libmail-dkim-perl)", request.node.nodeid)
+    key = keys.net[0]
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(key.private_pem)
+    results = b"Authentication-Results: lists.example.net; " + ORIGINAL.split(b"; ", 1)[1]
+    msg = results + b"\r\n" + message()
+    arc_set = await asyncio.to_thread(mail_dkim_arc_seal, msg, key, str(pem), "lists.example.net")
+    assert arc_set.startswith(b"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=example.net;")
+    result = await verifier.verify(arc_set + msg)
+    assert (result.outcome, [h.sealer for h in result.hops]) == (ArcOutcome.PASS, ["example.net"])
+    assert "dmarc=pass header.from=example.org" in result.hops[0].aar
+    altered = await verifier.verify((arc_set + msg).replace(b"a test", b"a fake"))
+    assert altered.outcome is ArcOutcome.FAIL
 
 
 async def test_a_dns_timeout_is_temperror(keys: AuthKeys) -> None:
