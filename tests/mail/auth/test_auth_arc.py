@@ -140,6 +140,25 @@ async def test_long_chains_cost_nothing(verifier: ArcVerifier, keys: AuthKeys) -
     assert (result.outcome, result.reason) == (ArcOutcome.FAIL, "instance 51 is above 50")
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        b"ARC-Seal: i=1; cv=none; a=rsa-sha256; d=\xc3\xa9.example; s=s; b=AAAA\r\n",
+        b"ARC-Seal: i=1; cv=none; a=rsa-sha256; b=AAAA\r\n",
+        b"ARC-Seal: i=1; cv=none; a=rsa-sha256; d=x.example; s=s; b=%%%\r\n"
+        b"ARC-Message-Signature: i=1; a=rsa-sha256; d=x.example; s=s; h=from; bh=@; b=AA\r\n"
+        b"ARC-Authentication-Results: i=1; x.example; none\r\n",
+        b"ARC-Seal: i=1; i=2; cv=none\r\nARC-Seal: i=1; cv=pass\r\n",
+        b"ARC-Seal: garbage without tags\r\nARC-Message-Signature: i=x\r\n",
+        b"ARC-Authentication-Results: i=1; x.example; arc=pass\r\n",
+    ],
+)
+async def test_hostile_arc_fields_fail_quietly(verifier: ArcVerifier, fields: bytes) -> None:
+    result = await verifier.verify(fields + message())
+    assert result.outcome in (ArcOutcome.FAIL, ArcOutcome.NONE)
+    assert result.outcome is ArcOutcome.NONE or result.reason
+
+
 @pytest.fixture
 async def checks(resolver: AuthResolver) -> AsyncIterator[MailAuth]:
     auth = MailAuth(resolver, "mx.example.com", trusted_arc_sealers=["example.net"])

@@ -240,6 +240,8 @@ def _read_chain(message: bytes, limit: int) -> _Chain:
         selector, domain = tags.get(b"s", b""), tags.get(b"d", b"")
         if not selector or not domain:
             return _Chain(arc, instances, [], "an ARC signature has no s= or d=")
+        if not (selector + domain).isascii():
+            return _Chain(arc, instances, [], "an ARC signature names a key outside ASCII")
         if name.lower() == AS.lower() and tags.get(b"cv", b"").strip().lower() == b"fail":
             terminated = True
         names[f"{_text(selector)}._domainkey.{_text(domain)}"] = None
