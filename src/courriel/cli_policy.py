@@ -4,11 +4,12 @@ Theory of operation
 -------------------
 Each hosted domain may answer mail that fails its sender's DMARC policy differently from the
 server's ``[mailauth]`` settings (``courriel.store.base.DomainPolicy``): refuse it, put it in
-the recipient's Junk mailbox, or deliver it to INBOX; and it may refuse the trusted ARC
-sealers' override. Without an option the command prints the policy in force, each line saying
-whether it is the domain's own choice or the server's default; each option given changes one
-choice (``default`` gives it back to ``[mailauth]``) and keeps the others. The SMTP session reads
-the policy for every message, so a change applies at once on every node.
+the recipient's Junk mailbox, or deliver it to INBOX; it may refuse the trusted ARC sealers'
+override, and name From domains it delivers to INBOX whatever DMARC says (``--allow-from``).
+Without an option the command prints the policy in force, each line saying whether it is the
+domain's own choice or the server's default; each option given changes one choice (``default``
+gives it back to ``[mailauth]``) and keeps the others. The SMTP session reads the policy for
+every message, so a change applies at once on every node.
 
 ``add_command`` puts the command under ``courriel domain``; it is handed ``courriel.cli``'s
 ``store_command`` wrapper, so this module does not import ``courriel.cli``.
@@ -43,6 +44,7 @@ def effective(policy: DomainPolicy, config: MailAuthConfig) -> list[tuple[str, s
         ("on-reject", on_reject.value, policy.on_reject is not None),
         ("on-quarantine", on_quarantine.value, policy.on_quarantine is not None),
         ("arc-override", "yes" if arc else "no", policy.arc_override is not None),
+        ("allow-from", ",".join(policy.allow_from) or "-", bool(policy.allow_from)),
     ]
 
 
@@ -50,6 +52,11 @@ def _failure(value: str | None, current: OnDmarcFailure | None) -> OnDmarcFailur
     if value is None:
         return current
     return None if value == DEFAULT else OnDmarcFailure(value)
+
+
+def _domains(text: str) -> tuple[str, ...]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    return tuple(dict.fromkeys(domain_name(n) for n in names))
 
 
 def _yes_no(value: str | None, current: bool | None) -> bool | None:
@@ -64,13 +71,14 @@ async def _policy(args: argparse.Namespace, cfg: Config, store: Store) -> None:
         raise AdminError(f"unknown domain {name}")
     found = await store.domain_policies([name])
     policy = found[0] if found else DomainPolicy(name)
-    changes = (args.on_reject, args.on_quarantine, args.arc_override)
+    changes = (args.on_reject, args.on_quarantine, args.arc_override, args.allow_from)
     if any(c is not None for c in changes):
         policy = replace(
             policy,
             on_reject=_failure(args.on_reject, policy.on_reject),
             on_quarantine=_failure(args.on_quarantine, policy.on_quarantine),
             arc_override=_yes_no(args.arc_override, policy.arc_override),
+            allow_from=policy.allow_from if args.allow_from is None else _domains(args.allow_from),
         )
         try:
             await store.set_domain_policy(policy)
@@ -107,5 +115,11 @@ def add_command(
         choices=("yes", "no", DEFAULT),
         help="deliver to INBOX mail whose trusted ARC sealer saw dmarc=pass "
         "([mailauth] trusted_arc_sealers)",
+    )
+    p.add_argument(
+        "--allow-from",
+        metavar="DOMAIN[,DOMAIN...]",
+        help="deliver mail from these domains (and their subdomains) to INBOX even when it "
+        'fails DMARC; "" empties the list',
     )
     p.set_defaults(handler=store_command(_policy))

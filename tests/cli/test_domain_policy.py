@@ -22,6 +22,7 @@ def test_the_defaults_come_from_the_config(courriel, data: Path) -> None:  # typ
         ["on-reject", "junk", "(server", "default)"],
         ["on-quarantine", "junk", "(server", "default)"],
         ["arc-override", "yes", "(server", "default)"],
+        ["allow-from", "-", "(server", "default)"],
     ]
 
 
@@ -35,6 +36,7 @@ def test_each_choice_is_changed_alone_and_given_back(courriel, in_store) -> None
         ["on-reject", "inbox", "(set", "for", "this", "domain)"],
         ["on-quarantine", "junk", "(server", "default)"],
         ["arc-override", "no", "(set", "for", "this", "domain)"],
+        ["allow-from", "-", "(server", "default)"],
     ]
     assert in_store(lambda s: s.domain_policies()) == [
         DomainPolicy("example.org", OnDmarcFailure.INBOX, None, False)
@@ -44,6 +46,14 @@ def test_each_choice_is_changed_alone_and_given_back(courriel, in_store) -> None
     assert in_store(lambda s: s.domain_policies()) == [
         DomainPolicy("example.org", None, OnDmarcFailure.INBOX, False)
     ]
+    allowed = courriel("domain", "policy", "example.org", "--allow-from", "Partner.example, b.test")
+    assert allowed.status == 0
+    assert ["allow-from", "partner.example,b.test", "(set", "for", "this", "domain)"] in lines(
+        allowed.out
+    )
+    assert in_store(lambda s: s.domain_policies())[0].allow_from == ("partner.example", "b.test")
+    assert courriel("domain", "policy", "example.org", "--allow-from", "").status == 0
+    assert in_store(lambda s: s.domain_policies())[0].allow_from == ()
 
 
 def test_unknown_domains_and_values_are_refused(courriel) -> None:  # type: ignore[no-untyped-def]

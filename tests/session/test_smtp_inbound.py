@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from courriel.config import MailAuthConfig
+from courriel.mail.auth.dmarc import DmarcOutcome, DmarcResult
 from courriel.mail.auth.inbound import Action, Verdict
 from courriel.session.smtp_inbound import (
     CHECK_FAILED,
@@ -171,6 +172,34 @@ async def test_each_recipient_domain_chooses() -> None:
     inbox = DomainPolicy("i.example", on_quarantine=OnDmarcFailure.INBOX)
     placed = await per_domain(Given(Action.JUNK), quarantine, inbox)
     assert isinstance(placed, Placement) and placed.junk_domains == {"q.example"}
+
+
+async def test_a_domain_may_allow_a_sender_whatever_dmarc_says() -> None:
+    dmarc = DmarcResult(DmarcOutcome.FAIL, "lists.partner.example", "partner.example")
+
+    class Failing(Given):
+        async def check_inbound(
+            self, *, ip: str, helo: str, mail_from: str, message: bytes
+        ) -> Verdict:
+            v = await super().check_inbound(ip=ip, helo=helo, mail_from=mail_from, message=message)
+            return replace(v, dmarc=dmarc)
+
+    recorded: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+
+    async def record(v: Verdict, disposition: str, reasons: tuple[tuple[str, str], ...]) -> None:
+        recorded.append((disposition, reasons))
+
+    allowing = DomainPolicy("mine.example", allow_from=("partner.example",))
+    placed = await judge(
+        Failing(Action.REJECT), MailAuthConfig(), ip="203.0.113.9", helo="h", mail_from="",
+        message=MESSAGE, domains={"mine.example": allowing}, record=record,
+    )  # fmt: skip
+    assert isinstance(placed, Placement) and not placed.junk and not placed.junk_domains
+    assert recorded == [
+        ("none", (("local_policy", "the sender is allowed by the recipient domain"),))
+    ]
+    other = DomainPolicy("mine.example", allow_from=("elsewhere.example",))
+    assert await per_domain(Failing(Action.REJECT), other) == Reply(550, "5.7.1", WHY)
 
 
 async def test_a_trusted_arc_seal_delivers_unless_the_domain_refuses_it() -> None:

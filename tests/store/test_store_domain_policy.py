@@ -13,7 +13,7 @@ async def test_policies_are_set_read_and_cleared(store: Store) -> None:
         await store.add_domain(name)
     assert await store.domain_policies() == []
     org = DomainPolicy("example.org", OnDmarcFailure.JUNK, OnDmarcFailure.INBOX, False)
-    net = DomainPolicy("example.net", arc_override=True)
+    net = DomainPolicy("example.net", arc_override=True, allow_from=("partner.example", "b.test"))
     await store.set_domain_policy(org)
     await store.set_domain_policy(net)
     assert await store.domain_policies() == [net, org]

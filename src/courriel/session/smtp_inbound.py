@@ -17,10 +17,11 @@ ACCEPT      INBOX
 
 Each recipient domain may choose otherwise (``DomainPolicy``, ``courriel domain policy``): what
 a p=reject failure gets (reject, Junk or INBOX), what a p=quarantine failure gets (Junk or
-INBOX), and whether a trusted ARC sealer's ``dmarc=pass`` (``Verdict.arc_override``) delivers
-the message to INBOX. One SMTP reply answers for every recipient, so the message is refused
-only when every recipient domain refuses it; a domain that would refuse it while another
-accepts it gets it in Junk (never dropped).
+INBOX), whether a trusted ARC sealer's ``dmarc=pass`` (``Verdict.arc_override``) delivers the
+message to INBOX, and which From domains it delivers to INBOX whatever DMARC says
+(``allow_from``, a local override for a partner whose forwarder breaks DMARC). One SMTP reply
+answers for every recipient, so the message is refused only when every recipient domain refuses
+it; a domain that would refuse it while another accepts it gets it in Junk (never dropped).
 
 What is stored is the verdict's message (earlier Authentication-Results fields claiming our
 host name removed, RFC 8601 §5) with the new Authentication-Results field on top; the session
@@ -164,7 +165,9 @@ async def judge(
         reasons.append(("trusted_forwarder", f"arc=pass, sealed by {v.arc_override}"))
     requested = OnDmarcFailure.REJECT if v.action is Action.REJECT else OnDmarcFailure.JUNK
     if any(c is not requested for c in choices.values()) and not reasons:
-        reasons.append(("local_policy", "the recipient domain's policy"))
+        allowed = any(allowed_sender(v, p) for p in (domains or {}).values())
+        why = "the sender is allowed by the recipient domain" if allowed else "domain policy"
+        reasons.append(("local_policy", why))
     if record is not None:
         await record(v, "quarantine" if junk else "none", tuple(reasons))
     if junk:
@@ -174,9 +177,17 @@ async def judge(
     return Placement(stored, junk_domains=junk, verdict=v)
 
 
+def allowed_sender(v: Verdict, domain: DomainPolicy) -> bool:
+    """Whether the recipient domain delivers this From domain whatever DMARC says."""
+    sender = "" if v.dmarc is None else v.dmarc.from_domain
+    return any(sender == d or sender.endswith("." + d) for d in domain.allow_from)
+
+
 def _choice(v: Verdict, config: MailAuthConfig, domain: DomainPolicy) -> OnDmarcFailure:
     """What one recipient domain does with a message whose DMARC check failed."""
     if v.arc_override and domain.arc_override is not False:  # RFC 8617 §7.2: local policy
+        return OnDmarcFailure.INBOX
+    if allowed_sender(v, domain):  # RFC 7489 §6.7: the receiver's local policy
         return OnDmarcFailure.INBOX
     if v.action is Action.REJECT:
         if domain.on_reject is not None:

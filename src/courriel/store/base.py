@@ -299,6 +299,9 @@ class DomainPolicy:
     on_reject: OnDmarcFailure | None = None  # sender's p=reject failed
     on_quarantine: OnDmarcFailure | None = None  # sender's p=quarantine failed (not REJECT)
     arc_override: bool | None = None  # honour trusted ARC sealers (None: yes)
+    # Local override: From domains (with their subdomains) whose DMARC failures this domain
+    # delivers to INBOX all the same (a partner whose list or forwarder breaks DMARC).
+    allow_from: tuple[str, ...] = ()
 
 
 class DomainPolicyStore(Protocol):

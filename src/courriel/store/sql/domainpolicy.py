@@ -30,12 +30,13 @@ def _policy(row: Row) -> DomainPolicy:
         on_reject=None if row[1] is None else OnDmarcFailure(row[1]),
         on_quarantine=None if row[2] is None else OnDmarcFailure(row[2]),
         arc_override=None if row[3] is None else bool(row[3]),
+        allow_from=tuple(d for d in (row[4] or "").split(",") if d),
     )
 
 
 def read_policies(domains: Sequence[str] | None) -> Script[list[DomainPolicy]]:
     sql = (
-        "SELECT d.name, p.on_reject, p.on_quarantine, p.arc_override"
+        "SELECT d.name, p.on_reject, p.on_quarantine, p.arc_override, p.allow_from"
         " FROM domain_policies p JOIN domains d ON d.id = p.domain_id"
     )
     params: tuple[str, ...] = ()
@@ -58,11 +59,13 @@ def write_policy(policy: DomainPolicy) -> Script[Done[None]]:
         None if policy.on_reject is None else policy.on_reject.value,
         None if policy.on_quarantine is None else policy.on_quarantine.value,
         None if policy.arc_override is None else int(policy.arc_override),
+        ",".join(d.lower() for d in policy.allow_from) or None,
     )
     if any(v is not None for v in values):
         yield Query(
-            "INSERT INTO domain_policies (domain_id, on_reject, on_quarantine, arc_override)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT INTO domain_policies"
+            " (domain_id, on_reject, on_quarantine, arc_override, allow_from)"
+            " VALUES (?, ?, ?, ?, ?)",
             (domain_id, *values),
             False,
         )

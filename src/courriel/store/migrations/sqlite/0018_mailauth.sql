@@ -5,7 +5,8 @@ CREATE TABLE domain_policies (
     domain_id     INTEGER PRIMARY KEY REFERENCES domains (id) ON DELETE CASCADE,
     on_reject     TEXT,     -- reject | junk | inbox
     on_quarantine TEXT,     -- junk | inbox
-    arc_override  INTEGER   -- 1 | 0
+    arc_override  INTEGER,  -- 1 | 0
+    allow_from    TEXT      -- From domains delivered despite a DMARC failure, comma-separated
 );
 
 -- DMARC evaluations of received mail, kept until the daily aggregate report for their policy
