@@ -100,6 +100,7 @@ class DmarcReporter:
 
     async def _domain(self, domain: str, end: int, now: float) -> int:
         sent = 0
+        part = 0
         while True:
             rows = await self._store.dmarc_evaluations(domain, end, MAX_ROWS)
             if not rows:
@@ -110,7 +111,10 @@ class DmarcReporter:
                     evaluations.append(Evaluation.from_json(row.data))
                 except (ValueError, KeyError, TypeError, IndexError):
                     log.warning("DMARC reports: an unreadable evaluation is skipped")
-            if evaluations and not await self._report(domain, evaluations, end, now):
+            part += 1
+            # A day split over several reports names each part (§7.2.1.1 unique-id).
+            unique = str(part) if part > 1 or len(rows) == MAX_ROWS else ""
+            if evaluations and not await self._report(domain, evaluations, end, now, unique):
                 return sent  # DNS did not answer: the rows wait for the next hour
             sent += bool(evaluations)
             await self._store.delete_dmarc_evaluations(domain, rows[-1].id)
@@ -118,7 +122,7 @@ class DmarcReporter:
                 return sent
 
     async def _report(
-        self, domain: str, evaluations: list[Evaluation], end: int, now: float
+        self, domain: str, evaluations: list[Evaluation], end: int, now: float, unique: str
     ) -> bool:
         """Sends one report to each usable destination; False when DNS gave no answer."""
         begin = min(e.received for e in evaluations) // DAY * DAY
@@ -163,6 +167,7 @@ class DmarcReporter:
                 end=end - 1,
                 xml=xml,
                 now=now,
+                unique=unique,
             )
             if d.limit is not None and len(raw) > d.limit:  # RFC 7489 §7.2.1.1
                 log.info(

@@ -233,6 +233,7 @@ def test_the_report_mail() -> None:
     payload = parts[0].get_payload(decode=True)
     assert isinstance(payload, bytes) and gzip.decompress(payload) == xml
     assert filename("r", "d", 1, 2) == "r!d!1!2.xml.gz"
+    assert filename("r", "d", 1, 2, "3") == "r!d!1!2!3.xml.gz"
 
 
 def test_destinations_and_their_limits() -> None:

@@ -10,10 +10,13 @@ import xml.etree.ElementTree as ET
 from email import message_from_bytes
 from email.message import Message
 
+import pytest
+
 from courriel.auth_resolver import AuthResolver
 from courriel.config import MailAuthConfig
 from courriel.mail.auth.dmarc_report import Evaluation
 from courriel.mail.auth.inbound import MailAuth
+from courriel.queue import dmarc_reports
 from courriel.queue.dmarc_reports import DmarcReporter
 from courriel.session.smtp_inbound import judge, recorder
 from courriel.store.base import Store
@@ -107,3 +110,20 @@ async def test_no_dns_answer_postpones_the_report(store: Store) -> None:
         assert await reporter.report_due() == 0
     assert outbox.sent == []
     assert len(await store.dmarc_evaluations("example.org", before=2**40, limit=10)) == 1
+
+
+async def test_a_big_day_is_split_into_numbered_reports(
+    store: Store, resolver: AuthResolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dmarc_reports, "MAX_ROWS", 2)
+    for ip in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        await record(store, MIDNIGHT - 3600, ip)
+    outbox = Outbox()
+    reporter = DmarcReporter(
+        store, outbox.send, resolver, "mx.example.com", clock=lambda: MIDNIGHT + 1.0
+    )
+    assert await reporter.report_due() == 2
+    names = [attachment(raw)[0] for to, raw in outbox.sent if to == "dmarc@example.org"]
+    base = f"mx.example.com!example.org!{MIDNIGHT - DAY}!{MIDNIGHT - 1}"
+    assert names == [f"{base}!1.xml.gz", f"{base}!2.xml.gz"]
+    assert await store.dmarc_evaluations("example.org", before=2**40, limit=10) == []

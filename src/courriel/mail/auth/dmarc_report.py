@@ -229,9 +229,10 @@ def _record(root: ET.Element, e: Evaluation, count: int) -> None:
     _sub(spf, "result", e.spf[2])
 
 
-def filename(receiver: str, policy_domain: str, begin: int, end: int) -> str:
-    """RFC 7489 §7.2.1.1: ``receiver!policy-domain!begin!end.xml.gz``."""
-    return f"{receiver}!{policy_domain}!{begin}!{end}.xml.gz"
+def filename(receiver: str, policy_domain: str, begin: int, end: int, unique: str = "") -> str:
+    """RFC 7489 §7.2.1.1: ``receiver!policy-domain!begin!end[!unique-id].xml.gz``."""
+    tail = f"!{unique}" if unique else ""
+    return f"{receiver}!{policy_domain}!{begin}!{end}{tail}.xml.gz"
 
 
 def report_message(
@@ -245,6 +246,7 @@ def report_message(
     end: int,
     xml: bytes,
     now: float,
+    unique: str = "",
 ) -> bytes:
     """The report mail: a short text and the gzip-compressed XML (RFC 7489 §7.2.1.1)."""
     msg = EmailMessage(policy=SMTP)
@@ -269,7 +271,7 @@ def report_message(
         gzip.compress(xml, mtime=0),
         maintype="application",
         subtype="gzip",
-        filename=filename(receiver, policy_domain, begin, end),
+        filename=filename(receiver, policy_domain, begin, end, unique),
     )
     return msg.as_bytes()
 
