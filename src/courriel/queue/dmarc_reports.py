@@ -146,7 +146,7 @@ class DmarcReporter:
                     )
                     continue
             usable.append(d)
-        rid = report_id(domain, begin)
+        rid = report_id(domain, begin, self._hostname)
         xml = aggregate_xml(
             org_name=self._hostname,
             email=f"postmaster@{self._hostname}",

@@ -91,6 +91,10 @@ async def test_a_finished_day_is_reported_once(store: Store, resolver: AuthResol
     assert sorted(made) == [0, 1]  # the lease: one node made the report
     assert [to for to, _ in outbox.sent] == ["dmarc@example.org", "rua@reports.example"]
     name, root = attachment(outbox.sent[0][1])
+    subject = " ".join(str(message_from_bytes(outbox.sent[0][1])["Subject"]).split())
+    rid = root.findtext("report_metadata/report_id")
+    assert rid is not None and rid.endswith("@mx.example.com")  # a msg-id (RFC 5322 §3.6.4)
+    assert subject == f"Report Domain: example.org Submitter: mx.example.com Report-ID: <{rid}>"
     assert name == f"mx.example.com!example.org!{MIDNIGHT - DAY}!{MIDNIGHT - 1}.xml.gz"
     counts = {r.findtext("row/source_ip"): r.findtext("row/count") for r in root.iter("record")}
     assert counts == {"203.0.113.9": "2", "198.51.100.7": "1"}

@@ -311,5 +311,6 @@ def verification_ok(records: Sequence[bytes]) -> bool:
     return any(re.match(rb"v\s*=\s*DMARC1\s*(;|$)", r) for r in records)
 
 
-def report_id(policy_domain: str, begin: int) -> str:
-    return f"{begin}.{policy_domain}.{secrets.token_hex(4)}"
+def report_id(policy_domain: str, begin: int, receiver: str) -> str:
+    """A unique id, shaped as the subject's msg-id needs it (RFC 7489 §7.2.1.1, RFC 5322)."""
+    return f"{begin}.{policy_domain}.{secrets.token_hex(4)}@{receiver}"
