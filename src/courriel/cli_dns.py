@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -111,7 +112,7 @@ async def _records(cfg: Config, store: Store, domain: str) -> list[dnsrecords.Re
     if await store.get_domain(alabel) is None:
         raise AdminError(f"unknown domain {alabel}")
     keys = admin_dkim.published(await store.dkim_keys(alabel))
-    return dnsrecords.records_for(
+    records = dnsrecords.records_for(
         alabel,
         cfg.hostname,
         [admin_dkim.record_of(k) for k in keys],
@@ -119,6 +120,9 @@ async def _records(cfg: Config, store: Store, domain: str) -> list[dnsrecords.Re
         self_signed=not cfg.tls.cert,
         mtasts=cfg.mtasts,
     )
+    pending = {admin_dkim.record_of(k)[0] for k in keys if k.state is DkimKeyState.PENDING}
+    why = ", new: courriel signs with it once it is published"
+    return [replace(r, purpose=r.purpose + why) if r.name in pending else r for r in records]
 
 
 def _resolver(args: argparse.Namespace, cfg: Config) -> AuthResolver:

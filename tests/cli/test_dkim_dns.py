@@ -71,6 +71,7 @@ def test_rotate_publishes_before_it_signs(courriel, in_store, host, request) -> 
     # `courriel dns` lists the pending selectors beside the active ones.
     listed = courriel("dns", "example.org").out
     assert f"c{MONTH}e2._domainkey" in listed and f"c{MONTH}e._domainkey" in listed
+    assert f"selector c{MONTH}e2, new: courriel signs with it once it is published" in listed
     again = courriel("dkim", "rotate", "example.org")
     assert again.status == 1 and "waiting to be published" in again.error()
 
