@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from courriel.admin_dkim import list_keys, record_of
+from courriel.mail.auth.dmarc_report import Evaluation
 from courriel.net.resolver import DnsResolver
 from courriel.net.smtp_client import ClientSettings, SmtpTransport
 from courriel.store.base import DomainPolicy
@@ -59,7 +60,7 @@ def forwarding(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Forwa
         carol = receiver.add_user("carol@c.test", PASSWORD)
         zone = Zone()
         zone.add_txt("a.test", f"v=spf1 ip4:{CLIENT_IP} -all")
-        zone.add_txt("_dmarc.a.test", "v=DMARC1; p=reject")
+        zone.add_txt("_dmarc.a.test", "v=DMARC1; p=reject; rua=mailto:dmarc@a.test")
         zone.mx["c.test"] = [(10, "mx.c.test")]
         zone.a["mx.c.test"] = "127.0.0.1"
         for key in forwarder.call(list_keys(forwarder.store, "b.test")):
@@ -69,6 +70,11 @@ def forwarding(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Forwa
     finally:
         forwarder.stop()
         receiver.stop()
+
+
+def evaluations(server: MailServer) -> list[Evaluation]:
+    rows = server.call(server.store.dmarc_evaluations("a.test", before=2**40, limit=10))
+    return [Evaluation.from_json(r.data) for r in rows]
 
 
 def send(forwarding: Forwarding, subject: str) -> None:
@@ -98,6 +104,14 @@ def test_a_forward_is_sealed_and_a_trusted_seal_outweighs_dmarc(
     # An independent verifier agrees (C's Authentication-Results are not covered by the seal).
     result, detail = mail_dkim_arc_verify("127.0.0.1", forwarding.dns_port, stored)
     assert (result, detail) == ("pass", "pass (as.1.b.test=pass, ams.1.b.test=pass)")
+    # Both record the evaluation for a.test's aggregate report: B saw SPF pass, C delivered a
+    # DMARC failure on the trusted seal (RFC 7489 §7.2 PolicyOverride trusted_forwarder).
+    [at_b] = evaluations(forwarding.forwarder)
+    assert (at_b.source_ip, at_b.spf_aligned, at_b.disposition) == (CLIENT_IP, True, "none")
+    [at_c] = evaluations(c)
+    assert (at_c.source_ip, at_c.spf_aligned, at_c.dkim_aligned) == ("127.0.0.1", False, False)
+    assert at_c.disposition == "none" and at_c.envelope_to == "c.test"
+    assert at_c.reasons == (("trusted_forwarder", "arc=pass, sealed by b.test"),)
 
 
 async def test_a_domain_may_refuse_the_arc_override(forwarding: Forwarding) -> None:

@@ -195,11 +195,18 @@ async def test_a_domain_may_allow_a_sender_whatever_dmarc_says() -> None:
         message=MESSAGE, domains={"mine.example": allowing}, record=record,
     )  # fmt: skip
     assert isinstance(placed, Placement) and not placed.junk and not placed.junk_domains
-    assert recorded == [
-        ("none", (("local_policy", "the sender is allowed by the recipient domain"),))
-    ]
+    assert (placed.disposition, placed.reasons) == (
+        "none",
+        (("local_policy", "the sender is allowed by the recipient domain"),),
+    )
+    assert recorded == []  # a placement is recorded by the session once the message is stored
     other = DomainPolicy("mine.example", allow_from=("elsewhere.example",))
-    assert await per_domain(Failing(Action.REJECT), other) == Reply(550, "5.7.1", WHY)
+    refused = await judge(
+        Failing(Action.REJECT), MailAuthConfig(), ip="203.0.113.9", helo="h", mail_from="",
+        message=MESSAGE, domains={"mine.example": other}, record=record,
+    )  # fmt: skip
+    assert refused == Reply(550, "5.7.1", WHY)
+    assert recorded == [("reject", ())]
 
 
 async def test_a_trusted_arc_seal_delivers_unless_the_domain_refuses_it() -> None:

@@ -53,6 +53,7 @@ from courriel.session.smtp_auth import SmtpAuth
 from courriel.session.smtp_inbound import (
     Checker,
     Placement,
+    Recorder,
     deliver,
     forward_sealed,
     judge,
@@ -268,6 +269,9 @@ class SmtpSession:
         except QueueError as e:
             code = 451 if e.refusal.temporary else 554
             return Reply(code, e.refusal.enhanced, e.refusal.text)
+        if placed.verdict is not None and self._s.mailauth.dmarc_reports:
+            record = self._recorder(tx)
+            await record(placed.verdict, placed.disposition, placed.reasons)
         log.info(
             "message accepted",
             extra=kv(id=queue_id, sender=tx.sender, rcpts=len(tx.recipients), size=len(message)),
@@ -284,11 +288,7 @@ class SmtpSession:
             domains = await policies_for(self._s.store, recipients)
         except StoreError:
             return policy.TEMPORARY
-        record = None
-        if self._s.mailauth.dmarc_reports:
-            record = recorder(
-                self._s.store, ip=self._ip, helo=self._helo, envelope_to=recipients[0]
-            )
+        record = self._recorder(tx) if self._s.mailauth.dmarc_reports else None
         return await judge(
             checker,
             self._s.mailauth,
@@ -299,6 +299,11 @@ class SmtpSession:
             domains=domains,
             record=record,
         )
+
+    def _recorder(self, tx: _Transaction) -> Recorder:
+        """Writes the DMARC evaluation of this message for the aggregate report."""
+        envelope_to = tx.recipients[0].rpartition("@")[2].lower()
+        return recorder(self._s.store, ip=self._ip, helo=self._helo, envelope_to=envelope_to)
 
     async def _check_from(self, message: bytes) -> Reply | None:
         """RFC 6409 §6.1: the From addresses must be the authenticated user's."""

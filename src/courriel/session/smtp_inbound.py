@@ -31,11 +31,13 @@ reason in words, so an administrator can answer "why did my mail bounce".
 A checker that fails (a bug, not a DNS answer) defers the message (451): a wrong verdict is
 worse than a retry, and the log line carries the traceback.
 
-``judge`` hands each decision (not a deferral) to ``record``: ``recorder`` writes the DMARC
-evaluation, with the disposition applied and why it differs from the sender's policy (RFC 7489
-§7.2 PolicyOverrideType: ``sampled_out``, ``trusted_forwarder`` for a trusted ARC seal,
-``local_policy`` for a domain's own choice), for the daily aggregate report. A store failure
-there is logged and never changes the reply.
+Each decision carries the disposition applied and why it differs from the sender's policy
+(RFC 7489 §7.2 PolicyOverrideType: ``sampled_out``, ``trusted_forwarder`` for a trusted ARC
+seal, ``local_policy`` for a domain's own choice) for the daily aggregate report: ``judge``
+hands a refusal to ``record`` at once, and the session records a placement once the message is
+stored (a message whose storing failed is retried by its sender, and counted then).
+``recorder`` writes the evaluation; a store failure there is logged and never changes the
+reply.
 
 ``deliver`` stores the message for each local recipient in INBOX or Junk, as the placement says
 for the recipient's domain; ``forward_sealed`` puts our ARC set (RFC 8617 §5.1) on the copy
@@ -102,6 +104,9 @@ class Placement:
     junk: bool = False  # every recipient's copy goes to Junk
     junk_domains: frozenset[str] = frozenset()  # the copies for these recipient domains do
     verdict: Verdict | None = field(default=None, compare=False)  # what the checks found
+    # For the DMARC report: the disposition applied and the PolicyOverride reasons.
+    disposition: str = field(default="none", compare=False)
+    reasons: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def to_junk(self, domain: str) -> bool:
         return self.junk or domain in self.junk_domains
@@ -142,9 +147,7 @@ async def judge(
     sampled = (("sampled_out", ""),) if v.dmarc is not None and v.dmarc.sampled_out else ()
     match v.action:
         case Action.ACCEPT:
-            if record is not None:
-                await record(v, "none", sampled)
-            return Placement(stored, verdict=v)
+            return Placement(stored, verdict=v, reasons=sampled)
         case Action.DEFER:
             log.info("message deferred: %s", v.text, extra=where)
             return refusal(451, "4.7.0", v.text)  # RFC 7489 §6.6.3: temperror, try later
@@ -168,13 +171,17 @@ async def judge(
         allowed = any(allowed_sender(v, p) for p in (domains or {}).values())
         why = "the sender is allowed by the recipient domain" if allowed else "domain policy"
         reasons.append(("local_policy", why))
-    if record is not None:
-        await record(v, "quarantine" if junk else "none", tuple(reasons))
     if junk:
         log.info("message sent to Junk: %s", v.text, extra=where)
-    if len(junk) == len(choices):
-        return Placement(stored, junk=True, verdict=v)
-    return Placement(stored, junk_domains=junk, verdict=v)
+    everyone = len(junk) == len(choices)
+    return Placement(
+        stored,
+        junk=everyone,
+        junk_domains=frozenset() if everyone else junk,
+        verdict=v,
+        disposition="quarantine" if junk else "none",
+        reasons=tuple(reasons),
+    )
 
 
 def allowed_sender(v: Verdict, domain: DomainPolicy) -> bool:
