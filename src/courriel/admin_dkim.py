@@ -10,9 +10,13 @@ every verifier knows Ed25519). Selectors are named by date and algorithm, ``c202
 * ``create_keys`` runs on ``courriel domain add``;
 * ``ensure_keys`` gives keys to every domain that has no active one: the server calls it at
   start, so domains made before keys existed sign after the upgrade;
-* ``rotate`` makes new keys and keeps the old ones published (``retiring``) for a grace period
-  (mail signed just before the rotation is still verified when read days later), then
-  ``retire_due`` marks them retired and ``courriel dns`` stops listing them;
+* ``rotate`` publishes before it signs: it makes new keys ``pending`` (``courriel dns`` lists
+  them, nothing signs with them yet); ``activate_published`` looks each pending key up in DNS
+  and, once the published record carries its public key, makes it active and the key it
+  replaces ``retiring`` for the grace period (mail signed just before is still verified when
+  read days later). The server runs it every 15 minutes; ``courriel dkim activate`` runs it
+  at once (or, with ``--force``, activates without looking). ``retire_due`` then marks the
+  old keys retired and ``courriel dns`` stops listing them;
 * the keys sign through ``courriel.queue.signer.DkimSigner``.
 
 Key generation costs tens of milliseconds of CPU (RSA) and runs in a thread.
@@ -21,13 +25,16 @@ Key generation costs tens of milliseconds of CPU (RSA) and runs in a thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from courriel import dnsrecords
 from courriel.admin import AdminError, domain_name
 from courriel.config import Config
 from courriel.mail.auth.dkim import Algorithm, generate_key, public_record
+from courriel.mail.auth.dns import DnsTempError, Resolver
 from courriel.store.base import AlreadyExists, DkimKey, DkimKeyState, NotFound, Store
 
 GRACE = timedelta(days=14)
@@ -95,19 +102,93 @@ async def ensure_keys(store: Store, now: datetime | None = None) -> list[str]:
 async def rotate(
     store: Store, domain: str, *, grace: timedelta = GRACE, now: datetime | None = None
 ) -> list[DkimKey]:
-    """New active keys; the old ones stay published until ``now + grace``."""
+    """New pending keys; each signs once DNS shows it, and the key it replaces then stays
+    published for ``grace``."""
     alabel = domain_name(domain)
     now = now or _now()
     if await store.get_domain(alabel) is None:
         raise AdminError(f"unknown domain {alabel}")
-    keys = await _new_keys(alabel, now, [k.selector for k in await store.dkim_keys(alabel)])
+    existing = await store.dkim_keys(alabel)
+    waiting = [k.selector for k in existing if k.state is DkimKeyState.PENDING]
+    if waiting:
+        raise AdminError(
+            f"{alabel} has keys waiting to be published ({', '.join(waiting)}): publish them "
+            "(courriel dns), or activate them (courriel dkim activate) before rotating again"
+        )
+    made = await _new_keys(alabel, now, [k.selector for k in existing])
+    seconds = int(grace.total_seconds())
+    keys = [replace(k, state=DkimKeyState.PENDING, grace_seconds=seconds) for k in made]
     try:
-        await store.rotate_dkim_keys(alabel, keys, now + grace)
+        await store.add_dkim_keys(alabel, keys)
     except NotFound:
         raise AdminError(f"unknown domain {alabel}") from None
     except AlreadyExists:
         raise AdminError(f"another process rotated the keys of {alabel}; list them") from None
     return keys
+
+
+def record_published(key: DkimKey, found: Sequence[bytes]) -> bool:
+    """Whether one of the TXT records ``found`` at the key's name carries its public key."""
+    want = _tags(record_of(key)[1].encode("ascii"))
+    for record in found:
+        have = _tags(record)
+        if have.get(b"p") == want[b"p"] and have.get(b"k", b"rsa") == want[b"k"]:
+            return True
+    return False
+
+
+def _tags(record: bytes) -> dict[bytes, bytes]:
+    out = {}
+    for part in record.split(b";"):
+        name, _, value = part.partition(b"=")
+        out[name.strip().lower()] = re.sub(rb"\s+", b"", value)
+    return out
+
+
+async def activate_pending(
+    store: Store, domain: str, selectors: Sequence[str] | None = None, now: datetime | None = None
+) -> list[str]:
+    """Activates the named pending keys of ``domain`` (all of them by default) without looking
+    at DNS; returns the selectors activated."""
+    alabel = domain_name(domain)
+    if selectors is None:
+        keys = await store.dkim_keys(alabel)
+        selectors = [k.selector for k in keys if k.state is DkimKeyState.PENDING]
+    if not selectors:
+        return []
+    return await store.activate_dkim_keys(alabel, selectors, now or _now())
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    activated: list[DkimKey]
+    unpublished: list[DkimKey]  # DNS answered without the key
+    unknown: list[DkimKey]  # DNS did not answer
+
+
+async def activate_published(
+    store: Store, resolver: Resolver, domain: str | None = None, now: datetime | None = None
+) -> Activation:
+    """Activates each pending key (of ``domain``, or of every domain) whose record DNS shows."""
+    alabel = None if domain is None else domain_name(domain)
+    pending = [k for k in await store.dkim_keys(alabel) if k.state is DkimKeyState.PENDING]
+    seen: dict[str, list[str]] = {}
+    result = Activation([], [], [])
+    for key in pending:
+        try:
+            found = await resolver.txt(record_of(key)[0])
+        except DnsTempError:
+            result.unknown.append(key)
+            continue
+        if record_published(key, found):
+            seen.setdefault(key.domain, []).append(key.selector)
+        else:
+            result.unpublished.append(key)
+    by_name = {(k.domain, k.selector): k for k in pending}
+    for name, selectors in seen.items():
+        for selector in await store.activate_dkim_keys(name, selectors, now or _now()):
+            result.activated.append(by_name[(name, selector)])
+    return result
 
 
 async def retire_due(store: Store, now: datetime | None = None) -> int:
@@ -122,7 +203,7 @@ async def list_keys(store: Store, domain: str | None = None) -> list[DkimKey]:
 
 
 def published(keys: Iterable[DkimKey]) -> list[DkimKey]:
-    """The keys whose public half must be in DNS: active and retiring ones."""
+    """The keys whose public half must be in DNS: pending, active and retiring ones."""
     return [k for k in keys if k.state is not DkimKeyState.RETIRED]
 
 
@@ -138,7 +219,7 @@ async def dns_records(cfg: Config, store: Store, domain: str) -> list[dnsrecords
     if await store.get_domain(alabel) is None:
         raise AdminError(f"unknown domain {alabel}")
     keys = published(await store.dkim_keys(alabel))
-    return dnsrecords.records_for(
+    records = dnsrecords.records_for(
         alabel,
         cfg.hostname,
         [record_of(k) for k in keys],
@@ -146,3 +227,6 @@ async def dns_records(cfg: Config, store: Store, domain: str) -> list[dnsrecords
         self_signed=not cfg.tls.cert,
         mtasts=cfg.mtasts,
     )
+    pending = {record_of(k)[0] for k in keys if k.state is DkimKeyState.PENDING}
+    why = ", new: courriel signs with it once it is published"
+    return [replace(r, purpose=r.purpose + why) if r.name in pending else r for r in records]

@@ -37,7 +37,9 @@ worker builds one ``MailAuth`` (SPF, DKIM, DMARC for port 25) over a resolver of
 from ``[dns]`` (same servers and timeout as the relay's, its own cache), and closes it at
 shutdown. DKIM key upkeep -- keys for domains that have none, rotated keys retired after their
 grace period -- runs once on the store before the workers start (``serve``: once at start), and
-every six hours in each worker.
+every 15 minutes in each worker, which also activates the pending keys of a rotation whose
+records DNS shows (publish before sign). With a queue, each worker also runs the DMARC aggregate
+reporter (``[mailauth] dmarc_reports``), which a lease in the store lets one node at a time do.
 
 Signals, to the parent: SIGHUP reloads the certificate in the parent (for workers started later)
 and in every worker, for new connections (``TLSManager.reload``); SIGTERM and SIGINT shut down
@@ -87,6 +89,7 @@ from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config, ConfigError
 from courriel.logs import kv
+from courriel.mail.auth.dns import Resolver
 from courriel.mail.auth.inbound import MailAuth
 from courriel.maillog import MailLog
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
@@ -95,7 +98,7 @@ from courriel.net.shared_counts import CountsRow, SharedCounts, local_counts
 from courriel.net.tls import TLSError, TLSManager
 from courriel.net.watchdog import HeartbeatTable, Watchdog, describe
 from courriel.queue.outbound import Queue, RelayDisabled
-from courriel.queue.signer import DkimSigner, Signer
+from courriel.queue.signer import DkimSigner, Sealer, Signer
 from courriel.queue.transport import Transport
 from courriel.queue.worker import Worker
 from courriel.store.base import Store, StoreError
@@ -110,7 +113,7 @@ log = logging.getLogger("courriel.app")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130  # as a shell reports a process ended by SIGINT
-DKIM_UPKEEP_EVERY = 6 * 3600.0  # seconds between looks for DKIM keys to make or retire
+DKIM_UPKEEP_EVERY = 900.0  # seconds between looks for DKIM keys to make, activate or retire
 
 
 class StartupError(Exception):
@@ -137,6 +140,8 @@ class App:
     sign: Signer | None = None
     # IMAP sessions per user, counted over every worker process (``Prepared.imap_users``).
     imap_users: CountsRow = field(default_factory=local_counts)
+    # ARC sets for mail port 25 forwards through an alias (``DkimSigner.seal``); None: unsealed.
+    seal: Sealer | None = None
     signals: list[int] = field(default_factory=list)  # handlers installed by ``serve``
     # Recent deliveries and refusals for the web admin (``courriel.maillog``); None: not kept.
     maillog: MailLog | None = None
@@ -347,7 +352,8 @@ async def serve_prepared(
     auth = Authenticator(store, hasher, AuthCache(cfg.auth.cache_seconds))
     limiter = AuthLimiter(store, cfg.auth)
     relay = None
-    sign = DkimSigner(store).sign  # submitted mail is signed as it is queued or stored here
+    signer = DkimSigner(store)
+    sign = signer.sign  # submitted mail is signed as it is queued or stored here
     maillog = MailLog(store)
     if transport is not None:
         relay = Worker(store, transport, cfg.queue, cfg.hostname, sign=sign, events=maillog)
@@ -380,6 +386,7 @@ async def serve_prepared(
         sign,
         imap_users=imap_users,
         maillog=maillog,
+        seal=signer.seal,
     )
     try:
         chosen = factories if factories is not None else handlers
@@ -424,10 +431,11 @@ async def _run(
     running = Running(app, listeners, bound, web)
     installed = _install_signals(running, interrupt=not worker)
     delivering: asyncio.Task[None] | None = None
-    upkeep = asyncio.create_task(_dkim_upkeep_every(app.store), name="dkim key upkeep")
+    upkeep = asyncio.create_task(_dkim_upkeep_every(app), name="dkim key upkeep")
     keeper = CertificateKeeper(app.store, app.cfg, app.tls)
     await keeper.refresh_safely()  # an ACME certificate in the store is served from the start
     certificates = asyncio.create_task(keeper.run(), name="certificate keeper")
+    background = [upkeep, certificates, *_reporting(app, relay)]
     try:
         for lst in listeners:
             lst.start()
@@ -442,9 +450,9 @@ async def _run(
             ready(running)
         await running.wait_stopped()
     finally:
-        upkeep.cancel()
-        certificates.cancel()
-        await asyncio.gather(upkeep, certificates, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         log.info("stopping: no new connections")
         await asyncio.gather(*(lst.stop_accepting() for lst in listeners))
         grace = _session_grace(app.cfg.limits.shutdown_grace_seconds)
@@ -465,6 +473,19 @@ async def _stop_relay(relay: Worker, delivering: asyncio.Task[None], grace: floa
         await asyncio.wait_for(delivering, _session_grace(grace) / 2)
 
 
+def _reporting(app: App, relay: Worker | None) -> list[asyncio.Task[None]]:
+    """The DMARC aggregate reporter (``courriel.queue.dmarc_reports``) when port 25 checks
+    mail, reports are on and a queue can send them."""
+    if relay is None or app.mailauth is None or not app.cfg.mailauth.dmarc_reports:
+        return []
+    from courriel.queue.bounce import Notifier
+    from courriel.queue.dmarc_reports import DmarcReporter
+
+    notifier = Notifier(app.store, relay.outbound)
+    reporter = DmarcReporter(app.store, notifier.send, app.mailauth.resolver, app.hostname)
+    return [asyncio.create_task(reporter.run(), name="dmarc reports")]
+
+
 def _mailauth(cfg: Config) -> MailAuth | None:
     """The port 25 checks, with a resolver of their own from ``[dns]``; None when they are off
     or nothing listens on port 25."""
@@ -478,7 +499,7 @@ def _mailauth(cfg: Config) -> MailAuth | None:
         resolver = AuthResolver(cfg.dns.nameservers, timeout=cfg.dns.timeout_seconds)
     except ConfigError as e:
         raise StartupError(str(e)) from e
-    return MailAuth(resolver, cfg.hostname)
+    return MailAuth(resolver, cfg.hostname, trusted_arc_sealers=cfg.mailauth.trusted_arc_sealers)
 
 
 async def _dkim_upkeep(store: Store) -> None:
@@ -501,10 +522,46 @@ async def _dkim_upkeep(store: Store) -> None:
         log.info("DKIM keys retired", extra=kv(count=retired))
 
 
-async def _dkim_upkeep_every(store: Store, seconds: float = DKIM_UPKEEP_EVERY) -> None:
+async def _dkim_upkeep_every(app: App, seconds: float = DKIM_UPKEEP_EVERY) -> None:
+    resolver = None
     while True:
         await asyncio.sleep(seconds)
-        await _dkim_upkeep(store)
+        await _dkim_upkeep(app.store)
+        if resolver is None:
+            resolver = _upkeep_resolver(app)
+        if resolver is not None:
+            await _dkim_activation(app.store, resolver)
+
+
+def _upkeep_resolver(app: App) -> Resolver | None:
+    """The checks' resolver, else one of its own from ``[dns]`` (None: no DNS configured)."""
+    if app.mailauth is not None:
+        return app.mailauth.resolver
+    from courriel.auth_resolver import AuthResolver
+
+    try:
+        return AuthResolver(app.cfg.dns.nameservers, timeout=app.cfg.dns.timeout_seconds)
+    except ConfigError as e:
+        log.warning("DKIM keys waiting to be published cannot be checked: %s", e)
+        return None
+
+
+async def _dkim_activation(store: Store, resolver: Resolver) -> None:
+    """Pending DKIM keys whose record DNS shows start signing (publish before sign)."""
+    from courriel.admin_dkim import activate_published
+
+    try:
+        result = await activate_published(store, resolver)
+    except StoreError as e:
+        log.warning("DKIM key activation failed: %s", e)
+        return
+    except Exception:  # a bug here must not stop the worker
+        log.exception("DKIM key activation failed")
+        return
+    for key in result.activated:
+        log.info(
+            "DKIM key published, now signing", extra=kv(domain=key.domain, selector=key.selector)
+        )
 
 
 def _relay_transport(cfg: Config) -> Transport:

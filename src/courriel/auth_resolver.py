@@ -14,8 +14,10 @@ A name that cannot exist (an empty or over-long label, as SPF macros can make) i
 with an empty list without a query. TXT answers are cut to ``MAX_TXT_RECORDS`` records of
 ``MAX_TXT_BYTES`` each, so a hostile record costs bounded memory.
 
-The net resolver keeps answers for their TTL, so the SPF record, DMARC policy and DKIM keys of
-a busy sender are asked once, not once per message.
+The net resolver keeps answers for their TTL in a cache of ``cache_size`` entries (least
+recently used first out), so the SPF record, DMARC policy and DKIM and ARC keys of a busy
+sender are asked once, not once per message. Each worker has one ``AuthResolver``: SPF, DKIM,
+DMARC, ARC, the DMARC report destinations and the DKIM publication check share its cache.
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ class AuthResolver:
         *,
         timeout: float = 5.0,
         net: DnsResolver | None = None,
+        cache_size: int = 10_000,
     ) -> None:
         # The server passes its own ``net`` (one cache for relay and checks); tests and the
         # command line name servers.
-        self._net = net or DnsResolver(nameservers, timeout)
+        self._net = net or DnsResolver(nameservers, timeout, cache_size)
 
     async def _answer(self, name: str, rdtype: str) -> list[Any]:
         if not valid_name(name):

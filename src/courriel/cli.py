@@ -44,7 +44,16 @@ from typing import NoReturn
 
 import idna
 
-from courriel import __version__, admin, admin_access, cli_access, cli_dns, cli_sieve, config
+from courriel import (
+    __version__,
+    admin,
+    admin_access,
+    cli_access,
+    cli_dns,
+    cli_policy,
+    cli_sieve,
+    config,
+)
 from courriel.accounts.passwords import PasswordHasher
 from courriel.admin import AdminError, Hasher, InputError
 from courriel.config import Config, ConfigError
@@ -459,6 +468,7 @@ def _add_domain_commands(top: argparse._SubParsersAction[_Parser], common: _Pars
     p.add_argument("address", nargs="?")
     p.add_argument("--off", action="store_true", help="turn the catch-all off")
     p.set_defaults(handler=_check_catchall)
+    cli_policy.add_command(sub, common, _store_command)
 
 
 def _add_user_commands(top: argparse._SubParsersAction[_Parser], common: _Parser) -> None:

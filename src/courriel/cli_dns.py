@@ -1,4 +1,4 @@
-"""``courriel dkim rotate|list`` and ``courriel dns DOMAIN [--json|--zone] [--check]``.
+"""``courriel dkim rotate|activate|list`` and ``courriel dns DOMAIN [--json|--zone] [--check]``.
 
 Theory of operation
 -------------------
@@ -8,8 +8,9 @@ does not import ``courriel.cli`` and the two stay free of an import cycle. The o
 ``courriel.admin_dkim`` (keys) and ``courriel.dnsrecords`` (what to publish, and the check);
 this module only prints.
 
-``dns --check`` asks ``--nameserver`` (an address, optionally ``:port``), else the servers of
-``[dns] nameservers``, else the system's; a record missing or wrong ends it with status 1.
+``dkim activate`` and ``dns --check`` ask ``--nameserver`` (an address, optionally ``:port``),
+else the servers of ``[dns] nameservers``, else the system's; a record missing or wrong (a key
+not yet published) ends it with status 1.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from datetime import timedelta
 from typing import Any
 
 from courriel import admin_dkim, dnsrecords
-from courriel.admin import AdminError, InputError
+from courriel.admin import AdminError, InputError, domain_name
 from courriel.auth_resolver import AuthResolver
 from courriel.config import Config
-from courriel.store.base import DkimKey, Store
+from courriel.store.base import DkimKey, DkimKeyState, Store
 
 StoreOp = Callable[[argparse.Namespace, Config, Store], Awaitable[None]]
 StoreCommand = Callable[[StoreOp], Callable[[argparse.Namespace], int]]
@@ -42,14 +43,41 @@ async def _dkim_rotate(args: argparse.Namespace, cfg: Config, store: Store) -> N
     if args.grace_days < 0:
         raise InputError("the grace period cannot be negative")
     keys = await admin_dkim.rotate(store, args.domain, grace=timedelta(days=args.grace_days))
-    old = [k for k in await store.dkim_keys(keys[0].domain) if k.state.value == "retiring"]
-    print(f"new DKIM keys of {keys[0].domain}: {', '.join(k.selector for k in keys)}")
-    if old:
-        until = max(k.retire_after for k in old if k.retire_after is not None)
-        print(f"the old selectors stay published until {until:%Y-%m-%d %H:%M} UTC:")
-        print("  " + ", ".join(k.selector for k in old))
-    print("publish these records now (courriel signs with the new keys from now on):")
+    domain = keys[0].domain
+    old = [k for k in await store.dkim_keys(domain) if k.state is DkimKeyState.ACTIVE]
+    print(f"new DKIM keys of {domain}: {', '.join(k.selector for k in keys)} (pending)")
+    print("publish these records now:")
     _print_records(_dkim_records(keys))
+    print(
+        "courriel keeps signing with " + ", ".join(k.selector for k in old) + " until it sees"
+        " them in DNS (it looks every 15 minutes; `courriel dkim activate "
+        f"{domain}` looks now); the old selectors then stay published {args.grace_days} days."
+    )
+
+
+async def _dkim_activate(args: argparse.Namespace, cfg: Config, store: Store) -> None:
+    alabel = domain_name(args.domain)
+    if await store.get_domain(alabel) is None:
+        raise AdminError(f"unknown domain {alabel}")
+    if args.force:
+        done = await admin_dkim.activate_pending(store, alabel)
+        print(f"signing with {', '.join(done)}" if done else f"{alabel} has no pending key")
+        return
+    result = await admin_dkim.activate_published(store, _resolver(args, cfg), alabel)
+    for k in result.activated:
+        print(f"published, now signing: {k.selector}")
+    for k in result.unpublished:
+        print(f"not published yet:      {k.selector}")
+    for k in result.unknown:
+        print(f"DNS did not answer for: {k.selector}")
+    if result.unpublished or result.unknown:
+        _print_records(_dkim_records(result.unpublished + result.unknown))
+        raise AdminError(
+            f"{len(result.unpublished) + len(result.unknown)} key(s) of {alabel} are not seen"
+            " in DNS yet: publish the records above, or use --force"
+        )
+    if not result.activated:
+        print(f"{alabel} has no pending key")
 
 
 def _dkim_records(keys: Sequence[DkimKey]) -> list[dnsrecords.Record]:
@@ -147,7 +175,9 @@ def add_commands(
     dkim = top.add_parser("dkim", help="DKIM signing keys", parents=[common])
     sub = dkim.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = sub.add_parser(
-        "rotate", help="new keys; the old ones stay published for a while", parents=[common]
+        "rotate",
+        help="new keys, signing once published; the old ones stay published a while",
+        parents=[common],
     )
     p.add_argument("domain")
     p.add_argument(
@@ -158,6 +188,18 @@ def add_commands(
         help=f"keep the old selectors published this long (default {admin_dkim.GRACE.days})",
     )
     p.set_defaults(handler=store_command(_dkim_rotate))
+    p = sub.add_parser(
+        "activate", help="sign with the pending keys once DNS shows them", parents=[common]
+    )
+    p.add_argument("domain")
+    p.add_argument(
+        "--nameserver",
+        action="append",
+        metavar="ADDRESS[:PORT]",
+        help="ask this server (default: [dns] nameservers, else the system's)",
+    )
+    p.add_argument("--force", action="store_true", help="activate without looking at DNS")
+    p.set_defaults(handler=store_command(_dkim_activate))
     p = sub.add_parser("list", help="list the keys and their state", parents=[common])
     p.add_argument("domain", nargs="?")
     p.set_defaults(handler=store_command(_dkim_list))

@@ -158,6 +158,12 @@ class MailAuthConfig:
     check_inbound: bool = True  # check mail arriving on port 25 and add Authentication-Results
     reject_on_dmarc_reject: bool = True  # p=reject failures get 550 5.7.1; false: Junk
     quarantine_to_junk: bool = True  # p=quarantine failures go to Junk; false: INBOX
+    # ARC sealers (domains, with their subdomains) whose dmarc=pass outweighs our DMARC failure
+    # (RFC 8617 §7.2): mailing lists and forwarders you know to check mail before they change it.
+    trusted_arc_sealers: tuple[str, ...] = ()
+    # DMARC aggregate reports (RFC 7489 §7.2): record each evaluation of mail received, and
+    # send each domain that asks (rua=mailto:) a daily report through the queue.
+    dmarc_reports: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +354,14 @@ DEFAULT_TOML = """\
 # check_inbound = true
 # reject_on_dmarc_reject = true   # false: deliver such mail to Junk instead
 # quarantine_to_junk = true       # false: deliver it to INBOX, marked only by the header
+# ARC (RFC 8617): every chain is verified (arc= in Authentication-Results), and mail forwarded
+# by an alias to another domain is sealed with the alias domain's RSA key. When DMARC fails but
+# the chain passes and one of these sealers recorded dmarc=pass, the message is delivered as
+# the sealer saw it (each domain can refuse that: courriel domain policy DOMAIN --arc-override).
+# trusted_arc_sealers = []        # e.g. ["lists.example.org", "google.com"]
+# Senders whose DMARC record asks for aggregate reports (rua=mailto:...) get one a day, sent
+# through the queue from MAILER-DAEMON@hostname (RFC 7489 §7.2); false: nothing is recorded.
+# dmarc_reports = true
 
 [junk]
 # Port 25 only. Each message is scored: its SPF/DKIM/DMARC results, well-known signs of junk

@@ -12,8 +12,7 @@ import pytest
 
 from courriel.mail.auth.dkim import Algorithm, public_record
 from courriel.store.base import DkimKeyState
-from courriel.testing.dns import DnsServer, Zone, sbin_program
-from courriel.testing.missing import report_missing
+from courriel.testing.dns import DnsServer, Zone, dnsmasq_program
 
 HOST = "mail.example.org"
 MONTH = datetime.now(UTC).strftime("%Y%m")
@@ -50,24 +49,55 @@ def test_domain_add_makes_two_keys_named_by_date(courriel, in_store, host) -> No
     ]
 
 
-def test_rotate_keeps_the_old_selectors_for_the_grace_period(courriel, in_store, host) -> None:
+def dnsmasq(request: pytest.FixtureRequest) -> str:
+    return dnsmasq_program(request.node.nodeid)
+
+
+def test_rotate_publishes_before_it_signs(courriel, in_store, host, request) -> None:  # type: ignore[no-untyped-def]
+    program = dnsmasq(request)
     courriel("domain", "add", "example.org")
     r = courriel("dkim", "rotate", "example.org", "--grace-days", "3")
     assert r.status == 0, r.err
-    assert f"new DKIM keys of example.org: c{MONTH}e2, c{MONTH}r2" in r.out
-    assert f"c{MONTH}e, c{MONTH}r" in r.out
+    assert f"new DKIM keys of example.org: c{MONTH}e2, c{MONTH}r2 (pending)" in r.out
+    assert f"courriel keeps signing with c{MONTH}e, c{MONTH}r until it sees them in DNS" in r.out
     keys = {k.selector: k for k in in_store(lambda s: s.dkim_keys("example.org"))}
     for selector in (f"c{MONTH}e2", f"c{MONTH}r2"):
-        assert keys[selector].state is DkimKeyState.ACTIVE
+        k = keys[selector]
+        assert (k.state, k.grace_seconds) == (DkimKeyState.PENDING, 3 * 86400)
         name = f"{selector}._domainkey.example.org. IN TXT "
         line = next(line for line in r.out.splitlines() if line.startswith(name))
         published = "".join(re.findall(r'"([^"]*)"', line))
-        k = keys[selector]
         assert published == public_record(Algorithm(k.algorithm), k.private_pem.encode())
-    old = keys[f"c{MONTH}e"]
+    # `courriel dns` lists the pending selectors beside the active ones.
+    listed = courriel("dns", "example.org").out
+    assert f"c{MONTH}e2._domainkey" in listed and f"c{MONTH}e._domainkey" in listed
+    assert f"selector c{MONTH}e2, new: courriel signs with it once it is published" in listed
+    again = courriel("dkim", "rotate", "example.org")
+    assert again.status == 1 and "waiting to be published" in again.error()
+
+    # Only the Ed25519 record is published: that key starts signing, the RSA one waits.
+    zone = Zone()
+    e2 = keys[f"c{MONTH}e2"]
+    e2_record = public_record(Algorithm.ED25519, e2.private_pem.encode())
+    zone.add_txt(f"c{MONTH}e2._domainkey.example.org", e2_record)
+    with DnsServer(program, zone) as server:
+        r = courriel("dkim", "activate", "example.org", "--nameserver", where(server))
+    assert r.status == 1
+    assert f"published, now signing: c{MONTH}e2" in r.out
+    assert f"not published yet:      c{MONTH}r2" in r.out
+    states = {k.selector: k for k in in_store(lambda s: s.dkim_keys("example.org"))}
+    assert states[f"c{MONTH}e2"].state is DkimKeyState.ACTIVE
+    assert states[f"c{MONTH}r2"].state is DkimKeyState.PENDING
+    assert states[f"c{MONTH}r"].state is DkimKeyState.ACTIVE  # RSA still signs with the old key
+    old = states[f"c{MONTH}e"]
     assert old.state is DkimKeyState.RETIRING and old.retire_after is not None
     expected = datetime.now(UTC) + timedelta(days=3)
     assert abs((old.retire_after - expected).total_seconds()) < 120
+    # --force: without looking.
+    forced = courriel("dkim", "activate", "example.org", "--force")
+    assert forced.status == 0 and forced.out.strip() == f"signing with c{MONTH}r2"
+    states = {k.selector: k.state for k in in_store(lambda s: s.dkim_keys("example.org"))}
+    assert states[f"c{MONTH}r"] is DkimKeyState.RETIRING
 
 
 def test_rotate_and_list_refuse_an_unknown_domain(courriel, host) -> None:
@@ -138,10 +168,7 @@ def where(server: DnsServer) -> str:
 
 
 def test_check_says_ok_missing_and_wrong(courriel, host, request) -> None:
-    program = sbin_program("dnsmasq")
-    if program is None:
-        report_missing("program 'dnsmasq'", request.node.nodeid)
-    assert program is not None
+    program = dnsmasq(request)
     courriel("domain", "add", "example.org")
     data = json.loads(courriel("dns", "example.org", "--json").out)
     zone = serve_records(data, skip="_dmarc.example.org", alter="example.org")

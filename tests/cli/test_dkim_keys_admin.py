@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from courriel import admin_dkim
-from courriel.mail.auth.dkim import Algorithm
+from courriel.auth_resolver import AuthResolver
+from courriel.mail.auth.dkim import Algorithm, generate_key
 from courriel.queue.signer import DkimSigner, signing_keys
-from courriel.store.base import Store
+from courriel.store.base import DkimKey, DkimKeyState, Store
+from courriel.testing.dns import silent_port
 
 WHEN = datetime(2026, 12, 6, 1, 0, tzinfo=UTC)
 
@@ -26,6 +28,14 @@ async def test_signing_keys_are_the_active_ones_ed25519_first(store: Store) -> N
     await store.add_domain("example.org")
     await admin_dkim.create_keys(store, "example.org", WHEN)
     await admin_dkim.rotate(store, "example.org", now=WHEN)
+    assert [k.selector for k in signing_keys(await store.dkim_keys("example.org"))] == [
+        "c202612e",
+        "c202612r",
+    ]  # pending keys do not sign
+    assert await admin_dkim.activate_pending(store, "example.org", now=WHEN) == [
+        "c202612e2",
+        "c202612r2",
+    ]
     keys = signing_keys(await store.dkim_keys("example.org"))
     assert [(k.selector, k.algorithm) for k in keys] == [
         ("c202612e2", Algorithm.ED25519),
@@ -52,5 +62,29 @@ async def test_signer_signs_for_hosted_domains_only(store: Store) -> None:
     assert await signer.sign(two_froms) == b""
     # Keys are read once per period, not once per message.
     await admin_dkim.rotate(store, "example.org", now=WHEN)
+    await admin_dkim.activate_pending(store, "example.org", now=WHEN)
     assert b"s=c202612e;" in await signer.sign(msg)
     assert b"s=c202612e2;" in await DkimSigner(store).sign(msg)
+
+
+async def test_no_dns_answer_activates_nothing(store: Store) -> None:
+    await store.add_domain("example.org")
+    await admin_dkim.create_keys(store, "example.org", WHEN)
+    pending = await admin_dkim.rotate(store, "example.org", now=WHEN)
+    with silent_port() as port:
+        resolver = AuthResolver([f"127.0.0.1:{port}"], timeout=0.3)
+        result = await admin_dkim.activate_published(store, resolver, now=WHEN)
+    assert (result.activated, result.unpublished) == ([], [])
+    assert [k.selector for k in result.unknown] == [k.selector for k in pending]
+    states = {k.selector: k.state for k in await store.dkim_keys("example.org")}
+    assert states["c202612e2"] is DkimKeyState.PENDING
+
+
+def test_a_record_is_published_when_it_carries_the_key() -> None:
+    key = DkimKey("example.org", "s", "ed25519", generate_key(Algorithm.ED25519).decode(), WHEN)
+    record = admin_dkim.record_of(key)[1]
+    assert admin_dkim.record_published(key, [b"v=spf1 -all", record.encode()])
+    spaced = record.replace("p=", "p= ").encode()  # white space inside p= does not matter
+    assert admin_dkim.record_published(key, [spaced])
+    assert not admin_dkim.record_published(key, [record.replace("ed25519", "rsa").encode()])
+    assert not admin_dkim.record_published(key, [b"v=DKIM1; k=ed25519; p="])

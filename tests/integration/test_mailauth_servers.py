@@ -22,8 +22,7 @@ from courriel.mail.auth.dkim import DkimVerifier, Outcome
 from courriel.net.resolver import DnsResolver
 from courriel.net.smtp_client import ClientSettings, SmtpTransport
 from courriel.queue.bounce import signing_domain
-from courriel.testing.dns import DnsServer, Zone, free_udp_port, sbin_program, silent_port
-from courriel.testing.missing import report_missing
+from courriel.testing.dns import DnsServer, Zone, dnsmasq_program, free_udp_port, silent_port
 from courriel.testing.outbound import PASSWORD, fast_queue, inbox_over_imap, submit, wait_until
 from courriel.testing.server import Account, MailServer, make_message, start_server
 from courriel.testing.smtp import body_after_trace
@@ -49,11 +48,7 @@ def checking(nameserver: str, timeout: float = 3.0) -> str:
 
 @pytest.fixture
 def dnsmasq(request: pytest.FixtureRequest) -> str:
-    program = sbin_program("dnsmasq")
-    if program is None:
-        report_missing("program 'dnsmasq'", request.node.nodeid)
-    assert program is not None
-    return program
+    return dnsmasq_program(request.node.nodeid)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ async def test_start_makes_missing_keys_and_retires_old_ones(tmp_path: Path) -> 
         await store.add_domain("rotated.test")
         first = await admin_dkim.create_keys(store, "rotated.test")
         await admin_dkim.rotate(store, "rotated.test", grace=timedelta(0))
+        await admin_dkim.activate_pending(store, "rotated.test")
         assert await store.dkim_keys("old.test") == []
         before = {k.selector: k.state for k in await store.dkim_keys("rotated.test")}
         assert {before[k.selector] for k in first} == {DkimKeyState.RETIRING}

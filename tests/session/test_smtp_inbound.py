@@ -5,21 +5,24 @@ the store is a real one."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from courriel.config import MailAuthConfig
+from courriel.mail.auth.dmarc import DmarcOutcome, DmarcResult
 from courriel.mail.auth.inbound import Action, Verdict
 from courriel.session.smtp_inbound import (
     CHECK_FAILED,
     Placement,
+    deliver,
     deliver_junk,
     judge,
     junk_mailbox,
     refusal,
 )
-from courriel.store.base import Store
+from courriel.store.base import DomainPolicy, OnDmarcFailure, Store
 from courriel.testing.fill import add_user
 from courriel.wire.smtp import Reply
 
@@ -54,6 +57,7 @@ async def outcome(action: Action | None, **policy: bool) -> Reply | Placement:
 
 
 STORED = HEADER + MESSAGE
+NOW = datetime(2026, 12, 6, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -126,3 +130,103 @@ async def test_deliver_junk_stores_once_per_user(store: Store) -> None:
         assert await store.read_message(box.id, info.uid) == STORED
         inbox = await store.get_mailbox(user.id, "INBOX")
         assert inbox is not None and await store.list_messages(inbox.id) == []
+
+
+class GivenOverride(Given):
+    """A DMARC failure whose ARC chain a trusted sealer vouches for."""
+
+    def __init__(self, action: Action, sealer: str) -> None:
+        super().__init__(action)
+        self.sealer = sealer
+
+    async def check_inbound(self, *, ip: str, helo: str, mail_from: str, message: bytes) -> Verdict:
+        v = await super().check_inbound(ip=ip, helo=helo, mail_from=mail_from, message=message)
+        return replace(v, arc_override=self.sealer)
+
+
+async def per_domain(checker: Given, *policies: DomainPolicy) -> Reply | Placement:
+    return await judge(
+        checker,
+        MailAuthConfig(),
+        ip="203.0.113.9",
+        helo="client.example",
+        mail_from="a@example.org",
+        message=MESSAGE,
+        domains={p.domain: p for p in policies},
+    )
+
+
+async def test_each_recipient_domain_chooses() -> None:
+    own = DomainPolicy("own.example", on_reject=OnDmarcFailure.INBOX)
+    plain = DomainPolicy("plain.example")
+    junk = DomainPolicy("junk.example", on_reject=OnDmarcFailure.JUNK)
+    # Every domain refuses: one 550 for all.
+    assert await per_domain(Given(Action.REJECT), plain) == Reply(550, "5.7.1", WHY)
+    # One accepts: the message is taken, and the domains that would refuse it get it in Junk.
+    mixed = await per_domain(Given(Action.REJECT), own, plain, junk)
+    assert isinstance(mixed, Placement) and not mixed.junk
+    assert mixed.junk_domains == {"plain.example", "junk.example"}
+    assert [mixed.to_junk(d) for d in ("own.example", "plain.example")] == [False, True]
+    # Quarantine: Junk unless the domain says INBOX; REJECT is no answer to quarantine.
+    quarantine = DomainPolicy("q.example", on_quarantine=OnDmarcFailure.REJECT)
+    inbox = DomainPolicy("i.example", on_quarantine=OnDmarcFailure.INBOX)
+    placed = await per_domain(Given(Action.JUNK), quarantine, inbox)
+    assert isinstance(placed, Placement) and placed.junk_domains == {"q.example"}
+
+
+async def test_a_domain_may_allow_a_sender_whatever_dmarc_says() -> None:
+    dmarc = DmarcResult(DmarcOutcome.FAIL, "lists.partner.example", "partner.example")
+
+    class Failing(Given):
+        async def check_inbound(
+            self, *, ip: str, helo: str, mail_from: str, message: bytes
+        ) -> Verdict:
+            v = await super().check_inbound(ip=ip, helo=helo, mail_from=mail_from, message=message)
+            return replace(v, dmarc=dmarc)
+
+    recorded: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+
+    async def record(v: Verdict, disposition: str, reasons: tuple[tuple[str, str], ...]) -> None:
+        recorded.append((disposition, reasons))
+
+    allowing = DomainPolicy("mine.example", allow_from=("partner.example",))
+    placed = await judge(
+        Failing(Action.REJECT), MailAuthConfig(), ip="203.0.113.9", helo="h", mail_from="",
+        message=MESSAGE, domains={"mine.example": allowing}, record=record,
+    )  # fmt: skip
+    assert isinstance(placed, Placement) and not placed.junk and not placed.junk_domains
+    assert (placed.disposition, placed.reasons) == (
+        "none",
+        (("local_policy", "the sender is allowed by the recipient domain"),),
+    )
+    assert recorded == []  # a placement is recorded by the session once the message is stored
+    other = DomainPolicy("mine.example", allow_from=("elsewhere.example",))
+    refused = await judge(
+        Failing(Action.REJECT), MailAuthConfig(), ip="203.0.113.9", helo="h", mail_from="",
+        message=MESSAGE, domains={"mine.example": other}, record=record,
+    )  # fmt: skip
+    assert refused == Reply(550, "5.7.1", WHY)
+    assert recorded == [("reject", ())]
+
+
+async def test_a_trusted_arc_seal_delivers_unless_the_domain_refuses_it() -> None:
+    trusting = DomainPolicy("trusting.example")
+    wary = DomainPolicy("wary.example", arc_override=False)
+    checker = GivenOverride(Action.REJECT, "lists.example.net")
+    assert await per_domain(checker, wary) == Reply(550, "5.7.1", WHY)
+    placed = await per_domain(checker, trusting, wary)
+    assert isinstance(placed, Placement) and placed.junk_domains == {"wary.example"}
+    assert placed.verdict is not None and placed.verdict.arc_override == "lists.example.net"
+
+
+async def test_deliver_puts_each_copy_where_its_domain_said(store: Store) -> None:
+    bob = await add_user(store, "bob@one.example", "secret")
+    eve = await add_user(store, "eve@two.example", "secret")
+    placed = Placement(STORED, junk_domains=frozenset({"two.example"}))
+    await deliver(store, placed, {bob.id: "one.example", eve.id: "two.example"}, STORED, NOW)
+    where = {}
+    for user in (bob, eve):
+        for box in await store.list_mailboxes(user.id):
+            if (await store.mailbox_status(box.id)).messages:
+                where[user.address] = box.name
+    assert where == {"bob@one.example": "INBOX", "eve@two.example": "Junk"}

@@ -57,3 +57,29 @@ async def test_keys_go_with_their_domain(store: Store) -> None:
     assert await store.dkim_keys() == []
     await store.add_domain("example.org")
     assert await store.dkim_keys("example.org") == []
+
+
+async def test_a_pending_key_replaces_the_active_key_of_its_algorithm(store: Store) -> None:
+    await store.add_domain("example.org")
+    await store.add_dkim_keys("example.org", [key("old-e"), key("old-r", "rsa")])
+    later = T0 + timedelta(days=30)
+    pending = [
+        DkimKey("example.org", s, a, "PEM", later, DkimKeyState.PENDING, grace_seconds=3600)
+        for s, a in (("new-e", "ed25519"), ("new-r", "rsa"))
+    ]
+    await store.add_dkim_keys("example.org", pending)
+    assert {k.selector: k.grace_seconds for k in await store.dkim_keys("example.org")} == {
+        "old-e": None, "old-r": None, "new-e": 3600, "new-r": 3600,
+    }  # fmt: skip
+    now = later + timedelta(days=1)
+    activated = await store.activate_dkim_keys("example.org", ["new-e", "old-r", "nope"], now)
+    assert activated == ["new-e"]  # old-r is not pending, nope does not exist
+    states = {k.selector: (k.state, k.retire_after) for k in await store.dkim_keys("example.org")}
+    assert states == {
+        "old-e": (DkimKeyState.RETIRING, now + timedelta(hours=1)),
+        "old-r": (DkimKeyState.ACTIVE, None),
+        "new-e": (DkimKeyState.ACTIVE, None),
+        "new-r": (DkimKeyState.PENDING, None),
+    }
+    with pytest.raises(NotFound):
+        await store.activate_dkim_keys("nowhere.example", ["new-r"], now)

@@ -18,7 +18,8 @@ is the one host (the "implicit MX"); a single MX "." is a null MX (RFC 7505 §3)
 permanent "the domain does not accept mail". CNAMEs are followed by dnspython (RFC 5321 §5.1
 asks for the canonical name); domain names are turned into A-labels first (IDNA 2008, UTS 46).
 
-Answers are cached for their TTL (dnspython's LRU cache, 10,000 entries).
+Answers are cached for their TTL (dnspython's LRU cache, ``cache_size`` entries, 10,000 by
+default; negative answers too, for the SOA minimum the server sends).
 
 ``addresses`` looks up AAAA and A together and returns IPv6 before IPv4, so a host reachable
 both ways is tried both ways. ``tlsa`` returns the records and whether the resolver set the
@@ -86,7 +87,9 @@ def a_label(domain: str) -> str:
 class DnsResolver:
     """Async lookups with failures sorted into temporary and permanent."""
 
-    def __init__(self, nameservers: Sequence[str] = (), timeout: float = 10.0) -> None:
+    def __init__(
+        self, nameservers: Sequence[str] = (), timeout: float = 10.0, cache_size: int = 10_000
+    ) -> None:
         if nameservers:
             self._resolver = dns.asyncresolver.Resolver(configure=False)
             self._resolver.nameservers = [
@@ -102,7 +105,7 @@ class DnsResolver:
         self._resolver.lifetime = timeout
         # Answers are kept for their TTL: a busy relay asks MX, A, AAAA and TLSA for every
         # message, and most messages go to a few domains.
-        self._resolver.cache = dns.resolver.LRUCache(10_000)
+        self._resolver.cache = dns.resolver.LRUCache(cache_size)
         # Ask for the AD bit (RFC 6840 §5.7) so a validating resolver says what it validated.
         self._resolver.flags = dns.flags.RD | dns.flags.AD
 

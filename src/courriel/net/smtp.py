@@ -40,7 +40,7 @@ from courriel.mail.auth.dns import Resolver
 from courriel.net.listener import HANDSHAKE_TIMEOUT, ConnectionContext, ProtocolHandlers, Refusal
 from courriel.net.stream import Stream, StreamTimeout
 from courriel.queue.filtering import Filters
-from courriel.queue.outbound import Queue, RelayDisabled
+from courriel.queue.outbound import Queue
 from courriel.session.smtp import SessionServices, SmtpSession, TlsDetails
 from courriel.session.smtp_inbound import refusal
 from courriel.session.smtp_junk import JunkServices
@@ -283,7 +283,8 @@ def handlers(
     """The SMTP protocol for ``courriel.app.handlers``; timeouts are settable for tests.
 
     Submission hands remote recipients to ``queue`` (default: the app's outbound queue); the
-    inbound MX never relays, whatever the queue (RFC 5321 §3.6.2: no open relay).
+    inbound MX never relays for addresses we do not host (RFC 5321 §3.6.2: no open relay), and
+    queues only the forwards of our aliases to other domains.
     """
     submission = SessionServices(
         store=app.store,
@@ -296,13 +297,14 @@ def handlers(
         # Sieve redirects and answers leave through the app's queue on every port.
         filters=Filters(app.store, queue if queue is not None else app.outbound, app.hostname),
     )
-    # Port 25 checks SPF, DKIM and DMARC when the app has a checker (``[mailauth]``), and
-    # filters junk (``[junk]``).
+    # Port 25 checks SPF, DKIM, DMARC and ARC when the app has a checker (``[mailauth]``) and
+    # filters junk (``[junk]``). It queues only what our aliases forward (RCPT refuses other
+    # domains' addresses) and seals it.
     mx = replace(
         submission,
-        queue=RelayDisabled(),
         checker=app.mailauth,
         mailauth=app.cfg.mailauth,
+        seal=app.seal,
         junk=junk_services(app),
     )
 

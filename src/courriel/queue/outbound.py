@@ -21,10 +21,10 @@ signs for the From domain when it has keys), so every retry sends the same signe
 entry's id is the queue id the session already wrote into the Received field, so logs, headers
 and ``courriel queue`` agree.
 
-``RelayDisabled`` is the queue of a listener that must not relay (the inbound MX on port 25,
-where nobody is authenticated): it refuses every remote recipient with a temporary "relaying to
-other domains is not enabled" (RFC 3463 4.4.0), so mail for other domains is never accepted and
-then silently dropped.
+``RelayDisabled`` is the queue of a server without a relay transport: it refuses every remote
+recipient with a temporary "relaying to other domains is not enabled" (RFC 3463 4.4.0), so mail
+for other domains is never accepted and then silently dropped. (The inbound MX on port 25 uses
+the real queue for what our aliases forward; its RCPT refuses every address we do not host.)
 """
 
 from __future__ import annotations

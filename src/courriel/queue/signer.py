@@ -13,6 +13,10 @@ for a domain we do not host would only make the message look forged.
 The SMTP session calls it after DATA on 587/465 and for every bounce it makes::
 
     message = await signer.sign(message) + message
+
+``DkimSigner.seal(message, domain, results, cv)`` makes the ARC set (RFC 8617) for a message
+port 25 forwards for one of our aliases, with ``domain``'s active RSA key (ARC verifiers know
+rsa-sha256 only; ``courriel.mail.auth.arc``); b"" when the domain has no RSA key.
 """
 
 from __future__ import annotations
@@ -22,11 +26,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
+from courriel.mail.auth import arc
 from courriel.mail.auth.dkim import Algorithm, SigningKey, sign
 from courriel.mail.auth.inbound import from_domains
 from courriel.store.base import DkimKey, DkimKeyState, DkimKeyStore, StoreError
 
 Signer = Callable[[bytes], Awaitable[bytes]]  # the DKIM-Signature fields for a message, or b""
+# (message, sealing domain, Authentication-Results payload, cv) -> the ARC set, or b""
+Sealer = Callable[[bytes, str, bytes, bytes], Awaitable[bytes]]
 log = logging.getLogger("courriel.dkim")
 
 
@@ -67,6 +74,13 @@ class DkimSigner:
         if not keys:
             return b""
         return await asyncio.to_thread(sign, message, keys)
+
+    async def seal(self, message: bytes, domain: str, results: bytes, cv: bytes) -> bytes:
+        """The ARC set for ``message`` forwarded by ``domain`` (CRLF-terminated), or b""."""
+        rsa = [k for k in await self.keys_for(domain) if k.algorithm is Algorithm.RSA]
+        if not rsa:
+            return b""
+        return await asyncio.to_thread(arc.seal, message, rsa[0], results, cv, int(time.time()))
 
 
 async def signed(sign: Signer, message: bytes) -> bytes:

@@ -14,13 +14,17 @@ policy, in one of two modes chosen by the listener:
   From domain (``sign``), as the queue signs the copy it relays.
 * ``Mode.MX`` (25): mail is accepted only for our domains (554 5.7.1 relay denied otherwise,
   whatever routing trick the address holds); unknown users get 550 5.1.1; AUTH is not offered.
-  With a ``checker``, the message is judged on SPF, DKIM and DMARC before it is stored
-  (``courriel.session.smtp_inbound``): refused (550 5.7.1), deferred (451 4.7.0), or stored
-  with an Authentication-Results field, in INBOX or in Junk.
+  With a ``checker``, the message is judged on SPF, DKIM, DMARC and ARC before it is stored
+  (``courriel.session.smtp_inbound``, under each recipient domain's policy): refused (550
+  5.7.1), deferred (451 4.7.0), or stored with an Authentication-Results field, in INBOX or in
+  Junk. Aliases of our addresses that lead to other domains are forwarded through the queue,
+  ARC-sealed for the alias's domain (``seal``, RFC 8617 §5.1).
   With ``junk`` (``[junk]``, ``courriel.session.smtp_junk``): a refusal found when the client
   connected (DNS blocklist, reverse DNS) or for its HELO answers each RCPT but the one to
   postmaster (RFC 5321 §4.5.1); greylisting answers RCPT too; and each local recipient's copy
   is scored and filed in INBOX or Junk.
+  With ``filters`` (``courriel.queue.filtering``), the copies that do not go to Junk are filed
+  by their recipients' Sieve scripts.
 
 A transaction starts with an accepted MAIL: every RCPT and the message that follow belong to the
 last accepted MAIL, because the core only lets them through in that state. Recipients are
@@ -52,10 +56,20 @@ from courriel.mail import delivery
 from courriel.queue.filtering import Filters, LocalRecipient
 from courriel.queue.local import deliver_local
 from courriel.queue.outbound import Envelope, Queue, QueueError, Recipient
-from courriel.queue.signer import Signer, signed
+from courriel.queue.signer import Sealer, Signer, signed
 from courriel.session import smtp_policy as policy
 from courriel.session.smtp_auth import SmtpAuth
-from courriel.session.smtp_inbound import Checker, Placement, deliver_junk, judge, refusal
+from courriel.session.smtp_inbound import (
+    Checker,
+    Placement,
+    Recorder,
+    deliver_junk,
+    forward_sealed,
+    judge,
+    policies_for,
+    recorder,
+    refusal,
+)
 from courriel.session.smtp_junk import Copy, JunkServices, greylisted, scored_copies, store_copies
 from courriel.store.base import MailEvents, OverQuota, Store, StoreError
 from courriel.wire.smtp import Mode, Path, Reply, SmtpConnection
@@ -84,6 +98,10 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
 def _sieve_refusal(reason: str, queue_id: str) -> Reply:
     """RFC 5429 §2.1: a Sieve reject at SMTP time is a 550 carrying the script's reason."""
     text = " ".join(reason.split()).encode("ascii", "replace").decode("ascii")[:300]
@@ -103,6 +121,7 @@ class SessionServices:
     clock: Clock = _utc_now
     checker: Checker | None = None  # SPF, DKIM and DMARC on port 25; None: not checked
     sign: Signer | None = None  # DKIM for local copies of submitted mail (the From domain's)
+    seal: Sealer | None = None  # ARC sets for what port 25 forwards (the alias domain's key)
     mailauth: MailAuthConfig = field(default_factory=MailAuthConfig)  # ``[mailauth]``
     events: MailEvents | None = None  # recent deliveries and refusals, for the web admin
     filters: Filters | None = None  # Sieve scripts and tag folders; None: straight to INBOX
@@ -119,7 +138,7 @@ class TlsDetails:
 class _Transaction:
     """The envelope being collected between MAIL and the end of the message."""
 
-    __slots__ = ("params", "recipients", "remote", "sender", "user_ids")
+    __slots__ = ("forwarder", "params", "recipients", "remote", "sender", "user_ids")
 
     def __init__(self, event: ev.MailFrom) -> None:
         self.sender = "" if event.path is None else event.path.mailbox
@@ -127,6 +146,7 @@ class _Transaction:
         self.user_ids: dict[int, LocalRecipient] = {}  # user -> the first RCPT that reached it
         self.remote: dict[str, Recipient] = {}
         self.recipients: list[str] = []  # every accepted address, in order
+        self.forwarder = ""  # the domain of the first address whose alias leads elsewhere
 
 
 class SmtpSession:
@@ -249,6 +269,8 @@ class SmtpSession:
                 return grey
         for user_id in verdict.user_ids:
             tx.user_ids.setdefault(user_id, LocalRecipient(user_id, verdict.address, verdict.tag))
+        if verdict.remote and not tx.forwarder:
+            tx.forwarder = verdict.address.rpartition("@")[2].lower()
         params = event.params
         notify = None if params.notify is None else tuple(sorted(n.value for n in params.notify))
         orcpt = None if params.orcpt is None else f"{params.orcpt_type};{params.orcpt}"
@@ -273,7 +295,6 @@ class SmtpSession:
             self._event("refused", tx.sender, ", ".join(tx.recipients), placed)
             return placed
         message = placed.message
-        deliver = deliver_junk if placed.junk else deliver_local
         queue_id = delivery.new_queue_id()
         try:
             if tx.user_ids:
@@ -288,28 +309,19 @@ class SmtpSession:
                     arrival = Arrival(
                         self._ip, self._helo, tx.sender, tuple(tx.recipients), self._s.hostname
                     )
-                    copies = await scored_copies(
-                        junk, list(tx.user_ids), trace, placed, arrival, now
-                    )
+                    users = {u: _domain(r.address) for u, r in tx.user_ids.items()}
+                    copies = await scored_copies(junk, users, trace, placed, arrival, now)
                     refused = await self._deliver_copies(tx, copies, now)
-                    if refused is not None:
-                        return _sieve_refusal(refused, queue_id)
-                elif placed.junk or self._s.filters is None:
-                    await deliver(self._s.store, list(tx.user_ids), trace + local, now)
                 else:
-                    filtered = await self._s.filters.deliver(
-                        list(tx.user_ids.values()),
-                        trace + local,
-                        tx.sender,
-                        now,
-                        refuse=not tx.remote,
-                        auth=self.user or "",
-                    )
-                    if filtered.refused is not None:
-                        return _sieve_refusal(filtered.refused, queue_id)
+                    refused = await self._deliver(tx, placed, trace + local, now)
+                if refused is not None:
+                    return _sieve_refusal(refused, queue_id)
             if tx.remote:
                 received = delivery.received_field(self._trace(queue_id), tx.recipients, now)
-                await self._s.queue.enqueue(self._envelope(tx, queue_id), received + message)
+                out = received + message
+                if self._mode is Mode.MX:  # an alias forwards: RFC 8617 §5.1
+                    out = await forward_sealed(self._s.seal, placed, tx.forwarder, out)
+                await self._s.queue.enqueue(self._envelope(tx, queue_id), out)
         except OverQuota:
             return MESSAGE_OVER_QUOTA
         except StoreError as e:
@@ -318,6 +330,9 @@ class SmtpSession:
         except QueueError as e:
             code = 451 if e.refusal.temporary else 554
             return Reply(code, e.refusal.enhanced, e.refusal.text)
+        if placed.verdict is not None and self._s.mailauth.dmarc_reports:
+            record = self._recorder(tx)
+            await record(placed.verdict, placed.disposition, placed.reasons)
         log.info(
             "message accepted",
             extra=kv(id=queue_id, sender=tx.sender, rcpts=len(tx.recipients), size=len(message)),
@@ -326,6 +341,28 @@ class SmtpSession:
         if tx.user_ids:
             self._event("delivered", tx.sender, ", ".join(tx.recipients), accepted)
         return accepted
+
+    async def _deliver(
+        self, tx: _Transaction, placed: Placement, raw: bytes, now: datetime
+    ) -> str | None:
+        """``raw`` for each local recipient: to Junk where the recipient domain's policy sends
+        it (``Placement.to_junk``), the rest through their Sieve scripts (INBOX without any).
+        Returns the scripts' reason when every recipient rejects and nothing was stored."""
+        junked = [u for u, r in tx.user_ids.items() if placed.to_junk(_domain(r.address))]
+        kept = [r for u, r in tx.user_ids.items() if u not in junked]
+        refused = None
+        if kept and self._s.filters is None:
+            await deliver_local(self._s.store, [r.user_id for r in kept], raw, now)
+        elif kept:
+            assert self._s.filters is not None
+            alone = not junked and not tx.remote  # RFC 5429 §2.1: nothing stored for anyone
+            filtered = await self._s.filters.deliver(
+                kept, raw, tx.sender, now, refuse=alone, auth=self.user or ""
+            )
+            refused = filtered.refused
+        if junked and refused is None:
+            await deliver_junk(self._s.store, junked, raw, now)
+        return refused
 
     async def _deliver_copies(
         self, tx: _Transaction, copies: list[Copy], now: datetime
@@ -364,6 +401,12 @@ class SmtpSession:
         checker = self._s.checker
         if self._mode is not Mode.MX or checker is None:
             return Placement(message)
+        try:
+            recipients = [a.rpartition("@")[2].lower() for a in tx.recipients]
+            domains = await policies_for(self._s.store, recipients)
+        except StoreError:
+            return policy.TEMPORARY
+        record = self._recorder(tx) if self._s.mailauth.dmarc_reports else None
         return await judge(
             checker,
             self._s.mailauth,
@@ -371,6 +414,8 @@ class SmtpSession:
             helo=self._helo,
             mail_from=tx.sender,
             message=message,
+            domains=domains,
+            record=record,
         )
 
     def _check_helo(self, name: str) -> None:
@@ -382,6 +427,11 @@ class SmtpSession:
         if found is not None:
             log.info("client refused: %s", found.text, extra=kv(ip=self._ip, helo=name))
             self._helo_refused = refusal(found.code, found.enhanced, found.text)
+
+    def _recorder(self, tx: _Transaction) -> Recorder:
+        """Writes the DMARC evaluation of this message for the aggregate report."""
+        envelope_to = tx.recipients[0].rpartition("@")[2].lower()
+        return recorder(self._s.store, ip=self._ip, helo=self._helo, envelope_to=envelope_to)
 
     async def _check_from(self, message: bytes) -> Reply | None:
         """RFC 6409 §6.1: the From addresses must be the authenticated user's."""

@@ -15,6 +15,14 @@ JUNK        the recipients' Junk mailbox (``quarantine_to_junk``; else INBOX)
 ACCEPT      INBOX
 ==========  ===========================================================================
 
+Each recipient domain may choose otherwise (``DomainPolicy``, ``courriel domain policy``): what
+a p=reject failure gets (reject, Junk or INBOX), what a p=quarantine failure gets (Junk or
+INBOX), whether a trusted ARC sealer's ``dmarc=pass`` (``Verdict.arc_override``) delivers the
+message to INBOX, and which From domains it delivers to INBOX whatever DMARC says
+(``allow_from``, a local override for a partner whose forwarder breaks DMARC). One SMTP reply
+answers for every recipient, so the message is refused only when every recipient domain refuses
+it; a domain that would refuse it while another accepts it gets it in Junk (never dropped).
+
 What is stored is the verdict's message (earlier Authentication-Results fields claiming our
 host name removed, RFC 8601 §5) with the new Authentication-Results field on top; the session
 puts its trace fields above it. Each refusal and each message sent to Junk is logged with the
@@ -22,6 +30,18 @@ reason in words, so an administrator can answer "why did my mail bounce".
 
 A checker that fails (a bug, not a DNS answer) defers the message (451): a wrong verdict is
 worse than a retry, and the log line carries the traceback.
+
+Each decision carries the disposition applied and why it differs from the sender's policy
+(RFC 7489 §7.2 PolicyOverrideType: ``sampled_out``, ``trusted_forwarder`` for a trusted ARC
+seal, ``local_policy`` for a domain's own choice) for the daily aggregate report: ``judge``
+hands a refusal to ``record`` at once, and the session records a placement once the message is
+stored (a message whose storing failed is retried by its sender, and counted then).
+``recorder`` writes the evaluation; a store failure there is logged and never changes the
+reply.
+
+``deliver`` stores the message for each local recipient in INBOX or Junk, as the placement says
+for the recipient's domain; ``forward_sealed`` puts our ARC set (RFC 8617 §5.1) on the copy
+an alias forwards to another domain, sealed for the alias's domain.
 
 ``deliver_junk`` stores the message in each recipient's mailbox with the ``\\Junk`` special-use
 attribute (RFC 6154), else the one named Junk, else in a new ``Junk`` with the attribute,
@@ -34,16 +54,28 @@ import contextlib
 import logging
 import re
 import textwrap
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, assert_never
 
 from courriel.config import MailAuthConfig
 from courriel.logs import kv
+from courriel.mail.auth.dmarc_report import evaluation_of
 from courriel.mail.auth.inbound import Action, Verdict
 from courriel.mail.message import parse
-from courriel.store.base import AlreadyExists, Appended, Mailbox, NewMessage, NotFound, Store
+from courriel.queue.signer import Sealer
+from courriel.store.base import (
+    AlreadyExists,
+    Appended,
+    DomainPolicy,
+    Mailbox,
+    NewMessage,
+    NotFound,
+    OnDmarcFailure,
+    Store,
+)
 from courriel.wire.smtp import Reply
 
 log = logging.getLogger("courriel.smtp")
@@ -68,11 +100,17 @@ class Placement:
     """Where an accepted message goes, and the bytes to store (trace fields not included)."""
 
     message: bytes
-    junk: bool = False
-    # The SPF, DKIM and DMARC results and why the message goes to Junk, for the junk score;
-    # details of the placement, not part of where it goes.
-    verdict: Verdict | None = field(default=None, compare=False)
+    junk: bool = False  # every recipient's copy goes to Junk
+    junk_domains: frozenset[str] = frozenset()  # the copies for these recipient domains do
+    verdict: Verdict | None = field(default=None, compare=False)  # what the checks found
+    # Why copies go to Junk (the checks' sentence), for the junk score's report.
     why: str = field(default="", compare=False)
+    # For the DMARC report: the disposition applied and the PolicyOverride reasons.
+    disposition: str = field(default="none", compare=False)
+    reasons: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def to_junk(self, domain: str) -> bool:
+        return self.junk or domain in self.junk_domains
 
 
 def refusal(code: int, enhanced: str, text: str) -> Reply:
@@ -92,8 +130,14 @@ async def judge(
     helo: str,
     mail_from: str,
     message: bytes,
+    domains: Mapping[str, DomainPolicy] | None = None,
+    record: Recorder | None = None,
 ) -> Reply | Placement:
-    """The reply refusing the message, or where to put it; see the module docstring."""
+    """The reply refusing the message, or where to put it; see the module docstring.
+
+    ``domains`` maps each recipient domain to its policy (``DomainPolicy(domain)`` when it has
+    none); None or empty: the ``[mailauth]`` settings alone.
+    """
     try:
         v = await checker.check_inbound(ip=ip, helo=helo, mail_from=mail_from, message=message)
     except Exception:
@@ -101,22 +145,117 @@ async def judge(
         return CHECK_FAILED
     stored = v.header + v.message
     where = kv(ip=ip, helo=helo, sender=mail_from)
+    sampled = (("sampled_out", ""),) if v.dmarc is not None and v.dmarc.sampled_out else ()
     match v.action:
         case Action.ACCEPT:
-            return Placement(stored, verdict=v)
+            return Placement(stored, verdict=v, reasons=sampled)
         case Action.DEFER:
             log.info("message deferred: %s", v.text, extra=where)
             return refusal(451, "4.7.0", v.text)  # RFC 7489 §6.6.3: temperror, try later
-        case Action.REJECT if policy.reject_on_dmarc_reject:
-            log.info("message refused: %s", v.text, extra=where)
-            return refusal(550, "5.7.1", v.text)  # RFC 7489 §10.3
         case Action.REJECT | Action.JUNK:
-            junk = policy.quarantine_to_junk or v.action is Action.REJECT
-            if junk:
-                log.info("message sent to Junk: %s", v.text, extra=where)
-            return Placement(stored, junk=junk, verdict=v, why=v.text if junk else "")
+            pass
         case _:
             assert_never(v.action)
+    choices = {d: _choice(v, policy, p) for d, p in (domains or {"": DomainPolicy("")}).items()}
+    if all(c is OnDmarcFailure.REJECT for c in choices.values()):
+        log.info("message refused: %s", v.text, extra=where)
+        if record is not None:
+            await record(v, "reject", sampled)
+        return refusal(550, "5.7.1", v.text)  # RFC 7489 §10.3
+    junk = frozenset(d for d, c in choices.items() if c is not OnDmarcFailure.INBOX)
+    reasons = list(sampled)
+    if v.arc_override and len(junk) < len(choices):
+        log.info("message accepted on the ARC seal of %s: %s", v.arc_override, v.text, extra=where)
+        reasons.append(("trusted_forwarder", f"arc=pass, sealed by {v.arc_override}"))
+    requested = OnDmarcFailure.REJECT if v.action is Action.REJECT else OnDmarcFailure.JUNK
+    if any(c is not requested for c in choices.values()) and not reasons:
+        allowed = any(allowed_sender(v, p) for p in (domains or {}).values())
+        why = "the sender is allowed by the recipient domain" if allowed else "domain policy"
+        reasons.append(("local_policy", why))
+    if junk:
+        log.info("message sent to Junk: %s", v.text, extra=where)
+    everyone = len(junk) == len(choices)
+    return Placement(
+        stored,
+        junk=everyone,
+        junk_domains=frozenset() if everyone else junk,
+        verdict=v,
+        why=v.text if junk else "",
+        disposition="quarantine" if junk else "none",
+        reasons=tuple(reasons),
+    )
+
+
+def allowed_sender(v: Verdict, domain: DomainPolicy) -> bool:
+    """Whether the recipient domain delivers this From domain whatever DMARC says."""
+    sender = "" if v.dmarc is None else v.dmarc.from_domain
+    return any(sender == d or sender.endswith("." + d) for d in domain.allow_from)
+
+
+def _choice(v: Verdict, config: MailAuthConfig, domain: DomainPolicy) -> OnDmarcFailure:
+    """What one recipient domain does with a message whose DMARC check failed."""
+    if v.arc_override and domain.arc_override is not False:  # RFC 8617 §7.2: local policy
+        return OnDmarcFailure.INBOX
+    if allowed_sender(v, domain):  # RFC 7489 §6.7: the receiver's local policy
+        return OnDmarcFailure.INBOX
+    if v.action is Action.REJECT:
+        if domain.on_reject is not None:
+            return domain.on_reject
+        return OnDmarcFailure.REJECT if config.reject_on_dmarc_reject else OnDmarcFailure.JUNK
+    if domain.on_quarantine is not None:  # REJECT is not a quarantine answer (RFC 7489 §6.3)
+        return (
+            OnDmarcFailure.JUNK
+            if domain.on_quarantine is OnDmarcFailure.REJECT
+            else domain.on_quarantine
+        )
+    return OnDmarcFailure.JUNK if config.quarantine_to_junk else OnDmarcFailure.INBOX
+
+
+Recorder = Callable[[Verdict, str, tuple[tuple[str, str], ...]], Awaitable[None]]
+
+
+def recorder(store: Store, *, ip: str, helo: str, envelope_to: str) -> Recorder:
+    """Writes each decision's DMARC evaluation for the aggregate report (module docstring)."""
+
+    async def record(v: Verdict, disposition: str, reasons: tuple[tuple[str, str], ...]) -> None:
+        e = evaluation_of(
+            v.dmarc,
+            v.spf,
+            v.dkim,
+            ip=ip,
+            helo=helo,
+            envelope_to=envelope_to,
+            disposition=disposition,
+            reasons=reasons,
+            now=time.time(),
+        )
+        if e is None:
+            return
+        try:
+            await store.add_dmarc_evaluation(e.policy_domain, e.received, e.to_json())
+        except Exception as exc:  # the report loses a row; the message is not refused for it
+            log.warning("DMARC evaluation not recorded: %s", exc)
+
+    return record
+
+
+async def policies_for(store: Store, domains: Sequence[str]) -> dict[str, DomainPolicy]:
+    """Each recipient domain's policy, ``DomainPolicy(domain)`` for those without one."""
+    found = {p.domain: p for p in await store.domain_policies(domains)}
+    return {d: found.get(d, DomainPolicy(d)) for d in dict.fromkeys(domains)}
+
+
+async def forward_sealed(seal: Sealer | None, placed: Placement, domain: str, raw: bytes) -> bytes:
+    """``raw`` with our ARC set on top, sealed for ``domain``; unchanged without a sealer, a
+    verdict, or a key (the forward goes unsealed rather than not at all)."""
+    v = placed.verdict
+    if seal is None or v is None:
+        return raw
+    try:
+        return await seal(raw, domain, v.results, v.arc.cv) + raw
+    except Exception:
+        log.exception("ARC sealing failed; the message is forwarded unsealed")
+        return raw
 
 
 async def junk_mailbox(store: Store, user_id: int) -> Mailbox:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,22 +86,27 @@ class Copy:
 
 async def scored_copies(
     junk: JunkFilter,
-    user_ids: Sequence[int],
+    users: Mapping[int, str],
     trace: bytes,
     placed: Placement,
     arrival: Arrival,
     now: datetime,
 ) -> list[Copy]:
-    """Scores the message for each user; each copy carries its explanation right above
-    Authentication-Results, and fields of those names that came with the message are gone."""
+    """Scores the message for each user (id -> the recipient domain that led to them); each
+    copy carries its explanation right above Authentication-Results, and fields of those names
+    that came with the message are gone. Users whose domain's policy sends the message to Junk
+    (``Placement.to_junk``) get it there whatever their score, with the checks' reason."""
     message = strip_spam_fields(placed.message)
-    scores = await junk.score(
-        user_ids, message, placed.verdict, arrival, now, forced=placed.why if placed.junk else ""
-    )
+    forced = [u for u, domain in users.items() if placed.to_junk(domain)]
+    scored = [u for u in users if u not in forced]
     copies = []
-    for user_id, score in scores.items():
-        copies.append(Copy(user_id, trace + fields(score) + message, score))
-        _log(user_id, score, arrival)
+    for group, why in ((forced, placed.why or "domain policy"), (scored, "")):
+        if not group:
+            continue
+        scores = await junk.score(group, message, placed.verdict, arrival, now, forced=why)
+        for user_id, score in scores.items():
+            copies.append(Copy(user_id, trace + fields(score) + message, score))
+            _log(user_id, score, arrival)
     return copies
 
 

@@ -246,6 +246,7 @@ class Events(Protocol):
 
 
 class DkimKeyState(enum.Enum):
+    PENDING = "pending"  # to be published; signs once DNS shows it (``activate_dkim_keys``)
     ACTIVE = "active"  # published and used to sign
     RETIRING = "retiring"  # still published until retire_after, no longer used to sign
     RETIRED = "retired"  # no longer published
@@ -260,6 +261,8 @@ class DkimKey:
     created: datetime
     state: DkimKeyState = DkimKeyState.ACTIVE
     retire_after: datetime | None = None
+    # A pending key: how long the key it replaces stays published once it signs.
+    grace_seconds: int | None = None
 
 
 class DkimKeyStore(Protocol):
@@ -278,6 +281,75 @@ class DkimKeyStore(Protocol):
 
     async def retire_dkim_keys(self, now: datetime) -> int:
         """Retiring keys whose ``retire_after`` has passed become retired; returns how many."""
+
+    async def activate_dkim_keys(
+        self, domain: str, selectors: Sequence[str], now: datetime
+    ) -> list[str]:
+        """In one transaction, each named pending key becomes active and the active key of its
+        algorithm retiring until ``now`` plus the pending key's grace; returns the selectors
+        activated (a selector that is not pending is left alone)."""
+
+
+# --- per-domain mail-authentication policy ----------------------------------------------------
+
+
+class OnDmarcFailure(enum.Enum):
+    """What a hosted domain does with mail whose sender's DMARC policy failed."""
+
+    REJECT = "reject"  # 550 5.7.1 (only for p=reject)
+    JUNK = "junk"  # the recipient's \\Junk mailbox
+    INBOX = "inbox"  # INBOX, marked only by Authentication-Results
+
+
+@dataclass(frozen=True, slots=True)
+class DomainPolicy:
+    """A hosted domain's own choices; None leaves the ``[mailauth]`` setting in force."""
+
+    domain: str  # A-label, lower-case
+    on_reject: OnDmarcFailure | None = None  # sender's p=reject failed
+    on_quarantine: OnDmarcFailure | None = None  # sender's p=quarantine failed (not REJECT)
+    arc_override: bool | None = None  # honour trusted ARC sealers (None: yes)
+    # Local override: From domains (with their subdomains) whose DMARC failures this domain
+    # delivers to INBOX all the same (a partner whose list or forwarder breaks DMARC).
+    allow_from: tuple[str, ...] = ()
+
+
+class DomainPolicyStore(Protocol):
+    async def domain_policies(self, domains: Sequence[str] | None = None) -> list[DomainPolicy]:
+        """The policies set for ``domains`` (every one set, with None); unset ones are absent."""
+
+    async def set_domain_policy(self, policy: DomainPolicy) -> None:
+        """Replaces the domain's policy (all None removes it); ``NotFound`` without the domain."""
+
+
+# --- DMARC aggregate reports -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvaluation:
+    """One recorded DMARC evaluation (``courriel.mail.auth.dmarc_report.Evaluation`` as JSON)."""
+
+    id: int
+    policy_domain: str
+    received: int  # seconds since the epoch
+    data: str
+
+
+class DmarcReportStore(Protocol):
+    async def add_dmarc_evaluation(self, policy_domain: str, received: int, data: str) -> None:
+        """Records one evaluation for the policy domain's next aggregate report."""
+
+    async def dmarc_report_domains(self, before: int) -> list[str]:
+        """The policy domains with evaluations received before ``before``."""
+
+    async def dmarc_evaluations(
+        self, policy_domain: str, before: int, limit: int
+    ) -> list[StoredEvaluation]:
+        """At most ``limit`` of the domain's evaluations received before ``before``, oldest
+        first."""
+
+    async def delete_dmarc_evaluations(self, policy_domain: str, up_to_id: int) -> int:
+        """Forgets the domain's evaluations up to ``up_to_id`` (reported); returns how many."""
 
 
 # --- Sieve scripts and delivery options (see store/sql/sieve.py) ------------------------------
@@ -371,7 +443,16 @@ class JunkStore(Protocol):
 # --- the store --------------------------------------------------------------------------------
 
 
-class Store(DkimKeyStore, AcmeStore, AccessStore, SieveStore, JunkStore, Protocol):
+class Store(
+    DkimKeyStore,
+    AcmeStore,
+    AccessStore,
+    SieveStore,
+    JunkStore,
+    DomainPolicyStore,
+    DmarcReportStore,
+    Protocol,
+):
     @property
     def events(self) -> Events: ...
 

@@ -76,6 +76,17 @@ def sbin_program(name: str) -> str | None:
     return shutil.which(name) or shutil.which(f"/usr/sbin/{name}")
 
 
+def dnsmasq_program(nodeid: str) -> str:
+    """The dnsmasq program; skips (or fails, where every tool is required) the test without it."""
+    from courriel.testing.missing import report_missing
+
+    program = sbin_program("dnsmasq")
+    if program is None:
+        report_missing("program 'dnsmasq'", nodeid)
+    assert program is not None
+    return program
+
+
 def _reverse(address: str) -> str:
     import dns.reversename
 

@@ -6,8 +6,10 @@ DANE (RFC 7672) applies only when the resolver says its TLSA answer was validate
 validating resolver needs a signed zone and a trust anchor; this server stands in for the
 *resolver's verdict* only: it answers A, AAAA, MX and TLSA queries from a table over UDP on
 loopback, with the AD bit set when ``authentic`` is true, and NXDOMAIN for names it does not
-know. Everything after the verdict -- the TLSA lookup, the DANE level, the TLS handshake with a
-real server and the certificate match -- runs for real.
+know. It also serves the mail-authentication tests what dnsmasq cannot: a chosen TTL, SERVFAIL
+for the names in ``failing``, and a count of the questions asked (``queries``), to prove what
+the resolver's cache saves. Everything after the verdict -- the TLSA lookup, the DANE level,
+the TLS handshake with a real server and the certificate match -- runs for real.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Answers:
     records: dict[tuple[str, str], list[str]]  # (name, type) -> rdata texts
     authentic: bool = True
     queries: list[tuple[str, str]] = field(default_factory=list)
+    ttl: int = 60
+    failing: set[str] = field(default_factory=set)  # names answered SERVFAIL
 
     def respond(self, wire: bytes) -> bytes:
         query = dns.message.from_wire(wire)
@@ -41,8 +45,11 @@ class Answers:
         rdtype = dns.rdatatype.to_text(question.rdtype)
         self.queries.append((name, rdtype))
         texts = self.records.get((name, rdtype))
-        if texts:
-            response.answer.append(dns.rrset.from_text(question.name, 60, "IN", rdtype, *texts))
+        if name in self.failing:
+            response.set_rcode(dns.rcode.SERVFAIL)
+        elif texts:
+            rrset = dns.rrset.from_text(question.name, self.ttl, "IN", rdtype, *texts)
+            response.answer.append(rrset)
         elif not any(n == name for n, _ in self.records):
             response.set_rcode(dns.rcode.NXDOMAIN)
         if self.authentic:

@@ -44,6 +44,7 @@ from courriel.accounts.passwords import PasswordHasher
 from courriel.app import HandlerFactory, Running, StoreOpener, serve
 from courriel.config import LISTENERS, Config
 from courriel.net.tls import make_self_signed
+from courriel.queue.transport import Transport
 from courriel.store.base import Store
 from courriel.testing.fill import add_domain_once, add_user, delivered
 from courriel.testing.net import free_ports
@@ -202,15 +203,23 @@ async def running_server(
     *,
     open_store: StoreOpener | None = None,
     factories: dict[str, HandlerFactory] | None = None,
+    transport: Transport | None = None,
 ) -> AsyncIterator[Running]:
     """``courriel.app.serve`` in this event loop until the block ends.
 
-    ``open_store`` and ``factories`` go to ``serve`` as they are: a test may wrap the store or
-    start a protocol engine with other options, and nothing else about the server changes.
+    ``open_store``, ``factories`` and ``transport`` go to ``serve`` as they are: a test may wrap
+    the store, start a protocol engine with other options or relay through a scripted
+    transport, and nothing else about the server changes.
     """
     ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(
-        serve(cfg, ready=ready.set_result, open_store=open_store, factories=factories)
+        serve(
+            cfg,
+            ready=ready.set_result,
+            open_store=open_store,
+            factories=factories,
+            transport=transport,
+        )
     )
     first: list[asyncio.Future[Any]] = [task, ready]
     done, _ = await asyncio.wait(first, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from courriel.auth_resolver import AuthResolver
-from courriel.testing.dns import DnsServer, sbin_program
+from courriel.testing.dns import DnsServer, dnsmasq_program
 from courriel.testing.mailauth import AuthKeys, auth_zone
-from courriel.testing.missing import report_missing
 
 
 @pytest.fixture(scope="session")
@@ -19,10 +18,7 @@ def keys() -> AuthKeys:
 
 @pytest.fixture(scope="module")
 def dns_server(request: pytest.FixtureRequest, keys: AuthKeys) -> Iterator[DnsServer]:
-    program = sbin_program("dnsmasq")
-    if program is None:
-        report_missing("program 'dnsmasq'", request.node.nodeid)
-    assert program is not None
+    program = dnsmasq_program(request.node.nodeid)
     with DnsServer(program, auth_zone(keys)) as server:
         yield server
 

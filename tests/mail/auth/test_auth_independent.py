@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from courriel.auth_resolver import AuthResolver
 from courriel.mail.auth.dkim import DkimVerifier, Outcome, SigningKey, sign
-from courriel.testing.dns import DnsServer, run_with_nameserver, sbin_program
+from courriel.testing.dns import DnsServer, dnsmasq_program, run_with_nameserver, sbin_program
 from courriel.testing.mailauth import AuthKeys, auth_zone, message
 from courriel.testing.missing import report_missing
 
@@ -28,9 +28,7 @@ from courriel.testing.missing import report_missing
 @pytest.fixture(scope="module")
 def port53(request: pytest.FixtureRequest, keys: AuthKeys) -> Iterator[DnsServer]:
     """The test records on port 53 of an address of this test's own."""
-    program = sbin_program("dnsmasq")
-    if program is None:
-        report_missing("program 'dnsmasq'", request.node.nodeid)
+    program = dnsmasq_program(request.node.nodeid)
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         report_missing("root with unshare (a private /etc/resolv.conf)", request.node.nodeid)
     assert program is not None

@@ -137,7 +137,7 @@ def public_record(algorithm: Algorithm, private_pem: bytes) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _private_key(pem: bytes) -> ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey:
+def private_key(pem: bytes) -> ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey:
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey):
         raise ValueError(f"not an Ed25519 or RSA key: {type(key).__name__}")
@@ -196,25 +196,25 @@ def sign(message: bytes, keys: Sequence[SigningKey], now: float | None = None) -
             (b"bh", bh),
             (b"b", b""),
         ]
-        value = _fold([k + b"=" + v + b";" for k, v in tags[:-1]]) + b"\r\n b="
+        value = fold_tags([k + b"=" + v + b";" for k, v in tags[:-1]]) + b"\r\n b="
         digest = hashlib.sha256()
         # RFC 6376 §3.7: the selected fields, then this field with an empty b=, unterminated.
         dkimpy.hash_headers(digest, policy, canonical, include, (b"DKIM-Signature", value), {})
-        signature = _sign_digest(_private_key(key.private_pem), digest.digest())
+        signature = sign_digest(private_key(key.private_pem), digest.digest())
         b64 = base64.b64encode(signature)
-        out += b"DKIM-Signature:" + value + _fold_b64(b64) + b"\r\n"
+        out += b"DKIM-Signature:" + value + fold_b64(b64) + b"\r\n"
     return out
 
 
-def _sign_digest(key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey, digest: bytes) -> bytes:
+def sign_digest(key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey, digest: bytes) -> bytes:
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key.sign(digest)  # RFC 8463 §3: Ed25519 over the SHA-256 hash
     return key.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
 
 
-def _fold(words: list[bytes], width: int = 76) -> bytes:
+def fold_tags(words: list[bytes], start: int = len(b"DKIM-Signature:"), width: int = 76) -> bytes:
     """`` word word`` with CRLF SP wherever a line would pass ``width`` (RFC 5322 §2.2.3)."""
-    out, line = b"", len(b"DKIM-Signature:")
+    out, line = b"", start
     for word in words:
         pieces = [word]
         if len(word) > width - 1 and b":" in word:  # a long h= list folds after its colons
@@ -230,7 +230,7 @@ def _fold(words: list[bytes], width: int = 76) -> bytes:
     return out
 
 
-def _fold_b64(b64: bytes, width: int = 70) -> bytes:
+def fold_b64(b64: bytes, width: int = 70) -> bytes:
     return b"\r\n ".join(b64[i : i + width] for i in range(0, len(b64), width)) if b64 else b""
 
 

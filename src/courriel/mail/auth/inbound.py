@@ -6,7 +6,8 @@ Theory of operation
 client's IP address, its HELO name, the MAIL FROM address and the message bytes. It
 
 1. removes earlier Authentication-Results fields claiming our host name (RFC 8601 §5);
-2. runs SPF for MAIL FROM and for HELO, and DKIM on every signature (bounded), at once;
+2. runs SPF for MAIL FROM and for HELO, DKIM on every signature (bounded) and ARC on the
+   chain (``courriel.mail.auth.arc``), at once;
 3. finds the one RFC5322.From domain and runs DMARC on it;
 4. returns a ``Verdict``: the Authentication-Results field to put on top, the message to store
    (without the forged fields), and what to do:
@@ -17,12 +18,19 @@ client's IP address, its HELO name, the MAIL FROM address and the message bytes.
    DMARC fails, but SPF or DKIM had no DNS   DEFER: 451 4.7.0 -- it might have passed; ask again
    answer (temperror)
    no answer for the DMARC record            DEFER: 451 4.7.0
+   no answer for an ARC key                  DEFER: 451 4.7.0 (the chain's verdict and the
+                                             seal we would add when forwarding depend on it)
    more than one From address                REJECT: 550 5.7.1 (RFC 5322 §3.6 allows one; a
                                              second one is how DMARC is dodged)
    anything else                             ACCEPT
    ========================================  =====================================================
 
 A DNS timeout can therefore only ever give 451, never a wrong accept-as-pass or a reject.
+
+When DMARC fails but the ARC chain passes and one of ``trusted_arc_sealers`` recorded
+``dmarc=pass`` (RFC 8617 §7.2: local policy), the verdict keeps its REJECT or JUNK action and
+names the sealer in ``arc_override``; the recipient domain's policy decides whether to honour it
+(``courriel.session.smtp_inbound``).
 """
 
 from __future__ import annotations
@@ -30,10 +38,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from email.utils import getaddresses
 
+from courriel.mail.auth.arc import ArcOutcome, ArcResult, ArcVerifier
 from courriel.mail.auth.dkim import DkimVerifier, Outcome, SignatureResult
 from courriel.mail.auth.dmarc import DmarcOutcome, DmarcResult, Policy, check_dmarc
 from courriel.mail.auth.dns import Resolver
@@ -60,6 +69,13 @@ class Verdict:
     helo: SpfResult | None = None
     dkim: tuple[SignatureResult, ...] = field(default_factory=tuple)
     dmarc: DmarcResult | None = None
+    arc: ArcResult = field(default_factory=lambda: ArcResult(ArcOutcome.NONE))
+    arc_override: str = ""  # the trusted sealer vouching dmarc=pass when DMARC failed
+
+    @property
+    def results(self) -> bytes:
+        """The Authentication-Results payload (authserv-id and clauses), for an ARC seal."""
+        return self.header.partition(b":")[2].strip()
 
 
 def from_domains(message: bytes) -> list[str]:
@@ -91,11 +107,14 @@ class MailAuth:
         *,
         sample: Callable[[], float] = random.random,
         max_signatures: int = 10,
+        trusted_arc_sealers: Sequence[str] = (),
     ) -> None:
         self.resolver = resolver
         self.hostname = hostname
         self._spf = SpfChecker(resolver)
         self._dkim = DkimVerifier(resolver, max_signatures=max_signatures)
+        self._arc = ArcVerifier(resolver)
+        self._trusted = tuple(trusted_arc_sealers)
         self._sample = sample
 
     def close(self) -> None:
@@ -103,20 +122,29 @@ class MailAuth:
 
     async def check_inbound(self, *, ip: str, helo: str, mail_from: str, message: bytes) -> Verdict:
         message = strip_ours(message, self.hostname)
-        spf, helo_result, dkim = await asyncio.gather(
+        spf, helo_result, dkim, arc = await asyncio.gather(
             self._spf.check_mail_from(ip, mail_from, helo),
             self._spf.check_helo(ip, helo),
             self._dkim.verify(message),
+            self._arc.verify(message),
         )
         domains = from_domains(message)
         dmarc = None
         if len(set(domains)) == 1 and domains[0]:
             dmarc = await check_dmarc(domains[0], spf, dkim, self.resolver, self._sample)
-        header = authentication_results(
-            self.hostname, _clauses(spf, helo_result, dkim, dmarc, mail_from)
-        )
+        clauses = _clauses(spf, helo_result, dkim, dmarc, mail_from)
+        clauses.insert(len(clauses) - (dmarc is not None), _arc_clause(arc, ip))  # DMARC last
+        header = authentication_results(self.hostname, clauses)
         base = Verdict(
-            Action.ACCEPT, header, message, spf=spf, helo=helo_result, dkim=tuple(dkim), dmarc=dmarc
+            Action.ACCEPT,
+            header,
+            message,
+            spf=spf,
+            helo=helo_result,
+            dkim=tuple(dkim),
+            dmarc=dmarc,
+            arc=arc,
+            arc_override=arc.trusted_override(self._trusted) or "",
         )
         if len(domains) > 1:
             text = f"the message has {len(domains)} From addresses; RFC 5322 §3.6 allows one"
@@ -131,6 +159,10 @@ def _refuse(v: Verdict, action: Action, text: str) -> Verdict:
 
 def _decide(v: Verdict) -> Verdict:
     dmarc = v.dmarc
+    if v.arc.outcome is ArcOutcome.TEMPERROR:
+        return _refuse(
+            v, Action.DEFER, f"DNS did not answer; try again later (ARC: {v.arc.reason})"
+        )
     if dmarc is None or dmarc.outcome in (
         DmarcOutcome.PASS,
         DmarcOutcome.NONE,
@@ -152,6 +184,12 @@ def _decide(v: Verdict) -> Verdict:
     if dmarc.disposition is Policy.QUARANTINE:
         return replace(v, action=Action.JUNK, text=dmarc.explanation)
     return replace(v, text=dmarc.explanation)
+
+
+def _arc_clause(arc: ArcResult, ip: str) -> Clause:
+    # RFC 8617 §10.1: arc=pass|fail|none with smtp.remote-ip (temperror is never stored: the
+    # message is deferred).
+    return Clause("arc", arc.outcome.value, arc.reason, (("smtp.remote-ip", ip),))
 
 
 def _clauses(

@@ -55,6 +55,7 @@ from courriel.store.sql.core import (
     uid_ranges,
 )
 from courriel.store.sql.dkim import DkimKeysMixin
+from courriel.store.sql.domainpolicy import DomainPolicyMixin
 from courriel.store.sql.junk import JunkMixin
 from courriel.store.sql.queue import SqlQueueStore
 from courriel.store.sql.sieve import SieveScriptsMixin
@@ -73,7 +74,9 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
-class SqlStore(DkimKeysMixin, AcmeMixin, AccessMixin, SieveScriptsMixin, JunkMixin):
+class SqlStore(
+    DkimKeysMixin, AcmeMixin, AccessMixin, SieveScriptsMixin, JunkMixin, DomainPolicyMixin
+):
     """The ``Store``: runs scripts through a driver, bodies through a blob store, then events."""
 
     # Bodies larger than this are hashed in a thread, not on the event loop.
