@@ -4,12 +4,14 @@ publishes the sender domain's SPF and DMARC records."""
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from courriel.store.base import DomainPolicy, OnDmarcFailure
 from courriel.testing.dns import DnsServer, Zone, free_udp_port, sbin_program
 from courriel.testing.missing import report_missing
 from courriel.testing.server import MailServer, make_message, start_server
@@ -34,9 +36,15 @@ def dns_port(request: pytest.FixtureRequest) -> Iterator[int]:
 
 @pytest.fixture
 def receiver(tmp_path: Path, dns_port: int) -> Iterator[MailServer]:
+    with receiving(tmp_path, dns_port, scoring=True) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def receiving(tmp_path: Path, dns_port: int, *, scoring: bool) -> Iterator[MailServer]:
     config = (
         f'[dns]\nnameservers = ["127.0.0.1:{dns_port}"]\ntimeout_seconds = 3\n'
-        "[mailauth]\n[junk]\nscoring = true\n"
+        f"[mailauth]\n[junk]\nscoring = {str(scoring).lower()}\n"
     )
     server = start_server(tmp_path, extra_config=config)
     try:
@@ -73,3 +81,42 @@ def test_dmarc_quarantine_failure_lands_in_junk_with_the_reasons(receiver: MailS
     assert "tests=DMARC_FAIL(+3.0) SPF_FAIL(+1.0)" in head
     assert "sent to Junk: " in head and "dmarc=fail" in head
     assert rest == forged
+
+
+@pytest.mark.parametrize("scoring", [True, False], ids=["scoring", "no-scoring"])
+def test_each_recipient_domain_places_its_copy_and_sieve_files_the_kept_one(
+    tmp_path: Path, dns_port: int, scoring: bool
+) -> None:
+    """One message failing DMARC p=quarantine, two recipient domains: the one whose policy
+    says INBOX gets its copy through the recipient's Sieve script; the other's goes to Junk,
+    with the junk filter scoring or not."""
+    with receiving(tmp_path, dns_port, scoring=scoring) as receiver:
+        _two_domains(receiver)
+
+
+def _two_domains(receiver: MailServer) -> None:
+    bob = receiver.add_user("bob@b.test", "pw")
+    dan = receiver.add_user("dan@d.test", "pw")
+    receiver.call(
+        receiver.store.set_domain_policy(DomainPolicy("d.test", on_quarantine=OnDmarcFailure.INBOX))
+    )
+    receiver.call(receiver.store.create_mailbox(dan.user_id, "Suspect"))
+    script = (
+        'require "fileinto";\n'
+        'if header :contains "Authentication-Results" "dmarc=fail" { fileinto "Suspect"; }\n'
+    )
+    receiver.call(receiver.store.put_sieve_script(dan.user_id, "s", script))
+    receiver.call(receiver.store.activate_sieve_script(dan.user_id, "s"))
+    forged = make_message("suspect", sender="carol@q.test")
+    with smtplib.SMTP(
+        receiver.host,
+        receiver.port("smtp"),
+        local_hostname="forger.test",
+        source_address=(FORGER_IP, 0),
+    ) as s:
+        s.sendmail("carol@q.test", ["bob@b.test", "dan@d.test"], forged)
+    assert receiver.messages(bob, "INBOX") == []
+    assert len(receiver.messages(bob, "Junk")) == 1
+    assert receiver.messages(dan, "INBOX") == []
+    [filed] = receiver.bodies(dan, "Suspect")
+    assert filed.endswith(forged)

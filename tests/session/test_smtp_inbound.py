@@ -16,7 +16,6 @@ from courriel.mail.auth.inbound import Action, Verdict
 from courriel.session.smtp_inbound import (
     CHECK_FAILED,
     Placement,
-    deliver,
     deliver_junk,
     judge,
     junk_mailbox,
@@ -217,16 +216,3 @@ async def test_a_trusted_arc_seal_delivers_unless_the_domain_refuses_it() -> Non
     placed = await per_domain(checker, trusting, wary)
     assert isinstance(placed, Placement) and placed.junk_domains == {"wary.example"}
     assert placed.verdict is not None and placed.verdict.arc_override == "lists.example.net"
-
-
-async def test_deliver_puts_each_copy_where_its_domain_said(store: Store) -> None:
-    bob = await add_user(store, "bob@one.example", "secret")
-    eve = await add_user(store, "eve@two.example", "secret")
-    placed = Placement(STORED, junk_domains=frozenset({"two.example"}))
-    await deliver(store, placed, {bob.id: "one.example", eve.id: "two.example"}, STORED, NOW)
-    where = {}
-    for user in (bob, eve):
-        for box in await store.list_mailboxes(user.id):
-            if (await store.mailbox_status(box.id)).messages:
-                where[user.address] = box.name
-    assert where == {"bob@one.example": "INBOX", "eve@two.example": "Junk"}
