@@ -47,6 +47,7 @@ import idna
 from courriel import __version__, admin, cli_dns, config
 from courriel.accounts.passwords import PasswordHasher
 from courriel.admin import AdminError, Hasher, InputError
+from courriel.check import command as check_command
 from courriel.config import Config, ConfigError
 from courriel.queue import cli as queue_cli
 from courriel.store.base import Store, StoreError
@@ -514,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_commands(top, common)
     queue_cli.add_commands(top, common, _store_command)
     cli_dns.add_commands(top, common, _store_command)
+    check_command.add_command(top, common, _store_command)
     cfg = top.add_parser("config", help="configuration", parents=[common])
     sub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = sub.add_parser("show", help="print the effective settings as TOML", parents=[common])

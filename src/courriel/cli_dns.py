@@ -78,7 +78,7 @@ async def _dkim_list(args: argparse.Namespace, cfg: Config, store: Store) -> Non
 # --- dns ------------------------------------------------------------------------------------------
 
 
-async def _records(cfg: Config, store: Store, domain: str) -> list[dnsrecords.Record]:
+async def records_of(cfg: Config, store: Store, domain: str) -> list[dnsrecords.Record]:
     alabel = domain_name(domain)
     if await store.get_domain(alabel) is None:
         raise AdminError(f"unknown domain {alabel}")
@@ -100,7 +100,7 @@ def _resolver(args: argparse.Namespace, cfg: Config) -> AuthResolver:
 
 
 async def _dns(args: argparse.Namespace, cfg: Config, store: Store) -> None:
-    records = await _records(cfg, store, args.domain)
+    records = await records_of(cfg, store, args.domain)
     if args.check:
         await _check(args, cfg, records)
     elif args.json:
