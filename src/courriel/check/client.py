@@ -159,11 +159,14 @@ def _round_trip(ctx: Context, opts: Options, working: dict[str, Target]) -> None
             roundtrip.wait_imap(ctx, box, message, sent, deadline, opts.address)
         if pop3 is not None:
             roundtrip.check_pop3(ctx, pop3, opts.address, opts.password, message, sent, deadline)
-        if other is not None:
-            assert opts.to is not None
-            arrival = roundtrip.wait_imap(ctx, other, message, sent, deadline, opts.to)
+        if opts.to is not None and other is not None:
+            arrival = roundtrip.wait_imap(
+                ctx, other, message, sent, deadline, opts.to, bounces_to=box
+            )
             if arrival is not None:
                 other.delete(arrival.uids)
+        elif opts.to is not None and box is not None:
+            roundtrip.wait_bounce(ctx, box, message, sent, deadline, opts.to)
     finally:
         if box is not None:
             box.close()

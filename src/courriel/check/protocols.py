@@ -119,7 +119,9 @@ class Imap:
 
     def close(self, client: ImapClient) -> None:
         with contextlib.suppress(Exception):
-            client.logout()  # closes the socket too
+            client.logout()
+        with contextlib.suppress(OSError):
+            client.shutdown()  # logout closes only when the server answered it
 
 
 class Pop3:

@@ -90,6 +90,10 @@ class Mailbox:
         self.idle = "IDLE" in caps or "IDLE" in self.client.capabilities
         self._idle_tag: bytes | None = None
 
+    @property
+    def idling(self) -> bool:
+        return self._idle_tag is not None
+
     def start_idle(self) -> bool:
         if not self.idle:
             return False
@@ -157,6 +161,8 @@ class Mailbox:
             self.client.expunge()
 
     def close(self) -> None:
+        with contextlib.suppress(OSError, ImapClient.error):
+            self.stop_idle(self.session.ctx.timeout)
         if self.alive:
             self.session.close(self.opened)
         else:
@@ -238,12 +244,22 @@ class Arrival:
 
 
 def wait_imap(
-    ctx: Context, box: Mailbox, message: TestMessage, sent: float, deadline: float, who: str
+    ctx: Context,
+    box: Mailbox,
+    message: TestMessage,
+    sent: float,
+    deadline: float,
+    who: str,
+    bounces_to: Mailbox | None = None,
 ) -> Arrival | None:
-    """Waits for the message in ``box``; reports arrival, a bounce, or the time running out."""
+    """Waits for the message in ``box``; reports arrival, a bounce, or the time running out.
+
+    Bounces come back to the sender: ``bounces_to`` is the sender's mailbox when ``box`` is
+    another one (then both are polled; IDLE can watch one mailbox only).
+    """
     pushed = False
     while True:
-        if box._idle_tag is not None:
+        if box.idling:
             noticed = box.wait_exists(deadline)
             if not box.alive:
                 break
@@ -253,26 +269,24 @@ def wait_imap(
             box.client.noop()
         arrived = time.monotonic()
         own, bounces = box.search(message)
+        bounce_box = box
+        if bounces_to is not None:
+            bounces_to.client.noop()
+            _, bounces = bounces_to.search(message)
+            bounce_box = bounces_to
         if own:
             how = "pushed by IDLE" if pushed else "found by polling"
+            seconds = arrived - sent
             ctx.report.ok(
-                SECTION,
-                f"arrived in {who}'s INBOX",
-                f"{how} after {arrived - sent:.2f} s",
-                arrived - sent,
+                SECTION, f"arrived in {who}'s INBOX", f"{how} after {seconds:.2f} s", seconds
             )
-            return Arrival(own, arrived - sent, pushed)
+            return Arrival(own, seconds, pushed)
         if bounces:
-            reason = box.bounce_reason(bounces[0])
-            why = explain.from_smtp_reply(_code(reason), reason)
-            if why in (explain.SEND_REFUSED, explain.TEMPORARY_REFUSAL):
-                why = explain.BOUNCED
-            ctx.report.fail(SECTION, f"delivery to {who}", why, f"bounce: {reason}", arrived - sent)
-            box.delete(bounces)
+            _bounced(ctx, bounce_box, bounces, who, arrived - sent)
             return None
         if time.monotonic() >= deadline:
             break
-        if not box.start_idle():
+        if bounces_to is not None or not box.start_idle():
             time.sleep(POLL_SECONDS)
     ctx.report.fail(
         SECTION,
@@ -282,6 +296,34 @@ def wait_imap(
         time.monotonic() - sent,
     )
     return None
+
+
+def wait_bounce(
+    ctx: Context, box: Mailbox, message: TestMessage, sent: float, deadline: float, who: str
+) -> None:
+    """For a recipient whose mailbox the check cannot open: only a bounce can tell."""
+    while time.monotonic() < deadline:
+        box.client.noop()
+        _, bounces = box.search(message)
+        if bounces:
+            _bounced(ctx, box, bounces, who, time.monotonic() - sent)
+            return
+        time.sleep(POLL_SECONDS)
+    ctx.report.ok(
+        SECTION,
+        f"delivery to {who}",
+        f"no bounce came back within {time.monotonic() - sent:.0f} s (the mailbox itself "
+        "was not looked at)",
+    )
+
+
+def _bounced(ctx: Context, box: Mailbox, uids: list[str], who: str, seconds: float) -> None:
+    reason = box.bounce_reason(uids[0])
+    why = explain.from_smtp_reply(_code(reason), reason)
+    if why in (explain.SEND_REFUSED, explain.TEMPORARY_REFUSAL):
+        why = explain.BOUNCED
+    ctx.report.fail(SECTION, f"delivery to {who}", why, f"bounce: {reason}", seconds)
+    box.delete(uids)
 
 
 def _code(reason: str) -> int:

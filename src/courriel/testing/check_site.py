@@ -1,0 +1,99 @@
+"""A site for ``courriel check`` tests: a courriel server with a certificate from a test CA, users,
+and a DNS server on loopback (dnsmasq) that publishes what a working set-up publishes: A, MX,
+RFC 6186 SRV records and the autoconfig/autodiscover names, all pointing at the loopback ports.
+
+``Site.check(...)`` runs ``courriel check`` in-process with the DNS server, the CA and the https
+port given on its command line, the passwords on standard input, and returns the exit status,
+the output, and the report as JSON when ``--json`` was asked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from courriel import cli
+from courriel.testing.certs import TestCA
+from courriel.testing.dns import DnsServer, Zone
+from courriel.testing.server import MailServer
+
+if TYPE_CHECKING:
+    import pytest
+
+DOMAIN = "example.test"
+HOST = f"mail.{DOMAIN}"
+ALICE = f"alice@{DOMAIN}"
+BOB = f"bob@{DOMAIN}"
+PASSWORD = "correct horse battery"  # noqa: S105 - a test account's
+BOB_PASSWORD = "tr0ub4dor and 3"  # noqa: S105 - a test account's
+CERT_NAMES = [HOST, f"autoconfig.{DOMAIN}", f"autodiscover.{DOMAIN}", DOMAIN]
+_SRV = {
+    "submissions": "_submissions._tcp",
+    "submission": "_submission._tcp",
+    "imaps": "_imaps._tcp",
+    "imap": "_imap._tcp",
+    "pop3s": "_pop3s._tcp",
+    "pop3": "_pop3._tcp",
+}
+
+
+@dataclass
+class Result:
+    status: int
+    out: str
+    err: str
+    report: dict[str, Any] | None = None
+
+    def steps(self, status: str | None = None) -> list[dict[str, Any]]:
+        assert self.report is not None
+        return [s for s in self.report["steps"] if status is None or s["status"] == status]
+
+    def failures(self) -> list[tuple[str, str]]:
+        """(step name, cause) of each failed step."""
+        return [(s["name"], s["cause"]) for s in self.steps("fail")]
+
+
+@dataclass
+class Site:
+    server: MailServer
+    dns: DnsServer
+    ca: TestCA
+    capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch
+    extra_ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def nameserver(self) -> str:
+        return f"{self.dns.address}:{self.dns.port}"
+
+    def port(self, name: str) -> int:
+        return self.server.port(name)
+
+    def check(self, *argv: str, stdin: str = PASSWORD + "\n", cafile: bool = True) -> Result:
+        args = ["check", *argv, "--dns", self.nameserver, "--timeout", "5", "--wait", "10"]
+        args += ["--port", f"https={self.port('https')},smtp={self.port('smtp')}"]
+        if cafile:
+            args += ["--cafile", str(self.ca.ca_file)]
+        self.monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
+        self.capsys.readouterr()
+        status = cli.main(args)
+        out, err = self.capsys.readouterr()
+        report = json.loads(out) if "--json" in argv else None
+        return Result(status, out, err, report)
+
+
+SiteFactory = Callable[..., Site]
+
+
+def zone_for(server: MailServer) -> Zone:
+    z = Zone()
+    for name in (HOST, f"autoconfig.{DOMAIN}", f"autodiscover.{DOMAIN}", DOMAIN):
+        z.a[name] = "127.0.0.1"
+    z.mx[DOMAIN] = [(10, HOST)]
+    for service, prefix in _SRV.items():
+        z.srv[f"{prefix}.{DOMAIN}"] = (0, 1, server.port(service), HOST)
+    return z
