@@ -16,6 +16,7 @@ from courriel.testing.check_site import (
     BOB_PASSWORD,
     CERT_NAMES,
     PASSWORD,
+    RecordEdit,
     Site,
     SiteFactory,
     zone_for,
@@ -51,6 +52,7 @@ def make_site(
         cert_days: int = 30,
         extra_config: str = "",
         transport: Transport | None = None,
+        dns_edit: RecordEdit | None = None,
     ) -> Site:
         extra = extra_config
         if cert_names is not None:
@@ -60,7 +62,7 @@ def make_site(
         try:
             server.add_user(ALICE, PASSWORD)
             server.add_user(BOB, BOB_PASSWORD)
-            dns = DnsServer(dnsmasq, zone_for(server))
+            dns = DnsServer(dnsmasq, zone_for(server, dns_edit))
             dns.start()
         except BaseException:
             server.stop()

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from courriel import cli
+from courriel.cli_dns import records_of
+from courriel.dnsrecords import Record
 from courriel.testing.certs import TestCA
 from courriel.testing.dns import DnsServer, Zone
 from courriel.testing.server import MailServer
@@ -31,14 +33,6 @@ BOB = f"bob@{DOMAIN}"
 PASSWORD = "correct horse battery"  # noqa: S105 - a test account's
 BOB_PASSWORD = "tr0ub4dor and 3"  # noqa: S105 - a test account's
 CERT_NAMES = [HOST, f"autoconfig.{DOMAIN}", f"autodiscover.{DOMAIN}", DOMAIN]
-_SRV = {
-    "submissions": "_submissions._tcp",
-    "submission": "_submission._tcp",
-    "imaps": "_imaps._tcp",
-    "imap": "_imap._tcp",
-    "pop3s": "_pop3s._tcp",
-    "pop3": "_pop3._tcp",
-}
 
 
 @dataclass
@@ -73,6 +67,15 @@ class Site:
     def port(self, name: str) -> int:
         return self.server.port(name)
 
+    def server_check(self, *argv: str) -> Result:
+        """``courriel check --server`` on this server's configuration, asking the test DNS."""
+        args = ["--config", str(self.server.cfg.path), "check", "--server", *argv]
+        args += ["--dns", self.nameserver, "--timeout", "5"]
+        self.capsys.readouterr()
+        status = cli.main(args)
+        out, err = self.capsys.readouterr()
+        return Result(status, out, err, json.loads(out) if "--json" in argv else None)
+
     def check(self, *argv: str, stdin: str = PASSWORD + "\n", cafile: bool = True) -> Result:
         args = ["check", *argv, "--dns", self.nameserver, "--timeout", "5", "--wait", "10"]
         args += ["--port", f"https={self.port('https')},smtp={self.port('smtp')}"]
@@ -89,11 +92,33 @@ class Site:
 SiteFactory = Callable[..., Site]
 
 
-def zone_for(server: MailServer) -> Zone:
+RecordEdit = Callable[[list[Record]], list[Record]]
+
+
+def published(server: MailServer) -> list[Record]:
+    """Every record ``courriel dns`` says the test domain must publish."""
+    return server.call(records_of(server.cfg, server.store, DOMAIN))
+
+
+def zone_for(server: MailServer, edit: RecordEdit | None = None) -> Zone:
+    """The records of a working set-up (``edit`` may change them), the host's address and its
+    reverse name, and the domain's own address (for the .well-known autoconfig URL)."""
+    records = published(server)
+    if edit is not None:
+        records = edit(records)
     z = Zone()
-    for name in (HOST, f"autoconfig.{DOMAIN}", f"autodiscover.{DOMAIN}", DOMAIN):
-        z.a[name] = "127.0.0.1"
-    z.mx[DOMAIN] = [(10, HOST)]
-    for service, prefix in _SRV.items():
-        z.srv[f"{prefix}.{DOMAIN}"] = (0, 1, server.port(service), HOST)
+    z.a[HOST] = "127.0.0.1"
+    z.a[DOMAIN] = "127.0.0.1"
+    z.ptr["127.0.0.1"] = HOST
+    for r in records:
+        if r.type == "TXT":
+            z.add_txt(r.name, r.value)
+        elif r.type == "MX":
+            preference, target = r.value.split()
+            z.mx.setdefault(r.name, []).append((int(preference), target))
+        elif r.type == "SRV":
+            priority, weight, port, target = r.value.split()
+            z.srv[r.name] = (int(priority), int(weight), int(port), target)
+        elif r.type == "CNAME":
+            z.cname[r.name] = r.value
     return z
