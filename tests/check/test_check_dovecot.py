@@ -1,0 +1,124 @@
+"""``courriel check`` against a private Dovecot (Debian's dovecot-imapd and dovecot-pop3d): the
+check is no courriel-only tool. Dovecot serves IMAP and POP3 only; submission is not part of
+this set-up, so the check must say exactly that and nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from courriel import cli
+from courriel.check import explain
+from courriel.testing import dovecot
+from courriel.testing.certs import TestCA, self_signed
+from courriel.testing.dns import DnsServer, Zone
+from courriel.testing.missing import report_missing
+from courriel.testing.relay import private_directory
+
+ALICE = "alice@example.test"
+PASSWORD = "dovecot secret"  # noqa: S105 - a test account's
+HOST = "imap.example.test"
+SERVICES = ("imaps", "imap", "pop3s", "pop3")
+
+
+@contextlib.contextmanager
+def running(cert: Path, key: Path, dnsmasq: str) -> Iterator[tuple[dovecot.Dovecot, str]]:
+    """Dovecot, and a DNS server publishing its SRV records, host address and an MX."""
+    # Dovecot's auth process reads the user file as its own user: no root-only parents.
+    root = private_directory("courriel-check-dovecot-")
+    try:
+        with dovecot.start_dovecot(root, users={ALICE: PASSWORD}, cert=cert, key=key) as d:
+            zone = Zone()
+            zone.a[HOST] = d.address
+            zone.mx["example.test"] = [(10, HOST)]
+            for service in SERVICES:
+                zone.srv[f"_{service}._tcp.example.test"] = (0, 1, d.ports[service], HOST)
+            with DnsServer(dnsmasq, zone) as dns:
+                yield d, f"{dns.address}:{dns.port}"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def need_dovecot(request: pytest.FixtureRequest) -> None:
+    if dovecot.program() is None:
+        report_missing("program 'dovecot'", request.node.nodeid)
+
+
+def check(
+    argv: list[str],
+    stdin: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[int, list[dict[str, Any]]]:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
+    capsys.readouterr()
+    status = cli.main(["check", ALICE, "--password-stdin", *argv, "--json", "--no-round-trip"])
+    return status, json.loads(capsys.readouterr().out)["steps"]
+
+
+def test_imap_and_pop3_pass_against_dovecot(
+    tmp_path: Path,
+    dnsmasq: str,
+    need_dovecot: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ca = TestCA(tmp_path / "ca")
+    cert, key = ca.issue("dovecot", [HOST])
+    with running(cert, key, dnsmasq) as (d, nameserver):
+        argv = ["--dns", nameserver, "--cafile", str(ca.ca_file), "--port", "https=1"]
+        status, steps = check(argv, PASSWORD + "\n", capsys, monkeypatch)
+        # A wrong password, on the implicit-TLS ports only (Dovecot slows down repeated
+        # failures from one address, so fewer attempts keep the test fast).
+        ports = f"imaps={d.ports['imaps']},pop3s={d.ports['pop3s']}"
+        argv = ["--server", HOST, "--port", ports, "--dns", nameserver]
+        _, wrong = check([*argv, "--cafile", str(ca.ca_file)], "not it\n", capsys, monkeypatch)
+    ok = {(s["section"], s["name"]) for s in steps if s["status"] == "ok"}
+    failed = [(s["section"], s["name"], s["cause"]) for s in steps if s["status"] == "fail"]
+    for service in SERVICES:
+        section = f"{service.rstrip('s').upper()} {HOST}:{d.ports[service]} ({service})"
+        assert (section, "login") in ok and (section, "TLS") in ok, failed
+    assert (f"IMAP {HOST}:{d.ports['imap']} (imap)", "no password before TLS") in ok
+    assert (f"POP3 {HOST}:{d.ports['pop3']} (pop3)", "no password before TLS") in ok
+    found = next(s for s in steps if s["name"] == "SRV (RFC 6186)")
+    assert f"imaps {HOST}:{d.ports['imaps']}" in found["detail"]
+    # Dovecot alone sends no mail and does not listen on port 25: the check says so.
+    assert failed == [
+        ("summary", "sending mail", explain.NO_OUTGOING.cause),
+        (f"SMTP MX {HOST}:25 (smtp)", "connect", explain.REFUSED.cause),
+    ]
+    assert status == 1
+    logins = [s for s in wrong if s["name"] == "login"]
+    assert [s["cause"] for s in logins] == [explain.LOGIN_REFUSED.cause] * 2
+    assert "[AUTHENTICATIONFAILED]" in logins[0]["detail"]
+    assert "-ERR [AUTH]" in logins[1]["detail"]
+
+
+def test_self_signed_dovecot_with_insecure(
+    tmp_path: Path,
+    dnsmasq: str,
+    need_dovecot: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cert, key = self_signed(tmp_path / "certs", "dovecot", [HOST])
+    with running(cert, key, dnsmasq) as (d, nameserver):
+        argv = ["--dns", nameserver, "--port", "https=1"]
+        status, refused = check(argv, PASSWORD + "\n", capsys, monkeypatch)
+        _, accepted = check([*argv, "--insecure"], PASSWORD + "\n", capsys, monkeypatch)
+    tls = [s for s in refused if s["name"] == "TLS"]
+    assert [(s["status"], s["cause"]) for s in tls] == [("fail", explain.TLS_SELF_SIGNED.cause)] * 4
+    assert status == 1
+    warned = [s for s in accepted if s["status"] == "warn"]
+    assert [s["cause"] for s in warned] == [explain.TLS_SELF_SIGNED.cause] * 4
+    logins = [s for s in accepted if s["name"] == "login"]
+    assert [s["status"] for s in logins] == ["ok"] * 4
