@@ -24,7 +24,7 @@ from courriel.testing.missing import report_missing
 from courriel.testing.relay import private_directory
 
 ALICE = "alice@example.test"
-PASSWORD = "dovecot secret"  # noqa: S105 - a test account's
+PASSWORD = "dovecot secret"
 HOST = "imap.example.test"
 SERVICES = ("imaps", "imap", "pop3s", "pop3")
 
@@ -111,7 +111,7 @@ def test_self_signed_dovecot_with_insecure(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cert, key = self_signed(tmp_path / "certs", "dovecot", [HOST])
-    with running(cert, key, dnsmasq) as (d, nameserver):
+    with running(cert, key, dnsmasq) as (_, nameserver):
         argv = ["--dns", nameserver, "--port", "https=1"]
         status, refused = check(argv, PASSWORD + "\n", capsys, monkeypatch)
         _, accepted = check([*argv, "--insecure"], PASSWORD + "\n", capsys, monkeypatch)
