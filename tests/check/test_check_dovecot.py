@@ -4,6 +4,7 @@ this set-up, so the check must say exactly that and nothing else."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -17,10 +18,11 @@ import pytest
 
 from courriel import cli
 from courriel.check import explain
-from courriel.testing import dovecot
+from courriel.testing import dovecot, postfix
 from courriel.testing.certs import TestCA, self_signed
 from courriel.testing.dns import DnsServer, Zone
 from courriel.testing.missing import report_missing
+from courriel.testing.net import free_ports
 from courriel.testing.relay import private_directory
 
 ALICE = "alice@example.test"
@@ -30,7 +32,9 @@ SERVICES = ("imaps", "imap", "pop3s", "pop3")
 
 
 @contextlib.contextmanager
-def running(cert: Path, key: Path, dnsmasq: str) -> Iterator[tuple[dovecot.Dovecot, str]]:
+def running(
+    cert: Path, key: Path, dnsmasq: str, extra_srv: dict[str, int] | None = None
+) -> Iterator[tuple[dovecot.Dovecot, str]]:
     """Dovecot, and a DNS server publishing its SRV records, host address and an MX."""
     # Dovecot's auth process reads the user file as its own user: no root-only parents.
     root = private_directory("courriel-check-dovecot-")
@@ -41,6 +45,8 @@ def running(cert: Path, key: Path, dnsmasq: str) -> Iterator[tuple[dovecot.Dovec
             zone.mx["example.test"] = [(10, HOST)]
             for service in SERVICES:
                 zone.srv[f"_{service}._tcp.example.test"] = (0, 1, d.ports[service], HOST)
+            for service, port in (extra_srv or {}).items():
+                zone.srv[f"_{service}._tcp.example.test"] = (0, 1, port, HOST)
             with DnsServer(dnsmasq, zone) as dns:
                 yield d, f"{dns.address}:{dns.port}"
     finally:
@@ -53,7 +59,7 @@ def need_dovecot(request: pytest.FixtureRequest) -> None:
         report_missing("program 'dovecot'", request.node.nodeid)
 
 
-def check(
+def check_all(
     argv: list[str],
     stdin: str,
     capsys: pytest.CaptureFixture[str],
@@ -61,8 +67,17 @@ def check(
 ) -> tuple[int, list[dict[str, Any]]]:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
     capsys.readouterr()
-    status = cli.main(["check", ALICE, "--password-stdin", *argv, "--json", "--no-round-trip"])
+    status = cli.main(["check", ALICE, "--password-stdin", *argv, "--json"])
     return status, json.loads(capsys.readouterr().out)["steps"]
+
+
+def check(
+    argv: list[str],
+    stdin: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[int, list[dict[str, Any]]]:
+    return check_all([*argv, "--no-round-trip"], stdin, capsys, monkeypatch)
 
 
 def test_imap_and_pop3_pass_against_dovecot(
@@ -122,3 +137,73 @@ def test_self_signed_dovecot_with_insecure(
     assert [s["cause"] for s in warned] == [explain.TLS_SELF_SIGNED.cause] * 4
     logins = [s for s in accepted if s["name"] == "login"]
     assert [s["status"] for s in logins] == ["ok"] * 4
+
+
+SUBMISSION_MASTER = """\
+{address}:{submission} inet n - n - - smtpd
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject
+{address}:{submissions} inet n - n - - smtpd
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject
+"""
+
+
+async def test_full_round_trip_against_dovecot_and_postfix(
+    tmp_path: Path,
+    dnsmasq: str,
+    need_dovecot: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Postfix takes submissions (passwords checked by Dovecot over its auth socket) and
+    delivers into the Maildirs Dovecot serves: the whole check passes, round trip included."""
+    if not postfix.available():
+        report_missing("program 'postfix' (run as root)", request.node.nodeid)
+    ca = TestCA(tmp_path / "ca")
+    cert, key = ca.issue("server", [HOST])
+    root = private_directory("courriel-check-postfix-")
+    submission, submissions, smtp = free_ports(3)
+    try:
+        with running(
+            cert, key, dnsmasq, extra_srv={"submission": submission, "submissions": submissions}
+        ) as (d, nameserver):
+            master = SUBMISSION_MASTER.format(
+                address=d.address, submission=submission, submissions=submissions
+            )
+            main = f"smtpd_sasl_type = dovecot\nsmtpd_sasl_path = {d.auth_socket}\n"
+            async with postfix.start_postfix(
+                root,
+                address=d.address,
+                port=smtp,
+                domains=["example.test"],
+                users=[ALICE],
+                cert=cert,
+                key=key,
+                hostname=HOST,
+                vmail=d.mail,
+                extra_main=main,
+                extra_master=master,
+            ):
+                argv = ["--dns", nameserver, "--cafile", str(ca.ca_file)]
+                argv += ["--port", f"https=1,smtp={smtp}", "--wait", "20"]
+                status, steps = await asyncio.to_thread(
+                    check_all, argv, PASSWORD + "\n", capsys, monkeypatch
+                )
+                maildir = d.mail / "example.test" / "alice"
+                left = [p for sub in ("new", "cur") for p in (maildir / sub).iterdir()]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    failed = [(s["section"], s["name"], s["detail"]) for s in steps if s["status"] == "fail"]
+    assert failed == [] and status == 0
+    names = {s["name"]: s for s in steps if s["section"] == "round trip"}
+    assert names[f"arrived in {ALICE}'s INBOX"]["status"] == "ok"
+    assert any(n.startswith("listed over POP3") for n in names)
+    assert names["clean up"]["status"] == "ok"
+    assert left == []  # the test message was delivered, then deleted
