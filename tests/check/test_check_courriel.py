@@ -3,6 +3,8 @@ and each fault made on purpose gets its own plain-words explanation, asserted wo
 
 from __future__ import annotations
 
+import contextlib
+
 from courriel.check import explain
 from courriel.check.tls import parse_certificate
 from courriel.testing.check_site import (
@@ -174,3 +176,54 @@ def test_parse_certificate_names_and_self_signed(make_site: SiteFactory) -> None
 
     cert = parse_certificate(leaf_der(site.server.cert_path))
     assert HOST in cert.names and cert.self_signed
+
+
+def test_port_25_that_never_answers(make_site: SiteFactory) -> None:
+    """A listening socket whose backlog is full drops new SYNs, as a firewall would."""
+    import socket
+
+    site = make_site()
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)
+        port = hole.getsockname()[1]
+        held = []
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                c.connect(("127.0.0.1", port))
+            held.append(c)
+        try:
+            r = site.check(
+                ALICE,
+                "--password-stdin",
+                "--no-round-trip",
+                "--json",
+                "--port",
+                f"smtp={port}",
+                "--timeout",
+                "0.5",
+            )
+        finally:
+            for c in held:
+                c.close()
+    assert r.status == 1
+    assert r.failures() == [("connect", explain.PORT25_TIMED_OUT.cause)]
+    assert r.steps("fail")[0]["detail"] == f"{HOST}:{port}: timed out"
+    assert explain.PORT25_TIMED_OUT.cause.startswith("Port 25 did not answer: many internet")
+
+
+def test_command_line_mistakes(make_site: SiteFactory) -> None:
+    site = make_site()
+    r = site.check("--password-stdin")
+    assert (r.status, r.err) == (
+        2,
+        "courriel: error: check: give an ADDRESS, or --server to check this server\n",
+    )
+    r = site.check("--server", "mail.example.test", "--password-stdin")
+    assert r.status == 2 and "--server HOST needs the ADDRESS" in r.err
+    r = site.check(ALICE, "--password-stdin", "--port", "imapx=1")
+    assert r.status == 2 and "unknown service 'imapx'" in r.err
+    r = site.check(ALICE, "--password-stdin", stdin="")
+    assert r.status == 1 and "not enough passwords on standard input" in r.err

@@ -123,10 +123,13 @@ class Session:
         try:
             sock, seconds = open_connection(self.ctx.lookup, t.host, t.port, self.ctx.timeout)
         except ConnectError as e:
-            if not t.required and e.explanation is explain.REFUSED:
+            why = e.explanation
+            if t.service == "smtp" and why is explain.TIMED_OUT:
+                why = explain.PORT25_TIMED_OUT  # whatever port a test gave, it stands for 25
+            if not t.required and why is explain.REFUSED:
                 report.skip(t.section, "connect", f"not offered ({e.detail})")
             else:
-                report.fail(t.section, "connect", e.explanation, e.detail, e.seconds)
+                report.fail(t.section, "connect", why, e.detail, e.seconds)
             return None
         if not quiet:
             report.ok(t.section, "connect", f"{t.host}:{t.port} answered", seconds)

@@ -77,8 +77,9 @@ class Site:
         return Result(status, out, err, json.loads(out) if "--json" in argv else None)
 
     def check(self, *argv: str, stdin: str = PASSWORD + "\n", cafile: bool = True) -> Result:
-        args = ["check", *argv, "--dns", self.nameserver, "--timeout", "5", "--wait", "10"]
-        args += ["--port", f"https={self.port('https')},smtp={self.port('smtp')}"]
+        args = ["check", "--dns", self.nameserver, "--timeout", "5", "--wait", "10"]
+        # The ports of argv come later and win over these.
+        args += ["--port", f"https={self.port('https')},smtp={self.port('smtp')}", *argv]
         if cafile:
             args += ["--cafile", str(self.ca.ca_file)]
         self.monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
