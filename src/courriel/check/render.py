@@ -5,8 +5,9 @@ Theory of operation
 ``LivePrinter`` is a ``report.Progress`` callback: it prints a section's heading when the
 section changes and one line per finished step, so a person watches the check run; the causes
 and fixes follow the step that needs them. On a terminal the status words are coloured;
-elsewhere (a pipe, a log) the lines are plain text. ``summary`` is the closing verdict; ``text`` renders a whole report at once (the web
-admin, and the server-side check, which has no live part worth showing).
+elsewhere (a pipe, a log) the lines are plain text. ``summary`` is the closing verdict;
+``text`` renders a whole report at once (the web admin, and the server-side check, which has
+no live part worth showing).
 """
 
 from __future__ import annotations
