@@ -38,6 +38,12 @@ def test_a_working_setup_passes_every_check(make_site: SiteFactory) -> None:
     assert found[0]["name"].startswith(f"https://autoconfig.{DOMAIN}") is False
     assert found[0]["name"].startswith(f"autoconfig https://autoconfig.{DOMAIN}:")
     assert f"imaps {HOST}:{site.port('imaps')}" in found[0]["detail"]
+    # Every source a mail program asks answered the same servers: both autoconfig URLs, both
+    # Autodiscover XML endpoints and the JSON one that points at XML, and the SRV records.
+    sources = [s["name"].split(" ")[0] for s in found]
+    assert sources == ["autoconfig"] * 2 + ["autodiscover"] * 3 + ["SRV"]
+    assert len({frozenset(s["detail"].split(", ")) for s in found}) == 1
+    assert "/autodiscover/autodiscover.json?" in found[4]["name"]
     for service in ("imaps", "imap", "pop3s", "pop3", "submissions", "submission"):
         protocol = "SMTP" if "sub" in service else service.rstrip("s").upper()
         section = f"{protocol} {HOST}:{site.port(service)} ({service})"

@@ -58,6 +58,7 @@ LOGIN_REPLIES = [
     ("-ERR [IN-USE] maildrop is locked by another session", explain.MAILBOX_IN_USE),
     ("-ERR no such user here", explain.UNKNOWN_USER),
     ("NO invalid password", explain.WRONG_PASSWORD),
+    ("AUTH not offered", explain.NO_LOGIN_METHOD),
 ]
 
 

@@ -166,6 +166,11 @@ def _round_trip(ctx: Context, opts: Options, working: dict[str, Target]) -> None
             if arrival is not None:
                 other.delete(arrival.uids)
         elif opts.to is not None and box is not None:
+            ctx.report.skip(
+                roundtrip.SECTION,
+                f"{opts.to}'s mailbox",
+                "could not be opened (see above): only a bounce can show a failed delivery",
+            )
             roundtrip.wait_bounce(ctx, box, message, sent, deadline, opts.to)
     finally:
         if box is not None:

@@ -77,13 +77,6 @@ CLOSED_EARLY = _e(
     "The server closed the connection before it finished answering.",
     "Look at the mail server's log for the reason; it may be overloaded or refusing this address.",
 )
-NO_SERVICE = _e(
-    "not-found",
-    "No server for this service was found.",
-    "Publish the autoconfig or SRV records for the domain (courriel dns DOMAIN lists them), "
-    "or give the server with --server.",
-)
-
 # --- TLS ------------------------------------------------------------------------------------------
 
 TLS_NAME_MISMATCH = _e(
@@ -331,6 +324,8 @@ def from_login_reply(reply: str) -> Explanation:
         return LOCKED_OUT  # RFC 5530 §3, RFC 2449 §8.1.2, courriel's limiter sentences
     if text.startswith("454") or "[sys/temp]" in text or "4.7.0" in text:
         return LOGIN_TEMPORARY  # RFC 4954 §6, RFC 3206 §4
+    if "auth not offered" in text:
+        return NO_LOGIN_METHOD
     if _has(text, "no such user", "unknown user", "user unknown", "user not found"):
         return UNKNOWN_USER
     if _has(text, "wrong password", "invalid password", "incorrect password", "bad password"):

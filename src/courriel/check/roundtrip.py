@@ -280,6 +280,8 @@ def wait_imap(
             ctx.report.ok(
                 SECTION, f"arrived in {who}'s INBOX", f"{how} after {seconds:.2f} s", seconds
             )
+            if not box.idle and bounces_to is None:
+                ctx.report.warn(SECTION, "push (IDLE)", explain.NO_PUSH, "IDLE is not offered")
             return Arrival(own, seconds, pushed)
         if bounces:
             _bounced(ctx, bounce_box, bounces, who, arrived - sent)
