@@ -16,6 +16,8 @@ not offered, not as a failure.
 
 from __future__ import annotations
 
+import imaplib
+import poplib
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -149,29 +151,10 @@ def _round_trip(ctx: Context, opts: Options, working: dict[str, Target]) -> None
         if other_imap is not None:
             other = roundtrip.open_mailbox(ctx, other_imap, opts.to, opts.to_password)
     try:
-        if box is not None:
-            box.start_idle()
-        sent = roundtrip.send(ctx, submission, opts.address, opts.password, recipients, message)
-        if sent is None:
-            return
-        deadline = sent + opts.wait
-        if box is not None:
-            roundtrip.wait_imap(ctx, box, message, sent, deadline, opts.address)
-        if pop3 is not None:
-            roundtrip.check_pop3(ctx, pop3, opts.address, opts.password, message, sent, deadline)
-        if opts.to is not None and other is not None:
-            arrival = roundtrip.wait_imap(
-                ctx, other, message, sent, deadline, opts.to, bounces_to=box
-            )
-            if arrival is not None:
-                other.delete(arrival.uids)
-        elif opts.to is not None and box is not None:
-            ctx.report.skip(
-                roundtrip.SECTION,
-                f"{opts.to}'s mailbox",
-                "could not be opened (see above): only a bounce can show a failed delivery",
-            )
-            roundtrip.wait_bounce(ctx, box, message, sent, deadline, opts.to)
+        _exchange(ctx, opts, message, recipients, box, other, submission, pop3)
+    except (OSError, EOFError, imaplib.IMAP4.error, poplib.error_proto) as e:
+        # The server went away in the middle: say so, and still try to clean up.
+        ctx.report.fail(roundtrip.SECTION, "round trip", explain.CLOSED_EARLY, str(e))
     finally:
         if box is not None:
             box.close()
@@ -179,6 +162,40 @@ def _round_trip(ctx: Context, opts: Options, working: dict[str, Target]) -> None
             other.close()
         if imap is not None:
             _clean_up(ctx, imap, opts.address, opts.password, message)
+
+
+def _exchange(
+    ctx: Context,
+    opts: Options,
+    message: roundtrip.TestMessage,
+    recipients: list[str],
+    box: roundtrip.Mailbox | None,
+    other: roundtrip.Mailbox | None,
+    submission: Target,
+    pop3: Target | None,
+) -> None:
+    """Send, then wait for the message wherever it should arrive."""
+    if box is not None:
+        box.start_idle()
+    sent = roundtrip.send(ctx, submission, opts.address, opts.password, recipients, message)
+    if sent is None:
+        return
+    deadline = sent + opts.wait
+    if box is not None:
+        roundtrip.wait_imap(ctx, box, message, sent, deadline, opts.address)
+    if pop3 is not None:
+        roundtrip.check_pop3(ctx, pop3, opts.address, opts.password, message, sent, deadline)
+    if opts.to is not None and other is not None:
+        arrival = roundtrip.wait_imap(ctx, other, message, sent, deadline, opts.to, bounces_to=box)
+        if arrival is not None:
+            other.delete(arrival.uids)
+    elif opts.to is not None and box is not None:
+        ctx.report.skip(
+            roundtrip.SECTION,
+            f"{opts.to}'s mailbox",
+            "could not be opened (see above): only a bounce can show a failed delivery",
+        )
+        roundtrip.wait_bounce(ctx, box, message, sent, deadline, opts.to)
 
 
 def _other_imap(ctx: Context, opts: Options, imap: Target | None) -> Target | None:
@@ -200,13 +217,12 @@ def _clean_up(
         own, bounces = box.search(message)
         box.delete(own + bounces)
         left, _ = box.search(message)
-        if left:
-            ctx.report.fail(
-                roundtrip.SECTION, "clean up", explain.CLEANUP_FAILED, f"{len(left)} left"
-            )
-        else:
-            ctx.report.ok(
-                roundtrip.SECTION, "clean up", f"deleted the test message {message.token}"
-            )
+    except (OSError, EOFError, imaplib.IMAP4.error) as e:
+        ctx.report.fail(roundtrip.SECTION, "clean up", explain.CLEANUP_FAILED, str(e))
+        return
     finally:
         box.close()
+    if left:
+        ctx.report.fail(roundtrip.SECTION, "clean up", explain.CLEANUP_FAILED, f"{len(left)} left")
+    else:
+        ctx.report.ok(roundtrip.SECTION, "clean up", f"deleted the test message {message.token}")

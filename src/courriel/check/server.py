@@ -211,14 +211,19 @@ def _open_relay(out: Report, cfg: Config, timeout: float) -> None:
         out.skip(section, "relay test", "no smtp listener answers")
         return
     start = time.monotonic()
-    with smtplib.SMTP(place[0], place[1], local_hostname=LOCAL_NAME, timeout=timeout) as smtp:
-        smtp.ehlo()
-        code, reply = smtp.mail(RELAY_PROBE_SENDER)
-        stage = "MAIL FROM"
-        if code == 250:
-            code, reply = smtp.rcpt(RELAY_PROBE_RECIPIENT)
-            stage = "RCPT TO"
-        smtp.rset()
+    try:
+        with smtplib.SMTP(place[0], place[1], local_hostname=LOCAL_NAME, timeout=timeout) as smtp:
+            smtp.ehlo()
+            code, reply = smtp.mail(RELAY_PROBE_SENDER)
+            stage = "MAIL FROM"
+            if code == 250:
+                code, reply = smtp.rcpt(RELAY_PROBE_RECIPIENT)
+                stage = "RCPT TO"
+            smtp.rset()
+    except (smtplib.SMTPException, OSError) as e:
+        why = explain.from_os_error(e, 25) if isinstance(e, OSError) else explain.CLOSED_EARLY
+        out.fail(section, "relay test", why, str(e), time.monotonic() - start)
+        return
     answer = reply.decode("utf-8", "replace")
     text = f"{stage}:<{RELAY_PROBE_RECIPIENT}> without login: {code} {answer}"
     if code // 100 == 2:
