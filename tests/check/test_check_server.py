@@ -87,3 +87,26 @@ def test_text_report(make_site: SiteFactory) -> None:
     assert f"        cause: {explain.DNS_SPF.cause}\n" in r.out
     assert f"        fix:   {explain.DNS_SPF.fix}\n" in r.out
     assert PASSWORD not in r.out
+
+
+def test_expired_certificate_and_a_listener_that_does_not_answer(make_site: SiteFactory) -> None:
+    from courriel.testing.net import free_port
+
+    site = make_site(cert_days=-1)
+    # The same data directory, with the imaps listener moved to a port nothing listens on.
+    text = site.server.cfg.path.read_text()
+    imaps = site.port("imaps")
+    closed = free_port()
+    moved = site.server.cfg.path.with_name("moved.toml")
+    moved.write_text(text.replace(f"port = {imaps}\n", f"port = {closed}\n"))
+    r = site.server_check("--json", config=moved)
+    assert r.status == 1
+    # The imaps SRV record published for the old port is now wrong, too.
+    assert sorted(r.failures()) == [
+        (f"SRV _imaps._tcp.{DOMAIN}", explain.DNS_CLIENT_SETUP.cause),
+        ("expiry", explain.TLS_EXPIRED.cause),
+        ("imaps", explain.REFUSED.cause),
+    ]
+    imaps_step = next(s for s in r.steps("fail") if s["name"] == "imaps")
+    assert imaps_step["section"] == "listeners"
+    assert imaps_step["detail"] == "imaps: Connection refused"

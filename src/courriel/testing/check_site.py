@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from courriel import cli
@@ -67,9 +68,11 @@ class Site:
     def port(self, name: str) -> int:
         return self.server.port(name)
 
-    def server_check(self, *argv: str) -> Result:
-        """``courriel check --server`` on this server's configuration, asking the test DNS."""
-        args = ["--config", str(self.server.cfg.path), "check", "--server", *argv]
+    def server_check(self, *argv: str, config: Path | None = None) -> Result:
+        """``courriel check --server`` on this server's configuration (or ``config``), asking
+        the test DNS."""
+        path = config or self.server.cfg.path
+        args = ["--config", str(path), "check", "--server", *argv]
         args += ["--dns", self.nameserver, "--timeout", "5"]
         self.capsys.readouterr()
         status = cli.main(args)
