@@ -110,3 +110,23 @@ def test_expired_certificate_and_a_listener_that_does_not_answer(make_site: Site
     imaps_step = next(s for s in r.steps("fail") if s["name"] == "imaps")
     assert imaps_step["section"] == "listeners"
     assert imaps_step["detail"] == "imaps: Connection refused"
+
+
+def test_a_message_stuck_in_the_queue(make_site: SiteFactory) -> None:
+    import time
+
+    from courriel.store.queue import NewEntry, NewRecipient
+
+    site = make_site()  # no transport: nothing takes the entry out of the queue
+    entry = NewEntry(
+        id="STUCK0001",
+        sender=ALICE,
+        recipients=(NewRecipient("bob@example.net", "example.net"),),
+        message=b"From: alice@example.test\r\nSubject: stuck\r\n\r\nx\r\n",
+    )
+    site.server.call(site.server.store.queue.enqueue(entry, time.time() - 7200))
+    r = site.server_check("--json")
+    assert r.status == 0  # a warning, not a failure
+    [warned] = r.steps("warn")
+    assert (warned["name"], warned["cause"]) == ("oldest entry", explain.QUEUE_STUCK.cause)
+    assert warned["detail"] == "1 message(s); the oldest, STUCK0001, waits for 120 minutes"
