@@ -154,18 +154,17 @@ SUBMISSION_MASTER = """\
 """
 
 
-async def test_full_round_trip_against_dovecot_and_postfix(
+async def run_with_postfix(
     tmp_path: Path,
     dnsmasq: str,
-    need_dovecot: None,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-) -> None:
-    """Postfix takes submissions (passwords checked by Dovecot over its auth socket) and
-    delivers into the Maildirs Dovecot serves: the whole check passes, round trip included."""
-    if not postfix.available():
-        report_missing("program 'postfix' (run as root)", request.node.nodeid)
+    *,
+    extra_main: str = "",
+    wait: str = "20",
+) -> tuple[int, list[dict[str, Any]], list[Path]]:
+    """The whole check against Dovecot with Postfix for submission and port 25: (status,
+    steps, the files left in alice's Maildir)."""
     ca = TestCA(tmp_path / "ca")
     cert, key = ca.issue("server", [HOST])
     root = private_directory("courriel-check-postfix-")
@@ -177,7 +176,7 @@ async def test_full_round_trip_against_dovecot_and_postfix(
             master = SUBMISSION_MASTER.format(
                 address=d.address, submission=submission, submissions=submissions
             )
-            main = f"smtpd_sasl_type = dovecot\nsmtpd_sasl_path = {d.auth_socket}\n"
+            main = f"smtpd_sasl_type = dovecot\nsmtpd_sasl_path = {d.auth_socket}\n" + extra_main
             async with postfix.start_postfix(
                 root,
                 address=d.address,
@@ -192,14 +191,34 @@ async def test_full_round_trip_against_dovecot_and_postfix(
                 extra_master=master,
             ):
                 argv = ["--dns", nameserver, "--cafile", str(ca.ca_file)]
-                argv += ["--port", f"https=1,smtp={smtp}", "--wait", "20"]
+                argv += ["--port", f"https=1,smtp={smtp}", "--wait", wait]
                 status, steps = await asyncio.to_thread(
                     check_all, argv, PASSWORD + "\n", capsys, monkeypatch
                 )
                 maildir = d.mail / "example.test" / "alice"
-                left = [p for sub in ("new", "cur") for p in (maildir / sub).iterdir()]
+                left = [p for sub in ("new", "cur") for p in (maildir / sub).glob("*")]
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    return status, steps, left
+
+
+@pytest.fixture
+def need_postfix(request: pytest.FixtureRequest) -> None:
+    if not postfix.available():
+        report_missing("program 'postfix' (run as root)", request.node.nodeid)
+
+
+async def test_full_round_trip_against_dovecot_and_postfix(
+    tmp_path: Path,
+    dnsmasq: str,
+    need_dovecot: None,
+    need_postfix: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Postfix takes submissions (passwords checked by Dovecot over its auth socket) and
+    delivers into the Maildirs Dovecot serves: the whole check passes, round trip included."""
+    status, steps, left = await run_with_postfix(tmp_path, dnsmasq, capsys, monkeypatch)
     failed = [(s["section"], s["name"], s["detail"]) for s in steps if s["status"] == "fail"]
     assert failed == [] and status == 0
     names = {s["name"]: s for s in steps if s["section"] == "round trip"}
@@ -207,3 +226,34 @@ async def test_full_round_trip_against_dovecot_and_postfix(
     assert any(n.startswith("listed over POP3") for n in names)
     assert names["clean up"]["status"] == "ok"
     assert left == []  # the test message was delivered, then deleted
+
+
+async def test_accepted_but_never_delivered(
+    tmp_path: Path,
+    dnsmasq: str,
+    need_dovecot: None,
+    need_postfix: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Postfix accepts the test message and holds it in its queue (a header_checks HOLD)."""
+    checks = tmp_path / "header_checks"
+    checks.write_text("/^Subject: courriel check / HOLD held by the test\n")
+    status, steps, left = await run_with_postfix(
+        tmp_path,
+        dnsmasq,
+        capsys,
+        monkeypatch,
+        extra_main=f"header_checks = regexp:{checks}\n",
+        wait="1.5",
+    )
+    assert status == 1
+    failed = [(s["name"], s["cause"]) for s in steps if s["status"] == "fail"]
+    assert [c for _, c in failed] == [explain.NOT_DELIVERED.cause] * 2
+    assert failed[0][0] == f"delivery to {ALICE}"
+    assert failed[1][0].startswith(f"listed over POP3 {HOST}:")
+    assert explain.NOT_DELIVERED.cause == (
+        "The server accepted the message, but it did not arrive in the mailbox before the time "
+        "limit."
+    )
+    assert left == []
