@@ -24,7 +24,7 @@ from pathlib import Path
 
 from courriel.check import discovery, explain, roundtrip
 from courriel.check.lookup import DnsLookupError, Lookup
-from courriel.check.report import Progress, Report
+from courriel.check.report import Progress, Report, Starting
 from courriel.check.services import SERVICES, Context, Session, Target
 
 INCOMING = ("imaps", "imap", "pop3s", "pop3")
@@ -47,10 +47,14 @@ class Options:
     round_trip: bool = True
 
 
-def run(opts: Options, progress: Progress | None = None) -> Report:
+def run(
+    opts: Options, progress: Progress | None = None, starting: Starting | None = None
+) -> Report:
     report = Report(f"courriel check {opts.address}")
     if progress is not None:
         report.progress = progress
+    if starting is not None:
+        report.starting = starting
     lookup = Lookup(opts.nameservers, timeout=opts.timeout)
     ctx = Context(report, lookup, opts.cafile, opts.insecure, opts.timeout)
     targets = _targets(ctx, opts, opts.address)

@@ -26,6 +26,7 @@ from typing import Any
 from courriel import config
 from courriel.admin import AdminError, InputError
 from courriel.check import client, render
+from courriel.check.report import Report
 from courriel.check.services import SERVICES
 from courriel.config import Config
 from courriel.store.base import Store
@@ -103,10 +104,16 @@ def _client_side(args: argparse.Namespace) -> int:
             config.parse_nameserver(ns)
         except ValueError as e:
             raise InputError(f"--dns: {e}") from None
-    return _finish(args, lambda progress: client.run(opts, progress))
+
+    def run(printer: render.LivePrinter | None) -> Report:
+        if printer is None:
+            return client.run(opts)
+        return client.run(opts, printer, printer.starting)
+
+    return _finish(args, run)
 
 
-def _finish(args: argparse.Namespace, run: Callable[[Any], Any]) -> int:
+def _finish(args: argparse.Namespace, run: Callable[[render.LivePrinter | None], Report]) -> int:
     if args.json:
         report = run(None)
         print(render.as_json(report))

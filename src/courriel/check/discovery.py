@@ -291,6 +291,7 @@ def discover(report: Report, web: Web, address: str) -> dict[str, Target]:
 
     for name, source in (("autoconfig", _autoconfig), ("autodiscover", _autodiscover)):
         for url, attempt in source(web, address, domain):
+            report.begin(SECTION, f"{name} {url}")
             start = time.monotonic()
             try:
                 targets = attempt()

@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 ``LivePrinter`` is a ``report.Progress`` callback: it prints a section's heading when the
 section changes and one line per finished step, so a person watches the check run; the causes
-and fixes follow the step that needs them. On a terminal the status words are coloured;
-elsewhere (a pipe, a log) the lines are plain text. ``summary`` is the closing verdict;
+and fixes follow the step that needs them. On a terminal the status words are coloured and the
+step that is running shows on a line of its own until it ends (``starting``); elsewhere (a
+pipe, a log) the lines are plain text, one per finished step. ``summary`` is the closing verdict;
 ``text`` renders a whole report at once (the web admin, and the server-side check, which has
 no live part worth showing).
 """
@@ -47,8 +48,24 @@ class LivePrinter:
         self.out = out
         self.tty = tty
         self.section = ""
+        self.pending = False  # a "running" line is on the terminal, to be overwritten
+
+    def starting(self, section: str, name: str) -> None:
+        """On a terminal: the step now running, on a line the next output replaces."""
+        if not self.tty:
+            return
+        self._clear()
+        self.out.write(f"  ...   {section}: {name}")
+        self.out.flush()
+        self.pending = True
+
+    def _clear(self) -> None:
+        if self.pending:
+            self.out.write("\r\033[K")  # back to the line's start, erase it
+            self.pending = False
 
     def __call__(self, step: Step) -> None:
+        self._clear()
         if step.section != self.section:
             self.section = step.section
             self.out.write(f"\n{step.section}\n")

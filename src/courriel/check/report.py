@@ -3,8 +3,10 @@
 Theory of operation
 -------------------
 A ``Report`` is built step by step; ``Report.add`` hands each finished step to the ``Progress``
-callback as well, so a terminal shows it while the next step runs. ``passed`` is true only when
-no step failed (warnings pass: an accepted self-signed certificate is a warning, not a failure).
+callback as well, so a terminal shows it while the next step runs, and ``Report.begin`` names a
+step that is about to take its time (a connect, a login, the wait for delivery). ``passed`` is
+true only when no step failed (warnings pass: an accepted self-signed certificate is a warning,
+not a failure).
 ``to_json`` gives the structure scripts read; its keys are part of the command's interface.
 """
 
@@ -53,10 +55,15 @@ class Step:
 
 
 Progress = Callable[[Step], None]
+Starting = Callable[[str, str], None]  # (section, step name) of a step about to run
 
 
 def _quiet(step: Step) -> None:
     """The default progress callback: nobody is watching."""
+
+
+def _silent(section: str, name: str) -> None:
+    """The default start callback."""
 
 
 @dataclass
@@ -64,6 +71,11 @@ class Report:
     title: str
     steps: list[Step] = field(default_factory=list)
     progress: Progress = _quiet
+    starting: Starting = _silent
+
+    def begin(self, section: str, name: str) -> None:
+        """Says that a step that may take a while starts now (a terminal shows it)."""
+        self.starting(section, name)
 
     def add(self, step: Step) -> Step:
         self.steps.append(step)

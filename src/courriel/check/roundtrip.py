@@ -257,6 +257,7 @@ def wait_imap(
     Bounces come back to the sender: ``bounces_to`` is the sender's mailbox when ``box`` is
     another one (then both are polled; IDLE can watch one mailbox only).
     """
+    ctx.report.begin(SECTION, f"waiting for delivery to {who}")
     pushed = False
     while True:
         if box.idling:

@@ -120,6 +120,7 @@ class Session:
         """Connect, check the plain-text phase, start TLS. ``quiet`` reports failures only
         (for the second and later sessions of the round trip)."""
         t, report = self.target, self.ctx.report
+        report.begin(t.section, "connect")
         try:
             sock, seconds = open_connection(self.ctx.lookup, t.host, t.port, self.ctx.timeout)
         except ConnectError as e:
@@ -223,6 +224,7 @@ class Session:
 
     def login(self, opened: Opened, user: str, password: str, *, quiet: bool = False) -> bool:
         t, report = self.target, self.ctx.report
+        report.begin(t.section, "login")
         start = time.monotonic()
         try:
             self.speaker.login(opened.client, user, password)
