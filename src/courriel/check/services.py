@@ -143,7 +143,7 @@ class Session:
             # A failed handshake leaves nothing to go on with: connect again, unverified.
             try:
                 sock, _ = open_connection(self.ctx.lookup, t.host, t.port, self.ctx.timeout)
-                return self._secure(sock, e, quiet=True)
+                return self._secure(sock, e, quiet=quiet)
             except ConnectError as again:
                 report.fail(t.section, "TLS", again.explanation, again.detail, again.seconds)
                 return None
@@ -175,7 +175,7 @@ class Session:
             report.fail(t.section, "greeting", explain.from_os_error(e, t.port), str(e))
             sock.close()
             return None
-        if quiet and accepted is None:
+        if quiet:  # the first session reported the TLS step, warnings included
             return Opened(t, client, result)
         problem = result.problem or later_problem(result)
         if problem is None:
