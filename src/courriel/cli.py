@@ -56,6 +56,7 @@ from courriel import (
 )
 from courriel.accounts.passwords import PasswordHasher
 from courriel.admin import AdminError, Hasher, InputError
+from courriel.check import command as check_command
 from courriel.config import Config, ConfigError
 from courriel.queue import cli as queue_cli
 from courriel.store.base import Store, StoreError
@@ -579,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_dns.add_commands(top, common, _store_command)
     cli_access.add_commands(top, common, _store_command)
     cli_sieve.add_commands(top, common, _store_command)
+    check_command.add_command(top, common, _store_command)
     cfg = top.add_parser("config", help="configuration", parents=[common])
     sub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = sub.add_parser("show", help="print the effective settings as TOML", parents=[common])

@@ -232,7 +232,8 @@ class Stream:
     def _unread_in_kernel(self) -> int:
         """Bytes the client sent that are still in the socket's receive queue."""
         sock = self._writer.get_extra_info("socket")
-        if sock is None:
+        # A STARTTLS handshake the client broke off leaves the transport closed: no socket.
+        if sock is None or sock.fileno() < 0:
             return 0
         try:
             raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")

@@ -196,10 +196,17 @@ async def start_postfix(
     port: int = 25,
     hostname: str = "postfix.receiver.test",
     size_limit: int = 10_240_000,
+    vmail: Path | None = None,
+    extra_main: str = "",
+    extra_master: str = "",
 ) -> AsyncIterator[Postfix]:
-    """Postfix receiving for ``users`` at ``address:port`` until the block ends."""
+    """Postfix receiving for ``users`` at ``address:port`` until the block ends.
+
+    ``vmail`` puts the Maildirs elsewhere (where a Dovecot reads them); ``extra_main`` and
+    ``extra_master`` are appended to main.cf and master.cf (a submission service, say)."""
     nobody = pwd.getpwnam("nobody")
-    conf, spool, data, vmail = root / "conf", root / "spool", root / "data", root / "vmail"
+    conf, spool, data = root / "conf", root / "spool", root / "data"
+    vmail = vmail or root / "vmail"
     _dirs(conf, spool)
     _dirs(data, owner="postfix", mode=0o700)
     _dirs(vmail, owner="nobody")
@@ -223,8 +230,8 @@ async def start_postfix(
         "root": root,
         "size_limit": size_limit,
     }
-    (conf / "main.cf").write_text(_MAIN.format(**values))
-    (conf / "master.cf").write_text(MASTER_CF.format(**values))
+    (conf / "main.cf").write_text(_MAIN.format(**values) + extra_main)
+    (conf / "master.cf").write_text(MASTER_CF.format(**values) + extra_master)
     postfix = ["postfix", "-c", str(conf)]
     await asyncio.to_thread(
         _run, [*postfix, "set-permissions", "create-missing"], "set-permissions"
