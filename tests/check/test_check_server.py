@@ -27,6 +27,7 @@ def test_a_working_server_passes(make_site: SiteFactory) -> None:
         "submissions",
         "submission",
         "smtp",
+        "sieve",
         "https",
         "http",
     }
