@@ -178,6 +178,30 @@ class QuotaUsage:
     limit_bytes: int | None
 
 
+# --- access control lists (RFC 4314; see store/sql/acl.py) ------------------------------------
+
+# The grantee id of the identifier "anyone" (RFC 4314 §2): no user has id 0.
+ANYONE = 0
+# Every right RFC 4314 §2.1 defines, in the order the store keeps them; the owner has them all.
+ALL_RIGHTS = "lrswipkxtea"
+
+
+@dataclass(frozen=True, slots=True)
+class AclEntry:
+    grantee_id: int  # a user's id, or ANYONE
+    identifier: str  # the grantee's address, or "anyone"
+    rights: str  # letters of "lrswipkxtea", in that order
+
+
+@dataclass(frozen=True, slots=True)
+class SharedMailbox:
+    """Another user's mailbox as a grantee reaches it."""
+
+    mailbox: Mailbox  # with the owner's name for it
+    owner: str  # the owner's address
+    rights: str  # the union of the grantee's own and anyone's rights (RFC 4314 §2)
+
+
 # --- change events ----------------------------------------------------------------------------
 
 
@@ -407,6 +431,22 @@ class Store(DkimKeyStore, Protocol):
         """The highest UID claimed as \\Recent; the messages above it are still recent."""
 
     async def quota_usage(self, user_id: int) -> QuotaUsage: ...
+
+    # access control lists (RFC 4314): the owner's rights are implicit and never stored
+    async def get_acl(self, mailbox_id: int) -> list[AclEntry]:
+        """The granted rights of a mailbox, "anyone" first, then by address."""
+
+    async def set_acl(self, mailbox_id: int, grantee_id: int, rights: str) -> None:
+        """Grants exactly ``rights`` (empty: removes the entry); ``NotFound`` without the
+        mailbox or the grantee (``ANYONE`` always exists)."""
+
+    async def shared_mailboxes(self, user_id: int) -> list[SharedMailbox]:
+        """Other users' mailboxes on which the user or anyone has some right, by owner and
+        name."""
+
+    async def shared_mailbox(self, user_id: int, owner: str, name: str) -> SharedMailbox | None:
+        """``owner``'s mailbox ``name`` with the user's rights on it (maybe none); None when
+        there is no such owner or mailbox."""
 
     # coordination between processes and machines (see store/sql/coordination.py)
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:

@@ -81,6 +81,7 @@ _TABLES = (
     "queue_messages",
     "messages",
     "expunged",
+    "acl",
     "mailboxes",
     "subscriptions",
     "aliases",

@@ -164,6 +164,8 @@ def remove_user(address: str) -> Script[Done[None]]:
         changes.append(Change(user_id, mailbox_id, ChangeKind.MAILBOX_DELETED))
     freed = yield from adjust_blobs(dict(blobs), {})
     yield Query("DELETE FROM subscriptions WHERE user_id = ?", (user_id,), False)
+    # RFC 4314 grants to the user: a later user of the same address must inherit none.
+    yield Query("DELETE FROM acl WHERE grantee_id = ?", (user_id,), False)
     yield Query("DELETE FROM users WHERE id = ?", (user_id,), False)
     return Done(None, tuple(changes), freed)
 

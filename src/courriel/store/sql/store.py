@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from courriel.store.base import (
+    AclEntry,
     Alias,
     Appended,
     Copied,
@@ -42,10 +43,11 @@ from courriel.store.base import (
     NewMessage,
     NotFound,
     QuotaUsage,
+    SharedMailbox,
     User,
 )
 from courriel.store.blobs import BlobStore, BodyMissing
-from courriel.store.sql import accounts, coordination, mailboxes, messages, recent
+from courriel.store.sql import accounts, acl, coordination, mailboxes, messages, recent
 from courriel.store.sql.core import (
     Done,
     Script,
@@ -328,6 +330,20 @@ class SqlStore(DkimKeysMixin):
 
     async def quota_usage(self, user_id: int) -> QuotaUsage:
         return await self._read(mailboxes.quota_usage(user_id))
+
+    # access control lists (RFC 4314)
+
+    async def get_acl(self, mailbox_id: int) -> list[AclEntry]:
+        return await self._read(acl.get_acl(mailbox_id))
+
+    async def set_acl(self, mailbox_id: int, grantee_id: int, rights: str) -> None:
+        await self._write(acl.set_acl(mailbox_id, grantee_id, rights))
+
+    async def shared_mailboxes(self, user_id: int) -> list[SharedMailbox]:
+        return await self._read(acl.shared_mailboxes(user_id))
+
+    async def shared_mailbox(self, user_id: int, owner: str, name: str) -> SharedMailbox | None:
+        return await self._read(acl.shared_mailbox(user_id, owner, name))
 
     # coordination between processes and machines
 

@@ -1,0 +1,13 @@
+-- Access control lists (RFC 4314): who besides the owner may use a mailbox, and how
+-- (courriel.store.sql.acl). grantee_id is a user's id, or 0 for the identifier "anyone";
+-- rights holds the granted rights letters of "lrswipkxtea" in that order. The owner's own rights
+-- are implicit and never stored. Rows go with their mailbox and with their grantee (the store
+-- deletes them), so a new user who later takes a removed user's address inherits nothing.
+CREATE TABLE acl (
+    mailbox_id BIGINT NOT NULL REFERENCES mailboxes (id),
+    grantee_id BIGINT NOT NULL,
+    rights     TEXT NOT NULL,
+    PRIMARY KEY (mailbox_id, grantee_id)
+);
+-- What is shared with a user (LIST, NAMESPACE of other users): found by grantee.
+CREATE INDEX acl_grantee ON acl (grantee_id);
