@@ -44,10 +44,12 @@ from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.logs import kv
 from courriel.session import (
+    imap_acl,
     imap_append,
     imap_mailboxes,
     imap_messages,
     imap_select,
+    imap_shared,
 )
 from courriel.session.imap_auth import Authentication, LoginResult
 from courriel.session.imap_capability import ENABLEABLE, capabilities
@@ -110,6 +112,7 @@ ReplyCommand = (
     | c.Store
     | c.Copy
     | c.Move
+    | c.AclCommand
 )
 
 
@@ -151,6 +154,11 @@ class Session:
         self._sub: Subscription | None = None
         self._released = False  # the user's session slot was given back
         self._sub_task: asyncio.Task[None] | None = None
+        # The owner of the other user's mailbox selected now, whose changes this session
+        # follows too (RFC 4314 sharing), and that subscription.
+        self._owner: int | None = None
+        self._owner_sub: Subscription | None = None
+        self._owner_task: asyncio.Task[None] | None = None
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -208,7 +216,9 @@ class Session:
             await self.io.send(r.bad(cmd.tag, "Command not allowed in this state"))
             return Action.CONTINUE
         try:
-            return await self._dispatch(cmd)
+            action = await self._dispatch(cmd)
+            await self._follow_owner()
+            return action
         except BadSequenceError as e:
             await self.io.send(r.bad(cmd.tag, str(e)))
         except Unavailable as e:
@@ -267,7 +277,7 @@ class Session:
             case c.Compress():
                 return await self._compress(cmd)
             case c.Append():
-                refusal = await imap_append.append(self.state, self.io, cmd)
+                refusal = await imap_shared.append(self.state, self.io, cmd)
                 if refusal is not None:
                     await self.io.send(refusal)
             case _:
@@ -290,6 +300,10 @@ class Session:
 
     async def _reply(self, cmd: ReplyCommand) -> bytes:
         st = self.state
+        if st.user is not None:
+            shared = await imap_shared.intercept(st, self.io, cmd, self._status_fn())
+            if shared is not None:
+                return shared  # another user's mailbox (RFC 4314)
         match cmd:
             case c.Capability():
                 caps = r.capability(self.capability_list())
@@ -320,7 +334,7 @@ class Session:
             case c.Lsub():
                 return await imap_mailboxes.lsub(st.store, st.user_id, cmd, utf8=st.utf8)
             case c.Namespace():
-                return imap_mailboxes.namespace(cmd.tag, st.utf8)
+                return imap_acl.namespace(cmd.tag, st.utf8)
             case c.Status():
                 # RFC 7162 §3.1: STATUS (HIGHESTMODSEQ) is a CONDSTORE-enabling command
                 first = "HIGHESTMODSEQ" in cmd.items and st.enable_condstore()
@@ -348,6 +362,8 @@ class Session:
                 return await imap_messages.store(st, cmd)
             case c.Copy() | c.Move():
                 return await imap_messages.copy_or_move(st, cmd)
+            case c.SetAcl() | c.DeleteAcl() | c.GetAcl() | c.ListRights() | c.MyRights():
+                return await imap_acl.command(st, cmd)
             case _:
                 assert_never(cmd)
 
@@ -425,17 +441,34 @@ class Session:
             view.dirty = True
             self.wake.set()
 
+    async def _follow_owner(self) -> None:
+        """While another user's mailbox is selected, follow that owner's changes too, so
+        their sessions' and deliveries' changes reach this one, also in IDLE."""
+        view = self.state.view
+        user = self.state.user
+        owner = None
+        if view is not None and user is not None and view.mailbox.user_id != user.id:
+            owner = view.mailbox.user_id
+        if owner == self._owner:
+            return
+        await self._stop_owner()
+        if owner is not None and view is not None:
+            self._owner_sub = await self.state.store.events.subscribe(owner)
+            self._owner_task = asyncio.create_task(self._follow(self._owner_sub))
+            self._owner = owner
+            view.dirty = True  # what changed between the SELECT's read and the subscription
+
+    async def _stop_owner(self) -> None:
+        self._owner = None
+        await _unfollow(self._owner_task, self._owner_sub)
+        self._owner_task, self._owner_sub = None, None
+
     async def logout(self) -> None:
         """Ends the subscription and gives the session slot back; safe to call twice."""
         self.logged_out = True
-        if self._sub_task is not None:
-            self._sub_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sub_task
-            self._sub_task = None
-        if self._sub is not None:
-            await self._sub.close()
-            self._sub = None
+        await self._stop_owner()
+        await _unfollow(self._sub_task, self._sub)
+        self._sub_task, self._sub = None, None
         if self.state.user is not None and not self._released:
             self._released = True
             self.sessions.release(self.state.user.id)
@@ -467,15 +500,27 @@ class Session:
 
     async def _list(self, cmd: c.List) -> bytes:
         st = self.state
+        shared = await imap_acl.listable(st)
         return await imap_mailboxes.list_mailboxes(
-            st.store, st.user_id, cmd, utf8=st.utf8, rev2=st.rev2, status_of=self._status_fn()
+            st.store,
+            st.user_id,
+            cmd,
+            utf8=st.utf8,
+            rev2=st.rev2,
+            status_of=self._status_fn(),
+            shared=shared,
         )
 
     async def _delete(self, cmd: c.Delete) -> bytes:
         st = self.state
         view = st.view
         reply = await imap_mailboxes.delete(st.store, st.user_id, cmd)
-        if view is not None and view.mailbox.name == cmd.mailbox and b" OK " in reply:
+        if (
+            view is not None
+            and view.mailbox.user_id == st.user_id
+            and view.mailbox.name == cmd.mailbox
+            and b" OK " in reply
+        ):
             st.view = None  # this session deleted its own selected mailbox
             return r.untagged("OK", "Selected mailbox deleted", r.CLOSED) + reply
         return reply
@@ -490,3 +535,13 @@ class Session:
         await self.io.send(r.ok(cmd.tag, "DEFLATE active"))  # RFC 4978 §3
         self.compressed = True
         return Action.COMPRESS
+
+
+async def _unfollow(task: asyncio.Task[None] | None, sub: Subscription | None) -> None:
+    """Stops a task following a subscription, then closes the subscription."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if sub is not None:
+        await sub.close()

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from courriel.mail.delivery import parse_meta
 from courriel.session.imap_state import Io, SessionState
 from courriel.session.timeslice import TimeSlice
-from courriel.store.base import NewMessage
+from courriel.store.base import Mailbox, NewMessage
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.events import LiteralRequest
@@ -42,9 +42,13 @@ def literal_allowed(req: LiteralRequest, appendlimit: int) -> bool:
     return req.received + req.size <= appendlimit
 
 
-async def append(state: SessionState, io: Io, cmd: c.Append) -> bytes | None:
-    """Stores the messages; sends the OK itself (returns None) or returns the refusal."""
-    box = await state.store.get_mailbox(state.user_id, cmd.mailbox)
+async def append(
+    state: SessionState, io: Io, cmd: c.Append, box: Mailbox | None = None
+) -> bytes | None:
+    """Stores the messages; sends the OK itself (returns None) or returns the refusal.
+
+    ``box``: the mailbox found and checked by the caller (another user's mailbox)."""
+    box = box or await state.store.get_mailbox(state.user_id, cmd.mailbox)
     if box is None:
         return r.no(cmd.tag, "No such mailbox", r.TRYCREATE)  # RFC 9051 §6.3.12
     if sum(len(m.data) for m in cmd.messages) > state.appendlimit:

@@ -83,6 +83,8 @@ class SelectedView:
         # RFC 3501 §2.3.2: the UIDs that are \\Recent in this session (IMAP4rev1 only).
         self.tracks_recent = False
         self.recent: set[int] = set()
+        # RFC 4314: the user's rights on another user's mailbox; None: the user's own (all).
+        self.rights: str | None = None
 
     @classmethod
     async def open(

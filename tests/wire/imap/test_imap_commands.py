@@ -133,6 +133,12 @@ CASES: list[tuple[bytes, object]] = [
     (b"a1 COMPRESS DEFLATE", c.Compress("a1", "DEFLATE")),
     (b'a1 GETQUOTA ""', c.GetQuota("a1", "")),
     (b"a1 GETQUOTAROOT INBOX", c.GetQuotaRoot("a1", "INBOX")),
+    # RFC 4314 §3 (more in test_imap_acl_parse.py)
+    (b"a1 SETACL INBOX anyone lr", c.SetAcl("a1", "INBOX", "anyone", "lr")),
+    (b"a1 DELETEACL INBOX anyone", c.DeleteAcl("a1", "INBOX", "anyone")),
+    (b"a1 GETACL INBOX", c.GetAcl("a1", "INBOX")),
+    (b"a1 LISTRIGHTS INBOX anyone", c.ListRights("a1", "INBOX", "anyone")),
+    (b"a1 MYRIGHTS INBOX", c.MyRights("a1", "INBOX")),
     (
         b'a1 SETQUOTA "" (STORAGE 512 MESSAGE 1000)',
         c.SetQuota("a1", "", (("STORAGE", 512), ("MESSAGE", 1000))),

@@ -51,6 +51,20 @@ def union(*rights: str) -> str:
     return "".join(r for r in ALL_RIGHTS if r in joined)
 
 
+def inherit_acl(user_id: int, box: Mailbox) -> Script[None]:
+    """A new mailbox takes its parent's grants, as Dovecot does: what is shared stays shared
+    below, and a grantee who creates inside a shared mailbox can use what they created."""
+    parent, sep, _ = box.name.rpartition("/")
+    if not sep:
+        return
+    yield Query(
+        "INSERT INTO acl (mailbox_id, grantee_id, rights) SELECT ?, a.grantee_id, a.rights"
+        " FROM acl a JOIN mailboxes m ON m.id = a.mailbox_id WHERE m.user_id = ? AND m.name = ?",
+        (box.id, user_id, parent),
+        False,
+    )
+
+
 def get_acl(mailbox_id: int) -> Script[list[AclEntry]]:
     rows = yield Query(
         "SELECT a.grantee_id, u.address, a.rights FROM acl a"

@@ -23,6 +23,7 @@ from courriel.store.base import (
     QuotaUsage,
     StoreError,
 )
+from courriel.store.sql.acl import inherit_acl
 from courriel.store.sql.core import (
     INBOX,
     MAILBOX_COLS,
@@ -55,6 +56,7 @@ def create_mailbox(
 ) -> Script[Done[Mailbox]]:
     yield from _require_user(user_id)
     box = yield from insert_mailbox(user_id, mailbox_name(name), special_use, now)
+    yield from inherit_acl(user_id, box)
     return Done(box, (Change(user_id, box.id, ChangeKind.MAILBOX_CREATED, name=box.name),))
 
 

@@ -318,6 +318,46 @@ class Move:
     mailbox: str
 
 
+# --- access control (RFC 4314) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetAcl:
+    tag: str
+    mailbox: str
+    identifier: str
+    rights: str  # as sent: may start with "+" or "-" (RFC 4314 §3.1)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAcl:
+    tag: str
+    mailbox: str
+    identifier: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetAcl:
+    tag: str
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListRights:
+    tag: str
+    mailbox: str
+    identifier: str
+
+
+@dataclass(frozen=True, slots=True)
+class MyRights:
+    tag: str
+    mailbox: str
+
+
+AclCommand = SetAcl | DeleteAcl | GetAcl | ListRights | MyRights
+
+
 Command = (
     Capability
     | Noop
@@ -344,6 +384,11 @@ Command = (
     | GetQuota
     | GetQuotaRoot
     | SetQuota
+    | SetAcl
+    | DeleteAcl
+    | GetAcl
+    | ListRights
+    | MyRights
     | Check
     | Close
     | Unselect
@@ -387,6 +432,11 @@ STATES: dict[type, frozenset[State]] = {
     GetQuota: _AUTH,
     GetQuotaRoot: _AUTH,
     SetQuota: _AUTH,
+    SetAcl: _AUTH,  # RFC 4314 §3: authenticated and selected states
+    DeleteAcl: _AUTH,
+    GetAcl: _AUTH,
+    ListRights: _AUTH,
+    MyRights: _AUTH,
     Check: _SELECTED,
     Close: _SELECTED,
     Unselect: _SELECTED,

@@ -45,6 +45,7 @@ from courriel.wire.imap.commands import (
     Unsubscribe,
 )
 from courriel.wire.imap.lexer import ATOM_RE, TAG_RE, Limits, Reader
+from courriel.wire.imap.parse_acl import ACL_COMMANDS
 from courriel.wire.imap.parse_append import parse_append
 from courriel.wire.imap.parse_fetch import parse_fetch
 from courriel.wire.imap.parse_mailbox import (
@@ -207,6 +208,7 @@ COMMANDS: dict[str, Parse] = {
     "STORE": parse_store,
     "COPY": parse_copy,
     "MOVE": parse_move,
+    **ACL_COMMANDS,
 }
 # RFC 9051 §6.4.9 UID; EXPUNGE from RFC 4315 §2.1, MOVE from RFC 6851 §3.2
 UID_COMMANDS: dict[str, Parse] = {
