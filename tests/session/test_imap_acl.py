@@ -175,6 +175,8 @@ def test_list_myrights_and_subscriptions(shared: Server) -> None:
         lines = bob.command('LIST "" "*" RETURN (MYRIGHTS)')
         assert "* MYRIGHTS INBOX lrswipkxteacd" in lines  # RFC 8440 §3
         assert f"* MYRIGHTS {SHARED} lr" in lines
+        lines = bob.command('LIST "" "*" RETURN (STATUS (MESSAGES))')
+        assert f"* STATUS {SHARED} (MESSAGES 2)" in lines  # RFC 5819 with "r"
         assert '* LIST (\\NonExistent \\HasChildren) "/" shared' in lines
         assert bob.command(f"SUBSCRIBE {SHARED}")[-1].endswith("OK SUBSCRIBE completed")
         lines = bob.command('LIST (SUBSCRIBED) "" "shared/*"')

@@ -258,10 +258,11 @@ async def list_mailboxes(
             continue
         attrs = _attributes(e, cmd, rev2=rev2, subscribed_only=subscribed_only)
         out.append(r.list_item(attrs, DELIMITER, name, utf8=utf8, childinfo=childinfo))
-        if cmd.status is not None and e.box is not None:
-            out.append(await status_of(e.box, cmd.status))  # RFC 5819 §2
+        mine = rights.get(e.box.id, acl.RIGHTS) if e.box is not None else ""
+        if cmd.status is not None and e.box is not None and "r" in mine:
+            # RFC 5819 §2; RFC 4314 §4: STATUS of another user's mailbox needs "r"
+            out.append(await status_of(e.box, cmd.status))
         if "MYRIGHTS" in cmd.returns and e.box is not None:
-            mine = rights.get(e.box.id, acl.RIGHTS)
             out.append(acl.myrights_response(name, mine, utf8=utf8))  # RFC 8440 §3
     out.append(r.ok(cmd.tag, "LIST completed"))
     return b"".join(out)
