@@ -48,6 +48,7 @@ from courriel.session import (
     imap_append,
     imap_mailboxes,
     imap_messages,
+    imap_quota,
     imap_select,
     imap_shared,
 )
@@ -345,11 +346,11 @@ class Session:
             case c.Idle():
                 return self.conn.start_idle(cmd.tag)
             case c.GetQuota():
-                return await imap_append.getquota(st, cmd)
+                return await imap_quota.getquota(st, cmd)
             case c.GetQuotaRoot():
-                return await imap_append.getquotaroot(st, cmd)
+                return await imap_quota.getquotaroot(st, cmd)
             case c.SetQuota():
-                return imap_append.setquota(cmd)
+                return imap_quota.setquota(cmd)
             case c.Close() | c.Unselect():
                 return await imap_select.close(st, cmd)
             case c.Expunge():

@@ -59,9 +59,6 @@ log = logging.getLogger("courriel.smtp")
 
 Clock = Callable[[], datetime]
 
-MESSAGE_OVER_QUOTA = Reply(
-    452, "4.2.2", "a recipient's mailbox is full: nothing was delivered, try again later"
-)
 NULL_SENDER = Reply(
     550, "5.7.1", "you may only send as addresses you own: <> is reserved for bounces"
 )
@@ -245,7 +242,7 @@ class SmtpSession:
                 received = delivery.received_field(self._trace(queue_id), tx.recipients, now)
                 await self._s.queue.enqueue(self._envelope(tx, queue_id), received + message)
         except OverQuota:
-            return MESSAGE_OVER_QUOTA
+            return await policy.over_quota_reply(self._s.store, tuple(tx.user_ids), len(message))
         except StoreError as e:
             log.error("message not stored: %s", e, extra=kv(id=queue_id))
             return policy.TEMPORARY  # RFC 3463 4.3.0: nothing was stored

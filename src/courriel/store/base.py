@@ -176,6 +176,17 @@ class QuotaUsage:
     bytes: int
     messages: int
     limit_bytes: int | None
+    # RFC 9208 §5.2, §5.3: the MESSAGE and MAILBOX resources; None: no limit
+    limit_messages: int | None = None
+    mailboxes: int = 0
+    limit_mailboxes: int | None = None
+
+    @property
+    def limited(self) -> bool:
+        return any(
+            limit is not None
+            for limit in (self.limit_bytes, self.limit_messages, self.limit_mailboxes)
+        )
 
 
 # --- access control lists (RFC 4314; see store/sql/acl.py) ------------------------------------
@@ -334,6 +345,12 @@ class Store(DkimKeyStore, Protocol):
     async def set_password(self, address: str, password_hash: str) -> None: ...
 
     async def set_quota(self, address: str, quota_bytes: int | None) -> None: ...
+
+    async def set_count_quota(
+        self, address: str, messages: int | None, mailboxes: int | None
+    ) -> None:
+        """Limits the user's number of messages and of mailboxes (None: no limit); a write
+        that would pass one raises ``OverQuota``."""
 
     async def remove_user(self, address: str) -> None:
         """Removes the user with all their mailboxes and messages."""

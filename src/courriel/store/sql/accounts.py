@@ -149,6 +149,19 @@ def update_user(address: str, column: str, value: object) -> Script[Done[None]]:
     return Done(None)
 
 
+def set_count_quota(
+    address: str, messages: int | None, mailboxes: int | None
+) -> Script[Done[None]]:
+    rows = yield Query(
+        "UPDATE users SET quota_messages = ?, quota_mailboxes = ? WHERE address_key = ?"
+        " RETURNING id",
+        (messages, mailboxes, address_key(address)),
+    )
+    if not rows:
+        raise NotFound(f"no user {address}")
+    return Done(None)
+
+
 def remove_user(address: str) -> Script[Done[None]]:
     rows = yield Query("SELECT id FROM users WHERE address_key = ?", (address_key(address),))
     if not rows:

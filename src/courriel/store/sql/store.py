@@ -178,6 +178,11 @@ class SqlStore(DkimKeysMixin):
     async def set_quota(self, address: str, quota_bytes: int | None) -> None:
         await self._write(accounts.update_user(address, "quota_bytes", quota_bytes))
 
+    async def set_count_quota(
+        self, address: str, messages: int | None, mailboxes: int | None
+    ) -> None:
+        await self._write(accounts.set_count_quota(address, messages, mailboxes))
+
     async def remove_user(self, address: str) -> None:
         await self._write(accounts.remove_user(address))
 

@@ -4,10 +4,15 @@
 -- are implicit and never stored. Rows go with their mailbox and with their grantee (the store
 -- deletes them), so a new user who later takes a removed user's address inherits nothing.
 CREATE TABLE acl (
-    mailbox_id INTEGER NOT NULL REFERENCES mailboxes (id),
-    grantee_id INTEGER NOT NULL,
+    mailbox_id BIGINT NOT NULL REFERENCES mailboxes (id),
+    grantee_id BIGINT NOT NULL,
     rights     TEXT NOT NULL,
     PRIMARY KEY (mailbox_id, grantee_id)
 );
 -- What is shared with a user (LIST, NAMESPACE of other users): found by grantee.
 CREATE INDEX acl_grantee ON acl (grantee_id);
+
+-- QUOTA resources MESSAGE and MAILBOX (RFC 9208 §5.2, §5.3): limits on a user's number of
+-- messages and of mailboxes; NULL: no limit. STORAGE is quota_bytes (0001).
+ALTER TABLE users ADD COLUMN quota_messages BIGINT;
+ALTER TABLE users ADD COLUMN quota_mailboxes BIGINT;
