@@ -48,6 +48,7 @@ from courriel.session import (
     imap_append,
     imap_mailboxes,
     imap_messages,
+    imap_metadata,
     imap_quota,
     imap_select,
     imap_shared,
@@ -114,6 +115,8 @@ ReplyCommand = (
     | c.Copy
     | c.Move
     | c.AclCommand
+    | c.GetMetadata
+    | c.SetMetadata
 )
 
 
@@ -195,7 +198,11 @@ class Session:
             case NeedData() | ConnectionClosed():
                 return Action.CLOSE if isinstance(event, ConnectionClosed) else Action.CONTINUE
             case LiteralRequest():
-                if imap_append.literal_allowed(event, self.state.appendlimit):
+                if event.command == "SETMETADATA" and event.size > imap_metadata.MAX_VALUE:
+                    # RFC 5464 §4.3: refused before the client sends it
+                    code = f"METADATA MAXSIZE {imap_metadata.MAX_VALUE}"
+                    await self.io.send(self.conn.refuse_literal("Value too long", code))
+                elif imap_append.literal_allowed(event, self.state.appendlimit):
                     await self.io.send(self.conn.accept_literal())
                 else:
                     await self.io.send(self.conn.refuse_literal("Message too big"))  # RFC 7889
@@ -365,6 +372,10 @@ class Session:
                 return await imap_messages.copy_or_move(st, cmd)
             case c.SetAcl() | c.DeleteAcl() | c.GetAcl() | c.ListRights() | c.MyRights():
                 return await imap_acl.command(st, cmd)
+            case c.GetMetadata():
+                return await imap_metadata.getmetadata(st, cmd)
+            case c.SetMetadata():
+                return await imap_metadata.setmetadata(st, cmd)
             case _:
                 assert_never(cmd)
 

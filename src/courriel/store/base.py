@@ -58,6 +58,10 @@ class OverQuota(StoreError):  # noqa: N818
     """The write would take the user past their quota."""
 
 
+class TooMany(StoreError):  # noqa: N818
+    """The write would pass a limit on how many (or how large) things a user may keep."""
+
+
 class Unavailable(StoreError):  # noqa: N818
     """The backend cannot be reached now; nothing was written; try again later."""
 
@@ -460,6 +464,23 @@ class Store(DkimKeyStore, Protocol):
     async def shared_mailboxes(self, user_id: int) -> list[SharedMailbox]:
         """Other users' mailboxes on which the user or anyone has some right, by owner and
         name."""
+
+    # metadata (RFC 5464): mailbox_id 0 holds the server's entries
+    async def get_metadata(self, mailbox_id: int, user_id: int) -> dict[str, bytes]:
+        """Every entry the user sees there: their own /private ones and the /shared ones."""
+
+    async def set_metadata(
+        self,
+        mailbox_id: int,
+        user_id: int,
+        items: Sequence[tuple[str, bytes | None]],
+        *,
+        max_entries: int,
+        max_bytes: int,
+    ) -> None:
+        """Sets (None: removes) entries, all or none; ``TooMany`` when one scope (the user's
+        private entries, or the shared ones, of that mailbox) would hold more than
+        ``max_entries`` entries or ``max_bytes`` bytes of values."""
 
     async def shared_mailbox(self, user_id: int, owner: str, name: str) -> SharedMailbox | None:
         """``owner``'s mailbox ``name`` with the user's rights on it (maybe none); None when

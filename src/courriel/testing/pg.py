@@ -82,6 +82,7 @@ _TABLES = (
     "messages",
     "expunged",
     "acl",
+    "metadata",
     "mailboxes",
     "subscriptions",
     "aliases",

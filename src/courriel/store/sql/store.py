@@ -47,7 +47,15 @@ from courriel.store.base import (
     User,
 )
 from courriel.store.blobs import BlobStore, BodyMissing
-from courriel.store.sql import accounts, acl, coordination, mailboxes, messages, recent
+from courriel.store.sql import (
+    accounts,
+    acl,
+    coordination,
+    mailboxes,
+    messages,
+    metadata,
+    recent,
+)
 from courriel.store.sql.core import (
     Done,
     Script,
@@ -343,6 +351,20 @@ class SqlStore(DkimKeysMixin):
 
     async def set_acl(self, mailbox_id: int, grantee_id: int, rights: str) -> None:
         await self._write(acl.set_acl(mailbox_id, grantee_id, rights))
+
+    async def get_metadata(self, mailbox_id: int, user_id: int) -> dict[str, bytes]:
+        return await self._read(metadata.get_metadata(mailbox_id, user_id))
+
+    async def set_metadata(
+        self,
+        mailbox_id: int,
+        user_id: int,
+        items: Sequence[tuple[str, bytes | None]],
+        *,
+        max_entries: int,
+        max_bytes: int,
+    ) -> None:
+        await self._write(metadata.set_metadata(mailbox_id, user_id, items, max_entries, max_bytes))
 
     async def shared_mailboxes(self, user_id: int) -> list[SharedMailbox]:
         return await self._read(acl.shared_mailboxes(user_id))

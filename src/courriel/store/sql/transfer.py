@@ -46,6 +46,8 @@ TABLES: tuple[Table, ...] = (
             "used_bytes",
             "used_messages",
             "created",
+            "quota_messages",
+            "quota_mailboxes",
         ),
         ("id",),
     ),
@@ -73,6 +75,12 @@ TABLES: tuple[Table, ...] = (
         ("mailbox_id", "uid"),
     ),
     Table("expunged", ("mailbox_id", "uid", "modseq"), ("mailbox_id", "uid")),
+    Table("acl", ("mailbox_id", "grantee_id", "rights"), ("mailbox_id", "grantee_id")),
+    Table(
+        "metadata",
+        ("mailbox_id", "owner_id", "entry", "value"),
+        ("mailbox_id", "owner_id", "entry"),
+    ),
     Table(
         "dkim_keys",
         ("domain_id", "selector", "algorithm", "private_key", "created", "state", "retire_after"),

@@ -358,6 +358,33 @@ class MyRights:
 AclCommand = SetAcl | DeleteAcl | GetAcl | ListRights | MyRights
 
 
+# --- metadata (RFC 5464) -----------------------------------------------------------------------
+
+
+class Depth(enum.Enum):
+    """RFC 5464 §4.2.2: how far below each entry GETMETADATA looks."""
+
+    ZERO = "0"
+    ONE = "1"
+    INFINITY = "infinity"
+
+
+@dataclass(frozen=True, slots=True)
+class GetMetadata:
+    tag: str
+    mailbox: str  # "": the server's entries
+    entries: tuple[str, ...]  # checked entry names (courriel.wire.imap.metadata)
+    maxsize: int | None = None  # RFC 5464 §4.2.1
+    depth: Depth = Depth.ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class SetMetadata:
+    tag: str
+    mailbox: str
+    items: tuple[tuple[str, bytes | None], ...]  # None removes the entry (RFC 5464 §4.3)
+
+
 Command = (
     Capability
     | Noop
@@ -389,6 +416,8 @@ Command = (
     | GetAcl
     | ListRights
     | MyRights
+    | GetMetadata
+    | SetMetadata
     | Check
     | Close
     | Unselect
@@ -437,6 +466,8 @@ STATES: dict[type, frozenset[State]] = {
     GetAcl: _AUTH,
     ListRights: _AUTH,
     MyRights: _AUTH,
+    GetMetadata: _AUTH,  # RFC 5464 §4: authenticated and selected states
+    SetMetadata: _AUTH,
     Check: _SELECTED,
     Close: _SELECTED,
     Unselect: _SELECTED,

@@ -56,6 +56,7 @@ from courriel.wire.imap.parse_mailbox import (
     parse_select,
     parse_status,
 )
+from courriel.wire.imap.parse_metadata import METADATA_COMMANDS
 from courriel.wire.imap.parse_search import parse_search
 from courriel.wire.imap.parse_selected import parse_copy, parse_expunge, parse_move, parse_store
 
@@ -209,6 +210,7 @@ COMMANDS: dict[str, Parse] = {
     "COPY": parse_copy,
     "MOVE": parse_move,
     **ACL_COMMANDS,
+    **METADATA_COMMANDS,
 }
 # RFC 9051 §6.4.9 UID; EXPUNGE from RFC 4315 §2.1, MOVE from RFC 6851 §3.2
 UID_COMMANDS: dict[str, Parse] = {
