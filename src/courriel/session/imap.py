@@ -49,6 +49,7 @@ from courriel.session import (
     imap_mailboxes,
     imap_messages,
     imap_metadata,
+    imap_notify,
     imap_quota,
     imap_select,
     imap_shared,
@@ -117,6 +118,7 @@ ReplyCommand = (
     | c.AclCommand
     | c.GetMetadata
     | c.SetMetadata
+    | c.Notify
 )
 
 
@@ -163,6 +165,7 @@ class Session:
         self._owner: int | None = None
         self._owner_sub: Subscription | None = None
         self._owner_task: asyncio.Task[None] | None = None
+        self.notifier: imap_notify.Notifier | None = None  # NOTIFY SET in force (RFC 5465)
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -248,19 +251,36 @@ class Session:
         except Unavailable:
             return b""  # the next command boundary tries again
 
-    async def _idle_refresh(self) -> bytes:
+    async def _idle_refresh(self, *, allow_expunge: bool = True) -> bytes:
         try:
-            return await self._refresh(allow_expunge=True)
+            return await self._refresh(allow_expunge=allow_expunge)
         except MailboxGone:
             # Dovecot's answer too: the client learns why and reconnects to a mailbox that exists.
             self.state.view = None
             self.bye = True
             return r.untagged("BYE", "Selected mailbox was deleted")
 
+    @property
+    def pushing(self) -> bool:
+        """Whether changes are sent between commands too, not only in IDLE (RFC 5465)."""
+        return self.notifier is not None
+
     async def idle_update(self) -> bytes:
-        """During IDLE: what changed, at once (RFC 2177, RFC 9051 §6.3.13)."""
+        """During IDLE, or between commands once NOTIFY is set: what changed, at once
+        (RFC 2177, RFC 9051 §6.3.13, RFC 5465)."""
         self.wake.clear()
-        return await self._idle_refresh()
+        notifier = self.notifier
+        out = b""
+        if self.conn.idling:
+            out = await self._idle_refresh()
+        elif notifier is not None and notifier.selected_mode and not self.conn.trailing_data:
+            # RFC 5465 §5.2: SELECTED pushes EXPUNGE too, SELECTED-DELAYED holds it back;
+            # never while a command is half received, whose numbers it would shift.
+            out = await self._idle_refresh(allow_expunge=notifier.selected_mode == "SELECTED")
+        if notifier is not None:
+            st = self.state
+            out += await notifier.render(st.store, utf8=st.utf8, condstore=st.condstore)
+        return out
 
     # --- dispatch -------------------------------------------------------------------------------
 
@@ -372,6 +392,8 @@ class Session:
                 return await imap_messages.copy_or_move(st, cmd)
             case c.SetAcl() | c.DeleteAcl() | c.GetAcl() | c.ListRights() | c.MyRights():
                 return await imap_acl.command(st, cmd)
+            case c.Notify():
+                return await self._notify(cmd)
             case c.GetMetadata():
                 return await imap_metadata.getmetadata(st, cmd)
             case c.SetMetadata():
@@ -452,6 +474,15 @@ class Session:
         ):
             view.dirty = True
             self.wake.set()
+        notifier = self.notifier
+        # Only the user's own mailboxes: the owner's events of a shared one are not NOTIFY's.
+        selected = view.mailbox.id if view is not None else None
+        if (
+            notifier is not None
+            and change.user_id == self.state.user_id
+            and notifier.note(change, selected)
+        ):
+            self.wake.set()
 
     async def _follow_owner(self) -> None:
         """While another user's mailbox is selected, follow that owner's changes too, so
@@ -505,6 +536,24 @@ class Session:
                 st.rev2 = st.rev2 or name == "IMAP4REV2"
                 self.conn.enable_utf8()  # RFC 6855 §3, RFC 9051 §6.3.1
         return r.enabled(done) + r.ok(cmd.tag, "ENABLE completed")
+
+    async def _notify(self, cmd: c.Notify) -> bytes:
+        refused = imap_notify.badevent(cmd)
+        if refused is not None:
+            return refused  # RFC 5465 §5: nothing changes
+        st = self.state
+        boxes = await st.store.list_mailboxes(st.user_id)
+        subscribed = await st.store.subscriptions(st.user_id) if cmd.groups else []
+        self.notifier = imap_notify.start(cmd, boxes, subscribed)
+        out: list[bytes] = []
+        if self.notifier is not None and cmd.status:
+            selected = st.view.mailbox.id if st.view is not None else None
+            for mailbox_id, name in self.notifier.status_targets(selected):
+                line = await imap_notify.status_line(
+                    st.store, mailbox_id, name, utf8=st.utf8, cs=st.condstore
+                )
+                out.append(line)  # RFC 5465 §3.1: NOTIFY SET STATUS
+        return b"".join(out) + r.ok(cmd.tag, "NOTIFY completed")
 
     def _status_fn(self) -> imap_mailboxes.StatusFn:
         st = self.state

@@ -40,6 +40,7 @@ EXTENSIONS = (
     "RIGHTS=kxte",  # RFC 4314 §2.1.1: the rights k, x, t and e are kept apart
     "LIST-MYRIGHTS",  # RFC 8440
     "METADATA",  # RFC 5464: server and mailbox entries
+    "NOTIFY",  # RFC 5465
 )
 
 # What ENABLE accepts (RFC 5161 §3.1); QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).

@@ -385,6 +385,28 @@ class SetMetadata:
     items: tuple[tuple[str, bytes | None], ...]  # None removes the entry (RFC 5464 §4.3)
 
 
+# --- NOTIFY (RFC 5465) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyGroup:
+    """One event group: which mailboxes, which events (their RFC 5465 §8 spelling)."""
+
+    filter: (
+        str  # upper-case: SELECTED SELECTED-DELAYED INBOXES PERSONAL SUBSCRIBED SUBTREE MAILBOXES
+    )
+    mailboxes: tuple[str, ...]  # for SUBTREE and MAILBOXES
+    events: tuple[str, ...]  # () for NONE
+    new_fetch: tuple[FetchAttribute, ...] = ()  # MessageNew (fetch-att ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    tag: str
+    groups: tuple[NotifyGroup, ...] | None  # None: NOTIFY NONE
+    status: bool = False  # NOTIFY SET STATUS: STATUS of each mailbox now (RFC 5465 §3.1)
+
+
 Command = (
     Capability
     | Noop
@@ -418,6 +440,7 @@ Command = (
     | MyRights
     | GetMetadata
     | SetMetadata
+    | Notify
     | Check
     | Close
     | Unselect
@@ -468,6 +491,7 @@ STATES: dict[type, frozenset[State]] = {
     MyRights: _AUTH,
     GetMetadata: _AUTH,  # RFC 5464 §4: authenticated and selected states
     SetMetadata: _AUTH,
+    Notify: _AUTH,  # RFC 5465 §3: authenticated and selected states
     Check: _SELECTED,
     Close: _SELECTED,
     Unselect: _SELECTED,

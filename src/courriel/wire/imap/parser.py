@@ -57,6 +57,7 @@ from courriel.wire.imap.parse_mailbox import (
     parse_status,
 )
 from courriel.wire.imap.parse_metadata import METADATA_COMMANDS
+from courriel.wire.imap.parse_notify import parse_notify
 from courriel.wire.imap.parse_search import parse_search
 from courriel.wire.imap.parse_selected import parse_copy, parse_expunge, parse_move, parse_store
 
@@ -211,6 +212,7 @@ COMMANDS: dict[str, Parse] = {
     "MOVE": parse_move,
     **ACL_COMMANDS,
     **METADATA_COMMANDS,
+    "NOTIFY": parse_notify,
 }
 # RFC 9051 §6.4.9 UID; EXPUNGE from RFC 4315 §2.1, MOVE from RFC 6851 §3.2
 UID_COMMANDS: dict[str, Parse] = {
