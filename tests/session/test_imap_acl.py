@@ -221,3 +221,23 @@ def test_the_owners_changes_reach_an_idling_grantee(shared: Server) -> None:
     finally:
         alice.logout()
         bob.close()
+
+
+def test_a_grant_taken_back_ends_the_grantees_selection(shared: Server) -> None:
+    grant(shared, "lrsw")
+    bob = raw_as(shared, BOB)
+    try:
+        assert bob.command(f"SELECT {SHARED}")[-1].startswith("t2 OK [READ-WRITE]")
+        grant(shared, "lr")  # fewer rights: the session goes on with them
+        time.sleep(0.2)  # the change event reaches Bob's session
+        lines = bob.command("STORE 1 +FLAGS (\\Flagged)")
+        assert "[NOPERM]" in lines[-1]
+        alice = login(shared, USER)
+        try:
+            assert alice.deleteacl("Invoices", BOB)[0] == "OK"
+        finally:
+            alice.logout()
+        bob.send("t9 NOOP")
+        assert wait_for(bob, r"\* BYE .*") == "* BYE Access to the selected mailbox was withdrawn"
+    finally:
+        bob.close()

@@ -122,6 +122,10 @@ ReplyCommand = (
 )
 
 
+# Changes after which a session re-reads its rights on another user's selected mailbox.
+_RIGHTS_CHANGES = (ChangeKind.ACL_CHANGED, ChangeKind.RESYNC)
+
+
 class Action(enum.Enum):
     CONTINUE = "continue"
     CLOSE = "close"
@@ -166,6 +170,7 @@ class Session:
         self._owner_sub: Subscription | None = None
         self._owner_task: asyncio.Task[None] | None = None
         self.notifier: imap_notify.Notifier | None = None  # NOTIFY SET in force (RFC 5465)
+        self._recheck_rights = False
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -243,6 +248,10 @@ class Session:
             self.state.view = None
             await self.io.send(r.untagged("BYE", "Selected mailbox was deleted"))
             return Action.CLOSE
+        except imap_shared.AccessWithdrawn:
+            self.state.view = None
+            await self.io.send(r.untagged("BYE", "Access to the selected mailbox was withdrawn"))
+            return Action.CLOSE
         return Action.CONTINUE
 
     async def _refresh(self, *, allow_expunge: bool) -> bytes:
@@ -318,6 +327,9 @@ class Session:
         No EXPUNGE before a command that carries message sequence numbers: it would renumber
         what the client meant. Nothing before SELECT, CLOSE and UNSELECT, which drop the view.
         """
+        if self._recheck_rights:
+            self._recheck_rights = False
+            await imap_shared.recheck_rights(self.state)  # MailboxGone when "r" is gone
         match cmd:
             case c.Select() | c.Examine() | c.Close() | c.Unselect():
                 return b""
@@ -474,6 +486,11 @@ class Session:
         ):
             view.dirty = True
             self.wake.set()
+            if view.rights is not None and change.kind in (
+                ChangeKind.ACL_CHANGED,
+                ChangeKind.RESYNC,
+            ):
+                self._recheck_rights = True  # RFC 4314: a grant may have been taken back
         notifier = self.notifier
         # Only the user's own mailboxes: the owner's events of a shared one are not NOTIFY's.
         selected = view.mailbox.id if view is not None else None

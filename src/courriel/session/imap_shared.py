@@ -252,3 +252,23 @@ async def _store(state: SessionState, cmd: c.Store, rights: str) -> bytes:
     if cmd.flags and not allowed:
         return r.no(cmd.tag, "You may not change these flags here", r.NOPERM)  # RFC 4314 §4
     return await imap_messages.store(state, dataclasses.replace(cmd, flags=allowed))
+
+
+async def recheck_rights(state: SessionState) -> None:
+    """After the ACL of the selected shared mailbox changed: take the new rights, and end the
+    session (``AccessWithdrawn``: BYE, as for a mailbox deleted meanwhile) when reading is no
+    longer granted."""
+    view = state.view
+    if view is None or view.rights is None:
+        return
+    owner = await state.store.get_user_by_id(view.mailbox.user_id)
+    found = None
+    if owner is not None:
+        found = await state.store.shared_mailbox(state.user_id, owner.address, view.mailbox.name)
+    if found is None or "r" not in found.rights:
+        raise AccessWithdrawn
+    view.rights = found.rights
+
+
+class AccessWithdrawn(Exception):  # noqa: N818 - reads as an event
+    """The user may no longer read the selected mailbox of another user."""

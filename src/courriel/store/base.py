@@ -227,6 +227,8 @@ class ChangeKind(enum.Enum):
     MAILBOX_CREATED = "created"
     MAILBOX_RENAMED = "renamed"
     MAILBOX_DELETED = "deleted"
+    # The mailbox's access control list changed (RFC 4314): sessions of grantees look again.
+    ACL_CHANGED = "acl"
     # Changes were lost (a subscriber fell behind): reread everything; mailbox_id is 0.
     RESYNC = "resync"
     # ``courriel queue flush|retry|release|bounce`` made entries due: the queue workers of

@@ -18,6 +18,8 @@ from courriel.store.base import (
     ALL_RIGHTS,
     ANYONE,
     AclEntry,
+    Change,
+    ChangeKind,
     Mailbox,
     NotFound,
     SharedMailbox,
@@ -82,6 +84,8 @@ def set_acl(mailbox_id: int, grantee_id: int, rights: str) -> Script[Done[None]]
     boxes = yield Query("SELECT user_id FROM mailboxes WHERE id = ?", (mailbox_id,))
     if not boxes:
         raise NotFound(f"no mailbox {mailbox_id}")
+    # On the owner's channel, which a grantee with the mailbox selected follows.
+    change = Change(boxes[0][0], mailbox_id, ChangeKind.ACL_CHANGED)
     if grantee_id != ANYONE:
         users = yield Query("SELECT 1 FROM users WHERE id = ?", (grantee_id,))
         if not users:
@@ -99,7 +103,7 @@ def set_acl(mailbox_id: int, grantee_id: int, rights: str) -> Script[Done[None]]
             (mailbox_id, grantee_id, rights),
             False,
         )
-    return Done(None)
+    return Done(None, (change,))
 
 
 def shared_mailboxes(user_id: int) -> Script[list[SharedMailbox]]:
