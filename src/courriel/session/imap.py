@@ -53,6 +53,7 @@ from courriel.session import (
     imap_quota,
     imap_select,
     imap_shared,
+    imap_urlauth,
 )
 from courriel.session.imap_auth import Authentication, LoginResult
 from courriel.session.imap_capability import ENABLEABLE, capabilities
@@ -119,6 +120,7 @@ ReplyCommand = (
     | c.GetMetadata
     | c.SetMetadata
     | c.Notify
+    | c.UrlAuthCommand
 )
 
 
@@ -406,6 +408,8 @@ class Session:
                 return await imap_acl.command(st, cmd)
             case c.Notify():
                 return await self._notify(cmd)
+            case c.GenUrlAuth() | c.ResetKey() | c.UrlFetch():
+                return await imap_urlauth.command(st, cmd)
             case c.GetMetadata():
                 return await imap_metadata.getmetadata(st, cmd)
             case c.SetMetadata():

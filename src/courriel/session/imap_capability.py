@@ -41,6 +41,7 @@ EXTENSIONS = (
     "LIST-MYRIGHTS",  # RFC 8440
     "METADATA",  # RFC 5464: server and mailbox entries
     "NOTIFY",  # RFC 5465
+    "URLAUTH",  # RFC 4467, INTERNAL mechanism
 )
 
 # What ENABLE accepts (RFC 5161 §3.1); QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).

@@ -484,6 +484,13 @@ class Store(DkimKeyStore, Protocol):
         private entries, or the shared ones, of that mailbox) would hold more than
         ``max_entries`` entries or ``max_bytes`` bytes of values."""
 
+    # URLAUTH (RFC 4467): mailbox access keys
+    async def urlauth_key(self, mailbox_id: int, new_key: bytes | None = None) -> bytes | None:
+        """The mailbox's access key; with ``new_key``, that one is kept first if it has none."""
+
+    async def reset_urlauth_keys(self, user_id: int, mailbox_id: int | None = None) -> None:
+        """Forgets the access key of one of the user's mailboxes, or of all of them."""
+
     async def shared_mailbox(self, user_id: int, owner: str, name: str) -> SharedMailbox | None:
         """``owner``'s mailbox ``name`` with the user's rights on it (maybe none); None when
         there is no such owner or mailbox."""

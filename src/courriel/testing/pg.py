@@ -83,6 +83,7 @@ _TABLES = (
     "expunged",
     "acl",
     "metadata",
+    "urlauth_keys",
     "mailboxes",
     "subscriptions",
     "aliases",

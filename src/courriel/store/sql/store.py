@@ -55,6 +55,7 @@ from courriel.store.sql import (
     messages,
     metadata,
     recent,
+    urlauth,
 )
 from courriel.store.sql.core import (
     Done,
@@ -365,6 +366,14 @@ class SqlStore(DkimKeysMixin):
         max_bytes: int,
     ) -> None:
         await self._write(metadata.set_metadata(mailbox_id, user_id, items, max_entries, max_bytes))
+
+    async def urlauth_key(self, mailbox_id: int, new_key: bytes | None = None) -> bytes | None:
+        if new_key is None:
+            return await self._read(urlauth.get_key(mailbox_id))
+        return await self._write(urlauth.make_key(mailbox_id, new_key))
+
+    async def reset_urlauth_keys(self, user_id: int, mailbox_id: int | None = None) -> None:
+        await self._write(urlauth.reset_keys(user_id, mailbox_id))
 
     async def shared_mailboxes(self, user_id: int) -> list[SharedMailbox]:
         return await self._read(acl.shared_mailboxes(user_id))

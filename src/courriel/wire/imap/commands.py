@@ -407,6 +407,31 @@ class Notify:
     status: bool = False  # NOTIFY SET STATUS: STATUS of each mailbox now (RFC 5465 §3.1)
 
 
+# --- URLAUTH (RFC 4467) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GenUrlAuth:
+    tag: str
+    items: tuple[tuple[str, str], ...]  # (URL, mechanism) pairs
+
+
+@dataclass(frozen=True, slots=True)
+class ResetKey:
+    tag: str
+    mailbox: str | None  # None: every mailbox of the user
+    mechanisms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetch:
+    tag: str
+    urls: tuple[str, ...]
+
+
+UrlAuthCommand = GenUrlAuth | ResetKey | UrlFetch
+
+
 Command = (
     Capability
     | Noop
@@ -441,6 +466,9 @@ Command = (
     | GetMetadata
     | SetMetadata
     | Notify
+    | GenUrlAuth
+    | ResetKey
+    | UrlFetch
     | Check
     | Close
     | Unselect
@@ -492,6 +520,9 @@ STATES: dict[type, frozenset[State]] = {
     GetMetadata: _AUTH,  # RFC 5464 §4: authenticated and selected states
     SetMetadata: _AUTH,
     Notify: _AUTH,  # RFC 5465 §3: authenticated and selected states
+    GenUrlAuth: _AUTH,  # RFC 4467 §6: authenticated and selected states
+    ResetKey: _AUTH,
+    UrlFetch: _AUTH,
     Check: _SELECTED,
     Close: _SELECTED,
     Unselect: _SELECTED,
