@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from courriel.testing.imap import PASSWORD, USER, Raw, Server, message, wait_for
+from courriel.testing.imap import PASSWORD, USER, Server, message, wait_for
 
 BOB = "bob@example.test"
 SHARED = f"shared/{USER}/Invoices"
@@ -35,12 +35,6 @@ def login(server: Server, address: str) -> imaplib.IMAP4_SSL:
     client = imaplib.IMAP4_SSL(host, port, ssl_context=server.tls(), timeout=10)
     client.login(address, PASSWORD)
     return client
-
-
-def raw_as(server: Server, address: str) -> Raw:
-    raw = server.raw()
-    assert raw.command(f"LOGIN {address} {PASSWORD}")[-1].split()[1] == "OK"
-    return raw
 
 
 def grant(server: Server, rights: str) -> None:
@@ -124,7 +118,7 @@ def test_a_grantee_lists_selects_and_is_held_to_the_rights(shared: Server) -> No
 
 def test_read_only_without_write_rights_and_no_seen_without_s(shared: Server) -> None:
     grant(shared, "lr")
-    bob = raw_as(shared, BOB)
+    bob = shared.raw_as(BOB)
     try:
         # RFC 4314 §4: none of "s w t e": READ-ONLY, and reading leaves \Seen alone.
         assert bob.command(f"SELECT {SHARED}")[-1].startswith("t2 OK [READ-ONLY]")
@@ -170,7 +164,7 @@ def test_full_rights_let_a_grantee_file_create_and_delete(shared: Server) -> Non
 
 def test_list_myrights_and_subscriptions(shared: Server) -> None:
     grant(shared, "lr")
-    bob = raw_as(shared, BOB)
+    bob = shared.raw_as(BOB)
     try:
         lines = bob.command('LIST "" "*" RETURN (MYRIGHTS)')
         assert "* MYRIGHTS INBOX lrswipkxteacd" in lines  # RFC 8440 §3
@@ -189,7 +183,7 @@ def test_list_myrights_and_subscriptions(shared: Server) -> None:
         assert alice.deleteacl("Invoices", BOB)[0] == "OK"
     finally:
         alice.logout()
-    bob = raw_as(shared, BOB)
+    bob = shared.raw_as(BOB)
     try:
         assert not any("shared/" in line for line in bob.command('LIST "" "*"'))
         assert "NONEXISTENT" in bob.command(f"SELECT {SHARED}")[-1]
@@ -199,7 +193,7 @@ def test_list_myrights_and_subscriptions(shared: Server) -> None:
 
 def test_the_owners_changes_reach_an_idling_grantee(shared: Server) -> None:
     grant(shared, "lrsw")
-    bob = raw_as(shared, BOB)
+    bob = shared.raw_as(BOB)
     alice = login(shared, USER)
     try:
         assert bob.command(f"SELECT {SHARED}")[-1].startswith("t2 OK [READ-WRITE]")
@@ -225,7 +219,7 @@ def test_the_owners_changes_reach_an_idling_grantee(shared: Server) -> None:
 
 def test_a_grant_taken_back_ends_the_grantees_selection(shared: Server) -> None:
     grant(shared, "lrsw")
-    bob = raw_as(shared, BOB)
+    bob = shared.raw_as(BOB)
     try:
         assert bob.command(f"SELECT {SHARED}")[-1].startswith("t2 OK [READ-WRITE]")
         grant(shared, "lr")  # fewer rights: the session goes on with them

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from courriel.testing.imap import PASSWORD, USER, Raw, Server
+from courriel.testing.imap import USER, Server
 
 BOB = "bob@example.test"
 SHARED = f"shared/{USER}/Invoices"
-
-
-def raw_as(server: Server, address: str) -> Raw:
-    raw = server.raw()
-    assert raw.command(f"LOGIN {address} {PASSWORD}")[-1].split()[1] == "OK"
-    return raw
 
 
 def test_shared_entries_are_seen_by_grantees_private_ones_are_not(server: Server) -> None:
     alice_id = server.add_user()
     server.add_user(BOB)
     server.call(server.running.app.store.create_mailbox(alice_id, "Invoices"))
-    alice, bob = raw_as(server, USER), raw_as(server, BOB)
+    alice, bob = server.raw_as(USER), server.raw_as(BOB)
     try:
         note = 'SETMETADATA Invoices (/shared/comment "2024 bills" /private/comment "mine")'
         assert alice.command(note)[-1].endswith("OK SETMETADATA completed")

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import re
 
-from courriel.testing.imap import PASSWORD, USER, Raw, Server, message
+from courriel.testing.imap import USER, Raw, Server, message
 
 BOB = "bob@example.test"
 BASE = "imap://alice%40example.test@mail.example.test/INBOX"
-
-
-def raw_as(server: Server, address: str) -> Raw:
-    raw = server.raw()
-    assert raw.command(f"LOGIN {address} {PASSWORD}")[-1].split()[1] == "OK"
-    return raw
 
 
 def genurlauth(raw: Raw, url: str, mechanism: str = "INTERNAL") -> str:
@@ -42,7 +36,7 @@ def test_sign_fetch_and_reset(server: Server) -> None:
     alice_id = server.add_user()
     server.add_user(BOB)
     server.deliver(alice_id, 1)
-    alice, bob = raw_as(server, USER), raw_as(server, BOB)
+    alice, bob = server.raw_as(USER), server.raw_as(BOB)
     try:
         signed = genurlauth(alice, f"{BASE}/;uid=1;urlauth=authuser")
         assert re.fullmatch(
@@ -80,7 +74,7 @@ def test_sign_fetch_and_reset(server: Server) -> None:
 def test_what_cannot_be_signed(server: Server) -> None:
     server.add_user()
     server.add_user(BOB)
-    bob = raw_as(server, BOB)
+    bob = server.raw_as(BOB)
     try:
         for url, mechanism in [
             (f"{BASE}/;uid=1;urlauth=authuser", "INTERNAL"),  # Alice's mailbox

@@ -153,6 +153,12 @@ class Server:
         sock = socket.create_connection((host, port), timeout=10)
         return Raw(self.tls().wrap_socket(sock, server_hostname=HOSTNAME))
 
+    def raw_as(self, address: str, password: str = PASSWORD) -> Raw:
+        """A line-level session logged in as ``address`` (for tests of several users)."""
+        raw = self.raw()
+        assert raw.command(f"LOGIN {address} {password}")[-1].split()[1] == "OK"
+        return raw
+
     @contextlib.contextmanager
     def sessions(self, n: int = 2) -> Iterator[list[Raw]]:
         """``n`` sessions of ``USER``, connected and logged in; all closed when the block ends."""
