@@ -48,6 +48,7 @@ from courriel.queue.local import deliver_local
 from courriel.queue.outbound import Envelope, Queue, QueueError, Recipient
 from courriel.queue.signer import Signer, signed
 from courriel.session import smtp_policy as policy
+from courriel.session import urlauth
 from courriel.session.smtp_auth import SmtpAuth
 from courriel.session.smtp_inbound import Checker, Placement, deliver_junk, judge
 from courriel.store.base import OverQuota, Store, StoreError
@@ -148,6 +149,8 @@ class SmtpSession:
                 return await self._message(message)
             case ev.BdatChunk(size=size):
                 return Reply(250, "2.0.0", f"{size} octets received")  # RFC 3030 §2
+            case ev.BurlUrl(url=url):
+                return await self._burl(url)
             case ev.Rset():
                 self._tx = None
                 return r.RESET_OK
@@ -167,6 +170,20 @@ class SmtpSession:
                 return await self._auth.step(data)
             case _:
                 assert_never(event)
+
+    async def _burl(self, url: str) -> Reply:
+        """RFC 4468 §3: the content the URL names joins the message; the message store is
+        ours, so it is read from the store directly (``session.urlauth``), as the submission
+        server acting for the authenticated user ("submit+user" URLs)."""
+        now = self._s.clock()
+        data = await urlauth.fetch(self._s.store, url, user=self.user, submit=True, now=now)
+        if data is None:
+            log.info("BURL refused: the URL does not resolve", extra=kv(user=self.user))
+            return r.BURL_UNRESOLVED  # RFC 4468 §6 (5.6.6)
+        answer = self._conn.burl_data(data)
+        if isinstance(answer, Reply):
+            return answer
+        return await self.handle(answer)
 
     # --- envelope -----------------------------------------------------------------------------
 
