@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from courriel.session import urlauth
-from courriel.store.base import NewMessage
-from courriel.testing.smtp import body_after_trace, greet, smtp_server
+from courriel.store.base import NewMessage, User
+from courriel.testing.smtp import Server, body_after_trace, greet, smtp_server
 
 DRAFT = (
     b"From: alice@example.test\r\n"
@@ -21,15 +21,21 @@ DRAFT = (
 BASE = "imap://alice%40example.test@mail.example.test/Drafts/;uid=1"
 
 
+async def with_a_draft(server: Server) -> User:
+    """Alice, with DRAFT as UID 1 of her Drafts, and Bob."""
+    alice_id = await server.add_user("alice@example.test")
+    await server.add_user("bob@example.test")
+    drafts = await server.store.get_mailbox(alice_id, "Drafts")
+    alice = await server.store.get_user_by_id(alice_id)
+    assert drafts is not None and alice is not None
+    await server.store.append([(drafts.id, NewMessage(DRAFT, datetime.now(UTC)))])
+    return alice
+
+
 async def test_burl_sends_a_stored_draft(tmp_path: Path) -> None:
     async with smtp_server(tmp_path) as server:
-        alice_id = await server.add_user("alice@example.test")
-        await server.add_user("bob@example.test")
         store = server.store
-        drafts = await store.get_mailbox(alice_id, "Drafts")
-        alice = await store.get_user_by_id(alice_id)
-        assert drafts is not None and alice is not None
-        await store.append([(drafts.id, NewMessage(DRAFT, datetime.now(UTC)))])
+        alice = await with_a_draft(server)
         signed = await urlauth.generate(
             store, alice, f"{BASE};urlauth=submit+alice%40example.test", "INTERNAL"
         )
@@ -63,13 +69,8 @@ async def test_burl_sends_a_stored_draft(tmp_path: Path) -> None:
 
 async def test_burl_only_on_submission_and_only_for_submit_urls(tmp_path: Path) -> None:
     async with smtp_server(tmp_path) as server:
-        alice_id = await server.add_user("alice@example.test")
-        await server.add_user("bob@example.test")
         store = server.store
-        drafts = await store.get_mailbox(alice_id, "Drafts")
-        alice = await store.get_user_by_id(alice_id)
-        assert drafts is not None and alice is not None
-        await store.append([(drafts.id, NewMessage(DRAFT, datetime.now(UTC)))])
+        alice = await with_a_draft(server)
         mx = await server.connect("smtp")
         await greet(mx)
         assert "BURL" not in await mx.expect("EHLO relay.example", 250)
