@@ -175,6 +175,7 @@ def test_list_myrights_and_subscriptions(shared: Server) -> None:
         assert bob.command(f"SUBSCRIBE {SHARED}")[-1].endswith("OK SUBSCRIBE completed")
         lines = bob.command('LIST (SUBSCRIBED) "" "shared/*"')
         assert f'* LIST (\\HasNoChildren \\Subscribed) "/" {SHARED}' in lines
+        assert f'* LSUB () "/" {SHARED}' in bob.command('LSUB "" "shared/*"')
         assert bob.command(f"GETQUOTAROOT {SHARED}")[0] == f"* QUOTAROOT {SHARED}"
     finally:
         bob.close()

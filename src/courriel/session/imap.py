@@ -374,7 +374,10 @@ class Session:
             case c.List():
                 return await self._list(cmd)
             case c.Lsub():
-                return await imap_mailboxes.lsub(st.store, st.user_id, cmd, utf8=st.utf8)
+                names = [box.name for box, _ in await imap_acl.listable(st)]
+                return await imap_mailboxes.lsub(
+                    st.store, st.user_id, cmd, utf8=st.utf8, shared=names
+                )
             case c.Namespace():
                 return imap_acl.namespace(cmd.tag, st.utf8)
             case c.Status():

@@ -268,7 +268,10 @@ async def list_mailboxes(
     return b"".join(out)
 
 
-async def lsub(store: Store, user_id: int, cmd: c.Lsub, *, utf8: bool) -> bytes:
+async def lsub(
+    store: Store, user_id: int, cmd: c.Lsub, *, utf8: bool, shared: Sequence[str] = ()
+) -> bytes:
+    """``shared``: names of other users' mailboxes the user may list (RFC 4314)."""
     if cmd.pattern == "":
         return r.lsub_item(["\\Noselect"], DELIMITER, "", utf8=utf8) + r.ok(
             cmd.tag, "LSUB completed"
@@ -278,7 +281,7 @@ async def lsub(store: Store, user_id: int, cmd: c.Lsub, *, utf8: bool) -> bytes:
     except PatternRefusal as refusal:
         return refusal.reply
     subs = sorted(set(await store.subscriptions(user_id)))
-    existing = {b.name for b in await store.list_mailboxes(user_id)}
+    existing = {b.name for b in await store.list_mailboxes(user_id)} | set(shared)
     out: list[bytes] = []
     listed: set[str] = set()
     for name in subs:
