@@ -104,7 +104,8 @@ async def intercept(
         case c.Close():
             if rights is not None and "e" not in rights:
                 # RFC 4314 §4: CLOSE without "e" closes without expunging.
-                return await imap_select.close(state, c.Unselect(cmd.tag))
+                await imap_select.close(state, c.Unselect(cmd.tag))
+                return r.ok(cmd.tag, "CLOSE completed")
         case c.Fetch():
             if rights is not None and "s" not in rights:
                 # RFC 4314 §4: without "s" a FETCH reads as with PEEK: \Seen stays as it is.
