@@ -76,13 +76,14 @@ async def access(state: SessionState, name: str) -> Access | None:
         box = await state.store.get_mailbox(user.id, name)
         return None if box is None else Access(box, ALL_RIGHTS, user.address, name)
     parts = shared_parts(name)
-    if parts is None:
-        return None
-    found = await state.store.shared_mailbox(user.id, *parts)
+    found = await state.store.shared_mailbox(user.id, *parts) if parts is not None else None
     if found is None or not found.rights:
-        return None
+        # A mailbox of the user's own under this name, made before the prefix was taken.
+        own = await state.store.get_mailbox(user.id, name)
+        return None if own is None else Access(own, ALL_RIGHTS, user.address, name)
     # Named by the owner's stored address, so the name the user sent and later listings agree.
-    return Access(found.mailbox, found.rights, found.owner, shared_name(found.owner, parts[1]))
+    shown = shared_name(found.owner, found.mailbox.name)
+    return Access(found.mailbox, found.rights, found.owner, shown)
 
 
 def refusal(tag: str, found: Access | None, needed: str) -> bytes | None:
