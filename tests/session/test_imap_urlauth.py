@@ -13,7 +13,7 @@ BASE = "imap://alice%40example.test@mail.example.test/INBOX"
 def genurlauth(raw: Raw, url: str, mechanism: str = "INTERNAL") -> str:
     lines = raw.command(f'GENURLAUTH "{url}" {mechanism}')
     assert lines[-1].endswith("OK GENURLAUTH completed"), lines
-    m = re.fullmatch(r'\* GENURLAUTH "([^"]+)"', lines[0])
+    m = re.fullmatch(r'\* GENURLAUTH "?([^" ]+)"?', lines[0])
     assert m is not None, lines
     return m[1]
 
@@ -21,7 +21,7 @@ def genurlauth(raw: Raw, url: str, mechanism: str = "INTERNAL") -> str:
 def urlfetch(raw: Raw, url: str) -> bytes | None:
     raw.send(f'uf URLFETCH "{url}"')
     head = raw.line()
-    assert head.startswith(f'* URLFETCH "{url}" '), head
+    assert head.startswith((f'* URLFETCH "{url}" ', f"* URLFETCH {url} ")), head
     if head.endswith(" NIL"):
         data = None
     else:
@@ -52,6 +52,9 @@ def test_sign_fetch_and_reset(server: Server) -> None:
         assert urlfetch(alice, only_alice) == whole
         submit = genurlauth(alice, f"{BASE}/;uid=1;urlauth=submit+alice%40example.test")
         assert urlfetch(alice, submit) is None  # for the submission server (BURL) only
+        # The user part may also be the local part, with the mail domain as the host.
+        short = genurlauth(alice, "imap://alice@example.test/INBOX/;uid=1;urlauth=authuser")
+        assert urlfetch(bob, short) == whole
         text = genurlauth(alice, f"{BASE}/;uid=1/;section=TEXT/;partial=0.4;urlauth=anonymous")
         assert urlfetch(bob, text) == b"Body"
         expired = genurlauth(alice, f"{BASE}/;uid=1;expire=2001-01-01T00:00:00Z;urlauth=anonymous")

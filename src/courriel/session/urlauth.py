@@ -54,7 +54,7 @@ async def generate(store: Store, user: User, text: str, mechanism: str) -> str:
         raise UrlAuthError("The URL already carries a mechanism and token")
     if mechanism.upper() != MECHANISM:
         raise UrlAuthError(f"Unknown URLAUTH mechanism {mechanism}")  # RFC 4467 §7
-    if url.user.lower() != user.address.lower():
+    if url.owner.lower() != user.address.lower():
         raise UrlAuthError("Only the owner of a mailbox may sign its URLs")
     box = await store.get_mailbox(user.id, url.mailbox)
     if box is None:
@@ -93,7 +93,7 @@ async def fetch(
         return None  # RFC 4467 §2.2: expired
     if not _allowed(url.access, user, submit=submit):
         return None
-    owner = await store.get_user(url.user)
+    owner = await store.get_user(url.owner)
     box = await store.get_mailbox(owner.id, url.mailbox) if owner is not None else None
     if box is None or (url.uidvalidity is not None and url.uidvalidity != box.uidvalidity):
         return None

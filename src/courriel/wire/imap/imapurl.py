@@ -45,6 +45,7 @@ class BadUrl(ValueError):  # noqa: N818 - reads as "imapurl.BadUrl"
 class ImapUrl:
     rump: str  # up to and including ";URLAUTH=access", as written
     user: str
+    host: str  # without the port
     mailbox: str
     uid: int
     access: str  # "anonymous", "authuser", "user+NAME" or "submit+NAME"; name decoded
@@ -58,6 +59,12 @@ class ImapUrl:
     @property
     def authorized(self) -> bool:
         return self.mechanism is not None
+
+    @property
+    def owner(self) -> str:
+        """The owner's address: the user part, or user@host when it has no "@" (courriel's
+        login names are addresses, and ``imap://alice@example.org/`` names alice there)."""
+        return self.user if "@" in self.user else f"{self.user}@{self.host}"
 
 
 def parse(text: str) -> ImapUrl:
@@ -83,6 +90,7 @@ def parse(text: str) -> ImapUrl:
     return ImapUrl(
         rump=m["rump"],
         user=unquote(m["user"]),
+        host=m["host"].rsplit(":", 1)[0] if m["host"].count(":") == 1 else m["host"],
         mailbox=unquote(m["mailbox"]),
         uid=int(m["uid"]),
         access=access,
