@@ -28,12 +28,12 @@ def test_other_mailboxes_are_reported_without_polling(server: Server) -> None:
         assert lines[-1].endswith("OK NOTIFY completed")
         statuses = [line for line in lines if line.startswith("* STATUS ")]
         assert any(
-            re.fullmatch(r"\* STATUS INBOX \(MESSAGES 0 UIDNEXT 1 UIDVALIDITY \d+ UNSEEN 0\)", s)
+            re.fullmatch(r"\* STATUS INBOX \(MESSAGES 0 UIDNEXT 1 UIDVALIDITY \d+\)", s)
             for s in statuses
         )
         assert len(statuses) == 6  # INBOX and the five special-use mailboxes
         append(b, "Archive", 1)
-        wait_for(a, r"\* STATUS Archive \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ UNSEEN 1\)")
+        wait_for(a, r"\* STATUS Archive \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+\)")
         assert b.command("CREATE Projects")[-1].endswith("OK CREATE completed")
         wait_for(a, r'\* LIST \(\) "/" Projects')
         assert b.command("RENAME Projects Plans")[-1].endswith("OK RENAME completed")
@@ -44,7 +44,7 @@ def test_other_mailboxes_are_reported_without_polling(server: Server) -> None:
         a.send("i1 IDLE")
         assert a.line().startswith("+ ")
         append(b, "Archive", 2)
-        wait_for(a, r"\* STATUS Archive \(MESSAGES 2 UIDNEXT 3 UIDVALIDITY \d+ UNSEEN 2\)")
+        wait_for(a, r"\* STATUS Archive \(MESSAGES 2 UIDNEXT 3 UIDVALIDITY \d+\)")
         a.send("DONE")
         assert a.until("i1")[-1] == "i1 OK IDLE terminated"
         assert a.command("NOTIFY NONE")[-1].endswith("OK NOTIFY completed")
@@ -61,7 +61,7 @@ def test_the_first_matching_group_decides(server: Server) -> None:
         append(b, "Drafts", 2)
         # Junk is silenced by the first group: the next thing said is about Drafts.
         assert re.fullmatch(
-            r"\* STATUS Drafts \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ UNSEEN 1\)", a.line()
+            r"\* STATUS Drafts \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ HIGHESTMODSEQ \d+\)", a.line()
         )
 
 
@@ -98,7 +98,7 @@ def test_unsupported_events_and_bad_specs(server: Server) -> None:
             "t2 NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName)]"
             " Not supported: SubscriptionChange"
         )
-        assert a.command("NOTIFY SET (personal (MessageNew))")[-1].startswith("t3 BAD ")
+        assert a.command("NOTIFY SET (selected (MessageNew))")[-1].startswith("t3 BAD ")
         assert a.command("NOTIFY SET (selected (MailboxName))")[-1].startswith("t4 BAD ")
         both = (
             "(selected (MessageNew MessageExpunge)) (selected-delayed (MessageNew MessageExpunge))"

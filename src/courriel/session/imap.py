@@ -573,8 +573,9 @@ class Session:
         if self.notifier is not None and cmd.status:
             selected = st.view.mailbox.id if st.view is not None else None
             for mailbox_id, name in self.notifier.status_targets(selected):
+                items = self.notifier.items(name, condstore=st.condstore)
                 line = await imap_notify.status_line(
-                    st.store, mailbox_id, name, utf8=st.utf8, cs=st.condstore
+                    st.store, mailbox_id, name, items, utf8=st.utf8
                 )
                 out.append(line)  # RFC 5465 §3.1: NOTIFY SET STATUS
         return b"".join(out) + r.ok(cmd.tag, "NOTIFY completed")

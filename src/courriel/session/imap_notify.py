@@ -9,8 +9,8 @@ deliveries costs one STATUS line, and memory stays bounded by the user's mailbox
 LIST lines of created, renamed and deleted mailboxes (bounded by ``MAX_LISTS``; past it the
 notifier tells the client to look again with ``* OK [NOTIFICATIONOVERFLOW]``, §5.8). The
 adapter (``net/imap.py``) waits on the session's ``wake`` between commands as in IDLE, and
-``render`` turns what is remembered into responses: a STATUS (MESSAGES UIDNEXT UIDVALIDITY
-UNSEEN, and HIGHESTMODSEQ once CONDSTORE is on) per mailbox (§5.2, §5.3, §5.1), and for
+``render`` turns what is remembered into responses: a STATUS per mailbox with the items its
+events speak of (``Notifier.items``: §5.2, §5.3, §5.1), and for
 MailboxName a LIST with OLDNAME for a rename or \\NonExistent for a deletion (§5.4).
 
 Groups are matched in the order given and the first group whose filter takes the mailbox
@@ -27,7 +27,7 @@ MailboxName; any other gets ``NO [BADEVENT (...)]`` listing these (§5).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from courriel.session.imap_mailboxes import DELIMITER
@@ -83,6 +83,24 @@ class Notifier:
         group = self._group(name)
         return group is not None and event in group.events
 
+    def items(self, name: str, *, condstore: bool) -> tuple[str, ...]:
+        """The STATUS items that tell of the events the mailbox's group asks for: MESSAGES,
+        UIDNEXT and UIDVALIDITY for MessageNew (RFC 5465 §5.2), MESSAGES for MessageExpunge
+        (§5.3), UIDVALIDITY and HIGHESTMODSEQ for FlagChange (§5.1); HIGHESTMODSEQ too once
+        CONDSTORE is on."""
+        group = self._group(name)
+        events = group.events if group is not None else ()
+        wanted: dict[str, None] = {}
+        if "MessageNew" in events:
+            wanted.update(dict.fromkeys(("MESSAGES", "UIDNEXT", "UIDVALIDITY")))
+        if "MessageExpunge" in events:
+            wanted["MESSAGES"] = None
+        if "FlagChange" in events:
+            wanted.update(dict.fromkeys(("UIDVALIDITY", "HIGHESTMODSEQ")))
+        if wanted and condstore:
+            wanted["HIGHESTMODSEQ"] = None
+        return tuple(wanted)
+
     def note(self, change: Change, selected_id: int | None) -> bool:
         """Remembers what ``change`` means for the client; True when there is news."""
         event = _MESSAGE_EVENT.get(change.kind)
@@ -132,7 +150,8 @@ class Notifier:
         for mailbox_id in pending:
             known = self.names.get(mailbox_id)
             if known is not None:
-                out.append(await status_line(store, mailbox_id, known, utf8=utf8, cs=condstore))
+                items = self.items(known, condstore=condstore)
+                out.append(await status_line(store, mailbox_id, known, items, utf8=utf8))
         return b"".join(out)
 
     def status_targets(self, selected_id: int | None) -> list[tuple[int, str]]:
@@ -141,7 +160,7 @@ class Notifier:
         return [
             (i, n)
             for i, n in sorted(self.names.items(), key=lambda item: item[1])
-            if i != selected_id and self.wants(n, "MessageNew")
+            if i != selected_id and self.items(n, condstore=False)
         ]
 
 
@@ -160,20 +179,20 @@ def _matches(group: c.NotifyGroup, name: str, subscribed: Iterable[str]) -> bool
     return False  # SELECTED and SELECTED-DELAYED take only the selected mailbox
 
 
-async def status_line(store: Store, mailbox_id: int, name: str, *, utf8: bool, cs: bool) -> bytes:
+async def status_line(
+    store: Store, mailbox_id: int, name: str, items: Sequence[str], *, utf8: bool
+) -> bytes:
     try:
         st = await store.mailbox_status(mailbox_id)
     except NotFound:
         return b""  # deleted meanwhile: its MailboxName event says so
-    items = [
-        ("MESSAGES", st.messages),
-        ("UIDNEXT", st.mailbox.uidnext),
-        ("UIDVALIDITY", st.mailbox.uidvalidity),
-        ("UNSEEN", st.unseen),
-    ]
-    if cs:
-        items.append(("HIGHESTMODSEQ", st.mailbox.highestmodseq))  # RFC 5465 §5.1
-    return r.status(name, items, utf8=utf8)
+    values = {
+        "MESSAGES": st.messages,
+        "UIDNEXT": st.mailbox.uidnext,
+        "UIDVALIDITY": st.mailbox.uidvalidity,
+        "HIGHESTMODSEQ": st.mailbox.highestmodseq,
+    }
+    return r.status(name, [(item, values[item]) for item in items], utf8=utf8)
 
 
 def start(cmd: c.Notify, boxes: Iterable[Mailbox], subscribed: Iterable[str]) -> Notifier | None:

@@ -35,6 +35,17 @@ def test_set_with_status_and_groups() -> None:
     )
 
 
+def test_other_filters_take_any_message_event_alone() -> None:
+    cmd = parse(b"a NOTIFY SET (personal (MessageExpunge)) (inboxes (FlagChange))")
+    assert cmd == c.Notify(
+        "a",
+        (
+            c.NotifyGroup("PERSONAL", (), ("MessageExpunge",)),
+            c.NotifyGroup("INBOXES", (), ("FlagChange",)),
+        ),
+    )
+
+
 def test_none_and_unknown_events_are_kept_for_the_session() -> None:
     assert parse(b"a NOTIFY NONE") == c.Notify("a", None)
     cmd = parse(b"a NOTIFY SET (inboxes (XFuture))")
@@ -49,8 +60,8 @@ def test_none_and_unknown_events_are_kept_for_the_session() -> None:
         b"a NOTIFY SET STATUS",
         b"a NOTIFY GET (personal NONE)",
         b"a NOTIFY SET (everything (MessageNew MessageExpunge))",
-        b"a NOTIFY SET (personal (MessageNew))",  # §5: with MessageExpunge
-        b"a NOTIFY SET (personal (FlagChange))",  # §5: needs both
+        b"a NOTIFY SET (selected (MessageNew))",  # §5.2: with MessageExpunge
+        b"a NOTIFY SET (selected-delayed (FlagChange))",  # §5.1: needs both
         b"a NOTIFY SET (selected (MailboxName))",  # §6.1: message events only
         b"a NOTIFY SET (selected NONE) (selected-delayed NONE)",  # §6.1
         b"a NOTIFY SET (personal NONE) (personal NONE)",

@@ -7,10 +7,10 @@ SELECTED-DELAYED, INBOXES, PERSONAL, SUBSCRIBED, or SUBTREE / MAILBOXES followed
 mailbox or a parenthesised list; events are NONE or a parenthesised list of event names, where
 MessageNew may carry fetch attributes. Event names are matched case-insensitively and kept in
 their RFC spelling; an unknown one is kept as sent, for the session to refuse with BADEVENT
-(§5). The grammar rules that need no state are checked here and answered with BAD: MessageNew
-and MessageExpunge go together, FlagChange needs them (§5), a filter appears once and SELECTED
-and SELECTED-DELAYED not both, and only with message events (§6.1). Groups and mailbox
-names per command are bounded.
+(§5). The grammar rules that need no state are checked here and answered with BAD: a filter
+appears once, SELECTED and SELECTED-DELAYED not both and only with message events (§6.1), and
+for them MessageNew and MessageExpunge together, FlagChange only with them (§5.2, §5.3).
+Groups and mailbox names per command are bounded.
 """
 
 from __future__ import annotations
@@ -79,11 +79,6 @@ def _events(r: Reader) -> tuple[tuple[str, ...], tuple[FetchAttribute, ...]]:
         if len(events) > len(EVENTS) + 4:
             r.fail("Too many events")
     r.close_paren("')' to end events")
-    new, expunge = "MessageNew" in events, "MessageExpunge" in events
-    if new != expunge:
-        r.fail("MessageNew and MessageExpunge must be given together")  # RFC 5465 §5
-    if "FlagChange" in events and not new:
-        r.fail("FlagChange needs MessageNew and MessageExpunge")  # RFC 5465 §5
     return tuple(events), fetch
 
 
@@ -95,8 +90,14 @@ def _group(r: Reader) -> NotifyGroup:
     mailboxes = _mailboxes(r) if name in ("SUBTREE", "MAILBOXES") else ()
     r.sp("events after the filter")
     events, fetch = _events(r)
-    if name.startswith("SELECTED") and set(events) - MESSAGE_EVENTS:
-        r.fail(f"Only message events go with {name}")  # RFC 5465 §6.1
+    if name.startswith("SELECTED"):
+        if set(events) - MESSAGE_EVENTS:
+            r.fail(f"Only message events go with {name}")  # RFC 5465 §6.1
+        # RFC 5465 §5.2, §5.3: the selected mailbox's numbers need both or neither, and
+        # FlagChange needs them.
+        new, expunge = "MessageNew" in events, "MessageExpunge" in events
+        if new != expunge or ("FlagChange" in events and not new):
+            r.fail(f"{name} needs MessageNew and MessageExpunge together")
     r.close_paren("')' to end the event group")
     return NotifyGroup(name, mailboxes, events, fetch)
 
