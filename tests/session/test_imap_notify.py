@@ -40,6 +40,13 @@ def test_other_mailboxes_are_reported_without_polling(server: Server) -> None:
         wait_for(a, r'\* LIST \(\) "/" Plans \("OLDNAME" \(Projects\)\)')
         assert b.command("DELETE Plans")[-1].endswith("OK DELETE completed")
         wait_for(a, r'\* LIST \(\\NonExistent\) "/" Plans')
+        assert a.command("NOTIFY SET (personal (SubscriptionChange))")[-1].endswith("completed")
+        assert b.command("SUBSCRIBE Archive")[-1].endswith("OK SUBSCRIBE completed")
+        wait_for(a, r'\* LIST \(\\Subscribed\) "/" Archive')  # RFC 5465 §5.5
+        assert b.command("UNSUBSCRIBE Archive")[-1].endswith("OK UNSUBSCRIBE completed")
+        wait_for(a, r'\* LIST \(\) "/" Archive')
+        spec = "(personal (MessageNew MessageExpunge MailboxName))"
+        assert a.command(f"NOTIFY SET {spec}")[-1].endswith("OK NOTIFY completed")
         # And in IDLE as well.
         a.send("i1 IDLE")
         assert a.line().startswith("+ ")
@@ -94,9 +101,9 @@ def test_selected_changes_are_pushed_and_expunges_only_with_selected(server: Ser
 def test_unsupported_events_and_bad_specs(server: Server) -> None:
     server.add_user()
     with server.sessions(1) as (a,):
-        assert a.command("NOTIFY SET (personal (SubscriptionChange))")[-1] == (
-            "t2 NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName)]"
-            " Not supported: SubscriptionChange"
+        assert a.command("NOTIFY SET (personal (MailboxMetadataChange))")[-1] == (
+            "t2 NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName"
+            " SubscriptionChange)] Not supported: MailboxMetadataChange"
         )
         assert a.command("NOTIFY SET (selected (MessageNew))")[-1].startswith("t3 BAD ")
         assert a.command("NOTIFY SET (selected (MailboxName))")[-1].startswith("t4 BAD ")

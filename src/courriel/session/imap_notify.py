@@ -21,8 +21,8 @@ names themselves. The selected mailbox belongs to SELECTED or SELECTED-DELAYED a
 with one of them its changes are pushed at once (EXISTS, FETCH, and with SELECTED also EXPUNGE
 or VANISHED, §5.2); without, they wait for the next command as usual.
 
-Supported events: MessageNew (without fetch attributes), MessageExpunge, FlagChange and
-MailboxName; any other gets ``NO [BADEVENT (...)]`` listing these (§5).
+Supported events: MessageNew (without fetch attributes), MessageExpunge, FlagChange,
+MailboxName and SubscriptionChange; any other gets ``NO [BADEVENT (...)]`` listing these (§5).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from courriel.store.base import Change, ChangeKind, Mailbox, NotFound, Store
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 
-SUPPORTED = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName")
+SUPPORTED = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange")
 MAX_LISTS = 1000
 _MESSAGE_EVENT = {
     ChangeKind.MESSAGES_ADDED: "MessageNew",
@@ -60,7 +60,7 @@ def badevent(cmd: c.Notify) -> bytes | None:
 class Notifier:
     groups: tuple[c.NotifyGroup, ...]
     names: dict[int, str]  # the user's mailboxes by id, kept current from the events
-    subscribed: frozenset[str]
+    subscribed: set[str]  # kept current from the events, for the SUBSCRIBED filter
     pending: dict[int, None] = field(default_factory=dict)  # mailbox ids, in order of change
     lists: list[tuple[list[str], str, str | None]] = field(default_factory=list)
     overflow: bool = False
@@ -115,7 +115,33 @@ class Notifier:
             return bool(self.pending)
         return self._mailbox_event(change)
 
+    def _subscription_event(self, change: Change) -> bool:
+        """RFC 5465 §5.5: a LIST with \\Subscribed after SUBSCRIBE, without after UNSUBSCRIBE."""
+        on = change.kind is ChangeKind.SUBSCRIBED
+        self._subscribe(change.name, on)
+        if not self.wants(change.name, "SubscriptionChange"):
+            return False
+        attrs = ["\\Subscribed"] if on else []
+        if change.name not in self.names.values():
+            attrs.insert(0, "\\NonExistent")
+        return self._list(attrs, change.name, None)
+
+    def _subscribe(self, name: str, on: bool) -> None:
+        if on:
+            self.subscribed.add(name)
+        else:
+            self.subscribed.discard(name)
+
+    def _list(self, attrs: list[str], name: str, old: str | None) -> bool:
+        if len(self.lists) >= MAX_LISTS:
+            self.overflow = True  # RFC 5465 §5.8
+        else:
+            self.lists.append((attrs, name, old))
+        return True
+
     def _mailbox_event(self, change: Change) -> bool:
+        if change.kind in (ChangeKind.SUBSCRIBED, ChangeKind.UNSUBSCRIBED):
+            return self._subscription_event(change)
         old = self.names.get(change.mailbox_id)
         if change.kind is ChangeKind.MAILBOX_CREATED:
             self.names[change.mailbox_id] = change.name
@@ -131,11 +157,7 @@ class Notifier:
             return False
         if not any(self.wants(n, "MailboxName") for n in (line[1], line[2]) if n is not None):
             return False
-        if len(self.lists) >= MAX_LISTS:
-            self.overflow = True  # RFC 5465 §5.8
-        else:
-            self.lists.append(line)
-        return True
+        return self._list(*line)
 
     async def render(self, store: Store, *, utf8: bool, condstore: bool) -> bytes:
         out: list[bytes] = []
@@ -198,4 +220,4 @@ async def status_line(
 def start(cmd: c.Notify, boxes: Iterable[Mailbox], subscribed: Iterable[str]) -> Notifier | None:
     if cmd.groups is None:
         return None
-    return Notifier(cmd.groups, {b.id: b.name for b in boxes}, frozenset(subscribed))
+    return Notifier(cmd.groups, {b.id: b.name for b in boxes}, set(subscribed))

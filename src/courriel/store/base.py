@@ -229,6 +229,9 @@ class ChangeKind(enum.Enum):
     MAILBOX_DELETED = "deleted"
     # The mailbox's access control list changed (RFC 4314): sessions of grantees look again.
     ACL_CHANGED = "acl"
+    # The user (un)subscribed ``name`` (for NOTIFY SubscriptionChange, RFC 5465 §5.5).
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
     # Changes were lost (a subscriber fell behind): reread everything; mailbox_id is 0.
     RESYNC = "resync"
     # ``courriel queue flush|retry|release|bounce`` made entries due: the queue workers of

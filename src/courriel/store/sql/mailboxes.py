@@ -188,7 +188,8 @@ def set_subscribed(user_id: int, name: str, subscribed: bool) -> Script[Done[Non
             (user_id, mailbox_name(name)),
             False,
         )
-    return Done(None)
+    kind = ChangeKind.SUBSCRIBED if subscribed else ChangeKind.UNSUBSCRIBED
+    return Done(None, (Change(user_id, 0, kind, name=mailbox_name(name)),))
 
 
 def mailbox_status(mailbox_id: int) -> Script[MailboxStatus]:
