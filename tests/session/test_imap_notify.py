@@ -45,6 +45,13 @@ def test_other_mailboxes_are_reported_without_polling(server: Server) -> None:
         wait_for(a, r'\* LIST \(\\Subscribed\) "/" Archive')  # RFC 5465 §5.5
         assert b.command("UNSUBSCRIBE Archive")[-1].endswith("OK UNSUBSCRIBE completed")
         wait_for(a, r'\* LIST \(\) "/" Archive')
+        spec = "(personal (MailboxMetadataChange ServerMetadataChange))"
+        assert a.command(f"NOTIFY SET {spec}")[-1].endswith("OK NOTIFY completed")
+        note = 'SETMETADATA INBOX (/private/comment "x" /shared/comment "y")'
+        assert b.command(note)[-1].endswith("OK SETMETADATA completed")
+        wait_for(a, r"\* METADATA INBOX /private/comment /shared/comment")  # RFC 5465 §5.6
+        assert b.command('SETMETADATA "" (/private/x "1")')[-1].endswith("completed")
+        wait_for(a, r'\* METADATA "" /private/x')  # RFC 5465 §5.7
         spec = "(personal (MessageNew MessageExpunge MailboxName))"
         assert a.command(f"NOTIFY SET {spec}")[-1].endswith("OK NOTIFY completed")
         # And in IDLE as well.
@@ -101,9 +108,10 @@ def test_selected_changes_are_pushed_and_expunges_only_with_selected(server: Ser
 def test_unsupported_events_and_bad_specs(server: Server) -> None:
     server.add_user()
     with server.sessions(1) as (a,):
-        assert a.command("NOTIFY SET (personal (MailboxMetadataChange))")[-1] == (
+        assert a.command("NOTIFY SET (personal (AnnotationChange))")[-1] == (
             "t2 NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName"
-            " SubscriptionChange)] Not supported: MailboxMetadataChange"
+            " SubscriptionChange MailboxMetadataChange ServerMetadataChange)]"
+            " Not supported: AnnotationChange"
         )
         assert a.command("NOTIFY SET (selected (MessageNew))")[-1].startswith("t3 BAD ")
         assert a.command("NOTIFY SET (selected (MailboxName))")[-1].startswith("t4 BAD ")

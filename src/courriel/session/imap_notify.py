@@ -22,7 +22,9 @@ with one of them its changes are pushed at once (EXISTS, FETCH, and with SELECTE
 or VANISHED, §5.2); without, they wait for the next command as usual.
 
 Supported events: MessageNew (without fetch attributes), MessageExpunge, FlagChange,
-MailboxName and SubscriptionChange; any other gets ``NO [BADEVENT (...)]`` listing these (§5).
+MailboxName, SubscriptionChange, MailboxMetadataChange and ServerMetadataChange (the names of
+the entries the user's sessions set, RFC 5464 §4.4.2); any other gets ``NO [BADEVENT (...)]``
+listing these (§5).
 """
 
 from __future__ import annotations
@@ -34,8 +36,17 @@ from courriel.session.imap_mailboxes import DELIMITER
 from courriel.store.base import Change, ChangeKind, Mailbox, NotFound, Store
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
+from courriel.wire.imap.metadata import metadata_names
 
-SUPPORTED = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange")
+SUPPORTED = (
+    "MessageNew",
+    "MessageExpunge",
+    "FlagChange",
+    "MailboxName",
+    "SubscriptionChange",
+    "MailboxMetadataChange",
+    "ServerMetadataChange",
+)
 MAX_LISTS = 1000
 _MESSAGE_EVENT = {
     ChangeKind.MESSAGES_ADDED: "MessageNew",
@@ -63,6 +74,7 @@ class Notifier:
     subscribed: set[str]  # kept current from the events, for the SUBSCRIBED filter
     pending: dict[int, None] = field(default_factory=dict)  # mailbox ids, in order of change
     lists: list[tuple[list[str], str, str | None]] = field(default_factory=list)
+    metadata: list[tuple[str, list[str]]] = field(default_factory=list)  # (mailbox, entries)
     overflow: bool = False
 
     @property
@@ -139,9 +151,29 @@ class Notifier:
             self.lists.append((attrs, name, old))
         return True
 
+    def _metadata_event(self, change: Change) -> bool:
+        """RFC 5465 §5.6, §5.7: the names of the entries that changed (RFC 5464 §4.4.2)."""
+        entries = change.name.split()
+        if change.mailbox_id == 0:
+            wanted = any("ServerMetadataChange" in g.events for g in self.groups)
+            name = ""
+        else:
+            known = self.names.get(change.mailbox_id)
+            wanted = known is not None and self.wants(known, "MailboxMetadataChange")
+            name = known or ""
+        if not wanted or not entries:
+            return False
+        if len(self.lists) + len(self.metadata) >= MAX_LISTS:
+            self.overflow = True
+        else:
+            self.metadata.append((name, entries))
+        return True
+
     def _mailbox_event(self, change: Change) -> bool:
         if change.kind in (ChangeKind.SUBSCRIBED, ChangeKind.UNSUBSCRIBED):
             return self._subscription_event(change)
+        if change.kind is ChangeKind.METADATA_CHANGED:
+            return self._metadata_event(change)
         old = self.names.get(change.mailbox_id)
         if change.kind is ChangeKind.MAILBOX_CREATED:
             self.names[change.mailbox_id] = change.name
@@ -166,7 +198,10 @@ class Notifier:
         else:
             for attrs, name, old in self.lists:
                 out.append(r.list_item(attrs, DELIMITER, name, utf8=utf8, oldname=old))
+            for name, entries in self.metadata:
+                out.append(metadata_names(name, entries, utf8=utf8))
         self.lists.clear()
+        self.metadata.clear()
         self.overflow = False
         pending, self.pending = list(self.pending), {}
         for mailbox_id in pending:

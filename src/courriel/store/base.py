@@ -232,6 +232,9 @@ class ChangeKind(enum.Enum):
     # The user (un)subscribed ``name`` (for NOTIFY SubscriptionChange, RFC 5465 §5.5).
     SUBSCRIBED = "subscribed"
     UNSUBSCRIBED = "unsubscribed"
+    # The user set METADATA entries (RFC 5464) of a mailbox, or of the server (mailbox id 0);
+    # ``name`` holds the entry names, space-separated, as many as fit a notification.
+    METADATA_CHANGED = "metadata"
     # Changes were lost (a subscriber fell behind): reread everything; mailbox_id is 0.
     RESYNC = "resync"
     # ``courriel queue flush|retry|release|bounce`` made entries due: the queue workers of

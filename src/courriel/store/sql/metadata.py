@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from courriel.store.base import TooMany
+from courriel.store.base import Change, ChangeKind, TooMany
 from courriel.store.sql.core import Done, Query, Script
 
 SHARED_OWNER = 0
+_NAMES_MAX = 2000
 
 
 def owner_of(entry: str, user_id: int) -> int:
@@ -64,4 +65,10 @@ def set_metadata(
         count, size = int(rows[0][0]), int(rows[0][1])
         if count > max_entries or size > max_bytes:
             raise TooMany(f"{count} entries of {size} bytes in mailbox {mailbox_id}")
-    return Done(None)
+    names: list[str] = []
+    for entry, _ in items:  # as many names as fit one event (a PostgreSQL NOTIFY payload)
+        if sum(len(n) + 1 for n in names) + len(entry) > _NAMES_MAX:
+            break
+        names.append(entry)
+    change = Change(user_id, mailbox_id, ChangeKind.METADATA_CHANGED, name=" ".join(names))
+    return Done(None, (change,))

@@ -55,6 +55,12 @@ def metadata_response(name: str, items: Sequence[tuple[str, bytes | None]], *, u
     return b"".join(parts)
 
 
+def metadata_names(name: str, entries: Sequence[str], *, utf8: bool) -> bytes:
+    """``* METADATA mailbox entry ...``: which entries changed, without values (§4.4.2)."""
+    head = b'* METADATA ""' if name == "" else b"* METADATA " + mailbox(name, utf8=utf8)
+    return head + b"".join(b" " + astring(e) for e in entries) + b"\r\n"
+
+
 def _value(value: bytes | None, utf8: bool) -> bytes:
     if value is None:
         return imapfmt.NIL
