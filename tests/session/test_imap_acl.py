@@ -92,8 +92,15 @@ def test_a_grantee_lists_selects_and_is_held_to_the_rights(shared: Server) -> No
         assert f'() "/" {SHARED}'.encode() in [re.sub(rb"\\Has\w+ ?", b"", d) for d in listed]
         typ, data = bob.select(SHARED)
         assert typ == "OK" and data == [b"2"]
-        assert bob.fetch("1", "(BODY[])")[0] == "OK"  # "s": reading marks it seen
-        assert rb"\Seen" in flags_of_alice(shared)[0]  # one \Seen, shared with the owner
+        typ, data = bob.fetch("1", "(BODY[])")  # "s": reading marks it seen, for Bob alone
+        fetched = b" ".join(d for d in data if isinstance(d, bytes))
+        assert typ == "OK" and rb"FLAGS (\Seen" in fetched
+        assert all(rb"\Seen" not in f for f in flags_of_alice(shared))  # RFC 4314 §4: per user
+        typ, data = bob.fetch("1:2", "(FLAGS)")
+        shown = [re.sub(rb" ?\\Recent", b"", d) for d in data if isinstance(d, bytes)]
+        assert shown == [b"1 (FLAGS (\\Seen))", b"2 (FLAGS ())"]
+        assert bob.status(SHARED, "(UNSEEN)")[1] == [f"{SHARED} (UNSEEN 1)".encode()]
+        assert bob.search(None, "UNSEEN")[1] == [b"2"]
         typ, data = bob.store("2", "+FLAGS", r"(\Flagged)")  # no "w"
         assert typ == "NO" and b"NOPERM" in data[0]
         typ, data = bob.store("2", "+FLAGS", r"(\Seen \Flagged)")  # what it may, it does
@@ -208,11 +215,11 @@ def test_the_owners_changes_reach_an_idling_grantee(shared: Server) -> None:
         wait_for(bob, r"\* 1 FETCH \(UID 1 FLAGS \(\\Flagged( \\Recent)?\)\)")
         bob.send("DONE")
         assert bob.until("i1")[-1] == "i1 OK IDLE terminated"
-        # And the grantee's changes reach the owner's selected session.
-        assert bob.command("STORE 2 +FLAGS (\\Seen)")[-1].endswith("OK STORE completed")
+        # And the grantee's changes reach the owner's selected session; \Seen stays Bob's.
+        assert bob.command("STORE 2 +FLAGS (\\Seen \\Answered)")[-1].endswith("OK STORE completed")
         alice.noop()
         typ, data = alice.fetch("2", "(FLAGS)")
-        assert typ == "OK" and rb"\Seen" in data[0]
+        assert typ == "OK" and rb"\Answered" in data[0] and rb"\Seen" not in data[0]
     finally:
         alice.logout()
         bob.close()

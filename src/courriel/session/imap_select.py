@@ -25,7 +25,7 @@ servers with a shorter memory is not needed and is accepted without use.
 from __future__ import annotations
 
 from courriel.session.imap_mailboxes import DELIMITER
-from courriel.session.imap_selected import MailboxGone, SelectedView
+from courriel.session.imap_selected import MailboxGone, Overlay, SelectedView
 from courriel.session.imap_state import SessionState
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
@@ -57,6 +57,7 @@ async def open_selected(
     readonly: bool,
     rights: str | None = None,
     name: str | None = None,
+    overlay: Overlay | None = None,
 ) -> bytes:
     """Selects the mailbox (found and checked by the caller; the previous one is closed);
     ``rights`` are the user's RFC 4314 rights on another user's mailbox, ``name`` the name
@@ -69,6 +70,10 @@ async def open_selected(
     except MailboxGone:
         return b"".join(out) + r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
     view.rights = rights
+    if overlay is not None:  # the user's own \Seen on another user's mailbox (imap_shared)
+        view.overlay = overlay
+        seen = await overlay(state.store, list(view.infos.values()))
+        view.infos = {i.uid: i for i in seen}
     if cmd.condstore:
         state.condstore = True  # RFC 7162 §3.1.8: SELECT (CONDSTORE) enables CONDSTORE
     view.tracks_recent = not state.rev2  # IMAP4rev2 has no \\Recent (RFC 9051 Appendix E)

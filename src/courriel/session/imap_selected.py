@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from courriel.session.imap_search import FieldCache
@@ -45,6 +45,9 @@ from courriel.wire.imap import responses
 from courriel.wire.imap.sequence import SequenceSet
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
+
+Overlay = Callable[[Store, Sequence[MessageInfo]], Awaitable[list[MessageInfo]]]
 
 
 class MailboxGone(Exception):  # noqa: N818 - reads as an event
@@ -85,6 +88,9 @@ class SelectedView:
         self.recent: set[int] = set()
         # RFC 4314: the user's rights on another user's mailbox; None: the user's own (all).
         self.rights: str | None = None
+        # Turns the store's rows into what this user sees (their own \Seen on another user's
+        # mailbox, ``imap_shared.PrivateSeen``); None: the rows as they are.
+        self.overlay: Overlay | None = None
 
     @classmethod
     async def open(
@@ -224,6 +230,8 @@ class SelectedView:
             self.modseq = max(self.modseq, box.highestmodseq)
             self.uidnext = max(self.uidnext, box.uidnext)
             self.pending.update(e.uid for e in expunged if e.uid in self.infos)
+            if self.overlay is not None and changed:
+                changed = await self.overlay(store, changed)
         if allow_expunge and self.pending:
             # Expunges first: the numbers in the FETCH and EXISTS below count without them.
             out.append(self.remove(list(self.pending), qresync=qresync))

@@ -18,17 +18,24 @@ for the flags they carry, which are dropped otherwise); MOVE out of one needs "t
 EXPUNGE "e", CLOSE expunges only with "e". CREATE needs "k" on the parent, DELETE "x",
 RENAME "x" on the old and "k" on the new parent, and only inside one owner's mailboxes.
 
-\\Seen is shared: the store keeps one set of flags per message, so a grantee who reads a
-message marks it seen for the owner too. RFC 4314 §4 allows either; per-user \\Seen (which
-Dovecot offers with a private index) is not kept.
+\\Seen is the user's own on another user's mailbox (RFC 4314 §4 allows either; Dovecot
+keeps it per user, and that is what a family or a team expects: one reading a bill does not
+mark it read for the others). The store keeps the grantee's \\Seen apart (``private_seen``);
+the view lays it over the owner's flags (``PrivateSeen``, ``SelectedView.overlay``), STORE and
+FETCH set it there, and STATUS counts UNSEEN with it. LIST-STATUS and NOTIFY's STATUS still
+count the owner's \\Seen, COPY out of the mailbox copies the owner's flags, and APPEND with
+\\Seen sets the owner's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import assert_never
 
-from courriel.session import imap_append, imap_mailboxes, imap_messages, imap_select
+from courriel.session import imap_append, imap_fetch, imap_mailboxes, imap_messages, imap_select
 from courriel.session.imap_acl import (
     Access,
     access,
@@ -38,7 +45,8 @@ from courriel.session.imap_acl import (
     shared_parts,
 )
 from courriel.session.imap_mailboxes import DELIMITER, StatusFn
-from courriel.session.imap_state import Io, SessionState
+from courriel.session.imap_state import Io, SessionState, readonly_refusal
+from courriel.store.base import FlagOp, MessageInfo, Store
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 
@@ -110,6 +118,8 @@ async def intercept(
             if rights is not None and "s" not in rights:
                 # RFC 4314 §4: without "s" a FETCH reads as with PEEK: \Seen stays as it is.
                 return await imap_messages.fetch(state, io, cmd, may_set_seen=False)
+            if view is not None and view.overlay is not None:
+                return await _fetch_private(state, io, cmd)
     return None
 
 
@@ -141,8 +151,11 @@ async def _mailbox_command(state: SessionState, cmd: MailboxCommand, status_of: 
             readonly = isinstance(cmd, c.Examine) or not any(
                 n in found.rights for n in _WRITE_RIGHTS
             )
+            overlay = None
+            if found.box.user_id != state.user_id:
+                overlay = PrivateSeen(found.box.id, state.user_id)
             return await imap_select.open_selected(
-                state, cmd, found.box.id, readonly, found.rights, found.name
+                state, cmd, found.box.id, readonly, found.rights, found.name, overlay
             )
         case c.Status():
             found = await access(state, cmd.mailbox)
@@ -151,6 +164,8 @@ async def _mailbox_command(state: SessionState, cmd: MailboxCommand, status_of: 
                 return refused
             assert found is not None
             line = await status_of(dataclasses.replace(found.box, name=found.name), cmd.items)
+            if "UNSEEN" in cmd.items and found.box.user_id != state.user_id:
+                line = await _private_unseen(state, found.box.id, line)
             return line + r.ok(cmd.tag, "STATUS completed")
         case c.Create():
             return await _create(state, cmd)
@@ -248,11 +263,95 @@ async def _store(state: SessionState, cmd: c.Store, rights: str) -> bytes:
         # Replacing may clear any flag: every flag right is needed.
         if not all(n in rights for n in "stw"):
             return r.no(cmd.tag, "You need the 's', 't' and 'w' rights to replace flags", r.NOPERM)
-        return await imap_messages.store(state, cmd)
-    allowed = permitted_flags(cmd.flags, rights)
-    if cmd.flags and not allowed:
-        return r.no(cmd.tag, "You may not change these flags here", r.NOPERM)  # RFC 4314 §4
-    return await imap_messages.store(state, dataclasses.replace(cmd, flags=allowed))
+        allowed = cmd.flags
+    else:
+        allowed = permitted_flags(cmd.flags, rights)
+        if cmd.flags and not allowed:
+            return r.no(cmd.tag, "You may not change these flags here", r.NOPERM)  # RFC 4314 §4
+    cmd = dataclasses.replace(cmd, flags=allowed)
+    if state.selected().overlay is not None:
+        return await _store_private(state, cmd)
+    return await imap_messages.store(state, cmd)
+
+
+# --- \Seen per user on other users' mailboxes ---------------------------------------------------
+
+SEEN = "\\Seen"
+
+
+def with_seen(info: MessageInfo, seen: bool) -> MessageInfo:
+    """``info`` with the user's own \\Seen in place of the owner's."""
+    flags = (info.flags - {SEEN}) | ({SEEN} if seen else frozenset())
+    return info if flags == info.flags else dataclasses.replace(info, flags=flags)
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateSeen:
+    """The ``SelectedView.overlay`` of another user's mailbox: the user's own \\Seen."""
+
+    mailbox_id: int
+    user_id: int
+
+    async def __call__(self, store: Store, infos: Sequence[MessageInfo]) -> list[MessageInfo]:
+        seen = await store.private_seen(self.mailbox_id, self.user_id)
+        return [with_seen(i, i.uid in seen) for i in infos]
+
+
+async def _store_private(state: SessionState, cmd: c.Store) -> bytes:
+    """STORE where \\Seen is the user's own: the other flags go to the message, \\Seen to
+    the user's row; the responses come from the refresh that follows, like any change."""
+    view = state.selected()
+    if view.readonly:
+        return readonly_refusal(cmd.tag)
+    uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
+    store, box = state.store, view.mailbox.id
+    others = frozenset(f for f in cmd.flags if f.lower() not in ("\\seen", "\\recent"))
+    since = cmd.unchangedsince
+    if uids and cmd.mode is c.StoreMode.REPLACE:
+        # The owner's \\Seen stays as it is: replace the rest of each message's flags.
+        rows = {i.uid: i for i in await store.list_messages(box, uids[0], uids[-1])}
+        kept = [u for u in uids if u in rows and SEEN in rows[u].flags]
+        rest = [u for u in uids if u not in set(kept)]
+        for group, flags in ((kept, others | {SEEN}), (rest, others)):
+            if group:
+                await store.store_flags(box, group, FlagOp.REPLACE, flags, unchanged_since=since)
+        await store.set_private_seen(box, state.user_id, uids, SEEN in cmd.flags)
+    elif uids:
+        if others:
+            op = FlagOp.ADD if cmd.mode is c.StoreMode.ADD else FlagOp.REMOVE
+            await store.store_flags(box, uids, op, others, unchanged_since=since)
+        if any(f.lower() == "\\seen" for f in cmd.flags):
+            await store.set_private_seen(box, state.user_id, uids, cmd.mode is c.StoreMode.ADD)
+    view.dirty = True
+    out = [view.learn_keywords(others) if cmd.mode is not c.StoreMode.REMOVE else b""]
+    out.append(await state.refresh(allow_expunge=cmd.uid))
+    out.append(r.ok(cmd.tag, ("UID STORE" if cmd.uid else "STORE") + " completed"))
+    return b"".join(out)
+
+
+async def _fetch_private(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
+    """FETCH that sets \\Seen: the user's own, before the data is read (RFC 9051 §6.4.5)."""
+    view = state.selected()
+    plan = imap_fetch.plan_fetch(
+        cmd.attributes, uid=cmd.uid, condstore=state.condstore, read_only=view.readonly
+    )
+    if plan.sets_seen:
+        uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
+        unseen = [u for u in uids if SEEN not in view.infos[u].flags]
+        if unseen:
+            await state.store.set_private_seen(view.mailbox.id, state.user_id, unseen, True)
+            view.dirty = True  # the FETCH's own refresh announces the new \\Seen
+    return await imap_messages.fetch(state, io, cmd, may_set_seen=False)
+
+
+async def _private_unseen(state: SessionState, mailbox_id: int, line: bytes) -> bytes:
+    """The STATUS line with UNSEEN counted against the user's own \\Seen."""
+    seen = await state.store.private_seen(mailbox_id, state.user_id)
+    infos = await state.store.list_messages(mailbox_id)
+    unseen = sum(1 for i in infos if i.uid not in seen)
+    head, sep, items = line.rpartition(b" (")
+    items = re.sub(rb"UNSEEN \d+", b"UNSEEN %d" % unseen, items)
+    return head + sep + items
 
 
 async def recheck_rights(state: SessionState) -> None:

@@ -490,6 +490,16 @@ class Store(DkimKeyStore, Protocol):
         private entries, or the shared ones, of that mailbox) would hold more than
         ``max_entries`` entries or ``max_bytes`` bytes of values."""
 
+    # \Seen of grantees on other users' mailboxes (RFC 4314 §4: per user)
+    async def private_seen(self, mailbox_id: int, user_id: int) -> set[int]:
+        """The UIDs the user has seen in another user's mailbox."""
+
+    async def set_private_seen(
+        self, mailbox_id: int, user_id: int, uids: Sequence[int], seen: bool
+    ) -> list[int]:
+        """Marks the messages seen (or not) for the user alone; returns the UIDs whose state
+        changed, which get a new MODSEQ and a FLAGS_CHANGED event like any flag change."""
+
     # URLAUTH (RFC 4467): mailbox access keys
     async def urlauth_key(self, mailbox_id: int, new_key: bytes | None = None) -> bytes | None:
         """The mailbox's access key; with ``new_key``, that one is kept first if it has none."""

@@ -84,6 +84,7 @@ _TABLES = (
     "acl",
     "metadata",
     "urlauth_keys",
+    "private_seen",
     "mailboxes",
     "subscriptions",
     "aliases",

@@ -180,6 +180,7 @@ def remove_user(address: str) -> Script[Done[None]]:
     # RFC 4314 grants to the user: a later user of the same address must inherit none.
     yield Query("DELETE FROM acl WHERE grantee_id = ?", (user_id,), False)
     yield Query("DELETE FROM metadata WHERE owner_id = ?", (user_id,), False)  # RFC 5464
+    yield Query("DELETE FROM private_seen WHERE user_id = ?", (user_id,), False)
     yield Query("DELETE FROM users WHERE id = ?", (user_id,), False)
     return Done(None, tuple(changes), freed)
 

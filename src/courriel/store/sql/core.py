@@ -367,6 +367,7 @@ def drop_mailbox(mailbox_id: int) -> Script[Rows]:
     yield Query("DELETE FROM acl WHERE mailbox_id = ?", (mailbox_id,), False)  # RFC 4314 grants
     yield Query("DELETE FROM metadata WHERE mailbox_id = ?", (mailbox_id,), False)  # RFC 5464
     yield Query("DELETE FROM urlauth_keys WHERE mailbox_id = ?", (mailbox_id,), False)  # 4467
+    yield Query("DELETE FROM private_seen WHERE mailbox_id = ?", (mailbox_id,), False)
     yield Query("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,), False)
     return removed
 

@@ -57,6 +57,7 @@ from courriel.store.sql import (
     recent,
     urlauth,
 )
+from courriel.store.sql import seen as seen_scripts
 from courriel.store.sql.core import (
     Done,
     Script,
@@ -366,6 +367,14 @@ class SqlStore(DkimKeysMixin):
         max_bytes: int,
     ) -> None:
         await self._write(metadata.set_metadata(mailbox_id, user_id, items, max_entries, max_bytes))
+
+    async def private_seen(self, mailbox_id: int, user_id: int) -> set[int]:
+        return await self._read(seen_scripts.private_seen(mailbox_id, user_id))
+
+    async def set_private_seen(
+        self, mailbox_id: int, user_id: int, uids: Sequence[int], seen: bool
+    ) -> list[int]:
+        return await self._write(seen_scripts.set_private_seen(mailbox_id, user_id, uids, seen))
 
     async def urlauth_key(self, mailbox_id: int, new_key: bytes | None = None) -> bytes | None:
         if new_key is None:

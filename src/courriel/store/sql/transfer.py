@@ -77,6 +77,7 @@ TABLES: tuple[Table, ...] = (
     Table("expunged", ("mailbox_id", "uid", "modseq"), ("mailbox_id", "uid")),
     Table("acl", ("mailbox_id", "grantee_id", "rights"), ("mailbox_id", "grantee_id")),
     Table("urlauth_keys", ("mailbox_id", "key"), ("mailbox_id",)),
+    Table("private_seen", ("mailbox_id", "user_id", "uid"), ("mailbox_id", "user_id", "uid")),
     Table(
         "metadata",
         ("mailbox_id", "owner_id", "entry", "value"),

@@ -36,3 +36,13 @@ CREATE TABLE urlauth_keys (
     mailbox_id BIGINT PRIMARY KEY REFERENCES mailboxes (id),
     key        BYTEA NOT NULL
 );
+
+-- \Seen of a grantee on another user's mailbox (RFC 4314 §4 allows \Seen per user; courriel
+-- keeps it so, as Dovecot does, courriel.store.sql.seen): one row per message the grantee has
+-- seen. The owner's \Seen stays in messages.sysflags. Rows go with their mailbox and user.
+CREATE TABLE private_seen (
+    mailbox_id BIGINT NOT NULL REFERENCES mailboxes (id),
+    user_id    BIGINT NOT NULL,
+    uid        BIGINT NOT NULL,
+    PRIMARY KEY (mailbox_id, user_id, uid)
+);
