@@ -56,6 +56,14 @@ def flags_of_alice(server: Server) -> list[bytes]:
         alice.logout()
 
 
+def raw_list_status(server: Server) -> list[str]:
+    bob = server.raw_as(BOB)
+    try:
+        return bob.command('LIST "" "shared/*" RETURN (STATUS (UNSEEN))')
+    finally:
+        bob.close()
+
+
 def test_owner_manages_the_acl_with_imaplib(shared: Server) -> None:
     alice = login(shared, USER)
     try:
@@ -100,6 +108,8 @@ def test_a_grantee_lists_selects_and_is_held_to_the_rights(shared: Server) -> No
         shown = [re.sub(rb" ?\\Recent", b"", d) for d in data if isinstance(d, bytes)]
         assert shown == [b"1 (FLAGS (\\Seen))", b"2 (FLAGS ())"]
         assert bob.status(SHARED, "(UNSEEN)")[1] == [f"{SHARED} (UNSEEN 1)".encode()]
+        lines = raw_list_status(shared)
+        assert f"* STATUS {SHARED} (UNSEEN 1)" in lines  # LIST-STATUS counts the same
         assert bob.search(None, "UNSEEN")[1] == [b"2"]
         typ, data = bob.store("2", "+FLAGS", r"(\Flagged)")  # no "w"
         assert typ == "NO" and b"NOPERM" in data[0]

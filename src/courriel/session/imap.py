@@ -582,7 +582,9 @@ class Session:
 
     def _status_fn(self) -> imap_mailboxes.StatusFn:
         st = self.state
-        return imap_mailboxes.StatusFn(st.store, utf8=st.utf8, appendlimit=st.appendlimit)
+        return imap_shared.GranteeStatus(
+            st.store, st.user_id, utf8=st.utf8, appendlimit=st.appendlimit
+        )
 
     async def _list(self, cmd: c.List) -> bytes:
         st = self.state

@@ -22,9 +22,8 @@ RENAME "x" on the old and "k" on the new parent, and only inside one owner's mai
 keeps it per user, and that is what a family or a team expects: one reading a bill does not
 mark it read for the others). The store keeps the grantee's \\Seen apart (``private_seen``);
 the view lays it over the owner's flags (``PrivateSeen``, ``SelectedView.overlay``), STORE and
-FETCH set it there, and STATUS counts UNSEEN with it. LIST-STATUS and NOTIFY's STATUS still
-count the owner's \\Seen, COPY out of the mailbox copies the owner's flags, and APPEND with
-\\Seen sets the owner's.
+FETCH set it there, and STATUS and LIST-STATUS count UNSEEN with it (``GranteeStatus``).
+COPY out of the mailbox copies the owner's flags, and APPEND with \\Seen sets the owner's.
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ from courriel.session.imap_acl import (
 )
 from courriel.session.imap_mailboxes import DELIMITER, StatusFn
 from courriel.session.imap_state import Io, SessionState, readonly_refusal
-from courriel.store.base import FlagOp, MessageInfo, Store
+from courriel.store.base import FlagOp, Mailbox, MessageInfo, Store
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 
@@ -164,8 +163,6 @@ async def _mailbox_command(state: SessionState, cmd: MailboxCommand, status_of: 
                 return refused
             assert found is not None
             line = await status_of(dataclasses.replace(found.box, name=found.name), cmd.items)
-            if "UNSEEN" in cmd.items and found.box.user_id != state.user_id:
-                line = await _private_unseen(state, found.box.id, line)
             return line + r.ok(cmd.tag, "STATUS completed")
         case c.Create():
             return await _create(state, cmd)
@@ -344,14 +341,24 @@ async def _fetch_private(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
     return await imap_messages.fetch(state, io, cmd, may_set_seen=False)
 
 
-async def _private_unseen(state: SessionState, mailbox_id: int, line: bytes) -> bytes:
-    """The STATUS line with UNSEEN counted against the user's own \\Seen."""
-    seen = await state.store.private_seen(mailbox_id, state.user_id)
-    infos = await state.store.list_messages(mailbox_id)
-    unseen = sum(1 for i in infos if i.uid not in seen)
-    head, sep, items = line.rpartition(b" (")
-    items = re.sub(rb"UNSEEN \d+", b"UNSEEN %d" % unseen, items)
-    return head + sep + items
+class GranteeStatus(StatusFn):
+    """STATUS lines (STATUS, LIST-STATUS) with UNSEEN counted against the user's own \\Seen
+    on other users' mailboxes; the user's own mailboxes cost nothing more."""
+
+    def __init__(self, store: Store, user_id: int, *, utf8: bool, appendlimit: int) -> None:
+        super().__init__(store, utf8=utf8, appendlimit=appendlimit)
+        self.user_id = user_id
+
+    async def __call__(self, box: Mailbox, items: Sequence[str]) -> bytes:
+        line = await super().__call__(box, items)
+        if box.user_id == self.user_id or "UNSEEN" not in items:
+            return line
+        seen = await self.store.private_seen(box.id, self.user_id)
+        infos = await self.store.list_messages(box.id)
+        unseen = sum(1 for i in infos if i.uid not in seen)
+        head, sep, values = line.rpartition(b" (")
+        values = re.sub(rb"UNSEEN \d+", b"UNSEEN %d" % unseen, values)
+        return head + sep + values
 
 
 async def recheck_rights(state: SessionState) -> None:
