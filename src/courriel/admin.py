@@ -337,6 +337,29 @@ async def set_tag_folders(store: Store, addr: str, on: bool) -> None:
         raise AdminError(f"unknown user {norm}") from None
 
 
+KEEP = -1  # set_count_quota: leave this limit as it is
+
+
+async def set_count_quota(
+    store: Store, addr: str, *, messages: int | None = KEEP, mailboxes: int | None = KEEP
+) -> None:
+    """Limits the number of messages and of mailboxes (RFC 9208 MESSAGE, MAILBOX); None lifts
+    a limit, ``KEEP`` leaves it."""
+    norm = address(addr)
+    user = await store.get_user(norm)
+    if user is None:
+        raise AdminError(f"unknown user {norm}")
+    usage = await store.quota_usage(user.id)
+    messages = usage.limit_messages if messages == KEEP else messages
+    mailboxes = usage.limit_mailboxes if mailboxes == KEEP else mailboxes
+    if (messages is not None and messages < 0) or (mailboxes is not None and mailboxes < 0):
+        raise InputError("a limit is a number of zero or more, or none")
+    try:
+        await store.set_count_quota(norm, messages, mailboxes)
+    except NotFound:
+        raise AdminError(f"unknown user {norm}") from None
+
+
 async def set_junk_threshold(store: Store, addr: str, threshold: float | None) -> None:
     """The user's own junk score threshold (``courriel.junk``); None: the server's."""
     norm = address(addr)

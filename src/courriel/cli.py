@@ -263,6 +263,10 @@ def _user_passwd(args: argparse.Namespace) -> int:
 async def _user_quota(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     await admin.set_quota(store, args.address, args.size)
     limit = "unlimited" if args.size is None else admin.format_size(args.size)
+    if args.messages != admin.KEEP or args.mailboxes != admin.KEEP:
+        await admin.set_count_quota(
+            store, args.address, messages=args.messages, mailboxes=args.mailboxes
+        )
     print(f"quota of {admin.address(args.address)}: {limit}")
 
 
@@ -286,6 +290,14 @@ def _threshold(text: str) -> float | None:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _optional_count(text: str) -> int | None:
+    if text.strip().lower() in ("none", "unlimited"):
+        return None
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a number of zero or more: {text!r}")
+    return int(text)
 
 
 async def _user_remove(args: argparse.Namespace, cfg: Config, store: Store) -> None:
@@ -490,6 +502,14 @@ def _add_user_commands(top: argparse._SubParsersAction[_Parser], common: _Parser
     p = sub.add_parser("quota", help="change a user's quota", parents=[common])
     p.add_argument("address")
     p.add_argument("size", type=_optional_size, metavar="SIZE", help='e.g. 2G, or "none"')
+    for name in ("messages", "mailboxes"):
+        p.add_argument(
+            f"--{name}",
+            type=_optional_count,
+            default=admin.KEEP,
+            metavar="N",
+            help=f'limit on the number of {name}, or "none" (RFC 9208 quota resources)',
+        )
     p.set_defaults(handler=_store_command(_audited("user quota", "address", _user_quota)))
     p = sub.add_parser(
         "tag-folders",

@@ -157,6 +157,22 @@ def test_quota_can_be_changed_and_lifted(courriel, in_store, domain: str) -> Non
     assert in_store(lambda s: s.get_user("alice@example.org")).quota_bytes is None
 
 
+def test_message_and_mailbox_limits(courriel, in_store, domain: str) -> None:
+    courriel("user", "add", "alice@example.org", "--password-argv", "pw-123456")
+    r = courriel("user", "quota", "alice@example.org", "1G", "--messages", "1000")
+    assert r.status == 0, r.err
+    user = in_store(lambda s: s.get_user("alice@example.org"))
+    usage = in_store(lambda s: s.quota_usage(user.id))
+    assert (usage.limit_bytes, usage.limit_messages, usage.limit_mailboxes) == (1024**3, 1000, None)
+    assert courriel("user", "quota", "alice@example.org", "1G", "--mailboxes", "20").status == 0
+    usage = in_store(lambda s: s.quota_usage(user.id))
+    assert (usage.limit_messages, usage.limit_mailboxes) == (1000, 20)  # the other one kept
+    assert courriel("user", "quota", "alice@example.org", "none", "--messages", "none").status == 0
+    usage = in_store(lambda s: s.quota_usage(user.id))
+    assert (usage.limit_bytes, usage.limit_messages, usage.limit_mailboxes) == (None, None, 20)
+    assert courriel("user", "quota", "alice@example.org", "1G", "--messages", "-3").status != 0
+
+
 def test_remove_takes_the_user_away(courriel, in_store, domain: str) -> None:
     courriel("user", "add", "alice@example.org", "--password-argv", "pw-123456")
     r = courriel("user", "remove", "alice@example.org")

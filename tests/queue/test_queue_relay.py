@@ -2,8 +2,9 @@
 its queue and worker, a transport that crosses a socket, and a second courriel receiving.
 
 The receiving courriel is a real MTA on loopback: it refuses unknown users with 550 5.1.1 and
-answers 452 4.2.2 while a mailbox is over quota, which is how the tests get their permanent and
-temporary failures. Notices are read back from the sender's INBOX with imaplib.
+answers 452 4.2.2 while a mailbox is full (its message limit reached), which is how the tests
+get their permanent and temporary failures. Notices are read back from the sender's INBOX with
+imaplib.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def test_a_permanent_refusal_comes_back_to_the_sender_inbox(
 def test_a_temporary_failure_is_retried_until_delivered(
     make_relay: RelayFactory, receiver: MailServer, bob: Account
 ) -> None:
-    receiver.call(receiver.store.set_quota(bob.address, 10))  # 452 4.2.2 until raised
+    receiver.call(receiver.store.set_count_quota(bob.address, 0, None))  # 452 4.2.2 until raised
     relay = make_relay(receiver.port("smtp"))
     alice = relay.add_user("alice@example.test", PASSWORD)
     queue_id = submit(relay, alice, "bob@example.net", "patience")
@@ -145,7 +146,7 @@ def test_a_temporary_failure_is_retried_until_delivered(
     wait_until("two attempts", tried_twice)
     e = entry(relay, queue_id)
     assert e is not None and e.recipients[0].code == 452
-    receiver.call(receiver.store.set_quota(bob.address, None))
+    receiver.call(receiver.store.set_count_quota(bob.address, None, None))
     wait_until("bob has it", lambda: len(receiver.messages(bob, "INBOX")) == 1)
     wait_until("the entry is gone", lambda: entry(relay, queue_id) is None)
     assert inbox_over_imap(relay, alice) == []
@@ -185,12 +186,12 @@ def test_hold_release_and_remove_while_the_server_runs(
 ) -> None:
     relay = make_relay(receiver.port("smtp"), store=store_config)
     alice = relay.add_user("alice@example.test", PASSWORD)
-    receiver.call(receiver.store.set_quota(bob.address, 10))  # 452 until raised
+    receiver.call(receiver.store.set_count_quota(bob.address, 0, None))  # 452 until raised
     kept = submit(relay, alice, "bob@example.net", "kept")
     wait_until("a first attempt", attempted(relay, kept))
     status, out, _ = courriel(relay, "queue", "hold", kept)
     assert (status, out) == (0, f"{kept} is held: it will not be delivered until released\n")
-    receiver.call(receiver.store.set_quota(bob.address, None))
+    receiver.call(receiver.store.set_count_quota(bob.address, None, None))
     status, out, _ = courriel(relay, "queue", "list")
     assert status == 0 and f"{kept}  " in out and "(held)" in out
     time.sleep(1.0)  # five polls and more than one retry delay: a held entry stays put
@@ -198,14 +199,14 @@ def test_hold_release_and_remove_while_the_server_runs(
     assert courriel(relay, "queue", "release", kept)[0] == 0
     wait_until("bob has it", lambda: len(receiver.messages(bob, "INBOX")) == 1)
 
-    receiver.call(receiver.store.set_quota(bob.address, 10))
+    receiver.call(receiver.store.set_count_quota(bob.address, 0, None))
     dropped = submit(relay, alice, "bob@example.net", "dropped")
     wait_until("a first attempt", attempted(relay, dropped))
     assert courriel(relay, "queue", "remove", dropped)[0] == 0
     assert entry(relay, dropped) is None
     status, out, err = courriel(relay, "queue", "show", dropped)
     assert (status, out, err) == (1, "", f"courriel: error: no queue entry {dropped}\n")
-    receiver.call(receiver.store.set_quota(bob.address, None))
+    receiver.call(receiver.store.set_count_quota(bob.address, None, None))
     time.sleep(1.0)
     assert len(receiver.messages(bob, "INBOX")) == 1  # the removed one never went
     assert relay.messages(alice, "INBOX") == []  # and nobody was told

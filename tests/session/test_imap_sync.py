@@ -11,9 +11,7 @@ import imaplib
 import re
 import time
 
-from courriel.testing.imap import Raw, Server, message
-
-SEE_WITHIN = 1.0  # seconds: a change must reach an idling session this fast
+from courriel.testing.imap import Raw, Server, message, wait_for
 
 
 def fetch_view(client: imaplib.IMAP4_SSL) -> list[tuple[int, int, str]]:
@@ -52,17 +50,6 @@ def raw_view(raw: Raw) -> list[tuple[int, int, str]]:
             continue
         out.append((int(m.group(1)), int(m.group(2)), stored_flags(m.group(3))))
     return out
-
-
-def wait_for(raw: Raw, pattern: str) -> str:
-    """The first line matching ``pattern`` that arrives within ``SEE_WITHIN`` seconds."""
-    deadline = time.monotonic() + SEE_WITHIN
-    while True:
-        left = deadline - time.monotonic()
-        assert left > 0, f"nothing matching {pattern!r} within {SEE_WITHIN} s"
-        line = raw.line(timeout=left)
-        if re.fullmatch(pattern, line):
-            return line
 
 
 def test_idling_session_sees_every_change_of_another_session(server: Server) -> None:

@@ -118,14 +118,28 @@ async def test_quota_full_refuses_at_rcpt_and_a_too_big_message_for_all(tmp_path
         await server.store.set_quota("carol@example.test", 1500)
         c = await server.connect("smtp")
         await greet(c)
-        # The message itself pushes carol over: the whole message is refused (one append).
+        # The message alone is larger than carol's whole quota: refused for good (RFC 3463
+        # 5.2.2), for all recipients (one append).
         await c.envelope("bob@example.net", "alice@example.test", "carol@example.test")
         await c.expect("DATA", 354)
         await c.send(stuffed(MESSAGE + b"y" * 2000 + b"\r\n"))
         code, text = await c.reply()
-        assert code == 452 and text.startswith("4.2.2 ")
+        assert code == 552 and text.startswith("5.2.2 the message is larger than a recipient's")
         assert await server.inbox("alice@example.test") == []
         assert await server.inbox("carol@example.test") == []
+        # One that fits alone but not beside what carol keeps: 452 4.2.2, try again later.
+        await server.store.set_quota("carol@example.test", 3000)
+        await c.envelope("bob@example.net", "carol@example.test")
+        await c.expect("DATA", 354)
+        await c.send(stuffed(MESSAGE + b"y" * 1200 + b"\r\n"))
+        assert (await c.reply())[0] == 250
+        await c.envelope("bob@example.net", "alice@example.test", "carol@example.test")
+        await c.expect("DATA", 354)
+        await c.send(stuffed(MESSAGE + b"y" * 1200 + b"\r\n"))
+        code, text = await c.reply()
+        assert code == 452 and text.startswith("4.2.2 ")
+        assert await server.inbox("alice@example.test") == []
+        assert len(await server.inbox("carol@example.test")) == 1
         # Once carol is full, RCPT says so at once (RFC 3463 4.2.2) and alice still gets mail.
         await server.store.set_quota("carol@example.test", None)
         await c.envelope("bob@example.net", "carol@example.test")
@@ -147,8 +161,16 @@ async def test_declared_size_over_quota_is_refused_at_rcpt(tmp_path: Path) -> No
         c = await server.connect("smtp")
         await greet(c)
         await c.expect("MAIL FROM:<bob@example.net> SIZE=9000", 250)
-        code, _ = await c.command("RCPT TO:<carol@example.test>")
-        assert code == 452
+        code, text = await c.command("RCPT TO:<carol@example.test>")
+        assert (code, text[:5]) == (552, "5.2.2")  # larger than the whole quota: never fits
+        await c.expect("RSET", 250)
+        await c.expect("MAIL FROM:<bob@example.net> SIZE=4000", 250)
+        code, text = await c.command("RCPT TO:<carol@example.test>")
+        assert (code, text[:5]) == (250, "2.1.5")
+        await server.store.set_count_quota("carol@example.test", 0, None)
+        code, text = await c.command("RCPT TO:<carol@example.test>")
+        assert (code, text[:5]) == (452, "4.2.2")  # RFC 9208 §5.2: no message may be added
+        await server.store.set_count_quota("carol@example.test", None, None)
         await c.expect("RSET", 250)
         await c.expect("MAIL FROM:<bob@example.net> SIZE=100", 250)
         await c.expect("RCPT TO:<carol@example.test>", 250)

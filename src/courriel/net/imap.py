@@ -221,8 +221,9 @@ class ImapConnection:
 
     async def _read(self) -> bytes:
         timeout = self.autologout if self.session.authenticated else self.login_timeout
-        if not self.session.conn.idling:
+        if not self.session.conn.idling and not self.session.pushing:
             return await self.channel.read(timeout)
+        # IDLE, or NOTIFY (RFC 5465) between commands: changes go out as they happen.
         await self.channel.flush()  # "+ idling" now, and nothing left for the reader task
         reader = asyncio.create_task(self.channel.read(timeout))
         try:

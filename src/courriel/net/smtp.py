@@ -83,6 +83,7 @@ def smtp_config(app: App, listener_name: str, implicit_tls: bool) -> SmtpConfig:
         auth_requires_tls=True,
         max_message_bytes=app.cfg.limits.max_message_bytes,
         max_recipients=MAX_RECIPIENTS,
+        burl=mode is Mode.SUBMISSION,  # RFC 4468: for authenticated users' own mail
     )
 
 

@@ -44,10 +44,16 @@ from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.logs import kv
 from courriel.session import (
+    imap_acl,
     imap_append,
     imap_mailboxes,
     imap_messages,
+    imap_metadata,
+    imap_notify,
+    imap_quota,
     imap_select,
+    imap_shared,
+    imap_urlauth,
 )
 from courriel.session.imap_auth import Authentication, LoginResult
 from courriel.session.imap_capability import ENABLEABLE, capabilities
@@ -110,7 +116,16 @@ ReplyCommand = (
     | c.Store
     | c.Copy
     | c.Move
+    | c.AclCommand
+    | c.GetMetadata
+    | c.SetMetadata
+    | c.Notify
+    | c.UrlAuthCommand
 )
+
+
+# Changes after which a session re-reads its rights on another user's selected mailbox.
+_RIGHTS_CHANGES = (ChangeKind.ACL_CHANGED, ChangeKind.RESYNC)
 
 
 class Action(enum.Enum):
@@ -151,6 +166,13 @@ class Session:
         self._sub: Subscription | None = None
         self._released = False  # the user's session slot was given back
         self._sub_task: asyncio.Task[None] | None = None
+        # The owner of the other user's mailbox selected now, whose changes this session
+        # follows too (RFC 4314 sharing), and that subscription.
+        self._owner: int | None = None
+        self._owner_sub: Subscription | None = None
+        self._owner_task: asyncio.Task[None] | None = None
+        self.notifier: imap_notify.Notifier | None = None  # NOTIFY SET in force (RFC 5465)
+        self._recheck_rights = False
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -186,7 +208,11 @@ class Session:
             case NeedData() | ConnectionClosed():
                 return Action.CLOSE if isinstance(event, ConnectionClosed) else Action.CONTINUE
             case LiteralRequest():
-                if imap_append.literal_allowed(event, self.state.appendlimit):
+                if event.command == "SETMETADATA" and event.size > imap_metadata.MAX_VALUE:
+                    # RFC 5464 §4.3: refused before the client sends it
+                    code = f"METADATA MAXSIZE {imap_metadata.MAX_VALUE}"
+                    await self.io.send(self.conn.refuse_literal("Value too long", code))
+                elif imap_append.literal_allowed(event, self.state.appendlimit):
                     await self.io.send(self.conn.accept_literal())
                 else:
                     await self.io.send(self.conn.refuse_literal("Message too big"))  # RFC 7889
@@ -208,7 +234,9 @@ class Session:
             await self.io.send(r.bad(cmd.tag, "Command not allowed in this state"))
             return Action.CONTINUE
         try:
-            return await self._dispatch(cmd)
+            action = await self._dispatch(cmd)
+            await self._follow_owner()
+            return action
         except BadSequenceError as e:
             await self.io.send(r.bad(cmd.tag, str(e)))
         except Unavailable as e:
@@ -222,6 +250,10 @@ class Session:
             self.state.view = None
             await self.io.send(r.untagged("BYE", "Selected mailbox was deleted"))
             return Action.CLOSE
+        except imap_shared.AccessWithdrawn:
+            self.state.view = None
+            await self.io.send(r.untagged("BYE", "Access to the selected mailbox was withdrawn"))
+            return Action.CLOSE
         return Action.CONTINUE
 
     async def _refresh(self, *, allow_expunge: bool) -> bytes:
@@ -230,19 +262,36 @@ class Session:
         except Unavailable:
             return b""  # the next command boundary tries again
 
-    async def _idle_refresh(self) -> bytes:
+    async def _idle_refresh(self, *, allow_expunge: bool = True) -> bytes:
         try:
-            return await self._refresh(allow_expunge=True)
+            return await self._refresh(allow_expunge=allow_expunge)
         except MailboxGone:
             # Dovecot's answer too: the client learns why and reconnects to a mailbox that exists.
             self.state.view = None
             self.bye = True
             return r.untagged("BYE", "Selected mailbox was deleted")
 
+    @property
+    def pushing(self) -> bool:
+        """Whether changes are sent between commands too, not only in IDLE (RFC 5465)."""
+        return self.notifier is not None
+
     async def idle_update(self) -> bytes:
-        """During IDLE: what changed, at once (RFC 2177, RFC 9051 §6.3.13)."""
+        """During IDLE, or between commands once NOTIFY is set: what changed, at once
+        (RFC 2177, RFC 9051 §6.3.13, RFC 5465)."""
         self.wake.clear()
-        return await self._idle_refresh()
+        notifier = self.notifier
+        out = b""
+        if self.conn.idling:
+            out = await self._idle_refresh()
+        elif notifier is not None and notifier.selected_mode and not self.conn.trailing_data:
+            # RFC 5465 §5.2: SELECTED pushes EXPUNGE too, SELECTED-DELAYED holds it back;
+            # never while a command is half received, whose numbers it would shift.
+            out = await self._idle_refresh(allow_expunge=notifier.selected_mode == "SELECTED")
+        if notifier is not None:
+            st = self.state
+            out += await notifier.render(st.store, utf8=st.utf8, condstore=st.condstore)
+        return out
 
     # --- dispatch -------------------------------------------------------------------------------
 
@@ -267,7 +316,7 @@ class Session:
             case c.Compress():
                 return await self._compress(cmd)
             case c.Append():
-                refusal = await imap_append.append(self.state, self.io, cmd)
+                refusal = await imap_shared.append(self.state, self.io, cmd)
                 if refusal is not None:
                     await self.io.send(refusal)
             case _:
@@ -280,6 +329,9 @@ class Session:
         No EXPUNGE before a command that carries message sequence numbers: it would renumber
         what the client meant. Nothing before SELECT, CLOSE and UNSELECT, which drop the view.
         """
+        if self._recheck_rights:
+            self._recheck_rights = False
+            await imap_shared.recheck_rights(self.state)  # MailboxGone when "r" is gone
         match cmd:
             case c.Select() | c.Examine() | c.Close() | c.Unselect():
                 return b""
@@ -290,6 +342,10 @@ class Session:
 
     async def _reply(self, cmd: ReplyCommand) -> bytes:
         st = self.state
+        if st.user is not None:
+            shared = await imap_shared.intercept(st, self.io, cmd, self._status_fn())
+            if shared is not None:
+                return shared  # another user's mailbox (RFC 4314)
         match cmd:
             case c.Capability():
                 caps = r.capability(self.capability_list())
@@ -318,9 +374,12 @@ class Session:
             case c.List():
                 return await self._list(cmd)
             case c.Lsub():
-                return await imap_mailboxes.lsub(st.store, st.user_id, cmd, utf8=st.utf8)
+                names = [box.name for box, _ in await imap_acl.listable(st)]
+                return await imap_mailboxes.lsub(
+                    st.store, st.user_id, cmd, utf8=st.utf8, shared=names
+                )
             case c.Namespace():
-                return imap_mailboxes.namespace(cmd.tag, st.utf8)
+                return imap_acl.namespace(cmd.tag, st.utf8)
             case c.Status():
                 # RFC 7162 §3.1: STATUS (HIGHESTMODSEQ) is a CONDSTORE-enabling command
                 first = "HIGHESTMODSEQ" in cmd.items and st.enable_condstore()
@@ -331,11 +390,11 @@ class Session:
             case c.Idle():
                 return self.conn.start_idle(cmd.tag)
             case c.GetQuota():
-                return await imap_append.getquota(st, cmd)
+                return await imap_quota.getquota(st, cmd)
             case c.GetQuotaRoot():
-                return await imap_append.getquotaroot(st, cmd)
+                return await imap_quota.getquotaroot(st, cmd)
             case c.SetQuota():
-                return imap_append.setquota(cmd)
+                return imap_quota.setquota(cmd)
             case c.Close() | c.Unselect():
                 return await imap_select.close(st, cmd)
             case c.Expunge():
@@ -348,6 +407,16 @@ class Session:
                 return await imap_messages.store(st, cmd)
             case c.Copy() | c.Move():
                 return await imap_messages.copy_or_move(st, cmd)
+            case c.SetAcl() | c.DeleteAcl() | c.GetAcl() | c.ListRights() | c.MyRights():
+                return await imap_acl.command(st, cmd)
+            case c.Notify():
+                return await self._notify(cmd)
+            case c.GenUrlAuth() | c.ResetKey() | c.UrlFetch():
+                return await imap_urlauth.command(st, cmd)
+            case c.GetMetadata():
+                return await imap_metadata.getmetadata(st, cmd)
+            case c.SetMetadata():
+                return await imap_metadata.setmetadata(st, cmd)
             case _:
                 assert_never(cmd)
 
@@ -424,18 +493,49 @@ class Session:
         ):
             view.dirty = True
             self.wake.set()
+            if view.rights is not None and change.kind in (
+                ChangeKind.ACL_CHANGED,
+                ChangeKind.RESYNC,
+            ):
+                self._recheck_rights = True  # RFC 4314: a grant may have been taken back
+        notifier = self.notifier
+        # Only the user's own mailboxes: the owner's events of a shared one are not NOTIFY's.
+        selected = view.mailbox.id if view is not None else None
+        if (
+            notifier is not None
+            and change.user_id == self.state.user_id
+            and notifier.note(change, selected)
+        ):
+            self.wake.set()
+
+    async def _follow_owner(self) -> None:
+        """While another user's mailbox is selected, follow that owner's changes too, so
+        their sessions' and deliveries' changes reach this one, also in IDLE."""
+        view = self.state.view
+        user = self.state.user
+        owner = None
+        if view is not None and user is not None and view.mailbox.user_id != user.id:
+            owner = view.mailbox.user_id
+        if owner == self._owner:
+            return
+        await self._stop_owner()
+        if owner is not None and view is not None:
+            self._owner_sub = await self.state.store.events.subscribe(owner)
+            self._owner_task = asyncio.create_task(self._follow(self._owner_sub))
+            self._owner = owner
+            view.dirty = True  # what changed between the SELECT's read and the subscription
+
+    async def _stop_owner(self) -> None:
+        self._owner = None
+        await _unfollow(self._owner_task, self._owner_sub)
+        self._owner_task, self._owner_sub = None, None
 
     async def logout(self) -> None:
         """Ends the subscription and gives the session slot back; safe to call twice."""
         self.logged_out = True
-        if self._sub_task is not None:
-            self._sub_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sub_task
-            self._sub_task = None
-        if self._sub is not None:
-            await self._sub.close()
-            self._sub = None
+        await self._stop_owner()
+        await _unfollow(self._sub_task, self._sub)
+        self._sub_task, self._sub = None, None
         if self.state.user is not None and not self._released:
             self._released = True
             self.sessions.release(self.state.user.id)
@@ -461,21 +561,54 @@ class Session:
                 self.conn.enable_utf8()  # RFC 6855 §3, RFC 9051 §6.3.1
         return r.enabled(done) + r.ok(cmd.tag, "ENABLE completed")
 
+    async def _notify(self, cmd: c.Notify) -> bytes:
+        refused = imap_notify.badevent(cmd)
+        if refused is not None:
+            return refused  # RFC 5465 §5: nothing changes
+        st = self.state
+        boxes = await st.store.list_mailboxes(st.user_id)
+        subscribed = await st.store.subscriptions(st.user_id) if cmd.groups else []
+        self.notifier = imap_notify.start(cmd, boxes, subscribed)
+        out: list[bytes] = []
+        if self.notifier is not None and cmd.status:
+            selected = st.view.mailbox.id if st.view is not None else None
+            for mailbox_id, name in self.notifier.status_targets(selected):
+                items = self.notifier.items(name, condstore=st.condstore)
+                line = await imap_notify.status_line(
+                    st.store, mailbox_id, name, items, utf8=st.utf8
+                )
+                out.append(line)  # RFC 5465 §3.1: NOTIFY SET STATUS
+        return b"".join(out) + r.ok(cmd.tag, "NOTIFY completed")
+
     def _status_fn(self) -> imap_mailboxes.StatusFn:
         st = self.state
-        return imap_mailboxes.StatusFn(st.store, utf8=st.utf8, appendlimit=st.appendlimit)
+        return imap_shared.GranteeStatus(
+            st.store, st.user_id, utf8=st.utf8, appendlimit=st.appendlimit
+        )
 
     async def _list(self, cmd: c.List) -> bytes:
         st = self.state
+        shared = await imap_acl.listable(st)
         return await imap_mailboxes.list_mailboxes(
-            st.store, st.user_id, cmd, utf8=st.utf8, rev2=st.rev2, status_of=self._status_fn()
+            st.store,
+            st.user_id,
+            cmd,
+            utf8=st.utf8,
+            rev2=st.rev2,
+            status_of=self._status_fn(),
+            shared=shared,
         )
 
     async def _delete(self, cmd: c.Delete) -> bytes:
         st = self.state
         view = st.view
         reply = await imap_mailboxes.delete(st.store, st.user_id, cmd)
-        if view is not None and view.mailbox.name == cmd.mailbox and b" OK " in reply:
+        if (
+            view is not None
+            and view.mailbox.user_id == st.user_id
+            and view.mailbox.name == cmd.mailbox
+            and b" OK " in reply
+        ):
             st.view = None  # this session deleted its own selected mailbox
             return r.untagged("OK", "Selected mailbox deleted", r.CLOSED) + reply
         return reply
@@ -490,3 +623,13 @@ class Session:
         await self.io.send(r.ok(cmd.tag, "DEFLATE active"))  # RFC 4978 §3
         self.compressed = True
         return Action.COMPRESS
+
+
+async def _unfollow(task: asyncio.Task[None] | None, sub: Subscription | None) -> None:
+    """Stops a task following a subscription, then closes the subscription."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if sub is not None:
+        await sub.close()

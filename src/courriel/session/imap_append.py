@@ -1,4 +1,4 @@
-"""APPEND (with MULTIAPPEND and APPENDLIMIT) and the QUOTA commands.
+"""APPEND (with MULTIAPPEND and APPENDLIMIT).
 
 Theory of operation
 -------------------
@@ -14,10 +14,7 @@ or nothing (RFC 3502 §6.3.11). The tagged OK with APPENDUID (RFC 4315 §3) is w
 the connection's transaction after ``append`` returned, so shutdown cannot separate a stored
 message from its acknowledgement and no OK is ever sent for a message that is not durable.
 
-QUOTA (RFC 9208): the user's quota root is "" and covers all their mailboxes. STORAGE is
-reported in units of 1024 octets, and only when the user has a limit, since a QUOTA response
-must give one; with no limit GETQUOTAROOT names no root. SETQUOTA is refused: administrators
-set quotas with the command line.
+The QUOTA commands live in ``imap_quota``.
 """
 
 from __future__ import annotations
@@ -27,12 +24,10 @@ from datetime import UTC, datetime
 from courriel.mail.delivery import parse_meta
 from courriel.session.imap_state import Io, SessionState
 from courriel.session.timeslice import TimeSlice
-from courriel.store.base import NewMessage
+from courriel.store.base import Mailbox, NewMessage
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.events import LiteralRequest
-
-QUOTA_ROOT = ""
 
 
 def literal_allowed(req: LiteralRequest, appendlimit: int) -> bool:
@@ -42,9 +37,13 @@ def literal_allowed(req: LiteralRequest, appendlimit: int) -> bool:
     return req.received + req.size <= appendlimit
 
 
-async def append(state: SessionState, io: Io, cmd: c.Append) -> bytes | None:
-    """Stores the messages; sends the OK itself (returns None) or returns the refusal."""
-    box = await state.store.get_mailbox(state.user_id, cmd.mailbox)
+async def append(
+    state: SessionState, io: Io, cmd: c.Append, box: Mailbox | None = None
+) -> bytes | None:
+    """Stores the messages; sends the OK itself (returns None) or returns the refusal.
+
+    ``box``: the mailbox found and checked by the caller (another user's mailbox)."""
+    box = box or await state.store.get_mailbox(state.user_id, cmd.mailbox)
     if box is None:
         return r.no(cmd.tag, "No such mailbox", r.TRYCREATE)  # RFC 9051 §6.3.12
     if sum(len(m.data) for m in cmd.messages) > state.appendlimit:
@@ -68,31 +67,3 @@ async def append(state: SessionState, io: Io, cmd: c.Append) -> bytes | None:
         out.append(r.ok(cmd.tag, "APPEND completed", code))
         await io.send(b"".join(out))
     return None
-
-
-async def getquotaroot(state: SessionState, cmd: c.GetQuotaRoot) -> bytes:
-    if await state.store.get_mailbox(state.user_id, cmd.mailbox) is None:
-        return r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
-    usage = await state.store.quota_usage(state.user_id)
-    if usage.limit_bytes is None:
-        return r.quotaroot(cmd.mailbox, [], utf8=state.utf8) + r.ok(cmd.tag, "No quota")
-    out = [r.quotaroot(cmd.mailbox, [QUOTA_ROOT], utf8=state.utf8), await _quota(state)]
-    return b"".join(out) + r.ok(cmd.tag, "GETQUOTAROOT completed")
-
-
-async def _quota(state: SessionState) -> bytes:
-    usage = await state.store.quota_usage(state.user_id)
-    assert usage.limit_bytes is not None
-    kib = (usage.bytes + 1023) // 1024
-    return r.quota(QUOTA_ROOT, [("STORAGE", kib, usage.limit_bytes // 1024)])  # RFC 9208 §5.1
-
-
-async def getquota(state: SessionState, cmd: c.GetQuota) -> bytes:
-    usage = await state.store.quota_usage(state.user_id)
-    if cmd.root != QUOTA_ROOT or usage.limit_bytes is None:
-        return r.no(cmd.tag, "No such quota root", r.NONEXISTENT)  # RFC 9208 §4.2
-    return await _quota(state) + r.ok(cmd.tag, "GETQUOTA completed")
-
-
-def setquota(cmd: c.SetQuota) -> bytes:
-    return r.no(cmd.tag, "Quotas are set by the administrator", r.NOPERM)  # RFC 9208 §4.5

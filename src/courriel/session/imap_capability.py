@@ -34,6 +34,14 @@ EXTENSIONS = (
     "UTF8=ACCEPT",
     "QUOTA",
     "QUOTA=RES-STORAGE",
+    "QUOTA=RES-MESSAGE",  # RFC 9208 §5.2
+    "QUOTA=RES-MAILBOX",  # RFC 9208 §5.3
+    "ACL",  # RFC 4314
+    "RIGHTS=kxte",  # RFC 4314 §2.1.1: the rights k, x, t and e are kept apart
+    "LIST-MYRIGHTS",  # RFC 8440
+    "METADATA",  # RFC 5464: server and mailbox entries
+    "NOTIFY",  # RFC 5465
+    "URLAUTH",  # RFC 4467, INTERNAL mechanism
 )
 
 # What ENABLE accepts (RFC 5161 §3.1); QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from courriel.store.base import AlreadyExists, Mailbox, NotFound, Store, StoreError
+from courriel.wire.imap import acl
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.listpattern import (
@@ -154,11 +155,6 @@ async def subscribe(store: Store, user_id: int, tag: str, name: str, on: bool) -
     return r.ok(tag, ("SUBSCRIBE" if on else "UNSUBSCRIBE") + " completed")
 
 
-def namespace(tag: str, utf8: bool) -> bytes:
-    # RFC 2342 / RFC 9051 §6.3.10: one personal namespace, no other users', none shared.
-    return r.namespace([("", DELIMITER)], None, None, utf8=utf8) + r.ok(tag, "NAMESPACE completed")
-
-
 # --- LIST and LSUB -----------------------------------------------------------------------------
 
 
@@ -214,8 +210,17 @@ def _attributes(e: _Entry, cmd: c.List, *, rev2: bool, subscribed_only: bool) ->
 
 
 async def list_mailboxes(
-    store: Store, user_id: int, cmd: c.List, *, utf8: bool, rev2: bool, status_of: StatusFn
+    store: Store,
+    user_id: int,
+    cmd: c.List,
+    *,
+    utf8: bool,
+    rev2: bool,
+    status_of: StatusFn,
+    shared: Sequence[tuple[Mailbox, str]] = (),
 ) -> bytes:
+    """``shared``: other users' mailboxes the user may list, named as the user knows them,
+    with the user's rights on each (RFC 4314); the user has every right on their own."""
     if cmd.patterns == ("",):
         # RFC 9051 §6.3.9: the empty pattern asks for the delimiter and the root.
         return r.list_item(["\\Noselect"], DELIMITER, "", utf8=utf8) + r.ok(
@@ -227,7 +232,8 @@ async def list_mailboxes(
         return refusal.reply
     boxes = await store.list_mailboxes(user_id)
     subs = set(await store.subscriptions(user_id))
-    entries = _entries(boxes, subs)
+    rights = {box.id: granted for box, granted in shared}
+    entries = _entries([*boxes, *(box for box, _ in shared)], subs)
     sel = cmd.selection
     subscribed_only = "SUBSCRIBED" in sel
     if subscribed_only:
@@ -252,13 +258,20 @@ async def list_mailboxes(
             continue
         attrs = _attributes(e, cmd, rev2=rev2, subscribed_only=subscribed_only)
         out.append(r.list_item(attrs, DELIMITER, name, utf8=utf8, childinfo=childinfo))
-        if cmd.status is not None and e.box is not None:
-            out.append(await status_of(e.box, cmd.status))  # RFC 5819 §2
+        mine = rights.get(e.box.id, acl.RIGHTS) if e.box is not None else ""
+        if cmd.status is not None and e.box is not None and "r" in mine:
+            # RFC 5819 §2; RFC 4314 §4: STATUS of another user's mailbox needs "r"
+            out.append(await status_of(e.box, cmd.status))
+        if "MYRIGHTS" in cmd.returns and e.box is not None:
+            out.append(acl.myrights_response(name, mine, utf8=utf8))  # RFC 8440 §3
     out.append(r.ok(cmd.tag, "LIST completed"))
     return b"".join(out)
 
 
-async def lsub(store: Store, user_id: int, cmd: c.Lsub, *, utf8: bool) -> bytes:
+async def lsub(
+    store: Store, user_id: int, cmd: c.Lsub, *, utf8: bool, shared: Sequence[str] = ()
+) -> bytes:
+    """``shared``: names of other users' mailboxes the user may list (RFC 4314)."""
     if cmd.pattern == "":
         return r.lsub_item(["\\Noselect"], DELIMITER, "", utf8=utf8) + r.ok(
             cmd.tag, "LSUB completed"
@@ -268,7 +281,7 @@ async def lsub(store: Store, user_id: int, cmd: c.Lsub, *, utf8: bool) -> bytes:
     except PatternRefusal as refusal:
         return refusal.reply
     subs = sorted(set(await store.subscriptions(user_id)))
-    existing = {b.name for b in await store.list_mailboxes(user_id)}
+    existing = {b.name for b in await store.list_mailboxes(user_id)} | set(shared)
     out: list[bytes] = []
     listed: set[str] = set()
     for name in subs:

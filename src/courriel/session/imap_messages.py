@@ -130,7 +130,8 @@ class _RowFetch:
         return r.fetch(seq, items)
 
 
-async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
+async def fetch(state: SessionState, io: Io, cmd: c.Fetch, *, may_set_seen: bool = True) -> bytes:
+    """``may_set_seen`` False: the user lacks the right to (RFC 4314 §4 "s"), as with EXAMINE."""
     view = state.selected()
     attributes = cmd.attributes
     first = False
@@ -150,7 +151,10 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
         since = cmd.changedsince
         uids = [u for u in uids if view.infos[u].modseq > since]  # RFC 7162 §3.1.4.1
     plan = imap_fetch.plan_fetch(
-        attributes, uid=cmd.uid, condstore=state.condstore, read_only=view.readonly
+        attributes,
+        uid=cmd.uid,
+        condstore=state.condstore,
+        read_only=view.readonly or not may_set_seen,
     )
     seen_now: set[int] = set()
     if plan.sets_seen:
@@ -424,13 +428,19 @@ async def _target(state: SessionState, name: str) -> Mailbox | None:
     return await state.store.get_mailbox(state.user_id, name)
 
 
-async def copy_or_move(state: SessionState, cmd: c.Copy | c.Move) -> bytes:
+async def copy_or_move(
+    state: SessionState, cmd: c.Copy | c.Move, target_id: int | None = None
+) -> bytes:
+    """``target_id``: the target found and checked by the caller (another user's mailbox)."""
     view = state.selected()
     is_move = isinstance(cmd, c.Move)
     if is_move and view.readonly:
         return readonly_refusal(cmd.tag)
     uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
-    box = await _target(state, cmd.mailbox)
+    if target_id is not None:
+        box = await state.store.get_mailbox_by_id(target_id)
+    else:
+        box = await _target(state, cmd.mailbox)
     if box is None:
         return r.no(cmd.tag, "No such mailbox", r.TRYCREATE)  # RFC 9051 §6.4.7
     target = box.id

@@ -25,7 +25,7 @@ servers with a shorter memory is not needed and is accepted without use.
 from __future__ import annotations
 
 from courriel.session.imap_mailboxes import DELIMITER
-from courriel.session.imap_selected import MailboxGone, SelectedView
+from courriel.session.imap_selected import MailboxGone, Overlay, SelectedView
 from courriel.session.imap_state import SessionState
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
@@ -40,23 +40,45 @@ def _close_view(state: SessionState) -> bytes:
 
 
 async def select(state: SessionState, cmd: c.Select | c.Examine) -> bytes:
-    readonly = isinstance(cmd, c.Examine)
     if cmd.qresync is not None and not state.qresync:
         # RFC 7162 §3.2.5: QRESYNC parameters only after ENABLE QRESYNC
         return r.bad(cmd.tag, "QRESYNC must be enabled first")
-    out = [_close_view(state)]
+    out = _close_view(state)
     box = await state.store.get_mailbox(state.user_id, cmd.mailbox)
     if box is None:
-        return b"".join(out) + r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
+        return out + r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
+    return out + await open_selected(state, cmd, box.id, isinstance(cmd, c.Examine))
+
+
+async def open_selected(
+    state: SessionState,
+    cmd: c.Select | c.Examine,
+    mailbox_id: int,
+    readonly: bool,
+    rights: str | None = None,
+    name: str | None = None,
+    overlay: Overlay | None = None,
+) -> bytes:
+    """Selects the mailbox (found and checked by the caller; the previous one is closed);
+    ``rights`` are the user's RFC 4314 rights on another user's mailbox, ``name`` the name
+    the user knows it by when it is not the stored one."""
+    if cmd.qresync is not None and not state.qresync:
+        return r.bad(cmd.tag, "QRESYNC must be enabled first")  # RFC 7162 §3.2.5
+    out = [_close_view(state)]
     try:
-        view = await SelectedView.open(state.store, box.id, readonly, state.listings)
+        view = await SelectedView.open(state.store, mailbox_id, readonly, state.listings)
     except MailboxGone:
         return b"".join(out) + r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
+    view.rights = rights
+    if overlay is not None:  # the user's own \Seen on another user's mailbox (imap_shared)
+        view.overlay = overlay
+        seen = await overlay(state.store, list(view.infos.values()))
+        view.infos = {i.uid: i for i in seen}
     if cmd.condstore:
         state.condstore = True  # RFC 7162 §3.1.8: SELECT (CONDSTORE) enables CONDSTORE
     view.tracks_recent = not state.rev2  # IMAP4rev2 has no \\Recent (RFC 9051 Appendix E)
     await view.take_recent(state.store, view.uids)
-    out.append(_select_responses(state, view))
+    out.append(_select_responses(state, view, name or view.mailbox.name))
     if cmd.qresync is not None and cmd.qresync.uidvalidity == view.mailbox.uidvalidity:
         out.append(await _qresync(state, view, cmd.qresync))
     state.view = view
@@ -66,7 +88,7 @@ async def select(state: SessionState, cmd: c.Select | c.Examine) -> bytes:
     return b"".join(out)
 
 
-def _select_responses(state: SessionState, view: SelectedView) -> bytes:
+def _select_responses(state: SessionState, view: SelectedView, name: str) -> bytes:
     box = view.mailbox
     out = [view.flags_responses(), r.exists(view.max_seq)]
     if not state.rev2:
@@ -81,7 +103,7 @@ def _select_responses(state: SessionState, view: SelectedView) -> bytes:
     ]
     if state.rev2:
         attrs = [box.special_use] if box.special_use else []
-        out.append(r.list_item(attrs, DELIMITER, box.name, utf8=state.utf8))  # RFC 9051 §6.3.2
+        out.append(r.list_item(attrs, DELIMITER, name, utf8=state.utf8))  # RFC 9051 §6.3.2
     return b"".join(out)
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from courriel.mail.flags import SYSTEM_FLAGS, display_order
@@ -44,6 +44,8 @@ from courriel.session.imap_search import FieldCache
 from courriel.store.base import Expunged, Mailbox, MessageInfo, Store
 from courriel.wire.imap import responses
 from courriel.wire.imap.sequence import SequenceSet
+
+Overlay = Callable[[Store, Sequence[MessageInfo]], Awaitable[list[MessageInfo]]]
 
 
 class MailboxGone(Exception):  # noqa: N818 - reads as an event
@@ -82,6 +84,11 @@ class SelectedView:
         # RFC 3501 §2.3.2: the UIDs that are \\Recent in this session (IMAP4rev1 only).
         self.tracks_recent = False
         self.recent: set[int] = set()
+        # RFC 4314: the user's rights on another user's mailbox; None: the user's own (all).
+        self.rights: str | None = None
+        # Turns the store's rows into what this user sees (their own \Seen on another user's
+        # mailbox, ``imap_shared.PrivateSeen``); None: the rows as they are.
+        self.overlay: Overlay | None = None
 
     @classmethod
     async def open(
@@ -221,6 +228,8 @@ class SelectedView:
             self.modseq = max(self.modseq, box.highestmodseq)
             self.uidnext = max(self.uidnext, box.uidnext)
             self.pending.update(e.uid for e in expunged if e.uid in self.infos)
+            if self.overlay is not None and changed:
+                changed = await self.overlay(store, changed)
         if allow_expunge and self.pending:
             # Expunges first: the numbers in the FETCH and EXISTS below count without them.
             out.append(self.remove(list(self.pending), qresync=qresync))

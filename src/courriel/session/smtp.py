@@ -58,6 +58,7 @@ from courriel.queue.local import deliver_local
 from courriel.queue.outbound import Envelope, Queue, QueueError, Recipient
 from courriel.queue.signer import Sealer, Signer, signed
 from courriel.session import smtp_policy as policy
+from courriel.session import urlauth
 from courriel.session.smtp_auth import SmtpAuth
 from courriel.session.smtp_inbound import (
     Checker,
@@ -80,9 +81,6 @@ log = logging.getLogger("courriel.smtp")
 
 Clock = Callable[[], datetime]
 
-MESSAGE_OVER_QUOTA = Reply(
-    452, "4.2.2", "a recipient's mailbox is full: nothing was delivered, try again later"
-)
 NULL_SENDER = Reply(
     550, "5.7.1", "you may only send as addresses you own: <> is reserved for bounces"
 )
@@ -203,6 +201,8 @@ class SmtpSession:
                 return await self._message(message)
             case ev.BdatChunk(size=size):
                 return Reply(250, "2.0.0", f"{size} octets received")  # RFC 3030 §2
+            case ev.BurlUrl(url=url):
+                return await self._burl(url)
             case ev.Rset():
                 self._tx = None
                 return r.RESET_OK
@@ -222,6 +222,20 @@ class SmtpSession:
                 return await self._auth.step(data)
             case _:
                 assert_never(event)
+
+    async def _burl(self, url: str) -> Reply:
+        """RFC 4468 §3: the content the URL names joins the message; the message store is
+        ours, so it is read from the store directly (``session.urlauth``), as the submission
+        server acting for the authenticated user ("submit+user" URLs)."""
+        now = self._s.clock()
+        data = await urlauth.fetch(self._s.store, url, user=self.user, submit=True, now=now)
+        if data is None:
+            log.info("BURL refused: the URL does not resolve", extra=kv(user=self.user))
+            return r.BURL_UNRESOLVED  # RFC 4468 §6 (5.6.6)
+        answer = self._conn.burl_data(data)
+        if isinstance(answer, Reply):
+            return answer
+        return await self.handle(answer)
 
     # --- envelope -----------------------------------------------------------------------------
 
@@ -323,7 +337,7 @@ class SmtpSession:
                     out = await forward_sealed(self._s.seal, placed, tx.forwarder, out)
                 await self._s.queue.enqueue(self._envelope(tx, queue_id), out)
         except OverQuota:
-            return MESSAGE_OVER_QUOTA
+            return await policy.over_quota_reply(self._s.store, tuple(tx.user_ids), len(message))
         except StoreError as e:
             log.error("message not stored: %s", e, extra=kv(id=queue_id))
             return policy.TEMPORARY  # RFC 3463 4.3.0: nothing was stored

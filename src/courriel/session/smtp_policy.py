@@ -44,6 +44,15 @@ FROM_NOT_OWNER = Reply(
 )
 NO_FROM = Reply(550, "5.6.0", "the message has no From header field: add one with your address")
 OVER_QUOTA = Reply(452, "4.2.2", "the recipient's mailbox is full: try again later")
+NEVER_FITS = Reply(552, "5.2.2", "the message is larger than the recipient's whole mailbox quota")
+MESSAGE_OVER_QUOTA = Reply(
+    452, "4.2.2", "a recipient's mailbox is full: nothing was delivered, try again later"
+)
+NEVER_FITS_DATA = Reply(
+    552,
+    "5.2.2",
+    "the message is larger than a recipient's whole mailbox quota: nothing was delivered",
+)
 TEMPORARY = Reply(451, "4.3.0", "temporary server failure, try again later")
 
 
@@ -77,9 +86,23 @@ async def _queue_refusal(queue: Queue, addresses: tuple[str, ...]) -> Reply | No
 async def _quota_refusal(store: Store, user_ids: tuple[int, ...], size: int) -> Reply | None:
     for user_id in user_ids:
         usage = await store.quota_usage(user_id)
+        if usage.limit_bytes is not None and size > usage.limit_bytes:
+            return NEVER_FITS  # RFC 3463 5.2.2: no amount of deleting makes room
         if usage.limit_bytes is not None and usage.bytes + size >= usage.limit_bytes:
             return OVER_QUOTA  # RFC 3463 4.2.2: mailbox full, per recipient at RCPT time
+        if usage.limit_messages is not None and usage.messages >= usage.limit_messages:
+            return OVER_QUOTA  # RFC 9208 §5.2: the MESSAGE resource is used up
     return None
+
+
+async def over_quota_reply(store: Store, user_ids: tuple[int, ...], size: int) -> Reply:
+    """Why a delivery was refused as over quota: 552 5.2.2 when the message is larger than a
+    recipient's whole quota (it never fits), else 452 4.2.2 (it will once mail is deleted)."""
+    for user_id in user_ids:
+        limit = (await store.quota_usage(user_id)).limit_bytes
+        if limit is not None and size > limit:
+            return NEVER_FITS_DATA
+    return MESSAGE_OVER_QUOTA
 
 
 async def _postmaster(store: Store, hostname: str) -> Address:

@@ -62,6 +62,10 @@ class OverQuota(StoreError):  # noqa: N818
     """The write would take the user past their quota."""
 
 
+class TooMany(StoreError):  # noqa: N818
+    """The write would pass a limit on how many (or how large) things a user may keep."""
+
+
 class Unavailable(StoreError):  # noqa: N818
     """The backend cannot be reached now; nothing was written; try again later."""
 
@@ -181,6 +185,41 @@ class QuotaUsage:
     bytes: int
     messages: int
     limit_bytes: int | None
+    # RFC 9208 §5.2, §5.3: the MESSAGE and MAILBOX resources; None: no limit
+    limit_messages: int | None = None
+    mailboxes: int = 0
+    limit_mailboxes: int | None = None
+
+    @property
+    def limited(self) -> bool:
+        return any(
+            limit is not None
+            for limit in (self.limit_bytes, self.limit_messages, self.limit_mailboxes)
+        )
+
+
+# --- access control lists (RFC 4314; see store/sql/acl.py) ------------------------------------
+
+# The grantee id of the identifier "anyone" (RFC 4314 §2): no user has id 0.
+ANYONE = 0
+# Every right RFC 4314 §2.1 defines, in the order the store keeps them; the owner has them all.
+ALL_RIGHTS = "lrswipkxtea"
+
+
+@dataclass(frozen=True, slots=True)
+class AclEntry:
+    grantee_id: int  # a user's id, or ANYONE
+    identifier: str  # the grantee's address, or "anyone"
+    rights: str  # letters of "lrswipkxtea", in that order
+
+
+@dataclass(frozen=True, slots=True)
+class SharedMailbox:
+    """Another user's mailbox as a grantee reaches it."""
+
+    mailbox: Mailbox  # with the owner's name for it
+    owner: str  # the owner's address
+    rights: str  # the union of the grantee's own and anyone's rights (RFC 4314 §2)
 
 
 # --- change events ----------------------------------------------------------------------------
@@ -193,6 +232,14 @@ class ChangeKind(enum.Enum):
     MAILBOX_CREATED = "created"
     MAILBOX_RENAMED = "renamed"
     MAILBOX_DELETED = "deleted"
+    # The mailbox's access control list changed (RFC 4314): sessions of grantees look again.
+    ACL_CHANGED = "acl"
+    # The user (un)subscribed ``name`` (for NOTIFY SubscriptionChange, RFC 5465 §5.5).
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    # The user set METADATA entries (RFC 5464) of a mailbox, or of the server (mailbox id 0);
+    # ``name`` holds the entry names, space-separated, as many as fit a notification.
+    METADATA_CHANGED = "metadata"
     # Changes were lost (a subscriber fell behind): reread everything; mailbox_id is 0.
     RESYNC = "resync"
     # ``courriel queue flush|retry|release|bounce`` made entries due: the queue workers of
@@ -490,6 +537,12 @@ class Store(
 
     async def set_quota(self, address: str, quota_bytes: int | None) -> None: ...
 
+    async def set_count_quota(
+        self, address: str, messages: int | None, mailboxes: int | None
+    ) -> None:
+        """Limits the user's number of messages and of mailboxes (None: no limit); a write
+        that would pass one raises ``OverQuota``."""
+
     async def remove_user(self, address: str) -> None:
         """Removes the user with all their mailboxes and messages."""
 
@@ -592,6 +645,56 @@ class Store(
         """The highest UID claimed as \\Recent; the messages above it are still recent."""
 
     async def quota_usage(self, user_id: int) -> QuotaUsage: ...
+
+    # access control lists (RFC 4314): the owner's rights are implicit and never stored
+    async def get_acl(self, mailbox_id: int) -> list[AclEntry]:
+        """The granted rights of a mailbox, "anyone" first, then by address."""
+
+    async def set_acl(self, mailbox_id: int, grantee_id: int, rights: str) -> None:
+        """Grants exactly ``rights`` (empty: removes the entry); ``NotFound`` without the
+        mailbox or the grantee (``ANYONE`` always exists)."""
+
+    async def shared_mailboxes(self, user_id: int) -> list[SharedMailbox]:
+        """Other users' mailboxes on which the user or anyone has some right, by owner and
+        name."""
+
+    # metadata (RFC 5464): mailbox_id 0 holds the server's entries
+    async def get_metadata(self, mailbox_id: int, user_id: int) -> dict[str, bytes]:
+        """Every entry the user sees there: their own /private ones and the /shared ones."""
+
+    async def set_metadata(
+        self,
+        mailbox_id: int,
+        user_id: int,
+        items: Sequence[tuple[str, bytes | None]],
+        *,
+        max_entries: int,
+        max_bytes: int,
+    ) -> None:
+        """Sets (None: removes) entries, all or none; ``TooMany`` when one scope (the user's
+        private entries, or the shared ones, of that mailbox) would hold more than
+        ``max_entries`` entries or ``max_bytes`` bytes of values."""
+
+    # \Seen of grantees on other users' mailboxes (RFC 4314 §4: per user)
+    async def private_seen(self, mailbox_id: int, user_id: int) -> set[int]:
+        """The UIDs the user has seen in another user's mailbox."""
+
+    async def set_private_seen(
+        self, mailbox_id: int, user_id: int, uids: Sequence[int], seen: bool
+    ) -> list[int]:
+        """Marks the messages seen (or not) for the user alone; returns the UIDs whose state
+        changed, which get a new MODSEQ and a FLAGS_CHANGED event like any flag change."""
+
+    # URLAUTH (RFC 4467): mailbox access keys
+    async def urlauth_key(self, mailbox_id: int, new_key: bytes | None = None) -> bytes | None:
+        """The mailbox's access key; with ``new_key``, that one is kept first if it has none."""
+
+    async def reset_urlauth_keys(self, user_id: int, mailbox_id: int | None = None) -> None:
+        """Forgets the access key of one of the user's mailboxes, or of all of them."""
+
+    async def shared_mailbox(self, user_id: int, owner: str, name: str) -> SharedMailbox | None:
+        """``owner``'s mailbox ``name`` with the user's rights on it (maybe none); None when
+        there is no such owner or mailbox."""
 
     # coordination between processes and machines (see store/sql/coordination.py)
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:

@@ -20,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import re
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -42,6 +44,20 @@ T = TypeVar("T")
 USER = "alice@example.test"
 # The password of every test user; the server hashes it as it would a real one.
 PASSWORD = "secret-password"  # noqa: S105
+
+
+SEE_WITHIN = 1.0  # seconds: a change must reach an idling session this fast
+
+
+def wait_for(raw: Raw, pattern: str, within: float = SEE_WITHIN) -> str:
+    """The first line matching ``pattern`` that arrives within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"nothing matching {pattern!r} within {within} s"
+        line = raw.line(timeout=left)
+        if re.fullmatch(pattern, line):
+            return line
 
 
 def message(n: int, subject: str = "Note") -> bytes:
@@ -136,6 +152,12 @@ class Server:
         host, port = self.address()
         sock = socket.create_connection((host, port), timeout=10)
         return Raw(self.tls().wrap_socket(sock, server_hostname=HOSTNAME))
+
+    def raw_as(self, address: str, password: str = PASSWORD) -> Raw:
+        """A line-level session logged in as ``address`` (for tests of several users)."""
+        raw = self.raw()
+        assert raw.command(f"LOGIN {address} {password}")[-1].split()[1] == "OK"
+        return raw
 
     @contextlib.contextmanager
     def sessions(self, n: int = 2) -> Iterator[list[Raw]]:

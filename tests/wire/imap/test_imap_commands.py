@@ -133,6 +133,23 @@ CASES: list[tuple[bytes, object]] = [
     (b"a1 COMPRESS DEFLATE", c.Compress("a1", "DEFLATE")),
     (b'a1 GETQUOTA ""', c.GetQuota("a1", "")),
     (b"a1 GETQUOTAROOT INBOX", c.GetQuotaRoot("a1", "INBOX")),
+    # RFC 4314 §3 (more in test_imap_acl_parse.py)
+    (b"a1 SETACL INBOX anyone lr", c.SetAcl("a1", "INBOX", "anyone", "lr")),
+    (b"a1 DELETEACL INBOX anyone", c.DeleteAcl("a1", "INBOX", "anyone")),
+    (b"a1 GETACL INBOX", c.GetAcl("a1", "INBOX")),
+    (b"a1 LISTRIGHTS INBOX anyone", c.ListRights("a1", "INBOX", "anyone")),
+    (b"a1 MYRIGHTS INBOX", c.MyRights("a1", "INBOX")),
+    (b"a1 NOTIFY NONE", c.Notify("a1", None)),
+    # RFC 4467 §6 (more in test_imap_urlauth.py)
+    (b"a1 GENURLAUTH imap://x INTERNAL", c.GenUrlAuth("a1", (("imap://x", "INTERNAL"),))),
+    (b"a1 RESETKEY", c.ResetKey("a1", None)),
+    (
+        b"a1 URLFETCH imap://x",
+        c.UrlFetch("a1", ("imap://x",)),
+    ),  # RFC 5465 (more in test_imap_notify_parse.py)
+    # RFC 5464 §4 (more in test_imap_metadata_parse.py)
+    (b'a1 GETMETADATA "" /private/x', c.GetMetadata("a1", "", ("/private/x",))),
+    (b"a1 SETMETADATA INBOX (/shared/x NIL)", c.SetMetadata("a1", "INBOX", (("/shared/x", None),))),
     (
         b'a1 SETQUOTA "" (STORAGE 512 MESSAGE 1000)',
         c.SetQuota("a1", "", (("STORAGE", 512), ("MESSAGE", 1000))),

@@ -149,6 +149,19 @@ def update_user(address: str, column: str, value: object) -> Script[Done[None]]:
     return Done(None)
 
 
+def set_count_quota(
+    address: str, messages: int | None, mailboxes: int | None
+) -> Script[Done[None]]:
+    rows = yield Query(
+        "UPDATE users SET quota_messages = ?, quota_mailboxes = ? WHERE address_key = ?"
+        " RETURNING id",
+        (messages, mailboxes, address_key(address)),
+    )
+    if not rows:
+        raise NotFound(f"no user {address}")
+    return Done(None)
+
+
 def remove_user(address: str) -> Script[Done[None]]:
     rows = yield Query("SELECT id FROM users WHERE address_key = ?", (address_key(address),))
     if not rows:
@@ -164,6 +177,10 @@ def remove_user(address: str) -> Script[Done[None]]:
         changes.append(Change(user_id, mailbox_id, ChangeKind.MAILBOX_DELETED))
     freed = yield from adjust_blobs(dict(blobs), {})
     yield Query("DELETE FROM subscriptions WHERE user_id = ?", (user_id,), False)
+    # RFC 4314 grants to the user: a later user of the same address must inherit none.
+    yield Query("DELETE FROM acl WHERE grantee_id = ?", (user_id,), False)
+    yield Query("DELETE FROM metadata WHERE owner_id = ?", (user_id,), False)  # RFC 5464
+    yield Query("DELETE FROM private_seen WHERE user_id = ?", (user_id,), False)
     yield Query("DELETE FROM users WHERE id = ?", (user_id,), False)
     return Done(None, tuple(changes), freed)
 

@@ -270,11 +270,14 @@ def charge(usage: dict[int, tuple[int, int]]) -> Script[None]:
             continue
         rows = yield Query(
             "UPDATE users SET used_bytes = used_bytes + ?, used_messages = used_messages + ?"
-            " WHERE id = ? RETURNING used_bytes, quota_bytes",
+            " WHERE id = ? RETURNING used_bytes, quota_bytes, used_messages, quota_messages",
             (size, count, user_id),
         )
         if rows and size > 0 and rows[0][1] is not None and rows[0][0] > rows[0][1]:
             raise OverQuota(f"user {user_id} would use {rows[0][0]} of {rows[0][1]} bytes")
+        if rows and count > 0 and rows[0][3] is not None and rows[0][2] > rows[0][3]:
+            # RFC 9208 §5.2: the MESSAGE resource
+            raise OverQuota(f"user {user_id} would have {rows[0][2]} of {rows[0][3]} messages")
 
 
 def add_usage(usage: dict[int, tuple[int, int]], user_id: int, size: int, count: int) -> None:
@@ -365,6 +368,10 @@ def drop_mailbox(mailbox_id: int) -> Script[Rows]:
         "DELETE FROM messages WHERE mailbox_id = ? RETURNING size, blob_id", (mailbox_id,)
     )
     yield Query("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox_id,), False)
+    yield Query("DELETE FROM acl WHERE mailbox_id = ?", (mailbox_id,), False)  # RFC 4314 grants
+    yield Query("DELETE FROM metadata WHERE mailbox_id = ?", (mailbox_id,), False)  # RFC 5464
+    yield Query("DELETE FROM urlauth_keys WHERE mailbox_id = ?", (mailbox_id,), False)  # 4467
+    yield Query("DELETE FROM private_seen WHERE mailbox_id = ?", (mailbox_id,), False)
     yield Query("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,), False)
     return removed
 

@@ -20,9 +20,11 @@ from courriel.store.base import (
     Mailbox,
     MailboxStatus,
     NotFound,
+    OverQuota,
     QuotaUsage,
     StoreError,
 )
+from courriel.store.sql.acl import inherit_acl
 from courriel.store.sql.core import (
     INBOX,
     MAILBOX_COLS,
@@ -54,8 +56,21 @@ def create_mailbox(
     user_id: int, name: str, special_use: str | None, now: int
 ) -> Script[Done[Mailbox]]:
     yield from _require_user(user_id)
+    yield from _mailbox_quota(user_id)
     box = yield from insert_mailbox(user_id, mailbox_name(name), special_use, now)
+    yield from inherit_acl(user_id, box)
     return Done(box, (Change(user_id, box.id, ChangeKind.MAILBOX_CREATED, name=box.name),))
+
+
+def _mailbox_quota(user_id: int) -> Script[None]:
+    """RFC 9208 §5.3: the MAILBOX resource counts the user's mailboxes."""
+    rows = yield Query(
+        "SELECT quota_mailboxes, (SELECT count(*) FROM mailboxes WHERE user_id = ?)"
+        " FROM users WHERE id = ?",
+        (user_id, user_id),
+    )
+    if rows and rows[0][0] is not None and rows[0][1] >= rows[0][0]:
+        raise OverQuota(f"user {user_id} has {rows[0][1]} of {rows[0][0]} mailboxes")
 
 
 def get_mailbox(user_id: int, name: str) -> Script[Mailbox | None]:
@@ -173,7 +188,8 @@ def set_subscribed(user_id: int, name: str, subscribed: bool) -> Script[Done[Non
             (user_id, mailbox_name(name)),
             False,
         )
-    return Done(None)
+    kind = ChangeKind.SUBSCRIBED if subscribed else ChangeKind.UNSUBSCRIBED
+    return Done(None, (Change(user_id, 0, kind, name=mailbox_name(name)),))
 
 
 def mailbox_status(mailbox_id: int) -> Script[MailboxStatus]:
@@ -192,8 +208,11 @@ def mailbox_status(mailbox_id: int) -> Script[MailboxStatus]:
 
 def quota_usage(user_id: int) -> Script[QuotaUsage]:
     rows = yield Query(
-        "SELECT used_bytes, used_messages, quota_bytes FROM users WHERE id = ?", (user_id,)
+        "SELECT used_bytes, used_messages, quota_bytes, quota_messages, quota_mailboxes,"
+        " (SELECT count(*) FROM mailboxes WHERE user_id = ?) FROM users WHERE id = ?",
+        (user_id, user_id),
     )
     if not rows:
         raise NotFound(f"no user {user_id}")
-    return QuotaUsage(rows[0][0], rows[0][1], rows[0][2])
+    used, messages, limit, limit_messages, limit_mailboxes, boxes = rows[0]
+    return QuotaUsage(used, messages, limit, limit_messages, int(boxes), limit_mailboxes)

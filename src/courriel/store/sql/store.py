@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from courriel.store.base import (
+    AclEntry,
     Alias,
     Appended,
     Copied,
@@ -42,10 +43,21 @@ from courriel.store.base import (
     NewMessage,
     NotFound,
     QuotaUsage,
+    SharedMailbox,
     User,
 )
 from courriel.store.blobs import BlobStore, BodyMissing
-from courriel.store.sql import accounts, coordination, mailboxes, messages, recent
+from courriel.store.sql import (
+    accounts,
+    acl,
+    coordination,
+    mailboxes,
+    messages,
+    metadata,
+    recent,
+    urlauth,
+)
+from courriel.store.sql import seen as seen_scripts
 from courriel.store.sql.access import AccessMixin
 from courriel.store.sql.acme import AcmeMixin
 from courriel.store.sql.core import (
@@ -182,6 +194,11 @@ class SqlStore(
 
     async def set_quota(self, address: str, quota_bytes: int | None) -> None:
         await self._write(accounts.update_user(address, "quota_bytes", quota_bytes))
+
+    async def set_count_quota(
+        self, address: str, messages: int | None, mailboxes: int | None
+    ) -> None:
+        await self._write(accounts.set_count_quota(address, messages, mailboxes))
 
     async def remove_user(self, address: str) -> None:
         await self._write(accounts.remove_user(address))
@@ -341,6 +358,50 @@ class SqlStore(
 
     async def quota_usage(self, user_id: int) -> QuotaUsage:
         return await self._read(mailboxes.quota_usage(user_id))
+
+    # access control lists (RFC 4314)
+
+    async def get_acl(self, mailbox_id: int) -> list[AclEntry]:
+        return await self._read(acl.get_acl(mailbox_id))
+
+    async def set_acl(self, mailbox_id: int, grantee_id: int, rights: str) -> None:
+        await self._write(acl.set_acl(mailbox_id, grantee_id, rights))
+
+    async def get_metadata(self, mailbox_id: int, user_id: int) -> dict[str, bytes]:
+        return await self._read(metadata.get_metadata(mailbox_id, user_id))
+
+    async def set_metadata(
+        self,
+        mailbox_id: int,
+        user_id: int,
+        items: Sequence[tuple[str, bytes | None]],
+        *,
+        max_entries: int,
+        max_bytes: int,
+    ) -> None:
+        await self._write(metadata.set_metadata(mailbox_id, user_id, items, max_entries, max_bytes))
+
+    async def private_seen(self, mailbox_id: int, user_id: int) -> set[int]:
+        return await self._read(seen_scripts.private_seen(mailbox_id, user_id))
+
+    async def set_private_seen(
+        self, mailbox_id: int, user_id: int, uids: Sequence[int], seen: bool
+    ) -> list[int]:
+        return await self._write(seen_scripts.set_private_seen(mailbox_id, user_id, uids, seen))
+
+    async def urlauth_key(self, mailbox_id: int, new_key: bytes | None = None) -> bytes | None:
+        if new_key is None:
+            return await self._read(urlauth.get_key(mailbox_id))
+        return await self._write(urlauth.make_key(mailbox_id, new_key))
+
+    async def reset_urlauth_keys(self, user_id: int, mailbox_id: int | None = None) -> None:
+        await self._write(urlauth.reset_keys(user_id, mailbox_id))
+
+    async def shared_mailboxes(self, user_id: int) -> list[SharedMailbox]:
+        return await self._read(acl.shared_mailboxes(user_id))
+
+    async def shared_mailbox(self, user_id: int, owner: str, name: str) -> SharedMailbox | None:
+        return await self._read(acl.shared_mailbox(user_id, owner, name))
 
     # coordination between processes and machines
 

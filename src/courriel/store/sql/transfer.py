@@ -47,6 +47,8 @@ TABLES: tuple[Table, ...] = (
             "used_messages",
             "created",
             "is_admin",
+            "quota_messages",
+            "quota_mailboxes",
         ),
         ("id",),
     ),
@@ -74,6 +76,14 @@ TABLES: tuple[Table, ...] = (
         ("mailbox_id", "uid"),
     ),
     Table("expunged", ("mailbox_id", "uid", "modseq"), ("mailbox_id", "uid")),
+    Table("acl", ("mailbox_id", "grantee_id", "rights"), ("mailbox_id", "grantee_id")),
+    Table("urlauth_keys", ("mailbox_id", "key"), ("mailbox_id",)),
+    Table("private_seen", ("mailbox_id", "user_id", "uid"), ("mailbox_id", "user_id", "uid")),
+    Table(
+        "metadata",
+        ("mailbox_id", "owner_id", "entry", "value"),
+        ("mailbox_id", "owner_id", "entry"),
+    ),
     Table(
         "dkim_keys",
         ("domain_id", "selector", "algorithm", "private_key", "created", "state", "retire_after"),

@@ -318,6 +318,120 @@ class Move:
     mailbox: str
 
 
+# --- access control (RFC 4314) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetAcl:
+    tag: str
+    mailbox: str
+    identifier: str
+    rights: str  # as sent: may start with "+" or "-" (RFC 4314 §3.1)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAcl:
+    tag: str
+    mailbox: str
+    identifier: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetAcl:
+    tag: str
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListRights:
+    tag: str
+    mailbox: str
+    identifier: str
+
+
+@dataclass(frozen=True, slots=True)
+class MyRights:
+    tag: str
+    mailbox: str
+
+
+AclCommand = SetAcl | DeleteAcl | GetAcl | ListRights | MyRights
+
+
+# --- metadata (RFC 5464) -----------------------------------------------------------------------
+
+
+class Depth(enum.Enum):
+    """RFC 5464 §4.2.2: how far below each entry GETMETADATA looks."""
+
+    ZERO = "0"
+    ONE = "1"
+    INFINITY = "infinity"
+
+
+@dataclass(frozen=True, slots=True)
+class GetMetadata:
+    tag: str
+    mailbox: str  # "": the server's entries
+    entries: tuple[str, ...]  # checked entry names (courriel.wire.imap.metadata)
+    maxsize: int | None = None  # RFC 5464 §4.2.1
+    depth: Depth = Depth.ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class SetMetadata:
+    tag: str
+    mailbox: str
+    items: tuple[tuple[str, bytes | None], ...]  # None removes the entry (RFC 5464 §4.3)
+
+
+# --- NOTIFY (RFC 5465) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyGroup:
+    """One event group: which mailboxes, which events (their RFC 5465 §8 spelling)."""
+
+    filter: (
+        str  # upper-case: SELECTED SELECTED-DELAYED INBOXES PERSONAL SUBSCRIBED SUBTREE MAILBOXES
+    )
+    mailboxes: tuple[str, ...]  # for SUBTREE and MAILBOXES
+    events: tuple[str, ...]  # () for NONE
+    new_fetch: tuple[FetchAttribute, ...] = ()  # MessageNew (fetch-att ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    tag: str
+    groups: tuple[NotifyGroup, ...] | None  # None: NOTIFY NONE
+    status: bool = False  # NOTIFY SET STATUS: STATUS of each mailbox now (RFC 5465 §3.1)
+
+
+# --- URLAUTH (RFC 4467) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GenUrlAuth:
+    tag: str
+    items: tuple[tuple[str, str], ...]  # (URL, mechanism) pairs
+
+
+@dataclass(frozen=True, slots=True)
+class ResetKey:
+    tag: str
+    mailbox: str | None  # None: every mailbox of the user
+    mechanisms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetch:
+    tag: str
+    urls: tuple[str, ...]
+
+
+UrlAuthCommand = GenUrlAuth | ResetKey | UrlFetch
+
+
 Command = (
     Capability
     | Noop
@@ -344,6 +458,17 @@ Command = (
     | GetQuota
     | GetQuotaRoot
     | SetQuota
+    | SetAcl
+    | DeleteAcl
+    | GetAcl
+    | ListRights
+    | MyRights
+    | GetMetadata
+    | SetMetadata
+    | Notify
+    | GenUrlAuth
+    | ResetKey
+    | UrlFetch
     | Check
     | Close
     | Unselect
@@ -387,6 +512,17 @@ STATES: dict[type, frozenset[State]] = {
     GetQuota: _AUTH,
     GetQuotaRoot: _AUTH,
     SetQuota: _AUTH,
+    SetAcl: _AUTH,  # RFC 4314 §3: authenticated and selected states
+    DeleteAcl: _AUTH,
+    GetAcl: _AUTH,
+    ListRights: _AUTH,
+    MyRights: _AUTH,
+    GetMetadata: _AUTH,  # RFC 5464 §4: authenticated and selected states
+    SetMetadata: _AUTH,
+    Notify: _AUTH,  # RFC 5465 §3: authenticated and selected states
+    GenUrlAuth: _AUTH,  # RFC 4467 §6: authenticated and selected states
+    ResetKey: _AUTH,
+    UrlFetch: _AUTH,
     Check: _SELECTED,
     Close: _SELECTED,
     Unselect: _SELECTED,

@@ -170,3 +170,7 @@ def parse_fetch(r: Reader, uid: bool) -> Fetch:
             _cache.clear()
         _cache[key] = (attrs, changedsince, vanished)
     return Fetch(r.tag, uid, sequence_set, attrs, changedsince, vanished)
+
+
+# Fetch attributes where other commands take them (RFC 5465 §8: NOTIFY's MessageNew).
+parse_fetch_attributes = _attributes

@@ -38,7 +38,8 @@ STATUS_ITEMS = frozenset(
     }
 )
 LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
-LIST_RETURNS = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"})
+# MYRIGHTS: RFC 8440 §3 (LIST-MYRIGHTS)
+LIST_RETURNS = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "MYRIGHTS"})
 USE_ATTRIBUTES = {
     a.upper(): a
     for a in ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")

@@ -45,6 +45,7 @@ from courriel.wire.imap.commands import (
     Unsubscribe,
 )
 from courriel.wire.imap.lexer import ATOM_RE, TAG_RE, Limits, Reader
+from courriel.wire.imap.parse_acl import ACL_COMMANDS
 from courriel.wire.imap.parse_append import parse_append
 from courriel.wire.imap.parse_fetch import parse_fetch
 from courriel.wire.imap.parse_mailbox import (
@@ -55,8 +56,11 @@ from courriel.wire.imap.parse_mailbox import (
     parse_select,
     parse_status,
 )
+from courriel.wire.imap.parse_metadata import METADATA_COMMANDS
+from courriel.wire.imap.parse_notify import parse_notify
 from courriel.wire.imap.parse_search import parse_search
 from courriel.wire.imap.parse_selected import parse_copy, parse_expunge, parse_move, parse_store
+from courriel.wire.imap.parse_urlauth import URLAUTH_COMMANDS
 
 Parse = Callable[[Reader, bool], Command]
 _BASE64_RE = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
@@ -207,6 +211,10 @@ COMMANDS: dict[str, Parse] = {
     "STORE": parse_store,
     "COPY": parse_copy,
     "MOVE": parse_move,
+    **ACL_COMMANDS,
+    **METADATA_COMMANDS,
+    "NOTIFY": parse_notify,
+    **URLAUTH_COMMANDS,
 }
 # RFC 9051 §6.4.9 UID; EXPUNGE from RFC 4315 §2.1, MOVE from RFC 6851 §3.2
 UID_COMMANDS: dict[str, Parse] = {

@@ -30,6 +30,7 @@ Smaller oversized chunks are read and thrown away as they arrive, then refused.
 
 from __future__ import annotations
 
+import re
 from typing import NoReturn
 
 from courriel.wire.errors import ProtocolError
@@ -44,6 +45,7 @@ from courriel.wire.smtp.settings import SmtpConfig
 from courriel.wire.smtp.states import REFUSALS, VERBS, State, after_reply
 
 _ESMTP_ONLY = frozenset({"BDAT", "STARTTLS", "AUTH"})
+_BURL_RE = re.compile(r"(\S+)(?: +(LAST))? *", re.IGNORECASE)  # RFC 4468 §3
 _NO_TRANSACTION = frozenset({State.START, State.REFUSED, State.FRESH, State.READY, State.CLOSED})
 _JUNK = (ev.Noop, ev.Rset, ev.Vrfy, ev.Help)
 
@@ -127,6 +129,8 @@ class SmtpConnection:
             out.append("SMTPUTF8")
         if c.chunking:
             out += ["CHUNKING", "BINARYMIME"]
+            if c.burl:
+                out.append("BURL imap")  # RFC 4468 §3: IMAP URLs with URLAUTH
         if c.dsn:
             out.append("DSN")
         if c.tls_available and not self._tls:
@@ -340,6 +344,8 @@ class SmtpConnection:
             verb, arg = cmd.split_line(line)
         except cmd.CommandError as e:
             self._fail(e.reply)
+        if verb == "BURL":
+            return self._burl(arg)
         if verb not in VERBS:
             self._fail(r.EXPN_DISABLED if verb == "EXPN" else r.UNRECOGNIZED)  # RFC 5321 §4.2.4
         if verb == "BDAT":
@@ -453,6 +459,53 @@ class SmtpConnection:
         self._reading_last = last
         self._reading_refusal = refusal
         return self._read_chunk()
+
+    def _burl(self, arg: str) -> ev.Event:
+        """BURL url [LAST] (RFC 4468 §3): allowed where BDAT is, once authenticated."""
+        if not (self.config.burl and self.config.chunking):
+            self._fail(r.NOT_IMPLEMENTED)
+        m = _BURL_RE.fullmatch(arg)
+        if m is None:
+            self._fail(r.SYNTAX_BURL)
+        refusal = REFUSALS[self._state].get("BDAT")
+        if refusal is None and not self._esmtp:
+            refusal = r.SEND_EHLO_FIRST
+        if refusal is None and not self._authenticated:
+            refusal = r.AUTH_REQUIRED  # RFC 4468 §3: the URL is fetched for the user
+        if refusal is not None:
+            self._fail(refusal)
+        return self._emit(ev.BurlUrl(m.group(1), m.group(2) is not None))
+
+    def burl_data(self, data: bytes) -> ev.BdatChunk | ev.BdatLast | Reply:
+        """The content of the awaited ``BurlUrl``, fetched by the session, joins the message
+        as a BDAT chunk would (RFC 4468 §3). Returns the event to answer now instead (a chunk,
+        or the whole message after LAST), or the refusal to send for the ``BurlUrl``."""
+        event = self._awaiting
+        if not isinstance(event, ev.BurlUrl):
+            raise UsageError(f"no BURL is waiting, but {event!r}")
+        if self._chunks is None:
+            binary = self._mail is not None and self._mail.body is Body.BINARY_MIME
+            limit = self.config.max_message_bytes
+            self._chunks = ChunkReader(limit, binary=binary, strict_lines=self._strict())
+        reader = self._chunks
+        reader.start(len(data))
+        piece = LineBuffer()
+        piece.feed(data)
+        reader.read(piece)
+        failure = reader.refusal()
+        if failure is not None:
+            return failure
+        answer: ev.BdatChunk | ev.BdatLast
+        if not event.last:
+            answer = ev.BdatChunk(len(data))
+        else:
+            try:
+                message, long_lines = reader.result()
+            except MessageRefused as e:
+                return e.reply
+            answer = ev.BdatLast(len(data), message, long_lines)
+        self._awaiting = answer
+        return answer
 
     def _read_chunk(self) -> ev.Event | ev.NeedData:
         reader = self._reading

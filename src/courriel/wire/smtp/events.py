@@ -121,6 +121,15 @@ class Closed:
     """The connection is over (QUIT answered, a fatal error, or the peer went away)."""
 
 
+@dataclass(frozen=True, slots=True)
+class BurlUrl:
+    """BURL url [LAST] (RFC 4468 §3): the session fetches the URL and hands the content to
+    ``SmtpConnection.burl_data``, or answers with a refusal (554 5.6.6 when it cannot)."""
+
+    url: str
+    last: bool
+
+
 Event = (
     Ehlo
     | Helo
@@ -130,6 +139,7 @@ Event = (
     | MessageData
     | BdatChunk
     | BdatLast
+    | BurlUrl
     | Rset
     | Noop
     | Quit

@@ -111,6 +111,8 @@ SYNTAX_HELO = Reply(501, "5.5.4", "Syntax: HELO hostname")
 SYNTAX_MAIL = Reply(501, "5.5.4", "Syntax: MAIL FROM:<address>")
 SYNTAX_RCPT = Reply(501, "5.5.4", "Syntax: RCPT TO:<address>")
 SYNTAX_DATA = Reply(501, "5.5.4", "Syntax: DATA (no arguments)")
+SYNTAX_BURL = Reply(501, "5.5.4", "syntax: BURL absolute-URI [LAST]")  # RFC 4468 §3
+BURL_UNRESOLVED = Reply(554, "5.6.6", "the URL cannot be resolved: nothing of it was added")
 SYNTAX_BDAT = Reply(
     501, "5.5.4", "Syntax: BDAT size [LAST]; closing since the data cannot be found"
 )

@@ -37,6 +37,7 @@ class SmtpConfig:
     max_junk_commands: int = 100
     smtputf8: bool = True  # RFC 6531
     chunking: bool = True  # CHUNKING and BINARYMIME (RFC 3030)
+    burl: bool = False  # BURL imap (RFC 4468), on submission: needs CHUNKING
     dsn: bool = True  # RFC 3461 parameters
     strict_lines: bool = False  # refuse messages with lines over 998 characters
 

@@ -98,6 +98,8 @@ ON_REPLY: dict[type[ev.Event], tuple[tuple[int, int, State], ...]] = {
     ev.MessageData: ((200, 599, State.READY),),  # RFC 5321 §4.1.1.4: the transaction is over
     ev.BdatChunk: ((200, 299, State.BDAT), (300, 599, State.READY)),
     ev.BdatLast: ((200, 599, State.READY),),
+    # RFC 4468 §3: a BURL that cannot be resolved ends the transaction, as a refused chunk does
+    ev.BurlUrl: ((300, 599, State.READY),),
     ev.Rset: ((200, 299, State.READY),),  # from FRESH it stays FRESH: no EHLO was given
     ev.Noop: (),
     ev.Quit: ((221, 221, State.CLOSED),),

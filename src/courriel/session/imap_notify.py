@@ -1,0 +1,258 @@
+"""NOTIFY (RFC 5465): what a session is told, unasked, about mailboxes it has not selected.
+
+Theory of operation
+-------------------
+The session already follows its user's change events (``store.events``, in-process on SQLite,
+LISTEN/NOTIFY on PostgreSQL). ``Notifier`` sorts each change against the client's event groups
+and remembers what to say: the ids of mailboxes whose messages changed (a set, so a burst of
+deliveries costs one STATUS line, and memory stays bounded by the user's mailboxes) and the
+LIST lines of created, renamed and deleted mailboxes (bounded by ``MAX_LISTS``; past it the
+notifier tells the client to look again with ``* OK [NOTIFICATIONOVERFLOW]``, §5.8). The
+adapter (``net/imap.py``) waits on the session's ``wake`` between commands as in IDLE, and
+``render`` turns what is remembered into responses: a STATUS per mailbox with the items its
+events speak of (``Notifier.items``: §5.2, §5.3, §5.1), and for
+MailboxName a LIST with OLDNAME for a rename or \\NonExistent for a deletion (§5.4).
+
+Groups are matched in the order given and the first group whose filter takes the mailbox
+decides (so ``(MAILBOXES Junk NONE)`` first silences Junk); a filter takes the user's own
+mailboxes: INBOXES is INBOX (courriel delivers nowhere else), PERSONAL every one, SUBSCRIBED
+the subscriptions when NOTIFY was given, SUBTREE a name and everything below it, MAILBOXES the
+names themselves. The selected mailbox belongs to SELECTED or SELECTED-DELAYED alone (§6.1):
+with one of them its changes are pushed at once (EXISTS, FETCH, and with SELECTED also EXPUNGE
+or VANISHED, §5.2); without, they wait for the next command as usual.
+
+Supported events: MessageNew (without fetch attributes), MessageExpunge, FlagChange,
+MailboxName, SubscriptionChange, MailboxMetadataChange and ServerMetadataChange (the names of
+the entries the user's sessions set, RFC 5464 §4.4.2); any other gets ``NO [BADEVENT (...)]``
+listing these (§5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from courriel.session.imap_mailboxes import DELIMITER
+from courriel.store.base import Change, ChangeKind, Mailbox, NotFound, Store
+from courriel.wire.imap import commands as c
+from courriel.wire.imap import responses as r
+from courriel.wire.imap.metadata import metadata_names
+
+SUPPORTED = (
+    "MessageNew",
+    "MessageExpunge",
+    "FlagChange",
+    "MailboxName",
+    "SubscriptionChange",
+    "MailboxMetadataChange",
+    "ServerMetadataChange",
+)
+MAX_LISTS = 1000
+_MESSAGE_EVENT = {
+    ChangeKind.MESSAGES_ADDED: "MessageNew",
+    ChangeKind.EXPUNGED: "MessageExpunge",
+    ChangeKind.FLAGS_CHANGED: "FlagChange",
+}
+_SELECTED = ("SELECTED", "SELECTED-DELAYED")
+
+
+def badevent(cmd: c.Notify) -> bytes | None:
+    """The refusal of a NOTIFY asking for events courriel does not send (RFC 5465 §5)."""
+    for group in cmd.groups or ():
+        unsupported = [e for e in group.events if e not in SUPPORTED]
+        if unsupported or group.new_fetch:
+            what = ", ".join(unsupported) or "MessageNew with fetch attributes"
+            code = b"BADEVENT (" + " ".join(SUPPORTED).encode("ascii") + b")"
+            return r.no(cmd.tag, f"Not supported: {what}", code)
+    return None
+
+
+@dataclass(slots=True)
+class Notifier:
+    groups: tuple[c.NotifyGroup, ...]
+    names: dict[int, str]  # the user's mailboxes by id, kept current from the events
+    subscribed: set[str]  # kept current from the events, for the SUBSCRIBED filter
+    pending: dict[int, None] = field(default_factory=dict)  # mailbox ids, in order of change
+    lists: list[tuple[list[str], str, str | None]] = field(default_factory=list)
+    metadata: list[tuple[str, list[str]]] = field(default_factory=list)  # (mailbox, entries)
+    overflow: bool = False
+
+    @property
+    def selected_mode(self) -> str | None:
+        """SELECTED or SELECTED-DELAYED when changes of the selected mailbox are pushed."""
+        for group in self.groups:
+            if group.filter in _SELECTED and group.events:
+                return group.filter
+        return None
+
+    def _group(self, name: str) -> c.NotifyGroup | None:
+        for group in self.groups:
+            if _matches(group, name, self.subscribed):
+                return group
+        return None
+
+    def wants(self, name: str, event: str) -> bool:
+        group = self._group(name)
+        return group is not None and event in group.events
+
+    def items(self, name: str, *, condstore: bool) -> tuple[str, ...]:
+        """The STATUS items that tell of the events the mailbox's group asks for: MESSAGES,
+        UIDNEXT and UIDVALIDITY for MessageNew (RFC 5465 §5.2), MESSAGES for MessageExpunge
+        (§5.3), UIDVALIDITY and HIGHESTMODSEQ for FlagChange (§5.1); HIGHESTMODSEQ too once
+        CONDSTORE is on."""
+        group = self._group(name)
+        events = group.events if group is not None else ()
+        wanted: dict[str, None] = {}
+        if "MessageNew" in events:
+            wanted.update(dict.fromkeys(("MESSAGES", "UIDNEXT", "UIDVALIDITY")))
+        if "MessageExpunge" in events:
+            wanted["MESSAGES"] = None
+        if "FlagChange" in events:
+            wanted.update(dict.fromkeys(("UIDVALIDITY", "HIGHESTMODSEQ")))
+        if wanted and condstore:
+            wanted["HIGHESTMODSEQ"] = None
+        return tuple(wanted)
+
+    def note(self, change: Change, selected_id: int | None) -> bool:
+        """Remembers what ``change`` means for the client; True when there is news."""
+        event = _MESSAGE_EVENT.get(change.kind)
+        if event is not None:
+            name = self.names.get(change.mailbox_id)
+            if name is None or change.mailbox_id == selected_id or not self.wants(name, event):
+                return False
+            self.pending[change.mailbox_id] = None
+            return True
+        if change.kind is ChangeKind.RESYNC:
+            self.pending.update((i, None) for i, n in self.names.items() if i != selected_id)
+            return bool(self.pending)
+        return self._mailbox_event(change)
+
+    def _subscription_event(self, change: Change) -> bool:
+        """RFC 5465 §5.5: a LIST with \\Subscribed after SUBSCRIBE, without after UNSUBSCRIBE."""
+        on = change.kind is ChangeKind.SUBSCRIBED
+        self._subscribe(change.name, on)
+        if not self.wants(change.name, "SubscriptionChange"):
+            return False
+        attrs = ["\\Subscribed"] if on else []
+        if change.name not in self.names.values():
+            attrs.insert(0, "\\NonExistent")
+        return self._list(attrs, change.name, None)
+
+    def _subscribe(self, name: str, on: bool) -> None:
+        if on:
+            self.subscribed.add(name)
+        else:
+            self.subscribed.discard(name)
+
+    def _list(self, attrs: list[str], name: str, old: str | None) -> bool:
+        if len(self.lists) >= MAX_LISTS:
+            self.overflow = True  # RFC 5465 §5.8
+        else:
+            self.lists.append((attrs, name, old))
+        return True
+
+    def _metadata_event(self, change: Change) -> bool:
+        """RFC 5465 §5.6, §5.7: the names of the entries that changed (RFC 5464 §4.4.2)."""
+        entries = change.name.split()
+        if change.mailbox_id == 0:
+            wanted = any("ServerMetadataChange" in g.events for g in self.groups)
+            name = ""
+        else:
+            known = self.names.get(change.mailbox_id)
+            wanted = known is not None and self.wants(known, "MailboxMetadataChange")
+            name = known or ""
+        if not wanted or not entries:
+            return False
+        if len(self.lists) + len(self.metadata) >= MAX_LISTS:
+            self.overflow = True
+        else:
+            self.metadata.append((name, entries))
+        return True
+
+    def _mailbox_event(self, change: Change) -> bool:
+        if change.kind in (ChangeKind.SUBSCRIBED, ChangeKind.UNSUBSCRIBED):
+            return self._subscription_event(change)
+        if change.kind is ChangeKind.METADATA_CHANGED:
+            return self._metadata_event(change)
+        old = self.names.get(change.mailbox_id)
+        if change.kind is ChangeKind.MAILBOX_CREATED:
+            self.names[change.mailbox_id] = change.name
+            line: tuple[list[str], str, str | None] = ([], change.name, None)
+        elif change.kind is ChangeKind.MAILBOX_RENAMED and old is not None:
+            self.names[change.mailbox_id] = change.name
+            line = ([], change.name, old)  # RFC 5465 §5.4: with OLDNAME
+        elif change.kind is ChangeKind.MAILBOX_DELETED and old is not None:
+            del self.names[change.mailbox_id]
+            self.pending.pop(change.mailbox_id, None)
+            line = (["\\NonExistent"], old, None)
+        else:
+            return False
+        if not any(self.wants(n, "MailboxName") for n in (line[1], line[2]) if n is not None):
+            return False
+        return self._list(*line)
+
+    async def render(self, store: Store, *, utf8: bool, condstore: bool) -> bytes:
+        out: list[bytes] = []
+        if self.overflow:
+            out.append(r.untagged("OK", "Too many changes: list again", b"NOTIFICATIONOVERFLOW"))
+        else:
+            for attrs, name, old in self.lists:
+                out.append(r.list_item(attrs, DELIMITER, name, utf8=utf8, oldname=old))
+            for name, entries in self.metadata:
+                out.append(metadata_names(name, entries, utf8=utf8))
+        self.lists.clear()
+        self.metadata.clear()
+        self.overflow = False
+        pending, self.pending = list(self.pending), {}
+        for mailbox_id in pending:
+            known = self.names.get(mailbox_id)
+            if known is not None:
+                items = self.items(known, condstore=condstore)
+                out.append(await status_line(store, mailbox_id, known, items, utf8=utf8))
+        return b"".join(out)
+
+    def status_targets(self, selected_id: int | None) -> list[tuple[int, str]]:
+        """The mailboxes NOTIFY SET STATUS reports at once (RFC 5465 §3.1): those a group
+        with message events takes, the selected one aside."""
+        return [
+            (i, n)
+            for i, n in sorted(self.names.items(), key=lambda item: item[1])
+            if i != selected_id and self.items(n, condstore=False)
+        ]
+
+
+def _matches(group: c.NotifyGroup, name: str, subscribed: Iterable[str]) -> bool:
+    match group.filter:
+        case "INBOXES":
+            return name == "INBOX"
+        case "PERSONAL":
+            return True
+        case "SUBSCRIBED":
+            return name in subscribed
+        case "SUBTREE":
+            return any(name == m or name.startswith(m + DELIMITER) for m in group.mailboxes)
+        case "MAILBOXES":
+            return name in group.mailboxes
+    return False  # SELECTED and SELECTED-DELAYED take only the selected mailbox
+
+
+async def status_line(
+    store: Store, mailbox_id: int, name: str, items: Sequence[str], *, utf8: bool
+) -> bytes:
+    try:
+        st = await store.mailbox_status(mailbox_id)
+    except NotFound:
+        return b""  # deleted meanwhile: its MailboxName event says so
+    values = {
+        "MESSAGES": st.messages,
+        "UIDNEXT": st.mailbox.uidnext,
+        "UIDVALIDITY": st.mailbox.uidvalidity,
+        "HIGHESTMODSEQ": st.mailbox.highestmodseq,
+    }
+    return r.status(name, [(item, values[item]) for item in items], utf8=utf8)
+
+
+def start(cmd: c.Notify, boxes: Iterable[Mailbox], subscribed: Iterable[str]) -> Notifier | None:
+    if cmd.groups is None:
+        return None
+    return Notifier(cmd.groups, {b.id: b.name for b in boxes}, set(subscribed))

@@ -1,0 +1,122 @@
+"""NOTIFY (RFC 5465) over real sockets: one session changes, another is told without asking."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from courriel.testing.imap import Raw, Server, message, wait_for
+
+
+def append(raw: Raw, mailbox: str, n: int) -> None:
+    body = message(n).decode()
+    raw.send(f"ap APPEND {mailbox} {{{len(body)}+}}\r\n{body}")
+    assert raw.until("ap")[-1].startswith("ap OK")
+
+
+def quiet(raw: Raw, seconds: float = 0.3) -> None:
+    """Nothing arrived for a while: a NOOP then finds nothing before its OK."""
+    time.sleep(seconds)
+    lines = raw.command("NOOP")
+    assert len(lines) == 1 and lines[0].endswith("OK NOOP completed"), lines
+
+
+def test_other_mailboxes_are_reported_without_polling(server: Server) -> None:
+    server.add_user()
+    with server.sessions(2) as (a, b):
+        lines = a.command("NOTIFY SET STATUS (personal (MessageNew MessageExpunge MailboxName))")
+        assert lines[-1].endswith("OK NOTIFY completed")
+        statuses = [line for line in lines if line.startswith("* STATUS ")]
+        assert any(
+            re.fullmatch(r"\* STATUS INBOX \(MESSAGES 0 UIDNEXT 1 UIDVALIDITY \d+\)", s)
+            for s in statuses
+        )
+        assert len(statuses) == 6  # INBOX and the five special-use mailboxes
+        append(b, "Archive", 1)
+        wait_for(a, r"\* STATUS Archive \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+\)")
+        assert b.command("CREATE Projects")[-1].endswith("OK CREATE completed")
+        wait_for(a, r'\* LIST \(\) "/" Projects')
+        assert b.command("RENAME Projects Plans")[-1].endswith("OK RENAME completed")
+        wait_for(a, r'\* LIST \(\) "/" Plans \("OLDNAME" \(Projects\)\)')
+        assert b.command("DELETE Plans")[-1].endswith("OK DELETE completed")
+        wait_for(a, r'\* LIST \(\\NonExistent\) "/" Plans')
+        assert a.command("NOTIFY SET (personal (SubscriptionChange))")[-1].endswith("completed")
+        assert b.command("SUBSCRIBE Archive")[-1].endswith("OK SUBSCRIBE completed")
+        wait_for(a, r'\* LIST \(\\Subscribed\) "/" Archive')  # RFC 5465 §5.5
+        assert b.command("UNSUBSCRIBE Archive")[-1].endswith("OK UNSUBSCRIBE completed")
+        wait_for(a, r'\* LIST \(\) "/" Archive')
+        spec = "(personal (MailboxMetadataChange ServerMetadataChange))"
+        assert a.command(f"NOTIFY SET {spec}")[-1].endswith("OK NOTIFY completed")
+        note = 'SETMETADATA INBOX (/private/comment "x" /shared/comment "y")'
+        assert b.command(note)[-1].endswith("OK SETMETADATA completed")
+        wait_for(a, r"\* METADATA INBOX /private/comment /shared/comment")  # RFC 5465 §5.6
+        assert b.command('SETMETADATA "" (/private/x "1")')[-1].endswith("completed")
+        wait_for(a, r'\* METADATA "" /private/x')  # RFC 5465 §5.7
+        spec = "(personal (MessageNew MessageExpunge MailboxName))"
+        assert a.command(f"NOTIFY SET {spec}")[-1].endswith("OK NOTIFY completed")
+        # And in IDLE as well.
+        a.send("i1 IDLE")
+        assert a.line().startswith("+ ")
+        append(b, "Archive", 2)
+        wait_for(a, r"\* STATUS Archive \(MESSAGES 2 UIDNEXT 3 UIDVALIDITY \d+\)")
+        a.send("DONE")
+        assert a.until("i1")[-1] == "i1 OK IDLE terminated"
+        assert a.command("NOTIFY NONE")[-1].endswith("OK NOTIFY completed")
+        append(b, "Archive", 3)
+        quiet(a)
+
+
+def test_the_first_matching_group_decides(server: Server) -> None:
+    server.add_user()
+    with server.sessions(2) as (a, b):
+        spec = "(mailboxes Junk NONE) (personal (MessageNew MessageExpunge FlagChange))"
+        assert a.command(f"NOTIFY SET {spec}")[-1].endswith("OK NOTIFY completed")
+        append(b, "Junk", 1)
+        append(b, "Drafts", 2)
+        # Junk is silenced by the first group: the next thing said is about Drafts.
+        assert re.fullmatch(
+            r"\* STATUS Drafts \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ HIGHESTMODSEQ \d+\)", a.line()
+        )
+
+
+def test_selected_changes_are_pushed_and_expunges_only_with_selected(server: Server) -> None:
+    server.add_user()
+    with server.sessions(2) as (a, b):
+        assert a.command("ENABLE IMAP4rev2")[-1].endswith("OK ENABLE completed")  # no RECENT
+        assert a.command("SELECT INBOX")[-1].endswith("OK [READ-WRITE] SELECT completed")
+        assert b.command("SELECT INBOX")[-1].endswith("OK [READ-WRITE] SELECT completed")
+        spec = "(selected-delayed (MessageNew MessageExpunge FlagChange))"
+        assert a.command(f"NOTIFY SET {spec}")[-1].endswith("OK NOTIFY completed")
+        append(b, "INBOX", 1)
+        wait_for(a, r"\* 1 EXISTS")
+        assert b.command("STORE 1 +FLAGS (\\Deleted)")[-1].endswith("OK STORE completed")
+        wait_for(a, r"\* 1 FETCH \(UID 1 FLAGS \(\\Deleted( \\Recent)?\)\)")
+        assert b.command("EXPUNGE")[-1].endswith("OK EXPUNGE completed")
+        append(b, "INBOX", 2)
+        # SELECTED-DELAYED: the EXPUNGE waits for a command, so the new message is still 2.
+        assert a.line() == "* 2 EXISTS"
+        assert a.command("NOOP")[:2] == ["* 1 EXPUNGE", "t5 OK NOOP completed"]
+        assert a.command("NOTIFY SET (selected (MessageNew MessageExpunge))")[-1].endswith(
+            "OK NOTIFY completed"
+        )
+        assert b.command("STORE 1 +FLAGS (\\Deleted)")[-1].endswith("OK STORE completed")
+        wait_for(a, r"\* 1 FETCH \(UID 2 FLAGS \(\\Deleted( \\Recent)?\)\)")
+        assert b.command("EXPUNGE")[-1].endswith("OK EXPUNGE completed")
+        assert a.line() == "* 1 EXPUNGE"  # SELECTED: at once
+
+
+def test_unsupported_events_and_bad_specs(server: Server) -> None:
+    server.add_user()
+    with server.sessions(1) as (a,):
+        assert a.command("NOTIFY SET (personal (AnnotationChange))")[-1] == (
+            "t2 NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName"
+            " SubscriptionChange MailboxMetadataChange ServerMetadataChange)]"
+            " Not supported: AnnotationChange"
+        )
+        assert a.command("NOTIFY SET (selected (MessageNew))")[-1].startswith("t3 BAD ")
+        assert a.command("NOTIFY SET (selected (MailboxName))")[-1].startswith("t4 BAD ")
+        both = (
+            "(selected (MessageNew MessageExpunge)) (selected-delayed (MessageNew MessageExpunge))"
+        )
+        assert a.command(f"NOTIFY SET {both}")[-1].startswith("t5 BAD ")
+        assert a.command("NOOP")[-1] == "t6 OK NOOP completed"
