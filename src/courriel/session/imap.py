@@ -48,6 +48,7 @@ from courriel.session import (
     imap_mailboxes,
     imap_messages,
     imap_select,
+    imap_sort,
 )
 from courriel.session.imap_auth import Authentication, LoginResult
 from courriel.session.imap_capability import ENABLEABLE, capabilities
@@ -106,6 +107,8 @@ ReplyCommand = (
     | c.Unselect
     | c.Expunge
     | c.Search
+    | c.Sort
+    | c.Thread
     | c.Fetch
     | c.Store
     | c.Copy
@@ -283,7 +286,7 @@ class Session:
         match cmd:
             case c.Select() | c.Examine() | c.Close() | c.Unselect():
                 return b""
-            case c.Fetch() | c.Store() | c.Search() | c.Copy() | c.Move():
+            case c.Fetch() | c.Store() | c.Search() | c.Sort() | c.Thread() | c.Copy() | c.Move():
                 return await self._refresh(allow_expunge=cmd.uid)
             case _:
                 return await self._refresh(allow_expunge=True)
@@ -342,6 +345,10 @@ class Session:
                 return await imap_messages.expunge(st, cmd)
             case c.Search():
                 return await imap_messages.search(st, cmd)
+            case c.Sort():
+                return await imap_sort.sort(st, cmd)
+            case c.Thread():
+                return await imap_sort.thread(st, cmd)
             case c.Fetch():
                 return await imap_messages.fetch(st, self.io, cmd)
             case c.Store():

@@ -300,21 +300,21 @@ def _store_fetch(
     return r.fetch(seq, items)
 
 
-def _uses_modseq(key: s.SearchKey) -> bool:
+def uses_modseq(key: s.SearchKey) -> bool:
     match key:
         case s.SearchModSeq():
             return True
         case s.SearchNot(key=inner):
-            return _uses_modseq(inner)
+            return uses_modseq(inner)
         case s.SearchOr(left=left, right=right):
-            return _uses_modseq(left) or _uses_modseq(right)
+            return uses_modseq(left) or uses_modseq(right)
         case s.SearchAnd(keys=keys):
-            return any(_uses_modseq(k) for k in keys)
+            return any(uses_modseq(k) for k in keys)
         case _:
             return False
 
 
-async def _search_matches(
+async def search_matches(
     state: SessionState, view: SelectedView, plan: imap_search.SearchPlan, tree: s.SearchKey
 ) -> list[tuple[int, int]]:
     """(sequence number, UID) of each message that matches, ascending."""
@@ -393,10 +393,10 @@ async def _search_fields(
 async def search(state: SessionState, cmd: c.Search) -> bytes:
     view = state.selected()
     plan = imap_search.plan_search(cmd.criteria)
-    matched = await _search_matches(state, view, plan, cmd.criteria)
+    matched = await search_matches(state, view, plan, cmd.criteria)
     modseq = None
     first = False
-    if _uses_modseq(cmd.criteria):
+    if uses_modseq(cmd.criteria):
         first = state.enable_condstore()  # RFC 7162 §3.1: a MODSEQ search key enables it
         modseq = max((view.infos[u].modseq for _, u in matched), default=0) or None
     numbers = [u if cmd.uid else n for n, u in matched]

@@ -368,6 +368,11 @@ class Store(DkimKeyStore, Protocol):
 
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]: ...
 
+    async def sort_keys(self, mailbox_id: int) -> dict[int, str]:
+        """UID -> the SORT and THREAD keys of each message (``courriel.mail.sortkeys.encode``);
+        "" for a message whose parse could not be read. Keys missing for messages stored
+        before they existed are made from the stored parse now, and kept."""
+
     async def read_message(self, mailbox_id: int, uid: int) -> bytes:
         """The message exactly as stored; raises ``NotFound`` if it was expunged."""
 

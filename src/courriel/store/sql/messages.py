@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from courriel.mail import sortkeys
 from courriel.store.base import (
     Appended,
     Change,
@@ -55,7 +56,7 @@ from courriel.store.sql.core import (
 
 _INSERT_COLS = (
     "mailbox_id", "uid", "modseq", "sysflags", "keywords", "internal_date", "size", "blob_id",
-    "meta",
+    "meta", "sort_keys",
 )  # fmt: skip
 
 
@@ -82,7 +83,10 @@ def append(
             bits, keywords = encode_flags(normalise_flags(msg.flags))
             date = msg.internal_date.isoformat()
             rows.append(
-                (mailbox_id, uid, modseq, bits, keywords, date, len(msg.raw), blob_id, msg.meta)
+                (
+                    *(mailbox_id, uid, modseq, bits, keywords, date, len(msg.raw), blob_id),
+                    *(msg.meta, sortkeys.encoded_keys_of(msg.meta) if msg.meta else None),
+                )
             )
             results[i] = Appended(mailbox_id, uidvalidity, uid, modseq)
             add_usage(usage, user_id, len(msg.raw), 1)
@@ -108,6 +112,34 @@ def list_messages(mailbox_id: int, uid_from: int, uid_to: int | None) -> Script[
 def get_meta(mailbox_id: int, uids: Sequence[int]) -> Script[dict[int, bytes]]:
     rows = yield from select_messages(mailbox_id, "uid, meta", uid_ranges(uids))
     return {r[0]: bytes(r[1]) for r in rows}
+
+
+def sort_keys(mailbox_id: int) -> Script[list[tuple[int, str | None]]]:
+    """Every message's stored SORT and THREAD keys, by UID; None where not yet made."""
+    rows = yield Query(
+        "SELECT uid, sort_keys FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def fill_sort_keys(mailbox_id: int, uids: Sequence[int]) -> Script[Done[dict[int, str]]]:
+    """Makes the keys of messages stored before they existed (migration 0017) from their parse.
+
+    A parse that cannot be read gets "" (no keys: every key empty), so it is not read again.
+    """
+    rows = yield from select_messages(mailbox_id, "uid, meta, sort_keys", uid_ranges(uids))
+    made: dict[int, str] = {}
+    for uid, meta, old in rows:
+        if old is not None:  # filled by another session meanwhile
+            made[uid] = old
+            continue
+        made[uid] = sortkeys.encoded_keys_of(bytes(meta)) or ""
+        yield Query(
+            "UPDATE messages SET sort_keys = ? WHERE mailbox_id = ? AND uid = ?",
+            (made[uid], mailbox_id, uid),
+            False,
+        )
+    return Done(made)
 
 
 def blob_of(mailbox_id: int, uid: int) -> Script[tuple[str, bytes | None]]:
@@ -205,7 +237,7 @@ def expunge(mailbox_id: int, uids: Sequence[int]) -> Script[Done[list[Expunged]]
     return Done([Expunged(r[0], modseq) for r in removed], (change,), freed)
 
 
-_COPY_COLS = "uid, sysflags, keywords, internal_date, size, blob_id, meta"
+_COPY_COLS = "uid, sysflags, keywords, internal_date, size, blob_id, meta, sort_keys"
 
 
 def copy_messages(

@@ -56,6 +56,7 @@ from courriel.store.sql.dkim import DkimKeysMixin
 from courriel.store.sql.queue import SqlQueueStore
 
 _log = logging.getLogger(__name__)
+_FILL_BATCH = 500  # messages whose SORT keys one write makes (see messages.fill_sort_keys)
 _BODY_TRIES = 5  # an append whose body files keep vanishing gives up (Unavailable)
 
 
@@ -279,6 +280,16 @@ class SqlStore(DkimKeysMixin):
 
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
         return await self._read(messages.get_meta(mailbox_id, uids))
+
+    async def sort_keys(self, mailbox_id: int) -> dict[int, str]:
+        rows = await self._read(messages.sort_keys(mailbox_id))
+        keys = {uid: k for uid, k in rows if k is not None}
+        missing = [uid for uid, k in rows if k is None]
+        for start in range(0, len(missing), _FILL_BATCH):  # short writes: others go between
+            batch = missing[start : start + _FILL_BATCH]
+            made: dict[int, str] = await self._write(messages.fill_sort_keys(mailbox_id, batch))
+            keys.update(made)
+        return keys
 
     async def read_message(self, mailbox_id: int, uid: int) -> bytes:
         blob_id, data = await self._read(messages.blob_of(mailbox_id, uid))

@@ -22,6 +22,7 @@ from datetime import datetime
 from courriel.wire.imap.fetch import FetchAttribute
 from courriel.wire.imap.search import SearchKey
 from courriel.wire.imap.sequence import SequenceSet
+from courriel.wire.imap.sort import SortCriterion, ThreadAlgorithm
 
 
 class State(enum.Enum):
@@ -282,6 +283,29 @@ class Search:
 
 
 @dataclass(frozen=True, slots=True)
+class Sort:
+    """SORT (RFC 5256 §3); ``returns`` holds the RFC 5267 ESORT options, None for plain SORT."""
+
+    tag: str
+    uid: bool
+    criteria: tuple[SortCriterion, ...]
+    charset: str
+    search: SearchKey
+    returns: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """THREAD (RFC 5256 §3)."""
+
+    tag: str
+    uid: bool
+    algorithm: ThreadAlgorithm
+    charset: str
+    search: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
 class Fetch:
     tag: str
     uid: bool
@@ -349,6 +373,8 @@ Command = (
     | Unselect
     | Expunge
     | Search
+    | Sort
+    | Thread
     | Fetch
     | Store
     | Copy
@@ -392,6 +418,8 @@ STATES: dict[type, frozenset[State]] = {
     Unselect: _SELECTED,
     Expunge: _SELECTED,
     Search: _SELECTED,
+    Sort: _SELECTED,  # RFC 5256 §3: selected state only
+    Thread: _SELECTED,
     Fetch: _SELECTED,
     Store: _SELECTED,
     Copy: _SELECTED,

@@ -210,14 +210,15 @@ def search_key(r: Reader) -> SearchKey:
     return node
 
 
-def _returns(r: Reader) -> tuple[str, ...]:
+def return_options(r: Reader, known: frozenset[str]) -> tuple[str, ...]:
+    """``(opt ...)`` after RETURN, each one of ``known``; ``()`` means ALL (RFC 4731 §3.1)."""
     r.sp("'(' after RETURN")
     r.open_paren("'(' after RETURN")
     opts: list[str] = []
     if r.peek() != 0x29:
         while True:
             name = r.keyword("search return option")
-            if name not in RETURN_OPTIONS:
+            if name not in known:
                 r.fail(f"Unknown search return option {name}")
             opts.append(name)
             if not r.maybe_sp():
@@ -226,13 +227,21 @@ def _returns(r: Reader) -> tuple[str, ...]:
     return tuple(dict.fromkeys(opts)) or ("ALL",)  # RFC 4731 §3.1: () means ALL
 
 
+def search_program(r: Reader) -> SearchKey:
+    """One or more search keys, an implicit AND (RFC 9051 §6.4.4)."""
+    keys = [search_key(r)]
+    while r.maybe_sp():
+        keys.append(search_key(r))
+    return keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
+
+
 def parse_search(r: Reader, uid: bool) -> Search:
     r.sp("search criteria after SEARCH")
     save = r.pos
     word = r.match_keyword()
     returns: tuple[str, ...] | None = None
     if word == "RETURN":
-        returns = _returns(r)
+        returns = return_options(r, RETURN_OPTIONS)
         r.sp("search criteria after the return options")
         save = r.pos
         word = r.match_keyword()
@@ -246,8 +255,4 @@ def parse_search(r: Reader, uid: bool) -> Search:
         r.sp("search criteria after the charset")
     else:
         r.seek(save)
-    keys = [search_key(r)]
-    while r.maybe_sp():
-        keys.append(search_key(r))
-    criteria = keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
-    return Search(r.tag, uid, charset, criteria, returns)
+    return Search(r.tag, uid, charset, search_program(r), returns)

@@ -57,6 +57,7 @@ from courriel.wire.imap.parse_mailbox import (
 )
 from courriel.wire.imap.parse_search import parse_search
 from courriel.wire.imap.parse_selected import parse_copy, parse_expunge, parse_move, parse_store
+from courriel.wire.imap.parse_sort import parse_sort, parse_thread
 
 Parse = Callable[[Reader, bool], Command]
 _BASE64_RE = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
@@ -203,14 +204,18 @@ COMMANDS: dict[str, Parse] = {
     "UNSELECT": _bare(Unselect),
     "EXPUNGE": parse_expunge,
     "SEARCH": parse_search,
+    "SORT": parse_sort,  # RFC 5256 §3
+    "THREAD": parse_thread,
     "FETCH": parse_fetch,
     "STORE": parse_store,
     "COPY": parse_copy,
     "MOVE": parse_move,
 }
-# RFC 9051 §6.4.9 UID; EXPUNGE from RFC 4315 §2.1, MOVE from RFC 6851 §3.2
+# RFC 9051 §6.4.9 UID; EXPUNGE from RFC 4315 §2.1, MOVE from RFC 6851 §3.2, SORT and THREAD
+# from RFC 5256 §3
 UID_COMMANDS: dict[str, Parse] = {
-    name: COMMANDS[name] for name in ("FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE")
+    name: COMMANDS[name]
+    for name in ("FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE", "SORT", "THREAD")
 }
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from courriel.wire.imap.dates import format_date_time
 from courriel.wire.imap.sequence import compress
+from courriel.wire.imap.sort import ThreadNode
 from courriel.wire.imap.strings import astring, mailbox, nstring, string
 
 CRLF = b"\r\n"
@@ -229,6 +230,47 @@ def search(numbers: Iterable[int], modseq: int | None = None) -> bytes:
     return b"* SEARCH" + body + tail + CRLF
 
 
+def sort(numbers: Iterable[int], modseq: int | None = None) -> bytes:
+    """``* SORT 2 3 1`` (RFC 5256 §4), in the sorted order; ``(MODSEQ n)`` as for SEARCH."""
+    body = b"".join(b" " + _n(n) for n in numbers)
+    tail = b" (MODSEQ " + _n(modseq) + b")" if modseq is not None else b""  # RFC 7162 §3.1.5
+    return b"* SORT" + body + tail + CRLF
+
+
+def thread(threads: Sequence[ThreadNode]) -> bytes:
+    """``* THREAD (2)(3 6 (4 23)(44 7 96))`` (RFC 5256 §4).
+
+    A node with one child is followed by it in the same list; several children each get
+    their own parentheses; a placeholder node (number None) contributes its children only.
+    Written with a stack: a thread may be as deep as the mailbox is long.
+    """
+    out = [b"* THREAD"]
+    if threads:
+        out.append(b" ")
+    work: list[ThreadNode | bytes] = []
+    for root in reversed(threads):
+        work += (b")", root, b"(")
+    while work:
+        item = work.pop()
+        if isinstance(item, bytes):
+            out.append(item)
+            continue
+        if item.number is not None:
+            out.append(_n(item.number))
+        children = item.children
+        if len(children) == 1:
+            if item.number is not None:
+                out.append(b" ")
+            work.append(children[0])
+        elif children:
+            if item.number is not None:
+                out.append(b" ")
+            for child in reversed(children):
+                work += (b")", child, b"(")
+    out.append(CRLF)
+    return b"".join(out)
+
+
 def esearch(
     tag: str,
     *,
@@ -238,8 +280,12 @@ def esearch(
     all_numbers: Iterable[int] | None = None,
     count: int | None = None,
     modseq: int | None = None,
+    in_order: bool = False,
 ) -> bytes:
-    """RFC 4731 §3.1: only the results asked for; ALL is left out when nothing matched."""
+    """RFC 4731 §3.1: only the results asked for; ALL is left out when nothing matched.
+
+    ``in_order`` keeps the order of ``all_numbers`` (ESORT, RFC 5267 §3.2: ALL in sort order).
+    """
     out = [b"* ESEARCH (TAG ", string(tag), b")"]
     if uid:
         out.append(b" UID")
@@ -248,7 +294,7 @@ def esearch(
     if maximum is not None:
         out += (b" MAX ", _n(maximum))
     if all_numbers is not None:
-        ranges = compress(all_numbers)
+        ranges = _ordered_runs(list(all_numbers)) if in_order else compress(all_numbers)
         if ranges:
             out += (b" ALL ", ranges)
     if count is not None:
