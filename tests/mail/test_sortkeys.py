@@ -73,7 +73,8 @@ def test_in_reply_to_stands_in_for_missing_references() -> None:
 
 def test_encoding_round_trips_and_refuses_damage() -> None:
     keys = _keys(
-        b"From: Ann <ann@x>\r\nSubject: one\x1ftwo\r\nMessage-ID: <a@x>\r\nReferences: <p@x>\r\n\r\n"
+        b"From: Ann <ann@x>\r\nSubject: one\x1ftwo\r\n"
+        b"Message-ID: <a@x>\r\nReferences: <p@x>\r\n\r\n"
     )
     text = sortkeys.encode(keys)
     assert sortkeys.decode(text) == keys

@@ -201,18 +201,21 @@ class FieldCache:
     """The header fields SEARCH compared, per field and UID, for one mailbox and UIDVALIDITY.
 
     What the parse holds for a UID never changes, so entries need no invalidation; a field is
-    kept only once a search compared it, and ``drop`` forgets expunged messages.
+    kept only once a search compared it, and ``drop`` forgets expunged messages. The stored
+    SORT and THREAD keys (``courriel.mail.sortkeys``) are kept here too, once a SORT read them.
     """
 
-    __slots__ = ("_dates", "_sizes", "_texts")
+    __slots__ = ("_dates", "_sizes", "_texts", "sort_keys")
 
     def __init__(self) -> None:
         self._texts: dict[str, dict[int, str | None]] = {}  # None: the field is absent
         self._dates: dict[int, datetime | None] = {}
         self._sizes: dict[int, int] = {}
+        self.sort_keys: dict[int, str] = {}  # UID -> encoded sort keys
 
     def __len__(self) -> int:
-        return len(self._sizes) + len(self._dates) + sum(len(t) for t in self._texts.values())
+        texts = sum(len(t) for t in self._texts.values())
+        return len(self._sizes) + len(self._dates) + texts + len(self.sort_keys)
 
     def missing(self, names: Iterable[str], sent: bool, uids: Iterable[int]) -> list[int]:
         tables = [self._texts.get(n, {}) for n in names] + ([self._dates] if sent else [])
@@ -237,6 +240,7 @@ class FieldCache:
         for uid in uids:
             self._sizes.pop(uid, None)
             self._dates.pop(uid, None)
+            self.sort_keys.pop(uid, None)
             for table in self._texts.values():
                 table.pop(uid, None)
 

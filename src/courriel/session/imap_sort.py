@@ -21,12 +21,10 @@ Sorting and threading a large result is CPU work that cannot be cut into steps, 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from courriel.mail import sortkeys
-from courriel.mail.sortkeys import SortKeys
 from courriel.session import imap_search, imap_thread
 from courriel.session.imap_messages import search_matches, uses_modseq
 from courriel.session.imap_selected import SelectedView
@@ -36,31 +34,34 @@ from courriel.store.base import MessageInfo
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.search import SearchAll
-from courriel.wire.imap.sort import SortCriterion, SortKey, ThreadAlgorithm, ThreadNode
+from courriel.wire.imap.sort import SortCriterion, SortKey, ThreadAlgorithm, ThreadForest
 
 OFFLOAD_MESSAGES = 2000  # a result this large is sorted or threaded in a worker thread
 _ROW_KEYS = frozenset({SortKey.ARRIVAL, SortKey.SIZE})
-_NO_KEYS = SortKeys("", False, "", "", "", "", "", None, "", ())
 
-# One message while it is sorted: (number to answer, row, stored keys)
-Entry = tuple[int, MessageInfo, SortKeys]
+# One message while it is sorted: (number to answer, row, ``sortkeys.fields`` of its keys)
+Entry = tuple[int, MessageInfo, Sequence[str]]
 
 
 def _sent(entry: Entry) -> int:
-    sent = entry[2].sent
-    return int(entry[1].internal_date.timestamp()) if sent is None else sent
+    sent = entry[2][sortkeys.SENT]
+    return int(sent) if sent else int(entry[1].internal_date.timestamp())  # RFC 5256 §2.2
+
+
+def _field(position: int) -> Callable[[Entry], str]:
+    return lambda e: e[2][position]
 
 
 _KEY_OF: dict[SortKey, Callable[[Entry], Any]] = {
     SortKey.ARRIVAL: lambda e: e[1].internal_date,
     SortKey.SIZE: lambda e: e[1].size,
     SortKey.DATE: _sent,
-    SortKey.SUBJECT: lambda e: e[2].subject,
-    SortKey.FROM: lambda e: e[2].sort_from,
-    SortKey.TO: lambda e: e[2].sort_to,
-    SortKey.CC: lambda e: e[2].sort_cc,
-    SortKey.DISPLAYFROM: lambda e: e[2].display_from,
-    SortKey.DISPLAYTO: lambda e: e[2].display_to,
+    SortKey.SUBJECT: _field(sortkeys.SUBJECT),
+    SortKey.FROM: _field(sortkeys.FROM),
+    SortKey.TO: _field(sortkeys.TO),
+    SortKey.CC: _field(sortkeys.CC),
+    SortKey.DISPLAYFROM: _field(sortkeys.DISPLAY_FROM),
+    SortKey.DISPLAYTO: _field(sortkeys.DISPLAY_TO),
 }
 
 
@@ -71,8 +72,16 @@ def sort_entries(entries: list[Entry], criteria: Sequence[SortCriterion]) -> lis
     return [e[0] for e in entries]
 
 
-def thread_entries(entries: list[Entry], algorithm: ThreadAlgorithm) -> list[ThreadNode]:
-    messages = [imap_thread.Threadable(e[0], e[2], _sent(e)) for e in entries]
+def thread_entries(entries: list[Entry], algorithm: ThreadAlgorithm) -> ThreadForest:
+    keys = [e[2] for e in entries]
+    messages = imap_thread.Threadable(
+        numbers=[e[0] for e in entries],
+        sent=[_sent(e) for e in entries],
+        subjects=[k[sortkeys.SUBJECT] for k in keys],
+        replies=[k[sortkeys.REPLY] == "1" for k in keys],
+        message_ids=[k[sortkeys.MESSAGE_ID] for k in keys],
+        references=[k[sortkeys.REFERENCES] for k in keys],
+    )
     if algorithm is ThreadAlgorithm.ORDEREDSUBJECT:
         return imap_thread.ordered_subject(messages)
     return imap_thread.references(messages)
@@ -84,17 +93,24 @@ async def _matched(state: SessionState, view: SelectedView, tree: Any) -> list[t
     return await search_matches(state, view, imap_search.plan_search(tree), tree)
 
 
-async def _entries(
-    state: SessionState, view: SelectedView, matched: list[tuple[int, int]], uid: bool, keys: bool
+async def _keys(
+    state: SessionState, view: SelectedView, matched: list[tuple[int, int]]
+) -> dict[int, str]:
+    """The stored keys, read from the store once per mailbox and kept with the mailbox's
+    search cache: a later SORT reads only the messages new since."""
+    cached = view.fields.sort_keys
+    missing = [u for _, u in matched if u not in cached]
+    if missing:
+        cached.update(await state.store.sort_keys(view.mailbox.id, min(missing)))
+    return cached
+
+
+def _entries(
+    matched: list[tuple[int, int]], infos: dict[int, MessageInfo], keys: dict[int, str], uid: bool
 ) -> list[Entry]:
-    stored = await state.store.sort_keys(view.mailbox.id) if keys else {}
-    infos = view.infos
-    out: list[Entry] = []
-    for seq, u in matched:
-        text = stored.get(u)
-        decoded = None if text is None else sortkeys.decode(text)
-        out.append((u if uid else seq, infos[u], decoded or _NO_KEYS))
-    return out
+    fields = sortkeys.fields
+    get = keys.get
+    return [(u if uid else seq, infos[u], fields(get(u))) for seq, u in matched]
 
 
 async def sort(state: SessionState, cmd: c.Sort) -> bytes:
@@ -106,15 +122,16 @@ async def sort(state: SessionState, cmd: c.Sort) -> bytes:
         first = state.enable_condstore()  # RFC 7162 §3.1: a MODSEQ search key enables it
         modseq = max((view.infos[u].modseq for _, u in matched), default=0) or None
     needs_keys = any(k.key not in _ROW_KEYS for k in cmd.criteria)
-    entries = await _entries(state, view, matched, cmd.uid, needs_keys)
-    numbers = await offload(
-        functools.partial(sort_entries, entries, cmd.criteria),
-        heavy=len(entries) >= OFFLOAD_MESSAGES,
-    )
-    if cmd.returns is None:
-        out = [r.sort(numbers, modseq if numbers else None)]
-    else:
-        out = [_esort(cmd, numbers, modseq)]
+    keys = await _keys(state, view, matched) if needs_keys else {}
+    infos = view.infos
+
+    def answer() -> bytes:
+        numbers = sort_entries(_entries(matched, infos, keys, cmd.uid), cmd.criteria)
+        if cmd.returns is None:
+            return r.sort(numbers, modseq if numbers else None)
+        return _esort(cmd, numbers, modseq)
+
+    out = [await offload(answer, heavy=len(matched) >= OFFLOAD_MESSAGES)]
     out.append(await state.refresh(allow_expunge=cmd.uid))
     text = ("UID SORT" if cmd.uid else "SORT") + " completed"
     out.append(r.ok(cmd.tag, text, state.condstore_code(first)))
@@ -143,12 +160,15 @@ async def thread(state: SessionState, cmd: c.Thread) -> bytes:
     first = False
     if uses_modseq(cmd.search):
         first = state.enable_condstore()  # RFC 7162 §3.1
-    entries = await _entries(state, view, matched, cmd.uid, True)
-    threads = await offload(
-        functools.partial(thread_entries, entries, cmd.algorithm),
-        heavy=len(entries) >= OFFLOAD_MESSAGES,
-    )
-    out = [r.thread(threads), await state.refresh(allow_expunge=cmd.uid)]
+    keys = await _keys(state, view, matched)
+    infos = view.infos
+
+    def answer() -> bytes:
+        entries = _entries(matched, infos, keys, cmd.uid)
+        return r.thread(thread_entries(entries, cmd.algorithm))
+
+    out = [await offload(answer, heavy=len(matched) >= OFFLOAD_MESSAGES)]
+    out.append(await state.refresh(allow_expunge=cmd.uid))
     text = ("UID THREAD" if cmd.uid else "THREAD") + " completed"
     out.append(r.ok(cmd.tag, text, state.condstore_code(first)))
     return b"".join(out)

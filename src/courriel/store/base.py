@@ -368,8 +368,9 @@ class Store(DkimKeyStore, Protocol):
 
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]: ...
 
-    async def sort_keys(self, mailbox_id: int) -> dict[int, str]:
-        """UID -> the SORT and THREAD keys of each message (``courriel.mail.sortkeys.encode``);
+    async def sort_keys(self, mailbox_id: int, uid_from: int = 1) -> dict[int, str]:
+        """UID -> the SORT and THREAD keys of each message with ``uid >= uid_from``
+        (``courriel.mail.sortkeys.encode``);
         "" for a message whose parse could not be read. Keys missing for messages stored
         before they existed are made from the stored parse now, and kept."""
 

@@ -114,10 +114,11 @@ def get_meta(mailbox_id: int, uids: Sequence[int]) -> Script[dict[int, bytes]]:
     return {r[0]: bytes(r[1]) for r in rows}
 
 
-def sort_keys(mailbox_id: int) -> Script[list[tuple[int, str | None]]]:
-    """Every message's stored SORT and THREAD keys, by UID; None where not yet made."""
+def sort_keys(mailbox_id: int, uid_from: int) -> Script[list[tuple[int, str | None]]]:
+    """The stored SORT and THREAD keys from ``uid_from`` on, by UID; None where not yet made."""
     rows = yield Query(
-        "SELECT uid, sort_keys FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
+        "SELECT uid, sort_keys FROM messages WHERE mailbox_id = ? AND uid >= ? ORDER BY uid",
+        (mailbox_id, uid_from),
     )
     return [(r[0], r[1]) for r in rows]
 

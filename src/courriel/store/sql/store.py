@@ -281,8 +281,8 @@ class SqlStore(DkimKeysMixin):
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
         return await self._read(messages.get_meta(mailbox_id, uids))
 
-    async def sort_keys(self, mailbox_id: int) -> dict[int, str]:
-        rows = await self._read(messages.sort_keys(mailbox_id))
+    async def sort_keys(self, mailbox_id: int, uid_from: int = 1) -> dict[int, str]:
+        rows = await self._read(messages.sort_keys(mailbox_id, uid_from))
         keys = {uid: k for uid, k in rows if k is not None}
         missing = [uid for uid, k in rows if k is None]
         for start in range(0, len(missing), _FILL_BATCH):  # short writes: others go between

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from courriel.wire.imap.dates import format_date_time
 from courriel.wire.imap.sequence import compress
-from courriel.wire.imap.sort import ThreadNode
+from courriel.wire.imap.sort import ThreadForest
 from courriel.wire.imap.strings import astring, mailbox, nstring, string
 
 CRLF = b"\r\n"
@@ -237,36 +237,39 @@ def sort(numbers: Iterable[int], modseq: int | None = None) -> bytes:
     return b"* SORT" + body + tail + CRLF
 
 
-def thread(threads: Sequence[ThreadNode]) -> bytes:
+def thread(forest: ThreadForest) -> bytes:
     """``* THREAD (2)(3 6 (4 23)(44 7 96))`` (RFC 5256 §4).
 
     A node with one child is followed by it in the same list; several children each get
-    their own parentheses; a placeholder node (number None) contributes its children only.
+    their own parentheses; a placeholder node (number 0) contributes its children only.
     Written with a stack: a thread may be as deep as the mailbox is long.
     """
     out = [b"* THREAD"]
-    if threads:
+    if forest.roots:
         out.append(b" ")
-    work: list[ThreadNode | bytes] = []
-    for root in reversed(threads):
+    number, first, after = forest.number, forest.first_child, forest.next_sibling
+    work: list[int | bytes] = []
+    for root in reversed(forest.roots):
         work += (b")", root, b"(")
     while work:
         item = work.pop()
         if isinstance(item, bytes):
             out.append(item)
             continue
-        if item.number is not None:
-            out.append(_n(item.number))
-        children = item.children
-        if len(children) == 1:
-            if item.number is not None:
+        n = number[item]
+        child = first[item]
+        if n:
+            out.append(_n(n))
+            if child >= 0:
                 out.append(b" ")
-            work.append(children[0])
-        elif children:
-            if item.number is not None:
-                out.append(b" ")
-            for child in reversed(children):
-                work += (b")", child, b"(")
+        if child >= 0 and after[child] < 0:
+            work.append(child)  # an only child continues the list
+            continue
+        kids: list[int | bytes] = []
+        while child >= 0:
+            kids += (b"(", child, b")")
+            child = after[child]
+        work += reversed(kids)
     out.append(CRLF)
     return b"".join(out)
 
