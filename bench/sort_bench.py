@@ -114,7 +114,6 @@ async def main_async(count: int) -> None:
             await imap_select.select(state, select)
             print(f"{'command':42} {'first':>8} {'best':>8} {'median':>8}")
             for text in COMMANDS:
-                times = [await run_command(state, text) for _ in range(RUNS)]
                 state.selected().fields.sort_keys.clear()
                 cold = await run_command(state, text)
                 times = [await run_command(state, text) for _ in range(RUNS)]
