@@ -402,13 +402,20 @@ async def search(state: SessionState, cmd: c.Search) -> bytes:
     numbers = [u if cmd.uid else n for n, u in matched]
     returns = cmd.returns
     if returns is not None and "SAVE" in (o.upper() for o in returns):
-        view.saved = {u for _, u in matched}  # RFC 5182 §2.1
+        saved = [u for _, u in matched]
+        if cmd.partial is not None:  # RFC 9394 §3.1: SAVE keeps what PARTIAL returns
+            saved = list(imap_search.partial_slice(saved, cmd.partial))
+        view.saved = set(saved)  # RFC 5182 §2.1
     if returns is None and state.rev2:
         returns = ("ALL",)  # RFC 9051 §6.4.4: IMAP4rev2 answers with ESEARCH
     if returns is None:
         out = [imap_search.search_response(numbers, modseq=modseq)]
     else:
-        out = [imap_search.esearch_response(cmd.tag, cmd.uid, returns, numbers, modseq=modseq)]
+        out = [
+            imap_search.esearch_response(
+                cmd.tag, cmd.uid, returns, numbers, modseq=modseq, partial=cmd.partial
+            )
+        ]
     out.append(await state.refresh(allow_expunge=cmd.uid))
     text = ("UID SEARCH" if cmd.uid else "SEARCH") + " completed"
     out.append(r.ok(cmd.tag, text, state.condstore_code(first)))

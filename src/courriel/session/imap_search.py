@@ -75,6 +75,7 @@ __all__ = [
     "compared_fields",
     "esearch_response",
     "matches",
+    "partial_slice",
     "plan_search",
     "search_response",
 ]
@@ -438,6 +439,16 @@ def search_response(numbers: Sequence[int], *, modseq: int | None = None) -> byt
     return responses.search(numbers, modseq if numbers else None)
 
 
+def partial_slice(numbers: Sequence[int], window: tuple[int, int]) -> Sequence[int]:
+    """The results at the positions ``window`` names (RFC 9394 §3.1): ``(1, 100)`` the first
+    hundred, ``(-1, -100)`` the last hundred, in either order, in the order of ``numbers``."""
+    lo, hi = sorted((abs(window[0]), abs(window[1])))
+    if window[0] > 0:
+        return numbers[lo - 1 : hi]
+    end = len(numbers)
+    return numbers[max(0, end - hi) : max(0, end - lo + 1)]
+
+
 def esearch_response(
     tag: str,
     uid: bool,
@@ -445,6 +456,7 @@ def esearch_response(
     matched: Sequence[int],
     *,
     modseq: int | None = None,
+    partial: tuple[int, int] | None = None,
 ) -> bytes:
     """The ESEARCH response for ``SEARCH RETURN (...)`` (RFC 4731 §3.1).
 
@@ -466,4 +478,5 @@ def esearch_response(
         all_numbers=matched if found and "ALL" in opts else None,
         count=len(matched) if "COUNT" in opts else None,
         modseq=modseq if found else None,  # RFC 7162 §3.1.5: only with a non-empty result
+        partial=None if partial is None else (partial, partial_slice(matched, partial)),
     )

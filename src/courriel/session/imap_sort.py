@@ -142,6 +142,7 @@ def _esort(cmd: c.Sort, numbers: list[int], modseq: int | None) -> bytes:
     """RFC 5267 §3.2: MIN and MAX are the first and last in sort order, ALL keeps the order."""
     opts = frozenset(cmd.returns or ())
     found = bool(numbers)
+    window = cmd.partial
     return r.esearch(
         cmd.tag,
         uid=cmd.uid,
@@ -151,6 +152,7 @@ def _esort(cmd: c.Sort, numbers: list[int], modseq: int | None) -> bytes:
         count=len(numbers) if "COUNT" in opts else None,
         modseq=modseq if found else None,
         in_order=True,
+        partial=None if window is None else (window, imap_search.partial_slice(numbers, window)),
     )
 
 

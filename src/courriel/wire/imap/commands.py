@@ -280,6 +280,7 @@ class Search:
     charset: str | None
     criteria: SearchKey
     returns: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None  # RFC 9394: (1, 100), or (-1, -100) from the end
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +293,7 @@ class Sort:
     charset: str
     search: SearchKey
     returns: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None  # RFC 5267 §4.4, RFC 9394
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from courriel.wire.imap.search import (
 )
 
 CHARSETS = ("UTF-8", "US-ASCII")
-RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"})  # RFC 9394
 
 
 class BadCharset(ProtocolError):  # noqa: N818 - reads as the response code it sends
@@ -210,21 +210,43 @@ def search_key(r: Reader) -> SearchKey:
     return node
 
 
-def return_options(r: Reader, known: frozenset[str]) -> tuple[str, ...]:
-    """``(opt ...)`` after RETURN, each one of ``known``; ``()`` means ALL (RFC 4731 §3.1)."""
+def _partial(r: Reader) -> tuple[int, int]:
+    """RFC 9394 §3: ``1:100`` counts from the first result, ``-1:-100`` from the last."""
+    r.sp("range after PARTIAL")
+    negative = r.maybe_char(0x2D)
+    first = r.number("range after PARTIAL", nonzero=True)
+    r.char(0x3A, "':' in the PARTIAL range")
+    if negative:
+        r.char(0x2D, "'-' in the negative PARTIAL range")  # both ends have the same sign
+    last = r.number("end of the PARTIAL range", nonzero=True)
+    return (-first, -last) if negative else (first, last)
+
+
+def return_options(
+    r: Reader, known: frozenset[str]
+) -> tuple[tuple[str, ...], tuple[int, int] | None]:
+    """``(opt ...)`` after RETURN, each one of ``known``, and the PARTIAL range if given;
+    ``()`` means ALL (RFC 4731 §3.1)."""
     r.sp("'(' after RETURN")
     r.open_paren("'(' after RETURN")
     opts: list[str] = []
+    partial: tuple[int, int] | None = None
     if r.peek() != 0x29:
         while True:
             name = r.keyword("search return option")
             if name not in known:
                 r.fail(f"Unknown search return option {name}")
+            if name == "PARTIAL":
+                if partial is not None:
+                    r.fail("PARTIAL given twice")
+                partial = _partial(r)
             opts.append(name)
             if not r.maybe_sp():
                 break
     r.close_paren("')' to end search return options")
-    return tuple(dict.fromkeys(opts)) or ("ALL",)  # RFC 4731 §3.1: () means ALL
+    if partial is not None and "ALL" in opts:
+        r.fail("PARTIAL and ALL cannot be combined")  # RFC 9394 §3.1
+    return tuple(dict.fromkeys(opts)) or ("ALL",), partial  # RFC 4731 §3.1: () means ALL
 
 
 def search_program(r: Reader) -> SearchKey:
@@ -240,8 +262,9 @@ def parse_search(r: Reader, uid: bool) -> Search:
     save = r.pos
     word = r.match_keyword()
     returns: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None
     if word == "RETURN":
-        returns = return_options(r, RETURN_OPTIONS)
+        returns, partial = return_options(r, RETURN_OPTIONS)
         r.sp("search criteria after the return options")
         save = r.pos
         word = r.match_keyword()
@@ -255,4 +278,4 @@ def parse_search(r: Reader, uid: bool) -> Search:
         r.sp("search criteria after the charset")
     else:
         r.seek(save)
-    return Search(r.tag, uid, charset, search_program(r), returns)
+    return Search(r.tag, uid, charset, search_program(r), returns, partial)

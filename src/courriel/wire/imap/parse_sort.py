@@ -18,7 +18,7 @@ from courriel.wire.imap.sort import SortCriterion, SortKey, ThreadAlgorithm
 
 MAX_CRITERIA = 16
 # RFC 5267 §3.2 (ESORT) and §4.2 (CONTEXT=SORT): what SORT RETURN accepts
-SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT"})
+SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "PARTIAL"})
 _KEYS = {k.value: k for k in SortKey}
 _ALGORITHMS = {a.value: a for a in ThreadAlgorithm}
 
@@ -57,14 +57,15 @@ def _criteria(r: Reader) -> tuple[SortCriterion, ...]:
 def parse_sort(r: Reader, uid: bool) -> Sort:
     r.sp("sort criteria after SORT")
     returns: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None
     if r.peek() != 0x28:
         if r.keyword("'(' or RETURN after SORT") != "RETURN":
             r.fail("Expected '(' or RETURN after SORT")
-        returns = return_options(r, SORT_RETURN_OPTIONS)  # RFC 5267 §3.2
+        returns, partial = return_options(r, SORT_RETURN_OPTIONS)  # RFC 5267 §3.2, §4.4
         r.sp("sort criteria after the return options")
     criteria = _criteria(r)
     charset = _charset(r, "SORT")
-    return Sort(r.tag, uid, criteria, charset, search_program(r), returns)
+    return Sort(r.tag, uid, criteria, charset, search_program(r), returns, partial)
 
 
 def parse_thread(r: Reader, uid: bool) -> Thread:

@@ -284,10 +284,12 @@ def esearch(
     count: int | None = None,
     modseq: int | None = None,
     in_order: bool = False,
+    partial: tuple[tuple[int, int], Sequence[int]] | None = None,
 ) -> bytes:
     """RFC 4731 §3.1: only the results asked for; ALL is left out when nothing matched.
 
     ``in_order`` keeps the order of ``all_numbers`` (ESORT, RFC 5267 §3.2: ALL in sort order).
+    ``partial`` is the range asked for and the numbers in it (RFC 9394 §3.1, RFC 5267 §4.4).
     """
     out = [b"* ESEARCH (TAG ", string(tag), b")"]
     if uid:
@@ -302,6 +304,11 @@ def esearch(
             out += (b" ALL ", ranges)
     if count is not None:
         out += (b" COUNT ", _n(count))
+    if partial is not None:
+        (first, last), numbers = partial
+        found = _ordered_runs(list(numbers)) if in_order else compress(numbers)
+        out += (b" PARTIAL (", str(first).encode(), b":", str(last).encode(), b" ")
+        out += (found or b"NIL", b")")  # RFC 9394 §3.1: NIL when no result is in the range
     if modseq is not None:
         out += (b" MODSEQ ", _n(modseq))
     out.append(CRLF)
