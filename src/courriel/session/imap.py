@@ -45,6 +45,7 @@ from courriel.accounts.ratelimit import AuthLimiter
 from courriel.logs import kv
 from courriel.session import (
     imap_append,
+    imap_context,
     imap_mailboxes,
     imap_messages,
     imap_select,
@@ -109,6 +110,7 @@ ReplyCommand = (
     | c.Search
     | c.Sort
     | c.Thread
+    | c.CancelUpdate
     | c.Fetch
     | c.Store
     | c.Copy
@@ -245,7 +247,8 @@ class Session:
     async def idle_update(self) -> bytes:
         """During IDLE: what changed, at once (RFC 2177, RFC 9051 §6.3.13)."""
         self.wake.clear()
-        return await self._idle_refresh()
+        out = await self._idle_refresh()
+        return out + await imap_sort.context_updates(self.state)
 
     # --- dispatch -------------------------------------------------------------------------------
 
@@ -274,8 +277,18 @@ class Session:
                 if refusal is not None:
                     await self.io.send(refusal)
             case _:
-                await self.io.send(await self._pre(cmd) + await self._reply(cmd))
+                reply = await self._pre(cmd) + await self._reply(cmd)
+                await self.io.send(await self._with_context_updates(reply))
         return Action.CONTINUE
+
+    async def _with_context_updates(self, reply: bytes) -> bytes:
+        """RFC 5267 §4.3 updates of the search contexts, before the tagged response."""
+        updates = await imap_sort.context_updates(self.state)
+        if not updates:
+            return reply
+        before = reply.rfind(b"\r\n", 0, len(reply) - 2)  # the tagged line is the last
+        tagged = before + 2 if before >= 0 else 0
+        return reply[:tagged] + updates + reply[tagged:]
 
     async def _pre(self, cmd: ReplyCommand) -> bytes:
         """Pending changes, sent before the command's own responses (RFC 9051 §7.5.1).
@@ -349,6 +362,8 @@ class Session:
                 return await imap_sort.sort(st, cmd)
             case c.Thread():
                 return await imap_sort.thread(st, cmd)
+            case c.CancelUpdate():
+                return imap_context.cancel(st.selected(), cmd)
             case c.Fetch():
                 return await imap_messages.fetch(st, self.io, cmd)
             case c.Store():

@@ -35,7 +35,7 @@ import functools
 from collections.abc import Set as AbstractSet
 
 from courriel.mail.message import MessageMeta, SearchFields, search_fields_of
-from courriel.session import imap_fetch, imap_search
+from courriel.session import imap_context, imap_fetch, imap_search
 from courriel.session.imap_selected import SelectedView, sorted_flags
 from courriel.session.imap_state import Io, SessionState, readonly_refusal
 from courriel.session.timeslice import OFFLOAD_BYTES, TimeSlice, offload
@@ -406,16 +406,16 @@ async def search(state: SessionState, cmd: c.Search) -> bytes:
         if cmd.partial is not None:  # RFC 9394 §3.1: SAVE keeps what PARTIAL returns
             saved = list(imap_search.partial_slice(saved, cmd.partial))
         view.saved = set(saved)  # RFC 5182 §2.1
+    out = [imap_context.register(view, cmd, cmd.criteria, None, [u for _, u in matched])]
     if returns is None and state.rev2:
         returns = ("ALL",)  # RFC 9051 §6.4.4: IMAP4rev2 answers with ESEARCH
     if returns is None:
-        out = [imap_search.search_response(numbers, modseq=modseq)]
+        out.append(imap_search.search_response(numbers, modseq=modseq))
     else:
-        out = [
-            imap_search.esearch_response(
-                cmd.tag, cmd.uid, returns, numbers, modseq=modseq, partial=cmd.partial
-            )
-        ]
+        esearch = imap_search.esearch_response(
+            cmd.tag, cmd.uid, returns, numbers, modseq=modseq, partial=cmd.partial
+        )
+        out.append(esearch)
     out.append(await state.refresh(allow_expunge=cmd.uid))
     text = ("UID SEARCH" if cmd.uid else "SEARCH") + " completed"
     out.append(r.ok(cmd.tag, text, state.condstore_code(first)))

@@ -38,11 +38,15 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from courriel.session.imap_search import FieldCache
 from courriel.store.base import Expunged, Mailbox, MessageInfo, Store
 from courriel.wire.imap import responses
 from courriel.wire.imap.sequence import SequenceSet
+
+if TYPE_CHECKING:
+    from courriel.session.imap_context import SearchContext
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
@@ -83,6 +87,10 @@ class SelectedView:
         # RFC 3501 §2.3.2: the UIDs that are \\Recent in this session (IMAP4rev1 only).
         self.tracks_recent = False
         self.recent: set[int] = set()
+        # Grows with every change to the messages in the view: RFC 5267 search contexts
+        # (``contexts``, keyed by the tag that made them) are evaluated again only then.
+        self.version = 0
+        self.contexts: dict[str, SearchContext] = {}
 
     @classmethod
     async def open(
@@ -164,6 +172,7 @@ class SelectedView:
     def update(self, info: MessageInfo) -> None:
         if info.uid in self.infos:
             self.infos[info.uid] = info
+            self.version += 1
 
     def absorb(self, infos: Iterable[MessageInfo]) -> bytes:
         """Takes the store's rows for messages this session just changed; untagged FLAGS when
@@ -193,6 +202,7 @@ class SelectedView:
         # One pass, not one list deletion per message: expunging most of a large mailbox
         # would otherwise be quadratic.
         drop = set(gone)
+        self.version += 1
         self.uids[:] = [u for u in self.uids if u not in drop]
         for uid in gone:
             del self.infos[uid]
@@ -259,9 +269,11 @@ class SelectedView:
             if old is None or (old.flags == info.flags and old.modseq >= info.modseq):
                 continue
             self.infos[info.uid] = info
+            self.version += 1
             if old.flags != info.flags or condstore:
                 out.append(self.flag_fetch(info, condstore=condstore))
         if added:
+            self.version += 1
             for info in added:
                 self.uids.append(info.uid)
                 self.infos[info.uid] = info

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from courriel.mail import sortkeys
-from courriel.session import imap_search, imap_thread
+from courriel.session import imap_context, imap_search, imap_thread
 from courriel.session.imap_messages import search_matches, uses_modseq
 from courriel.session.imap_selected import SelectedView
 from courriel.session.imap_state import SessionState
@@ -125,13 +125,15 @@ async def sort(state: SessionState, cmd: c.Sort) -> bytes:
     keys = await _keys(state, view, matched) if needs_keys else {}
     infos = view.infos
 
-    def answer() -> bytes:
+    def answer() -> tuple[bytes, list[int]]:
         numbers = sort_entries(_entries(matched, infos, keys, cmd.uid), cmd.criteria)
         if cmd.returns is None:
-            return r.sort(numbers, modseq if numbers else None)
-        return _esort(cmd, numbers, modseq)
+            return r.sort(numbers, modseq if numbers else None), numbers
+        return _esort(cmd, numbers, modseq), numbers
 
-    out = [await offload(answer, heavy=len(matched) >= OFFLOAD_MESSAGES)]
+    reply, numbers = await offload(answer, heavy=len(matched) >= OFFLOAD_MESSAGES)
+    uids = numbers if cmd.uid else [view.uid_of(n) for n in numbers]
+    out = [imap_context.register(view, cmd, cmd.search, cmd.criteria, uids), reply]
     out.append(await state.refresh(allow_expunge=cmd.uid))
     text = ("UID SORT" if cmd.uid else "SORT") + " completed"
     out.append(r.ok(cmd.tag, text, state.condstore_code(first)))
@@ -173,4 +175,33 @@ async def thread(state: SessionState, cmd: c.Thread) -> bytes:
     out.append(await state.refresh(allow_expunge=cmd.uid))
     text = ("UID THREAD" if cmd.uid else "THREAD") + " completed"
     out.append(r.ok(cmd.tag, text, state.condstore_code(first)))
+    return b"".join(out)
+
+
+async def _result(state: SessionState, ctx: imap_context.SearchContext) -> list[int]:
+    """The context's program run again over the view, as UIDs in its order."""
+    view = state.selected()
+    matched = await _matched(state, view, ctx.criteria)
+    if ctx.order is None:
+        return [u for _, u in matched]
+    order = ctx.order
+    needs_keys = any(k.key not in _ROW_KEYS for k in order)
+    keys = await _keys(state, view, matched) if needs_keys else {}
+    infos = view.infos
+
+    def answer() -> list[int]:
+        return sort_entries(_entries(matched, infos, keys, True), order)
+
+    return await offload(answer, heavy=len(matched) >= OFFLOAD_MESSAGES)
+
+
+async def context_updates(state: SessionState) -> bytes:
+    """ADDTO and REMOVEFROM for the search contexts whose view changed (RFC 5267 §4.3)."""
+    view = state.view
+    if view is None or not view.contexts:
+        return b""
+    out: list[bytes] = []
+    for ctx in list(view.contexts.values()):
+        if ctx.version != view.version:
+            out.append(imap_context.changes(view, ctx, await _result(state, ctx)))
     return b"".join(out)

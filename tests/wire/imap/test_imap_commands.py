@@ -156,6 +156,7 @@ CASES: list[tuple[bytes, object]] = [
         b"a1 UID SORT (REVERSE DATE) UTF-8 ALL",
         c.Sort("a1", True, (SortCriterion(SortKey.DATE, True),), "UTF-8", SearchAll()),
     ),
+    (b'a1 CANCELUPDATE "t1" "t 2"', c.CancelUpdate("a1", ("t1", "t 2"))),
     (
         b"a1 THREAD ORDEREDSUBJECT US-ASCII ALL",
         c.Thread("a1", False, ThreadAlgorithm.ORDEREDSUBJECT, "US-ASCII", SearchAll()),

@@ -308,6 +308,14 @@ class Thread:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelUpdate:
+    """RFC 5267 §4.3: stop the updates of the search contexts made by these tags."""
+
+    tag: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Fetch:
     tag: str
     uid: bool
@@ -377,6 +385,7 @@ Command = (
     | Search
     | Sort
     | Thread
+    | CancelUpdate
     | Fetch
     | Store
     | Copy
@@ -422,6 +431,7 @@ STATES: dict[type, frozenset[State]] = {
     Search: _SELECTED,
     Sort: _SELECTED,  # RFC 5256 §3: selected state only
     Thread: _SELECTED,
+    CancelUpdate: _SELECTED,  # RFC 5267 §4.3
     Fetch: _SELECTED,
     Store: _SELECTED,
     Copy: _SELECTED,

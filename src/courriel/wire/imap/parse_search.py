@@ -44,7 +44,8 @@ from courriel.wire.imap.search import (
 )
 
 CHARSETS = ("UTF-8", "US-ASCII")
-RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"})  # RFC 9394
+# RFC 4731, RFC 5182 SAVE, RFC 9394 PARTIAL, RFC 5267 §4 UPDATE and CONTEXT
+RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL", "UPDATE", "CONTEXT"})
 
 
 class BadCharset(ProtocolError):  # noqa: N818 - reads as the response code it sends
@@ -226,7 +227,7 @@ def return_options(
     r: Reader, known: frozenset[str]
 ) -> tuple[tuple[str, ...], tuple[int, int] | None]:
     """``(opt ...)`` after RETURN, each one of ``known``, and the PARTIAL range if given;
-    ``()`` means ALL (RFC 4731 §3.1)."""
+    ``()``, like UPDATE or CONTEXT alone, means ALL (RFC 4731 §3.1)."""
     r.sp("'(' after RETURN")
     r.open_paren("'(' after RETURN")
     opts: list[str] = []
@@ -246,7 +247,9 @@ def return_options(
     r.close_paren("')' to end search return options")
     if partial is not None and "ALL" in opts:
         r.fail("PARTIAL and ALL cannot be combined")  # RFC 9394 §3.1
-    return tuple(dict.fromkeys(opts)) or ("ALL",), partial  # RFC 4731 §3.1: () means ALL
+    if not set(opts) - {"UPDATE", "CONTEXT"}:
+        opts.append("ALL")  # RFC 4731 §3.1: () means ALL; UPDATE and CONTEXT ask for no data
+    return tuple(dict.fromkeys(opts)), partial
 
 
 def search_program(r: Reader) -> SearchKey:

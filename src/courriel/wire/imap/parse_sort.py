@@ -11,14 +11,15 @@ parser, with its bounds on depth, number and string length. A criteria list hold
 
 from __future__ import annotations
 
-from courriel.wire.imap.commands import Sort, Thread
+from courriel.wire.imap.commands import CancelUpdate, Sort, Thread
 from courriel.wire.imap.lexer import Reader
 from courriel.wire.imap.parse_search import CHARSETS, BadCharset, return_options, search_program
 from courriel.wire.imap.sort import SortCriterion, SortKey, ThreadAlgorithm
 
 MAX_CRITERIA = 16
 # RFC 5267 §3.2 (ESORT) and §4.2 (CONTEXT=SORT): what SORT RETURN accepts
-SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "PARTIAL"})
+SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "PARTIAL", "UPDATE", "CONTEXT"})
+MAX_CANCEL_TAGS = 100
 _KEYS = {k.value: k for k in SortKey}
 _ALGORITHMS = {a.value: a for a in ThreadAlgorithm}
 
@@ -76,3 +77,15 @@ def parse_thread(r: Reader, uid: bool) -> Thread:
         r.fail(f"Unknown threading algorithm {name}")  # RFC 5256 §4: only those advertised
     charset = _charset(r, "THREAD")
     return Thread(r.tag, uid, algorithm, charset, search_program(r))
+
+
+def parse_cancelupdate(r: Reader, uid: bool) -> CancelUpdate:
+    """RFC 5267 §4.3: ``CANCELUPDATE "tag" *(SP "tag")``."""
+    tags: list[str] = []
+    while True:
+        r.sp("tag of a search context")
+        tags.append(r.text(r.string("tag of a search context"), "tag of a search context"))
+        if len(tags) > MAX_CANCEL_TAGS:
+            r.fail(f"Too many tags (limit {MAX_CANCEL_TAGS})")
+        if r.at_end():
+            return CancelUpdate(r.tag, tuple(tags))

@@ -57,7 +57,7 @@ from courriel.wire.imap.parse_mailbox import (
 )
 from courriel.wire.imap.parse_search import parse_search
 from courriel.wire.imap.parse_selected import parse_copy, parse_expunge, parse_move, parse_store
-from courriel.wire.imap.parse_sort import parse_sort, parse_thread
+from courriel.wire.imap.parse_sort import parse_cancelupdate, parse_sort, parse_thread
 
 Parse = Callable[[Reader, bool], Command]
 _BASE64_RE = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
@@ -206,6 +206,7 @@ COMMANDS: dict[str, Parse] = {
     "SEARCH": parse_search,
     "SORT": parse_sort,  # RFC 5256 §3
     "THREAD": parse_thread,
+    "CANCELUPDATE": parse_cancelupdate,  # RFC 5267 §4.3
     "FETCH": parse_fetch,
     "STORE": parse_store,
     "COPY": parse_copy,

@@ -315,6 +315,17 @@ def esearch(
     return b"".join(out)
 
 
+def esearch_update(
+    tag: str, *, uid: bool, kind: str, position: int, numbers: Sequence[int], in_order: bool
+) -> bytes:
+    """``* ESEARCH (TAG "t") UID ADDTO (0 5:7)`` or ``REMOVEFROM`` (RFC 5267 §4.3): a change
+    to the result of a search context; ``position`` is 0 for SEARCH, 1-based for SORT."""
+    found = _ordered_runs(list(numbers)) if in_order else compress(numbers)
+    out = [b"* ESEARCH (TAG ", string(tag), b")", b" UID" if uid else b""]
+    out += (b" ", kind.encode("ascii"), b" (", _n(position), b" ", found, b")", CRLF)
+    return b"".join(out)
+
+
 def _namespace_list(spaces: Sequence[tuple[str, str | None]] | None, utf8: bool) -> bytes:
     if not spaces:
         return b"NIL"
