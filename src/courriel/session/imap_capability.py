@@ -19,6 +19,8 @@ EXTENSIONS = (
     "IDLE",
     "NAMESPACE",
     "UIDPLUS",
+    "MULTIAPPEND",  # RFC 3502: one store call, all or none
+    "BINARY",  # RFC 3516
     "MOVE",
     "CONDSTORE",
     "QRESYNC",
