@@ -111,6 +111,7 @@ ReplyCommand = (
     | c.Sort
     | c.Thread
     | c.CancelUpdate
+    | c.Replace
     | c.Fetch
     | c.Store
     | c.Copy
@@ -299,7 +300,16 @@ class Session:
         match cmd:
             case c.Select() | c.Examine() | c.Close() | c.Unselect():
                 return b""
-            case c.Fetch() | c.Store() | c.Search() | c.Sort() | c.Thread() | c.Copy() | c.Move():
+            case (
+                c.Fetch()
+                | c.Store()
+                | c.Search()
+                | c.Sort()
+                | c.Thread()
+                | c.Copy()
+                | c.Move()
+                | c.Replace()
+            ):
                 return await self._refresh(allow_expunge=cmd.uid)
             case _:
                 return await self._refresh(allow_expunge=True)
@@ -364,6 +374,8 @@ class Session:
                 return await imap_sort.thread(st, cmd)
             case c.CancelUpdate():
                 return imap_context.cancel(st.selected(), cmd)
+            case c.Replace():
+                return await imap_append.replace(st, cmd)
             case c.Fetch():
                 return await imap_messages.fetch(st, self.io, cmd)
             case c.Store():

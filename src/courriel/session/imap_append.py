@@ -25,7 +25,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from courriel.mail.delivery import parse_meta
-from courriel.session.imap_state import Io, SessionState
+from courriel.session.imap_state import Io, SessionState, readonly_refusal
 from courriel.session.timeslice import TimeSlice
 from courriel.store.base import NewMessage
 from courriel.wire.imap import commands as c
@@ -35,9 +35,13 @@ from courriel.wire.imap.events import LiteralRequest
 QUOTA_ROOT = ""
 
 
+_MESSAGE_COMMANDS = frozenset({"APPEND", "REPLACE", "UID REPLACE"})
+
+
 def literal_allowed(req: LiteralRequest, appendlimit: int) -> bool:
-    """Whether the announced literal may be sent (RFC 7889: APPENDLIMIT for APPEND)."""
-    if req.command != "APPEND":
+    """Whether the announced literal may be sent (RFC 7889: APPENDLIMIT for APPEND; RFC 8508
+    §3.3: REPLACE appends too)."""
+    if req.command not in _MESSAGE_COMMANDS:
         return True  # other literals are small and bounded by the core's own limit
     return req.received + req.size <= appendlimit
 
@@ -68,6 +72,41 @@ async def append(state: SessionState, io: Io, cmd: c.Append) -> bytes | None:
         out.append(r.ok(cmd.tag, "APPEND completed", code))
         await io.send(b"".join(out))
     return None
+
+
+async def replace(state: SessionState, cmd: c.Replace) -> bytes:
+    """RFC 8508: the new message is stored first, then the old one expunged, so a failed
+    append leaves the original in place (§3.2)."""
+    view = state.selected()
+    if view.readonly:
+        return readonly_refusal(cmd.tag)  # RFC 8508 §3.3: the original cannot be expunged
+    if cmd.uid:
+        old = cmd.number if cmd.number in view.infos else None
+    else:
+        if cmd.number > view.max_seq:
+            return r.bad(cmd.tag, "Invalid message sequence number")  # RFC 9051 §9
+        old = view.uid_of(cmd.number)
+    if old is None:
+        return r.no(cmd.tag, "No such message", r.NONEXISTENT)
+    box = await state.store.get_mailbox(state.user_id, cmd.mailbox)
+    if box is None:
+        return r.no(cmd.tag, "No such mailbox", r.TRYCREATE)  # RFC 8508 §3.3
+    m = cmd.message
+    if len(m.data) > state.appendlimit:
+        return r.no(cmd.tag, "Message too big", r.TOOBIG)  # RFC 7889 §4
+    flags = frozenset(f for f in m.flags if f.upper() != "\\RECENT")
+    when = m.internal_date or datetime.now(UTC).replace(microsecond=0)
+    new = NewMessage(m.data, when, flags, await parse_meta(m.data))
+    appended = (await state.store.append([(box.id, new)]))[0]
+    code = r.appenduid(appended.uidvalidity, [appended.uid])  # RFC 8508 §3.4
+    out = [view.learn_keywords(flags), r.untagged("OK", "Replacement Message ready", code)]
+    gone = await state.store.expunge(view.mailbox.id, [old])
+    out.append(view.remove([e.uid for e in gone], qresync=state.qresync))
+    if box.id == view.mailbox.id:
+        view.dirty = True  # EXISTS for the replacement
+    out.append(await state.refresh(allow_expunge=True))
+    out.append(r.ok(cmd.tag, ("UID REPLACE" if cmd.uid else "REPLACE") + " completed"))
+    return b"".join(out)
 
 
 async def getquotaroot(state: SessionState, cmd: c.GetQuotaRoot) -> bytes:

@@ -21,6 +21,7 @@ EXTENSIONS = (
     "UIDPLUS",
     "MULTIAPPEND",  # RFC 3502: one store call, all or none
     "BINARY",  # RFC 3516
+    "REPLACE",  # RFC 8508
     "MOVE",
     "CONDSTORE",
     "QRESYNC",

@@ -158,6 +158,10 @@ CASES: list[tuple[bytes, object]] = [
     ),
     (b'a1 CANCELUPDATE "t1" "t 2"', c.CancelUpdate("a1", ("t1", "t 2"))),
     (
+        b"a1 UID REPLACE 7 Drafts (\\Draft) {1+}\r\nx",
+        c.Replace("a1", True, 7, "Drafts", c.AppendMessage(frozenset({"\\Draft"}), None, b"x")),
+    ),
+    (
         b"a1 THREAD ORDEREDSUBJECT US-ASCII ALL",
         c.Thread("a1", False, ThreadAlgorithm.ORDEREDSUBJECT, "US-ASCII", SearchAll()),
     ),

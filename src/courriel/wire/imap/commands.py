@@ -308,6 +308,17 @@ class Thread:
 
 
 @dataclass(frozen=True, slots=True)
+class Replace:
+    """RFC 8508: append ``message`` to ``mailbox`` and expunge the message it replaces."""
+
+    tag: str
+    uid: bool
+    number: int  # sequence number, or UID with ``uid``
+    mailbox: str
+    message: AppendMessage
+
+
+@dataclass(frozen=True, slots=True)
 class CancelUpdate:
     """RFC 5267 §4.3: stop the updates of the search contexts made by these tags."""
 
@@ -386,6 +397,7 @@ Command = (
     | Sort
     | Thread
     | CancelUpdate
+    | Replace
     | Fetch
     | Store
     | Copy
@@ -432,6 +444,7 @@ STATES: dict[type, frozenset[State]] = {
     Sort: _SELECTED,  # RFC 5256 §3: selected state only
     Thread: _SELECTED,
     CancelUpdate: _SELECTED,  # RFC 5267 §4.3
+    Replace: _SELECTED,  # RFC 8508 §3
     Fetch: _SELECTED,
     Store: _SELECTED,
     Copy: _SELECTED,

@@ -1,4 +1,5 @@
-"""Parser for APPEND, with MULTIAPPEND (RFC 3502), literal8 (RFC 3516) and UTF8 (RFC 6855).
+"""Parser for APPEND, with MULTIAPPEND (RFC 3502), literal8 (RFC 3516) and UTF8 (RFC 6855),
+and for REPLACE (RFC 8508), whose message is written as APPEND's.
 
 Theory of operation
 -------------------
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from courriel.wire.imap.commands import Append, AppendMessage
+from courriel.wire.imap.commands import Append, AppendMessage, Replace
 from courriel.wire.imap.dates import parse_date_time
 from courriel.wire.imap.lexer import Reader
 
@@ -54,3 +55,13 @@ def parse_append(r: Reader, uid: bool) -> Append:
     while r.maybe_sp():  # RFC 3502 §6.3.11: MULTIAPPEND
         messages.append(_message(r))
     return Append(r.tag, mailbox, tuple(messages))
+
+
+def parse_replace(r: Reader, uid: bool) -> Replace:
+    """RFC 8508 §6: ``[UID] REPLACE number mailbox append-message``."""
+    r.sp("message number after REPLACE")
+    number = r.number("UID after UID REPLACE" if uid else "message number", nonzero=True)
+    r.sp("mailbox name after the message number")
+    mailbox = r.mailbox()
+    r.sp("message after the mailbox name")
+    return Replace(r.tag, uid, number, mailbox, _message(r))

@@ -45,7 +45,7 @@ from courriel.wire.imap.commands import (
     Unsubscribe,
 )
 from courriel.wire.imap.lexer import ATOM_RE, TAG_RE, Limits, Reader
-from courriel.wire.imap.parse_append import parse_append
+from courriel.wire.imap.parse_append import parse_append, parse_replace
 from courriel.wire.imap.parse_fetch import parse_fetch
 from courriel.wire.imap.parse_mailbox import (
     parse_create,
@@ -207,16 +207,17 @@ COMMANDS: dict[str, Parse] = {
     "SORT": parse_sort,  # RFC 5256 §3
     "THREAD": parse_thread,
     "CANCELUPDATE": parse_cancelupdate,  # RFC 5267 §4.3
+    "REPLACE": parse_replace,  # RFC 8508
     "FETCH": parse_fetch,
     "STORE": parse_store,
     "COPY": parse_copy,
     "MOVE": parse_move,
 }
 # RFC 9051 §6.4.9 UID; EXPUNGE from RFC 4315 §2.1, MOVE from RFC 6851 §3.2, SORT and THREAD
-# from RFC 5256 §3
+# from RFC 5256 §3, REPLACE from RFC 8508 §3.4
 UID_COMMANDS: dict[str, Parse] = {
     name: COMMANDS[name]
-    for name in ("FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE", "SORT", "THREAD")
+    for name in ("FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE", "SORT", "THREAD", "REPLACE")
 }
 
 
