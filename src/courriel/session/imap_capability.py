@@ -22,6 +22,7 @@ EXTENSIONS = (
     "MULTIAPPEND",  # RFC 3502: one store call, all or none
     "BINARY",  # RFC 3516
     "REPLACE",  # RFC 8508
+    "CATENATE",  # RFC 4469
     "MOVE",
     "CONDSTORE",
     "QRESYNC",

@@ -201,6 +201,8 @@ class AppendMessage:
     data: bytes
     utf8: bool = False  # sent as UTF8 (literal8) (RFC 6855 §4)
     binary: bool = False  # sent as a literal8 ~{n} (RFC 3516, RFC 9051 §6.3.12)
+    # RFC 4469 CATENATE: the parts to join, text (bytes) or an IMAP URL (str); ``data`` is b""
+    catenate: tuple[bytes | str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

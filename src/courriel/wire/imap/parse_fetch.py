@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 
+from courriel.wire.errors import ProtocolError
 from courriel.wire.imap.commands import Fetch
 from courriel.wire.imap.fetch import (
     MACROS,
@@ -28,7 +29,7 @@ from courriel.wire.imap.fetch import (
     Section,
     SectionText,
 )
-from courriel.wire.imap.lexer import Reader
+from courriel.wire.imap.lexer import Limits, Reader
 
 _NAME_RE = re.compile(rb"[A-Za-z0-9.]+")
 _SECTION_RE = re.compile(rb"[A-Za-z0-9.]*")
@@ -80,6 +81,18 @@ def _section(r: Reader, *, binary: bool) -> Section:
             fields = _header_list(r)
     r.char(0x5D, "']' to end the section")
     return Section(part, text, fields)
+
+
+def parse_section(text: bytes) -> Section | None:
+    """A section spec alone (``1.2.MIME``, ``HEADER.FIELDS (From)``), as an IMAP URL carries
+    it (RFC 5092 §6: the section of FETCH BODY[...]); None if it is not one."""
+    r = Reader([b"[" + text + b"]"], [], "*", Limits(), False)
+    try:
+        section = _section(r, binary=False)
+        r.end()
+    except ProtocolError:
+        return None
+    return section
 
 
 def _partial(r: Reader) -> tuple[int, int] | None:
