@@ -66,3 +66,22 @@ def _stored_keys(mailbox_id: int) -> Script[list[tuple[int, str | None]]]:
         "SELECT uid, sort_keys FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
     )
     return [(r[0], r[1]) for r in rows]
+
+
+async def test_extras_savedate_and_previews(store: Store, user: User, inbox: Mailbox) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    await store.append([(inbox.id, _message(n)) for n in (1, 2)])
+    extras = await store.message_extras(inbox.id, [1, 2, 3])
+    assert sorted(extras) == [1, 2]  # UID 3 does not exist
+    first = extras[1]
+    assert first.savedate is not None and first.savedate >= before  # RFC 8514: when stored
+    assert first.savedate != WHEN  # not the internal date
+    assert first.preview is None and first.sort_keys == (await store.sort_keys(inbox.id))[1]
+    assert extras[2].blob_id != first.blob_id
+    await store.set_previews(inbox.id, {1: "hello \u00e9t\u00e9"})
+    other = await store.create_mailbox(user.id, "Other")
+    copied = await store.copy(inbox.id, [1], other.id)
+    again = (await store.message_extras(other.id, [copied.pairs[0][1]]))[copied.pairs[0][1]]
+    assert again.blob_id == first.blob_id  # the same body: the same EMAILID
+    assert again.preview == "hello \u00e9t\u00e9"  # the preview travels with the copy
+    assert again.savedate is not None and again.savedate >= first.savedate

@@ -23,6 +23,9 @@ EXTENSIONS = (
     "BINARY",  # RFC 3516
     "REPLACE",  # RFC 8508
     "CATENATE",  # RFC 4469
+    "OBJECTID",  # RFC 8474
+    "SAVEDATE",  # RFC 8514
+    "PREVIEW",  # RFC 8970
     "MOVE",
     "CONDSTORE",
     "QRESYNC",

@@ -35,7 +35,7 @@ import functools
 from collections.abc import Set as AbstractSet
 
 from courriel.mail.message import MessageMeta, SearchFields, search_fields_of
-from courriel.session import imap_context, imap_fetch, imap_search
+from courriel.session import imap_context, imap_fetch, imap_objects, imap_search
 from courriel.session.imap_selected import SelectedView, sorted_flags
 from courriel.session.imap_state import Io, SessionState, readonly_refusal
 from courriel.session.timeslice import OFFLOAD_BYTES, TimeSlice, offload
@@ -166,6 +166,7 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
     for start in range(0, len(uids), META_BATCH):
         batch = uids[start : start + META_BATCH]
         metas = await _load_meta(state, view, batch) if plan.needs_meta else {}
+        extras = await imap_objects.rendered(state, view, plan.extras, batch) if plan.extras else {}
         for uid in batch:
             await turn.step()  # other clients go on between messages of a long FETCH
             info = view.infos.get(uid)
@@ -173,12 +174,14 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
             raw = await _raw(state, view, uid) if plan.needs_body else None
             meta = metas.get(uid)
             lost = (plan.needs_body and raw is None) or (plan.needs_meta and meta is None)
+            lost = lost or bool(plan.extras and uid not in extras)
             if info is None or seq is None or lost:
                 missing.append(uid)
                 continue
             try:
                 message = (seq, info, meta, raw)
-                piece = await _render(state, plan, message, uid in seen_now, uid in view.recent)
+                seen, recent = uid in seen_now, uid in view.recent
+                piece = await _render(state, plan, message, seen, recent, extras.get(uid))
             except imap_fetch.UnknownCte as e:
                 return b"".join(out) + r.no(cmd.tag, str(e), r.UNKNOWN_CTE)  # RFC 3516 §4.3
             out.append(piece)
@@ -211,6 +214,7 @@ async def _render(
     message: tuple[int, MessageInfo, MessageMeta | None, bytes | None],
     seen_changed: bool,
     recent: bool,
+    extras: dict[FetchItem, bytes] | None = None,
 ) -> bytes:
     """One message's FETCH response; a large message is rendered in a worker thread."""
     seq, info, meta, raw = message
@@ -224,6 +228,7 @@ async def _render(
         utf8=state.utf8,
         seen_changed=seen_changed,
         recent=recent,
+        extras=extras,
     )
     return await offload(render, heavy=raw is not None and len(raw) >= OFFLOAD_BYTES)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 
 from courriel.mail import sortkeys
 from courriel.store.base import (
@@ -24,6 +25,7 @@ from courriel.store.base import (
     Expunged,
     FlagOp,
     FlagsResult,
+    MessageExtras,
     MessageInfo,
     NewMessage,
     NotFound,
@@ -40,6 +42,7 @@ from courriel.store.sql.core import (
     adjust_blobs,
     allocate,
     charge,
+    date_of,
     delete_messages,
     encode_flags,
     forget_messages,
@@ -56,12 +59,14 @@ from courriel.store.sql.core import (
 
 _INSERT_COLS = (
     "mailbox_id", "uid", "modseq", "sysflags", "keywords", "internal_date", "size", "blob_id",
-    "meta", "sort_keys",
+    "meta", "sort_keys", "savedate",
 )  # fmt: skip
 
 
 def append(
-    items: Sequence[tuple[int, NewMessage, str]], inline: dict[str, bytes] | None = None
+    items: Sequence[tuple[int, NewMessage, str]],
+    inline: dict[str, bytes] | None = None,
+    now: datetime | None = None,
 ) -> Script[Done[list[Appended]]]:
     """Stores (mailbox id, message, blob id) triples.
 
@@ -75,6 +80,7 @@ def append(
     rows: list[Row] = []
     changes = []
     usage: dict[int, tuple[int, int]] = {}
+    saved = None if now is None else now.isoformat()  # SAVEDATE, RFC 8514
     for mailbox_id in sorted(by_box):  # lock order: mailboxes by id
         indexes = by_box[mailbox_id]
         user_id, uidvalidity, first, modseq = yield from allocate(mailbox_id, len(indexes))
@@ -86,6 +92,7 @@ def append(
                 (
                     *(mailbox_id, uid, modseq, bits, keywords, date, len(msg.raw), blob_id),
                     *(msg.meta, sortkeys.encoded_keys_of(msg.meta) if msg.meta else None),
+                    saved,
                 )
             )
             results[i] = Appended(mailbox_id, uidvalidity, uid, modseq)
@@ -141,6 +148,24 @@ def fill_sort_keys(mailbox_id: int, uids: Sequence[int]) -> Script[Done[dict[int
             False,
         )
     return Done(made)
+
+
+def extras(mailbox_id: int, uids: Sequence[int]) -> Script[dict[int, MessageExtras]]:
+    cols = "uid, blob_id, savedate, sort_keys, preview"
+    rows = yield from select_messages(mailbox_id, cols, uid_ranges(uids))
+    return {
+        r[0]: MessageExtras(r[1], None if r[2] is None else date_of(r[2]), r[3], r[4]) for r in rows
+    }
+
+
+def set_previews(mailbox_id: int, previews: dict[int, str]) -> Script[Done[None]]:
+    for uid, text in sorted(previews.items()):
+        yield Query(
+            "UPDATE messages SET preview = ? WHERE mailbox_id = ? AND uid = ?",
+            (text, mailbox_id, uid),
+            False,
+        )
+    return Done(None)
 
 
 def blob_of(mailbox_id: int, uid: int) -> Script[tuple[str, bytes | None]]:
@@ -238,11 +263,13 @@ def expunge(mailbox_id: int, uids: Sequence[int]) -> Script[Done[list[Expunged]]
     return Done([Expunged(r[0], modseq) for r in removed], (change,), freed)
 
 
-_COPY_COLS = "uid, sysflags, keywords, internal_date, size, blob_id, meta, sort_keys"
+_COPY_COLS = (
+    "uid, sysflags, keywords, internal_date, size, blob_id, meta, sort_keys, savedate, preview"
+)
 
 
 def copy_messages(
-    src: int, ranges: Sequence[tuple[int, int]], dst: int, *, move: bool
+    src: int, ranges: Sequence[tuple[int, int]], dst: int, *, move: bool, now: str | None = None
 ) -> Script[Done[Copied]]:
     """COPY, or MOVE (RFC 6851 §3.3: copy, then expunge the sources, in one transaction)."""
     locked = {}
@@ -257,7 +284,8 @@ def copy_messages(
     new_rows = []
     pairs = []
     for uid, row in enumerate(rows, first):  # ascending source UID order, RFC 4315 §3
-        new_rows.append((dst, uid, modseq, *row[1:]))
+        # SAVEDATE (RFC 8514): now for COPY and MOVE; kept when INBOX is renamed (now None)
+        new_rows.append((dst, uid, modseq, *row[1:8], now or row[8], row[9]))
         pairs.append((row[0], uid))
         blobs[row[5]] += 1
         add_usage(usage, dst_user, row[4], 1)
@@ -268,7 +296,7 @@ def copy_messages(
         changes.append(change)
         forget_messages(locked[src][0], removed, usage, blobs)
     freed = yield from adjust_blobs(dict(blobs), {r[5]: r[4] for r in rows})
-    yield from insert_rows("messages", _INSERT_COLS, new_rows)
+    yield from insert_rows("messages", (*_INSERT_COLS, "preview"), new_rows)
     yield from charge(usage)
     return Done(Copied(dst_uidvalidity, pairs), tuple(changes), freed)
 

@@ -38,6 +38,7 @@ from courriel.store.base import (
     FlagsResult,
     Mailbox,
     MailboxStatus,
+    MessageExtras,
     MessageInfo,
     NewMessage,
     NotFound,
@@ -249,7 +250,8 @@ class SqlStore(DkimKeysMixin):
                 # Durable before the transaction that points at them; in parallel threads.
                 await asyncio.gather(*(self._blobs.put(raw, bid) for bid, raw in files.items()))
                 try:
-                    done = await self._write_now(messages.append(triples, inline))
+                    script = messages.append(triples, inline, self._now())
+                    done = await self._write_now(script)
                 except BodyMissing as e:
                     if attempt == _BODY_TRIES:
                         raise
@@ -291,6 +293,15 @@ class SqlStore(DkimKeysMixin):
             keys.update(made)
         return keys
 
+    async def message_extras(
+        self, mailbox_id: int, uids: Sequence[int]
+    ) -> dict[int, MessageExtras]:
+        return await self._read(messages.extras(mailbox_id, uids))
+
+    async def set_previews(self, mailbox_id: int, previews: dict[int, str]) -> None:
+        if previews:
+            await self._write(messages.set_previews(mailbox_id, previews))
+
     async def read_message(self, mailbox_id: int, uid: int) -> bytes:
         blob_id, data = await self._read(messages.blob_of(mailbox_id, uid))
         if data is not None:  # kept in the database: no file to open
@@ -315,14 +326,16 @@ class SqlStore(DkimKeysMixin):
         return await self._write(messages.expunge(mailbox_id, uids))
 
     async def copy(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> Copied:
+        now = self._now().isoformat()
         script = messages.copy_messages(
-            src_mailbox_id, uid_ranges(uids), dst_mailbox_id, move=False
+            src_mailbox_id, uid_ranges(uids), dst_mailbox_id, move=False, now=now
         )
         return await self._write(script)
 
     async def move(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> Copied:
         ranges = uid_ranges(uids)
-        script = messages.copy_messages(src_mailbox_id, ranges, dst_mailbox_id, move=True)
+        now = self._now().isoformat()
+        script = messages.copy_messages(src_mailbox_id, ranges, dst_mailbox_id, move=True, now=now)
         return await self._write(script)
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> list[MessageInfo]:

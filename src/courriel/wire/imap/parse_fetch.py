@@ -123,6 +123,14 @@ def _attribute(r: Reader) -> FetchAttribute:
     item = _SIMPLE.get(name)
     if item is None:
         r.fail(f"Unknown fetch attribute {name}")
+    save = r.pos
+    if item is FetchItem.PREVIEW and r.maybe_sp() and r.peek() != 0x28:
+        r.seek(save)  # no modifiers: the space was the next attribute's
+    elif r.pos != save:
+        r.open_paren("'(' to start PREVIEW modifiers")
+        if r.keyword("PREVIEW modifier") != "LAZY":  # RFC 8970 §3.2: LAZY is the only one
+            r.fail("Unknown PREVIEW modifier")
+        r.close_paren("')' to end PREVIEW modifiers")
     return item
 
 

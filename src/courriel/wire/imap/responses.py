@@ -219,8 +219,11 @@ def lsub_item(
     return _list_line(b"LSUB", attributes, delimiter, name, utf8, b"")
 
 
-def status(name: str, items: Sequence[tuple[str, int]], *, utf8: bool = False) -> bytes:
-    body = b" ".join(k.encode("ascii") + b" " + _n(v) for k, v in items)
+def status(name: str, items: Sequence[tuple[str, int | bytes]], *, utf8: bool = False) -> bytes:
+    """``* STATUS name (MESSAGES 3 ...)``; a bytes value goes as it is (``MAILBOXID (M1)``)."""
+    body = b" ".join(
+        k.encode("ascii") + b" " + (v if isinstance(v, bytes) else _n(v)) for k, v in items
+    )
     return b"* STATUS " + mailbox(name, utf8=utf8) + b" (" + body + b")\r\n"
 
 
@@ -391,6 +394,22 @@ def item_flags(names: Iterable[str]) -> bytes:
 
 def item_internaldate(when: datetime) -> bytes:
     return b"INTERNALDATE " + format_date_time(when)
+
+
+def item_savedate(when: datetime | None) -> bytes:
+    """RFC 8514 §3: NIL when the server does not know when the message was saved."""
+    return b"SAVEDATE " + (b"NIL" if when is None else format_date_time(when))
+
+
+def item_objectid(name: bytes, objectid: str | None) -> bytes:
+    """``EMAILID (M6d99ac3275bb4e)``, or ``THREADID NIL`` (RFC 8474 §5, §7)."""
+    value = b"NIL" if objectid is None else b"(" + objectid.encode("ascii") + b")"
+    return name + b" " + value
+
+
+def item_preview(text: str | None) -> bytes:
+    """RFC 8970 §3: UTF-8 text, as a literal where it is not ASCII."""
+    return b"PREVIEW " + nstring(text)
 
 
 def item_rfc822_size(size: int) -> bytes:
