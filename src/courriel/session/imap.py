@@ -273,6 +273,15 @@ class Session:
                 return await self._authenticate(cmd)
             case c.Compress():
                 return await self._compress(cmd)
+            case c.Unauthenticate():
+                await self._end_user()
+                # RFC 8437 §3: as a new connection, minus TLS and COMPRESS, which stay
+                self.state = SessionState(
+                    store=self.state.store,
+                    appendlimit=self.state.appendlimit,
+                    listings=self.state.listings,
+                )
+                await self.io.send(r.ok(cmd.tag, "UNAUTHENTICATE completed"))
             case c.Append():
                 refusal = await imap_append.append(self.state, self.io, cmd)
                 if refusal is not None:
@@ -462,6 +471,9 @@ class Session:
     async def logout(self) -> None:
         """Ends the subscription and gives the session slot back; safe to call twice."""
         self.logged_out = True
+        await self._end_user()
+
+    async def _end_user(self) -> None:
         if self._sub_task is not None:
             self._sub_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -473,6 +485,8 @@ class Session:
         if self.state.user is not None and not self._released:
             self._released = True
             self.sessions.release(self.state.user.id)
+        if not self.logged_out:
+            self._released = False  # UNAUTHENTICATE: a later login takes a slot again
 
     # --- the rest -------------------------------------------------------------------------------
 

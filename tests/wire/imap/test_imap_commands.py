@@ -157,6 +157,7 @@ CASES: list[tuple[bytes, object]] = [
         c.Sort("a1", True, (SortCriterion(SortKey.DATE, True),), "UTF-8", SearchAll()),
     ),
     (b'a1 CANCELUPDATE "t1" "t 2"', c.CancelUpdate("a1", ("t1", "t 2"))),
+    (b"a1 unauthenticate", c.Unauthenticate("a1")),
     (
         b"a1 UID REPLACE 7 Drafts (\\Draft) {1+}\r\nx",
         c.Replace("a1", True, 7, "Drafts", c.AppendMessage(frozenset({"\\Draft"}), None, b"x")),

@@ -215,6 +215,13 @@ class Append:
 
 
 @dataclass(frozen=True, slots=True)
+class Unauthenticate:
+    """RFC 8437: back to the not authenticated state, on the same connection."""
+
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
 class Idle:
     tag: str
 
@@ -387,6 +394,7 @@ Command = (
     | Status
     | Append
     | Idle
+    | Unauthenticate
     | Compress
     | GetQuota
     | GetQuotaRoot
@@ -434,6 +442,7 @@ STATES: dict[type, frozenset[State]] = {
     Status: _AUTH,
     Append: _AUTH,
     Idle: _AUTH,
+    Unauthenticate: _AUTH,  # RFC 8437 §3: authenticated or selected
     Compress: _AUTH,  # RFC 4978 §3: after authentication
     GetQuota: _AUTH,
     GetQuotaRoot: _AUTH,

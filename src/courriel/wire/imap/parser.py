@@ -41,6 +41,7 @@ from courriel.wire.imap.commands import (
     SetQuota,
     StartTLS,
     Subscribe,
+    Unauthenticate,
     Unselect,
     Unsubscribe,
 )
@@ -195,6 +196,7 @@ COMMANDS: dict[str, Parse] = {
     "STATUS": parse_status,
     "APPEND": parse_append,
     "IDLE": _bare(Idle),
+    "UNAUTHENTICATE": _bare(Unauthenticate),  # RFC 8437
     "COMPRESS": _compress,
     "GETQUOTA": _getquota,
     "GETQUOTAROOT": _one_mailbox(GetQuotaRoot, "GETQUOTAROOT"),
