@@ -50,6 +50,7 @@ from courriel.session import (
     imap_messages,
     imap_select,
     imap_sort,
+    imap_uidonly,
 )
 from courriel.session.imap_auth import Authentication, LoginResult
 from courriel.session.imap_capability import ENABLEABLE, capabilities
@@ -287,6 +288,10 @@ class Session:
                 if refusal is not None:
                     await self.io.send(refusal)
             case _:
+                refused = imap_uidonly.refusal(cmd) if self.state.uidonly else None
+                if refused is not None:
+                    await self.io.send(refused)
+                    return Action.CONTINUE
                 reply = await self._pre(cmd) + await self._reply(cmd)
                 await self.io.send(await self._with_context_updates(reply))
         return Action.CONTINUE
@@ -503,6 +508,8 @@ class Session:
                 st.enable_condstore()  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
             if name == "QRESYNC":
                 st.qresync = True
+            if name == "UIDONLY":
+                st.uidonly = True  # RFC 9586 §3
             if name in ("IMAP4REV2", "UTF8=ACCEPT"):
                 st.utf8 = True
                 st.rev2 = st.rev2 or name == "IMAP4REV2"

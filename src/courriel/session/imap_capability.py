@@ -27,6 +27,7 @@ EXTENSIONS = (
     "SAVEDATE",  # RFC 8514
     "PREVIEW",  # RFC 8970
     "UNAUTHENTICATE",  # RFC 8437
+    "UIDONLY",  # RFC 9586
     "MOVE",
     "CONDSTORE",
     "QRESYNC",
@@ -53,7 +54,7 @@ EXTENSIONS = (
 )
 
 # What ENABLE accepts (RFC 5161 §3.1); QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
-ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "IMAP4REV2", "UTF8=ACCEPT"})
+ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "IMAP4REV2", "UTF8=ACCEPT", "UIDONLY"})
 
 
 def capabilities(

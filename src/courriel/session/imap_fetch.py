@@ -96,6 +96,7 @@ class FetchPlan:
     implicit_flags: bool  # FLAGS is in ``attributes`` only because of sets_seen
     # OBJECTID, SAVEDATE, PREVIEW: rendered by ``imap_objects`` from ``Store.message_extras``
     extras: frozenset[FetchItem] = frozenset()
+    uidonly: bool = False  # RFC 9586: answer with UIDFETCH
 
 
 def _needs(attr: FetchAttribute) -> tuple[bool, bool]:
@@ -121,6 +122,7 @@ def plan_fetch(
     uid: bool,
     condstore: bool,
     read_only: bool = False,
+    uidonly: bool = False,
 ) -> FetchPlan:
     """The plan for one FETCH; ``read_only`` for a mailbox opened with EXAMINE.
 
@@ -152,6 +154,7 @@ def plan_fetch(
         wants_modseq=wants_modseq,
         implicit_flags=implicit_flags,
         extras=frozenset(a for a in normalised if a in EXTRA_ITEMS),
+        uidonly=uidonly,
     )
 
 
@@ -317,10 +320,14 @@ def render_fetch(
             items.append(_binary_size(attr, info, meta))
         elif attr is FetchItem.FLAGS and plan.implicit_flags and not seen_changed:
             continue
+        elif attr is FetchItem.UID and plan.uidonly:
+            continue  # RFC 9586 §3.3: the UID leads the UIDFETCH response instead
         elif attr in EXTRA_ITEMS:
             if extras is None:
                 raise ValueError(f"{attr.value} needs the message's extras; see FetchPlan")
             items.append(extras[attr])
         else:
             items.append(_item(attr, info, meta, raw, recent))
+    if plan.uidonly:
+        return responses.uidfetch(info.uid, items)
     return responses.fetch(seq, items)

@@ -99,10 +99,11 @@ class _RowFetch:
     as a mailbox has few of them.
     """
 
-    __slots__ = ("_attributes", "_flags", "_recent")
+    __slots__ = ("_attributes", "_flags", "_recent", "_uidonly")
 
     def __init__(self, plan: imap_fetch.FetchPlan, recent: AbstractSet[int]) -> None:
         self._attributes = plan.attributes
+        self._uidonly = plan.uidonly
         self._recent = recent
         self._flags: dict[tuple[frozenset[str], bool], bytes] = {}
 
@@ -114,7 +115,8 @@ class _RowFetch:
         items: list[bytes] = []
         for attr in self._attributes:
             if attr is FetchItem.UID:
-                items.append(r.item_uid(info.uid))
+                if not self._uidonly:
+                    items.append(r.item_uid(info.uid))
             elif attr is FetchItem.FLAGS:
                 key = (info.flags, info.uid in self._recent)
                 encoded = self._flags.get(key)
@@ -126,7 +128,7 @@ class _RowFetch:
                 items.append(r.item_modseq(info.modseq))
             else:
                 items.append(r.item_rfc822_size(info.size))
-        return r.fetch(seq, items)
+        return r.uidfetch(info.uid, items) if self._uidonly else r.fetch(seq, items)
 
 
 async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
@@ -149,7 +151,11 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
         since = cmd.changedsince
         uids = [u for u in uids if view.infos[u].modseq > since]  # RFC 7162 §3.1.4.1
     plan = imap_fetch.plan_fetch(
-        attributes, uid=cmd.uid, condstore=state.condstore, read_only=view.readonly
+        attributes,
+        uid=cmd.uid,
+        condstore=state.condstore,
+        read_only=view.readonly,
+        uidonly=view.uidonly,
     )
     seen_now: set[int] = set()
     if plan.sets_seen:
@@ -276,7 +282,11 @@ async def store(state: SessionState, cmd: c.Store) -> bytes:
         if seq is None:
             continue
         recent = info.uid in view.recent
-        out.append(_store_fetch(seq, info, cmd, condstore=state.condstore, recent=recent))
+        out.append(
+            _store_fetch(
+                seq, info, cmd, condstore=state.condstore, recent=recent, uidonly=view.uidonly
+            )
+        )
     out.append(await state.refresh(allow_expunge=cmd.uid))
     code = state.condstore_code(first)
     if result.modified:
@@ -290,7 +300,7 @@ async def store(state: SessionState, cmd: c.Store) -> bytes:
 
 
 def _store_fetch(
-    seq: int, info: MessageInfo, cmd: c.Store, *, condstore: bool, recent: bool
+    seq: int, info: MessageInfo, cmd: c.Store, *, condstore: bool, recent: bool, uidonly: bool
 ) -> bytes:
     items: list[bytes] = []
     if cmd.uid or condstore:
@@ -302,6 +312,8 @@ def _store_fetch(
         items.append(r.item_modseq(info.modseq))
     if not items or (cmd.silent and not condstore):
         return b""
+    if uidonly:  # RFC 9586 §3.3: the UID leads the response
+        return r.uidfetch(info.uid, [i for i in items if not i.startswith(b"UID ")])
     return r.fetch(seq, items)
 
 

@@ -60,6 +60,7 @@ async def select(state: SessionState, cmd: c.Select | c.Examine) -> bytes:
     out.append(_select_responses(state, view))
     if cmd.qresync is not None and cmd.qresync.uidvalidity == view.mailbox.uidvalidity:
         out.append(await _qresync(state, view, cmd.qresync))
+    view.uidonly = state.uidonly
     state.view = view
     out.append(r.untagged("OK", "Ok", imap_objects.mailbox_id_code(view.mailbox)))  # RFC 8474
     code = r.READ_ONLY if readonly else r.READ_WRITE

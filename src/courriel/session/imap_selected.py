@@ -91,6 +91,8 @@ class SelectedView:
         # (``contexts``, keyed by the tag that made them) are evaluated again only then.
         self.version = 0
         self.contexts: dict[str, SearchContext] = {}
+        # RFC 9586 UIDONLY: FETCH responses name UIDs (UIDFETCH), expunges go as VANISHED
+        self.uidonly = False
 
     @classmethod
     async def open(
@@ -192,8 +194,8 @@ class SelectedView:
         self.pending.difference_update(gone)
         self.saved.difference_update(gone)
         self.recent.difference_update(gone)
-        if qresync:
-            out = responses.vanished(gone)  # RFC 7162 §3.2.10
+        if qresync or self.uidonly:
+            out = responses.vanished(gone)  # RFC 7162 §3.2.10, RFC 9586 §3.4
         else:
             # Highest first, so the lower numbers do not shift meanwhile: each one's number
             # is then its position in the list as it was before any was removed.
@@ -288,6 +290,8 @@ class SelectedView:
         items = [responses.item_uid(info.uid), responses.item_flags(names)]
         if condstore:
             items.append(responses.item_modseq(info.modseq))  # RFC 7162 §3.1.4.1
+        if self.uidonly:
+            return responses.uidfetch(info.uid, items[1:])  # RFC 9586 §3.3
         return responses.fetch(seq, items)
 
 

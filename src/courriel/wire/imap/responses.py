@@ -380,6 +380,11 @@ def fetch(seq: int, items: Sequence[bytes]) -> bytes:
     return b"".join((b"* ", _n(seq), b" FETCH (", b" ".join(items), b")\r\n"))
 
 
+def uidfetch(uid: int, items: Sequence[bytes]) -> bytes:
+    """``* uid UIDFETCH (item ...)`` (RFC 9586 §3.3), the FETCH response once UIDONLY is on."""
+    return b"".join((b"* ", _n(uid), b" UIDFETCH (", b" ".join(items), b")\r\n"))
+
+
 def item_uid(uid: int) -> bytes:
     return b"UID " + _n(uid)
 
