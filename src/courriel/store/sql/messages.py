@@ -67,8 +67,12 @@ def append(
     items: Sequence[tuple[int, NewMessage, str]],
     inline: dict[str, bytes] | None = None,
     now: datetime | None = None,
+    keys: Sequence[str | None] | None = None,
 ) -> Script[Done[list[Appended]]]:
     """Stores (mailbox id, message, blob id) triples.
+
+    ``keys`` are the messages' SORT keys (``sortkeys.encoded_keys_of``), made before the
+    transaction so it stays short; made here when not given.
 
     Bodies in ``inline`` (blob id -> bytes) are stored in this transaction; the others are files
     made durable before it (``Done.new_files`` lists those that must be checked).
@@ -91,7 +95,7 @@ def append(
             rows.append(
                 (
                     *(mailbox_id, uid, modseq, bits, keywords, date, len(msg.raw), blob_id),
-                    *(msg.meta, sortkeys.encoded_keys_of(msg.meta) if msg.meta else None),
+                    *(msg.meta, keys[i] if keys is not None else _keys_of(msg)),
                     saved,
                 )
             )
@@ -105,6 +109,15 @@ def append(
     yield from insert_rows("messages", _INSERT_COLS, rows)
     yield from charge(usage)
     return Done([r for r in results if r is not None], tuple(changes), (), new_files)
+
+
+def _keys_of(msg: NewMessage) -> str | None:
+    return sortkeys.encoded_keys_of(msg.meta) if msg.meta else None
+
+
+def sort_keys_of(items: Sequence[tuple[int, NewMessage]]) -> list[str | None]:
+    """The SORT keys of messages about to be appended (see ``append``)."""
+    return [_keys_of(msg) for _, msg in items]
 
 
 def list_messages(mailbox_id: int, uid_from: int, uid_to: int | None) -> Script[list[MessageInfo]]:

@@ -243,6 +243,7 @@ class SqlStore(DkimKeysMixin):
         inline = {b: raw for b, raw in distinct.items() if len(raw) <= self._inline_max}
         files = {b: raw for b, raw in distinct.items() if b not in inline}
         triples = [(box, msg, bodies[id(msg.raw)][1]) for box, msg in items]
+        keys = messages.sort_keys_of(items)  # outside the write transaction
         committed = False
         attempt = 1
         try:
@@ -250,7 +251,7 @@ class SqlStore(DkimKeysMixin):
                 # Durable before the transaction that points at them; in parallel threads.
                 await asyncio.gather(*(self._blobs.put(raw, bid) for bid, raw in files.items()))
                 try:
-                    script = messages.append(triples, inline, self._now())
+                    script = messages.append(triples, inline, self._now(), keys)
                     done = await self._write_now(script)
                 except BodyMissing as e:
                     if attempt == _BODY_TRIES:
