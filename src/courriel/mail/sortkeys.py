@@ -38,6 +38,7 @@ __all__ = [
     "base_subject",
     "decode",
     "encode",
+    "field",
     "fields",
     "keys_of",
     "message_ids",
@@ -198,6 +199,15 @@ def fields(text: str | None) -> Sequence[str]:
         return EMPTY
     parts = text.split(_SEP)
     return parts if len(parts) == _FIELDS and parts[0] == VERSION else EMPTY
+
+
+def field(text: str | None, position: int) -> str:
+    """One key of the stored text (``SUBJECT`` ...), split no further than needed; "" for
+    none, another version or a damaged value."""
+    if not text:
+        return ""
+    parts = text.split(_SEP, position + 1)
+    return parts[position] if len(parts) > position and parts[0] == VERSION else ""
 
 
 def decode(text: str) -> SortKeys | None:

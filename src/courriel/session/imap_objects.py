@@ -54,9 +54,8 @@ def email_id(blob_id: str) -> str:
 
 
 def thread_id(keys: str | None) -> str | None:
-    fields = sortkeys.fields(keys)
-    refs = fields[sortkeys.REFERENCES].split()
-    root = refs[0] if refs else fields[sortkeys.MESSAGE_ID]
+    refs = sortkeys.field(keys, sortkeys.REFERENCES).split()
+    root = refs[0] if refs else sortkeys.field(keys, sortkeys.MESSAGE_ID)
     if not root:
         return None
     return "T" + hashlib.sha256(root.encode("utf-8")).hexdigest()[:24]

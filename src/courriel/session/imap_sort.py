@@ -21,7 +21,7 @@ Sorting and threading a large result is CPU work that cannot be cut into steps, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from courriel.mail import sortkeys
@@ -39,48 +39,92 @@ from courriel.wire.imap.sort import SortCriterion, SortKey, ThreadAlgorithm, Thr
 OFFLOAD_MESSAGES = 2000  # a result this large is sorted or threaded in a worker thread
 _ROW_KEYS = frozenset({SortKey.ARRIVAL, SortKey.SIZE})
 
-# One message while it is sorted: (number to answer, row, ``sortkeys.fields`` of its keys)
-Entry = tuple[int, MessageInfo, Sequence[str]]
+
+class Columns:
+    """The matched messages as columns, one list per key, in mailbox order.
+
+    Columns of strings and integers, not a tuple or a list per message: sorting 100,000
+    messages then makes no 100,000 containers for the garbage collector to walk, which
+    otherwise costs more than the sort itself.
+    """
+
+    def __init__(
+        self,
+        matched: list[tuple[int, int]],
+        infos: dict[int, MessageInfo],
+        keys: dict[int, str],
+        uid: bool,
+    ) -> None:
+        self.uids = [u for _, u in matched]
+        self.numbers = self.uids if uid else [n for n, _ in matched]
+        self._infos = infos
+        self._keys = keys
+
+    def field(self, position: int) -> list[str]:
+        get, cut = self._keys.get, sortkeys.field
+        return [cut(get(u), position) for u in self.uids]
+
+    def fields(self, *positions: int) -> list[list[str]]:
+        """Several keys, each message's text split once."""
+        out: list[list[str]] = [[] for _ in positions]
+        get, split = self._keys.get, sortkeys.fields
+        for u in self.uids:
+            parts = split(get(u))
+            for column, position in zip(out, positions, strict=True):
+                column.append(parts[position])
+        return out
+
+    def sent(self, texts: list[str] | None = None) -> list[int]:
+        """RFC 5256 §2.2: the Date, or the internal date when there is none."""
+        infos = self._infos
+        dates = self.field(sortkeys.SENT) if texts is None else texts
+        return [
+            int(s) if s else int(infos[u].internal_date.timestamp())
+            for u, s in zip(self.uids, dates, strict=True)
+        ]
+
+    def column(self, key: SortKey) -> list[Any]:
+        if key is SortKey.ARRIVAL:
+            return [self._infos[u].internal_date for u in self.uids]
+        if key is SortKey.SIZE:
+            return [self._infos[u].size for u in self.uids]
+        if key is SortKey.DATE:
+            return self.sent()
+        return self.field(_POSITIONS[key])
 
 
-def _sent(entry: Entry) -> int:
-    sent = entry[2][sortkeys.SENT]
-    return int(sent) if sent else int(entry[1].internal_date.timestamp())  # RFC 5256 §2.2
-
-
-def _field(position: int) -> Callable[[Entry], str]:
-    return lambda e: e[2][position]
-
-
-_KEY_OF: dict[SortKey, Callable[[Entry], Any]] = {
-    SortKey.ARRIVAL: lambda e: e[1].internal_date,
-    SortKey.SIZE: lambda e: e[1].size,
-    SortKey.DATE: _sent,
-    SortKey.SUBJECT: _field(sortkeys.SUBJECT),
-    SortKey.FROM: _field(sortkeys.FROM),
-    SortKey.TO: _field(sortkeys.TO),
-    SortKey.CC: _field(sortkeys.CC),
-    SortKey.DISPLAYFROM: _field(sortkeys.DISPLAY_FROM),
-    SortKey.DISPLAYTO: _field(sortkeys.DISPLAY_TO),
+_POSITIONS = {
+    SortKey.SUBJECT: sortkeys.SUBJECT,
+    SortKey.FROM: sortkeys.FROM,
+    SortKey.TO: sortkeys.TO,
+    SortKey.CC: sortkeys.CC,
+    SortKey.DISPLAYFROM: sortkeys.DISPLAY_FROM,
+    SortKey.DISPLAYTO: sortkeys.DISPLAY_TO,
 }
 
 
-def sort_entries(entries: list[Entry], criteria: Sequence[SortCriterion]) -> list[int]:
-    """The numbers of ``entries`` (in mailbox order) sorted by ``criteria`` (RFC 5256 §3)."""
+def sort_numbers(msgs: Columns, criteria: Sequence[SortCriterion]) -> list[int]:
+    """The numbers of ``msgs`` sorted by ``criteria`` (RFC 5256 §3)."""
+    order = list(range(len(msgs.uids)))
     for criterion in reversed(criteria):
-        entries.sort(key=_KEY_OF[criterion.key], reverse=criterion.reverse)
-    return [e[0] for e in entries]
+        column = msgs.column(criterion.key)
+        order.sort(key=column.__getitem__, reverse=criterion.reverse)
+    numbers = msgs.numbers
+    return [numbers[i] for i in order]
 
 
-def thread_entries(entries: list[Entry], algorithm: ThreadAlgorithm) -> ThreadForest:
-    keys = [e[2] for e in entries]
+def thread_numbers(msgs: Columns, algorithm: ThreadAlgorithm) -> ThreadForest:
+    k = sortkeys
+    sent, subjects, replies, ids, refs = msgs.fields(
+        k.SENT, k.SUBJECT, k.REPLY, k.MESSAGE_ID, k.REFERENCES
+    )
     messages = imap_thread.Threadable(
-        numbers=[e[0] for e in entries],
-        sent=[_sent(e) for e in entries],
-        subjects=[k[sortkeys.SUBJECT] for k in keys],
-        replies=[k[sortkeys.REPLY] == "1" for k in keys],
-        message_ids=[k[sortkeys.MESSAGE_ID] for k in keys],
-        references=[k[sortkeys.REFERENCES] for k in keys],
+        numbers=msgs.numbers,
+        sent=msgs.sent(sent),
+        subjects=subjects,
+        replies=[r == "1" for r in replies],
+        message_ids=ids,
+        references=refs,
     )
     if algorithm is ThreadAlgorithm.ORDEREDSUBJECT:
         return imap_thread.ordered_subject(messages)
@@ -105,14 +149,6 @@ async def _keys(
     return cached
 
 
-def _entries(
-    matched: list[tuple[int, int]], infos: dict[int, MessageInfo], keys: dict[int, str], uid: bool
-) -> list[Entry]:
-    fields = sortkeys.fields
-    get = keys.get
-    return [(u if uid else seq, infos[u], fields(get(u))) for seq, u in matched]
-
-
 async def sort(state: SessionState, cmd: c.Sort) -> bytes:
     view = state.selected()
     matched = await _matched(state, view, cmd.search)
@@ -126,7 +162,7 @@ async def sort(state: SessionState, cmd: c.Sort) -> bytes:
     infos = view.infos
 
     def answer() -> tuple[bytes, list[int]]:
-        numbers = sort_entries(_entries(matched, infos, keys, cmd.uid), cmd.criteria)
+        numbers = sort_numbers(Columns(matched, infos, keys, cmd.uid), cmd.criteria)
         if cmd.returns is None:
             return r.sort(numbers, modseq if numbers else None), numbers
         return _esort(cmd, numbers, modseq), numbers
@@ -168,8 +204,7 @@ async def thread(state: SessionState, cmd: c.Thread) -> bytes:
     infos = view.infos
 
     def answer() -> bytes:
-        entries = _entries(matched, infos, keys, cmd.uid)
-        return r.thread(thread_entries(entries, cmd.algorithm))
+        return r.thread(thread_numbers(Columns(matched, infos, keys, cmd.uid), cmd.algorithm))
 
     out = [await offload(answer, heavy=len(matched) >= OFFLOAD_MESSAGES)]
     out.append(await state.refresh(allow_expunge=cmd.uid))
@@ -190,7 +225,7 @@ async def _result(state: SessionState, ctx: imap_context.SearchContext) -> list[
     infos = view.infos
 
     def answer() -> list[int]:
-        return sort_entries(_entries(matched, infos, keys, True), order)
+        return sort_numbers(Columns(matched, infos, keys, True), order)
 
     return await offload(answer, heavy=len(matched) >= OFFLOAD_MESSAGES)
 

@@ -46,7 +46,10 @@ def ordered_subject(msgs: Threadable) -> ThreadForest:
     subject is the parent of the others; threads in the order of their first message's date."""
     n = len(msgs.numbers)
     subjects, sent, numbers = msgs.subjects, msgs.sent, msgs.numbers
-    order = sorted(range(n), key=lambda i: (subjects[i], sent[i], numbers[i]))
+    # by subject, then date, then number: stable sorts, the last key first (no key tuples)
+    order = sorted(range(n), key=numbers.__getitem__)
+    order.sort(key=sent.__getitem__)
+    order.sort(key=subjects.__getitem__)
     first, after = [NONE] * n, [NONE] * n
     roots: list[int] = []
     previous = NONE
@@ -59,7 +62,8 @@ def ordered_subject(msgs: Threadable) -> ThreadForest:
         else:
             roots.append(i)
         previous = i
-    roots.sort(key=lambda i: (sent[i], numbers[i]))
+    roots.sort(key=numbers.__getitem__)
+    roots.sort(key=sent.__getitem__)
     return ThreadForest(roots, numbers, first, after)
 
 
@@ -78,8 +82,11 @@ class _Tree:
         self.nxt: list[int] = []
 
     def new(self, msg: int) -> int:
-        for column in (self.parent, self.first, self.last, self.prev, self.nxt):
-            column.append(NONE)
+        self.parent.append(NONE)
+        self.first.append(NONE)
+        self.last.append(NONE)
+        self.prev.append(NONE)
+        self.nxt.append(NONE)
         self.msg.append(msg)
         return len(self.msg) - 1
 
