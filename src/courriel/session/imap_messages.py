@@ -150,6 +150,8 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
     if cmd.changedsince is not None:
         since = cmd.changedsince
         uids = [u for u in uids if view.infos[u].modseq > since]  # RFC 7162 §3.1.4.1
+    if cmd.partial is not None:
+        uids = list(imap_search.partial_slice(uids, cmd.partial))  # RFC 9394 §4
     plan = imap_fetch.plan_fetch(
         attributes,
         uid=cmd.uid,

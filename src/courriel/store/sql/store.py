@@ -57,7 +57,7 @@ from courriel.store.sql.dkim import DkimKeysMixin
 from courriel.store.sql.queue import SqlQueueStore
 
 _log = logging.getLogger(__name__)
-_FILL_BATCH = 500  # messages whose SORT keys one write makes (see messages.fill_sort_keys)
+_FILL_BATCH = 100  # messages whose SORT keys one write makes (see messages.fill_sort_keys)
 _BODY_TRIES = 5  # an append whose body files keep vanishing gives up (Unavailable)
 
 

@@ -343,6 +343,7 @@ class Fetch:
     attributes: tuple[FetchAttribute, ...]
     changedsince: int | None = None  # RFC 7162 §3.1.4
     vanished: bool = False  # RFC 7162 §3.2.6, UID FETCH only
+    partial: tuple[int, int] | None = None  # RFC 9394 §4, UID FETCH only
 
 
 @dataclass(frozen=True, slots=True)

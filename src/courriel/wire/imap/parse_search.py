@@ -211,7 +211,7 @@ def search_key(r: Reader) -> SearchKey:
     return node
 
 
-def _partial(r: Reader) -> tuple[int, int]:
+def partial_range(r: Reader) -> tuple[int, int]:
     """RFC 9394 §3: ``1:100`` counts from the first result, ``-1:-100`` from the last."""
     r.sp("range after PARTIAL")
     negative = r.maybe_char(0x2D)
@@ -240,7 +240,7 @@ def return_options(
             if name == "PARTIAL":
                 if partial is not None:
                     r.fail("PARTIAL given twice")
-                partial = _partial(r)
+                partial = partial_range(r)
             opts.append(name)
             if not r.maybe_sp():
                 break
