@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from courriel.session import imap_objects
+from courriel.session import imap_ids, imap_objects
 from courriel.store.base import AlreadyExists, Mailbox, NotFound, Store, StoreError
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
@@ -318,7 +318,7 @@ class StatusFn:
             "RECENT": recent,
             "HIGHESTMODSEQ": st.mailbox.highestmodseq,  # RFC 7162 §3.1.9
             "APPENDLIMIT": self.appendlimit,  # RFC 7889 §3
-            "MAILBOXID": b"(" + imap_objects.mailbox_id(box).encode("ascii") + b")",  # RFC 8474
+            "MAILBOXID": b"(" + imap_ids.mailbox_id(box).encode("ascii") + b")",  # RFC 8474
         }
         pairs = [(item, values[item]) for item in dict.fromkeys(items) if item in values]
         return r.status(box.name, pairs, utf8=self.utf8)

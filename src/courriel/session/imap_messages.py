@@ -344,7 +344,7 @@ async def search_matches(
     infos = view.infos
     recent = view.recent
     turn = TimeSlice()
-    if not plan.needs_meta and not plan.needs_body:
+    if not plan.needs_meta and not plan.needs_body and not plan.needs_extras:
         # RFC 9051 §6.4.4: flags, UIDs, sizes, internal dates: the view answers alone.
         for seq, uid in enumerate(uids, 1):
             if seq % 16 == 0:  # up to 256 keys each: a check every few messages
@@ -352,15 +352,18 @@ async def search_matches(
             if imap_search.matches(tree, seq, infos[uid], None, None, view, recent=uid in recent):
                 matched.append((seq, uid))
         return matched
-    if not plan.needs_body:
+    if not plan.needs_body and not plan.needs_extras:
         return await _search_fields(state, view, tree, uids)
     for start in range(0, len(uids), META_BATCH):
         batch = uids[start : start + META_BATCH]
         metas = await _search_meta(state, view, plan, batch) if plan.needs_meta else {}
+        extras = (
+            await state.store.message_extras(view.mailbox.id, batch) if plan.needs_extras else {}
+        )
         for seq, uid in enumerate(batch, start + 1):
             info = infos.get(uid)
-            if info is None:
-                continue
+            if info is None or (plan.needs_extras and uid not in extras):
+                continue  # gone from the store: expunged elsewhere, not announced yet
             await turn.step()  # BODY and TEXT decode every message: others go on meanwhile
             raw = await _raw(state, view, uid) if plan.needs_body else None
             found = await offload(
@@ -373,6 +376,7 @@ async def search_matches(
                     raw,
                     view,
                     recent=uid in view.recent,
+                    extras=extras.get(uid),
                 ),
                 heavy=raw is not None and len(raw) >= OFFLOAD_BYTES,  # one huge message
             )

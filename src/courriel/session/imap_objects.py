@@ -4,15 +4,7 @@
 Theory of operation
 -------------------
 The ids are made from what the store keeps anyway, so they are stable and need no columns
-of their own:
-
-* MAILBOXID is ``M`` and the mailbox's row id, which RENAME keeps and which is never handed
-  out again after DELETE (RFC 8474 §4: a new mailbox of the same name gets a new id);
-* EMAILID is ``E`` and the body's content address: a COPY or MOVE keeps it, and identical
-  messages share it, as RFC 8474 §5.1 allows;
-* THREADID is ``T`` and a digest of the first message id in References (the thread's
-  root), or of the message's own Message-ID when it starts a thread; NIL when it has
-  neither (§5.2 allows NIL).
+of their own (``imap_ids``).
 
 A PREVIEW is made from the message and its parse on the first FETCH that asks for it
 (``courriel.mail.preview``; a large message in a worker thread) and kept by the store, so
@@ -22,12 +14,10 @@ later FETCHes read it with the other extras.
 from __future__ import annotations
 
 import functools
-import hashlib
-import re
 
-from courriel.mail import sortkeys
 from courriel.mail.message import MessageMeta, MetaFormatError
 from courriel.mail.preview import preview
+from courriel.session import imap_ids
 from courriel.session.imap_selected import SelectedView
 from courriel.session.imap_state import SessionState
 from courriel.session.timeslice import OFFLOAD_BYTES, offload
@@ -35,30 +25,10 @@ from courriel.store.base import Mailbox, MessageExtras, NotFound
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.fetch import FetchItem
 
-_NOT_OBJECTID = re.compile(
-    r"[^A-Za-z0-9_-]"
-)  # RFC 8474 §7: objectid = 1*255(ALPHA / DIGIT / "_" / "-")
-
-
-def mailbox_id(box: Mailbox) -> str:
-    return f"M{box.id}"
-
 
 def mailbox_id_code(box: Mailbox) -> bytes:
     """``MAILBOXID (M12)``: the response code of SELECT, EXAMINE and CREATE (RFC 8474 §4)."""
-    return b"MAILBOXID (" + mailbox_id(box).encode("ascii") + b")"
-
-
-def email_id(blob_id: str) -> str:
-    return "E" + _NOT_OBJECTID.sub("", blob_id)[:64]
-
-
-def thread_id(keys: str | None) -> str | None:
-    refs = sortkeys.field(keys, sortkeys.REFERENCES).split()
-    root = refs[0] if refs else sortkeys.field(keys, sortkeys.MESSAGE_ID)
-    if not root:
-        return None
-    return "T" + hashlib.sha256(root.encode("utf-8")).hexdigest()[:24]
+    return b"MAILBOXID (" + imap_ids.mailbox_id(box).encode("ascii") + b")"
 
 
 async def _previews(
@@ -95,9 +65,9 @@ async def rendered(
         if FetchItem.SAVEDATE in items:
             one[FetchItem.SAVEDATE] = r.item_savedate(x.savedate)
         if FetchItem.EMAILID in items:
-            one[FetchItem.EMAILID] = r.item_objectid(b"EMAILID", email_id(x.blob_id))
+            one[FetchItem.EMAILID] = r.item_objectid(b"EMAILID", imap_ids.email_id(x.blob_id))
         if FetchItem.THREADID in items:
-            one[FetchItem.THREADID] = r.item_objectid(b"THREADID", thread_id(x.sort_keys))
+            one[FetchItem.THREADID] = r.item_objectid(b"THREADID", imap_ids.thread_id(x.sort_keys))
         if FetchItem.PREVIEW in items:
             one[FetchItem.PREVIEW] = r.item_preview(x.preview or made.get(uid))
         out[uid] = one

@@ -46,7 +46,8 @@ from typing import Protocol, assert_never
 
 from courriel.mail import envelope, searchtext
 from courriel.mail.message import SEARCH_FIELDS, MessageMeta, SearchFields
-from courriel.store.base import MessageInfo
+from courriel.session import imap_ids
+from courriel.store.base import MessageExtras, MessageInfo
 from courriel.wire.imap import responses
 from courriel.wire.imap.search import (
     DateField,
@@ -60,6 +61,7 @@ from courriel.wire.imap.search import (
     SearchKey,
     SearchModSeq,
     SearchNot,
+    SearchObjectId,
     SearchOr,
     SearchRecent,
     SearchSequence,
@@ -141,6 +143,7 @@ class SearchPlan:
 
     needs_meta: bool  # the stored parse (SearchFields, or MessageMeta with needs_body)
     needs_body: bool  # the raw message
+    needs_extras: bool = False  # ``Store.message_extras``: SAVED* dates, EMAILID, THREADID
 
 
 def _needs(key: SearchKey) -> tuple[bool, bool]:
@@ -164,10 +167,26 @@ def _needs(key: SearchKey) -> tuple[bool, bool]:
             return False, False
 
 
+def _needs_extras(key: SearchKey) -> bool:
+    match key:
+        case SearchNot(inner):
+            return _needs_extras(inner)
+        case SearchOr(left, right):
+            return _needs_extras(left) or _needs_extras(right)
+        case SearchAnd(keys):
+            return any(_needs_extras(k) for k in keys)
+        case SearchDate(field=field):
+            return field is DateField.SAVED
+        case SearchObjectId():
+            return True
+        case _:
+            return False
+
+
 def plan_search(tree: SearchKey) -> SearchPlan:
     """What each message needs for ``tree`` to be evaluated."""
     meta, body = _needs(tree)
-    return SearchPlan(needs_meta=meta, needs_body=body)
+    return SearchPlan(needs_meta=meta, needs_body=body, needs_extras=_needs_extras(tree))
 
 
 def _compared(key: SearchKey, names: set[str]) -> bool:
@@ -275,6 +294,7 @@ class _Message:
         "_header_block",
         "_parts",
         "_pending",
+        "extras",
         "info",
         "meta",
         "raw",
@@ -291,7 +311,9 @@ class _Message:
         raw: bytes | None,
         view: SearchView,
         recent: bool,
+        extras: MessageExtras | None = None,
     ) -> None:
+        self.extras = extras
         self.seq = seq
         self.info = info
         self.meta = meta
@@ -386,6 +408,11 @@ class _Message:
                 return uids.contains(info.uid, self.view.max_uid)
             case SearchModSeq(modseq):
                 return info.modseq >= modseq  # RFC 7162 §3.1.5
+            case SearchObjectId(kind, objectid):
+                x = self.need_extras()  # RFC 8474 §6: the id, exactly
+                if kind == "EMAILID":
+                    return imap_ids.email_id(x.blob_id) == objectid
+                return imap_ids.thread_id(x.sort_keys) == objectid
             case SearchDate(field, op, day):
                 return self.date(field, op, day)
             case SearchHeader():
@@ -403,10 +430,20 @@ class _Message:
             case _:
                 assert_never(key)
 
+    def need_extras(self) -> MessageExtras:
+        if self.extras is None:
+            raise ValueError("this search key needs the message's extras; see plan_search")
+        return self.extras
+
     def date(self, field: DateField, op: DateOp, wanted: date) -> bool:
         if field is DateField.INTERNAL:
             # RFC 9051 §6.4.4: the day of the internal date in its own zone
             return _compare_day(self.info.internal_date.date(), op, wanted)
+        if field is DateField.SAVED:
+            # RFC 8514 §4: the save date's day; a message saved before courriel kept save
+            # dates (SAVEDATE NIL) matches none of them
+            saved = self.need_extras().savedate
+            return saved is not None and _compare_day(saved.date(), op, wanted)
         day = self.sent_day()
         return day is not None and _compare_day(day, op, wanted)
 
@@ -420,6 +457,7 @@ def matches(
     view: SearchView,
     *,
     recent: bool = False,
+    extras: MessageExtras | None = None,
 ) -> bool:
     """Whether message ``seq`` matches ``tree``.
 
@@ -428,7 +466,7 @@ def matches(
     says whether the session counts this message as recent (RFC 3501 §6.4.4 RECENT, NEW, OLD).
     Raises ``ValueError`` only when data the plan asked for is missing.
     """
-    return _Message(seq, info, meta, raw, view, recent).matches(tree)
+    return _Message(seq, info, meta, raw, view, recent, extras).matches(tree)
 
 
 # --- responses ----------------------------------------------------------------------------------

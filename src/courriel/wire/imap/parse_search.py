@@ -17,6 +17,7 @@ Only UTF-8 and US-ASCII are accepted as CHARSET; any other is answered with
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from courriel.wire.errors import ProtocolError
@@ -35,6 +36,7 @@ from courriel.wire.imap.search import (
     SearchKey,
     SearchModSeq,
     SearchNot,
+    SearchObjectId,
     SearchOr,
     SearchRecent,
     SearchSequence,
@@ -79,6 +81,9 @@ _DATE_KEYS = {
     "SENTBEFORE": (DateField.SENT, DateOp.BEFORE),
     "SENTON": (DateField.SENT, DateOp.ON),
     "SENTSINCE": (DateField.SENT, DateOp.SINCE),
+    "SAVEDBEFORE": (DateField.SAVED, DateOp.BEFORE),  # RFC 8514 §4
+    "SAVEDON": (DateField.SAVED, DateOp.ON),
+    "SAVEDSINCE": (DateField.SAVED, DateOp.SINCE),
 }
 _ENTRY_TYPES = frozenset({"priv", "shared", "all"})
 
@@ -152,6 +157,17 @@ def _modseq(r: Reader, key: str) -> SearchModSeq:
     return SearchModSeq(r.number("mod-sequence after MODSEQ", bits=64), entry)
 
 
+_OBJECTID_RE = re.compile(rb"[A-Za-z0-9_-]{1,255}")  # RFC 8474 §7
+
+
+def _objectid(r: Reader, key: str) -> SearchObjectId:
+    r.sp(f"object id after {key}")
+    token = r.match(_OBJECTID_RE)
+    if token is None:
+        r.fail(f"Expected object id after {key}")
+    return SearchObjectId(key, token.decode("ascii"))
+
+
 def _simple(node: SearchKey) -> Callable[[Reader, str], SearchKey]:
     return lambda r, key: node
 
@@ -173,6 +189,9 @@ _KEYS: dict[str, Callable[[Reader, str], SearchKey]] = {
     "NOT": _not,
     "OR": _or,
     "MODSEQ": _modseq,
+    "SAVEDATESUPPORTED": _simple(SearchAll()),  # RFC 8514 §4: every mailbox keeps save dates
+    "EMAILID": _objectid,  # RFC 8474 §6
+    "THREADID": _objectid,
 }
 for _name, (_flag, _present) in _FLAG_KEYS.items():
     _KEYS[_name] = _simple(SearchFlag(_flag, _present))
