@@ -21,8 +21,8 @@ UIDREQUIRED = b"UIDREQUIRED"
 
 def _has_sequence(key: s.SearchKey) -> bool:
     match key:
-        case s.SearchSequence():
-            return True
+        case s.SearchSequence(sequence_set=numbers):
+            return not numbers.saved  # "$" is the saved result, kept as UIDs (RFC 5182)
         case s.SearchNot(key=inner):
             return _has_sequence(inner)
         case s.SearchOr(left=left, right=right):
