@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from courriel.wire.imap.sort import ThreadForest
 
 NONE = -1
+MAX_WALK = 10_000  # parents one loop check of step 1 follows at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +123,15 @@ class _Tree:
         if self.first[node] == NONE:
             return node == of  # nothing hangs below it
         parent = self.parent
-        while of != NONE:
+        for _ in range(MAX_WALK):
             if of == node:
                 return True
             of = parent[of]
-        return False
+            if of == NONE:
+                return False
+        # Only crafted References (each message answering one sent later) walk this far;
+        # counted as a loop, the link is not made, and no check walks the whole mailbox.
+        return True
 
     def children(self, node: int) -> list[int]:
         out: list[int] = []
