@@ -64,3 +64,9 @@ def test_catenate_parts(parse) -> None:
 def test_bad_catenate(reply, line: bytes, why: bytes) -> None:
     answer = reply(line)
     assert answer.startswith(b"a1 BAD ") and why in answer, answer
+
+
+def test_multiappend_takes_the_two_spaces_imapclient_writes(parse) -> None:
+    cmd = parse(b"a1 APPEND Drafts {1+}\r\nx  {1+}\r\ny")
+    assert isinstance(cmd, c.Append)
+    assert [m.data for m in cmd.messages] == [b"x", b"y"]

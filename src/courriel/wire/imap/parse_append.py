@@ -80,6 +80,9 @@ def parse_append(r: Reader, uid: bool) -> Append:
     r.sp("message after the mailbox name")
     messages = [_message(r)]
     while r.maybe_sp():  # RFC 3502 §6.3.11: MULTIAPPEND
+        # imapclient's multiappend writes two spaces between messages; one more is read
+        # rather than refusing a command whose meaning is plain.
+        r.maybe_sp()
         messages.append(_message(r))
     return Append(r.tag, mailbox, tuple(messages))
 
