@@ -86,8 +86,8 @@ async def append(state: SessionState, io: Io, cmd: c.Append) -> bytes | None:
 
 
 async def replace(state: SessionState, cmd: c.Replace) -> bytes:
-    """RFC 8508: the new message is stored first, then the old one expunged, so a failed
-    append leaves the original in place (§3.2)."""
+    """RFC 8508: the new message stored and the old one expunged in one transaction, so a
+    failed append leaves the original in place (§3.2)."""
     view = state.selected()
     if view.readonly:
         return readonly_refusal(cmd.tag)  # RFC 8508 §3.3: the original cannot be expunged
@@ -113,10 +113,9 @@ async def replace(state: SessionState, cmd: c.Replace) -> bytes:
     flags = frozenset(f for f in m.flags if f.upper() != "\\RECENT")
     when = m.internal_date or datetime.now(UTC).replace(microsecond=0)
     new = NewMessage(data, when, flags, await parse_meta(data))
-    appended = (await state.store.append([(box.id, new)]))[0]
+    appended, gone = await state.store.replace(view.mailbox.id, old, box.id, new)
     code = r.appenduid(appended.uidvalidity, [appended.uid])  # RFC 8508 §3.4
     out = [view.learn_keywords(flags), r.untagged("OK", "Replacement Message ready", code)]
-    gone = await state.store.expunge(view.mailbox.id, [old])
     out.append(view.remove([e.uid for e in gone], qresync=state.qresync))
     if box.id == view.mailbox.id:
         view.dirty = True  # EXISTS for the replacement

@@ -371,6 +371,13 @@ class Store(DkimKeyStore, Protocol):
         Identical bodies are stored once. Raises ``OverQuota`` if an owner would pass their quota.
         """
 
+    async def replace(
+        self, mailbox_id: int, uid: int, target: int, message: NewMessage
+    ) -> tuple[Appended, list[Expunged]]:
+        """RFC 8508: appends ``message`` to mailbox ``target`` and expunges ``uid`` of
+        ``mailbox_id``, in one transaction; durable on return. The expunge list is empty when
+        the message was gone already. Raises like ``append``."""
+
     async def list_messages(
         self, mailbox_id: int, uid_from: int = 1, uid_to: int | None = None
     ) -> list[MessageInfo]:

@@ -1,4 +1,4 @@
-"""IMAP URLs for CATENATE (RFC 5092, RFC 4469 §5) and the CATENATE grammar."""
+"""IMAP URLs for CATENATE (RFC 5092, RFC 4469 §5), the CATENATE grammar, and APPEND spacing."""
 
 from __future__ import annotations
 

@@ -115,6 +115,23 @@ def _keys_of(msg: NewMessage) -> str | None:
     return sortkeys.encoded_keys_of(msg.meta) if msg.meta else None
 
 
+def replace(
+    items: Sequence[tuple[int, NewMessage, str]],
+    inline: dict[str, bytes],
+    now: datetime,
+    keys: Sequence[str | None],
+    mailbox_id: int,
+    uid: int,
+) -> Script[Done[tuple[list[Appended], list[Expunged]]]]:
+    """RFC 8508 REPLACE in one transaction: the new message appended, the old one expunged."""
+    for box in sorted({mailbox_id, *(item[0] for item in items)}):  # lock order: by id
+        yield from lock_mailbox(box)
+    added = yield from append(items, inline, now, keys)
+    gone = yield from expunge(mailbox_id, [uid])
+    changes = added.changes + gone.changes
+    return Done((added.value, gone.value), changes, gone.freed_blobs, added.new_files)
+
+
 def sort_keys_of(items: Sequence[tuple[int, NewMessage]]) -> list[str | None]:
     """The SORT keys of messages about to be appended (see ``append``)."""
     return [_keys_of(msg) for _, msg in items]

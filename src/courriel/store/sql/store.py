@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -57,6 +57,7 @@ from courriel.store.sql.dkim import DkimKeysMixin
 from courriel.store.sql.queue import SqlQueueStore
 
 _log = logging.getLogger(__name__)
+Triple = tuple[int, NewMessage, str]  # mailbox id, message, blob id
 _FILL_BATCH = 100  # messages whose SORT keys one write makes (see messages.fill_sort_keys)
 _BODY_TRIES = 5  # an append whose body files keep vanishing gives up (Unavailable)
 
@@ -235,6 +236,36 @@ class SqlStore(DkimKeysMixin):
         return await asyncio.shield(self._append(items))
 
     async def _append(self, items: Sequence[tuple[int, NewMessage]]) -> list[Appended]:
+        keys = messages.sort_keys_of(items)  # outside the write transaction
+        now = self._now()
+
+        def script(triples: list[Triple], inline: dict[str, bytes]) -> Script[Done[list[Appended]]]:
+            return messages.append(triples, inline, now, keys)
+
+        return await self._with_bodies(items, script)
+
+    async def replace(
+        self, mailbox_id: int, uid: int, target: int, message: NewMessage
+    ) -> tuple[Appended, list[Expunged]]:
+        items = [(target, message)]
+        keys = messages.sort_keys_of(items)
+        now = self._now()
+
+        def script(
+            triples: list[Triple], inline: dict[str, bytes]
+        ) -> Script[Done[tuple[list[Appended], list[Expunged]]]]:
+            return messages.replace(triples, inline, now, keys, mailbox_id, uid)
+
+        appended, gone = await asyncio.shield(self._with_bodies(items, script))
+        return appended[0], gone
+
+    async def _with_bodies(
+        self,
+        items: Sequence[tuple[int, NewMessage]],
+        make: Callable[[list[Triple], dict[str, bytes]], Script[Done[T]]],
+    ) -> T:
+        """Runs ``make``'s script once the messages' bodies are durable (see the module
+        docstring), with the retry that keeps a vanished body in the database."""
         bodies: dict[int, tuple[bytes, str]] = {}  # id(raw) -> (raw, blob id): one hash each
         for _, msg in items:
             if id(msg.raw) not in bodies:
@@ -243,7 +274,6 @@ class SqlStore(DkimKeysMixin):
         inline = {b: raw for b, raw in distinct.items() if len(raw) <= self._inline_max}
         files = {b: raw for b, raw in distinct.items() if b not in inline}
         triples = [(box, msg, bodies[id(msg.raw)][1]) for box, msg in items]
-        keys = messages.sort_keys_of(items)  # outside the write transaction
         committed = False
         attempt = 1
         try:
@@ -251,8 +281,7 @@ class SqlStore(DkimKeysMixin):
                 # Durable before the transaction that points at them; in parallel threads.
                 await asyncio.gather(*(self._blobs.put(raw, bid) for bid, raw in files.items()))
                 try:
-                    script = messages.append(triples, inline, self._now(), keys)
-                    done = await self._write_now(script)
+                    done = await self._write_now(make(triples, inline))
                 except BodyMissing as e:
                     if attempt == _BODY_TRIES:
                         raise

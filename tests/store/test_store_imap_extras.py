@@ -1,5 +1,6 @@
-"""Contract: the SORT and THREAD keys kept per message (migration 0017), made at append, kept by
-COPY and MOVE, and made from the stored parse for messages that have none."""
+"""Contract: what the newer IMAP extensions keep per message (migration 0017) on every
+backend: SORT and THREAD keys made at append, kept by COPY and MOVE and made from the stored
+parse for older messages; SAVEDATE and PREVIEW (``message_extras``); REPLACE in one call."""
 
 from __future__ import annotations
 
@@ -85,3 +86,18 @@ async def test_extras_savedate_and_previews(store: Store, user: User, inbox: Mai
     assert again.blob_id == first.blob_id  # the same body: the same EMAILID
     assert again.preview == "hello \u00e9t\u00e9"  # the preview travels with the copy
     assert again.savedate is not None and again.savedate >= first.savedate
+
+
+async def test_replace_appends_and_expunges_in_one_call(
+    store: Store, user: User, inbox: Mailbox
+) -> None:
+    await store.append([(inbox.id, _message(1))])
+    drafts = await store.create_mailbox(user.id, "Drafts2")
+    appended, gone = await store.replace(inbox.id, 1, drafts.id, _message(2))  # RFC 8508
+    assert [e.uid for e in gone] == [1]
+    assert await store.list_messages(inbox.id) == []
+    [info] = await store.list_messages(drafts.id)
+    assert (appended.mailbox_id, appended.uid) == (drafts.id, info.uid)
+    assert await store.expunged_since(inbox.id, 0) == gone
+    again, none = await store.replace(inbox.id, 1, drafts.id, _message(3))  # already gone
+    assert none == [] and again.uid == appended.uid + 1
