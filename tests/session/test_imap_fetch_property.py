@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from courriel.mail.message import parse
 from courriel.session.imap_fetch import UnknownCte, plan_fetch, render_fetch
 from courriel.store.base import MessageInfo
+from courriel.wire.imap import responses
 from courriel.wire.imap.fetch import (
     FetchAttribute,
     FetchBinarySize,
@@ -93,6 +94,12 @@ def test_render_is_well_framed(
     meta = parse(raw)
     plan = plan_fetch(attrs, uid=uid, condstore=condstore)
     info = MessageInfo(5, 9, frozenset({"\\Seen"}), datetime(2024, 1, 1, tzinfo=UTC), len(raw))
+    extras = {  # what imap_objects renders from the store; a non-ASCII preview is a literal
+        FetchItem.SAVEDATE: responses.item_savedate(None),
+        FetchItem.EMAILID: responses.item_objectid(b"EMAILID", "Eab12"),
+        FetchItem.THREADID: responses.item_objectid(b"THREADID", None),
+        FetchItem.PREVIEW: responses.item_preview("pr\u00e9view {3}\r\nx"),
+    }
     try:
         out = render_fetch(
             2,
@@ -101,6 +108,7 @@ def test_render_is_well_framed(
             meta if plan.needs_meta else None,
             raw if plan.needs_body else None,
             utf8=False,
+            extras={k: v for k, v in extras.items() if k in plan.extras},
         )
     except UnknownCte as exc:
         assert any(isinstance(a, FetchBody | FetchBinarySize) for a in attrs)

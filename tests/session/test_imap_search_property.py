@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from courriel.mail.message import parse
 from courriel.session.imap_search import matches, plan_search
-from courriel.store.base import MessageInfo
+from courriel.store.base import MessageExtras, MessageInfo
 from courriel.wire.imap.search import (
     DateField,
     DateOp,
@@ -125,6 +125,8 @@ def test_matches_is_total_and_not_negates(
     info = MessageInfo(uid, 7, flags, datetime(2024, 1, 2, 3, 4, tzinfo=UTC), len(raw))
     view = View(max_seq=20, max_uid=40, saved=frozenset({uid, 3}))
     plan = plan_search(tree)
+    # SAVED* dates and object ids read the store's extras for the message
+    extras = MessageExtras("ab12", datetime(2024, 1, 3, tzinfo=UTC), None, None)
     result = matches(
         tree,
         seq,
@@ -133,7 +135,8 @@ def test_matches_is_total_and_not_negates(
         raw if plan.needs_body else None,
         view,
         recent=recent,
+        extras=extras if plan.needs_extras else None,
     )
     assert isinstance(result, bool)
-    negated = matches(SearchNot(tree), seq, info, meta, raw, view, recent=recent)
+    negated = matches(SearchNot(tree), seq, info, meta, raw, view, recent=recent, extras=extras)
     assert negated is not result

@@ -107,7 +107,7 @@ def test_quota_is_reported_and_enforced(server: Server) -> None:
 def test_deleting_a_mailbox_selected_elsewhere_ends_that_session(server: Server) -> None:
     server.add_user()
     with server.sessions(2) as (a, b):
-        assert a.command("CREATE Work")[-1] == "t2 OK CREATE completed"
+        assert a.command("CREATE Work")[-1].startswith("t2 OK [MAILBOXID (M")
         b.command("SELECT Work")
         b.send("i1 IDLE")
         assert b.line().startswith("+ ")
@@ -154,7 +154,7 @@ def test_unicode_mailbox_names_reach_a_rev1_client_in_modified_utf7(server: Serv
     raw = server.raw()
     raw.login()
     name = mutf7.encode("Réunions/日本").decode()
-    assert raw.command(f'CREATE "{name}"')[-1] == "t2 OK CREATE completed"
+    assert raw.command(f'CREATE "{name}"')[-1].startswith("t2 OK [MAILBOXID (M")
     lines = raw.command('LIST "" "R*"')
     assert f'* LIST (\\HasChildren) "/" {mutf7.encode("Réunions").decode()}' in lines
     assert f'* LIST (\\HasNoChildren) "/" {name}' in lines

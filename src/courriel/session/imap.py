@@ -46,6 +46,7 @@ from courriel.logs import kv
 from courriel.session import (
     imap_acl,
     imap_append,
+    imap_context,
     imap_mailboxes,
     imap_messages,
     imap_metadata,
@@ -53,6 +54,8 @@ from courriel.session import (
     imap_quota,
     imap_select,
     imap_shared,
+    imap_sort,
+    imap_uidonly,
     imap_urlauth,
 )
 from courriel.session.imap_auth import Authentication, LoginResult
@@ -112,6 +115,10 @@ ReplyCommand = (
     | c.Unselect
     | c.Expunge
     | c.Search
+    | c.Sort
+    | c.Thread
+    | c.CancelUpdate
+    | c.Replace
     | c.Fetch
     | c.Store
     | c.Copy
@@ -284,10 +291,12 @@ class Session:
         out = b""
         if self.conn.idling:
             out = await self._idle_refresh()
+            out += await imap_sort.context_updates(self.state)  # RFC 5267 §4.2
         elif notifier is not None and notifier.selected_mode and not self.conn.trailing_data:
             # RFC 5465 §5.2: SELECTED pushes EXPUNGE too, SELECTED-DELAYED holds it back;
             # never while a command is half received, whose numbers it would shift.
             out = await self._idle_refresh(allow_expunge=notifier.selected_mode == "SELECTED")
+            out += await imap_sort.context_updates(self.state)
         if notifier is not None:
             st = self.state
             out += await notifier.render(st.store, utf8=st.utf8, condstore=st.condstore)
@@ -315,13 +324,36 @@ class Session:
                 return await self._authenticate(cmd)
             case c.Compress():
                 return await self._compress(cmd)
+            case c.Unauthenticate():
+                await self._end_user()
+                # RFC 8437 §3: as a new connection, minus TLS and COMPRESS, which stay
+                self.state = SessionState(
+                    store=self.state.store,
+                    appendlimit=self.state.appendlimit,
+                    listings=self.state.listings,
+                )
+                await self.io.send(r.ok(cmd.tag, "UNAUTHENTICATE completed"))
             case c.Append():
                 refusal = await imap_shared.append(self.state, self.io, cmd)
                 if refusal is not None:
                     await self.io.send(refusal)
             case _:
-                await self.io.send(await self._pre(cmd) + await self._reply(cmd))
+                refused = imap_uidonly.refusal(cmd) if self.state.uidonly else None
+                if refused is not None:
+                    await self.io.send(refused)
+                    return Action.CONTINUE
+                reply = await self._pre(cmd) + await self._reply(cmd)
+                await self.io.send(await self._with_context_updates(reply))
         return Action.CONTINUE
+
+    async def _with_context_updates(self, reply: bytes) -> bytes:
+        """RFC 5267 §4.3 updates of the search contexts, before the tagged response."""
+        updates = await imap_sort.context_updates(self.state)
+        if not updates:
+            return reply
+        before = reply.rfind(b"\r\n", 0, len(reply) - 2)  # the tagged line is the last
+        tagged = before + 2 if before >= 0 else 0
+        return reply[:tagged] + updates + reply[tagged:]
 
     async def _pre(self, cmd: ReplyCommand) -> bytes:
         """Pending changes, sent before the command's own responses (RFC 9051 §7.5.1).
@@ -335,7 +367,16 @@ class Session:
         match cmd:
             case c.Select() | c.Examine() | c.Close() | c.Unselect():
                 return b""
-            case c.Fetch() | c.Store() | c.Search() | c.Copy() | c.Move():
+            case (
+                c.Fetch()
+                | c.Store()
+                | c.Search()
+                | c.Sort()
+                | c.Thread()
+                | c.Copy()
+                | c.Move()
+                | c.Replace()
+            ):
                 return await self._refresh(allow_expunge=cmd.uid)
             case _:
                 return await self._refresh(allow_expunge=True)
@@ -401,6 +442,14 @@ class Session:
                 return await imap_messages.expunge(st, cmd)
             case c.Search():
                 return await imap_messages.search(st, cmd)
+            case c.Sort():
+                return await imap_sort.sort(st, cmd)
+            case c.Thread():
+                return await imap_sort.thread(st, cmd)
+            case c.CancelUpdate():
+                return imap_context.cancel(st.selected(), cmd)
+            case c.Replace():
+                return await imap_append.replace(st, cmd)
             case c.Fetch():
                 return await imap_messages.fetch(st, self.io, cmd)
             case c.Store():
@@ -533,12 +582,19 @@ class Session:
     async def logout(self) -> None:
         """Ends the subscription and gives the session slot back; safe to call twice."""
         self.logged_out = True
+        await self._end_user()
+
+    async def _end_user(self) -> None:
+        """Ends the change subscriptions, NOTIFY and the session slot (LOGOUT, UNAUTHENTICATE)."""
         await self._stop_owner()
         await _unfollow(self._sub_task, self._sub)
         self._sub_task, self._sub = None, None
+        self.notifier = None
         if self.state.user is not None and not self._released:
             self._released = True
             self.sessions.release(self.state.user.id)
+        if not self.logged_out:
+            self._released = False  # UNAUTHENTICATE: a later login takes a slot again
 
     # --- the rest -------------------------------------------------------------------------------
 
@@ -555,6 +611,8 @@ class Session:
                 st.enable_condstore()  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
             if name == "QRESYNC":
                 st.qresync = True
+            if name == "UIDONLY":
+                st.uidonly = True  # RFC 9586 §3
             if name in ("IMAP4REV2", "UTF8=ACCEPT"):
                 st.utf8 = True
                 st.rev2 = st.rev2 or name == "IMAP4REV2"

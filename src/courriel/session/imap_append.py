@@ -7,7 +7,8 @@ compares the bytes the command would carry in all (MULTIAPPEND sends several lit
 APPENDLIMIT, and the session answers ``NO [TOOBIG]`` at once when it is over (RFC 7889 §4),
 so the client never sends the message.
 
-Each message is parsed once here (``courriel.mail.delivery.parse_meta``: a large one in a
+A CATENATE message is first joined from its parts (``imap_catenate``). Each message is
+parsed once here (``courriel.mail.delivery.parse_meta``: a large one in a
 thread, off the event loop) and its parse stored as
 ``NewMessage.meta``; all messages of one command go to the store in one ``append`` call, all
 or nothing (RFC 3502 §6.3.11). The tagged OK with APPENDUID (RFC 4315 §3) is written inside
@@ -22,17 +23,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from courriel.mail.delivery import parse_meta
-from courriel.session.imap_state import Io, SessionState
+from courriel.session import imap_catenate
+from courriel.session.imap_state import Io, SessionState, readonly_refusal
 from courriel.session.timeslice import TimeSlice
 from courriel.store.base import Mailbox, NewMessage
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.events import LiteralRequest
 
+_MESSAGE_COMMANDS = frozenset({"APPEND", "REPLACE", "UID REPLACE"})
+
 
 def literal_allowed(req: LiteralRequest, appendlimit: int) -> bool:
-    """Whether the announced literal may be sent (RFC 7889: APPENDLIMIT for APPEND)."""
-    if req.command != "APPEND":
+    """Whether the announced literal may be sent (RFC 7889: APPENDLIMIT for APPEND; RFC 8508
+    §3.3: REPLACE appends too)."""
+    if req.command not in _MESSAGE_COMMANDS:
         return True  # other literals are small and bounded by the core's own limit
     return req.received + req.size <= appendlimit
 
@@ -46,16 +51,25 @@ async def append(
     box = box or await state.store.get_mailbox(state.user_id, cmd.mailbox)
     if box is None:
         return r.no(cmd.tag, "No such mailbox", r.TRYCREATE)  # RFC 9051 §6.3.12
-    if sum(len(m.data) for m in cmd.messages) > state.appendlimit:
-        return r.no(cmd.tag, "Message too big", r.TOOBIG)  # RFC 7889 §4
+    datas: list[bytes] = []
+    left = state.appendlimit
+    for m in cmd.messages:
+        try:
+            data = await imap_catenate.assemble(state, m.catenate, left) if m.catenate else m.data
+        except imap_catenate.CatenateRefused as e:
+            return r.no(cmd.tag, e.text, e.code)
+        left -= len(data)
+        if left < 0:
+            return r.no(cmd.tag, "Message too big", r.TOOBIG)  # RFC 7889 §4
+        datas.append(data)
     now = datetime.now(UTC).replace(microsecond=0)
     items = []
     turn = TimeSlice()
-    for m in cmd.messages:
+    for m, data in zip(cmd.messages, datas, strict=True):
         flags = frozenset(f for f in m.flags if f.upper() != "\\RECENT")
-        meta = await parse_meta(m.data)  # a large one in a thread
+        meta = await parse_meta(data)  # a large one in a thread
         await turn.step()  # MULTIAPPEND of many: others go on between messages
-        items.append((box.id, NewMessage(m.data, m.internal_date or now, flags, meta)))
+        items.append((box.id, NewMessage(data, m.internal_date or now, flags, meta)))
     view = state.view
     async with io.transaction():
         appended = await state.store.append(items)
@@ -67,3 +81,42 @@ async def append(
         out.append(r.ok(cmd.tag, "APPEND completed", code))
         await io.send(b"".join(out))
     return None
+
+
+async def replace(state: SessionState, cmd: c.Replace) -> bytes:
+    """RFC 8508: the new message stored and the old one expunged in one transaction, so a
+    failed append leaves the original in place (§3.2)."""
+    view = state.selected()
+    if view.readonly:
+        return readonly_refusal(cmd.tag)  # RFC 8508 §3.3: the original cannot be expunged
+    if cmd.uid:
+        old = cmd.number if cmd.number in view.infos else None
+    else:
+        if cmd.number > view.max_seq:
+            return r.bad(cmd.tag, "Invalid message sequence number")  # RFC 9051 §9
+        old = view.uid_of(cmd.number)
+    if old is None:
+        return r.no(cmd.tag, "No such message", r.NONEXISTENT)
+    box = await state.store.get_mailbox(state.user_id, cmd.mailbox)
+    if box is None:
+        return r.no(cmd.tag, "No such mailbox", r.TRYCREATE)  # RFC 8508 §3.3
+    m = cmd.message
+    try:
+        limit = state.appendlimit
+        data = await imap_catenate.assemble(state, m.catenate, limit) if m.catenate else m.data
+    except imap_catenate.CatenateRefused as e:
+        return r.no(cmd.tag, e.text, e.code)
+    if len(data) > state.appendlimit:
+        return r.no(cmd.tag, "Message too big", r.TOOBIG)  # RFC 7889 §4
+    flags = frozenset(f for f in m.flags if f.upper() != "\\RECENT")
+    when = m.internal_date or datetime.now(UTC).replace(microsecond=0)
+    new = NewMessage(data, when, flags, await parse_meta(data))
+    appended, gone = await state.store.replace(view.mailbox.id, old, box.id, new)
+    code = r.appenduid(appended.uidvalidity, [appended.uid])  # RFC 8508 §3.4
+    out = [view.learn_keywords(flags), r.untagged("OK", "Replacement Message ready", code)]
+    out.append(view.remove([e.uid for e in gone], qresync=state.qresync))
+    if box.id == view.mailbox.id:
+        view.dirty = True  # EXISTS for the replacement
+    out.append(await state.refresh(allow_expunge=True))
+    out.append(r.ok(cmd.tag, ("UID REPLACE" if cmd.uid else "REPLACE") + " completed"))
+    return b"".join(out)

@@ -19,12 +19,29 @@ EXTENSIONS = (
     "IDLE",
     "NAMESPACE",
     "UIDPLUS",
+    "MULTIAPPEND",  # RFC 3502: one store call, all or none
+    "BINARY",  # RFC 3516
+    "REPLACE",  # RFC 8508
+    "CATENATE",  # RFC 4469
+    "OBJECTID",  # RFC 8474
+    "SAVEDATE",  # RFC 8514
+    "PREVIEW",  # RFC 8970
+    "UNAUTHENTICATE",  # RFC 8437
+    "UIDONLY",  # RFC 9586
     "MOVE",
     "CONDSTORE",
     "QRESYNC",
     "UNSELECT",
     "ESEARCH",
     "SEARCHRES",
+    "SORT",  # RFC 5256
+    "SORT=DISPLAY",  # RFC 5957
+    "THREAD=ORDEREDSUBJECT",
+    "THREAD=REFERENCES",
+    "ESORT",  # RFC 5267 §3
+    "PARTIAL",  # RFC 9394 (SEARCH and SORT)
+    "CONTEXT=SEARCH",  # RFC 5267 §4
+    "CONTEXT=SORT",
     "CHILDREN",
     "SPECIAL-USE",
     "CREATE-SPECIAL-USE",
@@ -45,7 +62,7 @@ EXTENSIONS = (
 )
 
 # What ENABLE accepts (RFC 5161 §3.1); QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
-ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "IMAP4REV2", "UTF8=ACCEPT"})
+ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "IMAP4REV2", "UTF8=ACCEPT", "UIDONLY"})
 
 
 def capabilities(

@@ -25,7 +25,7 @@ Choices where the RFCs leave room, made as Dovecot makes them:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from courriel.mail import mime
@@ -63,6 +63,9 @@ _META_ITEMS = frozenset({FetchItem.ENVELOPE, FetchItem.BODYSTRUCTURE, FetchItem.
 _BODY_ITEMS = frozenset({FetchItem.RFC822, FetchItem.RFC822_HEADER, FetchItem.RFC822_TEXT})
 # RFC 9051 §6.4.5: RFC822 and RFC822.TEXT are BODY[] and BODY[TEXT], which set \Seen.
 _SEEN_ITEMS = frozenset({FetchItem.RFC822, FetchItem.RFC822_TEXT})
+EXTRA_ITEMS = frozenset(
+    {FetchItem.SAVEDATE, FetchItem.EMAILID, FetchItem.THREADID, FetchItem.PREVIEW}
+)
 
 
 class UnknownCte(Exception):  # noqa: N818 - named after the response code the session sends
@@ -89,6 +92,9 @@ class FetchPlan:
     sets_seen: bool  # the session must add \Seen before rendering
     wants_modseq: bool
     implicit_flags: bool  # FLAGS is in ``attributes`` only because of sets_seen
+    # OBJECTID, SAVEDATE, PREVIEW: rendered by ``imap_objects`` from ``Store.message_extras``
+    extras: frozenset[FetchItem] = frozenset()
+    uidonly: bool = False  # RFC 9586: answer with UIDFETCH
 
 
 def _needs(attr: FetchAttribute) -> tuple[bool, bool]:
@@ -114,6 +120,7 @@ def plan_fetch(
     uid: bool,
     condstore: bool,
     read_only: bool = False,
+    uidonly: bool = False,
 ) -> FetchPlan:
     """The plan for one FETCH; ``read_only`` for a mailbox opened with EXAMINE.
 
@@ -144,6 +151,8 @@ def plan_fetch(
         sets_seen=sets_seen,
         wants_modseq=wants_modseq,
         implicit_flags=implicit_flags,
+        extras=frozenset(a for a in normalised if a in EXTRA_ITEMS),
+        uidonly=uidonly,
     )
 
 
@@ -261,6 +270,8 @@ def _item(
             return responses.item_raw(b"BODY", _need_meta(meta, "BODY").body)
         case FetchItem.RFC822 | FetchItem.RFC822_HEADER | FetchItem.RFC822_TEXT:
             return _raw_item(item, raw)
+        case _:
+            raise ValueError(f"{item.value} is rendered from the message's extras")
 
 
 def render_fetch(
@@ -273,12 +284,14 @@ def render_fetch(
     utf8: bool,
     recent: bool = False,
     seen_changed: bool = True,
+    extras: Mapping[FetchItem, bytes] | None = None,
 ) -> bytes:
     """The complete ``* seq FETCH (...)\\r\\n`` for one message, items in plan order.
 
     ``info`` must already carry the flags after any implicit ``\\Seen``; ``seen_changed``
     False (the message was already seen) leaves out the FLAGS the plan added for it.
-    ``utf8`` is the connection's UTF-8 mode: every item courriel sends today is encoded so
+    ``extras`` holds the items of ``plan.extras``, rendered. ``utf8`` is the connection's
+    UTF-8 mode: every item courriel sends today is encoded so
     that it is valid in both modes (pre-encoded strings use literals where 8-bit occurs).
     Raises ``UnknownCte`` for BINARY of a part it cannot decode, and ``ValueError`` when
     ``meta`` or ``raw`` is missing although the plan asked for it.
@@ -292,6 +305,14 @@ def render_fetch(
             items.append(_binary_size(attr, info, meta))
         elif attr is FetchItem.FLAGS and plan.implicit_flags and not seen_changed:
             continue
+        elif attr is FetchItem.UID and plan.uidonly:
+            continue  # RFC 9586 §3.3: the UID leads the UIDFETCH response instead
+        elif attr in EXTRA_ITEMS:
+            if extras is None:
+                raise ValueError(f"{attr.value} needs the message's extras; see FetchPlan")
+            items.append(extras[attr])
         else:
             items.append(_item(attr, info, meta, raw, recent))
+    if plan.uidonly:
+        return responses.uidfetch(info.uid, items)
     return responses.fetch(seq, items)

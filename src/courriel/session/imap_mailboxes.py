@@ -26,6 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from courriel.session import imap_ids, imap_objects
 from courriel.store.base import AlreadyExists, Mailbox, NotFound, Store, StoreError
 from courriel.wire.imap import acl
 from courriel.wire.imap import commands as c
@@ -98,10 +99,10 @@ async def create(store: Store, user_id: int, cmd: c.Create) -> bytes:
         return r.no(cmd.tag, "Virtual mailboxes are not supported", r.USEATTR)  # RFC 6154 §3
     await _create_parents(store, user_id, name)
     try:
-        await store.create_mailbox(user_id, name, special_use=special)
+        box = await store.create_mailbox(user_id, name, special_use=special)
     except AlreadyExists:
         return r.no(cmd.tag, "Mailbox already exists", r.ALREADYEXISTS)  # RFC 5530
-    return r.ok(cmd.tag, "CREATE completed")
+    return r.ok(cmd.tag, "CREATE completed", imap_objects.mailbox_id_code(box))  # RFC 8474 §4.1
 
 
 async def delete(store: Store, user_id: int, cmd: c.Delete) -> bytes:
@@ -320,7 +321,7 @@ class StatusFn:
                 # RFC 3501 §6.3.10: the messages no session has been given as \\Recent yet
                 claimed = await self.store.recent_uid(box.id)
                 recent = sum(1 for i in infos if i.uid > claimed)
-        values = {
+        values: dict[str, int | bytes] = {
             "MESSAGES": st.messages,
             "UIDNEXT": st.mailbox.uidnext,
             "UIDVALIDITY": st.mailbox.uidvalidity,
@@ -330,6 +331,7 @@ class StatusFn:
             "RECENT": recent,
             "HIGHESTMODSEQ": st.mailbox.highestmodseq,  # RFC 7162 §3.1.9
             "APPENDLIMIT": self.appendlimit,  # RFC 7889 §3
+            "MAILBOXID": b"(" + imap_ids.mailbox_id(box).encode("ascii") + b")",  # RFC 8474
         }
         pairs = [(item, values[item]) for item in dict.fromkeys(items) if item in values]
         return r.status(box.name, pairs, utf8=self.utf8)

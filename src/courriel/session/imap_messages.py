@@ -36,7 +36,7 @@ from collections.abc import Set as AbstractSet
 
 from courriel.mail.flags import display_order
 from courriel.mail.message import MessageMeta, SearchFields, search_fields_of
-from courriel.session import imap_fetch, imap_search
+from courriel.session import imap_context, imap_fetch, imap_objects, imap_search
 from courriel.session.imap_selected import SelectedView
 from courriel.session.imap_state import Io, SessionState, readonly_refusal
 from courriel.session.timeslice import OFFLOAD_BYTES, TimeSlice, offload
@@ -100,10 +100,11 @@ class _RowFetch:
     as a mailbox has few of them.
     """
 
-    __slots__ = ("_attributes", "_flags", "_recent")
+    __slots__ = ("_attributes", "_flags", "_recent", "_uidonly")
 
     def __init__(self, plan: imap_fetch.FetchPlan, recent: AbstractSet[int]) -> None:
         self._attributes = plan.attributes
+        self._uidonly = plan.uidonly
         self._recent = recent
         self._flags: dict[tuple[frozenset[str], bool], bytes] = {}
 
@@ -115,7 +116,8 @@ class _RowFetch:
         items: list[bytes] = []
         for attr in self._attributes:
             if attr is FetchItem.UID:
-                items.append(r.item_uid(info.uid))
+                if not self._uidonly:
+                    items.append(r.item_uid(info.uid))
             elif attr is FetchItem.FLAGS:
                 key = (info.flags, info.uid in self._recent)
                 encoded = self._flags.get(key)
@@ -127,7 +129,7 @@ class _RowFetch:
                 items.append(r.item_modseq(info.modseq))
             else:
                 items.append(r.item_rfc822_size(info.size))
-        return r.fetch(seq, items)
+        return r.uidfetch(info.uid, items) if self._uidonly else r.fetch(seq, items)
 
 
 async def fetch(state: SessionState, io: Io, cmd: c.Fetch, *, may_set_seen: bool = True) -> bytes:
@@ -150,11 +152,14 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch, *, may_set_seen: bool
     if cmd.changedsince is not None:
         since = cmd.changedsince
         uids = [u for u in uids if view.infos[u].modseq > since]  # RFC 7162 §3.1.4.1
+    if cmd.partial is not None:
+        uids = list(imap_search.partial_slice(uids, cmd.partial))  # RFC 9394 §4
     plan = imap_fetch.plan_fetch(
         attributes,
         uid=cmd.uid,
         condstore=state.condstore,
         read_only=view.readonly or not may_set_seen,
+        uidonly=view.uidonly,
     )
     seen_now: set[int] = set()
     if plan.sets_seen:
@@ -171,6 +176,7 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch, *, may_set_seen: bool
     for start in range(0, len(uids), META_BATCH):
         batch = uids[start : start + META_BATCH]
         metas = await _load_meta(state, view, batch) if plan.needs_meta else {}
+        extras = await imap_objects.rendered(state, view, plan.extras, batch) if plan.extras else {}
         for uid in batch:
             await turn.step()  # other clients go on between messages of a long FETCH
             info = view.infos.get(uid)
@@ -178,12 +184,14 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch, *, may_set_seen: bool
             raw = await _raw(state, view, uid) if plan.needs_body else None
             meta = metas.get(uid)
             lost = (plan.needs_body and raw is None) or (plan.needs_meta and meta is None)
+            lost = lost or bool(plan.extras and uid not in extras)
             if info is None or seq is None or lost:
                 missing.append(uid)
                 continue
             try:
                 message = (seq, info, meta, raw)
-                piece = await _render(state, plan, message, uid in seen_now, uid in view.recent)
+                seen, recent = uid in seen_now, uid in view.recent
+                piece = await _render(state, plan, message, seen, recent, extras.get(uid))
             except imap_fetch.UnknownCte as e:
                 return b"".join(out) + r.no(cmd.tag, str(e), r.UNKNOWN_CTE)  # RFC 3516 §4.3
             out.append(piece)
@@ -216,6 +224,7 @@ async def _render(
     message: tuple[int, MessageInfo, MessageMeta | None, bytes | None],
     seen_changed: bool,
     recent: bool,
+    extras: dict[FetchItem, bytes] | None = None,
 ) -> bytes:
     """One message's FETCH response; a large message is rendered in a worker thread."""
     seq, info, meta, raw = message
@@ -229,6 +238,7 @@ async def _render(
         utf8=state.utf8,
         seen_changed=seen_changed,
         recent=recent,
+        extras=extras,
     )
     return await offload(render, heavy=raw is not None and len(raw) >= OFFLOAD_BYTES)
 
@@ -280,7 +290,11 @@ async def store(state: SessionState, cmd: c.Store) -> bytes:
         if seq is None:
             continue
         recent = info.uid in view.recent
-        out.append(_store_fetch(seq, info, cmd, condstore=state.condstore, recent=recent))
+        out.append(
+            _store_fetch(
+                seq, info, cmd, condstore=state.condstore, recent=recent, uidonly=view.uidonly
+            )
+        )
     out.append(await state.refresh(allow_expunge=cmd.uid))
     code = state.condstore_code(first)
     if result.modified:
@@ -294,7 +308,7 @@ async def store(state: SessionState, cmd: c.Store) -> bytes:
 
 
 def _store_fetch(
-    seq: int, info: MessageInfo, cmd: c.Store, *, condstore: bool, recent: bool
+    seq: int, info: MessageInfo, cmd: c.Store, *, condstore: bool, recent: bool, uidonly: bool
 ) -> bytes:
     items: list[bytes] = []
     if cmd.uid or condstore:
@@ -306,24 +320,26 @@ def _store_fetch(
         items.append(r.item_modseq(info.modseq))
     if not items or (cmd.silent and not condstore):
         return b""
+    if uidonly:  # RFC 9586 §3.3: the UID leads the response
+        return r.uidfetch(info.uid, [i for i in items if not i.startswith(b"UID ")])
     return r.fetch(seq, items)
 
 
-def _uses_modseq(key: s.SearchKey) -> bool:
+def uses_modseq(key: s.SearchKey) -> bool:
     match key:
         case s.SearchModSeq():
             return True
         case s.SearchNot(key=inner):
-            return _uses_modseq(inner)
+            return uses_modseq(inner)
         case s.SearchOr(left=left, right=right):
-            return _uses_modseq(left) or _uses_modseq(right)
+            return uses_modseq(left) or uses_modseq(right)
         case s.SearchAnd(keys=keys):
-            return any(_uses_modseq(k) for k in keys)
+            return any(uses_modseq(k) for k in keys)
         case _:
             return False
 
 
-async def _search_matches(
+async def search_matches(
     state: SessionState, view: SelectedView, plan: imap_search.SearchPlan, tree: s.SearchKey
 ) -> list[tuple[int, int]]:
     """(sequence number, UID) of each message that matches, ascending."""
@@ -334,7 +350,7 @@ async def _search_matches(
     infos = view.infos
     recent = view.recent
     turn = TimeSlice()
-    if not plan.needs_meta and not plan.needs_body:
+    if not plan.needs_meta and not plan.needs_body and not plan.needs_extras:
         # RFC 9051 §6.4.4: flags, UIDs, sizes, internal dates: the view answers alone.
         for seq, uid in enumerate(uids, 1):
             if seq % 16 == 0:  # up to 256 keys each: a check every few messages
@@ -342,15 +358,18 @@ async def _search_matches(
             if imap_search.matches(tree, seq, infos[uid], None, None, view, recent=uid in recent):
                 matched.append((seq, uid))
         return matched
-    if not plan.needs_body:
+    if not plan.needs_body and not plan.needs_extras:
         return await _search_fields(state, view, tree, uids)
     for start in range(0, len(uids), META_BATCH):
         batch = uids[start : start + META_BATCH]
         metas = await _search_meta(state, view, plan, batch) if plan.needs_meta else {}
+        extras = (
+            await state.store.message_extras(view.mailbox.id, batch) if plan.needs_extras else {}
+        )
         for seq, uid in enumerate(batch, start + 1):
             info = infos.get(uid)
-            if info is None:
-                continue
+            if info is None or (plan.needs_extras and uid not in extras):
+                continue  # gone from the store: expunged elsewhere, not announced yet
             await turn.step()  # BODY and TEXT decode every message: others go on meanwhile
             raw = await _raw(state, view, uid) if plan.needs_body else None
             found = await offload(
@@ -363,6 +382,7 @@ async def _search_matches(
                     raw,
                     view,
                     recent=uid in view.recent,
+                    extras=extras.get(uid),
                 ),
                 heavy=raw is not None and len(raw) >= OFFLOAD_BYTES,  # one huge message
             )
@@ -402,22 +422,29 @@ async def _search_fields(
 async def search(state: SessionState, cmd: c.Search) -> bytes:
     view = state.selected()
     plan = imap_search.plan_search(cmd.criteria)
-    matched = await _search_matches(state, view, plan, cmd.criteria)
+    matched = await search_matches(state, view, plan, cmd.criteria)
     modseq = None
     first = False
-    if _uses_modseq(cmd.criteria):
+    if uses_modseq(cmd.criteria):
         first = state.enable_condstore()  # RFC 7162 §3.1: a MODSEQ search key enables it
         modseq = max((view.infos[u].modseq for _, u in matched), default=0) or None
     numbers = [u if cmd.uid else n for n, u in matched]
     returns = cmd.returns
     if returns is not None and "SAVE" in (o.upper() for o in returns):
-        view.saved = {u for _, u in matched}  # RFC 5182 §2.1
+        saved = [u for _, u in matched]
+        if cmd.partial is not None:  # RFC 9394 §3.1: SAVE keeps what PARTIAL returns
+            saved = list(imap_search.partial_slice(saved, cmd.partial))
+        view.saved = set(saved)  # RFC 5182 §2.1
+    out = [imap_context.register(view, cmd, cmd.criteria, None, [u for _, u in matched])]
     if returns is None and state.rev2:
         returns = ("ALL",)  # RFC 9051 §6.4.4: IMAP4rev2 answers with ESEARCH
     if returns is None:
-        out = [imap_search.search_response(numbers, modseq=modseq)]
+        out.append(imap_search.search_response(numbers, modseq=modseq))
     else:
-        out = [imap_search.esearch_response(cmd.tag, cmd.uid, returns, numbers, modseq=modseq)]
+        esearch = imap_search.esearch_response(
+            cmd.tag, cmd.uid, returns, numbers, modseq=modseq, partial=cmd.partial
+        )
+        out.append(esearch)
     out.append(await state.refresh(allow_expunge=cmd.uid))
     text = ("UID SEARCH" if cmd.uid else "SEARCH") + " completed"
     out.append(r.ok(cmd.tag, text, state.condstore_code(first)))

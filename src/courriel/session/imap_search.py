@@ -47,7 +47,8 @@ from typing import Protocol, assert_never
 from courriel.mail import envelope, searchtext
 from courriel.mail import flags as flags_
 from courriel.mail.message import SEARCH_FIELDS, MessageMeta, SearchFields
-from courriel.store.base import MessageInfo
+from courriel.session import imap_ids
+from courriel.store.base import MessageExtras, MessageInfo
 from courriel.wire.imap import responses
 from courriel.wire.imap.search import (
     DateField,
@@ -61,6 +62,7 @@ from courriel.wire.imap.search import (
     SearchKey,
     SearchModSeq,
     SearchNot,
+    SearchObjectId,
     SearchOr,
     SearchRecent,
     SearchSequence,
@@ -76,6 +78,7 @@ __all__ = [
     "compared_fields",
     "esearch_response",
     "matches",
+    "partial_slice",
     "plan_search",
     "search_response",
 ]
@@ -136,6 +139,7 @@ class SearchPlan:
 
     needs_meta: bool  # the stored parse (SearchFields, or MessageMeta with needs_body)
     needs_body: bool  # the raw message
+    needs_extras: bool = False  # ``Store.message_extras``: SAVED* dates, EMAILID, THREADID
 
 
 def _needs(key: SearchKey) -> tuple[bool, bool]:
@@ -159,10 +163,26 @@ def _needs(key: SearchKey) -> tuple[bool, bool]:
             return False, False
 
 
+def _needs_extras(key: SearchKey) -> bool:
+    match key:
+        case SearchNot(inner):
+            return _needs_extras(inner)
+        case SearchOr(left, right):
+            return _needs_extras(left) or _needs_extras(right)
+        case SearchAnd(keys):
+            return any(_needs_extras(k) for k in keys)
+        case SearchDate(field=field):
+            return field is DateField.SAVED
+        case SearchObjectId():
+            return True
+        case _:
+            return False
+
+
 def plan_search(tree: SearchKey) -> SearchPlan:
     """What each message needs for ``tree`` to be evaluated."""
     meta, body = _needs(tree)
-    return SearchPlan(needs_meta=meta, needs_body=body)
+    return SearchPlan(needs_meta=meta, needs_body=body, needs_extras=_needs_extras(tree))
 
 
 def _compared(key: SearchKey, names: set[str]) -> bool:
@@ -197,18 +217,21 @@ class FieldCache:
     """The header fields SEARCH compared, per field and UID, for one mailbox and UIDVALIDITY.
 
     What the parse holds for a UID never changes, so entries need no invalidation; a field is
-    kept only once a search compared it, and ``drop`` forgets expunged messages.
+    kept only once a search compared it, and ``drop`` forgets expunged messages. The stored
+    SORT and THREAD keys (``courriel.mail.sortkeys``) are kept here too, once a SORT read them.
     """
 
-    __slots__ = ("_dates", "_sizes", "_texts")
+    __slots__ = ("_dates", "_sizes", "_texts", "sort_keys")
 
     def __init__(self) -> None:
         self._texts: dict[str, dict[int, str | None]] = {}  # None: the field is absent
         self._dates: dict[int, datetime | None] = {}
         self._sizes: dict[int, int] = {}
+        self.sort_keys: dict[int, str] = {}  # UID -> encoded sort keys
 
     def __len__(self) -> int:
-        return len(self._sizes) + len(self._dates) + sum(len(t) for t in self._texts.values())
+        texts = sum(len(t) for t in self._texts.values())
+        return len(self._sizes) + len(self._dates) + texts + len(self.sort_keys)
 
     def missing(self, names: Iterable[str], sent: bool, uids: Iterable[int]) -> list[int]:
         tables = [self._texts.get(n, {}) for n in names] + ([self._dates] if sent else [])
@@ -233,6 +256,7 @@ class FieldCache:
         for uid in uids:
             self._sizes.pop(uid, None)
             self._dates.pop(uid, None)
+            self.sort_keys.pop(uid, None)
             for table in self._texts.values():
                 table.pop(uid, None)
 
@@ -266,6 +290,7 @@ class _Message:
         "_header_block",
         "_parts",
         "_pending",
+        "extras",
         "info",
         "meta",
         "raw",
@@ -282,7 +307,9 @@ class _Message:
         raw: bytes | None,
         view: SearchView,
         recent: bool,
+        extras: MessageExtras | None = None,
     ) -> None:
+        self.extras = extras
         self.seq = seq
         self.info = info
         self.meta = meta
@@ -377,6 +404,11 @@ class _Message:
                 return uids.contains(info.uid, self.view.max_uid)
             case SearchModSeq(modseq):
                 return info.modseq >= modseq  # RFC 7162 §3.1.5
+            case SearchObjectId(kind, objectid):
+                x = self.need_extras()  # RFC 8474 §6: the id, exactly
+                if kind == "EMAILID":
+                    return imap_ids.email_id(x.blob_id) == objectid
+                return imap_ids.thread_id(x.sort_keys) == objectid
             case SearchDate(field, op, day):
                 return self.date(field, op, day)
             case SearchHeader():
@@ -394,10 +426,20 @@ class _Message:
             case _:
                 assert_never(key)
 
+    def need_extras(self) -> MessageExtras:
+        if self.extras is None:
+            raise ValueError("this search key needs the message's extras; see plan_search")
+        return self.extras
+
     def date(self, field: DateField, op: DateOp, wanted: date) -> bool:
         if field is DateField.INTERNAL:
             # RFC 9051 §6.4.4: the day of the internal date in its own zone
             return _compare_day(self.info.internal_date.date(), op, wanted)
+        if field is DateField.SAVED:
+            # RFC 8514 §4: the save date's day; a message saved before courriel kept save
+            # dates (SAVEDATE NIL) matches none of them
+            saved = self.need_extras().savedate
+            return saved is not None and _compare_day(saved.date(), op, wanted)
         day = self.sent_day()
         return day is not None and _compare_day(day, op, wanted)
 
@@ -411,6 +453,7 @@ def matches(
     view: SearchView,
     *,
     recent: bool = False,
+    extras: MessageExtras | None = None,
 ) -> bool:
     """Whether message ``seq`` matches ``tree``.
 
@@ -419,7 +462,7 @@ def matches(
     says whether the session counts this message as recent (RFC 3501 §6.4.4 RECENT, NEW, OLD).
     Raises ``ValueError`` only when data the plan asked for is missing.
     """
-    return _Message(seq, info, meta, raw, view, recent).matches(tree)
+    return _Message(seq, info, meta, raw, view, recent, extras).matches(tree)
 
 
 # --- responses ----------------------------------------------------------------------------------
@@ -430,6 +473,16 @@ def search_response(numbers: Sequence[int], *, modseq: int | None = None) -> byt
     return responses.search(numbers, modseq if numbers else None)
 
 
+def partial_slice(numbers: Sequence[int], window: tuple[int, int]) -> Sequence[int]:
+    """The results at the positions ``window`` names (RFC 9394 §3.1): ``(1, 100)`` the first
+    hundred, ``(-1, -100)`` the last hundred, in either order, in the order of ``numbers``."""
+    lo, hi = sorted((abs(window[0]), abs(window[1])))
+    if window[0] > 0:
+        return numbers[lo - 1 : hi]
+    end = len(numbers)
+    return numbers[max(0, end - hi) : max(0, end - lo + 1)]
+
+
 def esearch_response(
     tag: str,
     uid: bool,
@@ -437,6 +490,7 @@ def esearch_response(
     matched: Sequence[int],
     *,
     modseq: int | None = None,
+    partial: tuple[int, int] | None = None,
 ) -> bytes:
     """The ESEARCH response for ``SEARCH RETURN (...)`` (RFC 4731 §3.1).
 
@@ -458,4 +512,5 @@ def esearch_response(
         all_numbers=matched if found and "ALL" in opts else None,
         count=len(matched) if "COUNT" in opts else None,
         modseq=modseq if found else None,  # RFC 7162 §3.1.5: only with a non-empty result
+        partial=None if partial is None else (partial, partial_slice(matched, partial)),
     )

@@ -24,6 +24,7 @@ servers with a shorter memory is not needed and is accepted without use.
 
 from __future__ import annotations
 
+from courriel.session import imap_objects
 from courriel.session.imap_mailboxes import DELIMITER
 from courriel.session.imap_selected import MailboxGone, Overlay, SelectedView
 from courriel.session.imap_state import SessionState
@@ -81,7 +82,9 @@ async def open_selected(
     out.append(_select_responses(state, view, name or view.mailbox.name))
     if cmd.qresync is not None and cmd.qresync.uidvalidity == view.mailbox.uidvalidity:
         out.append(await _qresync(state, view, cmd.qresync))
+    view.uidonly = state.uidonly
     state.view = view
+    out.append(r.untagged("OK", "Ok", imap_objects.mailbox_id_code(view.mailbox)))  # RFC 8474
     code = r.READ_ONLY if readonly else r.READ_WRITE
     verb = "EXAMINE" if readonly else "SELECT"
     out.append(r.ok(cmd.tag, f"{verb} completed", code))

@@ -38,6 +38,7 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from courriel.mail.flags import SYSTEM_FLAGS, display_order
 from courriel.session.imap_search import FieldCache
@@ -46,6 +47,9 @@ from courriel.wire.imap import responses
 from courriel.wire.imap.sequence import SequenceSet
 
 Overlay = Callable[[Store, Sequence[MessageInfo]], Awaitable[list[MessageInfo]]]
+
+if TYPE_CHECKING:
+    from courriel.session.imap_context import SearchContext
 
 
 class MailboxGone(Exception):  # noqa: N818 - reads as an event
@@ -89,6 +93,12 @@ class SelectedView:
         # Turns the store's rows into what this user sees (their own \Seen on another user's
         # mailbox, ``imap_shared.PrivateSeen``); None: the rows as they are.
         self.overlay: Overlay | None = None
+        # Grows with every change to the messages in the view: RFC 5267 search contexts
+        # (``contexts``, keyed by the tag that made them) are evaluated again only then.
+        self.version = 0
+        self.contexts: dict[str, SearchContext] = {}
+        # RFC 9586 UIDONLY: FETCH responses name UIDs (UIDFETCH), expunges go as VANISHED
+        self.uidonly = False
 
     @classmethod
     async def open(
@@ -170,6 +180,7 @@ class SelectedView:
     def update(self, info: MessageInfo) -> None:
         if info.uid in self.infos:
             self.infos[info.uid] = info
+            self.version += 1
 
     def absorb(self, infos: Iterable[MessageInfo]) -> bytes:
         """Takes the store's rows for messages this session just changed; untagged FLAGS when
@@ -189,8 +200,8 @@ class SelectedView:
         self.pending.difference_update(gone)
         self.saved.difference_update(gone)
         self.recent.difference_update(gone)
-        if qresync:
-            out = responses.vanished(gone)  # RFC 7162 §3.2.10
+        if qresync or self.uidonly:
+            out = responses.vanished(gone)  # RFC 7162 §3.2.10, RFC 9586 §3.4
         else:
             # Highest first, so the lower numbers do not shift meanwhile: each one's number
             # is then its position in the list as it was before any was removed.
@@ -199,6 +210,7 @@ class SelectedView:
         # One pass, not one list deletion per message: expunging most of a large mailbox
         # would otherwise be quadratic.
         drop = set(gone)
+        self.version += 1
         self.uids[:] = [u for u in self.uids if u not in drop]
         for uid in gone:
             del self.infos[uid]
@@ -267,9 +279,11 @@ class SelectedView:
             if old is None or (old.flags == info.flags and old.modseq >= info.modseq):
                 continue
             self.infos[info.uid] = info
+            self.version += 1
             if old.flags != info.flags or condstore:
                 out.append(self.flag_fetch(info, condstore=condstore))
         if added:
+            self.version += 1
             for info in added:
                 self.uids.append(info.uid)
                 self.infos[info.uid] = info
@@ -284,6 +298,8 @@ class SelectedView:
         items = [responses.item_uid(info.uid), responses.item_flags(names)]
         if condstore:
             items.append(responses.item_modseq(info.modseq))  # RFC 7162 §3.1.4.1
+        if self.uidonly:
+            return responses.uidfetch(info.uid, items[1:])  # RFC 9586 §3.3
         return responses.fetch(seq, items)
 
 

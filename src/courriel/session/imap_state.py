@@ -81,6 +81,7 @@ class SessionState:
     view: SelectedView | None = None
     condstore: bool = False  # RFC 7162 §3.1: enabled, or implied by a CONDSTORE command
     qresync: bool = False  # RFC 7162 §3.2.3
+    uidonly: bool = False  # RFC 9586: enabled; message sequence numbers are refused
     rev2: bool = False  # IMAP4rev2 enabled (RFC 9051 §6.3.1)
     utf8: bool = False  # UTF8=ACCEPT or IMAP4rev2: mailbox names in UTF-8
     enabled: list[str] = field(default_factory=list)

@@ -146,6 +146,16 @@ class MessageInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageExtras:
+    """What the less common FETCH items need of a message (OBJECTID, SAVEDATE, PREVIEW)."""
+
+    blob_id: str  # the body's content address: the same for copies and identical messages
+    savedate: datetime | None  # RFC 8514; None for messages stored before it was kept
+    sort_keys: str | None  # ``courriel.mail.sortkeys.encode``; None when not made yet
+    preview: str | None  # RFC 8970, once made (``set_previews``)
+
+
+@dataclass(frozen=True, slots=True)
 class Appended:
     mailbox_id: int
     uidvalidity: int
@@ -593,12 +603,32 @@ class Store(
         Identical bodies are stored once. Raises ``OverQuota`` if an owner would pass their quota.
         """
 
+    async def replace(
+        self, mailbox_id: int, uid: int, target: int, message: NewMessage
+    ) -> tuple[Appended, list[Expunged]]:
+        """RFC 8508: appends ``message`` to mailbox ``target`` and expunges ``uid`` of
+        ``mailbox_id``, in one transaction; durable on return. The expunge list is empty when
+        the message was gone already. Raises like ``append``."""
+
     async def list_messages(
         self, mailbox_id: int, uid_from: int = 1, uid_to: int | None = None
     ) -> list[MessageInfo]:
         """Messages with ``uid_from <= uid <= uid_to``, ascending by UID."""
 
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]: ...
+
+    async def sort_keys(self, mailbox_id: int, uid_from: int = 1) -> dict[int, str]:
+        """UID -> the SORT and THREAD keys of each message with ``uid >= uid_from``
+        (``courriel.mail.sortkeys.encode``);
+        "" for a message whose parse could not be read. Keys missing for messages stored
+        before they existed are made from the stored parse now, and kept."""
+
+    async def message_extras(
+        self, mailbox_id: int, uids: Sequence[int]
+    ) -> dict[int, MessageExtras]: ...
+
+    async def set_previews(self, mailbox_id: int, previews: dict[int, str]) -> None:
+        """Keeps the PREVIEW texts made for these messages (RFC 8970); no MODSEQ change."""
 
     async def read_message(self, mailbox_id: int, uid: int) -> bytes:
         """The message exactly as stored; raises ``NotFound`` if it was expunged."""

@@ -12,6 +12,7 @@ from courriel.wire.imap.fetch import FetchItem
 from courriel.wire.imap.lexer import InvalidName
 from courriel.wire.imap.search import SearchAll, SearchFlag
 from courriel.wire.imap.sequence import STAR, SequenceSet
+from courriel.wire.imap.sort import SortCriterion, SortKey, ThreadAlgorithm
 
 
 def seq(*ranges: tuple[int, int]) -> SequenceSet:
@@ -164,6 +165,24 @@ CASES: list[tuple[bytes, object]] = [
     (b"a1 SEARCH ALL", c.Search("a1", False, None, SearchAll())),
     (b"a1 UID SEARCH UNSEEN", c.Search("a1", True, None, SearchFlag("\\Seen", False))),
     (b"a1 SEARCH RETURN () ALL", c.Search("a1", False, None, SearchAll(), ("ALL",))),
+    (
+        b"a1 SEARCH RETURN (PARTIAL -1:-50) ALL",
+        c.Search("a1", False, None, SearchAll(), ("PARTIAL",), (-1, -50)),
+    ),
+    (
+        b"a1 UID SORT (REVERSE DATE) UTF-8 ALL",
+        c.Sort("a1", True, (SortCriterion(SortKey.DATE, True),), "UTF-8", SearchAll()),
+    ),
+    (b'a1 CANCELUPDATE "t1" "t 2"', c.CancelUpdate("a1", ("t1", "t 2"))),
+    (b"a1 unauthenticate", c.Unauthenticate("a1")),
+    (
+        b"a1 UID REPLACE 7 Drafts (\\Draft) {1+}\r\nx",
+        c.Replace("a1", True, 7, "Drafts", c.AppendMessage(frozenset({"\\Draft"}), None, b"x")),
+    ),
+    (
+        b"a1 THREAD ORDEREDSUBJECT US-ASCII ALL",
+        c.Thread("a1", False, ThreadAlgorithm.ORDEREDSUBJECT, "US-ASCII", SearchAll()),
+    ),
     (
         b"a1 SEARCH RETURN (MIN MAX COUNT SAVE) ALL",
         c.Search("a1", False, None, SearchAll(), ("MIN", "MAX", "COUNT", "SAVE")),

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 
+from courriel.mail import sortkeys
 from courriel.store.base import (
     Appended,
     Change,
@@ -23,6 +25,7 @@ from courriel.store.base import (
     Expunged,
     FlagOp,
     FlagsResult,
+    MessageExtras,
     MessageInfo,
     NewMessage,
     NotFound,
@@ -41,6 +44,7 @@ from courriel.store.sql.core import (
     adjust_blobs,
     allocate,
     charge,
+    date_of,
     delete_messages,
     encode_flags,
     forget_messages,
@@ -57,14 +61,20 @@ from courriel.store.sql.core import (
 
 _INSERT_COLS = (
     "mailbox_id", "uid", "modseq", "sysflags", "keywords", "internal_date", "size", "blob_id",
-    "meta",
+    "meta", "sort_keys", "savedate",
 )  # fmt: skip
 
 
 def append(
-    items: Sequence[tuple[int, NewMessage, str]], inline: dict[str, bytes] | None = None
+    items: Sequence[tuple[int, NewMessage, str]],
+    inline: dict[str, bytes] | None = None,
+    now: datetime | None = None,
+    keys: Sequence[str | None] | None = None,
 ) -> Script[Done[list[Appended]]]:
     """Stores (mailbox id, message, blob id) triples.
+
+    ``keys`` are the messages' SORT keys (``sortkeys.encoded_keys_of``), made before the
+    transaction so it stays short; made here when not given.
 
     Bodies in ``inline`` (blob id -> bytes) are stored in this transaction; the others are files
     made durable before it (``Done.new_files`` lists those that must be checked).
@@ -76,6 +86,7 @@ def append(
     rows: list[Row] = []
     changes = []
     usage: dict[int, tuple[int, int]] = {}
+    saved = None if now is None else now.isoformat()  # SAVEDATE, RFC 8514
     for mailbox_id in sorted(by_box):  # lock order: mailboxes by id
         indexes = by_box[mailbox_id]
         user_id, uidvalidity, first, modseq = yield from allocate(mailbox_id, len(indexes))
@@ -84,7 +95,11 @@ def append(
             bits, keywords = encode_flags(normalise_flags(msg.flags))
             date = msg.internal_date.isoformat()
             rows.append(
-                (mailbox_id, uid, modseq, bits, keywords, date, len(msg.raw), blob_id, msg.meta)
+                (
+                    *(mailbox_id, uid, modseq, bits, keywords, date, len(msg.raw), blob_id),
+                    *(msg.meta, keys[i] if keys is not None else _keys_of(msg)),
+                    saved,
+                )
             )
             results[i] = Appended(mailbox_id, uidvalidity, uid, modseq)
             add_usage(usage, user_id, len(msg.raw), 1)
@@ -96,6 +111,32 @@ def append(
     yield from insert_rows("messages", _INSERT_COLS, rows)
     yield from charge(usage)
     return Done([r for r in results if r is not None], tuple(changes), (), new_files)
+
+
+def _keys_of(msg: NewMessage) -> str | None:
+    return sortkeys.encoded_keys_of(msg.meta) if msg.meta else None
+
+
+def replace(
+    items: Sequence[tuple[int, NewMessage, str]],
+    inline: dict[str, bytes],
+    now: datetime,
+    keys: Sequence[str | None],
+    mailbox_id: int,
+    uid: int,
+) -> Script[Done[tuple[list[Appended], list[Expunged]]]]:
+    """RFC 8508 REPLACE in one transaction: the new message appended, the old one expunged."""
+    for box in sorted({mailbox_id, *(item[0] for item in items)}):  # lock order: by id
+        yield from lock_mailbox(box)
+    added = yield from append(items, inline, now, keys)
+    gone = yield from expunge(mailbox_id, [uid])
+    changes = added.changes + gone.changes
+    return Done((added.value, gone.value), changes, gone.freed_blobs, added.new_files)
+
+
+def sort_keys_of(items: Sequence[tuple[int, NewMessage]]) -> list[str | None]:
+    """The SORT keys of messages about to be appended (see ``append``)."""
+    return [_keys_of(msg) for _, msg in items]
 
 
 def list_messages(mailbox_id: int, uid_from: int, uid_to: int | None) -> Script[list[MessageInfo]]:
@@ -110,6 +151,53 @@ def list_messages(mailbox_id: int, uid_from: int, uid_to: int | None) -> Script[
 def get_meta(mailbox_id: int, uids: Sequence[int]) -> Script[dict[int, bytes]]:
     rows = yield from select_messages(mailbox_id, "uid, meta", uid_ranges(uids))
     return {r[0]: bytes(r[1]) for r in rows}
+
+
+def sort_keys(mailbox_id: int, uid_from: int) -> Script[list[tuple[int, str | None]]]:
+    """The stored SORT and THREAD keys from ``uid_from`` on, by UID; None where not yet made."""
+    rows = yield Query(
+        "SELECT uid, sort_keys FROM messages WHERE mailbox_id = ? AND uid >= ? ORDER BY uid",
+        (mailbox_id, uid_from),
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def fill_sort_keys(mailbox_id: int, uids: Sequence[int]) -> Script[Done[dict[int, str]]]:
+    """Makes the keys of messages stored before they existed (migration 0017) from their parse.
+
+    A parse that cannot be read gets "" (no keys: every key empty), so it is not read again.
+    """
+    rows = yield from select_messages(mailbox_id, "uid, meta, sort_keys", uid_ranges(uids))
+    made: dict[int, str] = {}
+    for uid, meta, old in rows:
+        if old is not None:  # filled by another session meanwhile
+            made[uid] = old
+            continue
+        made[uid] = sortkeys.encoded_keys_of(bytes(meta)) or ""
+        yield Query(
+            "UPDATE messages SET sort_keys = ? WHERE mailbox_id = ? AND uid = ?",
+            (made[uid], mailbox_id, uid),
+            False,
+        )
+    return Done(made)
+
+
+def extras(mailbox_id: int, uids: Sequence[int]) -> Script[dict[int, MessageExtras]]:
+    cols = "uid, blob_id, savedate, sort_keys, preview"
+    rows = yield from select_messages(mailbox_id, cols, uid_ranges(uids))
+    return {
+        r[0]: MessageExtras(r[1], None if r[2] is None else date_of(r[2]), r[3], r[4]) for r in rows
+    }
+
+
+def set_previews(mailbox_id: int, previews: dict[int, str]) -> Script[Done[None]]:
+    for uid, text in sorted(previews.items()):
+        yield Query(
+            "UPDATE messages SET preview = ? WHERE mailbox_id = ? AND uid = ?",
+            (text, mailbox_id, uid),
+            False,
+        )
+    return Done(None)
 
 
 def blob_of(mailbox_id: int, uid: int) -> Script[tuple[str, bytes | None]]:
@@ -224,11 +312,13 @@ def _expunged(mailbox_id: int, user_id: int, removed: Rows) -> Script[Done[list[
     return Done([Expunged(r[0], modseq) for r in removed], (change,), freed)
 
 
-_COPY_COLS = "uid, sysflags, keywords, internal_date, size, blob_id, meta"
+_COPY_COLS = (
+    "uid, sysflags, keywords, internal_date, size, blob_id, meta, sort_keys, savedate, preview"
+)
 
 
 def copy_messages(
-    src: int, ranges: Sequence[tuple[int, int]], dst: int, *, move: bool
+    src: int, ranges: Sequence[tuple[int, int]], dst: int, *, move: bool, now: str | None = None
 ) -> Script[Done[Copied]]:
     """COPY, or MOVE (RFC 6851 §3.3: copy, then expunge the sources, in one transaction)."""
     locked = {}
@@ -243,7 +333,8 @@ def copy_messages(
     new_rows = []
     pairs = []
     for uid, row in enumerate(rows, first):  # ascending source UID order, RFC 4315 §3
-        new_rows.append((dst, uid, modseq, *row[1:]))
+        # SAVEDATE (RFC 8514): now for COPY and MOVE; kept when INBOX is renamed (now None)
+        new_rows.append((dst, uid, modseq, *row[1:8], now or row[8], row[9]))
         pairs.append((row[0], uid))
         blobs[row[5]] += 1
         add_usage(usage, dst_user, row[4], 1)
@@ -254,7 +345,7 @@ def copy_messages(
         changes.append(change)
         forget_messages(locked[src][0], removed, usage, blobs)
     freed = yield from adjust_blobs(dict(blobs), {r[5]: r[4] for r in rows})
-    yield from insert_rows("messages", _INSERT_COLS, new_rows)
+    yield from insert_rows("messages", (*_INSERT_COLS, "preview"), new_rows)
     yield from charge(usage)
     return Done(Copied(dst_uidvalidity, pairs), tuple(changes), freed)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -39,6 +39,7 @@ from courriel.store.base import (
     FlagsResult,
     Mailbox,
     MailboxStatus,
+    MessageExtras,
     MessageInfo,
     NewMessage,
     NotFound,
@@ -73,6 +74,8 @@ from courriel.store.sql.queue import SqlQueueStore
 from courriel.store.sql.sieve import SieveScriptsMixin
 
 _log = logging.getLogger(__name__)
+Triple = tuple[int, NewMessage, str]  # mailbox id, message, blob id
+_FILL_BATCH = 100  # messages whose SORT keys one write makes (see messages.fill_sort_keys)
 _BODY_TRIES = 5  # an append whose body files keep vanishing gives up (Unavailable)
 
 
@@ -257,6 +260,36 @@ class SqlStore(
         return await asyncio.shield(self._append(items))
 
     async def _append(self, items: Sequence[tuple[int, NewMessage]]) -> list[Appended]:
+        keys = messages.sort_keys_of(items)  # outside the write transaction
+        now = self._now()
+
+        def script(triples: list[Triple], inline: dict[str, bytes]) -> Script[Done[list[Appended]]]:
+            return messages.append(triples, inline, now, keys)
+
+        return await self._with_bodies(items, script)
+
+    async def replace(
+        self, mailbox_id: int, uid: int, target: int, message: NewMessage
+    ) -> tuple[Appended, list[Expunged]]:
+        items = [(target, message)]
+        keys = messages.sort_keys_of(items)
+        now = self._now()
+
+        def script(
+            triples: list[Triple], inline: dict[str, bytes]
+        ) -> Script[Done[tuple[list[Appended], list[Expunged]]]]:
+            return messages.replace(triples, inline, now, keys, mailbox_id, uid)
+
+        appended, gone = await asyncio.shield(self._with_bodies(items, script))
+        return appended[0], gone
+
+    async def _with_bodies(
+        self,
+        items: Sequence[tuple[int, NewMessage]],
+        make: Callable[[list[Triple], dict[str, bytes]], Script[Done[T]]],
+    ) -> T:
+        """Runs ``make``'s script once the messages' bodies are durable (see the module
+        docstring), with the retry that keeps a vanished body in the database."""
         bodies: dict[int, tuple[bytes, str]] = {}  # id(raw) -> (raw, blob id): one hash each
         for _, msg in items:
             if id(msg.raw) not in bodies:
@@ -272,7 +305,7 @@ class SqlStore(
                 # Durable before the transaction that points at them; in parallel threads.
                 await asyncio.gather(*(self._blobs.put(raw, bid) for bid, raw in files.items()))
                 try:
-                    done = await self._write_now(messages.append(triples, inline))
+                    done = await self._write_now(make(triples, inline))
                 except BodyMissing as e:
                     if attempt == _BODY_TRIES:
                         raise
@@ -304,6 +337,25 @@ class SqlStore(
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
         return await self._read(messages.get_meta(mailbox_id, uids))
 
+    async def sort_keys(self, mailbox_id: int, uid_from: int = 1) -> dict[int, str]:
+        rows = await self._read(messages.sort_keys(mailbox_id, uid_from))
+        keys = {uid: k for uid, k in rows if k is not None}
+        missing = [uid for uid, k in rows if k is None]
+        for start in range(0, len(missing), _FILL_BATCH):  # short writes: others go between
+            batch = missing[start : start + _FILL_BATCH]
+            made: dict[int, str] = await self._write(messages.fill_sort_keys(mailbox_id, batch))
+            keys.update(made)
+        return keys
+
+    async def message_extras(
+        self, mailbox_id: int, uids: Sequence[int]
+    ) -> dict[int, MessageExtras]:
+        return await self._read(messages.extras(mailbox_id, uids))
+
+    async def set_previews(self, mailbox_id: int, previews: dict[int, str]) -> None:
+        if previews:
+            await self._write(messages.set_previews(mailbox_id, previews))
+
     async def read_message(self, mailbox_id: int, uid: int) -> bytes:
         blob_id, data = await self._read(messages.blob_of(mailbox_id, uid))
         if data is not None:  # kept in the database: no file to open
@@ -334,14 +386,16 @@ class SqlStore(
         return await self._write(messages.expunge_deleted(mailbox_id, ranges))
 
     async def copy(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> Copied:
+        now = self._now().isoformat()
         script = messages.copy_messages(
-            src_mailbox_id, uid_ranges(uids), dst_mailbox_id, move=False
+            src_mailbox_id, uid_ranges(uids), dst_mailbox_id, move=False, now=now
         )
         return await self._write(script)
 
     async def move(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> Copied:
         ranges = uid_ranges(uids)
-        script = messages.copy_messages(src_mailbox_id, ranges, dst_mailbox_id, move=True)
+        now = self._now().isoformat()
+        script = messages.copy_messages(src_mailbox_id, ranges, dst_mailbox_id, move=True, now=now)
         return await self._write(script)
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> list[MessageInfo]:

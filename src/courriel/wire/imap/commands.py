@@ -22,6 +22,7 @@ from datetime import datetime
 from courriel.wire.imap.fetch import FetchAttribute
 from courriel.wire.imap.search import SearchKey
 from courriel.wire.imap.sequence import SequenceSet
+from courriel.wire.imap.sort import SortCriterion, ThreadAlgorithm
 
 
 class State(enum.Enum):
@@ -200,6 +201,8 @@ class AppendMessage:
     data: bytes
     utf8: bool = False  # sent as UTF8 (literal8) (RFC 6855 §4)
     binary: bool = False  # sent as a literal8 ~{n} (RFC 3516, RFC 9051 §6.3.12)
+    # RFC 4469 CATENATE: the parts to join, text (bytes) or an IMAP URL (str); ``data`` is b""
+    catenate: tuple[bytes | str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +212,13 @@ class Append:
     tag: str
     mailbox: str
     messages: tuple[AppendMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unauthenticate:
+    """RFC 8437: back to the not authenticated state, on the same connection."""
+
+    tag: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +289,50 @@ class Search:
     charset: str | None
     criteria: SearchKey
     returns: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None  # RFC 9394: (1, 100), or (-1, -100) from the end
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    """SORT (RFC 5256 §3); ``returns`` holds the RFC 5267 ESORT options, None for plain SORT."""
+
+    tag: str
+    uid: bool
+    criteria: tuple[SortCriterion, ...]
+    charset: str
+    search: SearchKey
+    returns: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None  # RFC 5267 §4.4, RFC 9394
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """THREAD (RFC 5256 §3)."""
+
+    tag: str
+    uid: bool
+    algorithm: ThreadAlgorithm
+    charset: str
+    search: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class Replace:
+    """RFC 8508: append ``message`` to ``mailbox`` and expunge the message it replaces."""
+
+    tag: str
+    uid: bool
+    number: int  # sequence number, or UID with ``uid``
+    mailbox: str
+    message: AppendMessage
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUpdate:
+    """RFC 5267 §4.3: stop the updates of the search contexts made by these tags."""
+
+    tag: str
+    tags: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +343,7 @@ class Fetch:
     attributes: tuple[FetchAttribute, ...]
     changedsince: int | None = None  # RFC 7162 §3.1.4
     vanished: bool = False  # RFC 7162 §3.2.6, UID FETCH only
+    partial: tuple[int, int] | None = None  # RFC 9394 §4, UID FETCH only
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +509,7 @@ Command = (
     | Status
     | Append
     | Idle
+    | Unauthenticate
     | Compress
     | GetQuota
     | GetQuotaRoot
@@ -474,6 +530,10 @@ Command = (
     | Unselect
     | Expunge
     | Search
+    | Sort
+    | Thread
+    | CancelUpdate
+    | Replace
     | Fetch
     | Store
     | Copy
@@ -508,6 +568,7 @@ STATES: dict[type, frozenset[State]] = {
     Status: _AUTH,
     Append: _AUTH,
     Idle: _AUTH,
+    Unauthenticate: _AUTH,  # RFC 8437 §3: authenticated or selected
     Compress: _AUTH,  # RFC 4978 §3: after authentication
     GetQuota: _AUTH,
     GetQuotaRoot: _AUTH,
@@ -528,6 +589,10 @@ STATES: dict[type, frozenset[State]] = {
     Unselect: _SELECTED,
     Expunge: _SELECTED,
     Search: _SELECTED,
+    Sort: _SELECTED,  # RFC 5256 §3: selected state only
+    Thread: _SELECTED,
+    CancelUpdate: _SELECTED,  # RFC 5267 §4.3
+    Replace: _SELECTED,  # RFC 8508 §3
     Fetch: _SELECTED,
     Store: _SELECTED,
     Copy: _SELECTED,

@@ -30,6 +30,10 @@ class FetchItem(enum.Enum):
     RFC822 = "RFC822"  # same as BODY[], sets \Seen
     RFC822_HEADER = "RFC822.HEADER"  # same as BODY.PEEK[HEADER]
     RFC822_TEXT = "RFC822.TEXT"  # same as BODY[TEXT]
+    SAVEDATE = "SAVEDATE"  # RFC 8514 §3
+    EMAILID = "EMAILID"  # RFC 8474 §5.1
+    THREADID = "THREADID"  # RFC 8474 §5.2
+    PREVIEW = "PREVIEW"  # RFC 8970 §3; the LAZY modifier is accepted and needs nothing
 
 
 class SectionText(enum.Enum):

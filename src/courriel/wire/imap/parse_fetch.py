@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 
+from courriel.wire.errors import ProtocolError
 from courriel.wire.imap.commands import Fetch
 from courriel.wire.imap.fetch import (
     MACROS,
@@ -28,7 +29,8 @@ from courriel.wire.imap.fetch import (
     Section,
     SectionText,
 )
-from courriel.wire.imap.lexer import Reader
+from courriel.wire.imap.lexer import Limits, Reader
+from courriel.wire.imap.parse_search import partial_range
 
 _NAME_RE = re.compile(rb"[A-Za-z0-9.]+")
 _SECTION_RE = re.compile(rb"[A-Za-z0-9.]*")
@@ -36,7 +38,8 @@ _SIMPLE = {item.value: item for item in FetchItem}
 _TEXTS = {t.value: t for t in SectionText}
 _CACHE_SIZE = 512
 _CACHE_KEY_MAX = 512
-_cache: dict[tuple[bytes, bool], tuple[tuple[FetchAttribute, ...], int | None, bool]] = {}
+_Parsed = tuple[tuple[FetchAttribute, ...], int | None, bool, tuple[int, int] | None]
+_cache: dict[tuple[bytes, bool], _Parsed] = {}
 
 
 def _part(r: Reader, pieces: list[bytes]) -> tuple[int, ...]:
@@ -82,6 +85,18 @@ def _section(r: Reader, *, binary: bool) -> Section:
     return Section(part, text, fields)
 
 
+def parse_section(text: bytes) -> Section | None:
+    """A section spec alone (``1.2.MIME``, ``HEADER.FIELDS (From)``), as an IMAP URL carries
+    it (RFC 5092 §6: the section of FETCH BODY[...]); None if it is not one."""
+    r = Reader([b"[" + text + b"]"], [], "*", Limits(), False)
+    try:
+        section = _section(r, binary=False)
+        r.end()
+    except ProtocolError:
+        return None
+    return section
+
+
 def _partial(r: Reader) -> tuple[int, int] | None:
     if not r.maybe_char(0x3C):
         return None
@@ -110,6 +125,14 @@ def _attribute(r: Reader) -> FetchAttribute:
     item = _SIMPLE.get(name)
     if item is None:
         r.fail(f"Unknown fetch attribute {name}")
+    save = r.pos
+    if item is FetchItem.PREVIEW and r.maybe_sp() and r.peek() != 0x28:
+        r.seek(save)  # no modifiers: the space was the next attribute's
+    elif r.pos != save:
+        r.open_paren("'(' to start PREVIEW modifiers")
+        if r.keyword("PREVIEW modifier") != "LAZY":  # RFC 8970 §3.2: LAZY is the only one
+            r.fail("Unknown PREVIEW modifier")
+        r.close_paren("')' to end PREVIEW modifiers")
     return item
 
 
@@ -130,9 +153,10 @@ def _attributes(r: Reader) -> tuple[FetchAttribute, ...]:
     return (_attribute(r),)
 
 
-def _modifiers(r: Reader, uid: bool) -> tuple[int | None, bool]:
+def _modifiers(r: Reader, uid: bool) -> tuple[int | None, bool, tuple[int, int] | None]:
     changedsince: int | None = None
     vanished = False
+    partial: tuple[int, int] | None = None
     r.open_paren("'(' to start FETCH modifiers")
     while True:
         name = r.keyword("FETCH modifier")
@@ -141,6 +165,8 @@ def _modifiers(r: Reader, uid: bool) -> tuple[int | None, bool]:
             changedsince = r.number("mod-sequence after CHANGEDSINCE", bits=64)
         elif name == "VANISHED":  # RFC 7162 §3.2.6
             vanished = True
+        elif name == "PARTIAL" and partial is None:  # RFC 9394 §4
+            partial = partial_range(r)
         else:
             r.fail(f"Unknown FETCH modifier {name}")
         if not r.maybe_sp():
@@ -150,7 +176,9 @@ def _modifiers(r: Reader, uid: bool) -> tuple[int | None, bool]:
         r.fail("VANISHED is only allowed with UID FETCH")  # RFC 7162 §3.2.6
     if vanished and changedsince is None:
         r.fail("VANISHED requires CHANGEDSINCE")  # RFC 7162 §3.2.6
-    return changedsince, vanished
+    if partial is not None and not uid:
+        r.fail("PARTIAL is only allowed with UID FETCH")  # RFC 9394 §4
+    return changedsince, vanished, partial
 
 
 def parse_fetch(r: Reader, uid: bool) -> Fetch:
@@ -164,12 +192,12 @@ def parse_fetch(r: Reader, uid: bool) -> Fetch:
         r.skip_rest()
         return Fetch(r.tag, uid, sequence_set, *hit)
     attrs = _attributes(r)
-    changedsince, vanished = _modifiers(r, uid) if r.maybe_sp() else (None, False)
+    changedsince, vanished, partial = _modifiers(r, uid) if r.maybe_sp() else (None, False, None)
     if key is not None and r.at_end():
         if len(_cache) >= _CACHE_SIZE:
             _cache.clear()
-        _cache[key] = (attrs, changedsince, vanished)
-    return Fetch(r.tag, uid, sequence_set, attrs, changedsince, vanished)
+        _cache[key] = (attrs, changedsince, vanished, partial)
+    return Fetch(r.tag, uid, sequence_set, attrs, changedsince, vanished, partial)
 
 
 # Fetch attributes where other commands take them (RFC 5465 §8: NOTIFY's MessageNew).

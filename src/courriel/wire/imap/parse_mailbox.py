@@ -32,6 +32,7 @@ STATUS_ITEMS = frozenset(
         "UNSEEN",
         "DELETED",  # RFC 9051 §6.3.11
         "SIZE",  # RFC 8438
+        "MAILBOXID",  # RFC 8474 §4.2
         "RECENT",  # RFC 3501 only; answered as 0 by rev2 servers
         "HIGHESTMODSEQ",  # RFC 7162 §3.1.9
         "APPENDLIMIT",  # RFC 7889 §3

@@ -17,6 +17,7 @@ Only UTF-8 and US-ASCII are accepted as CHARSET; any other is answered with
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from courriel.wire.errors import ProtocolError
@@ -35,6 +36,7 @@ from courriel.wire.imap.search import (
     SearchKey,
     SearchModSeq,
     SearchNot,
+    SearchObjectId,
     SearchOr,
     SearchRecent,
     SearchSequence,
@@ -44,7 +46,8 @@ from courriel.wire.imap.search import (
 )
 
 CHARSETS = ("UTF-8", "US-ASCII")
-RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+# RFC 4731, RFC 5182 SAVE, RFC 9394 PARTIAL, RFC 5267 §4 UPDATE and CONTEXT
+RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL", "UPDATE", "CONTEXT"})
 
 
 class BadCharset(ProtocolError):  # noqa: N818 - reads as the response code it sends
@@ -78,6 +81,9 @@ _DATE_KEYS = {
     "SENTBEFORE": (DateField.SENT, DateOp.BEFORE),
     "SENTON": (DateField.SENT, DateOp.ON),
     "SENTSINCE": (DateField.SENT, DateOp.SINCE),
+    "SAVEDBEFORE": (DateField.SAVED, DateOp.BEFORE),  # RFC 8514 §4
+    "SAVEDON": (DateField.SAVED, DateOp.ON),
+    "SAVEDSINCE": (DateField.SAVED, DateOp.SINCE),
 }
 _ENTRY_TYPES = frozenset({"priv", "shared", "all"})
 
@@ -151,6 +157,17 @@ def _modseq(r: Reader, key: str) -> SearchModSeq:
     return SearchModSeq(r.number("mod-sequence after MODSEQ", bits=64), entry)
 
 
+_OBJECTID_RE = re.compile(rb"[A-Za-z0-9_-]{1,255}")  # RFC 8474 §7
+
+
+def _objectid(r: Reader, key: str) -> SearchObjectId:
+    r.sp(f"object id after {key}")
+    token = r.match(_OBJECTID_RE)
+    if token is None:
+        r.fail(f"Expected object id after {key}")
+    return SearchObjectId(key, token.decode("ascii"))
+
+
 def _simple(node: SearchKey) -> Callable[[Reader, str], SearchKey]:
     return lambda r, key: node
 
@@ -172,6 +189,9 @@ _KEYS: dict[str, Callable[[Reader, str], SearchKey]] = {
     "NOT": _not,
     "OR": _or,
     "MODSEQ": _modseq,
+    "SAVEDATESUPPORTED": _simple(SearchAll()),  # RFC 8514 §4: every mailbox keeps save dates
+    "EMAILID": _objectid,  # RFC 8474 §6
+    "THREADID": _objectid,
 }
 for _name, (_flag, _present) in _FLAG_KEYS.items():
     _KEYS[_name] = _simple(SearchFlag(_flag, _present))
@@ -210,20 +230,53 @@ def search_key(r: Reader) -> SearchKey:
     return node
 
 
-def _returns(r: Reader) -> tuple[str, ...]:
+def partial_range(r: Reader) -> tuple[int, int]:
+    """RFC 9394 §3: ``1:100`` counts from the first result, ``-1:-100`` from the last."""
+    r.sp("range after PARTIAL")
+    negative = r.maybe_char(0x2D)
+    first = r.number("range after PARTIAL", nonzero=True)
+    r.char(0x3A, "':' in the PARTIAL range")
+    if negative:
+        r.char(0x2D, "'-' in the negative PARTIAL range")  # both ends have the same sign
+    last = r.number("end of the PARTIAL range", nonzero=True)
+    return (-first, -last) if negative else (first, last)
+
+
+def return_options(
+    r: Reader, known: frozenset[str]
+) -> tuple[tuple[str, ...], tuple[int, int] | None]:
+    """``(opt ...)`` after RETURN, each one of ``known``, and the PARTIAL range if given;
+    ``()``, like UPDATE or CONTEXT alone, means ALL (RFC 4731 §3.1)."""
     r.sp("'(' after RETURN")
     r.open_paren("'(' after RETURN")
     opts: list[str] = []
+    partial: tuple[int, int] | None = None
     if r.peek() != 0x29:
         while True:
             name = r.keyword("search return option")
-            if name not in RETURN_OPTIONS:
+            if name not in known:
                 r.fail(f"Unknown search return option {name}")
+            if name == "PARTIAL":
+                if partial is not None:
+                    r.fail("PARTIAL given twice")
+                partial = partial_range(r)
             opts.append(name)
             if not r.maybe_sp():
                 break
     r.close_paren("')' to end search return options")
-    return tuple(dict.fromkeys(opts)) or ("ALL",)  # RFC 4731 §3.1: () means ALL
+    if partial is not None and "ALL" in opts:
+        r.fail("PARTIAL and ALL cannot be combined")  # RFC 9394 §3.1
+    if not set(opts) - {"UPDATE", "CONTEXT"}:
+        opts.append("ALL")  # RFC 4731 §3.1: () means ALL; UPDATE and CONTEXT ask for no data
+    return tuple(dict.fromkeys(opts)), partial
+
+
+def search_program(r: Reader) -> SearchKey:
+    """One or more search keys, an implicit AND (RFC 9051 §6.4.4)."""
+    keys = [search_key(r)]
+    while r.maybe_sp():
+        keys.append(search_key(r))
+    return keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
 
 
 def parse_search(r: Reader, uid: bool) -> Search:
@@ -231,8 +284,9 @@ def parse_search(r: Reader, uid: bool) -> Search:
     save = r.pos
     word = r.match_keyword()
     returns: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None
     if word == "RETURN":
-        returns = _returns(r)
+        returns, partial = return_options(r, RETURN_OPTIONS)
         r.sp("search criteria after the return options")
         save = r.pos
         word = r.match_keyword()
@@ -246,8 +300,4 @@ def parse_search(r: Reader, uid: bool) -> Search:
         r.sp("search criteria after the charset")
     else:
         r.seek(save)
-    keys = [search_key(r)]
-    while r.maybe_sp():
-        keys.append(search_key(r))
-    criteria = keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
-    return Search(r.tag, uid, charset, criteria, returns)
+    return Search(r.tag, uid, charset, search_program(r), returns, partial)

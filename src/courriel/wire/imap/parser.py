@@ -41,12 +41,13 @@ from courriel.wire.imap.commands import (
     SetQuota,
     StartTLS,
     Subscribe,
+    Unauthenticate,
     Unselect,
     Unsubscribe,
 )
 from courriel.wire.imap.lexer import ATOM_RE, TAG_RE, Limits, Reader
 from courriel.wire.imap.parse_acl import ACL_COMMANDS
-from courriel.wire.imap.parse_append import parse_append
+from courriel.wire.imap.parse_append import parse_append, parse_replace
 from courriel.wire.imap.parse_fetch import parse_fetch
 from courriel.wire.imap.parse_mailbox import (
     parse_create,
@@ -60,6 +61,7 @@ from courriel.wire.imap.parse_metadata import METADATA_COMMANDS
 from courriel.wire.imap.parse_notify import parse_notify
 from courriel.wire.imap.parse_search import parse_search
 from courriel.wire.imap.parse_selected import parse_copy, parse_expunge, parse_move, parse_store
+from courriel.wire.imap.parse_sort import parse_cancelupdate, parse_sort, parse_thread
 from courriel.wire.imap.parse_urlauth import URLAUTH_COMMANDS
 
 Parse = Callable[[Reader, bool], Command]
@@ -198,6 +200,7 @@ COMMANDS: dict[str, Parse] = {
     "STATUS": parse_status,
     "APPEND": parse_append,
     "IDLE": _bare(Idle),
+    "UNAUTHENTICATE": _bare(Unauthenticate),  # RFC 8437
     "COMPRESS": _compress,
     "GETQUOTA": _getquota,
     "GETQUOTAROOT": _one_mailbox(GetQuotaRoot, "GETQUOTAROOT"),
@@ -207,6 +210,10 @@ COMMANDS: dict[str, Parse] = {
     "UNSELECT": _bare(Unselect),
     "EXPUNGE": parse_expunge,
     "SEARCH": parse_search,
+    "SORT": parse_sort,  # RFC 5256 §3
+    "THREAD": parse_thread,
+    "CANCELUPDATE": parse_cancelupdate,  # RFC 5267 §4.3
+    "REPLACE": parse_replace,  # RFC 8508
     "FETCH": parse_fetch,
     "STORE": parse_store,
     "COPY": parse_copy,
@@ -216,9 +223,11 @@ COMMANDS: dict[str, Parse] = {
     "NOTIFY": parse_notify,
     **URLAUTH_COMMANDS,
 }
-# RFC 9051 §6.4.9 UID; EXPUNGE from RFC 4315 §2.1, MOVE from RFC 6851 §3.2
+# RFC 9051 §6.4.9 UID; EXPUNGE from RFC 4315 §2.1, MOVE from RFC 6851 §3.2, SORT and THREAD
+# from RFC 5256 §3, REPLACE from RFC 8508 §3.4
 UID_COMMANDS: dict[str, Parse] = {
-    name: COMMANDS[name] for name in ("FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE")
+    name: COMMANDS[name]
+    for name in ("FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE", "SORT", "THREAD", "REPLACE")
 }
 
 

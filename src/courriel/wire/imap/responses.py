@@ -20,6 +20,7 @@ from datetime import datetime
 
 from courriel.wire.imap.dates import format_date_time
 from courriel.wire.imap.sequence import compress
+from courriel.wire.imap.sort import ThreadForest
 from courriel.wire.imap.strings import astring, mailbox, nstring, string
 
 CRLF = b"\r\n"
@@ -218,8 +219,11 @@ def lsub_item(
     return _list_line(b"LSUB", attributes, delimiter, name, utf8, b"")
 
 
-def status(name: str, items: Sequence[tuple[str, int]], *, utf8: bool = False) -> bytes:
-    body = b" ".join(k.encode("ascii") + b" " + _n(v) for k, v in items)
+def status(name: str, items: Sequence[tuple[str, int | bytes]], *, utf8: bool = False) -> bytes:
+    """``* STATUS name (MESSAGES 3 ...)``; a bytes value goes as it is (``MAILBOXID (M1)``)."""
+    body = b" ".join(
+        k.encode("ascii") + b" " + (v if isinstance(v, bytes) else _n(v)) for k, v in items
+    )
     return b"* STATUS " + mailbox(name, utf8=utf8) + b" (" + body + b")\r\n"
 
 
@@ -227,6 +231,50 @@ def search(numbers: Iterable[int], modseq: int | None = None) -> bytes:
     body = b"".join(b" " + _n(n) for n in numbers)
     tail = b" (MODSEQ " + _n(modseq) + b")" if modseq is not None else b""  # RFC 7162 §3.1.5
     return b"* SEARCH" + body + tail + CRLF
+
+
+def sort(numbers: Iterable[int], modseq: int | None = None) -> bytes:
+    """``* SORT 2 3 1`` (RFC 5256 §4), in the sorted order; ``(MODSEQ n)`` as for SEARCH."""
+    body = b"".join(b" " + _n(n) for n in numbers)
+    tail = b" (MODSEQ " + _n(modseq) + b")" if modseq is not None else b""  # RFC 7162 §3.1.5
+    return b"* SORT" + body + tail + CRLF
+
+
+def thread(forest: ThreadForest) -> bytes:
+    """``* THREAD (2)(3 6 (4 23)(44 7 96))`` (RFC 5256 §4).
+
+    A node with one child is followed by it in the same list; several children each get
+    their own parentheses; a placeholder node (number 0) contributes its children only.
+    Written with a stack: a thread may be as deep as the mailbox is long.
+    """
+    out = [b"* THREAD"]
+    if forest.roots:
+        out.append(b" ")
+    number, first, after = forest.number, forest.first_child, forest.next_sibling
+    work: list[int | bytes] = []
+    for root in reversed(forest.roots):
+        work += (b")", root, b"(")
+    while work:
+        item = work.pop()
+        if isinstance(item, bytes):
+            out.append(item)
+            continue
+        n = number[item]
+        child = first[item]
+        if n:
+            out.append(_n(n))
+            if child >= 0:
+                out.append(b" ")
+        if child >= 0 and after[child] < 0:
+            work.append(child)  # an only child continues the list
+            continue
+        kids: list[int | bytes] = []
+        while child >= 0:
+            kids += (b"(", child, b")")
+            child = after[child]
+        work += reversed(kids)
+    out.append(CRLF)
+    return b"".join(out)
 
 
 def esearch(
@@ -238,8 +286,14 @@ def esearch(
     all_numbers: Iterable[int] | None = None,
     count: int | None = None,
     modseq: int | None = None,
+    in_order: bool = False,
+    partial: tuple[tuple[int, int], Sequence[int]] | None = None,
 ) -> bytes:
-    """RFC 4731 §3.1: only the results asked for; ALL is left out when nothing matched."""
+    """RFC 4731 §3.1: only the results asked for; ALL is left out when nothing matched.
+
+    ``in_order`` keeps the order of ``all_numbers`` (ESORT, RFC 5267 §3.2: ALL in sort order).
+    ``partial`` is the range asked for and the numbers in it (RFC 9394 §3.1, RFC 5267 §4.4).
+    """
     out = [b"* ESEARCH (TAG ", string(tag), b")"]
     if uid:
         out.append(b" UID")
@@ -248,14 +302,30 @@ def esearch(
     if maximum is not None:
         out += (b" MAX ", _n(maximum))
     if all_numbers is not None:
-        ranges = compress(all_numbers)
+        ranges = _ordered_runs(list(all_numbers)) if in_order else compress(all_numbers)
         if ranges:
             out += (b" ALL ", ranges)
     if count is not None:
         out += (b" COUNT ", _n(count))
+    if partial is not None:
+        (first, last), numbers = partial
+        found = _ordered_runs(list(numbers)) if in_order else compress(numbers)
+        out += (b" PARTIAL (", str(first).encode(), b":", str(last).encode(), b" ")
+        out += (found or b"NIL", b")")  # RFC 9394 §3.1: NIL when no result is in the range
     if modseq is not None:
         out += (b" MODSEQ ", _n(modseq))
     out.append(CRLF)
+    return b"".join(out)
+
+
+def esearch_update(
+    tag: str, *, uid: bool, kind: str, position: int, numbers: Sequence[int], in_order: bool
+) -> bytes:
+    """``* ESEARCH (TAG "t") UID ADDTO (0 5:7)`` or ``REMOVEFROM`` (RFC 5267 §4.3): a change
+    to the result of a search context; ``position`` is 0 for SEARCH, 1-based for SORT."""
+    found = _ordered_runs(list(numbers)) if in_order else compress(numbers)
+    out = [b"* ESEARCH (TAG ", string(tag), b")", b" UID" if uid else b""]
+    out += (b" ", kind.encode("ascii"), b" (", _n(position), b" ", found, b")", CRLF)
     return b"".join(out)
 
 
@@ -310,6 +380,11 @@ def fetch(seq: int, items: Sequence[bytes]) -> bytes:
     return b"".join((b"* ", _n(seq), b" FETCH (", b" ".join(items), b")\r\n"))
 
 
+def uidfetch(uid: int, items: Sequence[bytes]) -> bytes:
+    """``* uid UIDFETCH (item ...)`` (RFC 9586 §3.3), the FETCH response once UIDONLY is on."""
+    return b"".join((b"* ", _n(uid), b" UIDFETCH (", b" ".join(items), b")\r\n"))
+
+
 def item_uid(uid: int) -> bytes:
     return b"UID " + _n(uid)
 
@@ -324,6 +399,22 @@ def item_flags(names: Iterable[str]) -> bytes:
 
 def item_internaldate(when: datetime) -> bytes:
     return b"INTERNALDATE " + format_date_time(when)
+
+
+def item_savedate(when: datetime | None) -> bytes:
+    """RFC 8514 §3: NIL when the server does not know when the message was saved."""
+    return b"SAVEDATE " + (b"NIL" if when is None else format_date_time(when))
+
+
+def item_objectid(name: bytes, objectid: str | None) -> bytes:
+    """``EMAILID (M6d99ac3275bb4e)``, or ``THREADID NIL`` (RFC 8474 §5, §7)."""
+    value = b"NIL" if objectid is None else b"(" + objectid.encode("ascii") + b")"
+    return name + b" " + value
+
+
+def item_preview(text: str | None) -> bytes:
+    """RFC 8970 §3: UTF-8 text, as a literal where it is not ASCII."""
+    return b"PREVIEW " + nstring(text)
 
 
 def item_rfc822_size(size: int) -> bytes:

@@ -26,6 +26,7 @@ from courriel.wire.imap.sequence import SequenceSet
 class DateField(enum.Enum):
     INTERNAL = "internal"  # BEFORE, ON, SINCE: the internal date
     SENT = "sent"  # SENTBEFORE, SENTON, SENTSINCE: the Date: header field
+    SAVED = "saved"  # SAVEDBEFORE, SAVEDON, SAVEDSINCE: the save date (RFC 8514 §4)
 
 
 class DateOp(enum.Enum):
@@ -100,6 +101,14 @@ class SearchModSeq:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchObjectId:
+    """RFC 8474 §6: EMAILID or THREADID, compared exactly."""
+
+    kind: str  # "EMAILID" or "THREADID"
+    objectid: str
+
+
+@dataclass(frozen=True, slots=True)
 class SearchNot:
     key: SearchKey
 
@@ -127,6 +136,7 @@ SearchKey = (
     | SearchSequence
     | SearchUid
     | SearchModSeq
+    | SearchObjectId
     | SearchNot
     | SearchOr
     | SearchAnd

@@ -1,0 +1,90 @@
+"""CATENATE (RFC 4469): an APPENDed message joined from text and parts of stored messages.
+
+Theory of operation
+-------------------
+Each part of ``APPEND ... CATENATE (TEXT {n} URL "/INBOX;UIDVALIDITY=v/;UID=u/;SECTION=1")``
+is text sent with the command or an IMAP URL (``wire/imap/messageurl.py``) naming a message or a
+section of one. A URL is read only in the account of the session's user: a user in the URL
+must be that user, the mailbox one of theirs (the selected one for a relative URL), the
+UIDVALIDITY, when given, the mailbox's. The section is cut out of the stored message with
+its stored parse, as FETCH BODY[section] would (RFC 4469 §5: "the same as FETCH"), then the
+``;PARTIAL=`` window. Whatever cannot be read is ``NO [BADURL url]`` (§6); once the message
+being built passes APPENDLIMIT it is ``NO [TOOBIG]`` (§5) and nothing more is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from courriel.mail.message import MessageMeta, MetaFormatError, section_bytes
+from courriel.session.imap_state import SessionState
+from courriel.store.base import NotFound
+from courriel.wire.imap import responses as r
+from courriel.wire.imap.messageurl import parse_imap_url
+
+
+class CatenateRefused(Exception):  # noqa: N818 - reads as what happened
+    """A part could not be joined; ``reply`` is the tagged NO without its tag."""
+
+    def __init__(self, text: str, code: bytes) -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+
+
+def _bad(url: str, why: str) -> CatenateRefused:
+    shown = url.replace("]", "%5D")  # RFC 4469 §6: url-resp-text holds no "]"
+    return CatenateRefused(f"Cannot use the URL: {why}", b"BADURL " + shown.encode("utf-8"))
+
+
+async def _resolve(state: SessionState, text: str) -> bytes:
+    url = parse_imap_url(text)
+    if url is None:
+        raise _bad(text, "not an IMAP URL of a message this server reads")
+    user = state.user
+    assert user is not None  # APPEND runs after login
+    if url.user is not None and url.user.lower() != user.address.lower():
+        raise _bad(text, "another user's message")
+    if url.mailbox is None:
+        if state.view is None:
+            raise _bad(text, "a relative URL needs a selected mailbox")  # RFC 4469 §5
+        box = state.view.mailbox
+    else:
+        found = await state.store.get_mailbox(state.user_id, url.mailbox)
+        if found is None:
+            raise _bad(text, "no such mailbox")
+        box = found
+    if url.uidvalidity is not None and url.uidvalidity != box.uidvalidity:
+        raise _bad(text, "UIDVALIDITY differs")
+    try:
+        raw = await state.store.read_message(box.id, url.uid)
+    except NotFound:
+        raise _bad(text, "no such message") from None
+    data: bytes | None = raw
+    if url.section is not None:
+        stored = (await state.store.get_meta(box.id, [url.uid])).get(url.uid)
+        try:
+            meta = MessageMeta.from_bytes(stored) if stored else None
+        except MetaFormatError:
+            meta = None
+        data = None if meta is None else section_bytes(raw, meta, url.section)
+        if data is None:
+            raise _bad(text, "no such section")
+    assert data is not None
+    if url.partial is not None:
+        origin, length = url.partial
+        data = data[origin:] if length is None else data[origin : origin + length]
+    return data
+
+
+async def assemble(state: SessionState, parts: Sequence[bytes | str], limit: int) -> bytes:
+    """The message the parts make; ``CatenateRefused`` for a bad URL or past ``limit``."""
+    pieces: list[bytes] = []
+    size = 0
+    for part in parts:
+        piece = part if isinstance(part, bytes) else await _resolve(state, part)
+        size += len(piece)
+        if size > limit:
+            raise CatenateRefused("Message too big", r.TOOBIG)  # RFC 4469 §5, RFC 7889
+        pieces.append(piece)
+    return b"".join(pieces)
