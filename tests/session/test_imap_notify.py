@@ -34,7 +34,7 @@ def test_other_mailboxes_are_reported_without_polling(server: Server) -> None:
         assert len(statuses) == 6  # INBOX and the five special-use mailboxes
         append(b, "Archive", 1)
         wait_for(a, r"\* STATUS Archive \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+\)")
-        assert b.command("CREATE Projects")[-1].endswith("OK CREATE completed")
+        assert b.command("CREATE Projects")[-1].endswith("CREATE completed")  # OK [MAILBOXID ...]
         wait_for(a, r'\* LIST \(\) "/" Projects')
         assert b.command("RENAME Projects Plans")[-1].endswith("OK RENAME completed")
         wait_for(a, r'\* LIST \(\) "/" Plans \("OLDNAME" \(Projects\)\)')

@@ -215,7 +215,11 @@ async def test_freeing_a_body_does_not_read_every_message(tmp_path: Path) -> Non
         for uid in range(1, 50001)
     )
     conn.execute("BEGIN")
-    conn.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany(
+        "INSERT INTO messages (mailbox_id, uid, modseq, sysflags, keywords, internal_date,"
+        " size, blob_id, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
     conn.execute("COMMIT")
     steps = 0
 
