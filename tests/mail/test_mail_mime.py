@@ -192,3 +192,9 @@ def test_to_text_never_raises_and_gives_utf8_encodable_text(data: bytes, charset
 @example(b"=?\x00?q??=")  # a NUL in the charset name made codecs.lookup raise ValueError
 def test_header_text_never_raises(value: bytes) -> None:
     mime.header_text(value).encode("utf-8")
+
+
+def test_quoted_printable_drops_transport_white_space_at_line_ends() -> None:
+    # RFC 2045 §6.7 rule 3: trailing white space is deleted, so "= " ends in a soft break
+    encoded = b"hello  \r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar\nlast  "
+    assert mime.decode_qp(encoded) == b"hello\r\nfoo\t \tb\r\nfoo bar\nlast  "

@@ -56,10 +56,13 @@ def test_keys_of_a_message() -> None:
     assert keys.subject == "CAFé"  # i;ascii-casemap: ASCII letters only
     assert keys.reply
     assert keys.sort_from == "JUERGEN"  # RFC 5256 §3 FROM: the addr-mailbox
-    assert keys.sort_to == "BOB"  # the first mailbox, past an empty group
+    # the first address as ENVELOPE lists it: the group's start, with its name (as Dovecot)
+    assert keys.sort_to == "UNDISCLOSED"
     assert keys.sort_cc == "CAROL"
     assert keys.display_from == "jürgen müller"  # RFC 5957 §3: the decoded display name
-    assert keys.display_to == "bob@example.org"  # no display name: the addr-spec
+    plain = _keys(b"To: bob@example.org\r\nSubject: x\r\n\r\n")
+    assert plain.display_to == "bob@example.org"  # no display name: the addr-spec
+    assert keys.display_to == "undisclosed"  # a group: its name
     assert keys.sent == 10
     assert keys.message_id == "m1@example.org"
     assert keys.references == ("r1@example.org", "r2@example.org")  # In-Reply-To not used

@@ -331,7 +331,19 @@ def decoded_size(data: bytes, encoding: str) -> int | None:
 
 
 def decode_qp(data: bytes) -> bytes:
-    """Quoted-printable (RFC 2045 §6.7); soft line breaks may end in CRLF or LF."""
+    """Quoted-printable (RFC 2045 §6.7); soft line breaks may end in CRLF or LF.
+
+    Rule 3: white space at the end of an encoded line was added in transport and is deleted
+    before decoding, so ``=`` followed by spaces is a soft line break too (Dovecot decodes
+    the same way). Line by line, so no run of spaces costs more than its length.
+    """
+    if b" \n" in data or b"\t\n" in data or b" \r\n" in data or b"\t\r\n" in data:
+        lines = data.split(b"\n")
+        for i in range(len(lines) - 1):  # the last piece has no line end: it stays as is
+            line = lines[i]
+            cr = line.endswith(b"\r")
+            lines[i] = line.rstrip(b"\r").rstrip(b" \t") + (b"\r" if cr else b"")
+        data = b"\n".join(lines)
     return binascii.a2b_qp(data)
 
 

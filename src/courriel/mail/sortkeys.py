@@ -10,7 +10,8 @@ first use for messages stored before the column existed), and a SORT reads that 
 
 * the base subject (RFC 5256 §2.1), upper-cased for the ``i;ascii-casemap`` comparator, and
   whether the subject said it was a reply or a forward (THREAD=REFERENCES step 5 needs it);
-* the ``addr-mailbox`` of the first From, To and Cc address (SORT FROM, TO, CC);
+* the ``addr-mailbox`` of the first From, To and Cc address (SORT FROM, TO, CC), a group's
+  name when the field starts with a group;
 * the display name of the first From and To address, or its ``mailbox@host`` when it has
   none (SORT DISPLAYFROM, DISPLAYTO, RFC 5957 §3), case-folded;
 * the sent date, the Date field in seconds since the epoch, empty when it cannot be read (the
@@ -119,10 +120,12 @@ def _utf8(text: str | None) -> str:
 
 
 def _first_address(value: str | None) -> envelope.Address | None:
+    """The first address as ENVELOPE lists it: a group's start counts, its name in the
+    mailbox part and no host (RFC 9051 §7.5.2), as Dovecot sorts it; a group's end does not."""
     if not value:
         return None
     for address in envelope.parse_addresses(value.encode("utf-8")):
-        if address.host is not None:  # the first mailbox, past any group name
+        if address.mailbox is not None:
             return address
     return None
 
@@ -136,7 +139,9 @@ def _display(address: envelope.Address | None) -> str:
     if address is None:
         return ""
     name = _utf8(address.name).strip()
-    if not name:
+    if not name and address.host is None:  # a group's name, or a mailbox without a domain
+        name = _utf8(address.mailbox)
+    elif not name:
         name = f"{_utf8(address.mailbox)}@{_utf8(address.host)}"
     return name.casefold()
 

@@ -32,6 +32,7 @@ announce it, leaves the message out and ends with ``NO [EXPUNGEISSUED]`` (RFC 55
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 
 from courriel.mail.flags import display_order
@@ -419,6 +420,20 @@ async def _search_fields(
     return matched
 
 
+def _returned_modseq(
+    view: SelectedView, matched: list[tuple[int, int]], returns: Sequence[str] | None
+) -> int | None:
+    """The highest MODSEQ of the messages the answer returns (RFC 4731 §3.2, RFC 7162 §3.1.5):
+    with MIN or MAX alone, of those messages only; otherwise of every message matched."""
+    opts = {o.upper() for o in returns or ()}
+    if opts and opts <= {"MIN", "MAX", "SAVE"} and matched:
+        seqs = sorted(matched)
+        chosen = [seqs[0]] if "MIN" in opts else []
+        chosen += [seqs[-1]] if "MAX" in opts else []
+        matched = chosen or matched
+    return max((view.infos[u].modseq for _, u in matched), default=0) or None
+
+
 async def search(state: SessionState, cmd: c.Search) -> bytes:
     view = state.selected()
     plan = imap_search.plan_search(cmd.criteria)
@@ -427,7 +442,7 @@ async def search(state: SessionState, cmd: c.Search) -> bytes:
     first = False
     if uses_modseq(cmd.criteria):
         first = state.enable_condstore()  # RFC 7162 §3.1: a MODSEQ search key enables it
-        modseq = max((view.infos[u].modseq for _, u in matched), default=0) or None
+        modseq = _returned_modseq(view, matched, cmd.returns)
     numbers = [u if cmd.uid else n for n, u in matched]
     returns = cmd.returns
     if returns is not None and "SAVE" in (o.upper() for o in returns):

@@ -239,6 +239,9 @@ def partial_range(r: Reader) -> tuple[int, int]:
     if negative:
         r.char(0x2D, "'-' in the negative PARTIAL range")  # both ends have the same sign
     last = r.number("end of the PARTIAL range", nonzero=True)
+    # A range may be written either way round (as seq-range, RFC 9051 §9); kept and echoed
+    # in order, nearest end first, as Dovecot answers "4:2" with "2:4".
+    first, last = min(first, last), max(first, last)
     return (-first, -last) if negative else (first, last)
 
 
