@@ -171,5 +171,7 @@ async def test_row_fetch_renders_as_render_fetch(
     # RFC 7162 §3.1: a FETCH of MODSEQ is the first CONDSTORE-enabling command here
     code = b"" if condstore or b"MODSEQ" not in command else b"[HIGHESTMODSEQ %d] " % view.modseq
     tag = b"f OK " + code + (b"UID FETCH" if cmd.uid else b"FETCH") + b" completed\r\n"
+    if code:  # announced untagged too, before the tagged OK
+        tag = b"* OK " + code + b"Highest\r\n" + tag
     assert view.recent == set(view.uids)
     assert b"".join(io.sent) + reply == expected + tag

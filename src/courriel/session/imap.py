@@ -425,9 +425,10 @@ class Session:
                 # RFC 7162 §3.1: STATUS (HIGHESTMODSEQ) is a CONDSTORE-enabling command
                 first = "HIGHESTMODSEQ" in cmd.items and st.enable_condstore()
                 code = st.condstore_code(first)
-                return await imap_mailboxes.status(
+                status = await imap_mailboxes.status(
                     st.store, st.user_id, cmd, self._status_fn(), code
                 )
+                return st.condstore_announce(first) + status
             case c.Idle():
                 return self.conn.start_idle(cmd.tag)
             case c.GetQuota():

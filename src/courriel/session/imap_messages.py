@@ -216,7 +216,7 @@ async def fetch(state: SessionState, io: Io, cmd: c.Fetch, *, may_set_seen: bool
 
 def _fetch_ok(state: SessionState, cmd: c.Fetch, first: bool) -> bytes:
     text = ("UID FETCH" if cmd.uid else "FETCH") + " completed"
-    return r.ok(cmd.tag, text, state.condstore_code(first))
+    return state.condstore_announce(first) + r.ok(cmd.tag, text, state.condstore_code(first))
 
 
 async def _render(
@@ -462,6 +462,7 @@ async def search(state: SessionState, cmd: c.Search) -> bytes:
         out.append(esearch)
     out.append(await state.refresh(allow_expunge=cmd.uid))
     text = ("UID SEARCH" if cmd.uid else "SEARCH") + " completed"
+    out.append(state.condstore_announce(first))
     out.append(r.ok(cmd.tag, text, state.condstore_code(first)))
     return b"".join(out)
 

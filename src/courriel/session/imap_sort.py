@@ -172,6 +172,7 @@ async def sort(state: SessionState, cmd: c.Sort) -> bytes:
     out = [imap_context.register(view, cmd, cmd.search, cmd.criteria, uids), reply]
     out.append(await state.refresh(allow_expunge=cmd.uid))
     text = ("UID SORT" if cmd.uid else "SORT") + " completed"
+    out.append(state.condstore_announce(first))
     out.append(r.ok(cmd.tag, text, state.condstore_code(first)))
     return b"".join(out)
 
@@ -209,6 +210,7 @@ async def thread(state: SessionState, cmd: c.Thread) -> bytes:
     out = [await offload(answer, heavy=len(matched) >= OFFLOAD_MESSAGES)]
     out.append(await state.refresh(allow_expunge=cmd.uid))
     text = ("UID THREAD" if cmd.uid else "THREAD") + " completed"
+    out.append(state.condstore_announce(first))
     out.append(r.ok(cmd.tag, text, state.condstore_code(first)))
     return b"".join(out)
 

@@ -120,6 +120,15 @@ class SessionState:
             return None
         return r.highestmodseq(view.modseq)  # RFC 7162 §3.1: first enabling command's OK
 
+    def condstore_announce(self, first: bool) -> bytes:
+        """The same ``[HIGHESTMODSEQ n]`` in an untagged OK, sent before the tagged one.
+
+        Dovecot announces it untagged, and its conformance tests look for that line; with the
+        code on the tagged OK too, a client reading either finds it.
+        """
+        code = self.condstore_code(first)
+        return b"" if code is None else r.untagged("OK", "Highest", code)
+
     async def refresh(self, *, allow_expunge: bool) -> bytes:
         """Untagged responses for what changed in the selected mailbox (RFC 9051 §7.5.1)."""
         view = self.view
