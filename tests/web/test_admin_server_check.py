@@ -3,10 +3,12 @@ step's verdict and, for a failure, the cause and fix the command line prints."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import html
 import re
 import socket
+import time
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -26,6 +28,7 @@ from courriel.testing.webadmin import (
     admin_app,
     admin_config,
 )
+from courriel.web.admin_check import ServerCheck
 
 _STEP = re.compile(
     r'<h3>([^<]+)</h3>|<span class="status (\w+)">\w+</span></td>\s*<td>([^<]+)</td>', re.S
@@ -141,3 +144,29 @@ async def test_only_an_administrator_with_the_token_runs_it(
     assert not [
         e for e in await admin_access.audit_entries(admin_store) if e.action == "server check"
     ]
+
+
+async def test_a_check_that_takes_too_long_stops_and_says_so(
+    admin_store: Store, tmp_path: Path
+) -> None:
+    with socket.socket(
+        socket.AF_INET, socket.SOCK_DGRAM
+    ) as silent:  # a DNS server that never answers
+        silent.bind(("127.0.0.1", 0))
+        host, port = silent.getsockname()
+        cfg = admin_config(tmp_path / "data", nameservers=(f"{host}:{port}",))
+        check = ServerCheck(cfg, admin_store, total_seconds=0.3)
+        started = time.monotonic()
+        task = asyncio.create_task(check.run("web:" + ADMIN))
+        await asyncio.sleep(0.05)
+        assert check.busy  # a second click now is refused by the page
+        run = await task
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0  # the DNS timeout alone is 1 s a query
+    assert not check.busy
+    assert run.stopped.startswith("The check was stopped after 0.3 seconds;")
+    assert not run.passed and run.verdict.endswith("(stopped early)")
+    [entry] = [
+        e for e in await admin_access.audit_entries(admin_store) if e.action == "server check"
+    ]
+    assert entry.detail == run.verdict

@@ -23,9 +23,9 @@ from courriel import admin_access
 from courriel.check import server
 from courriel.check.render import summary
 from courriel.check.report import Report, Step
+from courriel.config import Config
 from courriel.logs import kv
-from courriel.web.admin_context import AdminContext
-from courriel.web.admin_session import Visitor
+from courriel.store.base import Store
 
 log = logging.getLogger("courriel.web.admin")
 
@@ -57,8 +57,9 @@ def sections_of(steps: list[Step]) -> list[Section]:
 
 
 class ServerCheck:
-    def __init__(self, ctx: AdminContext, total_seconds: float = TOTAL_SECONDS) -> None:
-        self.ctx = ctx
+    def __init__(self, cfg: Config, store: Store, total_seconds: float = TOTAL_SECONDS) -> None:
+        self.cfg = cfg
+        self.store = store
         self.total_seconds = total_seconds
         self.running = asyncio.Lock()
 
@@ -66,28 +67,29 @@ class ServerCheck:
     def busy(self) -> bool:
         return self.running.locked()
 
-    async def run(self, visitor: Visitor) -> CheckRun:
+    async def run(self, actor: str) -> CheckRun:
+        """Runs the check for ``actor`` (who is named in the audit log)."""
         async with self.running:
             steps: list[Step] = []
             stopped = ""
             try:
                 async with asyncio.timeout(self.total_seconds):
                     await server.report(
-                        self.ctx.cfg,
-                        self.ctx.store,
+                        self.cfg,
+                        self.store,
                         step_seconds=STEP_SECONDS,
                         progress=steps.append,
                     )
             except TimeoutError:
                 stopped = (
-                    f"The check was stopped after {self.total_seconds:.0f} seconds; "
+                    f"The check was stopped after {self.total_seconds:g} seconds; "
                     "the steps above are those that finished."
                 )
-                log.info("server check stopped at its time limit", extra=kv(actor=visitor.actor))
+                log.info("server check stopped at its time limit", extra=kv(actor=actor))
         # A copy: on a timeout, a step still running in its thread may add itself later.
-        done = Report(f"courriel check --server ({self.ctx.cfg.hostname})", list(steps))
+        done = Report(f"courriel check --server ({self.cfg.hostname})", list(steps))
         verdict = summary(done).strip()
         if stopped:
             verdict += " (stopped early)"
-        await admin_access.audit(self.ctx.store, visitor.actor, "server check", verdict)
+        await admin_access.audit(self.store, actor, "server check", verdict)
         return CheckRun(sections_of(steps), verdict, done.passed and not stopped, stopped)

@@ -35,7 +35,7 @@ class OperationPages:
     def __init__(self, ctx: AdminContext, sessions: Sessions) -> None:
         self.ctx = ctx
         self.sessions = sessions
-        self.server_check = ServerCheck(ctx)
+        self.server_check = ServerCheck(ctx.cfg, ctx.store)
 
     def routes(self, app: web.Application) -> None:
         page = self.sessions.page(admin=True)
@@ -96,7 +96,7 @@ class OperationPages:
             response = web.HTTPSeeOther("/admin/status")
             flash(response, "A server check is already running; try again when it has ended.")
             raise response
-        run = await self.server_check.run(visitor)
+        run = await self.server_check.run(visitor.actor)
         return await self._status_page(request, visitor, run)
 
     async def _status_page(
