@@ -86,10 +86,11 @@ class ServerCheck:
                     "the steps above are those that finished."
                 )
                 log.info("server check stopped at its time limit", extra=kv(actor=actor))
-        # A copy: on a timeout, a step still running in its thread may add itself later.
-        done = Report(f"courriel check --server ({self.cfg.hostname})", list(steps))
+            # A copy: on a timeout, a step still running in its thread may add itself later.
+            found = list(steps)
+        done = Report(f"courriel check --server ({self.cfg.hostname})", found)
         verdict = summary(done).strip()
         if stopped:
             verdict += " (stopped early)"
         await admin_access.audit(self.store, actor, "server check", verdict)
-        return CheckRun(sections_of(steps), verdict, done.passed and not stopped, stopped)
+        return CheckRun(sections_of(found), verdict, done.passed and not stopped, stopped)
