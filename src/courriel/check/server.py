@@ -62,12 +62,14 @@ async def report(
         nameservers if nameservers is not None else cfg.dns.nameservers,
         timeout=min(step_seconds, cfg.dns.timeout_seconds),
     )
+    # The blocking parts (files, sockets, the file system's free space) run in threads, so the
+    # web admin's event loop keeps serving while its status page runs this.
     await _dns(out, cfg, store, resolver)
-    _certificate(out, cfg)
+    await asyncio.to_thread(_certificate, out, cfg)
     await asyncio.to_thread(_listeners, out, cfg, step_seconds)
     await asyncio.to_thread(_open_relay, out, cfg, step_seconds)
     await _queue(out, store)
-    _disk(out, cfg)
+    await asyncio.to_thread(_disk, out, cfg)
     return out
 
 

@@ -7,7 +7,8 @@ Like ``admin_accounts``: each GET renders a listing, each POST runs one shared o
 status page reads what this worker knows (the listeners as bound, the certificate loaded, the
 version, when it started) and what the store knows (mail stored per user, the queue); the free
 space of the data directory's file system is read in a thread, as any file-system call may
-block.
+block. Its "Run the server check" form posts to ``/admin/status/check``, which shows the same
+page with the report of ``courriel check --server`` (``admin_check``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from aiohttp import web
 from courriel import __version__, admin, admin_access, admin_queue
 from courriel.store.queue import RecipientState
 from courriel.web.admin_actions import perform, refuse, show
+from courriel.web.admin_check import CheckRun, ServerCheck
 from courriel.web.admin_context import AdminContext
-from courriel.web.admin_session import Sessions, Visitor, form
+from courriel.web.admin_session import Sessions, Visitor, flash, form
 
 AUDIT_SHOWN = 200
 EVENTS_SHOWN = 200
@@ -33,6 +35,7 @@ class OperationPages:
     def __init__(self, ctx: AdminContext, sessions: Sessions) -> None:
         self.ctx = ctx
         self.sessions = sessions
+        self.server_check = ServerCheck(ctx.cfg, ctx.store)
 
     def routes(self, app: web.Application) -> None:
         page = self.sessions.page(admin=True)
@@ -41,6 +44,7 @@ class OperationPages:
         app.router.add_post("/admin/queue/remove", page(self.queue_remove))
         app.router.add_get("/admin/events", page(self.events))
         app.router.add_get("/admin/status", page(self.status))
+        app.router.add_post("/admin/status/check", page(self.status_check))
         app.router.add_get("/admin/audit", page(self.audit))
         app.router.add_get("/admin/tokens", page(self.tokens))
         app.router.add_post("/admin/tokens/add", page(self.token_add))
@@ -85,6 +89,19 @@ class OperationPages:
         return show(self.ctx, request, visitor, "audit.html", entries=entries)
 
     async def status(self, request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        return await self._status_page(request, visitor, None)
+
+    async def status_check(self, request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        if self.server_check.busy:
+            response = web.HTTPSeeOther("/admin/status")
+            flash(response, "A server check is already running; try again when it has ended.")
+            raise response
+        run = await self.server_check.run(visitor.actor)
+        return await self._status_page(request, visitor, run)
+
+    async def _status_page(
+        self, request: web.Request, visitor: Visitor, check: CheckRun | None
+    ) -> web.Response:
         cert = self.ctx.tls.info
         days_left = (cert.not_after - datetime.now(UTC)).days
         users = await admin.list_users(self.ctx.store)
@@ -108,6 +125,7 @@ class OperationPages:
             queued=len(queue),
             data_dir=str(self.ctx.cfg.data_dir),
             disk=disk,
+            check=check,
         )
 
     async def tokens(self, request: web.Request, visitor: Visitor) -> web.StreamResponse:
