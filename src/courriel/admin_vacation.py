@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from courriel import admin, sieve
 from courriel.admin import AdminError, InputError
+from courriel.session.managesieve import ScriptQuota
 from courriel.sieve import vacation_script
 from courriel.sieve.vacation_script import VacationForm
 from courriel.store.base import SieveScript, Store, User
@@ -126,7 +127,7 @@ async def _turn_off(store: Store, user: User) -> str | None:
     return restore
 
 
-def _script(form: VacationForm, include: str | None) -> str:
+def _checked(form: VacationForm, include: str | None) -> str:
     text = vacation_script.build(form, include)
     try:
         sieve.compile_script(text.encode("utf-8"))  # the same check as a ManageSieve upload
@@ -135,13 +136,23 @@ def _script(form: VacationForm, include: str | None) -> str:
     return text
 
 
+async def _check_room(store: Store, user: User) -> None:
+    names = {s.name for s in await store.sieve_scripts(user.id)}
+    limit = ScriptQuota().max_scripts  # the same number as ManageSieve's quota (RFC 5804 §1.3)
+    if SCRIPT not in names and len(names) >= limit:
+        raise AdminError(f"you have {limit} Sieve scripts already, the most a user may keep")
+
+
 async def set_vacation(store: Store, user: User, on: bool, form: VacationForm) -> str | None:
     """Turns the reply on or off with ``form``'s text; returns the name of the user's own
     script that runs too (on: the wrapped one; off: the one active again), if any."""
+    if on or form.message.strip():
+        await _check_room(store, user)  # before anything changes
     if not on:
+        text = _checked(form, None) if form.message.strip() else None
         restored = await _turn_off(store, user)
-        if form.message.strip():
-            await store.put_sieve_script(user.id, SCRIPT, _script(form, None))
+        if text is not None:
+            await store.put_sieve_script(user.id, SCRIPT, text)
         return restored
     active = await store.active_sieve_script(user.id)
     if active is not None and active.name == SCRIPT:
@@ -151,6 +162,6 @@ async def set_vacation(store: Store, user: User, on: bool, form: VacationForm) -
         include = active.name if active is not None else None
     if include is not None:
         await _check_wrappable(store, user, include)
-    await store.put_sieve_script(user.id, SCRIPT, _script(form, include))
+    await store.put_sieve_script(user.id, SCRIPT, _checked(form, include))
     await store.activate_sieve_script(user.id, SCRIPT)
     return include

@@ -166,6 +166,20 @@ async def test_refusals(browser, admin_store: Store) -> None:
     r = await b.post("/me/vacation", {"enabled": "on", "message": "x"})
     assert "sends vacation replies itself" in (await b.get(r.location)).text
     assert (await admin_store.active_sieve_script(user.id)).name == "mine"  # type: ignore[union-attr]
+    # No more scripts than ManageSieve allows a user.
+    for n in range(19):
+        await admin_store.put_sieve_script(user.id, f"s{n}", "keep;")
+    r = await b.post("/me/vacation", {"enabled": "on", "message": "x"})
+    assert "Sieve scripts already" in (await b.get(r.location)).text
+    await admin_store.delete_sieve_script(user.id, "s0")
+    await admin_store.put_sieve_script(user.id, "mine", "keep;")
+    r = await b.post("/me/vacation", {"enabled": "on", "message": "x"})
+    assert (
+        "Vacation reply on; your script &#39;mine&#39; still runs."
+        in (await b.get(r.location)).text
+    )
+    await b.post("/me/vacation", {"message": "x"})
+    await admin_store.delete_sieve_script(user.id, SCRIPT)
     # Without the CSRF token nothing happens.
     r = await b.post("/me/vacation", {"enabled": "on", "message": "x"}, csrf=False)
     assert r.status == 403
