@@ -1,13 +1,17 @@
-"""The signed-in user's own page: password, app passwords, client settings, the Apple profile.
+"""The signed-in user's own page: password, app passwords, vacation reply, client settings, the
+Apple profile.
 
 Theory of operation
 -------------------
 Any user may sign in (``admin_session``) and manage their own account here; nothing on these
-pages takes an address from the form, so a user can only ever act on themselves. Changing the
+pages takes the account from the form, so a user can only ever act on themselves. Changing the
 password asks for the current one (a session left open on a shared computer must not be enough
 to take the account over), goes through the same login limits as a sign-in, ends the user's
-other sessions and starts a new one for this browser. The client settings are the table
-``courriel serve`` prints (``courriel.clientsettings``), built from the listeners as bound.
+other sessions and starts a new one for this browser. The vacation reply is a Sieve script the
+page writes and activates (``courriel.admin_vacation``, which says how it lives with the user's
+own scripts); the page shows the active script's text, escaped, whoever wrote it. The client
+settings are the table ``courriel serve`` prints (``courriel.clientsettings``), built from the
+listeners as bound.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import logging
 
 from aiohttp import web
 
-from courriel import admin, admin_access, clientsettings
+from courriel import admin, admin_access, admin_vacation, clientsettings
 from courriel.admin import AdminError
 from courriel.logs import kv
+from courriel.store.base import StoreError
 from courriel.web.admin_actions import perform, refuse, show
 from courriel.web.admin_context import AdminContext
 from courriel.web.admin_session import Sessions, Visitor, flash, form
@@ -38,6 +43,7 @@ class SelfService:
         app.router.add_post("/me/password", page(self.password))
         app.router.add_post("/me/app-passwords/add", page(self.app_password_add))
         app.router.add_post("/me/app-passwords/remove", page(self.app_password_remove))
+        app.router.add_post("/me/vacation", page(self.vacation))
 
     async def _page(
         self, request: web.Request, visitor: Visitor, new: tuple[str, str] | None
@@ -54,6 +60,9 @@ class SelfService:
             settings_header=clientsettings.HEADER,
             settings=rows,
             profile_url=PROFILE_URL,
+            vacation=await admin_vacation.state(self.ctx.store, visitor.user),
+            vacation_script=admin_vacation.SCRIPT,
+            max_days=admin_vacation.MAX_DAYS,
         )
 
     async def me(self, request: web.Request, visitor: Visitor) -> web.StreamResponse:
@@ -111,3 +120,22 @@ class SelfService:
             done=f"App password {name!r} revoked.",
             back="/me",
         )
+
+    async def vacation(self, request: web.Request, visitor: Visitor) -> web.StreamResponse:
+        user = visitor.user
+        try:
+            on, text = admin_vacation.parse_form(await form(request))
+            other = await admin_vacation.set_vacation(self.ctx.store, user, on, text)
+        except (AdminError, StoreError) as e:
+            raise refuse(visitor, "vacation", e, "/me") from None
+        action = "vacation on" if on else "vacation off"
+        await admin_access.audit(
+            self.ctx.store, visitor.actor, action, f"{user.address} days={text.days}"
+        )
+        if on:
+            done = "Vacation reply on" + (f"; your script {other!r} still runs." if other else ".")
+        else:
+            done = "Vacation reply off" + (f"; your script {other!r} is active." if other else ".")
+        response = web.HTTPSeeOther("/me")
+        flash(response, done)
+        raise response
