@@ -210,7 +210,7 @@ async def test_vacation_from_must_be_the_users_own(store: Store) -> None:
     await filters.deliver([_ann(ann)], MESSAGE, "bob@example.net", T0)
     [entry] = await store.queue.list_entries()
     assert (await store.queue.get(entry.id)).message.startswith(b"From: Ann A. <ann@example.org>")
-    spoof = own.replace("Ann A. <ann@example.org>", "ceo@bank.example")
+    spoof = own.replace("Ann A. <ann@example.org>", "director@bank.example")
     await store.put_sieve_script(ann, "main", spoof)
     await filters.deliver([_ann(ann)], MESSAGE, "dave@example.net", T0)
     entries = await store.queue.list_entries()

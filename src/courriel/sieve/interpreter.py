@@ -18,6 +18,7 @@ INBOX (RFC 5228 §2.10.6).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -307,9 +308,8 @@ class _Run:
         self.included.add(key)
         self.stack.append(key)
         try:
-            self.block(_Frame(script), script.commands)
-        except _Return:
-            pass  # RFC 6609 §3.3: back to the including script
+            with contextlib.suppress(_Return):  # RFC 6609 §3.3: back to the including script
+                self.block(_Frame(script), script.commands)
         finally:
             self.stack.pop()
 
@@ -478,9 +478,9 @@ def run(
     """The actions ``script`` takes on ``message``; ``RuntimeSieveError`` when the run fails."""
     state = _Run(message, mailboxes, includes or {}, limits, now())
     try:
-        state.block(_Frame(script), script.commands)
-    except (_Stop, _Return):
-        pass  # RFC 5228 §3.3 stop; RFC 6609 §3.3 return at the top level ends the script too
+        # RFC 5228 §3.3 stop; RFC 6609 §3.3 return at the top level ends the script too
+        with contextlib.suppress(_Stop, _Return):
+            state.block(_Frame(script), script.commands)
     except RecursionError:
         raise RuntimeSieveError("the script nests too deeply to run") from None
     check_conflicts(state.actions)
