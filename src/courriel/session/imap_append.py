@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from courriel.mail.delivery import parse_meta
-from courriel.session import imap_catenate
+from courriel.session import imap_catenate, imap_sort
 from courriel.session.imap_state import Io, SessionState, readonly_refusal
 from courriel.session.timeslice import TimeSlice
 from courriel.store.base import Mailbox, NewMessage
@@ -77,6 +77,7 @@ async def append(
         if view is not None and view.mailbox.id == box.id:
             view.dirty = True  # RFC 9051 §6.3.12: EXISTS for the selected mailbox
             out.append(await state.refresh(allow_expunge=True))
+            out.append(await imap_sort.context_updates(state))  # RFC 5267 §4.3, after EXISTS
         code = r.appenduid(appended[0].uidvalidity, [a.uid for a in appended])  # RFC 4315 §3
         out.append(r.ok(cmd.tag, "APPEND completed", code))
         await io.send(b"".join(out))

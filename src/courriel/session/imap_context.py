@@ -149,6 +149,29 @@ def changes(view: SelectedView, ctx: SearchContext, new: list[int]) -> bytes:
     return b"".join(out)
 
 
+def before_expunge(view: SelectedView, gone: Sequence[int]) -> bytes:
+    """REMOVEFROM for the session's own expunges, sent before its EXPUNGE responses, with the
+    message numbers the client still knows (as Dovecot does, and imaptest expects); the
+    contexts then forget those messages, so no later update repeats them."""
+    gone_set = set(gone)
+    out: list[bytes] = []
+    for ctx in view.contexts.values():
+        if ctx.counts_only or ctx.version != view.version:
+            continue  # counts are updated as a whole; a stale context is redone by ``changes``
+        removed = [u for u in ctx.result if u in gone_set]
+        if not removed:
+            continue
+        update = _update_maker(view, ctx)
+        if ctx.order is None:
+            out.append(update("REMOVEFROM", 0, sorted(removed)))
+        else:
+            positions = {u: i for i, u in enumerate(ctx.result, 1)}
+            for uid in sorted(removed, key=positions.__getitem__, reverse=True):
+                out.append(update("REMOVEFROM", positions[uid], [uid]))
+        ctx.result = [u for u in ctx.result if u not in gone_set]
+    return b"".join(out)
+
+
 def _update_maker(view: SelectedView, ctx: SearchContext) -> Callable[[str, int, list[int]], bytes]:
     def update(kind: str, position: int, uids: list[int]) -> bytes:
         numbers = _numbers(view, ctx, uids) if kind == "ADDTO" or not ctx.uid else uids

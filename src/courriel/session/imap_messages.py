@@ -524,8 +524,9 @@ async def expunge(state: SessionState, cmd: c.Expunge) -> bytes:
     uids = None if cmd.uids is None else view.resolve(cmd.uids, uid=True)
     out: list[bytes] = []
     if uids != []:
-        gone = await state.store.expunge_deleted(view.mailbox.id, uids)
-        out.append(view.remove([e.uid for e in gone], qresync=state.qresync))
+        gone = [e.uid for e in await state.store.expunge_deleted(view.mailbox.id, uids)]
+        out.append(imap_context.before_expunge(view, gone))  # RFC 5267 §4.3
+        out.append(view.remove(gone, qresync=state.qresync))
     out.append(await state.refresh(allow_expunge=True))
     out.append(r.ok(cmd.tag, ("UID EXPUNGE" if cmd.uids else "EXPUNGE") + " completed"))
     return b"".join(out)
