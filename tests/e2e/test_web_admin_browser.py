@@ -13,6 +13,7 @@ import os
 import smtplib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,6 +81,7 @@ def _imap_login(server: MailServer, address: str, password: str) -> bool:
 def test_admin_adds_a_domain_and_a_user_who_logs_in_over_imap(
     server: MailServer, chromium, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
@@ -96,11 +98,27 @@ def test_admin_adds_a_domain_and_a_user_who_logs_in_over_imap(
         field.clear()
         field.send_keys(text)
 
+    def replaced(old: Any) -> Callable[[Any], bool]:
+        """The old page is gone. Chromium reports a node of a document it is replacing at that
+        very moment with a plain WebDriverException ("does not belong to the document"), not
+        the stale-element error ``staleness_of`` waits for: that means gone too."""
+        stale = expected_conditions.staleness_of(old)
+
+        def gone(driver: Any) -> bool:
+            try:
+                return bool(stale(driver))
+            except WebDriverException as e:
+                if "does not belong to the document" in str(e):
+                    return True
+                raise
+
+        return gone
+
     def click(element_id: str) -> None:
         """Clicks a button and waits for the page it leads to (not just for the click)."""
         old = d.find_element(By.TAG_NAME, "html")
         d.find_element(By.ID, element_id).click()
-        WebDriverWait(d, 10).until(expected_conditions.staleness_of(old))
+        WebDriverWait(d, 10).until(replaced(old))
 
     def flash() -> str:
         return str(d.find_element(By.ID, "flash").text)
