@@ -6,6 +6,12 @@ A ``Store`` holds accounts (domains, users, aliases) and mail (mailboxes, messag
 log). Protocol sessions talk only to this interface; SQLite (embedded default) and PostgreSQL
 (many machines) implement it, and one contract test suite runs against both.
 
+``Store`` is the sum of protocols by concern: ``AccountStore`` (domains, users, aliases),
+``MailStore`` (mailboxes, messages, their changes), ``SharingStore`` (what other users reach),
+``Coordination`` (leases and counters between processes), and the smaller ones beside them
+(DKIM keys, Sieve, junk, ACME, the web admin's ``AccessStore``, the outbound ``queue``). Code
+that needs one concern takes that protocol, so its signature says what of the store it touches.
+
 Invariants every backend keeps (tests/store/ checks each one):
 
 * UIDs in a mailbox are strictly increasing and never reused, also after expunge and restart.
@@ -497,27 +503,11 @@ class JunkStore(Protocol):
         of the first try passes, and the triple then passes for ``pass_seconds``."""
 
 
-# --- the store --------------------------------------------------------------------------------
+# --- the store, by concern (docs/storage.md) -------------------------------------------------
 
 
-class Store(
-    DkimKeyStore,
-    AcmeStore,
-    AccessStore,
-    SieveStore,
-    JunkStore,
-    DomainPolicyStore,
-    DmarcReportStore,
-    Protocol,
-):
-    @property
-    def events(self) -> Events: ...
-
-    @property
-    def queue(self) -> QueueStore:
-        """The outbound queue (its own interface: ``courriel.store.queue``)."""
-
-    async def close(self) -> None: ...
+class AccountStore(Protocol):
+    """Domains, users, aliases and catch-alls, with the users' passwords and quotas."""
 
     # accounts: callers pass normalised names (courriel.mail.address)
     async def add_domain(self, name: str) -> Domain: ...
@@ -563,6 +553,14 @@ class Store(
     async def alias_targets(self, source: str) -> list[str]: ...
 
     async def remove_alias(self, source: str, target: str | None = None) -> None: ...
+
+
+class MailStore(Protocol):
+    """Mailboxes, subscriptions, messages and their flags, the expunge log, \\Recent, quota
+    usage and metadata; every write publishes its changes on ``events`` after it commits."""
+
+    @property
+    def events(self) -> Events: ...
 
     # mailboxes
     async def create_mailbox(
@@ -676,18 +674,6 @@ class Store(
 
     async def quota_usage(self, user_id: int) -> QuotaUsage: ...
 
-    # access control lists (RFC 4314): the owner's rights are implicit and never stored
-    async def get_acl(self, mailbox_id: int) -> list[AclEntry]:
-        """The granted rights of a mailbox, "anyone" first, then by address."""
-
-    async def set_acl(self, mailbox_id: int, grantee_id: int, rights: str) -> None:
-        """Grants exactly ``rights`` (empty: removes the entry); ``NotFound`` without the
-        mailbox or the grantee (``ANYONE`` always exists)."""
-
-    async def shared_mailboxes(self, user_id: int) -> list[SharedMailbox]:
-        """Other users' mailboxes on which the user or anyone has some right, by owner and
-        name."""
-
     # metadata (RFC 5464): mailbox_id 0 holds the server's entries
     async def get_metadata(self, mailbox_id: int, user_id: int) -> dict[str, bytes]:
         """Every entry the user sees there: their own /private ones and the /shared ones."""
@@ -704,6 +690,23 @@ class Store(
         """Sets (None: removes) entries, all or none; ``TooMany`` when one scope (the user's
         private entries, or the shared ones, of that mailbox) would hold more than
         ``max_entries`` entries or ``max_bytes`` bytes of values."""
+
+
+class SharingStore(Protocol):
+    """What other users reach of a user's mailboxes: access control lists (RFC 4314), the
+    grantees' own \\Seen, and the access keys of URLAUTH (RFC 4467)."""
+
+    # access control lists (RFC 4314): the owner's rights are implicit and never stored
+    async def get_acl(self, mailbox_id: int) -> list[AclEntry]:
+        """The granted rights of a mailbox, "anyone" first, then by address."""
+
+    async def set_acl(self, mailbox_id: int, grantee_id: int, rights: str) -> None:
+        """Grants exactly ``rights`` (empty: removes the entry); ``NotFound`` without the
+        mailbox or the grantee (``ANYONE`` always exists)."""
+
+    async def shared_mailboxes(self, user_id: int) -> list[SharedMailbox]:
+        """Other users' mailboxes on which the user or anyone has some right, by owner and
+        name."""
 
     # \Seen of grantees on other users' mailboxes (RFC 4314 §4: per user)
     async def private_seen(self, mailbox_id: int, user_id: int) -> set[int]:
@@ -726,7 +729,11 @@ class Store(
         """``owner``'s mailbox ``name`` with the user's rights on it (maybe none); None when
         there is no such owner or mailbox."""
 
-    # coordination between processes and machines (see store/sql/coordination.py)
+
+class Coordination(Protocol):
+    """What processes and machines share to act as one server: leases, counters in fixed
+    windows and keys kept for a while (see store/sql/coordination.py)."""
+
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
         """Takes or renews the named lease for ``seconds``; False while another owner holds it.
 
@@ -747,3 +754,27 @@ class Store(
 
     async def remembered(self, key: str) -> float | None:
         """When ``key`` expires (seconds since the epoch), or None if it is not kept now."""
+
+
+class Store(
+    AccountStore,
+    MailStore,
+    SharingStore,
+    Coordination,
+    DkimKeyStore,
+    AcmeStore,
+    AccessStore,
+    SieveStore,
+    JunkStore,
+    DomainPolicyStore,
+    DmarcReportStore,
+    Protocol,
+):
+    """Everything a backend implements; a component that needs one concern takes that
+    protocol instead."""
+
+    @property
+    def queue(self) -> QueueStore:
+        """The outbound queue (its own interface: ``courriel.store.queue``)."""
+
+    async def close(self) -> None: ...
