@@ -32,6 +32,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from courriel.clock import SYSTEM_CLOCK, Clock
 from courriel.logs import kv
 from courriel.store.base import MessageInfo, NotFound, Store, StoreError
 
@@ -105,13 +106,20 @@ class MaildropLock:
     """The store lease ``pop3:<user id>``, held and renewed while the session lasts."""
 
     def __init__(
-        self, store: Store, user_id: int, owner: str, seconds: float = DEFAULT_LEASE_SECONDS
+        self,
+        store: Store,
+        user_id: int,
+        owner: str,
+        seconds: float = DEFAULT_LEASE_SECONDS,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.name = f"pop3:{user_id}"
         self.owner = owner
         self.seconds = seconds
         self.lost = False
         self._store = store
+        self._clock = clock  # paces the renewals; the lease's expiry is the store's time
         self._renewer: asyncio.Task[None] | None = None
 
     async def acquire(self) -> bool:
@@ -123,7 +131,7 @@ class MaildropLock:
 
     async def _renew(self) -> None:
         while True:
-            await asyncio.sleep(self.seconds / 3)
+            await self._clock.sleep(self.seconds / 3)
             try:
                 held = await self._store.acquire_lease(self.name, self.owner, self.seconds)
             except StoreError as e:
