@@ -33,6 +33,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
+from courriel.clock import SYSTEM_CLOCK, Clock
 from courriel.logs import kv
 from courriel.store.base import Coordination, MailStore, MessageInfo, NotFound, StoreError
 
@@ -115,12 +116,15 @@ class MaildropLock:
         user_id: int,
         owner: str,
         seconds: float = DEFAULT_LEASE_SECONDS,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.name = f"pop3:{user_id}"
         self.owner = owner
         self.seconds = seconds
         self.lost = False
         self._store = store
+        self._clock = clock  # paces the renewals; the lease's expiry is the store's time
         self._renewer: asyncio.Task[None] | None = None
 
     async def acquire(self) -> bool:
@@ -132,7 +136,7 @@ class MaildropLock:
 
     async def _renew(self) -> None:
         while True:
-            await asyncio.sleep(self.seconds / 3)
+            await self._clock.sleep(self.seconds / 3)
             try:
                 held = await self._store.acquire_lease(self.name, self.owner, self.seconds)
             except StoreError as e:

@@ -40,6 +40,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from courriel.clock import SYSTEM_CLOCK, Clock
 from courriel.config import Config
 from courriel.store.base import StoreError, Unavailable
 from courriel.store.postgres.blobs import PgBlobStore
@@ -150,8 +151,16 @@ async def prepare(dsn: str) -> str:
 class PostgresStore(SqlStore):
     """The shared store; ``driver``, ``events`` and ``blobs`` expose their counters."""
 
-    def __init__(self, driver: PgDriver, blobs: PgBlobStore, events: PgEvents, dsn: str) -> None:
-        super().__init__(driver, blobs, events)
+    def __init__(
+        self,
+        driver: PgDriver,
+        blobs: PgBlobStore,
+        events: PgEvents,
+        dsn: str,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        super().__init__(driver, blobs, events, clock=clock)
         self._pg = driver
         self._pg_events = events
         self._pg_blobs = blobs
@@ -175,9 +184,17 @@ class PostgresStore(SqlStore):
 
 
 async def open_postgres_url(
-    url: str, *, pool_size: int | None = None, keepalive: float | None = None
+    url: str,
+    *,
+    pool_size: int | None = None,
+    keepalive: float | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> PostgresStore:
-    """Migrates the database at ``url`` and opens a store on it."""
+    """Migrates the database at ``url`` and opens a store on it.
+
+    Leases, counters and remembered keys take their time from ``clock``, never from the
+    database's ``now()``: the SQLite backend does the same, so both expire alike.
+    """
     dsn, size = split_url(url)
     level = await prepare(dsn)
     try:
@@ -202,7 +219,7 @@ async def open_postgres_url(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(pool.close(), 5)
         raise
-    return PostgresStore(PgDriver(pool, commit_level=level), blobs, events, dsn)
+    return PostgresStore(PgDriver(pool, commit_level=level), blobs, events, dsn, clock=clock)
 
 
 async def open_postgres(cfg: Config) -> PostgresStore:

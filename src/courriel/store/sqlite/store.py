@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from courriel.clock import SYSTEM_CLOCK, Clock
 from courriel.store.base import Events, Unavailable
 from courriel.store.blobs import FileBlobStore
 from courriel.store.sql import SqlStore
@@ -67,8 +68,11 @@ class SqliteStore(SqlStore):
         events: Events,
         *,
         inline_max: int = DEFAULT_INLINE_MAX,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__(driver, SqliteBlobs(files, driver), events, inline_max=inline_max)
+        super().__init__(
+            driver, SqliteBlobs(files, driver), events, inline_max=inline_max, clock=clock
+        )
         self._sqlite = driver
         self._files = files
         self._sweeper: asyncio.Task[None] | None = None
@@ -184,16 +188,19 @@ async def open_sqlite(
     readers: int = DEFAULT_READERS,
     max_batch: int = DEFAULT_MAX_BATCH,
     inline_max: int = DEFAULT_INLINE_MAX,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> SqliteStore:
     """Opens (creating if needed) the database at ``path`` and its bodies under ``blob_dir``.
 
     Other processes may have the same database open; see the module docstring. Bodies of at
     most ``inline_max`` bytes are kept in the database (``courriel.store.sqlite.bodies``).
+    Leases, counters and remembered keys take their time from ``clock``.
     """
     run_dir = await asyncio.to_thread(_prepare, path, blob_dir)
     files = FileBlobStore(blob_dir)
     driver = SqliteDriver(path, readers=readers, max_batch=max_batch, verify=check_files(files))
-    return SqliteStore(driver, files, events or SocketEvents(run_dir), inline_max=inline_max)
+    events = events or SocketEvents(run_dir)
+    return SqliteStore(driver, files, events, inline_max=inline_max, clock=clock)
 
 
 def _prepare(path: Path, blob_dir: Path) -> Path:
