@@ -120,3 +120,57 @@ def test_unsupported_events_and_bad_specs(server: Server) -> None:
         )
         assert a.command(f"NOTIFY SET {both}")[-1].startswith("t5 BAD ")
         assert a.command("NOOP")[-1] == "t6 OK NOOP completed"
+
+
+def test_new_messages_of_the_selected_mailbox_come_with_the_fetch_asked_for(
+    server: Server,
+) -> None:
+    server.add_user()
+    with server.sessions(2) as (a, b):
+        assert a.command("ENABLE IMAP4rev2")[-1].endswith("OK ENABLE completed")  # no RECENT
+        assert a.command("SELECT INBOX")[-1].endswith("OK [READ-WRITE] SELECT completed")
+        # RFC 5465 §5.2: EXISTS, then a FETCH with what MessageNew names (and the UID). BODY
+        # without PEEK is read as a peek: an unsolicited response sets no \Seen.
+        spec = (
+            "(selected (MessageNew (FLAGS ENVELOPE BODY[HEADER.FIELDS (Subject)]) MessageExpunge))"
+        )
+        assert a.command(f"NOTIFY SET {spec}")[-1].endswith("OK NOTIFY completed")
+        append(b, "INBOX", 1)
+        assert a.line() == "* 1 EXISTS"
+        fetch = a.line()
+        assert fetch.startswith('* 1 FETCH (UID 1 FLAGS () ENVELOPE (NIL "Note 1" ')
+        assert fetch.endswith("BODY[HEADER.FIELDS (Subject)] {19}")
+        assert a.line() == "Subject: Note 1"
+        assert a.line() == ""
+        assert a.line() == ")"
+        lines = a.command("FETCH 1 (FLAGS)")
+        assert lines[0] == "* 1 FETCH (FLAGS ())"
+        # The session's own APPEND gets its EXISTS and no FETCH (§5.2).
+        append(a, "INBOX", 2)
+        quiet(a)
+        # Between commands and in IDLE alike; SELECTED-DELAYED too.
+        spec = "(selected-delayed (MessageNew (UID) MessageExpunge))"
+        assert a.command(f"NOTIFY SET {spec}")[-1].endswith("OK NOTIFY completed")
+        a.send("i1 IDLE")
+        assert a.line().startswith("+ ")
+        append(b, "INBOX", 3)
+        assert a.line() == "* 3 EXISTS"
+        assert a.line() == "* 3 FETCH (UID 3)"
+        a.send("DONE")
+        assert a.until("i1")[-1] == "i1 OK IDLE terminated"
+        # Without fetch attributes, EXISTS alone.
+        assert a.command("NOTIFY SET (selected (MessageNew MessageExpunge))")[-1].endswith(
+            "completed"
+        )
+        append(b, "INBOX", 4)
+        assert a.line() == "* 4 EXISTS"
+        quiet(a)
+
+
+def test_fetch_attributes_only_for_the_selected_mailbox(server: Server) -> None:
+    server.add_user()
+    with server.sessions(1) as (a,):
+        # RFC 5465 §5.2: other mailboxes are told of new messages by STATUS, never FETCH.
+        lines = a.command("NOTIFY SET (personal (MessageNew (UID) MessageExpunge))")
+        assert lines[-1] == "t2 BAD MessageNew takes fetch attributes only for SELECTED"
+        assert a.command("NOOP")[-1] == "t3 OK NOOP completed"

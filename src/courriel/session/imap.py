@@ -291,11 +291,13 @@ class Session:
         out = b""
         if self.conn.idling:
             out = await self._idle_refresh()
+            out += await self._arrivals()
             out += await imap_sort.context_updates(self.state)  # RFC 5267 §4.2
         elif notifier is not None and notifier.selected_mode and not self.conn.trailing_data:
             # RFC 5465 §5.2: SELECTED pushes EXPUNGE too, SELECTED-DELAYED holds it back;
             # never while a command is half received, whose numbers it would shift.
             out = await self._idle_refresh(allow_expunge=notifier.selected_mode == "SELECTED")
+            out += await self._arrivals()  # §7: EXISTS, then FETCH, then ESEARCH
             out += await imap_sort.context_updates(self.state)
         if notifier is not None:
             st = self.state
@@ -337,18 +339,41 @@ class Session:
                 refusal = await imap_shared.append(self.state, self.io, cmd)
                 if refusal is not None:
                     await self.io.send(refusal)
+                self._own_arrivals()
             case _:
                 refused = imap_uidonly.refusal(cmd) if self.state.uidonly else None
                 if refused is not None:
                     await self.io.send(refused)
                     return Action.CONTINUE
-                reply = await self._pre(cmd) + await self._reply(cmd)
+                pre = await self._pre(cmd)
+                pre += await self._arrivals()
+                reply = pre + await self._reply(cmd)
+                if isinstance(cmd, c.Copy | c.Move | c.Replace):
+                    self._own_arrivals()
                 await self.io.send(await self._with_context_updates(reply))
         return Action.CONTINUE
 
+    async def _arrivals(self) -> bytes:
+        """The FETCH NOTIFY asks for after the EXISTS of new messages (RFC 5465 §5.2)."""
+        view = self.state.view
+        if view is None or not view.arrived:
+            return b""
+        uids, view.arrived = view.arrived, []
+        fetch = self.notifier.new_fetch if self.notifier is not None else ()
+        if not fetch:
+            return b""
+        return await imap_notify.new_message_fetch(self.state, self.io, uids, fetch)
+
+    def _own_arrivals(self) -> None:
+        """RFC 5465 §5.2: no FETCH for the messages this session added (APPEND, COPY, MOVE,
+        REPLACE); the EXISTS it was given for them is enough."""
+        if self.state.view is not None:
+            self.state.view.arrived.clear()
+
     async def _with_context_updates(self, reply: bytes) -> bytes:
-        """RFC 5267 §4.3 updates of the search contexts, before the tagged response."""
-        updates = await imap_sort.context_updates(self.state)
+        """RFC 5267 §4.3 updates of the search contexts, before the tagged response; the
+        NOTIFY FETCH of messages the command's own refresh announced goes first (§7)."""
+        updates = await self._arrivals() + await imap_sort.context_updates(self.state)
         if not updates:
             return reply
         before = reply.rfind(b"\r\n", 0, len(reply) - 2)  # the tagged line is the last
@@ -621,7 +646,7 @@ class Session:
         return r.enabled(done) + r.ok(cmd.tag, "ENABLE completed")
 
     async def _notify(self, cmd: c.Notify) -> bytes:
-        refused = imap_notify.badevent(cmd)
+        refused = imap_notify.refusal(cmd)
         if refused is not None:
             return refused  # RFC 5465 §5: nothing changes
         st = self.state

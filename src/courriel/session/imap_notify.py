@@ -21,7 +21,14 @@ names themselves. The selected mailbox belongs to SELECTED or SELECTED-DELAYED a
 with one of them its changes are pushed at once (EXISTS, FETCH, and with SELECTED also EXPUNGE
 or VANISHED, §5.2); without, they wait for the next command as usual.
 
-Supported events: MessageNew (without fetch attributes), MessageExpunge, FlagChange,
+MessageNew's fetch attributes (§5.2) go with SELECTED or SELECTED-DELAYED only (other
+mailboxes get STATUS, never FETCH: elsewhere they are refused with BAD). The view remembers
+the UIDs each EXISTS announced (``SelectedView.arrived``); the session hands them to
+``new_message_fetch``, which reads them as a FETCH of those attributes plus UID that never
+sets \\Seen, and sends that after the EXISTS and before any ESEARCH update (§7). Messages the
+session added itself (APPEND, COPY, MOVE, REPLACE into the selected mailbox) get none (§5.2).
+
+Supported events: MessageNew (with or without fetch attributes), MessageExpunge, FlagChange,
 MailboxName, SubscriptionChange, MailboxMetadataChange and ServerMetadataChange (the names of
 the entries the user's sessions set, RFC 5464 §4.4.2); any other gets ``NO [BADEVENT (...)]``
 listing these (§5).
@@ -30,13 +37,18 @@ listing these (§5).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
+from courriel.session import imap_messages
 from courriel.session.imap_mailboxes import DELIMITER
+from courriel.session.imap_state import Io, SessionState
 from courriel.store.base import Change, ChangeKind, Mailbox, NotFound, Store
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
+from courriel.wire.imap.fetch import FetchAttribute, FetchItem
 from courriel.wire.imap.metadata import metadata_names
+from courriel.wire.imap.sequence import SequenceSet
 
 SUPPORTED = (
     "MessageNew",
@@ -56,14 +68,16 @@ _MESSAGE_EVENT = {
 _SELECTED = ("SELECTED", "SELECTED-DELAYED")
 
 
-def badevent(cmd: c.Notify) -> bytes | None:
-    """The refusal of a NOTIFY asking for events courriel does not send (RFC 5465 §5)."""
+def refusal(cmd: c.Notify) -> bytes | None:
+    """The refusal of a NOTIFY asking for events courriel does not send (RFC 5465 §5), or
+    for fetch attributes where no FETCH can go (§5.2: only the selected mailbox gets one)."""
     for group in cmd.groups or ():
         unsupported = [e for e in group.events if e not in SUPPORTED]
-        if unsupported or group.new_fetch:
-            what = ", ".join(unsupported) or "MessageNew with fetch attributes"
+        if unsupported:
             code = b"BADEVENT (" + " ".join(SUPPORTED).encode("ascii") + b")"
-            return r.no(cmd.tag, f"Not supported: {what}", code)
+            return r.no(cmd.tag, f"Not supported: {', '.join(unsupported)}", code)
+        if group.new_fetch and group.filter not in _SELECTED:
+            return r.bad(cmd.tag, "MessageNew takes fetch attributes only for SELECTED")
     return None
 
 
@@ -76,6 +90,14 @@ class Notifier:
     lists: list[tuple[list[str], str, str | None]] = field(default_factory=list)
     metadata: list[tuple[str, list[str]]] = field(default_factory=list)  # (mailbox, entries)
     overflow: bool = False
+
+    @property
+    def new_fetch(self) -> tuple[FetchAttribute, ...]:
+        """What to FETCH of each new message of the selected mailbox (RFC 5465 §5.2)."""
+        for group in self.groups:
+            if group.filter in _SELECTED and "MessageNew" in group.events:
+                return group.new_fetch
+        return ()
 
     @property
     def selected_mode(self) -> str | None:
@@ -256,3 +278,37 @@ def start(cmd: c.Notify, boxes: Iterable[Mailbox], subscribed: Iterable[str]) ->
     if cmd.groups is None:
         return None
     return Notifier(cmd.groups, {b.id: b.name for b in boxes}, set(subscribed))
+
+
+async def new_message_fetch(
+    state: SessionState, io: Io, uids: Sequence[int], attributes: Sequence[FetchAttribute]
+) -> bytes:
+    """The FETCH responses that follow the EXISTS of new messages in the selected mailbox
+    (RFC 5465 §5.2): the client's attributes and the UID, read as a FETCH that may not set
+    \\Seen, since an unsolicited response changes nothing (§5.2 asks clients not to ask for
+    such attributes; those who do get them as with PEEK)."""
+    view = state.selected()
+    seqs = [n for u in uids if (n := view.seq_of(u)) is not None]
+    if not seqs or not attributes:
+        return b""
+    wanted = (FetchItem.UID, *attributes)
+    cmd = c.Fetch("*", False, SequenceSet(tuple((n, n) for n in seqs)), wanted)
+    held = _Held(io)
+    reply = await imap_messages.fetch(state, held, cmd, may_set_seen=False)
+    # The synthetic command's completion is its last line; only the data goes out.
+    end = reply.rfind(b"\r\n", 0, len(reply) - 2)
+    return b"".join(held.sent) + (reply[: end + 2] if end >= 0 else b"")
+
+
+class _Held:
+    """An ``Io`` that keeps what a handler sends, so it goes out in its place in the reply."""
+
+    def __init__(self, io: Io) -> None:
+        self._io = io
+        self.sent: list[bytes] = []
+
+    async def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        return self._io.transaction()
