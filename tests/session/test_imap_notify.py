@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from courriel.testing.imap import Raw, Server, message, wait_for
+from courriel.testing.imap import USER, Raw, Server, message, wait_for
 
 
 def append(raw: Raw, mailbox: str, n: int) -> None:
@@ -174,3 +174,63 @@ def test_fetch_attributes_only_for_the_selected_mailbox(server: Server) -> None:
         lines = a.command("NOTIFY SET (personal (MessageNew (UID) MessageExpunge))")
         assert lines[-1] == "t2 BAD MessageNew takes fetch attributes only for SELECTED"
         assert a.command("NOOP")[-1] == "t3 OK NOOP completed"
+
+
+BOB = "bob@example.test"
+INVOICES = re.escape(f"shared/{USER}/Invoices")
+
+
+def test_mailboxes_shared_by_others_are_reported_as_their_rights_allow(server: Server) -> None:
+    """Alice (``USER``) shares with Bob, who follows "shared/" with NOTIFY: a grant shows as a
+    new mailbox, Alice's deliveries as STATUS while Bob may read, a rename with OLDNAME, and a
+    withdrawal as \\NonExistent (RFC 5465 §5.2, §5.4, §5.9; RFC 4314 rights)."""
+    alice_id = server.add_user()
+    server.add_user(BOB)
+    server.call(server.running.app.store.create_mailbox(alice_id, "Invoices"))
+    alice, bob = server.raw_as(USER), server.raw_as(BOB)
+    try:
+        spec = "(subtree shared (MessageNew MessageExpunge MailboxName))"
+        assert bob.command(f"NOTIFY SET {spec}")[-1].endswith("OK NOTIFY completed")
+        assert alice.command(f"SETACL Invoices {BOB} lr")[-1].endswith("OK SETACL completed")
+        wait_for(bob, rf'\* LIST \(\) "/" "?{INVOICES}"?')
+        append(alice, "Invoices", 1)
+        wait_for(bob, rf'\* STATUS "?{INVOICES}"? \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+\)')
+        assert alice.command("RENAME Invoices Bills")[-1].endswith("OK RENAME completed")
+        bills = re.escape(f"shared/{USER}/Bills")
+        wait_for(bob, rf'\* LIST \(\) "/" "?{bills}"? \("OLDNAME" \("?{INVOICES}"?\)\)')
+        # Without "r" the mailbox stays listed but its messages are no longer told of.
+        assert alice.command(f"SETACL Bills {BOB} l")[-1].endswith("OK SETACL completed")
+        append(alice, "Bills", 2)
+        quiet(bob)
+        assert alice.command(f"DELETEACL Bills {BOB}")[-1].endswith("OK DELETEACL completed")
+        wait_for(bob, rf'\* LIST \(\\NonExistent\) "/" "?{bills}"?')
+        append(alice, "Bills", 3)
+        quiet(bob)
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_personal_does_not_take_other_users_mailboxes(server: Server) -> None:
+    alice_id = server.add_user()
+    server.add_user(BOB)
+    server.call(server.running.app.store.create_mailbox(alice_id, "Invoices"))
+    alice, bob = server.raw_as(USER), server.raw_as(BOB)
+    try:
+        assert alice.command(f"SETACL Invoices {BOB} lr")[-1].endswith("OK SETACL completed")
+        # RFC 5465 §6.2: PERSONAL is the user's own namespace; shared mailboxes need a filter
+        # that names them (or SUBSCRIBED).
+        spec = "(personal (MessageNew MessageExpunge MailboxName))"
+        lines = bob.command(f"NOTIFY SET STATUS {spec}")
+        assert not any("shared/" in line for line in lines), lines
+        append(alice, "Invoices", 1)
+        quiet(bob)
+        assert bob.command(f'SUBSCRIBE "shared/{USER}/Invoices"')[-1].endswith("completed")
+        spec = "(subscribed (MessageNew MessageExpunge))"
+        lines = bob.command(f"NOTIFY SET STATUS {spec}")
+        assert any(re.fullmatch(rf'\* STATUS "?{INVOICES}"? \(MESSAGES 1 .*', s) for s in lines)
+        append(alice, "Invoices", 2)
+        wait_for(bob, rf'\* STATUS "?{INVOICES}"? \(MESSAGES 2 UIDNEXT 3 UIDVALIDITY \d+\)')
+    finally:
+        alice.close()
+        bob.close()
