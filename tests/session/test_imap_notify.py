@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 import time
 
+from pytest import MonkeyPatch
+
+from courriel.session import imap_notify
 from courriel.testing.imap import USER, Raw, Server, message, wait_for
 
 
@@ -233,4 +236,49 @@ def test_personal_does_not_take_other_users_mailboxes(server: Server) -> None:
         wait_for(bob, rf'\* STATUS "?{INVOICES}"? \(MESSAGES 2 UIDNEXT 3 UIDVALIDITY \d+\)')
     finally:
         alice.close()
+        bob.close()
+
+
+def test_a_selected_shared_mailbox_pushes_its_new_messages(server: Server) -> None:
+    alice_id = server.add_user()
+    server.add_user(BOB)
+    server.call(server.running.app.store.create_mailbox(alice_id, "Invoices"))
+    alice, bob = server.raw_as(USER), server.raw_as(BOB)
+    try:
+        assert alice.command(f"SETACL Invoices {BOB} lr")[-1].endswith("OK SETACL completed")
+        assert bob.command("ENABLE IMAP4rev2")[-1].endswith("OK ENABLE completed")
+        selected = bob.command(f'EXAMINE "shared/{USER}/Invoices"')
+        assert selected[-1].endswith("OK [READ-ONLY] EXAMINE completed")
+        spec = "(selected (MessageNew (FLAGS) MessageExpunge))"
+        assert bob.command(f"NOTIFY SET {spec}")[-1].endswith("OK NOTIFY completed")
+        append(alice, "Invoices", 1)
+        assert bob.line() == "* 1 EXISTS"
+        assert bob.line() == "* 1 FETCH (UID 1 FLAGS ())"
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_too_many_sharing_users_overflow(server: Server, monkeypatch: MonkeyPatch) -> None:
+    monkeypatch.setattr(imap_notify, "MAX_OWNERS", 1)
+    alice_id = server.add_user()
+    bob_id = server.add_user(BOB)
+    carol_id = server.add_user("carol@example.test")
+    store = server.running.app.store
+    alice_box = server.call(store.create_mailbox(alice_id, "Invoices"))
+    carol_box = server.call(store.create_mailbox(carol_id, "Plans"))
+    bob = server.raw_as(BOB)
+    try:
+        server.call(store.set_acl(alice_box.id, bob_id, "lr"))
+        spec = "(subtree shared (MessageNew MessageExpunge MailboxName))"
+        assert bob.command(f"NOTIFY SET {spec}")[-1].endswith("OK NOTIFY completed")
+        # A second sharing user is one more than this session follows: RFC 5465 §5.8.
+        server.call(store.set_acl(carol_box.id, bob_id, "lr"))
+        wait_for(bob, r"\* OK \[NOTIFICATIONOVERFLOW\] .*")
+        server.deliver(alice_id, 1, "Invoices")
+        quiet(bob)
+        # And a NOTIFY that needs them both is refused, as §3.1 allows.
+        lines = bob.command(f"NOTIFY SET {spec}")
+        assert lines[-1] == "t4 NO [NOTIFICATIONOVERFLOW] Too many users share mailboxes with you"
+    finally:
         bob.close()
