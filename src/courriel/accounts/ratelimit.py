@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 from courriel.config import AuthConfig
 from courriel.mail.address import AddressError, normalize_address
-from courriel.store.base import Store
+from courriel.store.base import Coordination
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -101,7 +101,7 @@ class Refusal:
 class AuthLimiter:
     def __init__(
         self,
-        store: Store,
+        store: Coordination,
         cfg: AuthConfig,
         *,
         sleep: Sleep = asyncio.sleep,

@@ -47,9 +47,14 @@ from typing import assert_never
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.ratelimit import AuthLimiter, FailureCount
 from courriel.logs import kv
-from courriel.session.pop3_maildrop import DEFAULT_LEASE_SECONDS, Maildrop, MaildropLock
+from courriel.session.pop3_maildrop import (
+    DEFAULT_LEASE_SECONDS,
+    Maildrop,
+    MaildropLock,
+    MaildropStore,
+)
 from courriel.session.timeslice import OFFLOAD_BYTES, offload
-from courriel.store.base import NotFound, Store, StoreError
+from courriel.store.base import NotFound, StoreError
 from courriel.wire import sasl
 from courriel.wire.pop3 import commands as c
 from courriel.wire.pop3 import replies
@@ -77,7 +82,7 @@ class Pop3Session:
     def __init__(
         self,
         conn: Pop3Connection,
-        store: Store,
+        store: MaildropStore,
         auth: Authenticator,
         limiter: AuthLimiter,
         peer_ip: str,
