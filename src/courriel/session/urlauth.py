@@ -14,6 +14,11 @@ the message is still there. Only the URL's owner may sign, and only their own ma
 
 Both the IMAP session (GENURLAUTH, RESETKEY, URLFETCH) and the SMTP submission session (BURL)
 call this module: they run in one process group on one store, so BURL needs no IMAP connection.
+
+What a URL names is read once (``Named``) and given out as it is stored (``body``: URLFETCH,
+BURL, and CATENATE, which reads its own URLs the same way), decoded (``binary``, RFC 5524
+BINARY, with FETCH BINARY's decoding) or described (``bodypartstructure``, with the
+BODYSTRUCTURE encoder that FETCH uses).
 """
 
 from __future__ import annotations
@@ -184,8 +189,10 @@ def bodypartstructure(named: Named, *, decoded: bytes | None = None) -> bytes | 
     else:
         start, end = node.header_start, node.body_end
     digest = node.media_type == "message" and node.media_subtype == "rfc822"
-    if decoded is not None and node.kind is PartKind.LEAF and decoded != raw[node.body_start : end]:
+    changed = decoded is not None and decoded != raw[node.body_start : end]
+    if path and node.kind is PartKind.LEAF and changed:  # BINARY[] is the message unchanged
         # the part as sent: the same header but for an identity encoding, the decoded body
+        assert decoded is not None
         header = mime.field_lines(raw, start, node.body_start, _CTE, exclude=True)
         raw = header[:-2] + b"Content-Transfer-Encoding: binary\r\n\r\n" + decoded
         start, end = 0, len(raw)
