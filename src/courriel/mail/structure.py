@@ -261,6 +261,17 @@ class Builder:
         return Built(part, b"(" + head + ext + b")", b"(" + head + b")")
 
 
+def entity_bodystructure(raw: bytes, start: int, end: int, *, digest: bool = False) -> bytes:
+    """The BODYSTRUCTURE of the one entity ``raw[start:end]`` (its header and body), as the
+    BODYSTRUCTURE of a message containing it lists it: RFC 5259's BODYPARTSTRUCTURE, which
+    URLFETCH gives of the part a URL names (RFC 5524). ``digest`` when the entity is a part
+    of a multipart/digest, where a part without Content-Type is message/rfc822."""
+    builder = Builder(raw)
+    bs = mime.body_start(raw, start, end)
+    fields = mime.first_fields(raw, start, bs, CONTENT_FIELDS)
+    return builder._entity(start, bs, end, 0, (), digest=digest, fields=fields).bodystructure
+
+
 def _lower(value: bytes) -> str:
     return value.decode("latin-1").lower()
 

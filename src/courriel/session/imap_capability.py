@@ -59,6 +59,7 @@ EXTENSIONS = (
     "METADATA",  # RFC 5464: server and mailbox entries
     "NOTIFY",  # RFC 5465
     "URLAUTH",  # RFC 4467, INTERNAL mechanism
+    "URLAUTH=BINARY",  # RFC 5524, extended URLFETCH
 )
 
 # What ENABLE accepts (RFC 5161 §3.1); QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).

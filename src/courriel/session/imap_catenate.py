@@ -3,24 +3,24 @@
 Theory of operation
 -------------------
 Each part of ``APPEND ... CATENATE (TEXT {n} URL "/INBOX;UIDVALIDITY=v/;UID=u/;SECTION=1")``
-is text sent with the command or an IMAP URL (``wire/imap/messageurl.py``) naming a message or a
+is text sent with the command or an IMAP URL (``wire/imap/imapurl.py``) naming a message or a
 section of one. A URL is read only in the account of the session's user: a user in the URL
 must be that user, the mailbox one of theirs (the selected one for a relative URL), the
 UIDVALIDITY, when given, the mailbox's. The section is cut out of the stored message with
 its stored parse, as FETCH BODY[section] would (RFC 4469 §5: "the same as FETCH"), then the
-``;PARTIAL=`` window. Whatever cannot be read is ``NO [BADURL url]`` (§6); once the message
-being built passes APPENDLIMIT it is ``NO [TOOBIG]`` (§5) and nothing more is read.
+``;PARTIAL=`` window, by the code URLFETCH reads with (``session.urlauth``). Whatever cannot
+be read is ``NO [BADURL url]`` (§6); once the message being built passes APPENDLIMIT it is
+``NO [TOOBIG]`` (§5) and nothing more is read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from courriel.mail.message import MessageMeta, MetaFormatError, section_bytes
+from courriel.session import urlauth
 from courriel.session.imap_state import SessionState
-from courriel.store.base import NotFound
+from courriel.wire.imap import imapurl
 from courriel.wire.imap import responses as r
-from courriel.wire.imap.messageurl import parse_imap_url
 
 
 class CatenateRefused(Exception):  # noqa: N818 - reads as what happened
@@ -38,8 +38,11 @@ def _bad(url: str, why: str) -> CatenateRefused:
 
 
 async def _resolve(state: SessionState, text: str) -> bytes:
-    url = parse_imap_url(text)
-    if url is None:
+    try:
+        url = imapurl.parse(text)
+    except imapurl.BadUrl:
+        url = None
+    if url is None or url.access is not None:  # URLAUTH URLs are for URLFETCH and BURL
         raise _bad(text, "not an IMAP URL of a message this server reads")
     user = state.user
     assert user is not None  # APPEND runs after login
@@ -56,24 +59,12 @@ async def _resolve(state: SessionState, text: str) -> bytes:
         box = found
     if url.uidvalidity is not None and url.uidvalidity != box.uidvalidity:
         raise _bad(text, "UIDVALIDITY differs")
-    try:
-        raw = await state.store.read_message(box.id, url.uid)
-    except NotFound:
-        raise _bad(text, "no such message") from None
-    data: bytes | None = raw
-    if url.section is not None:
-        stored = (await state.store.get_meta(box.id, [url.uid])).get(url.uid)
-        try:
-            meta = MessageMeta.from_bytes(stored) if stored else None
-        except MetaFormatError:
-            meta = None
-        data = None if meta is None else section_bytes(raw, meta, url.section)
-        if data is None:
-            raise _bad(text, "no such section")
-    assert data is not None
-    if url.partial is not None:
-        origin, length = url.partial
-        data = data[origin:] if length is None else data[origin : origin + length]
+    named = await urlauth.read_named(state.store, box.id, url)
+    if named is None:
+        raise _bad(text, "no such message")
+    data = urlauth.body(named)
+    if data is None:
+        raise _bad(text, "no such section")
     return data
 
 

@@ -6,12 +6,21 @@ GENURLAUTH signs every URL of the command or none (the first it cannot sign gets
 RESETKEY forgets the access key of one mailbox or of all the user's mailboxes, voiding every
 URL signed before; URLFETCH answers each URL with its data or NIL, never saying why a URL gave
 nothing (RFC 4467 §6: a client must not learn whether a message exists from a failed fetch).
+
+A URL sent with RFC 5524 parameters (URLAUTH=BINARY) is answered with one parenthesized item
+each: ``(BODYPARTSTRUCTURE body)`` first, then ``(BINARY data)`` or ``(BODY data)``. BINARY
+decodes as FETCH BINARY does; a part whose encoding courriel cannot decode gives
+``(BINARY NIL)`` beside its BODYPARTSTRUCTURE as stored (§4), and BODYPARTSTRUCTURE sent with
+BINARY describes the decoded data: an identity encoding, the decoded size (§3.2). A URL that
+names no part (a missing one, or a HEADER or TEXT section asked for its BODYPARTSTRUCTURE) is
+NIL, as in RFC 5524 §4's last example.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from courriel.mail.message import UnknownTransferEncoding
 from courriel.session import urlauth
 from courriel.session.imap_state import SessionState
 from courriel.wire.imap import commands as c
@@ -46,7 +55,44 @@ async def command(state: SessionState, cmd: c.UrlAuthCommand) -> bytes:
         case c.UrlFetch():
             out = []
             now = datetime.now(UTC)
-            for url in cmd.urls:
-                data = await urlauth.fetch(state.store, url, user=user.address, now=now)
-                out.append(imapurl.urlfetch_response(url, data))
+            for item in cmd.items:
+                named = await urlauth.resolve(
+                    state.store,
+                    item.url,
+                    user=user.address,
+                    now=now,
+                    need_meta="BODYPARTSTRUCTURE" in item.params,
+                )
+                out.append(_urlfetch_one(item, named))
             return b"".join(out) + r.ok(cmd.tag, "URLFETCH completed")
+
+
+def _urlfetch_one(item: c.UrlFetchItem, named: urlauth.Named | None) -> bytes:
+    """One URL's ``* URLFETCH``: its data, or the items RFC 5524 §3.2 asks for; NIL for a
+    URL that names nothing (§3.1: "precisely as specified in [URLAUTH]")."""
+    if named is None:
+        return imapurl.urlfetch_response(item.url, None)
+    if not item.params:
+        return imapurl.urlfetch_response(item.url, urlauth.body(named))
+    items: list[tuple[str, bytes | None]] = []
+    decoded: bytes | None = None
+    if "BINARY" in item.params:
+        try:
+            decoded = urlauth.binary(named)
+        except UnknownTransferEncoding:
+            decoded = None  # RFC 5524 §3.2: BINARY NIL, the rest as usual
+        else:
+            if decoded is None:
+                return imapurl.urlfetch_response(item.url, None)  # no such section
+        items.append(("BINARY", decoded))
+    if "BODY" in item.params:
+        data = urlauth.body(named)
+        if data is None:
+            return imapurl.urlfetch_response(item.url, None)
+        items.append(("BODY", data))
+    if "BODYPARTSTRUCTURE" in item.params:
+        structure = urlauth.bodypartstructure(named, decoded=decoded)
+        if structure is None:
+            return imapurl.urlfetch_response(item.url, None)  # names no part (§4, last example)
+        items.insert(0, ("BODYPARTSTRUCTURE", structure))
+    return imapurl.urlfetch_metadata_response(item.url, items)

@@ -14,26 +14,37 @@ the message is still there. Only the URL's owner may sign, and only their own ma
 
 Both the IMAP session (GENURLAUTH, RESETKEY, URLFETCH) and the SMTP submission session (BURL)
 call this module: they run in one process group on one store, so BURL needs no IMAP connection.
+
+What a URL names is read once (``Named``) and given out as it is stored (``body``: URLFETCH,
+BURL, and CATENATE, which reads its own URLs the same way), decoded (``binary``, RFC 5524
+BINARY, with FETCH BINARY's decoding) or described (``bodypartstructure``, with the
+BODYSTRUCTURE encoder that FETCH uses).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
-from courriel.mail.message import MessageMeta, section_bytes
+from courriel.mail import mime
+from courriel.mail.message import (
+    MessageMeta,
+    MetaFormatError,
+    decoded_part,
+    find_part,
+    section_bytes,
+)
+from courriel.mail.structure import PartKind, entity_bodystructure
 from courriel.store.base import NotFound, Store, User
 from courriel.wire.imap import imapurl
-from courriel.wire.imap.fetch import Section, SectionText
+from courriel.wire.imap.fetch import SectionText
 
 MECHANISM = "INTERNAL"
 KEY_BYTES = 32
-_SECTION_RE = re.compile(
-    r"(?:([1-9][0-9]{0,8}(?:\.[1-9][0-9]{0,8}){0,31})(?:\.(MIME|HEADER|TEXT))?|(HEADER|TEXT))", re.I
-)
+_CTE = frozenset({b"content-transfer-encoding"})
 
 
 class UrlAuthError(Exception):
@@ -47,7 +58,7 @@ def token(key: bytes, rump: str) -> str:
 async def generate(store: Store, user: User, text: str, mechanism: str) -> str:
     """The URL with ``:internal:<token>`` appended (RFC 4467 §6, GENURLAUTH)."""
     try:
-        url = imapurl.parse(text)
+        url = imapurl.parse_urlauth(text)
     except imapurl.BadUrl as e:
         raise UrlAuthError(str(e)) from None
     if url.authorized:
@@ -56,6 +67,7 @@ async def generate(store: Store, user: User, text: str, mechanism: str) -> str:
         raise UrlAuthError(f"Unknown URLAUTH mechanism {mechanism}")  # RFC 4467 §7
     if url.owner.lower() != user.address.lower():
         raise UrlAuthError("Only the owner of a mailbox may sign its URLs")
+    assert url.mailbox is not None  # parse_urlauth: the absolute form names its mailbox
     box = await store.get_mailbox(user.id, url.mailbox)
     if box is None:
         raise UrlAuthError("No such mailbox")
@@ -78,19 +90,137 @@ def _allowed(access: str, user: str | None, *, submit: bool) -> bool:
     return same and (kind == "submit") == submit  # RFC 4467 §3: user+ IMAP, submit+ BURL
 
 
-async def fetch(
-    store: Store, text: str, *, user: str | None, submit: bool = False, now: datetime
-) -> bytes | None:
-    """The bytes the URL names, or None when it is not valid for ``user`` (an address, or
-    None for an anonymous caller); ``submit`` when the submission server asks for ``user``."""
+@dataclass(frozen=True, slots=True)
+class Named:
+    """The message a URL names, read from the store, with its stored parse when the URL
+    names a section (or when asked for it); the URL's section and PARTIAL apply to it."""
+
+    url: imapurl.ImapUrl
+    raw: bytes
+    meta: MessageMeta | None
+
+
+async def read_named(
+    store: Store, mailbox_id: int, url: imapurl.ImapUrl, *, need_meta: bool = False
+) -> Named | None:
+    """The message ``url`` names in the mailbox, or None when it is gone (or its stored
+    parse, needed for a section, cannot be read)."""
     try:
-        url = imapurl.parse(text)
+        raw = await store.read_message(mailbox_id, url.uid)
+    except NotFound:
+        return None
+    meta = None
+    if need_meta or url.section is not None:
+        stored = (await store.get_meta(mailbox_id, [url.uid])).get(url.uid)
+        try:
+            meta = MessageMeta.from_bytes(stored) if stored else None
+        except MetaFormatError:
+            meta = None
+        if meta is None:
+            return None
+    return Named(url, raw, meta)
+
+
+def _window(named: Named, data: bytes) -> bytes:
+    if named.url.partial is None:
+        return data
+    origin, length = named.url.partial
+    return data[origin:] if length is None else data[origin : origin + length]
+
+
+def body(named: Named) -> bytes | None:
+    """What the URL names as stored, as FETCH BODY[section] has it, cut to the URL's
+    PARTIAL; None when the message has no such section."""
+    data: bytes | None = named.raw
+    if named.url.section is not None:
+        assert named.meta is not None  # read_named reads it for a section
+        data = section_bytes(named.raw, named.meta, named.url.section)
+    return None if data is None else _window(named, data)
+
+
+def _single_body(meta: MessageMeta, path: tuple[int, ...]) -> bool:
+    """Whether the message at ``path`` (the message itself, or the one a message/rfc822
+    part holds) has a body that is not multipart: its TEXT is then its part 1."""
+    node = find_part(meta, path)
+    if node is not None and path:
+        node = node.children[0] if node.kind is PartKind.MESSAGE else None
+    return node is not None and node.kind is PartKind.LEAF
+
+
+def binary(named: Named) -> bytes | None:
+    """What the URL names without its Content-Transfer-Encoding (RFC 5524 §3.1 BINARY), as
+    FETCH BINARY decodes a part (RFC 3516), then cut to the URL's PARTIAL. Header sections
+    carry no transfer encoding and come as they are; TEXT of a message is decoded as its
+    body. None when the section does not exist; ``UnknownTransferEncoding`` when the part's
+    encoding is not one courriel decodes."""
+    section = named.url.section
+    if section is None:
+        return _window(named, named.raw)  # RFC 3516 §4.1: BINARY[] is the message as it is
+    meta = named.meta
+    assert meta is not None
+    path = section.part
+    data: bytes | None
+    if section.text is None:
+        data = decoded_part(named.raw, meta, path)
+    elif section.text is SectionText.TEXT and _single_body(meta, path):
+        data = decoded_part(named.raw, meta, (*path, 1))  # the message's one body part
+    else:
+        data = section_bytes(named.raw, meta, section)
+    return None if data is None else _window(named, data)
+
+
+def bodypartstructure(named: Named, *, decoded: bytes | None = None) -> bytes | None:
+    """The BODYPARTSTRUCTURE (RFC 5259) of the part the URL names, or None when it names no
+    part (a missing one, or a HEADER, TEXT or MIME section). With ``decoded``, the BINARY
+    data sent with it, the structure describes that data as RFC 5524 §3.2 asks: an identity
+    encoding, and the decoded size and lines."""
+    section = named.url.section
+    if section is not None and section.text is not None:
+        return None
+    path = () if section is None else section.part
+    meta = named.meta
+    assert meta is not None
+    node = find_part(meta, path)
+    if node is None:
+        return None
+    raw = named.raw
+    if not path:
+        start, end = 0, len(raw)
+    else:
+        start, end = node.header_start, node.body_end
+    digest = node.media_type == "message" and node.media_subtype == "rfc822"
+    changed = decoded is not None and decoded != raw[node.body_start : end]
+    if path and node.kind is PartKind.LEAF and changed:  # BINARY[] is the message unchanged
+        # the part as sent: the same header but for an identity encoding, the decoded body
+        assert decoded is not None
+        header = mime.field_lines(raw, start, node.body_start, _CTE, exclude=True)
+        raw = header[:-2] + b"Content-Transfer-Encoding: binary\r\n\r\n" + decoded
+        start, end = 0, len(raw)
+    return entity_bodystructure(raw, start, end, digest=digest)
+
+
+async def resolve(
+    store: Store,
+    text: str,
+    *,
+    user: str | None,
+    submit: bool = False,
+    now: datetime,
+    need_meta: bool = False,
+) -> Named | None:
+    """The message a URLAUTH URL names, or None when the URL is not valid for ``user`` (an
+    address, or None for an anonymous caller); ``submit`` when the submission server asks
+    for ``user``; ``need_meta`` reads the stored parse even for a whole message. The caller
+    never learns which check failed (RFC 4467 §6)."""
+    try:
+        url = imapurl.parse_urlauth(text)
     except imapurl.BadUrl:
         return None
     if url.mechanism != MECHANISM or url.token is None:
         return None
     if url.expire is not None and url.expire <= now:
         return None  # RFC 4467 §2.2: expired
+    assert url.access is not None and url.mailbox is not None  # parse_urlauth
     if not _allowed(url.access, user, submit=submit):
         return None
     owner = await store.get_user(url.owner)
@@ -100,27 +230,12 @@ async def fetch(
     key = await store.urlauth_key(box.id)
     if key is None or not hmac.compare_digest(token(key, url.rump), url.token):
         return None
-    try:
-        raw = await store.read_message(box.id, url.uid)
-    except NotFound:
-        return None
-    data: bytes | None = raw
-    if url.section is not None:
-        data = await _section(store, box.id, url.uid, raw, url.section)
-    if data is not None and url.partial is not None:
-        offset, length = url.partial
-        data = data[offset : None if length is None else offset + length]
-    return data
+    return await read_named(store, box.id, url, need_meta=need_meta)
 
 
-async def _section(store: Store, mailbox_id: int, uid: int, raw: bytes, text: str) -> bytes | None:
-    m = _SECTION_RE.fullmatch(text)
-    if m is None:
-        return None
-    part = tuple(int(p) for p in m[1].split(".")) if m[1] else ()
-    what = (m[2] or m[3] or "").upper()
-    spec = Section(part, SectionText(what) if what else None)
-    stored = (await store.get_meta(mailbox_id, [uid])).get(uid)
-    if not stored:
-        return None
-    return section_bytes(raw, MessageMeta.from_bytes(stored), spec)
+async def fetch(
+    store: Store, text: str, *, user: str | None, submit: bool = False, now: datetime
+) -> bytes | None:
+    """The bytes the URL names (URLFETCH, BURL), or None when it gives nothing."""
+    named = await resolve(store, text, user=user, submit=submit, now=now)
+    return None if named is None else body(named)

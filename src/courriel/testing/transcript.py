@@ -20,13 +20,16 @@ Format (one directive per line; blank lines are ignored)::
     @include imap-logged-in tag=a0   the steps of include/imap-logged-in.txt, here
     C: a client line                 sent with CRLF
     S: an exact server line          without its CRLF; {hostname} is the server's name
-    S~ a regular expression          must match the whole server line
+    S~ a regular expression          must match the whole server line; its named groups
+                                     (?P<name>...) are kept, and {name} in any later line
+                                     stands for what the group matched
     !starttls                        the client starts TLS now
     !closed                          the server must have closed the connection
 
 Lines are sent one ``C:`` at a time unless several ``C:`` lines follow each other: those go in
 one write, which is how a test pipelines commands. ``S:`` lines are read in order; a server that
-sends something else, or nothing within the step timeout, fails the transcript.
+sends something else, or nothing within the step timeout, fails the transcript. A kept group
+lets a transcript send back what the server made up, such as a signed URL (RFC 4467).
 
 Includes. What the server announces (an EHLO reply, an IMAP CAPABILITY list, ManageSieve's
 capabilities) is asserted in full, line by line, and is the same in many transcripts: it is
@@ -62,6 +65,7 @@ from courriel.testing.net import free_ports
 
 HOSTNAME = "mail.example.test"
 INCLUDE_DIR = "include"  # beside the protocol directories: the files @include reads
+_NAME_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 STEP_TIMEOUT = 5.0
 START_TIMEOUT = 20.0
 
@@ -307,6 +311,17 @@ class _Player:
         self.t = t
         self.reader = reader
         self.writer = writer
+        self.kept: dict[str, str] = {"hostname": HOSTNAME}
+
+    def fill(self, text: str, *, regex: bool = False) -> str:
+        """``text`` with each ``{name}`` of a kept value replaced (escaped in a regex)."""
+
+        def value(m: re.Match[str]) -> str:
+            if m[1] not in self.kept:
+                return m[0]
+            return re.escape(self.kept[m[1]]) if regex else self.kept[m[1]]
+
+        return _NAME_RE.sub(value, text)
 
     def fail(self, step: Step, what: str) -> TranscriptError:
         where = f"{self.t.path}:{step.line}"
@@ -329,11 +344,14 @@ class _Player:
 
     async def expect(self, step: Step) -> None:
         got = await self.read_line(step)
-        want = step.text.replace("{hostname}", HOSTNAME)
+        want = self.fill(step.text, regex=step.kind == "match")
         if step.kind == "expect" and got != want:
             raise self.fail(step, f"expected {want!r}, got {got!r}")
-        if step.kind == "match" and not re.fullmatch(want, got):
-            raise self.fail(step, f"expected a match of {want!r}, got {got!r}")
+        if step.kind == "match":
+            m = re.fullmatch(want, got)
+            if m is None:
+                raise self.fail(step, f"expected a match of {want!r}, got {got!r}")
+            self.kept.update((k, v) for k, v in m.groupdict().items() if v is not None)
 
     async def closed(self, step: Step) -> None:
         try:
@@ -353,7 +371,8 @@ class _Player:
             if step.kind == "send":
                 batch = []
                 while i < len(steps) and steps[i].kind == "send":
-                    batch.append(steps[i].text.encode("utf-8", "surrogateescape") + b"\r\n")
+                    text = self.fill(steps[i].text)
+                    batch.append(text.encode("utf-8", "surrogateescape") + b"\r\n")
                     i += 1
                 self.writer.write(b"".join(batch))
                 await self.writer.drain()

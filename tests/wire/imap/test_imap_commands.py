@@ -141,12 +141,12 @@ CASES: list[tuple[bytes, object]] = [
     (b"a1 LISTRIGHTS INBOX anyone", c.ListRights("a1", "INBOX", "anyone")),
     (b"a1 MYRIGHTS INBOX", c.MyRights("a1", "INBOX")),
     (b"a1 NOTIFY NONE", c.Notify("a1", None)),
-    # RFC 4467 §6 (more in test_imap_urlauth.py)
+    # RFC 4467 §6 (more in test_imap_url.py and tests/session/test_imap_urlauth.py)
     (b"a1 GENURLAUTH imap://x INTERNAL", c.GenUrlAuth("a1", (("imap://x", "INTERNAL"),))),
     (b"a1 RESETKEY", c.ResetKey("a1", None)),
     (
         b"a1 URLFETCH imap://x",
-        c.UrlFetch("a1", ("imap://x",)),
+        c.UrlFetch("a1", (c.UrlFetchItem("imap://x"),)),
     ),  # RFC 5465 (more in test_imap_notify_parse.py)
     # RFC 5464 §4 (more in test_imap_metadata_parse.py)
     (b'a1 GETMETADATA "" /private/x', c.GetMetadata("a1", "", ("/private/x",))),

@@ -479,9 +479,18 @@ class ResetKey:
 
 
 @dataclass(frozen=True, slots=True)
+class UrlFetchItem:
+    """One URL of URLFETCH; ``params`` are RFC 5524's upper-cased (BODYPARTSTRUCTURE, BINARY,
+    BODY), empty for a URL sent bare or in parentheses alone (RFC 4467's plain answer)."""
+
+    url: str
+    params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class UrlFetch:
     tag: str
-    urls: tuple[str, ...]
+    items: tuple[UrlFetchItem, ...]
 
 
 UrlAuthCommand = GenUrlAuth | ResetKey | UrlFetch
