@@ -28,8 +28,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from courriel.mail.message import parse
-from courriel.session import imap_select, imap_sort
-from courriel.session.imap_state import SessionState
+from courriel.session.imap import select as imap_select
+from courriel.session.imap import sort as imap_sort
+from courriel.session.imap.state import SessionState
 from courriel.store.base import NewMessage, Store
 from courriel.store.sql.core import Done, Query, Script
 from courriel.store.sqlite import SqliteStore, open_sqlite

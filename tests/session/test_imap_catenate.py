@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from courriel.session.imap_catenate import CatenateRefused, assemble
-from courriel.session.imap_state import SessionState
+from courriel.session.imap.catenate import CatenateRefused, assemble
+from courriel.session.imap.state import SessionState
 from courriel.store.base import Store
 from courriel.store.sqlite import open_sqlite
 from courriel.testing.fill import add_user, deliver_to_inbox

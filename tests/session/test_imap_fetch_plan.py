@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from courriel.mail.message import parse
-from courriel.session.imap_fetch import plan_fetch, render_fetch
+from courriel.session.imap.fetch import plan_fetch, render_fetch
 from courriel.store.base import MessageInfo
 from courriel.testing.imap import fetch_attributes
 from courriel.wire.imap.fetch import FetchItem

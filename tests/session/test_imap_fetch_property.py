@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from courriel.mail.message import parse
-from courriel.session.imap_fetch import UnknownCte, plan_fetch, render_fetch
+from courriel.session.imap.fetch import UnknownCte, plan_fetch, render_fetch
 from courriel.store.base import MessageInfo
 from courriel.wire.imap import responses
 from courriel.wire.imap.fetch import (

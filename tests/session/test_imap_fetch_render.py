@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from courriel.mail.message import MessageMeta, parse
-from courriel.session.imap_fetch import UnknownCte, plan_fetch, render_fetch
+from courriel.session.imap.fetch import UnknownCte, plan_fetch, render_fetch
 from courriel.store.base import MessageInfo
 from courriel.testing.imap import fetch_attributes
 from courriel.wire.imap.fetch import FetchBody, Section

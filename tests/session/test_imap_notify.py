@@ -7,7 +7,7 @@ import time
 
 from pytest import MonkeyPatch
 
-from courriel.session import imap_notify
+from courriel.session.imap import notify as imap_notify
 from courriel.testing.imap import USER, Raw, Server, message, wait_for
 
 

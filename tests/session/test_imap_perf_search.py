@@ -17,8 +17,10 @@ from courriel.mail.message import (
     parse,
     search_fields_of,
 )
-from courriel.session import imap_messages, imap_search, imap_select
-from courriel.session.imap_state import SessionState
+from courriel.session.imap import messages as imap_messages
+from courriel.session.imap import search as imap_search
+from courriel.session.imap import select as imap_select
+from courriel.session.imap.state import SessionState
 from courriel.store.base import MessageInfo, Store
 from courriel.store.sqlite import open_sqlite
 from courriel.testing.fill import add_user, delivered

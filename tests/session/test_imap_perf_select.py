@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from courriel.mail.message import search_fields_of
-from courriel.session import imap_fetch, imap_messages, imap_select
-from courriel.session.imap_search import FieldCache
-from courriel.session.imap_selected import Listings, SelectedView
-from courriel.session.imap_state import SessionState
+from courriel.session.imap import fetch as imap_fetch
+from courriel.session.imap import messages as imap_messages
+from courriel.session.imap import select as imap_select
+from courriel.session.imap.search import FieldCache
+from courriel.session.imap.selected import Listings, SelectedView
+from courriel.session.imap.state import SessionState
 from courriel.store.base import FlagOp, Mailbox, Store, User
 from courriel.store.sqlite import open_sqlite
 from courriel.testing.fill import add_user, delivered

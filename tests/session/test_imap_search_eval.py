@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from courriel.mail.message import MessageMeta, parse
-from courriel.session.imap_search import SearchView, matches, plan_search
+from courriel.session.imap.search import SearchView, matches, plan_search
 from courriel.store.base import MessageInfo
 from courriel.wire.imap import Connection
 from courriel.wire.imap.commands import Search

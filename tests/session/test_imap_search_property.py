@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from courriel.mail.message import parse
-from courriel.session.imap_search import matches, plan_search
+from courriel.session.imap.search import matches, plan_search
 from courriel.store.base import MessageExtras, MessageInfo
 from courriel.wire.imap.search import (
     DateField,

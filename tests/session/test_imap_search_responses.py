@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from courriel.session.imap_search import esearch_response, search_response
+from courriel.session.imap.search import esearch_response, search_response
 from courriel.wire.imap import Connection
 from courriel.wire.imap.commands import Search
 

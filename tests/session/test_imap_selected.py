@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from courriel.session import imap_messages
-from courriel.session.imap_selected import BadSequenceError, MailboxGone, SelectedView
-from courriel.session.imap_state import SessionState
+from courriel.session.imap import messages as imap_messages
+from courriel.session.imap.selected import BadSequenceError, MailboxGone, SelectedView
+from courriel.session.imap.state import SessionState
 from courriel.store.base import FlagOp, Mailbox, MessageInfo, NewMessage, Store
 from courriel.wire.imap import commands as c
 from courriel.wire.imap.lexer import Limits

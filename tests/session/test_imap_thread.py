@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 from courriel.mail.sortkeys import base_subject
-from courriel.session import imap_thread
-from courriel.session.imap_thread import Threadable
+from courriel.session.imap import thread as imap_thread
+from courriel.session.imap.thread import Threadable
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.sort import ThreadForest
 

@@ -37,8 +37,8 @@ from courriel.junk.learn import JunkLearner
 from courriel.net.listener import ConnectionContext, ProtocolHandlers, Refusal
 from courriel.net.stream import ShuttingDown, Stream, StreamTimeout
 from courriel.session.imap import Action, Session
-from courriel.session.imap_selected import Listings
-from courriel.session.imap_state import MAX_SESSIONS_PER_USER, UserSessions
+from courriel.session.imap.selected import Listings
+from courriel.session.imap.state import MAX_SESSIONS_PER_USER, UserSessions
 from courriel.session.timeslice import TimeSlice
 from courriel.wire.errors import ProtocolError
 from courriel.wire.imap import responses as r

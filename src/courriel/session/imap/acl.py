@@ -25,8 +25,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from courriel.session.imap_mailboxes import DELIMITER
-from courriel.session.imap_state import SessionState
+from courriel.session.imap.mailboxes import DELIMITER
+from courriel.session.imap.state import SessionState
 from courriel.store.base import ALL_RIGHTS, ANYONE, Mailbox, StoreError
 from courriel.wire.imap import acl
 from courriel.wire.imap import commands as c

@@ -23,8 +23,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from courriel.mail.delivery import parse_meta
-from courriel.session import imap_catenate, imap_sort
-from courriel.session.imap_state import Io, SessionState, readonly_refusal
+from courriel.session.imap import catenate as imap_catenate
+from courriel.session.imap import sort as imap_sort
+from courriel.session.imap.state import Io, SessionState, readonly_refusal
 from courriel.session.timeslice import TimeSlice
 from courriel.store.base import Mailbox, NewMessage
 from courriel.wire.imap import commands as c

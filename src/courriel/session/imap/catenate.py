@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from courriel.session import urlauth
-from courriel.session.imap_state import SessionState
+from courriel.session.imap.state import SessionState
 from courriel.wire.imap import imapurl
 from courriel.wire.imap import responses as r
 

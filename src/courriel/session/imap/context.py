@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from courriel.session.imap_selected import SelectedView
+from courriel.session.imap.selected import SelectedView
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.search import SearchKey

@@ -26,7 +26,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from courriel.session import imap_ids, imap_objects
+from courriel.session.imap import ids as imap_ids
+from courriel.session.imap import objects as imap_objects
 from courriel.store.base import AlreadyExists, Mailbox, NotFound, Store, StoreError
 from courriel.wire.imap import acl
 from courriel.wire.imap import commands as c

@@ -37,9 +37,12 @@ from collections.abc import Set as AbstractSet
 
 from courriel.mail.flags import display_order
 from courriel.mail.message import MessageMeta, SearchFields, search_fields_of
-from courriel.session import imap_context, imap_fetch, imap_objects, imap_search
-from courriel.session.imap_selected import SelectedView
-from courriel.session.imap_state import Io, SessionState, readonly_refusal
+from courriel.session.imap import context as imap_context
+from courriel.session.imap import fetch as imap_fetch
+from courriel.session.imap import objects as imap_objects
+from courriel.session.imap import search as imap_search
+from courriel.session.imap.selected import SelectedView
+from courriel.session.imap.state import Io, SessionState, readonly_refusal
 from courriel.session.timeslice import OFFLOAD_BYTES, TimeSlice, offload
 from courriel.store.base import Copied, FlagOp, Mailbox, MessageInfo, NotFound
 from courriel.wire.imap import commands as c

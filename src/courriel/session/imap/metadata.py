@@ -21,8 +21,8 @@ GETMETADATA with MAXSIZE leaves out larger values and says so with ``[METADATA L
 
 from __future__ import annotations
 
-from courriel.session.imap_acl import access, refusal
-from courriel.session.imap_state import SessionState
+from courriel.session.imap.acl import access, refusal
+from courriel.session.imap.state import SessionState
 from courriel.store.base import TooMany
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import metadata as m

@@ -55,10 +55,10 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
-from courriel.session import imap_messages
-from courriel.session.imap_acl import is_shared, shared_name
-from courriel.session.imap_mailboxes import DELIMITER
-from courriel.session.imap_state import Io, SessionState
+from courriel.session.imap import messages as imap_messages
+from courriel.session.imap.acl import is_shared, shared_name
+from courriel.session.imap.mailboxes import DELIMITER
+from courriel.session.imap.state import Io, SessionState
 from courriel.store.base import Change, ChangeKind, Mailbox, NotFound, SharedMailbox, Store
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r

@@ -17,9 +17,9 @@ import functools
 
 from courriel.mail.message import MessageMeta, MetaFormatError
 from courriel.mail.preview import preview
-from courriel.session import imap_ids
-from courriel.session.imap_selected import SelectedView
-from courriel.session.imap_state import SessionState
+from courriel.session.imap import ids as imap_ids
+from courriel.session.imap.selected import SelectedView
+from courriel.session.imap.state import SessionState
 from courriel.session.timeslice import OFFLOAD_BYTES, offload
 from courriel.store.base import Mailbox, MessageExtras, NotFound
 from courriel.wire.imap import responses as r

@@ -18,7 +18,7 @@ grantee's to read (``imap_shared``).
 
 from __future__ import annotations
 
-from courriel.session.imap_state import SessionState
+from courriel.session.imap.state import SessionState
 from courriel.store.base import QuotaUsage
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r

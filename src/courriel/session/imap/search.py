@@ -47,7 +47,7 @@ from typing import Protocol, assert_never
 from courriel.mail import envelope, searchtext
 from courriel.mail import flags as flags_
 from courriel.mail.message import SEARCH_FIELDS, MessageMeta, SearchFields
-from courriel.session import imap_ids
+from courriel.session.imap import ids as imap_ids
 from courriel.store.base import MessageExtras, MessageInfo
 from courriel.wire.imap import responses
 from courriel.wire.imap.search import (

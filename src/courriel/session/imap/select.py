@@ -24,10 +24,10 @@ servers with a shorter memory is not needed and is accepted without use.
 
 from __future__ import annotations
 
-from courriel.session import imap_objects
-from courriel.session.imap_mailboxes import DELIMITER
-from courriel.session.imap_selected import MailboxGone, Overlay, SelectedView
-from courriel.session.imap_state import SessionState
+from courriel.session.imap import objects as imap_objects
+from courriel.session.imap.mailboxes import DELIMITER
+from courriel.session.imap.selected import MailboxGone, Overlay, SelectedView
+from courriel.session.imap.state import SessionState
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.sequence import MAX_NUMBER

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from courriel.mail.flags import SYSTEM_FLAGS, display_order
-from courriel.session.imap_search import FieldCache
+from courriel.session.imap.search import FieldCache
 from courriel.store.base import Expunged, Mailbox, MessageInfo, Store
 from courriel.wire.imap import responses
 from courriel.wire.imap.sequence import SequenceSet
@@ -49,7 +49,7 @@ from courriel.wire.imap.sequence import SequenceSet
 Overlay = Callable[[Store, Sequence[MessageInfo]], Awaitable[list[MessageInfo]]]
 
 if TYPE_CHECKING:
-    from courriel.session.imap_context import SearchContext
+    from courriel.session.imap.context import SearchContext
 
 
 class MailboxGone(Exception):  # noqa: N818 - reads as an event

@@ -28,7 +28,7 @@ Mailbox changes (created, renamed, deleted) have no unsolicited response in IMAP
 NOTIFY (RFC 5465): other sessions see them at their next LIST; a selected mailbox renamed
 elsewhere keeps working under its new name, one deleted elsewhere ends the session with BYE.
 
-Limits: ``UserSessions`` (imap_state.py) counts this process's sessions only, since it lives
+Limits: ``UserSessions`` (state.py) counts this process's sessions only, since it lives
 in the handlers of one process; several worker processes each allow that many per user.
 """
 
@@ -43,25 +43,23 @@ from typing import assert_never
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.logs import kv
-from courriel.session import (
-    imap_acl,
-    imap_append,
-    imap_context,
-    imap_mailboxes,
-    imap_messages,
-    imap_metadata,
-    imap_notify,
-    imap_quota,
-    imap_select,
-    imap_shared,
-    imap_sort,
-    imap_uidonly,
-    imap_urlauth,
-)
-from courriel.session.imap_auth import Authentication, LoginResult
-from courriel.session.imap_capability import ENABLEABLE, capabilities
-from courriel.session.imap_selected import BadSequenceError, Listings, MailboxGone
-from courriel.session.imap_state import Io, SessionState, UserSessions
+from courriel.session.imap import acl as imap_acl
+from courriel.session.imap import append as imap_append
+from courriel.session.imap import context as imap_context
+from courriel.session.imap import mailboxes as imap_mailboxes
+from courriel.session.imap import messages as imap_messages
+from courriel.session.imap import metadata as imap_metadata
+from courriel.session.imap import notify as imap_notify
+from courriel.session.imap import quota as imap_quota
+from courriel.session.imap import select as imap_select
+from courriel.session.imap import shared as imap_shared
+from courriel.session.imap import sort as imap_sort
+from courriel.session.imap import uidonly as imap_uidonly
+from courriel.session.imap import urlauth as imap_urlauth
+from courriel.session.imap.auth import Authentication, LoginResult
+from courriel.session.imap.capability import ENABLEABLE, capabilities
+from courriel.session.imap.selected import BadSequenceError, Listings, MailboxGone
+from courriel.session.imap.state import Io, SessionState, UserSessions
 from courriel.store.base import (
     Change,
     ChangeKind,

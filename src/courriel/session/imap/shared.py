@@ -34,8 +34,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import assert_never
 
-from courriel.session import imap_append, imap_fetch, imap_mailboxes, imap_messages, imap_select
-from courriel.session.imap_acl import (
+from courriel.session.imap import append as imap_append
+from courriel.session.imap import fetch as imap_fetch
+from courriel.session.imap import mailboxes as imap_mailboxes
+from courriel.session.imap import messages as imap_messages
+from courriel.session.imap import select as imap_select
+from courriel.session.imap.acl import (
     Access,
     access,
     is_shared,
@@ -43,8 +47,8 @@ from courriel.session.imap_acl import (
     shared_name,
     shared_parts,
 )
-from courriel.session.imap_mailboxes import DELIMITER, StatusFn
-from courriel.session.imap_state import Io, SessionState, readonly_refusal
+from courriel.session.imap.mailboxes import DELIMITER, StatusFn
+from courriel.session.imap.state import Io, SessionState, readonly_refusal
 from courriel.store.base import FlagOp, Mailbox, MessageInfo, Store
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r

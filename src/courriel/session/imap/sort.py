@@ -25,10 +25,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from courriel.mail import sortkeys
-from courriel.session import imap_context, imap_search, imap_thread
-from courriel.session.imap_messages import search_matches, uses_modseq
-from courriel.session.imap_selected import SelectedView
-from courriel.session.imap_state import SessionState
+from courriel.session.imap import context as imap_context
+from courriel.session.imap import search as imap_search
+from courriel.session.imap import thread as imap_thread
+from courriel.session.imap.messages import search_matches, uses_modseq
+from courriel.session.imap.selected import SelectedView
+from courriel.session.imap.state import SessionState
 from courriel.session.timeslice import offload
 from courriel.store.base import MessageInfo
 from courriel.wire.imap import commands as c

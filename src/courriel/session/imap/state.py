@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from courriel.junk.learn import JunkLearner
-from courriel.session.imap_selected import Listings, SelectedView
+from courriel.session.imap.selected import Listings, SelectedView
 from courriel.store.base import Store, User
 from courriel.wire.imap import responses as r
 

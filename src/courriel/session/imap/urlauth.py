@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from courriel.mail.message import UnknownTransferEncoding
 from courriel.session import urlauth
-from courriel.session.imap_state import SessionState
+from courriel.session.imap.state import SessionState
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import imapurl
 from courriel.wire.imap import responses as r
