@@ -30,7 +30,7 @@ from pathlib import Path
 from courriel.mail.message import parse
 from courriel.session.imap import select as imap_select
 from courriel.session.imap import sort as imap_sort
-from courriel.session.imap.state import SessionState
+from courriel.session.imap.state import Authenticated, Selected
 from courriel.store.base import NewMessage, Store
 from courriel.store.sql.core import Done, Query, Script
 from courriel.store.sqlite import SqliteStore, open_sqlite
@@ -87,7 +87,7 @@ def forget_keys(mailbox_id: int) -> Script[Done[None]]:
     return Done(None)
 
 
-async def run_command(state: SessionState, text: bytes) -> float:
+async def run_command(state: Selected, text: bytes) -> float:
     cmd = parse_command([text], [], limits=Limits(), utf8=False)
     began = time.perf_counter()
     if isinstance(cmd, c.Sort):
@@ -109,10 +109,12 @@ async def main_async(count: int) -> None:
             print(f"filled {count} messages in {time.perf_counter() - began:.1f} s")
             user = await store.get_user("user@bench.example")
             assert user is not None
-            state = SessionState(store, 10**7, user=user)
+            authenticated = Authenticated(store, 10**7, user=user)
             select = parse_command([b"s SELECT INBOX"], [], limits=Limits(), utf8=False)
             assert isinstance(select, c.Select)
-            await imap_select.select(state, select)
+            await imap_select.select(authenticated, select)
+            state = authenticated.moved_to
+            assert isinstance(state, Selected)
             print(f"{'command':42} {'first':>8} {'best':>8} {'median':>8}")
             for text in COMMANDS:
                 state.selected().fields.sort_keys.clear()

@@ -20,7 +20,7 @@ from courriel.mail.message import (
 from courriel.session.imap import messages as imap_messages
 from courriel.session.imap import search as imap_search
 from courriel.session.imap import select as imap_select
-from courriel.session.imap.state import SessionState
+from courriel.session.imap.state import Authenticated, Selected
 from courriel.store.base import MessageInfo, Store
 from courriel.store.sqlite import open_sqlite
 from courriel.testing.fill import add_user, delivered
@@ -83,7 +83,7 @@ async def sqlite(tmp_path: Path) -> AsyncIterator[Store]:
         await store.close()
 
 
-async def _selected(store: Store) -> SessionState:
+async def _selected(store: Store) -> Selected:
     user = await add_user(store, "u@example.org", "secret")
     inbox = await store.get_mailbox(user.id, "INBOX")
     assert inbox is not None
@@ -93,14 +93,15 @@ async def _selected(store: Store) -> SessionState:
             for i, raw in enumerate(SAMPLES)
         ]
     )
-    state = SessionState(store, 10**7, user=user)
+    state = Authenticated(store, 10**7, user=user)
     select = _cmd(b"s SELECT INBOX")
     assert isinstance(select, c.Select)
     assert b"s OK" in await imap_select.select(state, select)
-    return state
+    assert isinstance(state.moved_to, Selected)
+    return state.moved_to
 
 
-def _expected(state: SessionState, metas: dict[int, MessageMeta], text: bytes) -> list[int]:
+def _expected(state: Selected, metas: dict[int, MessageMeta], text: bytes) -> list[int]:
     """Message numbers matching, evaluated on the whole parse as before the partial decode."""
     cmd = _cmd(text)
     assert isinstance(cmd, c.Search)
@@ -235,9 +236,11 @@ async def test_repeated_search_answers_as_the_first_one(sqlite: Store) -> None:
     assert len(view.fields) > 0  # the fields compared are kept for the mailbox
     assert await imap_messages.search(state, first) == reply
     # Another session of the same mailbox finds them kept, and answers the same.
-    other = SessionState(sqlite, 10**7, user=state.user, listings=state.listings)
+    examining = Authenticated(sqlite, 10**7, user=state.user, listings=state.listings)
     select = _cmd(b"s EXAMINE INBOX")
     assert isinstance(select, c.Examine)
-    await imap_select.select(other, select)
+    await imap_select.select(examining, select)
+    other = examining.moved_to
+    assert isinstance(other, Selected)
     assert other.selected().fields is view.fields
     assert await imap_messages.search(other, first) == reply

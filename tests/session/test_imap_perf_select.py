@@ -17,7 +17,7 @@ from courriel.session.imap import messages as imap_messages
 from courriel.session.imap import select as imap_select
 from courriel.session.imap.search import FieldCache
 from courriel.session.imap.selected import Listings, SelectedView
-from courriel.session.imap.state import SessionState
+from courriel.session.imap.state import Authenticated, Selected
 from courriel.store.base import FlagOp, Mailbox, Store, User
 from courriel.store.sqlite import open_sqlite
 from courriel.testing.fill import add_user, delivered
@@ -147,10 +147,12 @@ async def test_row_fetch_renders_as_render_fetch(
     await sqlite.store_flags(inbox.id, list(range(1, 400, 3)), FlagOp.ADD, frozenset({"\\Seen"}))
     await sqlite.store_flags(inbox.id, [5, 6], FlagOp.ADD, frozenset({"b", "a", "\\Draft"}))
     await sqlite.expunge(inbox.id, [10])
-    state = SessionState(sqlite, 10**7, user=user, condstore=condstore)
+    authenticated = Authenticated(sqlite, 10**7, user=user, condstore=condstore)
     select = parse_command([b"s SELECT INBOX"], [], limits=Limits(), utf8=False)
     assert isinstance(select, c.Select)
-    await imap_select.select(state, select)
+    await imap_select.select(authenticated, select)
+    state = authenticated.moved_to
+    assert isinstance(state, Selected)
     cmd = parse_command([command], [], limits=Limits(), utf8=False)
     assert isinstance(cmd, c.Fetch)
     io = _Collect()

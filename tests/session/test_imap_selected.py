@@ -10,7 +10,7 @@ import pytest
 
 from courriel.session.imap import messages as imap_messages
 from courriel.session.imap.selected import BadSequenceError, MailboxGone, SelectedView
-from courriel.session.imap.state import SessionState
+from courriel.session.imap.state import Selected
 from courriel.store.base import FlagOp, Mailbox, MessageInfo, NewMessage, Store
 from courriel.wire.imap import commands as c
 from courriel.wire.imap.lexer import Limits
@@ -146,8 +146,8 @@ async def test_keyword_set_elsewhere_is_announced_before_a_fetch_shows_it(
     # RFC 9051 §7.3.5: the FLAGS response announcing $Label3 comes before the FETCH with it.
     await add(store, inbox, 2)
     user = await store.get_user("alice@example.test")
-    state = SessionState(store, 10**6, user=user)
-    state.view = await SelectedView.open(store, inbox.id, readonly=False)
+    view = await SelectedView.open(store, inbox.id, readonly=False)
+    state = Selected(store, 10**6, user=user, view=view)
     # Another session sets a keyword; this one has not refreshed yet.
     await store.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({"$Label3"}))
     cmd = _command(line)
@@ -166,7 +166,7 @@ async def test_keyword_set_elsewhere_is_announced_before_a_fetch_shows_it(
     assert out.count(b"* FLAGS") == 1
 
 
-async def _run(state: SessionState, line: bytes) -> bytes:
+async def _run(state: Selected, line: bytes) -> bytes:
     cmd = _command(line)
     assert isinstance(cmd, c.Fetch)
     io = _Sent()
@@ -177,8 +177,8 @@ async def _run(state: SessionState, line: bytes) -> bytes:
 async def test_fetch_of_a_message_expunged_elsewhere(store: Store, inbox: Mailbox) -> None:
     await add(store, inbox, 3)
     user = await store.get_user("alice@example.test")
-    state = SessionState(store, 10**6, user=user)
-    state.view = await SelectedView.open(store, inbox.id, readonly=True)
+    view = await SelectedView.open(store, inbox.id, readonly=True)
+    state = Selected(store, 10**6, user=user, view=view)
     await store.expunge(inbox.id, [1])  # another session; this one has not heard yet
     # RFC 2180 §4.1.1: what the view holds is still served, the EXPUNGE held back.
     out = await _run(state, b"f FETCH 1 (FLAGS RFC822.SIZE INTERNALDATE)")

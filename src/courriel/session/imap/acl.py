@@ -26,7 +26,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from courriel.session.imap.mailboxes import DELIMITER
-from courriel.session.imap.state import SessionState
+from courriel.session.imap.state import Authenticated, SessionState
 from courriel.store.base import ALL_RIGHTS, ANYONE, Mailbox, StoreError
 from courriel.wire.imap import acl
 from courriel.wire.imap import commands as c
@@ -67,11 +67,10 @@ def shared_name(owner: str, name: str) -> str:
     return SHARED_PREFIX + owner + DELIMITER + name
 
 
-async def access(state: SessionState, name: str) -> Access | None:
+async def access(state: Authenticated, name: str) -> Access | None:
     """The mailbox ``name`` reaches and the user's rights there, or None: no such mailbox, or
     one on which the user has no right at all."""
     user = state.user
-    assert user is not None, "handlers of authenticated commands run after login"
     if not is_shared(name):
         box = await state.store.get_mailbox(user.id, name)
         return None if box is None else Access(box, ALL_RIGHTS, user.address, name)
@@ -102,7 +101,7 @@ def refusal(tag: str, found: Access | None, needed: str) -> bytes | None:
 # --- the ACL commands (RFC 4314 §3) -------------------------------------------------------------
 
 
-async def command(state: SessionState, cmd: c.AclCommand) -> bytes:
+async def command(state: Authenticated, cmd: c.AclCommand) -> bytes:
     found = await access(state, cmd.mailbox)
     if isinstance(cmd, c.MyRights):
         # RFC 4314 §4: MYRIGHTS needs any of "l r i k x a"
@@ -176,7 +175,7 @@ async def _setacl(state: SessionState, cmd: c.SetAcl | c.DeleteAcl, found: Acces
     return r.ok(cmd.tag, f"{verb} completed")
 
 
-async def listable(state: SessionState) -> list[tuple[Mailbox, str]]:
+async def listable(state: Authenticated) -> list[tuple[Mailbox, str]]:
     """Other users' mailboxes the user may list ("l", RFC 4314 §4), under their shared names,
     with the user's rights on each."""
     out = []

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from courriel.mail.delivery import parse_meta
 from courriel.session.imap import catenate as imap_catenate
 from courriel.session.imap import sort as imap_sort
-from courriel.session.imap.state import Io, SessionState, readonly_refusal
+from courriel.session.imap.state import Authenticated, Io, Selected, readonly_refusal
 from courriel.session.timeslice import TimeSlice
 from courriel.store.base import Mailbox, NewMessage
 from courriel.wire.imap import commands as c
@@ -44,7 +44,7 @@ def literal_allowed(req: LiteralRequest, appendlimit: int) -> bool:
 
 
 async def append(
-    state: SessionState, io: Io, cmd: c.Append, box: Mailbox | None = None
+    state: Authenticated, io: Io, cmd: c.Append, box: Mailbox | None = None
 ) -> bytes | None:
     """Stores the messages; sends the OK itself (returns None) or returns the refusal.
 
@@ -85,7 +85,7 @@ async def append(
     return None
 
 
-async def replace(state: SessionState, cmd: c.Replace) -> bytes:
+async def replace(state: Selected, cmd: c.Replace) -> bytes:
     """RFC 8508: the new message stored and the old one expunged in one transaction, so a
     failed append leaves the original in place (§3.2)."""
     view = state.selected()

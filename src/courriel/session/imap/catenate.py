@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from courriel.session import urlauth
-from courriel.session.imap.state import SessionState
+from courriel.session.imap.state import Authenticated
 from courriel.wire.imap import imapurl
 from courriel.wire.imap import responses as r
 
@@ -37,7 +37,7 @@ def _bad(url: str, why: str) -> CatenateRefused:
     return CatenateRefused(f"Cannot use the URL: {why}", b"BADURL " + shown.encode("utf-8"))
 
 
-async def _resolve(state: SessionState, text: str) -> bytes:
+async def _resolve(state: Authenticated, text: str) -> bytes:
     try:
         url = imapurl.parse(text)
     except imapurl.BadUrl:
@@ -45,7 +45,6 @@ async def _resolve(state: SessionState, text: str) -> bytes:
     if url is None or url.access is not None:  # URLAUTH URLs are for URLFETCH and BURL
         raise _bad(text, "not an IMAP URL of a message this server reads")
     user = state.user
-    assert user is not None  # APPEND runs after login
     if url.user is not None and url.user.lower() != user.address.lower():
         raise _bad(text, "another user's message")
     if url.mailbox is None:
@@ -68,7 +67,7 @@ async def _resolve(state: SessionState, text: str) -> bytes:
     return data
 
 
-async def assemble(state: SessionState, parts: Sequence[bytes | str], limit: int) -> bytes:
+async def assemble(state: Authenticated, parts: Sequence[bytes | str], limit: int) -> bytes:
     """The message the parts make; ``CatenateRefused`` for a bad URL or past ``limit``."""
     pieces: list[bytes] = []
     size = 0

@@ -42,7 +42,13 @@ from courriel.session.imap import fetch as imap_fetch
 from courriel.session.imap import objects as imap_objects
 from courriel.session.imap import search as imap_search
 from courriel.session.imap.selected import SelectedView
-from courriel.session.imap.state import Io, SessionState, readonly_refusal
+from courriel.session.imap.state import (
+    Authenticated,
+    Io,
+    Selected,
+    SessionState,
+    readonly_refusal,
+)
 from courriel.session.timeslice import OFFLOAD_BYTES, TimeSlice, offload
 from courriel.store.base import Copied, FlagOp, Mailbox, MessageInfo, NotFound
 from courriel.wire.imap import commands as c
@@ -136,7 +142,7 @@ class _RowFetch:
         return r.uidfetch(info.uid, items) if self._uidonly else r.fetch(seq, items)
 
 
-async def fetch(state: SessionState, io: Io, cmd: c.Fetch, *, may_set_seen: bool = True) -> bytes:
+async def fetch(state: Selected, io: Io, cmd: c.Fetch, *, may_set_seen: bool = True) -> bytes:
     """``may_set_seen`` False: the user lacks the right to (RFC 4314 §4 "s"), as with EXAMINE."""
     view = state.selected()
     attributes = cmd.attributes
@@ -270,7 +276,7 @@ async def _fetch_rows(
             size = 0
 
 
-async def store(state: SessionState, cmd: c.Store) -> bytes:
+async def store(state: Selected, cmd: c.Store) -> bytes:
     view = state.selected()
     if view.readonly:
         return readonly_refusal(cmd.tag)
@@ -437,7 +443,7 @@ def _returned_modseq(
     return max((view.infos[u].modseq for _, u in matched), default=0) or None
 
 
-async def search(state: SessionState, cmd: c.Search) -> bytes:
+async def search(state: Selected, cmd: c.Search) -> bytes:
     view = state.selected()
     plan = imap_search.plan_search(cmd.criteria)
     matched = await search_matches(state, view, plan, cmd.criteria)
@@ -470,12 +476,12 @@ async def search(state: SessionState, cmd: c.Search) -> bytes:
     return b"".join(out)
 
 
-async def _target(state: SessionState, name: str) -> Mailbox | None:
+async def _target(state: Authenticated, name: str) -> Mailbox | None:
     return await state.store.get_mailbox(state.user_id, name)
 
 
 async def copy_or_move(
-    state: SessionState, cmd: c.Copy | c.Move, target_id: int | None = None
+    state: Selected, cmd: c.Copy | c.Move, target_id: int | None = None
 ) -> bytes:
     """``target_id``: the target found and checked by the caller (another user's mailbox)."""
     view = state.selected()
@@ -517,7 +523,7 @@ def _copyuid(copied: Copied) -> bytes | None:
     return r.copyuid(copied.uidvalidity, copied.pairs) if copied.pairs else None
 
 
-async def expunge(state: SessionState, cmd: c.Expunge) -> bytes:
+async def expunge(state: Selected, cmd: c.Expunge) -> bytes:
     view = state.selected()
     if view.readonly:
         return readonly_refusal(cmd.tag)

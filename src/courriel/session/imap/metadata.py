@@ -22,7 +22,7 @@ GETMETADATA with MAXSIZE leaves out larger values and says so with ``[METADATA L
 from __future__ import annotations
 
 from courriel.session.imap.acl import access, refusal
-from courriel.session.imap.state import SessionState
+from courriel.session.imap.state import Authenticated
 from courriel.store.base import TooMany
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import metadata as m
@@ -36,7 +36,9 @@ SPECIALUSE = "/private/specialuse"  # RFC 6154 §4
 _ACCESS_RIGHTS = "rswip"
 
 
-async def _scope(state: SessionState, cmd: c.GetMetadata | c.SetMetadata) -> tuple[int, str, bytes]:
+async def _scope(
+    state: Authenticated, cmd: c.GetMetadata | c.SetMetadata
+) -> tuple[int, str, bytes]:
     """(store mailbox id, special use, refusal): the refusal is empty when access is granted."""
     if cmd.mailbox == "":
         return SERVER, "", b""
@@ -63,7 +65,7 @@ def _under(entry: str, wanted: str, depth: c.Depth) -> bool:
     return depth is c.Depth.INFINITY or "/" not in entry[len(wanted) + 1 :]
 
 
-async def getmetadata(state: SessionState, cmd: c.GetMetadata) -> bytes:
+async def getmetadata(state: Authenticated, cmd: c.GetMetadata) -> bytes:
     mailbox_id, special_use, refused = await _scope(state, cmd)
     if refused:
         return refused
@@ -88,7 +90,7 @@ async def getmetadata(state: SessionState, cmd: c.GetMetadata) -> bytes:
     return b"".join(out)
 
 
-async def setmetadata(state: SessionState, cmd: c.SetMetadata) -> bytes:
+async def setmetadata(state: Authenticated, cmd: c.SetMetadata) -> bytes:
     too_big = [len(v) for _, v in cmd.items if v is not None and len(v) > MAX_VALUE]
     if too_big:
         return r.no(cmd.tag, "Value too long", b"METADATA MAXSIZE %d" % MAX_VALUE)  # §4.3

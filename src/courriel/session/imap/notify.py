@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from courriel.session.imap import messages as imap_messages
 from courriel.session.imap.acl import is_shared, shared_name
 from courriel.session.imap.mailboxes import DELIMITER
-from courriel.session.imap.state import Io, SessionState
+from courriel.session.imap.state import Io, Selected
 from courriel.store.base import Change, ChangeKind, Mailbox, NotFound, SharedMailbox, Store
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
@@ -421,7 +421,7 @@ def start(
 
 
 async def new_message_fetch(
-    state: SessionState, io: Io, uids: Sequence[int], attributes: Sequence[FetchAttribute]
+    state: Selected, io: Io, uids: Sequence[int], attributes: Sequence[FetchAttribute]
 ) -> bytes:
     """The FETCH responses that follow the EXISTS of new messages in the selected mailbox
     (RFC 5465 §5.2): the client's attributes and the UID, read as a FETCH that may not set

@@ -18,7 +18,7 @@ grantee's to read (``imap_shared``).
 
 from __future__ import annotations
 
-from courriel.session.imap.state import SessionState
+from courriel.session.imap.state import Authenticated
 from courriel.store.base import QuotaUsage
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
@@ -38,7 +38,7 @@ def resources(usage: QuotaUsage) -> list[tuple[str, int, int]]:
     return out
 
 
-async def getquotaroot(state: SessionState, cmd: c.GetQuotaRoot) -> bytes:
+async def getquotaroot(state: Authenticated, cmd: c.GetQuotaRoot) -> bytes:
     if await state.store.get_mailbox(state.user_id, cmd.mailbox) is None:
         return r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
     usage = await state.store.quota_usage(state.user_id)
@@ -49,7 +49,7 @@ async def getquotaroot(state: SessionState, cmd: c.GetQuotaRoot) -> bytes:
     return b"".join(out) + r.ok(cmd.tag, "GETQUOTAROOT completed")
 
 
-async def getquota(state: SessionState, cmd: c.GetQuota) -> bytes:
+async def getquota(state: Authenticated, cmd: c.GetQuota) -> bytes:
     usage = await state.store.quota_usage(state.user_id)
     if cmd.root != QUOTA_ROOT or not usage.limited:
         return r.no(cmd.tag, "No such quota root", r.NONEXISTENT)  # RFC 9208 §4.2

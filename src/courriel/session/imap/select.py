@@ -27,24 +27,24 @@ from __future__ import annotations
 from courriel.session.imap import objects as imap_objects
 from courriel.session.imap.mailboxes import DELIMITER
 from courriel.session.imap.selected import MailboxGone, Overlay, SelectedView
-from courriel.session.imap.state import SessionState
+from courriel.session.imap.state import Authenticated, Selected, SessionState
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.sequence import MAX_NUMBER
 
 
-def _close_view(state: SessionState) -> bytes:
-    if state.view is None:
-        return b""
-    state.view = None
-    return r.untagged("OK", "Previous mailbox is now closed", r.CLOSED)
+def _close_view(state: Authenticated) -> tuple[bytes, Authenticated]:
+    """Leaves the selected mailbox, if any: the response saying so and the state after it."""
+    if not isinstance(state, Selected):
+        return b"", state
+    return r.untagged("OK", "Previous mailbox is now closed", r.CLOSED), state.unselect()
 
 
-async def select(state: SessionState, cmd: c.Select | c.Examine) -> bytes:
+async def select(state: Authenticated, cmd: c.Select | c.Examine) -> bytes:
     if cmd.qresync is not None and not state.qresync:
         # RFC 7162 §3.2.5: QRESYNC parameters only after ENABLE QRESYNC
         return r.bad(cmd.tag, "QRESYNC must be enabled first")
-    out = _close_view(state)
+    out, state = _close_view(state)
     box = await state.store.get_mailbox(state.user_id, cmd.mailbox)
     if box is None:
         return out + r.no(cmd.tag, "No such mailbox", r.NONEXISTENT)
@@ -52,7 +52,7 @@ async def select(state: SessionState, cmd: c.Select | c.Examine) -> bytes:
 
 
 async def open_selected(
-    state: SessionState,
+    state: Authenticated,
     cmd: c.Select | c.Examine,
     mailbox_id: int,
     readonly: bool,
@@ -65,7 +65,8 @@ async def open_selected(
     the user knows it by when it is not the stored one."""
     if cmd.qresync is not None and not state.qresync:
         return r.bad(cmd.tag, "QRESYNC must be enabled first")  # RFC 7162 §3.2.5
-    out = [_close_view(state)]
+    closed, state = _close_view(state)
+    out = [closed]
     try:
         view = await SelectedView.open(state.store, mailbox_id, readonly, state.listings)
     except MailboxGone:
@@ -83,7 +84,7 @@ async def open_selected(
     if cmd.qresync is not None and cmd.qresync.uidvalidity == view.mailbox.uidvalidity:
         out.append(await _qresync(state, view, cmd.qresync))
     view.uidonly = state.uidonly
-    state.view = view
+    state.select(view)
     out.append(r.untagged("OK", "Ok", imap_objects.mailbox_id_code(view.mailbox)))  # RFC 8474
     code = r.READ_ONLY if readonly else r.READ_WRITE
     verb = "EXAMINE" if readonly else "SELECT"
@@ -128,9 +129,9 @@ async def _qresync(state: SessionState, view: SelectedView, params: c.QResyncPar
     return b"".join(out)
 
 
-async def close(state: SessionState, cmd: c.Close | c.Unselect) -> bytes:
+async def close(state: Selected, cmd: c.Close | c.Unselect) -> bytes:
     view = state.selected()
-    state.view = None
+    state.unselect()
     if isinstance(cmd, c.Close) and not view.readonly:
         # RFC 9051 §6.4.1: CLOSE expunges \Deleted messages silently.
         await state.store.expunge_deleted(view.mailbox.id)

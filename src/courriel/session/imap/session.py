@@ -15,8 +15,12 @@ States (RFC 9051 §3) and what moves between them::
     SELECTED          --CLOSE / UNSELECT / failed SELECT or DELETE of it--> AUTHENTICATED
     any               --LOGOUT / BYE------------------> LOGOUT (the adapter closes)
 
-The state is derived from what the session holds (a user, a view), so it cannot disagree with
-them; ``commands.allowed`` is the one table of which command runs where.
+Each state is an object (``state.py``): ``NotAuthenticated``, ``Authenticated`` holding the
+user, ``Selected`` holding the user and the view, so the state cannot disagree with what the
+session holds. The commands are grouped in unions by the states where they are legal
+(``c.SelectedCommand``...); ``commands.allowed``, the table derived from them, refuses a command
+out of its state, and ``_reply`` dispatches on the same unions, narrowing the state object so
+that mypy proves each handler gets the state it needs (a view for selected-state commands).
 
 Sync: at login the session subscribes to the user's changes (``store.events``). A background
 task marks the selected view dirty when a change concerns it (or on ``RESYNC``) and sets
@@ -59,7 +63,14 @@ from courriel.session.imap import urlauth as imap_urlauth
 from courriel.session.imap.auth import Authentication, LoginResult
 from courriel.session.imap.capability import ENABLEABLE, capabilities
 from courriel.session.imap.selected import BadSequenceError, Listings, MailboxGone
-from courriel.session.imap.state import Io, SessionState, UserSessions
+from courriel.session.imap.state import (
+    AnyState,
+    Authenticated,
+    Io,
+    NotAuthenticated,
+    Selected,
+    UserSessions,
+)
 from courriel.store.base import (
     Change,
     ChangeKind,
@@ -87,13 +98,13 @@ log = logging.getLogger("courriel.imap")
 SERVER_ID = (("name", "courriel"), ("vendor", "courriel"))
 
 
+NOT_ALLOWED = "Command not allowed in this state"
+
 # Commands answered with bytes alone; the others change the connection (``_dispatch``).
-ReplyCommand = (
-    c.Capability
-    | c.Noop
-    | c.Check
-    | c.Id
-    | c.Enable
+# Those needing the selected state are ``c.SelectedCommand``, the others of the authenticated
+# state ``AuthenticatedReply``: dispatching on them narrows the state object (``_reply``).
+AuthenticatedReply = (
+    c.Enable
     | c.Select
     | c.Examine
     | c.Create
@@ -109,24 +120,13 @@ ReplyCommand = (
     | c.GetQuota
     | c.GetQuotaRoot
     | c.SetQuota
-    | c.Close
-    | c.Unselect
-    | c.Expunge
-    | c.Search
-    | c.Sort
-    | c.Thread
-    | c.CancelUpdate
-    | c.Replace
-    | c.Fetch
-    | c.Store
-    | c.Copy
-    | c.Move
     | c.AclCommand
     | c.GetMetadata
     | c.SetMetadata
     | c.Notify
     | c.UrlAuthCommand
 )
+ReplyCommand = c.Capability | c.Noop | c.Id | AuthenticatedReply | c.SelectedCommand
 
 
 # Changes after which a session re-reads its rights on another user's selected mailbox.
@@ -160,9 +160,9 @@ class Session:
         self.hostname = hostname
         self.tls = tls
         self.compressed = False
-        self.state = SessionState(store=store, appendlimit=appendlimit)
+        self._state: AnyState = NotAuthenticated(store=store, appendlimit=appendlimit)
         if listings is not None:
-            self.state.listings = listings
+            self._state.listings = listings
         self.auth = Authentication(auth, limiter, peer_ip)
         self.sessions = sessions
         self.wake = asyncio.Event()  # a change arrived (IDLE waits on it)
@@ -181,12 +181,32 @@ class Session:
     # --- state ----------------------------------------------------------------------------------
 
     @property
+    def state(self) -> AnyState:
+        """The session's state object, after any move the last command made (``moved_to``)."""
+        moved = self._state.moved_to
+        while moved is not None:
+            self._state = moved
+            moved = moved.moved_to
+        return self._state
+
+    @state.setter
+    def state(self, state: AnyState) -> None:
+        self._state = state
+
+    def _unselect(self) -> None:
+        """Leaves the selected mailbox, if any, without a word to the client."""
+        st = self.state
+        if isinstance(st, Selected):
+            self.state = st.unselect()
+
+    @property
     def protocol_state(self) -> State:
         if self.logged_out:
             return State.LOGOUT
-        if self.state.user is None:
-            return State.NOT_AUTHENTICATED
-        return State.AUTHENTICATED if self.state.view is None else State.SELECTED
+        st = self.state
+        if isinstance(st, Selected):
+            return State.SELECTED
+        return State.AUTHENTICATED if isinstance(st, Authenticated) else State.NOT_AUTHENTICATED
 
     @property
     def authenticated(self) -> bool:
@@ -235,7 +255,7 @@ class Session:
 
     async def command(self, cmd: c.Command) -> Action:
         if not allowed(cmd, self.protocol_state):
-            await self.io.send(r.bad(cmd.tag, "Command not allowed in this state"))
+            await self.io.send(r.bad(cmd.tag, NOT_ALLOWED))
             return Action.CONTINUE
         try:
             action = await self._dispatch(cmd)
@@ -251,11 +271,11 @@ class Session:
         except NotFound:
             await self.io.send(r.no(cmd.tag, "No such mailbox", r.NONEXISTENT))
         except MailboxGone:
-            self.state.view = None
+            self._unselect()
             await self.io.send(r.untagged("BYE", "Selected mailbox was deleted"))
             return Action.CLOSE
         except imap_shared.AccessWithdrawn:
-            self.state.view = None
+            self._unselect()
             await self.io.send(r.untagged("BYE", "Access to the selected mailbox was withdrawn"))
             return Action.CLOSE
         return Action.CONTINUE
@@ -271,7 +291,7 @@ class Session:
             return await self._refresh(allow_expunge=allow_expunge)
         except MailboxGone:
             # Dovecot's answer too: the client learns why and reconnects to a mailbox that exists.
-            self.state.view = None
+            self._unselect()
             self.bye = True
             return r.untagged("BYE", "Selected mailbox was deleted")
 
@@ -332,14 +352,18 @@ class Session:
             case c.Unauthenticate():
                 await self._end_user()
                 # RFC 8437 §3: as a new connection, minus TLS and COMPRESS, which stay
-                self.state = SessionState(
+                self.state = NotAuthenticated(
                     store=self.state.store,
                     appendlimit=self.state.appendlimit,
                     listings=self.state.listings,
                 )
                 await self.io.send(r.ok(cmd.tag, "UNAUTHENTICATE completed"))
             case c.Append():
-                refusal = await imap_shared.append(self.state, self.io, cmd)
+                st = self.state
+                if not isinstance(st, Authenticated):
+                    await self.io.send(r.bad(cmd.tag, NOT_ALLOWED))
+                    return Action.CONTINUE
+                refusal = await imap_shared.append(st, self.io, cmd)
                 if refusal is not None:
                     await self.io.send(refusal)
                 self._own_arrivals()
@@ -358,14 +382,14 @@ class Session:
 
     async def _arrivals(self) -> bytes:
         """The FETCH NOTIFY asks for after the EXISTS of new messages (RFC 5465 §5.2)."""
-        view = self.state.view
-        if view is None or not view.arrived:
+        st = self.state
+        if not isinstance(st, Selected) or not st.view.arrived:
             return b""
-        uids, view.arrived = view.arrived, []
+        uids, st.view.arrived = st.view.arrived, []
         fetch = self.notifier.new_fetch if self.notifier is not None else ()
         if not fetch:
             return b""
-        return await imap_notify.new_message_fetch(self.state, self.io, uids, fetch)
+        return await imap_notify.new_message_fetch(st, self.io, uids, fetch)
 
     def _own_arrivals(self) -> None:
         """RFC 5465 §5.2: no FETCH for the messages this session added (APPEND, COPY, MOVE,
@@ -389,9 +413,10 @@ class Session:
         No EXPUNGE before a command that carries message sequence numbers: it would renumber
         what the client meant. Nothing before SELECT, CLOSE and UNSELECT, which drop the view.
         """
-        if self._recheck_rights:
+        st = self.state
+        if self._recheck_rights and isinstance(st, Authenticated):
             self._recheck_rights = False
-            await imap_shared.recheck_rights(self.state)  # MailboxGone when "r" is gone
+            await imap_shared.recheck_rights(st)  # MailboxGone when "r" is gone
         match cmd:
             case c.Select() | c.Examine() | c.Close() | c.Unselect():
                 return b""
@@ -411,20 +436,29 @@ class Session:
 
     async def _reply(self, cmd: ReplyCommand) -> bytes:
         st = self.state
-        if st.user is not None:
-            shared = await imap_shared.intercept(st, self.io, cmd, self._status_fn())
+        if isinstance(st, Authenticated):
+            shared = await imap_shared.intercept(st, self.io, cmd, self._status_fn(st))
             if shared is not None:
                 return shared  # another user's mailbox (RFC 4314)
+        if isinstance(cmd, c.SelectedCommand):
+            if not isinstance(st, Selected):
+                return r.bad(cmd.tag, NOT_ALLOWED)  # ``allowed`` refused it already
+            return await self._selected_reply(st, cmd)
         match cmd:
             case c.Capability():
                 caps = r.capability(self.capability_list())
                 return caps + r.ok(cmd.tag, "CAPABILITY completed")
-            case c.Noop() | c.Check():
-                return r.ok(
-                    cmd.tag, "NOOP completed" if isinstance(cmd, c.Noop) else "CHECK completed"
-                )
+            case c.Noop():
+                return r.ok(cmd.tag, "NOOP completed")
             case c.Id():
                 return r.id_response(SERVER_ID) + r.ok(cmd.tag, "ID completed")  # RFC 2971
+            case _:
+                if not isinstance(st, Authenticated):
+                    return r.bad(cmd.tag, NOT_ALLOWED)  # ``allowed`` refused it already
+                return await self._authenticated_reply(st, cmd)
+
+    async def _authenticated_reply(self, st: Authenticated, cmd: AuthenticatedReply) -> bytes:
+        match cmd:
             case c.Enable():
                 return self._enable(cmd)
             case c.Select() | c.Examine():
@@ -432,7 +466,7 @@ class Session:
             case c.Create():
                 return await imap_mailboxes.create(st.store, st.user_id, cmd)
             case c.Delete():
-                return await self._delete(cmd)
+                return await self._delete(st, cmd)
             case c.Rename():
                 return await imap_mailboxes.rename(st.store, st.user_id, cmd)
             case c.Subscribe() | c.Unsubscribe():
@@ -441,7 +475,7 @@ class Session:
                     st.store, st.user_id, cmd.tag, cmd.mailbox, on
                 )
             case c.List():
-                return await self._list(cmd)
+                return await self._list(st, cmd)
             case c.Lsub():
                 names = [box.name for box, _ in await imap_acl.listable(st)]
                 return await imap_mailboxes.lsub(
@@ -454,7 +488,7 @@ class Session:
                 first = "HIGHESTMODSEQ" in cmd.items and st.enable_condstore()
                 code = st.condstore_code(first)
                 status = await imap_mailboxes.status(
-                    st.store, st.user_id, cmd, self._status_fn(), code
+                    st.store, st.user_id, cmd, self._status_fn(st), code
                 )
                 return st.condstore_announce(first) + status
             case c.Idle():
@@ -465,6 +499,23 @@ class Session:
                 return await imap_quota.getquotaroot(st, cmd)
             case c.SetQuota():
                 return imap_quota.setquota(cmd)
+            case c.SetAcl() | c.DeleteAcl() | c.GetAcl() | c.ListRights() | c.MyRights():
+                return await imap_acl.command(st, cmd)
+            case c.Notify():
+                return await self._notify(st, cmd)
+            case c.GenUrlAuth() | c.ResetKey() | c.UrlFetch():
+                return await imap_urlauth.command(st, cmd)
+            case c.GetMetadata():
+                return await imap_metadata.getmetadata(st, cmd)
+            case c.SetMetadata():
+                return await imap_metadata.setmetadata(st, cmd)
+            case _:
+                assert_never(cmd)
+
+    async def _selected_reply(self, st: Selected, cmd: c.SelectedCommand) -> bytes:
+        match cmd:
+            case c.Check():
+                return r.ok(cmd.tag, "CHECK completed")
             case c.Close() | c.Unselect():
                 return await imap_select.close(st, cmd)
             case c.Expunge():
@@ -485,16 +536,6 @@ class Session:
                 return await imap_messages.store(st, cmd)
             case c.Copy() | c.Move():
                 return await imap_messages.copy_or_move(st, cmd)
-            case c.SetAcl() | c.DeleteAcl() | c.GetAcl() | c.ListRights() | c.MyRights():
-                return await imap_acl.command(st, cmd)
-            case c.Notify():
-                return await self._notify(cmd)
-            case c.GenUrlAuth() | c.ResetKey() | c.UrlFetch():
-                return await imap_urlauth.command(st, cmd)
-            case c.GetMetadata():
-                return await imap_metadata.getmetadata(st, cmd)
-            case c.SetMetadata():
-                return await imap_metadata.setmetadata(st, cmd)
             case _:
                 assert_never(cmd)
 
@@ -540,6 +581,12 @@ class Session:
         return await self._finish_login(tag, result)
 
     async def _finish_login(self, tag: str, result: LoginResult) -> Action:
+        st = self.state
+        if not isinstance(st, NotAuthenticated):
+            # LOGIN and AUTHENTICATE are refused after login (``allowed``), and a SASL exchange
+            # holds the connection until it ends; this answers what cannot come.
+            await self.io.send(r.bad(tag, NOT_ALLOWED))
+            return Action.CONTINUE
         user = result.user
         if user is None:
             if result.close:
@@ -552,7 +599,7 @@ class Session:
             text = "Too many sessions for this user"
             await self.io.send(r.no(tag, text, r.LIMIT))  # RFC 5530
             return Action.CONTINUE
-        self.state.user = user
+        self.state = st.login(user)
         self._sub = await self.state.store.events.subscribe(user.id)
         self._sub_task = asyncio.create_task(self._follow(self._sub), name="imap-changes")
         code = r.capability_code(self.capability_list())
@@ -650,11 +697,10 @@ class Session:
                 self.conn.enable_utf8()  # RFC 6855 §3, RFC 9051 §6.3.1
         return r.enabled(done) + r.ok(cmd.tag, "ENABLE completed")
 
-    async def _notify(self, cmd: c.Notify) -> bytes:
+    async def _notify(self, st: Authenticated, cmd: c.Notify) -> bytes:
         refused = imap_notify.refusal(cmd)
         if refused is not None:
             return refused  # RFC 5465 §5: nothing changes
-        st = self.state
         boxes = await st.store.list_mailboxes(st.user_id)
         subscribed = await st.store.subscriptions(st.user_id) if cmd.groups else []
         shared = await st.store.shared_mailboxes(st.user_id) if cmd.groups else []
@@ -676,14 +722,12 @@ class Session:
                 out.append(line)  # RFC 5465 §3.1: NOTIFY SET STATUS
         return b"".join(out) + r.ok(cmd.tag, "NOTIFY completed")
 
-    def _status_fn(self) -> imap_mailboxes.StatusFn:
-        st = self.state
+    def _status_fn(self, st: Authenticated) -> imap_mailboxes.StatusFn:
         return imap_shared.GranteeStatus(
             st.store, st.user_id, utf8=st.utf8, appendlimit=st.appendlimit
         )
 
-    async def _list(self, cmd: c.List) -> bytes:
-        st = self.state
+    async def _list(self, st: Authenticated, cmd: c.List) -> bytes:
         shared = await imap_acl.listable(st)
         return await imap_mailboxes.list_mailboxes(
             st.store,
@@ -691,21 +735,19 @@ class Session:
             cmd,
             utf8=st.utf8,
             rev2=st.rev2,
-            status_of=self._status_fn(),
+            status_of=self._status_fn(st),
             shared=shared,
         )
 
-    async def _delete(self, cmd: c.Delete) -> bytes:
-        st = self.state
-        view = st.view
+    async def _delete(self, st: Authenticated, cmd: c.Delete) -> bytes:
         reply = await imap_mailboxes.delete(st.store, st.user_id, cmd)
         if (
-            view is not None
-            and view.mailbox.user_id == st.user_id
-            and view.mailbox.name == cmd.mailbox
+            isinstance(st, Selected)
+            and st.view.mailbox.user_id == st.user_id
+            and st.view.mailbox.name == cmd.mailbox
             and b" OK " in reply
         ):
-            st.view = None  # this session deleted its own selected mailbox
+            st.unselect()  # this session deleted its own selected mailbox
             return r.untagged("OK", "Selected mailbox deleted", r.CLOSED) + reply
         return reply
 

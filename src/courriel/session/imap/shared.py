@@ -48,7 +48,7 @@ from courriel.session.imap.acl import (
     shared_parts,
 )
 from courriel.session.imap.mailboxes import DELIMITER, StatusFn
-from courriel.session.imap.state import Io, SessionState, readonly_refusal
+from courriel.session.imap.state import Authenticated, Io, Selected, readonly_refusal
 from courriel.store.base import FlagOp, Mailbox, MessageInfo, Store
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
@@ -82,7 +82,7 @@ def permitted_flags(flags: frozenset[str], rights: str) -> frozenset[str]:
 
 
 async def intercept(
-    state: SessionState, io: Io, cmd: c.Command, status_of: StatusFn
+    state: Authenticated, io: Io, cmd: c.Command, status_of: StatusFn
 ) -> bytes | None:
     """The complete reply when ``cmd`` concerns another user's mailbox, else None."""
     view = state.view
@@ -103,21 +103,21 @@ async def intercept(
         ):
             if is_shared(cmd.mailbox):
                 return await _mailbox_command(state, cmd, status_of)
-        case c.Copy() | c.Move():
+        case c.Copy() | c.Move() if isinstance(state, Selected):
             if rights is not None or is_shared(cmd.mailbox):
                 return await _copy_or_move(state, cmd, rights)
-        case c.Store():
+        case c.Store() if isinstance(state, Selected):
             if rights is not None:
                 return await _store(state, cmd, rights)
         case c.Expunge():
             if rights is not None and "e" not in rights:
                 return r.no(cmd.tag, "You need the 'e' right to expunge", r.NOPERM)
-        case c.Close():
+        case c.Close() if isinstance(state, Selected):
             if rights is not None and "e" not in rights:
                 # RFC 4314 §4: CLOSE without "e" closes without expunging.
                 await imap_select.close(state, c.Unselect(cmd.tag))
                 return r.ok(cmd.tag, "CLOSE completed")
-        case c.Fetch():
+        case c.Fetch() if isinstance(state, Selected):
             if rights is not None and "s" not in rights:
                 # RFC 4314 §4: without "s" a FETCH reads as with PEEK: \Seen stays as it is.
                 return await imap_messages.fetch(state, io, cmd, may_set_seen=False)
@@ -126,7 +126,7 @@ async def intercept(
     return None
 
 
-async def append(state: SessionState, io: Io, cmd: c.Append) -> bytes | None:
+async def append(state: Authenticated, io: Io, cmd: c.Append) -> bytes | None:
     """APPEND, to the user's own mailbox or, with "i", to a shared one (RFC 4314 §4)."""
     if not is_shared(cmd.mailbox):
         return await imap_append.append(state, io, cmd)
@@ -143,7 +143,7 @@ async def append(state: SessionState, io: Io, cmd: c.Append) -> bytes | None:
     )
 
 
-async def _mailbox_command(state: SessionState, cmd: MailboxCommand, status_of: StatusFn) -> bytes:
+async def _mailbox_command(state: Authenticated, cmd: MailboxCommand, status_of: StatusFn) -> bytes:
     match cmd:
         case c.Select() | c.Examine():
             found = await access(state, cmd.mailbox)
@@ -196,7 +196,7 @@ def _parent(name: str) -> str | None:
     return head if sep else None
 
 
-async def _create(state: SessionState, cmd: c.Create) -> bytes:
+async def _create(state: Authenticated, cmd: c.Create) -> bytes:
     parts = shared_parts(cmd.mailbox.rstrip(DELIMITER))
     parent = _parent(parts[1]) if parts else None
     if parts is None or parent is None:
@@ -211,7 +211,7 @@ async def _create(state: SessionState, cmd: c.Create) -> bytes:
     return await imap_mailboxes.create(state.store, found.box.user_id, renamed)
 
 
-async def _delete(state: SessionState, cmd: c.Delete) -> bytes:
+async def _delete(state: Authenticated, cmd: c.Delete) -> bytes:
     found = await access(state, cmd.mailbox)
     refused = refusal(cmd.tag, found, "x")  # RFC 4314 §4: DELETE needs "x"
     if refused is not None:
@@ -219,14 +219,13 @@ async def _delete(state: SessionState, cmd: c.Delete) -> bytes:
     assert found is not None
     own_name = dataclasses.replace(cmd, mailbox=found.box.name)
     reply = await imap_mailboxes.delete(state.store, found.box.user_id, own_name)
-    view = state.view
-    if view is not None and view.mailbox.id == found.box.id and b" OK " in reply:
-        state.view = None  # this session deleted its own selected mailbox
+    if isinstance(state, Selected) and state.view.mailbox.id == found.box.id and b" OK " in reply:
+        state.unselect()  # this session deleted its own selected mailbox
         return r.untagged("OK", "Selected mailbox deleted", r.CLOSED) + reply
     return reply
 
 
-async def _rename(state: SessionState, cmd: c.Rename) -> bytes:
+async def _rename(state: Authenticated, cmd: c.Rename) -> bytes:
     old, new = shared_parts(cmd.old), shared_parts(cmd.new.rstrip(DELIMITER))
     if old is None or new is None or old[0].lower() != new[0].lower():
         return r.no(cmd.tag, "Mailboxes cannot move between users", r.CANNOT)
@@ -246,7 +245,7 @@ async def _rename(state: SessionState, cmd: c.Rename) -> bytes:
     return await imap_mailboxes.rename(state.store, found.box.user_id, renamed)
 
 
-async def _copy_or_move(state: SessionState, cmd: c.Copy | c.Move, rights: str | None) -> bytes:
+async def _copy_or_move(state: Selected, cmd: c.Copy | c.Move, rights: str | None) -> bytes:
     if isinstance(cmd, c.Move) and rights is not None and not all(n in rights for n in "te"):
         # RFC 6851 §3.3 with RFC 4314 §4: MOVE removes from the source, which needs "t" and "e".
         return r.no(cmd.tag, "You need the 't' and 'e' rights to move out", r.NOPERM)
@@ -259,7 +258,7 @@ async def _copy_or_move(state: SessionState, cmd: c.Copy | c.Move, rights: str |
     return await imap_messages.copy_or_move(state, cmd, found.box.id)
 
 
-async def _store(state: SessionState, cmd: c.Store, rights: str) -> bytes:
+async def _store(state: Selected, cmd: c.Store, rights: str) -> bytes:
     if cmd.mode is c.StoreMode.REPLACE:
         # Replacing may clear any flag: every flag right is needed.
         if not all(n in rights for n in "stw"):
@@ -298,7 +297,7 @@ class PrivateSeen:
         return [with_seen(i, i.uid in seen) for i in infos]
 
 
-async def _store_private(state: SessionState, cmd: c.Store) -> bytes:
+async def _store_private(state: Selected, cmd: c.Store) -> bytes:
     """STORE where \\Seen is the user's own: the other flags go to the message, \\Seen to
     the user's row; the responses come from the refresh that follows, like any change."""
     view = state.selected()
@@ -330,7 +329,7 @@ async def _store_private(state: SessionState, cmd: c.Store) -> bytes:
     return b"".join(out)
 
 
-async def _fetch_private(state: SessionState, io: Io, cmd: c.Fetch) -> bytes:
+async def _fetch_private(state: Selected, io: Io, cmd: c.Fetch) -> bytes:
     """FETCH that sets \\Seen: the user's own, before the data is read (RFC 9051 §6.4.5)."""
     view = state.selected()
     plan = imap_fetch.plan_fetch(
@@ -365,7 +364,7 @@ class GranteeStatus(StatusFn):
         return head + sep + values
 
 
-async def recheck_rights(state: SessionState) -> None:
+async def recheck_rights(state: Authenticated) -> None:
     """After the ACL of the selected shared mailbox changed: take the new rights, and end the
     session (``AccessWithdrawn``: BYE, as for a mailbox deleted meanwhile) when reading is no
     longer granted."""

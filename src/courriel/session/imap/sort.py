@@ -30,7 +30,7 @@ from courriel.session.imap import search as imap_search
 from courriel.session.imap import thread as imap_thread
 from courriel.session.imap.messages import search_matches, uses_modseq
 from courriel.session.imap.selected import SelectedView
-from courriel.session.imap.state import SessionState
+from courriel.session.imap.state import Selected, SessionState
 from courriel.session.timeslice import offload
 from courriel.store.base import MessageInfo
 from courriel.wire.imap import commands as c
@@ -151,7 +151,7 @@ async def _keys(
     return cached
 
 
-async def sort(state: SessionState, cmd: c.Sort) -> bytes:
+async def sort(state: Selected, cmd: c.Sort) -> bytes:
     view = state.selected()
     matched = await _matched(state, view, cmd.search)
     first = False
@@ -197,7 +197,7 @@ def _esort(cmd: c.Sort, numbers: list[int], modseq: int | None) -> bytes:
     )
 
 
-async def thread(state: SessionState, cmd: c.Thread) -> bytes:
+async def thread(state: Selected, cmd: c.Thread) -> bytes:
     view = state.selected()
     matched = await _matched(state, view, cmd.search)
     first = False
@@ -217,7 +217,7 @@ async def thread(state: SessionState, cmd: c.Thread) -> bytes:
     return b"".join(out)
 
 
-async def _result(state: SessionState, ctx: imap_context.SearchContext) -> list[int]:
+async def _result(state: Selected, ctx: imap_context.SearchContext) -> list[int]:
     """The context's program run again over the view, as UIDs in its order."""
     view = state.selected()
     matched = await _matched(state, view, ctx.criteria)
@@ -236,9 +236,9 @@ async def _result(state: SessionState, ctx: imap_context.SearchContext) -> list[
 
 async def context_updates(state: SessionState) -> bytes:
     """ADDTO and REMOVEFROM for the search contexts whose view changed (RFC 5267 §4.3)."""
-    view = state.view
-    if view is None or not view.contexts:
+    if not isinstance(state, Selected) or not state.view.contexts:
         return b""
+    view = state.view
     out: list[bytes] = []
     for ctx in list(view.contexts.values()):
         if ctx.version != view.version:

@@ -3,10 +3,14 @@
 Theory of operation
 -------------------
 ``SessionState`` is the mutable part of a session that the handler modules
-(``imap_select``, ``imap_messages``) read and change; ``courriel.session.imap.Session`` owns
-it and the protocol state machine around it. ``Io`` is what a handler may do besides computing
-bytes: send them (so an acknowledgement can go out inside a store transaction, which is how
-APPEND's OK is sent only after the message is durable) and open such a transaction.
+(``select``, ``messages``) read and change; its subclasses are the states of RFC 9051 §3,
+``NotAuthenticated``, ``Authenticated`` (the user) and ``Selected`` (the user and the view),
+and a handler's signature names the state it runs in. ``courriel.session.imap.Session`` owns
+the current state object and the protocol state machine around it.
+
+``Io`` is what a handler may do besides computing bytes: send them (so an acknowledgement
+can go out inside a store transaction, which is how APPEND's OK is sent only after the message
+is durable) and open such a transaction.
 
 ``UserSessions`` counts each user's sessions for the ``[LIMIT]`` at login, through a ``Tally``
 the server shares with all its worker processes, so the limit holds for the whole server.
@@ -15,8 +19,8 @@ the server shares with all its worker processes, so the limit holds for the whol
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
 
 from courriel.junk.learn import JunkLearner
 from courriel.session.imap.selected import Listings, SelectedView
@@ -75,10 +79,18 @@ class Io(Protocol):
 
 @dataclass(slots=True)
 class SessionState:
+    """What the session has in every state: the store, the limits, the ENABLEd extensions.
+
+    A session is in one of the states below (RFC 9051 §3), each adding what exists only
+    there: ``Authenticated`` the user, ``Selected`` the user and the selected view. A handler
+    says in its signature which state it needs, so mypy proves that a selected-state handler
+    never runs without a view. A command that changes the state (SELECT, CLOSE, DELETE of the
+    selected mailbox) makes the next state object with ``select``/``unselect``, which records
+    it in ``moved_to`` for the session; the handler goes on with the new object.
+    """
+
     store: Store
     appendlimit: int
-    user: User | None = None
-    view: SelectedView | None = None
     condstore: bool = False  # RFC 7162 §3.1: enabled, or implied by a CONDSTORE command
     qresync: bool = False  # RFC 7162 §3.2.3
     uidonly: bool = False  # RFC 9586: enabled; message sequence numbers are refused
@@ -89,15 +101,20 @@ class SessionState:
     listings: Listings = field(default_factory=Listings)
     # Learns from moves into and out of Junk and from $Junk/$NotJunk; None: no learning.
     junk: JunkLearner | None = None
+    # The state this one moved to during the current command (see the class docstring).
+    moved_to: AnyState | None = field(default=None, repr=False, compare=False)
 
     @property
-    def user_id(self) -> int:
-        assert self.user is not None, "handlers of authenticated commands run after login"
-        return self.user.id
+    def user(self) -> User | None:
+        return None
 
-    def selected(self) -> SelectedView:
-        assert self.view is not None, "handlers of selected-state commands run with a view"
-        return self.view
+    @property
+    def view(self) -> SelectedView | None:
+        return None
+
+    def _carried(self) -> dict[str, Any]:
+        """The fields every state has, for the next state object."""
+        return {f.name: getattr(self, f.name) for f in fields(SessionState) if f.name != "moved_to"}
 
     def enable_condstore(self) -> bool:
         """Turns CONDSTORE on for a CONDSTORE-enabling command (RFC 7162 §3.1).
@@ -137,6 +154,53 @@ class SessionState:
         return await view.refresh(
             self.store, allow_expunge=allow_expunge, qresync=self.qresync, condstore=self.condstore
         )
+
+
+@dataclass(slots=True)
+class NotAuthenticated(SessionState):
+    """Before LOGIN or AUTHENTICATE, and after UNAUTHENTICATE (RFC 8437): no user."""
+
+    def login(self, user: User) -> Authenticated:
+        state = Authenticated(**self._carried(), user=user)
+        self.moved_to = state
+        return state
+
+
+@dataclass(slots=True, kw_only=True)
+class Authenticated(SessionState):
+    """A user logged in, no mailbox selected (or, as ``Selected``'s base, one selected)."""
+
+    user: User
+
+    @property
+    def user_id(self) -> int:
+        return self.user.id
+
+    def select(self, view: SelectedView) -> Selected:
+        """The selected state with ``view``; a mailbox selected before is left."""
+        state = Selected(**self._carried(), user=self.user, view=view)
+        self.moved_to = state
+        return state
+
+
+@dataclass(slots=True, kw_only=True)
+class Selected(Authenticated):
+    """A mailbox is selected: its view exists only in this state."""
+
+    view: SelectedView
+
+    def selected(self) -> SelectedView:
+        return self.view
+
+    def unselect(self) -> Authenticated:
+        """Back to the authenticated state (CLOSE, UNSELECT, the mailbox gone)."""
+        state = Authenticated(**self._carried(), user=self.user)
+        self.moved_to = state
+        return state
+
+
+# The state of a session that has not logged out (``Session`` ends at LOGOUT).
+AnyState = NotAuthenticated | Authenticated | Selected
 
 
 def readonly_refusal(tag: str) -> bytes:

@@ -22,15 +22,14 @@ from datetime import UTC, datetime
 
 from courriel.mail.message import UnknownTransferEncoding
 from courriel.session import urlauth
-from courriel.session.imap.state import SessionState
+from courriel.session.imap.state import Authenticated
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import imapurl
 from courriel.wire.imap import responses as r
 
 
-async def command(state: SessionState, cmd: c.UrlAuthCommand) -> bytes:
+async def command(state: Authenticated, cmd: c.UrlAuthCommand) -> bytes:
     user = state.user
-    assert user is not None, "handlers of authenticated commands run after login"
     match cmd:
         case c.GenUrlAuth():
             urls = []

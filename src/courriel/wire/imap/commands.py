@@ -4,10 +4,12 @@ Theory of operation
 -------------------
 Every command the parser understands is a frozen slotted dataclass carrying its tag and its
 arguments already decoded (mailbox names as ``str``, sequence sets as ``SequenceSet``, search
-programs as trees). The class says where the command is legal: ``STATES`` below (RFC 9051 §3,
-§6) is one table, and ``allowed(command, state)`` is what a session asks before dispatching, so
-"BAD Command not allowed in this state" is answered in one place. The session dispatches with
-``match`` over the union ``Command`` and ends with ``assert_never``.
+programs as trees). Where a command is legal (RFC 9051 §3, §6) is said once, by the union it
+belongs to (``AnyStateCommand``, ``NotAuthenticatedCommand``, ``AuthenticatedCommand``,
+``SelectedCommand``...); ``STATES`` is the table derived from them, and ``allowed(command,
+state)`` is what a session asks before dispatching, so "BAD Command not allowed in this state"
+is answered in one place. The session dispatches on the same unions, with ``match`` ending in
+``assert_never``.
 
 Flags are ``str``: system flags with their backslash in canonical case (``\\Seen``), keywords
 as sent. Search and fetch records live in ``search.py`` and ``fetch.py``.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import get_args
 
 from courriel.wire.imap.fetch import FetchAttribute
 from courriel.wire.imap.search import SearchKey
@@ -496,16 +499,15 @@ class UrlFetch:
 UrlAuthCommand = GenUrlAuth | ResetKey | UrlFetch
 
 
-Command = (
-    Capability
-    | Noop
-    | Logout
-    | Id
-    | StartTLS
-    | Authenticate
-    | Login
-    | Enable
-    | Select
+# The commands by the states in which they are legal (RFC 9051 §6.1-§6.4 and each extension's
+# "valid states"); ``STATES`` is derived from these unions and the session dispatches on them,
+# so the table and the handlers cannot disagree. Nothing is legal in LOGOUT.
+AnyStateCommand = Capability | Noop | Logout | Id  # RFC 2971 §3.1: ID in any state
+NotAuthenticatedCommand = StartTLS | Authenticate | Login
+AuthenticatedOnlyCommand = Enable  # RFC 5161 §3.1: authenticated state only, not selected
+# Legal in the authenticated and the selected state.
+AuthenticatedCommand = (
+    Select
     | Examine
     | Create
     | Delete
@@ -518,94 +520,52 @@ Command = (
     | Status
     | Append
     | Idle
-    | Unauthenticate
-    | Compress
+    | Unauthenticate  # RFC 8437 §3
+    | Compress  # RFC 4978 §3: after authentication
     | GetQuota
     | GetQuotaRoot
     | SetQuota
-    | SetAcl
-    | DeleteAcl
-    | GetAcl
-    | ListRights
-    | MyRights
-    | GetMetadata
+    | AclCommand  # RFC 4314 §3
+    | GetMetadata  # RFC 5464 §4
     | SetMetadata
-    | Notify
-    | GenUrlAuth
-    | ResetKey
-    | UrlFetch
-    | Check
+    | Notify  # RFC 5465 §3
+    | UrlAuthCommand  # RFC 4467 §6
+)
+SelectedCommand = (
+    Check
     | Close
     | Unselect
     | Expunge
     | Search
-    | Sort
+    | Sort  # RFC 5256 §3
     | Thread
-    | CancelUpdate
-    | Replace
+    | CancelUpdate  # RFC 5267 §4.3
+    | Replace  # RFC 8508 §3
     | Fetch
     | Store
     | Copy
     | Move
 )
+Command = (
+    AnyStateCommand
+    | NotAuthenticatedCommand
+    | AuthenticatedOnlyCommand
+    | AuthenticatedCommand
+    | SelectedCommand
+)
 
 _ANY = frozenset({State.NOT_AUTHENTICATED, State.AUTHENTICATED, State.SELECTED})
-_NOT_AUTH = frozenset({State.NOT_AUTHENTICATED})
-_AUTH = frozenset({State.AUTHENTICATED, State.SELECTED})
-_SELECTED = frozenset({State.SELECTED})
+_LEGAL: tuple[tuple[object, frozenset[State]], ...] = (
+    (AnyStateCommand, _ANY),
+    (NotAuthenticatedCommand, frozenset({State.NOT_AUTHENTICATED})),
+    (AuthenticatedOnlyCommand, frozenset({State.AUTHENTICATED})),
+    (AuthenticatedCommand, frozenset({State.AUTHENTICATED, State.SELECTED})),
+    (SelectedCommand, frozenset({State.SELECTED})),
+)
 
-# RFC 9051 §6.1-§6.4 and each extension's "valid states"; nothing is legal in LOGOUT.
+# Command class -> the states in which it is legal, read off the unions above.
 STATES: dict[type, frozenset[State]] = {
-    Capability: _ANY,
-    Noop: _ANY,
-    Logout: _ANY,
-    Id: _ANY,  # RFC 2971 §3.1: any state
-    StartTLS: _NOT_AUTH,
-    Authenticate: _NOT_AUTH,
-    Login: _NOT_AUTH,
-    Enable: frozenset({State.AUTHENTICATED}),  # RFC 5161 §3.1: authenticated state only
-    Select: _AUTH,
-    Examine: _AUTH,
-    Create: _AUTH,
-    Delete: _AUTH,
-    Rename: _AUTH,
-    Subscribe: _AUTH,
-    Unsubscribe: _AUTH,
-    List: _AUTH,
-    Lsub: _AUTH,
-    Namespace: _AUTH,
-    Status: _AUTH,
-    Append: _AUTH,
-    Idle: _AUTH,
-    Unauthenticate: _AUTH,  # RFC 8437 §3: authenticated or selected
-    Compress: _AUTH,  # RFC 4978 §3: after authentication
-    GetQuota: _AUTH,
-    GetQuotaRoot: _AUTH,
-    SetQuota: _AUTH,
-    SetAcl: _AUTH,  # RFC 4314 §3: authenticated and selected states
-    DeleteAcl: _AUTH,
-    GetAcl: _AUTH,
-    ListRights: _AUTH,
-    MyRights: _AUTH,
-    GetMetadata: _AUTH,  # RFC 5464 §4: authenticated and selected states
-    SetMetadata: _AUTH,
-    Notify: _AUTH,  # RFC 5465 §3: authenticated and selected states
-    GenUrlAuth: _AUTH,  # RFC 4467 §6: authenticated and selected states
-    ResetKey: _AUTH,
-    UrlFetch: _AUTH,
-    Check: _SELECTED,
-    Close: _SELECTED,
-    Unselect: _SELECTED,
-    Expunge: _SELECTED,
-    Search: _SELECTED,
-    Sort: _SELECTED,  # RFC 5256 §3: selected state only
-    Thread: _SELECTED,
-    CancelUpdate: _SELECTED,  # RFC 5267 §4.3
-    Replace: _SELECTED,  # RFC 8508 §3
-    Fetch: _SELECTED,
-    Store: _SELECTED,
-    Copy: _SELECTED,
-    Move: _SELECTED,
+    kind: states for union, states in _LEGAL for kind in get_args(union) or (union,)
 }
 
 
