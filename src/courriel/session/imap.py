@@ -361,9 +361,10 @@ class Session:
         No EXPUNGE before a command that carries message sequence numbers: it would renumber
         what the client meant. Nothing before SELECT, CLOSE and UNSELECT, which drop the view.
         """
+        flags = b""  # FLAGS and PERMANENTFLAGS again when new rights changed them
         if self._recheck_rights:
             self._recheck_rights = False
-            await imap_shared.recheck_rights(self.state)  # MailboxGone when "r" is gone
+            flags = await imap_shared.recheck_rights(self.state)  # AccessWithdrawn without "r"
         match cmd:
             case c.Select() | c.Examine() | c.Close() | c.Unselect():
                 return b""
@@ -377,9 +378,9 @@ class Session:
                 | c.Move()
                 | c.Replace()
             ):
-                return await self._refresh(allow_expunge=cmd.uid)
+                return flags + await self._refresh(allow_expunge=cmd.uid)
             case _:
-                return await self._refresh(allow_expunge=True)
+                return flags + await self._refresh(allow_expunge=True)
 
     async def _reply(self, cmd: ReplyCommand) -> bytes:
         st = self.state
