@@ -161,6 +161,10 @@ def test_permanentflags_and_store_follow_the_rights(shared: Server) -> None:
         assert bob.command("STORE 1 FLAGS ($Late)")[-1].endswith("OK STORE completed")
         assert flags_in(bob, SHARED)[0] == {"$Late"}
         assert alice_sees(shared)[0] == {"\\Seen", "$Late"}  # Alice's \Seen is not Bob's
+        bob.command(f"SELECT {SHARED}")
+        lines = bob.command("STORE 1 (UNCHANGEDSINCE 1) FLAGS ($Early)")
+        assert "OK [MODIFIED 1]" in lines[-1]  # RFC 7162 §3.1.3: changed since, left alone
+        assert flags_in(bob, SHARED)[0] == {"$Late"}
         grant(shared, "lrt")
         assert "[PERMANENTFLAGS (\\Deleted)]" in permanentflags(bob.command(f"SELECT {SHARED}"))
         assert "NO [NOPERM]" in bob.command("STORE 1 +FLAGS ($Late2)")[-1]

@@ -381,8 +381,10 @@ async def _store_private(
         wanted: dict[frozenset[str], list[int]] = {}
         chosen = set(uids)
         for row in rows:
-            if row.uid in chosen:
-                kept = frozenset(f for f in row.flags if flag_right(f) not in owned)
+            kept = frozenset(f for f in row.flags if flag_right(f) not in owned)
+            # A message that would not change is left out, unless UNCHANGEDSINCE is to
+            # judge it (RFC 7162 §3.1.3 reports it even then).
+            if row.uid in chosen and (since is not None or kept | others != row.flags):
                 wanted.setdefault(kept | others, []).append(row.uid)
         for new, group in wanted.items():
             result = await store.store_flags(box, group, FlagOp.REPLACE, new, unchanged_since=since)
