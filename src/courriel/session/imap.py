@@ -361,7 +361,7 @@ class Session:
         No EXPUNGE before a command that carries message sequence numbers: it would renumber
         what the client meant. Nothing before SELECT, CLOSE and UNSELECT, which drop the view.
         """
-        flags = b""  # FLAGS and PERMANENTFLAGS again when new rights changed them
+        flags = b""  # PERMANENTFLAGS again when new rights changed it (RFC 4314 §5.1.1)
         if self._recheck_rights:
             self._recheck_rights = False
             flags = await imap_shared.recheck_rights(self.state)  # AccessWithdrawn without "r"
