@@ -391,9 +391,10 @@ class Session:
         No EXPUNGE before a command that carries message sequence numbers: it would renumber
         what the client meant. Nothing before SELECT, CLOSE and UNSELECT, which drop the view.
         """
+        flags = b""  # PERMANENTFLAGS again when new rights changed it (RFC 4314 §5.1.1)
         if self._recheck_rights:
             self._recheck_rights = False
-            await imap_shared.recheck_rights(self.state)  # MailboxGone when "r" is gone
+            flags = await imap_shared.recheck_rights(self.state)  # AccessWithdrawn without "r"
         match cmd:
             case c.Select() | c.Examine() | c.Close() | c.Unselect():
                 return b""
@@ -407,9 +408,9 @@ class Session:
                 | c.Move()
                 | c.Replace()
             ):
-                return await self._refresh(allow_expunge=cmd.uid)
+                return flags + await self._refresh(allow_expunge=cmd.uid)
             case _:
-                return await self._refresh(allow_expunge=True)
+                return flags + await self._refresh(allow_expunge=True)
 
     async def _reply(self, cmd: ReplyCommand) -> bytes:
         st = self.state

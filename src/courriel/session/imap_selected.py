@@ -52,6 +52,21 @@ if TYPE_CHECKING:
     from courriel.session.imap_context import SearchContext
 
 
+def flag_right(flag: str) -> str:
+    """The RFC 4314 right that governs setting or clearing ``flag`` (§4, STORE)."""
+    folded = flag.lower()
+    if folded == "\\seen":
+        return "s"
+    if folded == "\\deleted":
+        return "t"
+    return "w"
+
+
+def permitted_flags(flags: Iterable[str], rights: str) -> frozenset[str]:
+    """The flags of ``flags`` that a user holding ``rights`` may set (RFC 4314 §4)."""
+    return frozenset(f for f in flags if flag_right(f) in rights)
+
+
 class MailboxGone(Exception):  # noqa: N818 - reads as an event
     """The selected mailbox was deleted by another session."""
 
@@ -165,10 +180,23 @@ class SelectedView:
     def flags_responses(self) -> bytes:
         """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` (RFC 9051 §7.3.5, §7.1)."""
         names = self.flag_names()
-        perm = responses.permanentflags(
-            [] if self.readonly else names, new_keywords=not self.readonly
-        )
-        return responses.flags(names) + responses.untagged("OK", "Flags permitted", perm)
+        return responses.flags(names) + self.permanent_flags(names)
+
+    def permanent_flags(self, names: Sequence[str] | None = None) -> bytes:
+        """``* OK [PERMANENTFLAGS]``: the flags this user may change, which on another user's
+        mailbox are those the rights allow (RFC 4314 §5.1.1: "s" for \\Seen, "t" for
+        \\Deleted, "w" for the rest and for new keywords)."""
+        names = self.flag_names() if names is None else names
+        rights = self.rights
+        if self.readonly:
+            perm = responses.permanentflags([], new_keywords=False)
+        elif rights is None:
+            perm = responses.permanentflags(names, new_keywords=True)
+        else:
+            allowed = permitted_flags(names, rights)
+            kept = [n for n in names if n in allowed]
+            perm = responses.permanentflags(kept, new_keywords="w" in rights)
+        return responses.untagged("OK", "Flags permitted", perm)
 
     # --- changes the session made itself --------------------------------------------------------
 
