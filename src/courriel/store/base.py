@@ -156,6 +156,15 @@ class MessageExtras:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchHits:
+    """``Store.search_headers``: per key asked, the UIDs that match; and the messages whose
+    stored parse could not be read, which the caller must compare itself."""
+
+    hits: list[set[int]]
+    unmade: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
 class Appended:
     mailbox_id: int
     uidvalidity: int
@@ -622,6 +631,13 @@ class Store(
         (``courriel.mail.sortkeys.encode``);
         "" for a message whose parse could not be read. Keys missing for messages stored
         before they existed are made from the stored parse now, and kept."""
+
+    async def search_headers(self, mailbox_id: int, keys: Sequence[tuple[str, str]]) -> SearchHits:
+        """For each (field of ``searchtext.STORED_FIELDS``, needle folded and free of line
+        feeds and NUL, ``searchtext.storable_needle``), the UIDs of the mailbox whose field
+        holds the needle as SEARCH compares it (``searchtext.field_matches``). Search texts
+        missing for messages stored before they existed are made from the stored parse now,
+        and kept."""
 
     async def message_extras(
         self, mailbox_id: int, uids: Sequence[int]
