@@ -280,6 +280,8 @@ async def store(state: SessionState, cmd: c.Store) -> bytes:
     result = await state.store.store_flags(
         view.mailbox.id, uids, op, flags, unchanged_since=cmd.unchangedsince
     )
+    if result.changed:
+        view.advance(result.changed[0].modseq)  # one MODSEQ for every message it changed
     if state.junk is not None and op is not FlagOp.REMOVE and result.changed:
         # $Junk / $NotJunk set by a client teach the junk filter
         changed = [i.uid for i in result.changed]
@@ -544,9 +546,12 @@ async def expunge(state: SessionState, cmd: c.Expunge) -> bytes:
     uids = None if cmd.uids is None else view.resolve(cmd.uids, uid=True)
     out: list[bytes] = []
     if uids != []:
-        gone = [e.uid for e in await state.store.expunge_deleted(view.mailbox.id, uids)]
+        expunged = await state.store.expunge_deleted(view.mailbox.id, uids)
+        gone = [e.uid for e in expunged]
         out.append(imap_context.before_expunge(view, gone))  # RFC 5267 §4.3
         out.append(view.remove(gone, qresync=state.qresync))
+        if expunged:
+            view.advance(expunged[0].modseq)  # one MODSEQ for the whole expunge
     out.append(await state.refresh(allow_expunge=True))
     out.append(r.ok(cmd.tag, ("UID EXPUNGE" if cmd.uids else "EXPUNGE") + " completed"))
     return b"".join(out)
