@@ -193,3 +193,44 @@ async def test_fetch_of_a_message_expunged_elsewhere(store: Store, inbox: Mailbo
     assert b"* 2 FETCH (UID 2 BODY[] {" in out and b"* 3 FETCH (UID 3 BODY[] {" in out
     assert out.endswith(b"* 1 EXPUNGE\r\nf OK UID FETCH completed\r\n")
     assert state.selected().uids == [2, 3]
+
+
+async def test_own_writes_cost_one_read_and_others_are_still_seen(
+    store: Store, inbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add(store, inbox, 3)
+    user = await store.get_user("alice@example.test")
+    state = SessionState(store, 10**7, user=user)
+    state.view = view = await SelectedView.open(store, inbox.id, readonly=False)
+    calls: list[str] = []
+    for name in ("get_mailbox_by_id", "expunged_since", "changes_since"):
+        original = getattr(store, name)
+
+        async def counted(*args: object, _name: str = name, _f: object = original) -> object:
+            calls.append(_name)
+            return await _f(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(store, name, counted)
+    cmd = parse_command([b"t STORE 1 +FLAGS.SILENT (\\Seen)"], [], limits=Limits(), utf8=False)
+    assert isinstance(cmd, c.Store)
+    await imap_messages.store(state, cmd)
+    view.dirty = True  # the event of the session's own write
+    calls.clear()
+    assert await view.refresh(store, allow_expunge=True, qresync=False, condstore=False) == b""
+    assert calls == ["get_mailbox_by_id"]  # nothing changed since the view's own write
+    # A change made elsewhere after it is read as before.
+    await store.store_flags(inbox.id, [2], FlagOp.ADD, frozenset({"\\Flagged"}))
+    view.dirty = True
+    calls.clear()
+    out = await view.refresh(store, allow_expunge=True, qresync=False, condstore=False)
+    assert out == b"* 2 FETCH (UID 2 FLAGS (\\Flagged))\r\n"
+    assert calls == ["get_mailbox_by_id", "expunged_since", "changes_since"]
+    # A write of this session with another one's before it does not skip that one.
+    await store.store_flags(inbox.id, [3], FlagOp.ADD, frozenset({"\\Answered"}))
+    other = parse_command([b"u STORE 2 +FLAGS.SILENT (\\Seen)"], [], limits=Limits(), utf8=False)
+    assert isinstance(other, c.Store)
+    await imap_messages.store(state, other)
+    view.dirty = True
+    out = await view.refresh(store, allow_expunge=True, qresync=False, condstore=False)
+    assert out == b"* 3 FETCH (UID 3 FLAGS (\\Answered))\r\n"
+    assert view.modseq == (await store.get_mailbox_by_id(inbox.id) or inbox).highestmodseq
