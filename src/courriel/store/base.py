@@ -605,11 +605,15 @@ class Store(
     async def mailbox_status(self, mailbox_id: int) -> MailboxStatus: ...
 
     # messages
-    async def append(self, items: Sequence[tuple[int, NewMessage]]) -> list[Appended]:
+    async def append(
+        self, items: Sequence[tuple[int, NewMessage]], *, claim_recent: bool = False
+    ) -> list[Appended]:
         """Stores each (mailbox id, message) pair; all or nothing; durable on return.
 
         One SMTP delivery to many recipients and one IMAP MULTIAPPEND are each one call.
         Identical bodies are stored once. Raises ``OverQuota`` if an owner would pass their quota.
+        ``claim_recent``: the new messages are \\Recent to the caller (``claim_recent`` up to
+        their UIDs, in the same transaction), for an APPEND to the session's selected mailbox.
         """
 
     async def replace(

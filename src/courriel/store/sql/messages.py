@@ -74,8 +74,12 @@ def append(
     inline: dict[str, bytes] | None = None,
     now: datetime | None = None,
     derived: Sequence[tuple[str | None, SearchTexts | None]] | None = None,
+    *,
+    claim_recent: bool = False,
 ) -> Script[Done[list[Appended]]]:
-    """Stores (mailbox id, message, blob id) triples.
+    """Stores (mailbox id, message, blob id) triples; with ``claim_recent``, raises each
+    mailbox's claimed \\Recent UID to its last new one (``recent.claim_recent``), which no
+    other session can have claimed: the UIDs are new.
 
     ``derived`` are the messages' SORT keys and search texts (``derived_of``), made before
     the transaction so it stays short; made here when not given.
@@ -111,6 +115,12 @@ def append(
             results[i] = Appended(mailbox_id, uidvalidity, uid, modseq)
             add_usage(usage, user_id, len(msg.raw), 1)
         uids = tuple(range(first, first + len(indexes)))
+        if claim_recent:
+            yield Query(
+                "UPDATE mailboxes SET recent_uid = ? WHERE id = ? AND recent_uid < ?",
+                (uids[-1], mailbox_id, uids[-1]),
+                False,
+            )
         changes.append(Change(user_id, mailbox_id, ChangeKind.MESSAGES_ADDED, modseq, uids))
     blobs = Counter(items[i][2] for i in range(len(items)))
     sizes = {item[2]: len(item[1].raw) for item in items}

@@ -254,18 +254,22 @@ class SqlStore(
 
     # messages
 
-    async def append(self, items: Sequence[tuple[int, NewMessage]]) -> list[Appended]:
+    async def append(
+        self, items: Sequence[tuple[int, NewMessage]], *, claim_recent: bool = False
+    ) -> list[Appended]:
         if not items:
             return []
         # Shielded like every write: bodies written must be reaped even if the caller gives up.
-        return await asyncio.shield(self._append(items))
+        return await asyncio.shield(self._append(items, claim_recent))
 
-    async def _append(self, items: Sequence[tuple[int, NewMessage]]) -> list[Appended]:
+    async def _append(
+        self, items: Sequence[tuple[int, NewMessage]], claim_recent: bool
+    ) -> list[Appended]:
         derived = messages.derived_of(items)  # outside the write transaction
         now = self._now()
 
         def script(triples: list[Triple], inline: dict[str, bytes]) -> Script[Done[list[Appended]]]:
-            return messages.append(triples, inline, now, derived)
+            return messages.append(triples, inline, now, derived, claim_recent=claim_recent)
 
         return await self._with_bodies(items, script)
 
