@@ -572,7 +572,7 @@ class Session:
         if view is not None and (
             change.mailbox_id == view.mailbox.id or change.kind is ChangeKind.RESYNC
         ):
-            view.dirty = True
+            view.hear(change)
             self.wake.set()
             if view.rights is not None and change.kind in (
                 ChangeKind.ACL_CHANGED,

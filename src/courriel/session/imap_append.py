@@ -74,8 +74,12 @@ async def append(
         await turn.step()  # MULTIAPPEND of many: others go on between messages
         items.append((box.id, NewMessage(data, m.internal_date or now, flags, meta)))
     view = state.view
+    # \Recent to this session (RFC 3501 §2.3.2), claimed in the append's own transaction
+    claim = bool(view and view.mailbox.id == box.id and view.tracks_recent and not view.readonly)
     async with io.transaction():
-        appended = await state.store.append(items)
+        appended = await state.store.append(items, claim_recent=claim)
+        if claim and view is not None:
+            view.recent.update(a.uid for a in appended)
         if seen:
             uids = [appended[n].uid for n in seen]
             await state.store.set_private_seen(box.id, state.user_id, uids, True)
