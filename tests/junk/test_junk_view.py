@@ -260,3 +260,17 @@ def test_read_gives_the_parse_the_heuristics_and_the_tokens() -> None:
     assert content.meta == parse(raw)
     assert content.words == reference_tokens(raw)
     assert list(content.reasons) == heuristics.check(raw, NOW)
+
+
+def test_words_are_the_patterns_matches_lowered() -> None:
+    """The split-based word scan gives ``_WORD.findall`` lowered, on any text: ASCII and
+    not, long runs cut at 24, underscores, non-breaking spaces, dashes, apostrophes, Greek
+    final sigma, letters whose lower case is longer (İ), ligatures and combining marks."""
+    rng = random.Random(11)
+    alphabet = "abcXYZ019_-' é ΑΣσς İı\u00a0\u2014\u2019Ǆǅ ß ﬁ\u0301 x\t\r\n.,<>"
+    samples = [" ".join(["Réunion", "x" * 60, "ΣΑΣ", "ΑΣ.", "a_b", "İstanbul", "1234"])]
+    for _ in range(2000):
+        n = rng.randint(0, 80)
+        samples.append("".join(rng.choice(alphabet) for _ in range(n)) + "a" * rng.randint(0, 60))
+    for text in samples:
+        assert tokens._words(text) == [m.lower() for m in _WORD.findall(text)], text

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
 from courriel.junk import view
 from courriel.junk.view import HEADER_LIMIT, Header, View
@@ -62,7 +62,7 @@ def _subject(msg: Header) -> Reason | None:
 
 def _from_name(msg: Header) -> Reason | None:
     for text in msg.froms[:3]:
-        for _name, address in getaddresses([text]):
+        for _name, address in view.addresses((text,)):
             name = text.split("<", 1)[0] if "<" in text else ""
             for shown in _ADDRESS.findall(name):
                 if shown.lower() != address.lower():

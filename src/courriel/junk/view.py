@@ -29,10 +29,12 @@ import base64
 import binascii
 import email
 import email.policy
+import functools
 import quopri
 import re
 from dataclasses import dataclass
 from email.message import Message
+from email.utils import getaddresses
 
 from courriel.mail import mime
 from courriel.mail.message import MessageMeta, Part, PartKind, parse
@@ -56,6 +58,13 @@ _SIMPLE_TYPE = re.compile(
     rb"(?:;\s*" + _TOKEN + rb"\s*=\s*(?:\"[^\"\\\r\n]*\"|[A-Za-z0-9!#$%&'+.^_`{|}~-]*)\s*)*;?\s*"
 )
 _PARAM = re.compile(rb";\s*(" + _TOKEN + rb")\s*=\s*(\"[^\"]*\"|[^;\s]*)")
+
+
+@functools.lru_cache(maxsize=1024)
+def addresses(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """``email.utils.getaddresses`` of field values, remembered: the tokens and the heuristics
+    both read the From field, and senders write again."""
+    return tuple(getaddresses(list(values)))
 
 
 @dataclass(frozen=True, slots=True)
