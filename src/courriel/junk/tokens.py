@@ -45,43 +45,40 @@ def digest(raw: bytes) -> str:
 
 
 # Bytes that can be part of a word, from ``text.encode()``: ASCII letters and digits, and every
-# byte of a non-ASCII character (whether it is a letter is decided by ``_WORD``, below).
+# byte of a non-ASCII character (``_words`` blanks the non-ASCII ones that are not letters).
 _WORD_BYTES = bytes(
     b if b >= 0x80 or chr(b).isalnum() else 0x20 for b in range(256)
 )  # fmt: skip
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def _words(text: str) -> list[str]:
-    """The lower-cased words of ``text`` (matches of ``_WORD``), digit runs included
-    (``of_view`` drops them once the words are distinct).
+    """The lower-cased words of ``text``: ``_WORD``'s matches, each lowered, digit runs
+    included (``of_view`` drops them once the words are distinct).
 
-    ``_WORD.findall`` costs about 60 ns a character; most text is ASCII words between ASCII
-    spaces and punctuation, so the text is lowered and cut at every ASCII character that is
-    not a letter or digit (``translate`` on its UTF-8 bytes) and at white space (``split``):
-    neither ever belongs to a word, so each piece holds whole words only. ASCII pieces are
-    words as they are (cut every 24 characters, as the pattern's bound cuts them); a piece
-    with other characters is matched with ``_WORD`` and lowered word by word, as before.
-    Lowering ASCII letters first changes nothing ``lower`` does to the rest.
+    ``_WORD.findall`` costs about 60 ns a character, so the same words are found with
+    operations that run in C: every character that is not a letter or digit (what ``_WORD``
+    calls a word character, ``str.isalnum``) becomes a space -- by ``translate`` on the UTF-8
+    bytes for ASCII, by ``replace`` for each other such character the text holds -- and
+    ``split`` leaves the runs of word characters. A run of 3 to 24 characters is one match;
+    a longer one is cut every 24 characters, as the pattern's bound cuts it. One ``lower``
+    over the matches joined by spaces lowers each as alone: a space is neither cased nor
+    case-ignorable, so no word's context (Greek final sigma) crosses it.
     """
-    data = text.encode("utf-8", "surrogatepass").lower().translate(_WORD_BYTES)
-    pieces = data.decode("utf-8", "surrogatepass").split()
-    if data.isascii():
-        found = [w for w in pieces if len(w) > 2]
-        if not found or max(map(len, found)) <= _LONGEST:
-            return found
-    out: list[str] = []
-    for w in pieces:
-        n = len(w)
-        if n < 3:
-            continue
-        if w.isascii():
-            if n <= _LONGEST:
-                out.append(w)
-            else:
-                out += [w[i : i + _LONGEST] for i in range(0, n, _LONGEST) if n - i > 2]
-        else:
-            out += [m.lower() for m in _WORD.findall(w)]
-    return out
+    data = text.encode("utf-8", "surrogatepass").translate(_WORD_BYTES)
+    if not data.isascii():
+        for c in set(_NON_ASCII.findall(text)):
+            if not c.isalnum():
+                data = data.replace(c.encode("utf-8", "surrogatepass"), b" ")
+    runs = data.decode("utf-8", "surrogatepass").split()
+    if runs and max(map(len, runs)) > _LONGEST:
+        found = []
+        for run in runs:
+            n = len(run)
+            found += [run[i : i + _LONGEST] for i in range(0, n, _LONGEST) if n - i > 2]
+    else:
+        found = [run for run in runs if len(run) > 2]
+    return " ".join(found).lower().split(" ") if found else []
 
 
 def tokens(raw: bytes, meta: MessageMeta | None = None) -> tuple[str, ...]:
