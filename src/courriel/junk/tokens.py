@@ -53,24 +53,26 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def _words(text: str) -> list[str]:
-    """The lower-cased words of ``text``: ``_WORD``'s matches, each lowered, digit runs
-    included (``of_view`` drops them once the words are distinct).
+    """The lower-cased words of ``text``: ``_WORD``'s matches, each lowered, in order of
+    first appearance, digit runs included (``of_view`` drops them once the words are
+    distinct); a word repeated may appear more than once (its spellings in capitals).
 
     ``_WORD.findall`` costs about 60 ns a character, so the same words are found with
     operations that run in C: every character that is not a letter or digit (what ``_WORD``
     calls a word character, ``str.isalnum``) becomes a space -- by ``translate`` on the UTF-8
     bytes for ASCII, by ``replace`` for each other such character the text holds -- and
-    ``split`` leaves the runs of word characters. A run of 3 to 24 characters is one match;
-    a longer one is cut every 24 characters, as the pattern's bound cuts it. One ``lower``
-    over the matches joined by spaces lowers each as alone: a space is neither cased nor
-    case-ignorable, so no word's context (Greek final sigma) crosses it.
+    ``split`` leaves the runs of word characters, of which the first of each spelling is
+    kept (a repeated run repeats its matches, which teach nothing new). A run of 3 to 24
+    characters is one match; a longer one is cut every 24 characters, as the pattern's bound
+    cuts it. One ``lower`` over the matches joined by spaces lowers each as alone: a space
+    is neither cased nor case-ignorable, so no word's context (Greek final sigma) crosses it.
     """
     data = text.encode("utf-8", "surrogatepass").translate(_WORD_BYTES)
     if not data.isascii():
         for c in set(_NON_ASCII.findall(text)):
             if not c.isalnum():
                 data = data.replace(c.encode("utf-8", "surrogatepass"), b" ")
-    runs = data.decode("utf-8", "surrogatepass").split()
+    runs = list(dict.fromkeys(data.decode("utf-8", "surrogatepass").split()))
     if runs and max(map(len, runs)) > _LONGEST:
         found = []
         for run in runs:
