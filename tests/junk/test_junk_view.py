@@ -275,3 +275,10 @@ def test_words_are_the_patterns_matches_lowered() -> None:
     for text in samples:
         expected = list(dict.fromkeys(m.lower() for m in _WORD.findall(text)))
         assert list(dict.fromkeys(tokens._words(text))) == expected, text
+
+
+def test_addresses_are_getaddresses_remembered_or_not() -> None:
+    short = ('"Anna" <anna@partner.test>',)
+    long = (", ".join(f"user{i} <user{i}@partner.test>" for i in range(100)),)
+    for values in (short, long, short):
+        assert view.addresses(values) == tuple(getaddresses(list(values)))

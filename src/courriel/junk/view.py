@@ -60,10 +60,19 @@ _SIMPLE_TYPE = re.compile(
 _PARAM = re.compile(rb";\s*(" + _TOKEN + rb")\s*=\s*(\"[^\"]*\"|[^;\s]*)")
 
 
-@functools.lru_cache(maxsize=1024)
+_REMEMBERED = 1000  # characters of field values whose addresses are remembered
+
+
 def addresses(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """``email.utils.getaddresses`` of field values, remembered: the tokens and the heuristics
-    both read the From field, and senders write again."""
+    """``email.utils.getaddresses`` of field values, remembered when short: the tokens and
+    the heuristics both read the From field, and senders write again."""
+    if sum(map(len, values)) > _REMEMBERED:
+        return tuple(getaddresses(list(values)))
+    return _addresses(values)
+
+
+@functools.lru_cache(maxsize=1024)
+def _addresses(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(getaddresses(list(values)))
 
 
