@@ -11,7 +11,15 @@ import pytest
 from courriel.session.imap import messages as imap_messages
 from courriel.session.imap.selected import BadSequenceError, MailboxGone, SelectedView
 from courriel.session.imap.state import Selected
-from courriel.store.base import FlagOp, Mailbox, MessageInfo, NewMessage, Store
+from courriel.store.base import (
+    Change,
+    ChangeKind,
+    FlagOp,
+    Mailbox,
+    MessageInfo,
+    NewMessage,
+    Store,
+)
 from courriel.wire.imap import commands as c
 from courriel.wire.imap.lexer import Limits
 from courriel.wire.imap.parser import parse_command
@@ -193,3 +201,58 @@ async def test_fetch_of_a_message_expunged_elsewhere(store: Store, inbox: Mailbo
     assert b"* 2 FETCH (UID 2 BODY[] {" in out and b"* 3 FETCH (UID 3 BODY[] {" in out
     assert out.endswith(b"* 1 EXPUNGE\r\nf OK UID FETCH completed\r\n")
     assert state.selected().uids == [2, 3]
+
+
+async def test_own_writes_cost_no_read_and_others_are_still_seen(
+    store: Store, inbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add(store, inbox, 3)
+    user = await store.get_user("alice@example.test")
+    assert user is not None
+    view = await SelectedView.open(store, inbox.id, readonly=False)
+    state = Selected(store, 10**7, user=user, view=view)
+    calls: list[str] = []
+    for name in ("get_mailbox_by_id", "expunged_since", "changes_since"):
+        original = getattr(store, name)
+
+        async def counted(*args: object, _name: str = name, _f: object = original) -> object:
+            calls.append(_name)
+            return await _f(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(store, name, counted)
+
+    def event(modseq: int, kind: ChangeKind = ChangeKind.FLAGS_CHANGED) -> Change:
+        return Change(user.id, inbox.id, kind, modseq, ())
+
+    cmd = parse_command([b"t STORE 1 +FLAGS.SILENT (\\Seen)"], [], limits=Limits(), utf8=False)
+    assert isinstance(cmd, c.Store)
+    await imap_messages.store(state, cmd)
+    view.hear(event(view.modseq))  # the event of the session's own write
+    assert not view.needs_refresh
+    view.dirty = True  # were it read again anyway, one read would show nothing changed
+    calls.clear()
+    assert await view.refresh(store, allow_expunge=True, qresync=False, condstore=False) == b""
+    assert calls == ["get_mailbox_by_id"]
+    # A change made elsewhere after it is heard, read and announced as before.
+    await store.store_flags(inbox.id, [2], FlagOp.ADD, frozenset({"\\Flagged"}))
+    view.hear(event(view.modseq + 1))
+    assert view.needs_refresh
+    calls.clear()
+    out = await view.refresh(store, allow_expunge=True, qresync=False, condstore=False)
+    assert out == b"* 2 FETCH (UID 2 FLAGS (\\Flagged))\r\n"
+    assert calls == ["get_mailbox_by_id", "expunged_since", "changes_since"]
+    # A write of this session with another one's before it does not skip that one.
+    await store.store_flags(inbox.id, [3], FlagOp.ADD, frozenset({"\\Answered"}))
+    other = parse_command([b"u STORE 2 +FLAGS.SILENT (\\Seen)"], [], limits=Limits(), utf8=False)
+    assert isinstance(other, c.Store)
+    await imap_messages.store(state, other)
+    view.hear(event(view.modseq + 2))
+    out = await view.refresh(store, allow_expunge=True, qresync=False, condstore=False)
+    assert out == b"* 3 FETCH (UID 3 FLAGS (\\Answered))\r\n"
+    assert view.modseq == (await store.get_mailbox_by_id(inbox.id) or inbox).highestmodseq
+    # Events without a MODSEQ, and of other kinds, always have the view read again.
+    view.hear(event(0))
+    assert view.needs_refresh
+    await view.refresh(store, allow_expunge=True, qresync=False, condstore=False)
+    view.hear(event(1, ChangeKind.MAILBOX_RENAMED))
+    assert view.needs_refresh

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from courriel.mail import envelope
-from courriel.mail.message import MetaFormatError, search_fields_of
+from courriel.mail.message import MetaFormatError, SearchFields, search_fields_of
 
 __all__ = [
     "EMPTY",
@@ -42,6 +42,7 @@ __all__ = [
     "field",
     "fields",
     "keys_of",
+    "keys_of_fields",
     "message_ids",
 ]
 
@@ -152,6 +153,11 @@ def keys_of(meta: bytes) -> SortKeys | None:
         fields = search_fields_of(meta)
     except MetaFormatError:
         return None
+    return keys_of_fields(fields)
+
+
+def keys_of_fields(fields: SearchFields) -> SortKeys:
+    """The keys of a message from the header fields of its parse (``search_fields_of``)."""
     headers = fields.text_headers
     subject, reply = base_subject(headers.get("subject", ""))
     first_from = _first_address(headers.get("from"))

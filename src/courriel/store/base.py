@@ -179,6 +179,15 @@ class MessageExtras:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchHits:
+    """``Store.search_headers``: per key asked, the UIDs that match; and the messages whose
+    stored parse could not be read, which the caller must compare itself."""
+
+    hits: list[set[int]]
+    unmade: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
 class Appended:
     mailbox_id: int
     uidvalidity: int
@@ -413,11 +422,15 @@ class MailStore(Protocol):
     async def mailbox_status(self, mailbox_id: int) -> MailboxStatus: ...
 
     # messages
-    async def append(self, items: Sequence[tuple[int, NewMessage]]) -> list[Appended]:
+    async def append(
+        self, items: Sequence[tuple[int, NewMessage]], *, claim_recent: bool = False
+    ) -> list[Appended]:
         """Stores each (mailbox id, message) pair; all or nothing; durable on return.
 
         One SMTP delivery to many recipients and one IMAP MULTIAPPEND are each one call.
         Identical bodies are stored once. Raises ``OverQuota`` if an owner would pass their quota.
+        ``claim_recent``: the new messages are \\Recent to the caller (``claim_recent`` up to
+        their UIDs, in the same transaction), for an APPEND to the session's selected mailbox.
         """
 
     async def replace(
@@ -439,6 +452,13 @@ class MailStore(Protocol):
         (``courriel.mail.sortkeys.encode``);
         "" for a message whose parse could not be read. Keys missing for messages stored
         before they existed are made from the stored parse now, and kept."""
+
+    async def search_headers(self, mailbox_id: int, keys: Sequence[tuple[str, str]]) -> SearchHits:
+        """For each (field of ``searchtext.STORED_FIELDS``, needle folded and free of line
+        feeds and NUL, ``searchtext.storable_needle``), the UIDs of the mailbox whose field
+        holds the needle as SEARCH compares it (``searchtext.field_matches``). Search texts
+        missing for messages stored before they existed are made from the stored parse now,
+        and kept."""
 
     async def message_extras(
         self, mailbox_id: int, uids: Sequence[int]

@@ -32,7 +32,7 @@ announce it, leaves the message out and ends with ``NO [EXPUNGEISSUED]`` (RFC 55
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
 
 from courriel.mail.flags import display_order
@@ -289,6 +289,8 @@ async def store(state: Selected, cmd: c.Store) -> bytes:
     result = await state.store.store_flags(
         view.mailbox.id, uids, op, flags, unchanged_since=cmd.unchangedsince
     )
+    if result.changed:
+        view.advance(result.changed[0].modseq)  # one MODSEQ for every message it changed
     if state.junk is not None and op is not FlagOp.REMOVE and result.changed:
         # $Junk / $NotJunk set by a client teach the junk filter
         changed = [i.uid for i in result.changed]
@@ -404,18 +406,35 @@ async def search_matches(
 async def _search_fields(
     state: SessionState, view: SelectedView, tree: s.SearchKey, uids: list[int]
 ) -> list[tuple[int, int]]:
-    """Header keys and SENT* only: the fields come from the mailbox's ``FieldCache``, and
-    the stored parse is read only for messages no search has compared those fields of."""
-    names, sent = imap_search.compared_fields(tree)
+    """Header keys and SENT* only. The keys on the fields the store keeps searchable are
+    answered by it for the whole mailbox in one query (``Store.search_headers``); the other
+    fields come from the mailbox's ``FieldCache``, and the stored parse is read only for
+    messages no search has compared those fields of."""
+    keys = imap_search.stored_keys(tree)
+    hits: dict[tuple[str, str], set[int]] = {}
+    unmade: AbstractSet[int] = frozenset()
+    if keys:
+        found = await state.store.search_headers(view.mailbox.id, keys)
+        hits = dict(zip(keys, found.hits, strict=True))
+        unmade = found.unmade
+    infos = view.infos
+    if isinstance(tree, s.SearchHeader) and not unmade and hits:
+        # The common case, one header key: the store's answer is the answer.
+        (matching,) = hits.values()
+        return [(seq, uid) for seq, uid in enumerate(uids, 1) if uid in matching]
+    names, sent = imap_search.compared_fields(tree, hits)
     cache = view.fields
-    todo = cache.missing(names, sent, uids)
+    todo = cache.missing(names, sent, uids) if names or sent else []
+    every_name = names
+    if unmade:  # their parse could not be read for the store: compared as before, and fail
+        every_name, _ = imap_search.compared_fields(tree)
+        todo = sorted({*todo, *cache.missing(every_name, sent, [u for u in uids if u in unmade])})
     for start in range(0, len(todo), META_BATCH):
         stored = await state.store.get_meta(view.mailbox.id, todo[start : start + META_BATCH])
         for uid, data in stored.items():
             if data:
-                cache.add(uid, search_fields_of(data), names, sent)
+                cache.add(uid, search_fields_of(data), every_name, sent)
     matched: list[tuple[int, int]] = []
-    infos = view.infos
     turn = TimeSlice()
     for seq, uid in enumerate(uids, 1):
         info = infos.get(uid)
@@ -423,8 +442,11 @@ async def _search_fields(
             continue
         if seq % 16 == 0:
             await turn.step()
-        fields = cache.fields(uid, names, sent)
-        if imap_search.matches(tree, seq, info, fields, None, view, recent=uid in view.recent):
+        answered = None if uid in unmade else hits
+        fields = cache.fields(uid, every_name if answered is None else names, sent)
+        if imap_search.matches(
+            tree, seq, info, fields, None, view, recent=uid in view.recent, hits=answered
+        ):
             matched.append((seq, uid))
     return matched
 
@@ -480,10 +502,19 @@ async def _target(state: Authenticated, name: str) -> Mailbox | None:
     return await state.store.get_mailbox(state.user_id, name)
 
 
+# Gives the copies (source UID, new UID) in the target the flags the user may give them.
+Settle = Callable[[SelectedView, Mailbox, list[tuple[int, int]]], Awaitable[None]]
+
+
 async def copy_or_move(
-    state: Selected, cmd: c.Copy | c.Move, target_id: int | None = None
+    state: Selected,
+    cmd: c.Copy | c.Move,
+    target_id: int | None = None,
+    settle: Settle | None = None,
 ) -> bytes:
-    """``target_id``: the target found and checked by the caller (another user's mailbox)."""
+    """``target_id``: the target found and checked by the caller (another user's mailbox);
+    ``settle``: run on the copies before any response, while the view still holds the sources
+    (\\Seen per user and the flag rights on shared mailboxes, ``imap_shared``)."""
     view = state.selected()
     is_move = isinstance(cmd, c.Move)
     if is_move and view.readonly:
@@ -503,12 +534,16 @@ async def copy_or_move(
         view.dirty = True  # new messages in this very mailbox: EXISTS before the OK
     if not is_move:
         copied = await state.store.copy(view.mailbox.id, uids, target)
+        if settle is not None:
+            await settle(view, box, copied.pairs)
         if state.junk is not None:  # into or out of Junk teaches the junk filter
             await state.junk.after_copy(state.user_id, view.mailbox, box, copied.pairs)
         out = [await state.refresh(allow_expunge=True)]
         out.append(r.ok(cmd.tag, f"{verb} completed", _copyuid(copied)))  # RFC 4315 §3
         return b"".join(out)
     moved = await state.store.move(view.mailbox.id, uids, target)
+    if settle is not None:
+        await settle(view, box, moved.pairs)
     if state.junk is not None:
         await state.junk.after_copy(state.user_id, view.mailbox, box, moved.pairs)
     # RFC 6851 §4.3: COPYUID comes untagged, before the expunges of the moved messages.
@@ -533,9 +568,12 @@ async def expunge(state: Selected, cmd: c.Expunge) -> bytes:
     uids = None if cmd.uids is None else view.resolve(cmd.uids, uid=True)
     out: list[bytes] = []
     if uids != []:
-        gone = [e.uid for e in await state.store.expunge_deleted(view.mailbox.id, uids)]
+        expunged = await state.store.expunge_deleted(view.mailbox.id, uids)
+        gone = [e.uid for e in expunged]
         out.append(imap_context.before_expunge(view, gone))  # RFC 5267 §4.3
         out.append(view.remove(gone, qresync=state.qresync))
+        if expunged:
+            view.advance(expunged[0].modseq)  # one MODSEQ for the whole expunge
     out.append(await state.refresh(allow_expunge=True))
     out.append(r.ok(cmd.tag, ("UID EXPUNGE" if cmd.uids else "EXPUNGE") + " completed"))
     return b"".join(out)

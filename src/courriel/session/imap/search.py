@@ -9,7 +9,10 @@ the header fields of the stored parse (``SearchFields``: the decoded fields SEAR
 the Date, read without the part tree); BODY, TEXT and HEADER of an uncommon field need the raw
 message, and BODY and TEXT the whole parse. ``matches`` then evaluates the tree for one
 message, short-circuiting AND and OR, and folds the message text at most once per message
-whatever the number of string keys.
+whatever the number of string keys. Keys on Subject, From, To, Cc and Bcc whose folded needle
+holds no line feed or NUL (``stored_keys``) are answered for the whole mailbox by the store's
+search texts (``Store.search_headers``, ``searchtext.stored_text``), and ``matches`` is given
+those answers (``hits``) instead of reading the fields.
 
 Semantics; where the RFCs leave room, the choices are Dovecot's unless said otherwise:
 
@@ -37,15 +40,14 @@ Semantics; where the RFCs leave room, the choices are Dovecot's unless said othe
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol, assert_never
 
-from courriel.mail import envelope, searchtext
 from courriel.mail import flags as flags_
+from courriel.mail import searchtext
 from courriel.mail.message import SEARCH_FIELDS, MessageMeta, SearchFields
 from courriel.session.imap import ids as imap_ids
 from courriel.store.base import MessageExtras, MessageInfo
@@ -73,6 +75,7 @@ from courriel.wire.imap.search import (
 
 __all__ = [
     "FieldCache",
+    "Hits",
     "SearchPlan",
     "SearchView",
     "compared_fields",
@@ -81,33 +84,13 @@ __all__ = [
     "partial_slice",
     "plan_search",
     "search_response",
+    "stored_keys",
 ]
 
 _META_FIELDS = frozenset(SEARCH_FIELDS)
-_ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc"})
-# Where the parsed addresses can read differently from the field: a comment, a quoted string
-# or a quoted pair, or white space next to "@" or "." inside an address.
-_UNLIKE_PARSED = re.compile(r'[("\\]|\s[@.]|[@.]\s')
-
-
-def _address_match(needle: str, value: str) -> bool:
-    """Whether folded ``needle`` is in one of the parsed addresses of decoded ``value``."""
-    if not _UNLIKE_PARSED.search(value):
-        return False  # the parse would read as the field did, which did not match
-    for address in envelope.parse_addresses(value.encode("utf-8")):
-        text = _utf8(address.mailbox)  # a group name when there is no host
-        if address.host is not None:
-            text = f"{text}@{_utf8(address.host)}"
-            if address.name:
-                text = f"{_utf8(address.name)} <{text}>"
-        if needle in searchtext.fold(text):
-            return True
-    return False
-
-
-def _utf8(text: str | None) -> str:
-    """A part of ``envelope.parse_addresses``, which reads bytes as Latin-1, back as UTF-8."""
-    return "" if text is None else text.encode("latin-1").decode("utf-8", "replace")
+_STORED_FIELDS = frozenset(searchtext.STORED_FIELDS)
+# (field, folded needle) -> UIDs matching, found by the store (``Store.search_headers``)
+Hits = Mapping[tuple[str, str], AbstractSet[int]]
 
 
 class SearchView(Protocol):
@@ -185,20 +168,22 @@ def plan_search(tree: SearchKey) -> SearchPlan:
     return SearchPlan(needs_meta=meta, needs_body=body, needs_extras=_needs_extras(tree))
 
 
-def _compared(key: SearchKey, names: set[str]) -> bool:
-    """Adds the parse's fields ``key`` compares to ``names``; whether it compares SENT*."""
+def _compared(key: SearchKey, names: set[str], answered: Hits) -> bool:
+    """Adds the parse's fields ``key`` compares to ``names``, but for the keys ``answered``
+    holds; whether it compares SENT*."""
     match key:
         case SearchNot(inner):
-            return _compared(inner, names)
+            return _compared(inner, names, answered)
         case SearchOr(left, right):
-            return _compared(left, names) | _compared(right, names)
+            return _compared(left, names, answered) | _compared(right, names, answered)
         case SearchAnd(keys):
             sent = False
             for k in keys:  # every key, not up to the first SENT*: each may add names
-                sent |= _compared(k, names)
+                sent |= _compared(k, names, answered)
             return sent
-        case SearchHeader(name=name) if name in _META_FIELDS:
-            names.add(name)
+        case SearchHeader(name=name, value=value) if name in _META_FIELDS:
+            if (name, searchtext.fold(value)) not in answered:
+                names.add(name)
             return False
         case SearchDate(field=DateField.SENT):
             return True
@@ -206,11 +191,38 @@ def _compared(key: SearchKey, names: set[str]) -> bool:
             return False
 
 
-def compared_fields(tree: SearchKey) -> tuple[frozenset[str], bool]:
-    """The ``SEARCH_FIELDS`` names ``tree`` compares, and whether it compares the Date."""
+def compared_fields(tree: SearchKey, answered: Hits | None = None) -> tuple[frozenset[str], bool]:
+    """The ``SEARCH_FIELDS`` names ``tree`` compares, and whether it compares the Date; with
+    ``answered``, the names of the keys it does not answer."""
     names: set[str] = set()
-    sent = _compared(tree, names)
+    sent = _compared(tree, names, answered or {})
     return frozenset(names), sent
+
+
+def _stored(key: SearchKey, out: set[tuple[str, str]]) -> None:
+    match key:
+        case SearchNot(inner):
+            _stored(inner, out)
+        case SearchOr(left, right):
+            _stored(left, out)
+            _stored(right, out)
+        case SearchAnd(keys):
+            for k in keys:
+                _stored(k, out)
+        case SearchHeader(name=name, value=value) if name in _STORED_FIELDS:
+            needle = searchtext.fold(value)
+            if searchtext.storable_needle(needle):
+                out.add((name, needle))
+        case _:
+            return
+
+
+def stored_keys(tree: SearchKey) -> list[tuple[str, str]]:
+    """The header keys of ``tree`` the store's search texts answer (``Store.search_headers``):
+    (field, folded needle), sorted."""
+    out: set[tuple[str, str]] = set()
+    _stored(tree, out)
+    return sorted(out)
 
 
 class FieldCache:
@@ -291,6 +303,7 @@ class _Message:
         "_parts",
         "_pending",
         "extras",
+        "hits",
         "info",
         "meta",
         "raw",
@@ -308,8 +321,10 @@ class _Message:
         view: SearchView,
         recent: bool,
         extras: MessageExtras | None = None,
+        hits: Hits | None = None,
     ) -> None:
         self.extras = extras
+        self.hits = hits
         self.seq = seq
         self.info = info
         self.meta = meta
@@ -338,17 +353,17 @@ class _Message:
 
     def header(self, key: SearchHeader) -> bool:
         needle = searchtext.fold(key.value)
+        if self.hits is not None:
+            found = self.hits.get((key.name, needle))
+            if found is not None:
+                return self.info.uid in found
         if key.name in _META_FIELDS:
             meta = self.need_meta()
             if not needle:
                 # Both maps of the parse hold exactly the fields present.
                 return key.name in meta.text_headers
             value = meta.text_headers.get(key.name)
-            if value is None:
-                return False
-            if needle in searchtext.fold(value):
-                return True
-            return key.name in _ADDRESS_FIELDS and _address_match(needle, value)
+            return value is not None and searchtext.field_matches(key.name, needle, value)
         end = None if self.meta is None else self.meta.header_size
         values = searchtext.header_field_texts(self.need_raw(), key.name, end)
         if not needle:
@@ -454,15 +469,18 @@ def matches(
     *,
     recent: bool = False,
     extras: MessageExtras | None = None,
+    hits: Hits | None = None,
 ) -> bool:
     """Whether message ``seq`` matches ``tree``.
 
     ``meta`` and ``raw`` may be None when ``plan_search`` said they are not needed, and
     ``meta`` may be the ``SearchFields`` alone unless the plan needs the body; ``recent``
     says whether the session counts this message as recent (RFC 3501 §6.4.4 RECENT, NEW, OLD).
-    Raises ``ValueError`` only when data the plan asked for is missing.
+    ``hits`` answers the header keys it holds for this message, which then need no ``meta``
+    (``compared_fields`` with ``answered``). Raises ``ValueError`` only when data the plan
+    asked for is missing.
     """
-    return _Message(seq, info, meta, raw, view, recent, extras).matches(tree)
+    return _Message(seq, info, meta, raw, view, recent, extras, hits).matches(tree)
 
 
 # --- responses ----------------------------------------------------------------------------------

@@ -15,6 +15,12 @@ the changed messages. Every change with a MODSEQ up to that snapshot committed b
 and is therefore seen completely; later changes may be seen too and are simply seen again at the
 next refresh, where the comparison with the cached flags makes them silent. Taking the largest
 MODSEQ of what the reads returned instead would lose an expunge that commits between them.
+Every change to the messages takes a new MODSEQ, so a HIGHESTMODSEQ no higher than the view's
+means nothing changed, and the two other reads are left out. A session's own STORE and
+EXPUNGE move the view's MODSEQ on (``advance``) when nothing came between, and an event of a
+change to the messages (``hear``) asks for a refresh only when its MODSEQ is above the view's,
+so the event of the session's own write costs nothing. (A mailbox seen through another user's
+\\Seen, ``overlay``, is always read again.)
 
 Expunges are held back while a command that forbids them runs (RFC 9051 §7.5.1: not during
 FETCH, STORE or SEARCH, whose sequence numbers would shift under the client): the UIDs wait in
@@ -42,14 +48,33 @@ from typing import TYPE_CHECKING
 
 from courriel.mail.flags import SYSTEM_FLAGS, display_order
 from courriel.session.imap.search import FieldCache
-from courriel.store.base import Expunged, Mailbox, MessageInfo, Store
+from courriel.store.base import Change, ChangeKind, Expunged, Mailbox, MessageInfo, Store
 from courriel.wire.imap import responses
 from courriel.wire.imap.sequence import SequenceSet
 
 Overlay = Callable[[Store, Sequence[MessageInfo]], Awaitable[list[MessageInfo]]]
+# Events of changes to the messages: each carries the MODSEQ it took.
+_MESSAGE_CHANGES = frozenset(
+    {ChangeKind.MESSAGES_ADDED, ChangeKind.FLAGS_CHANGED, ChangeKind.EXPUNGED}
+)
 
 if TYPE_CHECKING:
     from courriel.session.imap.context import SearchContext
+
+
+def flag_right(flag: str) -> str:
+    """The RFC 4314 right that governs setting or clearing ``flag`` (§4, STORE)."""
+    folded = flag.lower()
+    if folded == "\\seen":
+        return "s"
+    if folded == "\\deleted":
+        return "t"
+    return "w"
+
+
+def permitted_flags(flags: Iterable[str], rights: str) -> frozenset[str]:
+    """The flags of ``flags`` that a user holding ``rights`` may set (RFC 4314 §4)."""
+    return frozenset(f for f in flags if flag_right(f) in rights)
 
 
 class MailboxGone(Exception):  # noqa: N818 - reads as an event
@@ -83,6 +108,7 @@ class SelectedView:
         flag_sets = {i.flags for i in infos}
         self.keywords: set[str] = {k for f in flag_sets for k in f if not k.startswith("\\")}
         self.dirty = False  # an event said the store changed since the last refresh
+        self.heard = 0  # the highest MODSEQ an event of a change to the messages named
         self.uidnext = mailbox.uidnext
         self.fields = FieldCache()  # shared with other views of the mailbox once opened
         # RFC 3501 §2.3.2: the UIDs that are \\Recent in this session (IMAP4rev1 only).
@@ -165,10 +191,23 @@ class SelectedView:
     def flags_responses(self) -> bytes:
         """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` (RFC 9051 §7.3.5, §7.1)."""
         names = self.flag_names()
-        perm = responses.permanentflags(
-            [] if self.readonly else names, new_keywords=not self.readonly
-        )
-        return responses.flags(names) + responses.untagged("OK", "Flags permitted", perm)
+        return responses.flags(names) + self.permanent_flags(names)
+
+    def permanent_flags(self, names: Sequence[str] | None = None) -> bytes:
+        """``* OK [PERMANENTFLAGS]``: the flags this user may change, which on another user's
+        mailbox are those the rights allow (RFC 4314 §5.1.1: "s" for \\Seen, "t" for
+        \\Deleted, "w" for the rest and for new keywords)."""
+        names = self.flag_names() if names is None else names
+        rights = self.rights
+        if self.readonly:
+            perm = responses.permanentflags([], new_keywords=False)
+        elif rights is None:
+            perm = responses.permanentflags(names, new_keywords=True)
+        else:
+            allowed = permitted_flags(names, rights)
+            kept = [n for n in names if n in allowed]
+            perm = responses.permanentflags(kept, new_keywords="w" in rights)
+        return responses.untagged("OK", "Flags permitted", perm)
 
     # --- changes the session made itself --------------------------------------------------------
 
@@ -194,6 +233,13 @@ class SelectedView:
             self.update(info)
             keywords.update(info.flags)
         return self.learn_keywords(keywords)
+
+    def advance(self, modseq: int) -> None:
+        """This session's own write of the messages, already taken in (``absorb``, ``remove``),
+        got ``modseq``: when it is the next one, the view is complete up to it, and the event
+        of that write is no news (``hear``)."""
+        if modseq == self.modseq + 1:
+            self.modseq = modseq
 
     def remove(self, uids: Iterable[int], *, qresync: bool) -> bytes:
         """Drops expunged UIDs from the view; the EXPUNGE or VANISHED responses to send."""
@@ -221,9 +267,18 @@ class SelectedView:
 
     # --- changes made elsewhere -----------------------------------------------------------------
 
+    def hear(self, change: Change) -> None:
+        """An event about this mailbox. A change to its messages is news only when its MODSEQ
+        is above the one the view is complete up to, which the session's own writes usually
+        are not (``advance``); any other change has the view read again."""
+        if change.kind in _MESSAGE_CHANGES and change.modseq > 0 and self.overlay is None:
+            self.heard = max(self.heard, change.modseq)
+        else:
+            self.dirty = True
+
     @property
     def needs_refresh(self) -> bool:
-        return self.dirty or bool(self.pending)
+        return self.dirty or bool(self.pending) or self.heard > self.modseq
 
     async def refresh(
         self, store: Store, *, allow_expunge: bool, qresync: bool, condstore: bool
@@ -232,19 +287,20 @@ class SelectedView:
         out: list[bytes] = []
         changed: Sequence[MessageInfo] = ()
         top = self.max_uid  # before any removal: UIDs above it are new messages
-        if self.dirty:
+        if self.dirty or self.heard > self.modseq:
             self.dirty = False
             box = await store.get_mailbox_by_id(self.mailbox.id)
             if box is None:
                 raise MailboxGone
             self.mailbox = box
-            expunged = await store.expunged_since(self.mailbox.id, self.modseq)
-            changed = await store.changes_since(self.mailbox.id, self.modseq)
-            self.modseq = max(self.modseq, box.highestmodseq)
-            self.uidnext = max(self.uidnext, box.uidnext)
-            self.pending.update(e.uid for e in expunged if e.uid in self.infos)
-            if self.overlay is not None and changed:
-                changed = await self.overlay(store, changed)
+            if box.highestmodseq > self.modseq or self.overlay is not None:
+                expunged = await store.expunged_since(self.mailbox.id, self.modseq)
+                changed = await store.changes_since(self.mailbox.id, self.modseq)
+                self.modseq = max(self.modseq, box.highestmodseq)
+                self.uidnext = max(self.uidnext, box.uidnext)
+                self.pending.update(e.uid for e in expunged if e.uid in self.infos)
+                if self.overlay is not None and changed:
+                    changed = await self.overlay(store, changed)
         if allow_expunge and self.pending:
             # Expunges first: the numbers in the FETCH and EXISTS below count without them.
             out.append(self.remove(list(self.pending), qresync=qresync))

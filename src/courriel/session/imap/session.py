@@ -414,9 +414,10 @@ class Session:
         what the client meant. Nothing before SELECT, CLOSE and UNSELECT, which drop the view.
         """
         st = self.state
+        flags = b""  # PERMANENTFLAGS again when new rights changed it (RFC 4314 §5.1.1)
         if self._recheck_rights and isinstance(st, Authenticated):
             self._recheck_rights = False
-            await imap_shared.recheck_rights(st)  # MailboxGone when "r" is gone
+            flags = await imap_shared.recheck_rights(st)  # AccessWithdrawn without "r"
         match cmd:
             case c.Select() | c.Examine() | c.Close() | c.Unselect():
                 return b""
@@ -430,9 +431,9 @@ class Session:
                 | c.Move()
                 | c.Replace()
             ):
-                return await self._refresh(allow_expunge=cmd.uid)
+                return flags + await self._refresh(allow_expunge=cmd.uid)
             case _:
-                return await self._refresh(allow_expunge=True)
+                return flags + await self._refresh(allow_expunge=True)
 
     async def _reply(self, cmd: ReplyCommand) -> bytes:
         st = self.state
@@ -616,7 +617,7 @@ class Session:
         if view is not None and (
             change.mailbox_id == view.mailbox.id or change.kind is ChangeKind.RESYNC
         ):
-            view.dirty = True
+            view.hear(change)
             self.wake.set()
             if view.rights is not None and change.kind in (
                 ChangeKind.ACL_CHANGED,

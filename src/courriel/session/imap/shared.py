@@ -10,20 +10,31 @@ the owner's name, UIDs, quota and change events. Everything else returns None at
 look at the mailbox name and the view: the owner's own commands pay no query for ACLs.
 
 Rights per command (RFC 4314 §4): SELECT, EXAMINE, STATUS and FETCH need "r"; the session is
-READ-ONLY when the user holds none of "s w t e". STORE needs "s" for \\Seen, "t" for \\Deleted
-and "w" for other flags: flags the user may not set are left out, and a STORE left with none
-is refused (§4 asks servers not to fail a STORE the user may partly do); a FETCH that would set
-\\Seen without "s" peeks. APPEND, COPY and MOVE into a mailbox need "i" (and the flags rights
-for the flags they carry, which are dropped otherwise); MOVE out of one needs "t" and "e",
-EXPUNGE "e", CLOSE expunges only with "e". CREATE needs "k" on the parent, DELETE "x",
-RENAME "x" on the old and "k" on the new parent, and only inside one owner's mailboxes.
+READ-ONLY when the user holds none of "i s w t e" (§5.2; "s" counts although \\Seen is the
+user's own, so that reading marks it). The flag rights: "s" for \\Seen, "t" for \\Deleted,
+"w" for every other flag and for new keywords. PERMANENTFLAGS lists only the flags the rights
+allow (§5.1.1, ``SelectedView.permanent_flags``), sent again when a new ACL changes them. STORE
+changes the flags it may and leaves the others, and fails with NO [NOPERM] only when it may
+change none of them (§4: deployed clients handle a failed STORE badly); STORE FLAGS replaces
+the flags the user may change and keeps the others as they are. A FETCH that would set \\Seen
+without "s" peeks. APPEND, COPY, MOVE and REPLACE into a mailbox need "i", and the new
+message keeps only the flags the user may set there; the others are dropped without a failure
+(§4). MOVE and REPLACE out of one need "t" and "e", EXPUNGE "e", CLOSE expunges only with "e".
+CREATE needs "k" on the parent, DELETE "x", RENAME "x" on the old and "k" on the new parent,
+and only inside one owner's mailboxes.
 
 \\Seen is the user's own on another user's mailbox (RFC 4314 §4 allows either; Dovecot
 keeps it per user, and that is what a family or a team expects: one reading a bill does not
 mark it read for the others). The store keeps the grantee's \\Seen apart (``private_seen``);
-the view lays it over the owner's flags (``PrivateSeen``, ``SelectedView.overlay``), STORE and
-FETCH set it there, and STATUS and LIST-STATUS count UNSEEN with it (``GranteeStatus``).
-COPY out of the mailbox copies the owner's flags, and APPEND with \\Seen sets the owner's.
+the view lays it over the owner's flags (``PrivateSeen``, ``SelectedView.overlay``) whatever
+the rights, so a reader with "r" alone sees their own (unchanging) \\Seen. STORE and FETCH
+set it there, and STATUS and LIST-STATUS count UNSEEN with it (``GranteeStatus``). A message
+that enters or leaves another user's mailbox carries the \\Seen of the user who moved it:
+APPEND, REPLACE, COPY and MOVE into such a mailbox record it as the user's own and give the
+owner none, and COPY and MOVE out of one give the copy the user's \\Seen, not the owner's
+(``settle_copies``, and ``imap_append`` for new messages). These are a second write after the
+store's copy or append: a failure between the two leaves a copy with the owner's flags, or a
+new message unseen by the user.
 """
 
 from __future__ import annotations
@@ -48,13 +59,15 @@ from courriel.session.imap.acl import (
     shared_parts,
 )
 from courriel.session.imap.mailboxes import DELIMITER, StatusFn
+from courriel.session.imap.selected import SelectedView, flag_right, permitted_flags
 from courriel.session.imap.state import Authenticated, Io, Selected, readonly_refusal
 from courriel.store.base import FlagOp, Mailbox, MessageInfo, Store
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 
-# Rights that make a selected mailbox writable (RFC 4314 §4: READ-ONLY without any).
-_WRITE_RIGHTS = "stwe"
+# Rights that make a selected mailbox READ-WRITE (RFC 4314 §5.2: "i", "e" and the flag rights;
+# "s" counts although \\Seen is the user's own here, so that reading can mark it).
+_WRITE_RIGHTS = "istwe"
 
 MailboxCommand = (
     c.Select
@@ -66,19 +79,6 @@ MailboxCommand = (
     | c.Unsubscribe
     | c.GetQuotaRoot
 )
-
-
-def flag_right(flag: str) -> str:
-    """The right that governs setting or clearing ``flag`` (RFC 4314 §4, STORE)."""
-    if flag.lower() == "\\seen":
-        return "s"
-    if flag.lower() == "\\deleted":
-        return "t"
-    return "w"
-
-
-def permitted_flags(flags: frozenset[str], rights: str) -> frozenset[str]:
-    return frozenset(f for f in flags if flag_right(f) in rights)
 
 
 async def intercept(
@@ -106,6 +106,9 @@ async def intercept(
         case c.Copy() | c.Move() if isinstance(state, Selected):
             if rights is not None or is_shared(cmd.mailbox):
                 return await _copy_or_move(state, cmd, rights)
+        case c.Replace() if isinstance(state, Selected):
+            if rights is not None or is_shared(cmd.mailbox):
+                return await _replace(state, cmd, rights)
         case c.Store() if isinstance(state, Selected):
             if rights is not None:
                 return await _store(state, cmd, rights)
@@ -255,23 +258,82 @@ async def _copy_or_move(state: Selected, cmd: c.Copy | c.Move, rights: str | Non
     refused = refusal(cmd.tag, found, "i")  # RFC 4314 §4: COPY and MOVE need "i" on the target
     if refused is not None:
         return refused
-    return await imap_messages.copy_or_move(state, cmd, found.box.id)
+    target_rights = found.rights
+
+    async def settle(view: SelectedView, box: Mailbox, pairs: list[tuple[int, int]]) -> None:
+        await settle_copies(state, view, box, target_rights, pairs)
+
+    return await imap_messages.copy_or_move(state, cmd, found.box.id, settle)
+
+
+async def settle_copies(
+    state: Authenticated,
+    view: SelectedView,
+    target: Mailbox,
+    rights: str,
+    pairs: Sequence[tuple[int, int]],
+) -> None:
+    """Gives the copies (source UID, new UID) made by COPY or MOVE the flags this user may
+    give them: the store copied the owner's flags, but \\Seen goes with the user (their own on
+    a source that is another user's, their own again on a target that is another user's), and
+    flags the user has no right to set on the target are dropped (RFC 4314 §4)."""
+    if not pairs:
+        return
+    store, user_id = state.store, state.user_id
+    private = target.user_id != user_id
+    # The owner's flags the user may set on the target; \\Seen is the user's own there.
+    owned = "".join(n for n in "stw" if n in rights and not (private and n == "s"))
+    seen_by_user = {dst for src, dst in pairs if _seen(view.infos.get(src))}
+    new_uids = sorted(dst for _, dst in pairs)
+    rows = {i.uid: i for i in await store.list_messages(target.id, new_uids[0], new_uids[-1])}
+    wanted: dict[frozenset[str], list[int]] = {}
+    for _, dst in pairs:
+        row = rows.get(dst)
+        if row is None:
+            continue  # expunged already by another session
+        flags = frozenset(f for f in row.flags if flag_right(f) in owned and f != SEEN)
+        if "s" in owned and dst in seen_by_user:
+            flags |= {SEEN}
+        if flags != row.flags:
+            wanted.setdefault(flags, []).append(dst)
+    for flags, uids in wanted.items():
+        await store.store_flags(target.id, uids, FlagOp.REPLACE, flags)
+    if private and "s" in rights and seen_by_user:
+        await store.set_private_seen(target.id, user_id, sorted(seen_by_user), True)
+
+
+def _seen(info: MessageInfo | None) -> bool:
+    return info is not None and SEEN in info.flags
+
+
+async def _replace(state: Selected, cmd: c.Replace, rights: str | None) -> bytes:
+    """REPLACE (RFC 8508) from or to another user's mailbox: "i" on the target, as APPEND,
+    and "t" and "e" on the source, whose message is expunged (§3.3, RFC 4314 §4)."""
+    if rights is not None and not all(n in rights for n in "te"):
+        return r.no(cmd.tag, "You need the 't' and 'e' rights to replace here", r.NOPERM)
+    found = await access(state, cmd.mailbox)
+    if found is None:
+        return r.no(cmd.tag, "No such mailbox", r.TRYCREATE)  # RFC 8508 §3.3
+    refused = refusal(cmd.tag, found, "i")
+    if refused is not None:
+        return refused
+    m = cmd.message
+    message = dataclasses.replace(m, flags=permitted_flags(m.flags, found.rights))
+    return await imap_append.replace(state, dataclasses.replace(cmd, message=message), found.box)
 
 
 async def _store(state: Selected, cmd: c.Store, rights: str) -> bytes:
+    if state.selected().overlay is None:
+        return await imap_messages.store(state, cmd)  # the user's own mailbox: every right
+    asked = frozenset(f for f in cmd.flags if f.lower() != "\\recent")
     if cmd.mode is c.StoreMode.REPLACE:
-        # Replacing may clear any flag: every flag right is needed.
-        if not all(n in rights for n in "stw"):
-            return r.no(cmd.tag, "You need the 's', 't' and 'w' rights to replace flags", r.NOPERM)
-        allowed = cmd.flags
-    else:
-        allowed = permitted_flags(cmd.flags, rights)
-        if cmd.flags and not allowed:
-            return r.no(cmd.tag, "You may not change these flags here", r.NOPERM)  # RFC 4314 §4
-    cmd = dataclasses.replace(cmd, flags=allowed)
-    if state.selected().overlay is not None:
-        return await _store_private(state, cmd)
-    return await imap_messages.store(state, cmd)
+        # Replacing changes every flag: of those the user may change, to what was asked.
+        if not any(n in rights for n in "stw"):
+            return r.no(cmd.tag, "You may not change flags here", r.NOPERM)
+    elif asked and not permitted_flags(asked, rights):
+        # RFC 4314 §4: a STORE fails only when the user may change none of its flags.
+        return r.no(cmd.tag, "You may not change these flags here", r.NOPERM)
+    return await _store_private(state, cmd, permitted_flags(asked, rights), rights)
 
 
 # --- \Seen per user on other users' mailboxes ---------------------------------------------------
@@ -297,36 +359,63 @@ class PrivateSeen:
         return [with_seen(i, i.uid in seen) for i in infos]
 
 
-async def _store_private(state: Selected, cmd: c.Store) -> bytes:
+async def _store_private(
+    state: Selected, cmd: c.Store, flags: frozenset[str], rights: str
+) -> bytes:
     """STORE where \\Seen is the user's own: the other flags go to the message, \\Seen to
-    the user's row; the responses come from the refresh that follows, like any change."""
+    the user's row, each only as far as ``rights`` allow; the responses come from the refresh
+    that follows, like any change."""
     view = state.selected()
     if view.readonly:
         return readonly_refusal(cmd.tag)
+    first = False
+    if cmd.unchangedsince is not None:
+        first = state.enable_condstore()  # RFC 7162 §3.1: UNCHANGEDSINCE enables CONDSTORE
     uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
     store, box = state.store, view.mailbox.id
-    others = frozenset(f for f in cmd.flags if f.lower() not in ("\\seen", "\\recent"))
+    others = frozenset(f for f in flags if f.lower() != "\\seen")
+    owned = "".join(n for n in "tw" if n in rights)  # the owner's flags the user may change
     since = cmd.unchangedsince
+    modified: list[int] = []
     if uids and cmd.mode is c.StoreMode.REPLACE:
-        # The owner's \\Seen stays as it is: replace the rest of each message's flags.
-        rows = {i.uid: i for i in await store.list_messages(box, uids[0], uids[-1])}
-        kept = [u for u in uids if u in rows and SEEN in rows[u].flags]
-        rest = [u for u in uids if u not in set(kept)]
-        for group, flags in ((kept, others | {SEEN}), (rest, others)):
-            if group:
-                await store.store_flags(box, group, FlagOp.REPLACE, flags, unchanged_since=since)
-        await store.set_private_seen(box, state.user_id, uids, SEEN in cmd.flags)
-    elif uids:
-        if others:
-            op = FlagOp.ADD if cmd.mode is c.StoreMode.ADD else FlagOp.REMOVE
-            await store.store_flags(box, uids, op, others, unchanged_since=since)
-        if any(f.lower() == "\\seen" for f in cmd.flags):
-            await store.set_private_seen(box, state.user_id, uids, cmd.mode is c.StoreMode.ADD)
+        # Each message keeps the flags the user may not change (the owner's \\Seen always)
+        # and gets, of the others, exactly those asked for.
+        rows = await store.list_messages(box, uids[0], uids[-1])
+        wanted: dict[frozenset[str], list[int]] = {}
+        chosen = set(uids)
+        for row in rows:
+            kept = frozenset(f for f in row.flags if flag_right(f) not in owned)
+            # A message that would not change is left out, unless UNCHANGEDSINCE is to
+            # judge it (RFC 7162 §3.1.3 reports it even then).
+            if row.uid in chosen and (since is not None or kept | others != row.flags):
+                wanted.setdefault(kept | others, []).append(row.uid)
+        for new, group in wanted.items():
+            result = await store.store_flags(box, group, FlagOp.REPLACE, new, unchanged_since=since)
+            modified += result.modified
+    elif uids and others:
+        op = FlagOp.ADD if cmd.mode is c.StoreMode.ADD else FlagOp.REMOVE
+        result = await store.store_flags(box, uids, op, others, unchanged_since=since)
+        modified += result.modified
+    if uids and "s" in rights and (cmd.mode is c.StoreMode.REPLACE or SEEN in _folded(flags)):
+        seen = SEEN in _folded(flags) and cmd.mode is not c.StoreMode.REMOVE
+        left = [u for u in uids if u not in set(modified)]  # RFC 7162 §3.1.3: left alone
+        await store.set_private_seen(box, state.user_id, left, seen)
     view.dirty = True
     out = [view.learn_keywords(others) if cmd.mode is not c.StoreMode.REMOVE else b""]
     out.append(await state.refresh(allow_expunge=cmd.uid))
-    out.append(r.ok(cmd.tag, ("UID STORE" if cmd.uid else "STORE") + " completed"))
+    code = state.condstore_code(first)
+    if modified:
+        if code is not None:
+            out.append(r.untagged("OK", "Highest", code))
+        numbers = modified if cmd.uid else [view.seq_of(u) or 0 for u in modified]
+        code = r.modified(n for n in sorted(numbers) if n)  # RFC 7162 §3.1.3
+    out.append(r.ok(cmd.tag, ("UID STORE" if cmd.uid else "STORE") + " completed", code))
     return b"".join(out)
+
+
+def _folded(flags: frozenset[str]) -> frozenset[str]:
+    """System flags in their usual spelling, whatever case the client used."""
+    return frozenset(SEEN if f.lower() == "\\seen" else f for f in flags)
 
 
 async def _fetch_private(state: Selected, io: Io, cmd: c.Fetch) -> bytes:
@@ -364,20 +453,24 @@ class GranteeStatus(StatusFn):
         return head + sep + values
 
 
-async def recheck_rights(state: Authenticated) -> None:
+async def recheck_rights(state: Authenticated) -> bytes:
     """After the ACL of the selected shared mailbox changed: take the new rights, and end the
     session (``AccessWithdrawn``: BYE, as for a mailbox deleted meanwhile) when reading is no
-    longer granted."""
+    longer granted. Returns PERMANENTFLAGS again when the flags the user may change changed
+    with the rights (RFC 4314 §5.1.1)."""
     view = state.view
     if view is None or view.rights is None:
-        return
+        return b""
     owner = await state.store.get_user_by_id(view.mailbox.user_id)
     found = None
     if owner is not None:
         found = await state.store.shared_mailbox(state.user_id, owner.address, view.mailbox.name)
     if found is None or "r" not in found.rights:
         raise AccessWithdrawn
+    before = view.permanent_flags()
     view.rights = found.rights
+    after = view.permanent_flags()
+    return b"" if after == before else after
 
 
 class AccessWithdrawn(Exception):  # noqa: N818 - reads as an event

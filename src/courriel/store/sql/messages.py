@@ -16,7 +16,8 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-from courriel.mail import sortkeys
+from courriel.mail import searchtext, sortkeys
+from courriel.mail.message import MetaFormatError, search_fields_of
 from courriel.store.base import (
     Appended,
     Change,
@@ -63,18 +64,25 @@ _INSERT_COLS = (
     "mailbox_id", "uid", "modseq", "sysflags", "keywords", "internal_date", "size", "blob_id",
     "meta", "sort_keys", "savedate",
 )  # fmt: skip
+_SEARCH_COLS = ("hdr_subject", "hdr_from", "hdr_to", "hdr_cc", "hdr_bcc")  # STORED_FIELDS
+_SEARCH_COLUMN = dict(zip(searchtext.STORED_FIELDS, _SEARCH_COLS, strict=True))
+SearchTexts = tuple[str | None, ...]  # ``searchtext.stored_texts``, one per _SEARCH_COLS
 
 
 def append(
     items: Sequence[tuple[int, NewMessage, str]],
     inline: dict[str, bytes] | None = None,
     now: datetime | None = None,
-    keys: Sequence[str | None] | None = None,
+    derived: Sequence[tuple[str | None, SearchTexts | None]] | None = None,
+    *,
+    claim_recent: bool = False,
 ) -> Script[Done[list[Appended]]]:
-    """Stores (mailbox id, message, blob id) triples.
+    """Stores (mailbox id, message, blob id) triples; with ``claim_recent``, raises each
+    mailbox's claimed \\Recent UID to its last new one (``recent.claim_recent``), which no
+    other session can have claimed: the UIDs are new.
 
-    ``keys`` are the messages' SORT keys (``sortkeys.encoded_keys_of``), made before the
-    transaction so it stays short; made here when not given.
+    ``derived`` are the messages' SORT keys and search texts (``derived_of``), made before
+    the transaction so it stays short; made here when not given.
 
     Bodies in ``inline`` (blob id -> bytes) are stored in this transaction; the others are files
     made durable before it (``Done.new_files`` lists those that must be checked).
@@ -84,6 +92,7 @@ def append(
         by_box.setdefault(mailbox_id, []).append(i)
     results: list[Appended | None] = [None] * len(items)
     rows: list[Row] = []
+    search_rows: list[Row] = []
     changes = []
     usage: dict[int, tuple[int, int]] = {}
     saved = None if now is None else now.isoformat()  # SAVEDATE, RFC 8514
@@ -94,49 +103,74 @@ def append(
             _, msg, blob_id = items[i]
             bits, keywords = encode_flags(normalise_flags(msg.flags))
             date = msg.internal_date.isoformat()
+            key, texts = derived[i] if derived is not None else _derived(msg)
             rows.append(
                 (
                     *(mailbox_id, uid, modseq, bits, keywords, date, len(msg.raw), blob_id),
-                    *(msg.meta, keys[i] if keys is not None else _keys_of(msg)),
-                    saved,
+                    *(msg.meta, key, saved),
                 )
             )
+            if texts is not None:
+                search_rows.append((mailbox_id, uid, *texts))
             results[i] = Appended(mailbox_id, uidvalidity, uid, modseq)
             add_usage(usage, user_id, len(msg.raw), 1)
         uids = tuple(range(first, first + len(indexes)))
+        if claim_recent:
+            yield Query(
+                "UPDATE mailboxes SET recent_uid = ? WHERE id = ? AND recent_uid < ?",
+                (uids[-1], mailbox_id, uids[-1]),
+                False,
+            )
         changes.append(Change(user_id, mailbox_id, ChangeKind.MESSAGES_ADDED, modseq, uids))
     blobs = Counter(items[i][2] for i in range(len(items)))
     sizes = {item[2]: len(item[1].raw) for item in items}
     new_files = yield from reference_blobs(dict(blobs), sizes, inline or {})
     yield from insert_rows("messages", _INSERT_COLS, rows)
+    yield from insert_rows("message_search", ("mailbox_id", "uid", *_SEARCH_COLS), search_rows)
     yield from charge(usage)
     return Done([r for r in results if r is not None], tuple(changes), (), new_files)
 
 
-def _keys_of(msg: NewMessage) -> str | None:
-    return sortkeys.encoded_keys_of(msg.meta) if msg.meta else None
+def _derived(msg: NewMessage) -> tuple[str | None, SearchTexts | None]:
+    """The SORT keys and the search texts of ``msg``, from one read of its parse's fields."""
+    if not msg.meta:
+        return None, None
+    return derived_from_meta(msg.meta)
+
+
+def derived_from_meta(meta: bytes) -> tuple[str | None, SearchTexts | None]:
+    """``sortkeys.encoded_keys_of`` and ``searchtext.stored_texts`` of a stored parse; None
+    for both when it cannot be read."""
+    try:
+        fields = search_fields_of(meta)
+    except MetaFormatError:
+        return None, None
+    keys = sortkeys.encode(sortkeys.keys_of_fields(fields))
+    return keys, searchtext.stored_texts(fields.text_headers)
 
 
 def replace(
     items: Sequence[tuple[int, NewMessage, str]],
     inline: dict[str, bytes],
     now: datetime,
-    keys: Sequence[str | None],
+    derived: Sequence[tuple[str | None, SearchTexts | None]],
     mailbox_id: int,
     uid: int,
 ) -> Script[Done[tuple[list[Appended], list[Expunged]]]]:
     """RFC 8508 REPLACE in one transaction: the new message appended, the old one expunged."""
     for box in sorted({mailbox_id, *(item[0] for item in items)}):  # lock order: by id
         yield from lock_mailbox(box)
-    added = yield from append(items, inline, now, keys)
+    added = yield from append(items, inline, now, derived)
     gone = yield from expunge(mailbox_id, [uid])
     changes = added.changes + gone.changes
     return Done((added.value, gone.value), changes, gone.freed_blobs, added.new_files)
 
 
-def sort_keys_of(items: Sequence[tuple[int, NewMessage]]) -> list[str | None]:
-    """The SORT keys of messages about to be appended (see ``append``)."""
-    return [_keys_of(msg) for _, msg in items]
+def derived_of(
+    items: Sequence[tuple[int, NewMessage]],
+) -> list[tuple[str | None, SearchTexts | None]]:
+    """The SORT keys and search texts of messages about to be appended (see ``append``)."""
+    return [_derived(msg) for _, msg in items]
 
 
 def list_messages(mailbox_id: int, uid_from: int, uid_to: int | None) -> Script[list[MessageInfo]]:
@@ -180,6 +214,69 @@ def fill_sort_keys(mailbox_id: int, uids: Sequence[int]) -> Script[Done[dict[int
             False,
         )
     return Done(made)
+
+
+def _like(needle: str) -> str:
+    """A LIKE pattern finding ``needle`` anywhere, with backslash as the escape."""
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_headers(
+    mailbox_id: int, keys: Sequence[tuple[str, str]]
+) -> Script[tuple[list[set[int]], list[int]]]:
+    """For each (field of ``STORED_FIELDS``, folded needle) the UIDs whose stored text holds
+    the needle, and the UIDs of the messages that have no search row yet.
+
+    LIKE only narrows the rows (SQLite's ignores ASCII case); the needle is then looked for in
+    the stored text itself, which is what decides. Every search row has its message (the
+    foreign key), so equal counts mean no message lacks one, and the slower join that finds
+    those runs only when they differ.
+    """
+    cols = sorted({_SEARCH_COLUMN[name] for name, _ in keys})
+    where = " OR ".join(f"{_SEARCH_COLUMN[name]} LIKE ? ESCAPE '\\'" for name, _ in keys)
+    rows = yield Query(
+        f"SELECT uid, {', '.join(cols)} FROM message_search"  # noqa: S608 - constant names
+        f" WHERE mailbox_id = ? AND ({where})",
+        (mailbox_id, *(_like(needle) for _, needle in keys)),
+    )
+    hits: list[set[int]] = [set() for _ in keys]
+    at = [1 + cols.index(_SEARCH_COLUMN[name]) for name, _ in keys]
+    for row in rows:
+        for found, (_, needle), i in zip(hits, keys, at, strict=True):
+            text = row[i]
+            if text is not None and needle in text:
+                found.add(row[0])
+    counts = yield Query(
+        "SELECT (SELECT count(*) FROM messages WHERE mailbox_id = ?),"
+        " (SELECT count(*) FROM message_search WHERE mailbox_id = ?)",
+        (mailbox_id, mailbox_id),
+    )
+    if counts[0][0] == counts[0][1]:
+        return hits, []
+    unmade = yield Query(
+        "SELECT m.uid FROM messages m WHERE m.mailbox_id = ? AND NOT EXISTS"
+        " (SELECT 1 FROM message_search s WHERE s.mailbox_id = m.mailbox_id AND s.uid = m.uid)"
+        " ORDER BY m.uid",
+        (mailbox_id,),
+    )
+    return hits, [r[0] for r in unmade]
+
+
+def fill_search(mailbox_id: int, texts: dict[int, SearchTexts]) -> Script[Done[None]]:
+    """Adds the search rows made for messages that had none (see ``search_headers``); a
+    message expunged meanwhile or given its row by another session is left alone."""
+    marks = ", ".join("?" * (len(_SEARCH_COLS) + 2))
+    for uid, row in sorted(texts.items()):
+        yield Query(
+            f"INSERT INTO message_search (mailbox_id, uid, {', '.join(_SEARCH_COLS)})"  # noqa: S608
+            f" SELECT {marks} WHERE EXISTS"
+            " (SELECT 1 FROM messages WHERE mailbox_id = ? AND uid = ?)"
+            " ON CONFLICT DO NOTHING",
+            (mailbox_id, uid, *row, mailbox_id, uid),
+            False,
+        )
+    return Done(None)
 
 
 def extras(mailbox_id: int, uids: Sequence[int]) -> Script[dict[int, MessageExtras]]:
@@ -327,15 +424,19 @@ def copy_messages(
     rows = yield from select_messages(src, _COPY_COLS, ranges)
     if not rows:
         return Done(Copied(locked[dst][1], []))
+    texts = yield from _search_rows(src, ranges)
     dst_user, dst_uidvalidity, first, modseq = yield from allocate(dst, len(rows))
     usage: dict[int, tuple[int, int]] = {}
     blobs: Counter[str] = Counter()
     new_rows = []
     pairs = []
+    search_rows = []
     for uid, row in enumerate(rows, first):  # ascending source UID order, RFC 4315 §3
         # SAVEDATE (RFC 8514): now for COPY and MOVE; kept when INBOX is renamed (now None)
         new_rows.append((dst, uid, modseq, *row[1:8], now or row[8], row[9]))
         pairs.append((row[0], uid))
+        if row[0] in texts:  # else made on the copy's first search, as for the source
+            search_rows.append((dst, uid, *texts[row[0]]))
         blobs[row[5]] += 1
         add_usage(usage, dst_user, row[4], 1)
     changes = [Change(dst_user, dst, ChangeKind.MESSAGES_ADDED, modseq, tuple(p[1] for p in pairs))]
@@ -346,8 +447,22 @@ def copy_messages(
         forget_messages(locked[src][0], removed, usage, blobs)
     freed = yield from adjust_blobs(dict(blobs), {r[5]: r[4] for r in rows})
     yield from insert_rows("messages", (*_INSERT_COLS, "preview"), new_rows)
+    yield from insert_rows("message_search", ("mailbox_id", "uid", *_SEARCH_COLS), search_rows)
     yield from charge(usage)
     return Done(Copied(dst_uidvalidity, pairs), tuple(changes), freed)
+
+
+def _search_rows(mailbox_id: int, ranges: Sequence[tuple[int, int]]) -> Script[dict[int, Row]]:
+    """The search rows of these messages, by UID (read before a move deletes them)."""
+    out: dict[int, Row] = {}
+    for clause, params in range_filters(ranges):
+        rows = yield Query(
+            f"SELECT uid, {', '.join(_SEARCH_COLS)} FROM message_search"  # noqa: S608
+            f" WHERE mailbox_id = ? AND {clause}",
+            (mailbox_id, *params),
+        )
+        out.update((r[0], tuple(r[1:])) for r in rows)
+    return out
 
 
 def changes_since(mailbox_id: int, modseq: int) -> Script[list[MessageInfo]]:

@@ -44,6 +44,7 @@ from courriel.store.base import (
     NewMessage,
     NotFound,
     QuotaUsage,
+    SearchHits,
     SharedMailbox,
     User,
 )
@@ -260,18 +261,22 @@ class SqlStore(
 
     # messages
 
-    async def append(self, items: Sequence[tuple[int, NewMessage]]) -> list[Appended]:
+    async def append(
+        self, items: Sequence[tuple[int, NewMessage]], *, claim_recent: bool = False
+    ) -> list[Appended]:
         if not items:
             return []
         # Shielded like every write: bodies written must be reaped even if the caller gives up.
-        return await asyncio.shield(self._append(items))
+        return await asyncio.shield(self._append(items, claim_recent))
 
-    async def _append(self, items: Sequence[tuple[int, NewMessage]]) -> list[Appended]:
-        keys = messages.sort_keys_of(items)  # outside the write transaction
+    async def _append(
+        self, items: Sequence[tuple[int, NewMessage]], claim_recent: bool
+    ) -> list[Appended]:
+        derived = messages.derived_of(items)  # outside the write transaction
         now = self._now()
 
         def script(triples: list[Triple], inline: dict[str, bytes]) -> Script[Done[list[Appended]]]:
-            return messages.append(triples, inline, now, keys)
+            return messages.append(triples, inline, now, derived, claim_recent=claim_recent)
 
         return await self._with_bodies(items, script)
 
@@ -279,13 +284,13 @@ class SqlStore(
         self, mailbox_id: int, uid: int, target: int, message: NewMessage
     ) -> tuple[Appended, list[Expunged]]:
         items = [(target, message)]
-        keys = messages.sort_keys_of(items)
+        derived = messages.derived_of(items)
         now = self._now()
 
         def script(
             triples: list[Triple], inline: dict[str, bytes]
         ) -> Script[Done[tuple[list[Appended], list[Expunged]]]]:
-            return messages.replace(triples, inline, now, keys, mailbox_id, uid)
+            return messages.replace(triples, inline, now, derived, mailbox_id, uid)
 
         appended, gone = await asyncio.shield(self._with_bodies(items, script))
         return appended[0], gone
@@ -353,6 +358,22 @@ class SqlStore(
             made: dict[int, str] = await self._write(messages.fill_sort_keys(mailbox_id, batch))
             keys.update(made)
         return keys
+
+    async def search_headers(self, mailbox_id: int, keys: Sequence[tuple[str, str]]) -> SearchHits:
+        hits, missing = await self._read(messages.search_headers(mailbox_id, keys))
+        if not missing:
+            return SearchHits(hits, frozenset())
+        for start in range(0, len(missing), _FILL_BATCH):  # short writes: others go between
+            batch = missing[start : start + _FILL_BATCH]
+            metas = await self._read(messages.get_meta(mailbox_id, batch))
+            made = {}
+            for uid, meta in metas.items():
+                _, texts = messages.derived_from_meta(meta)
+                if texts is not None:  # an unreadable parse: the caller reads it, and fails
+                    made[uid] = texts
+            await self._write(messages.fill_search(mailbox_id, made))
+        hits, missing = await self._read(messages.search_headers(mailbox_id, keys))
+        return SearchHits(hits, frozenset(missing))
 
     async def message_extras(
         self, mailbox_id: int, uids: Sequence[int]
