@@ -13,7 +13,6 @@ import pytest
 
 from courriel.mail.message import search_fields_of
 from courriel.session.imap import fetch as imap_fetch
-from courriel.session.imap import messages as imap_messages
 from courriel.session.imap import select as imap_select
 from courriel.session.imap.search import FieldCache
 from courriel.session.imap.selected import Listings, SelectedView
@@ -142,7 +141,7 @@ class _Collect:
 async def test_row_fetch_renders_as_render_fetch(
     sqlite: Store, command: bytes, condstore: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(imap_messages, "FLUSH_BYTES", 2048)  # several pieces from 400 messages
+    monkeypatch.setattr(imap_fetch, "FLUSH_BYTES", 2048)  # several pieces from 400 messages
     user, inbox = await _inbox(sqlite, 400)
     await sqlite.store_flags(inbox.id, list(range(1, 400, 3)), FlagOp.ADD, frozenset({"\\Seen"}))
     await sqlite.store_flags(inbox.id, [5, 6], FlagOp.ADD, frozenset({"b", "a", "\\Draft"}))
@@ -156,7 +155,7 @@ async def test_row_fetch_renders_as_render_fetch(
     cmd = parse_command([command], [], limits=Limits(), utf8=False)
     assert isinstance(cmd, c.Fetch)
     io = _Collect()
-    reply = await imap_messages.fetch(state, io, cmd)  # type: ignore[arg-type]
+    reply = await imap_fetch.fetch(state, io, cmd)  # type: ignore[arg-type]
     assert len(io.sent) > 1  # sent in pieces as it goes
     view = state.selected()
     plan = imap_fetch.plan_fetch(cmd.attributes, uid=cmd.uid, condstore=condstore)

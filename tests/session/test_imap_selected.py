@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from courriel.session.imap import fetch as imap_fetch
 from courriel.session.imap import messages as imap_messages
 from courriel.session.imap.selected import BadSequenceError, MailboxGone, SelectedView
 from courriel.session.imap.state import Selected
@@ -164,7 +165,7 @@ async def test_keyword_set_elsewhere_is_announced_before_a_fetch_shows_it(
         reply = await imap_messages.store(state, cmd)
     else:
         assert isinstance(cmd, c.Fetch)
-        reply = await imap_messages.fetch(state, io, cmd)  # type: ignore[arg-type]
+        reply = await imap_fetch.fetch(state, io, cmd)  # type: ignore[arg-type]
     out = b"".join(io.sent) + reply
     flags = out.index(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label3)\r\n")
     assert out.index(b"* OK [PERMANENTFLAGS (") > flags
@@ -178,7 +179,7 @@ async def _run(state: Selected, line: bytes) -> bytes:
     cmd = _command(line)
     assert isinstance(cmd, c.Fetch)
     io = _Sent()
-    reply = await imap_messages.fetch(state, io, cmd)  # type: ignore[arg-type]
+    reply = await imap_fetch.fetch(state, io, cmd)  # type: ignore[arg-type]
     return b"".join(io.sent) + reply
 
 

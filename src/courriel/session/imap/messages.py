@@ -1,4 +1,4 @@
-"""Message commands of the selected state: FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE.
+"""Message commands of the selected state: STORE, SEARCH, COPY, MOVE, EXPUNGE (FETCH: ``fetch``).
 
 Theory of operation
 -------------------
@@ -6,27 +6,14 @@ Each handler resolves its sequence set against the session's ``SelectedView`` (U
 message sequence numbers where a number past the last message is a BAD, RFC 9051 §9), asks
 the store, updates the view with what the store answered, and returns the responses.
 
-FETCH and SEARCH leave rendering and evaluation to ``imap_fetch`` and ``imap_search``; this
-module only fetches what their plans say they need: the stored parse in batches of
-``META_BATCH`` (``get_meta``; for SEARCH only its header fields unless BODY or TEXT needs the
-part tree), the raw message one at a time. A FETCH of row items only (FLAGS, UID, MODSEQ,
-RFC822.SIZE: a client's flag sync) is one pass over the view with no store call, and a SEARCH
-of row keys only never reads the parse. A large FETCH is sent in pieces of
-about ``FLUSH_BYTES`` so memory stays bounded; everything else is one write. When the plan sets
-\\Seen, it is stored before rendering so FLAGS in the response is current (RFC 9051 §6.4.5).
+SEARCH leaves evaluation to ``imap_search``; this module only reads what its plan says it
+needs: the stored parse in batches of ``META_BATCH`` (``get_meta``; only its header fields
+unless BODY or TEXT needs the part tree), the raw message one at a time. A SEARCH of row keys
+only never reads the parse.
 
-No command holds the event loop for long (``courriel.session.timeslice``): the FETCH and
-SEARCH loops yield every few milliseconds between messages, and a message of
-``OFFLOAD_BYTES`` or more is rendered or searched in a worker thread.
-
-A message expunged by another session but not yet announced (its EXPUNGE is held back during
-FETCH, STORE and SEARCH, RFC 9051 §7.5.1) keeps its sequence number. A FETCH of its row items
-(flags, UID, size, dates) is still answered from the view, as RFC 2180 §4.1.1 allows; its
-body and parse are gone from the store with it. A UID FETCH that needed them reads the expunge
-at once and announces it in the same response, which UID commands may carry, and ends OK: the
-UID names no message any more, which UID FETCH ignores. A FETCH by sequence number may not
-announce it, leaves the message out and ends with ``NO [EXPUNGEISSUED]`` (RFC 5530, RFC 2180
-§4.1.2) so the client knows why.
+No command holds the event loop for long (``courriel.session.timeslice``): the SEARCH loop
+yields every few milliseconds between messages, and a message of ``OFFLOAD_BYTES`` or more is
+searched in a worker thread.
 """
 
 from __future__ import annotations
@@ -38,37 +25,22 @@ from collections.abc import Set as AbstractSet
 from courriel.mail.flags import display_order
 from courriel.mail.message import MessageMeta, SearchFields, search_fields_of
 from courriel.session.imap import context as imap_context
-from courriel.session.imap import fetch as imap_fetch
-from courriel.session.imap import objects as imap_objects
 from courriel.session.imap import search as imap_search
+from courriel.session.imap.fetch import META_BATCH, read_raw
 from courriel.session.imap.selected import SelectedView
 from courriel.session.imap.state import (
     Authenticated,
-    Io,
     Selected,
     SessionState,
     readonly_refusal,
 )
 from courriel.session.timeslice import OFFLOAD_BYTES, TimeSlice, offload
-from courriel.store.base import Copied, FlagOp, Mailbox, MessageInfo, NotFound
+from courriel.store.base import Copied, FlagOp, Mailbox, MessageInfo
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap import search as s
-from courriel.wire.imap.fetch import FetchItem
-from courriel.wire.imap.sequence import MAX_NUMBER
 
-META_BATCH = 200
-FLUSH_BYTES = 256 * 1024
 _OPS = {c.StoreMode.ADD: FlagOp.ADD, c.StoreMode.REMOVE: FlagOp.REMOVE}
-# Items answered from the MessageInfo row alone, rendered without the general FETCH machinery.
-_ROW_ITEMS = frozenset({FetchItem.UID, FetchItem.FLAGS, FetchItem.MODSEQ, FetchItem.RFC822_SIZE})
-
-
-async def _load_meta(
-    state: SessionState, view: SelectedView, uids: list[int]
-) -> dict[int, MessageMeta]:
-    stored = await state.store.get_meta(view.mailbox.id, uids)
-    return {uid: MessageMeta.from_bytes(data) for uid, data in stored.items() if data}
 
 
 async def _search_meta(
@@ -80,200 +52,6 @@ async def _search_meta(
     if plan.needs_body:
         return {uid: MessageMeta.from_bytes(data) for uid, data in stored.items() if data}
     return {uid: search_fields_of(data) for uid, data in stored.items() if data}
-
-
-async def _raw(state: SessionState, view: SelectedView, uid: int) -> bytes | None:
-    try:
-        return await state.store.read_message(view.mailbox.id, uid)
-    except NotFound:
-        return None  # expunged by another session, announcement held back
-
-
-async def _mark_seen(
-    state: SessionState, view: SelectedView, uids: list[int]
-) -> tuple[set[int], bytes]:
-    """Sets \\Seen; the UIDs it changed and the FLAGS to send before their FETCH responses."""
-    unseen = [u for u in uids if "\\Seen" not in view.infos[u].flags]
-    if not unseen:
-        return set(), b""
-    result = await state.store.store_flags(
-        view.mailbox.id, unseen, FlagOp.ADD, frozenset({"\\Seen"})
-    )
-    announce = view.absorb(result.changed)
-    return {i.uid for i in result.changed}, announce
-
-
-class _RowFetch:
-    """``* n FETCH (...)`` of row items only (``FETCH 1:* (FLAGS UID)``, the client's sync).
-
-    The same bytes as ``imap_fetch.render_fetch``; FLAGS is encoded once per distinct flag set,
-    as a mailbox has few of them.
-    """
-
-    __slots__ = ("_attributes", "_flags", "_recent", "_uidonly")
-
-    def __init__(self, plan: imap_fetch.FetchPlan, recent: AbstractSet[int]) -> None:
-        self._attributes = plan.attributes
-        self._uidonly = plan.uidonly
-        self._recent = recent
-        self._flags: dict[tuple[frozenset[str], bool], bytes] = {}
-
-    @staticmethod
-    def applies(plan: imap_fetch.FetchPlan) -> bool:
-        return not plan.implicit_flags and all(a in _ROW_ITEMS for a in plan.attributes)
-
-    def render(self, seq: int, info: MessageInfo) -> bytes:
-        items: list[bytes] = []
-        for attr in self._attributes:
-            if attr is FetchItem.UID:
-                if not self._uidonly:
-                    items.append(r.item_uid(info.uid))
-            elif attr is FetchItem.FLAGS:
-                key = (info.flags, info.uid in self._recent)
-                encoded = self._flags.get(key)
-                if encoded is None:
-                    encoded = r.item_flags(display_order(info.flags, recent=key[1]))
-                    self._flags[key] = encoded
-                items.append(encoded)
-            elif attr is FetchItem.MODSEQ:
-                items.append(r.item_modseq(info.modseq))
-            else:
-                items.append(r.item_rfc822_size(info.size))
-        return r.uidfetch(info.uid, items) if self._uidonly else r.fetch(seq, items)
-
-
-async def fetch(state: Selected, io: Io, cmd: c.Fetch, *, may_set_seen: bool = True) -> bytes:
-    """``may_set_seen`` False: the user lacks the right to (RFC 4314 §4 "s"), as with EXAMINE."""
-    view = state.selected()
-    attributes = cmd.attributes
-    first = False
-    if cmd.changedsince is not None or FetchItem.MODSEQ in attributes:
-        first = state.enable_condstore()  # RFC 7162 §3.1: CHANGEDSINCE or MODSEQ enables it
-    if cmd.vanished and not state.qresync:
-        return r.bad(cmd.tag, "VANISHED needs QRESYNC enabled")  # RFC 7162 §3.2.6
-    uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
-    out: list[bytes] = []
-    if cmd.vanished and cmd.changedsince is not None:
-        wanted = cmd.sequence_set
-        gone = await state.store.expunged_since(view.mailbox.id, cmd.changedsince)
-        earlier = [e.uid for e in gone if wanted.contains(e.uid, view.max_uid or MAX_NUMBER)]
-        if earlier:
-            out.append(r.vanished(earlier, earlier=True))  # RFC 7162 §3.2.6
-    if cmd.changedsince is not None:
-        since = cmd.changedsince
-        uids = [u for u in uids if view.infos[u].modseq > since]  # RFC 7162 §3.1.4.1
-    if cmd.partial is not None:
-        uids = list(imap_search.partial_slice(uids, cmd.partial))  # RFC 9394 §4
-    plan = imap_fetch.plan_fetch(
-        attributes,
-        uid=cmd.uid,
-        condstore=state.condstore,
-        read_only=view.readonly or not may_set_seen,
-        uidonly=view.uidonly,
-    )
-    seen_now: set[int] = set()
-    if plan.sets_seen:
-        seen_now, announce = await _mark_seen(state, view, uids)
-        out.append(announce)
-    if _RowFetch.applies(plan):
-        await _fetch_rows(io, view, uids, _RowFetch(plan, view.recent), out)
-        out.append(await state.refresh(allow_expunge=cmd.uid))
-        out.append(_fetch_ok(state, cmd, first))
-        return b"".join(out)
-    missing: list[int] = []  # expunged elsewhere before their body or parse could be read
-    size = 0
-    turn = TimeSlice()
-    for start in range(0, len(uids), META_BATCH):
-        batch = uids[start : start + META_BATCH]
-        metas = await _load_meta(state, view, batch) if plan.needs_meta else {}
-        extras = await imap_objects.rendered(state, view, plan.extras, batch) if plan.extras else {}
-        for uid in batch:
-            await turn.step()  # other clients go on between messages of a long FETCH
-            info = view.infos.get(uid)
-            seq = view.seq_of(uid)
-            raw = await _raw(state, view, uid) if plan.needs_body else None
-            meta = metas.get(uid)
-            lost = (plan.needs_body and raw is None) or (plan.needs_meta and meta is None)
-            lost = lost or bool(plan.extras and uid not in extras)
-            if info is None or seq is None or lost:
-                missing.append(uid)
-                continue
-            try:
-                message = (seq, info, meta, raw)
-                seen, recent = uid in seen_now, uid in view.recent
-                piece = await _render(state, plan, message, seen, recent, extras.get(uid))
-            except imap_fetch.UnknownCte as e:
-                return b"".join(out) + r.no(cmd.tag, str(e), r.UNKNOWN_CTE)  # RFC 3516 §4.3
-            out.append(piece)
-            size += len(piece)
-            if size >= FLUSH_BYTES:
-                await io.send(b"".join(out))
-                out, size = [], 0
-    if missing and cmd.uid:
-        # RFC 9051 §7.5.1: a UID FETCH may carry EXPUNGE, so the expunge is read now rather
-        # than on its event, announced, and the UIDs it removed are ones that name no message,
-        # which UID FETCH ignores (§6.4.9): no failure for a race the client cannot avoid.
-        view.dirty = True
-    out.append(await state.refresh(allow_expunge=cmd.uid))
-    if any(u in view.infos for u in missing):
-        # RFC 2180 §4.1.2: the body is gone but its EXPUNGE may not be sent during FETCH.
-        out.append(r.no(cmd.tag, "Some messages were expunged", r.EXPUNGEISSUED))
-    else:
-        out.append(_fetch_ok(state, cmd, first))
-    return b"".join(out)
-
-
-def _fetch_ok(state: SessionState, cmd: c.Fetch, first: bool) -> bytes:
-    text = ("UID FETCH" if cmd.uid else "FETCH") + " completed"
-    return state.condstore_announce(first) + r.ok(cmd.tag, text, state.condstore_code(first))
-
-
-async def _render(
-    state: SessionState,
-    plan: imap_fetch.FetchPlan,
-    message: tuple[int, MessageInfo, MessageMeta | None, bytes | None],
-    seen_changed: bool,
-    recent: bool,
-    extras: dict[FetchItem, bytes] | None = None,
-) -> bytes:
-    """One message's FETCH response; a large message is rendered in a worker thread."""
-    seq, info, meta, raw = message
-    render = functools.partial(
-        imap_fetch.render_fetch,
-        seq,
-        info,
-        plan,
-        meta,
-        raw,
-        utf8=state.utf8,
-        seen_changed=seen_changed,
-        recent=recent,
-        extras=extras,
-    )
-    return await offload(render, heavy=raw is not None and len(raw) >= OFFLOAD_BYTES)
-
-
-async def _fetch_rows(
-    io: Io, view: SelectedView, uids: list[int], rows: _RowFetch, out: list[bytes]
-) -> None:
-    """One pass over the view, sending every ``FLUSH_BYTES``; the view changes only between
-    commands, so every UID resolved from it is still there."""
-    infos = view.infos
-    seq_of = view.seq_of
-    size = sum(map(len, out))
-    turn = TimeSlice()
-    for start in range(0, len(uids), META_BATCH):
-        await turn.step()
-        first = len(out)
-        for uid in uids[start : start + META_BATCH]:
-            seq = seq_of(uid)
-            if seq is not None:
-                out.append(rows.render(seq, infos[uid]))
-        size += sum(map(len, out[first:]))
-        if size >= FLUSH_BYTES:
-            await io.send(b"".join(out))
-            out.clear()
-            size = 0
 
 
 async def store(state: Selected, cmd: c.Store) -> bytes:
@@ -383,7 +161,7 @@ async def search_matches(
             if info is None or (plan.needs_extras and uid not in extras):
                 continue  # gone from the store: expunged elsewhere, not announced yet
             await turn.step()  # BODY and TEXT decode every message: others go on meanwhile
-            raw = await _raw(state, view, uid) if plan.needs_body else None
+            raw = await read_raw(state, view, uid) if plan.needs_body else None
             found = await offload(
                 functools.partial(
                     imap_search.matches,

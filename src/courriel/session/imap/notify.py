@@ -55,7 +55,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
-from courriel.session.imap import messages as imap_messages
+from courriel.session.imap import fetch as imap_fetch
 from courriel.session.imap.acl import is_shared, shared_name
 from courriel.session.imap.mailboxes import DELIMITER
 from courriel.session.imap.state import Io, Selected
@@ -434,7 +434,7 @@ async def new_message_fetch(
     wanted = (FetchItem.UID, *attributes)
     cmd = c.Fetch("*", False, SequenceSet(tuple((n, n) for n in seqs)), wanted)
     held = _Held(io)
-    reply = await imap_messages.fetch(state, held, cmd, may_set_seen=False)
+    reply = await imap_fetch.fetch(state, held, cmd, may_set_seen=False)
     # The synthetic command's completion is its last line; only the data goes out.
     end = reply.rfind(b"\r\n", 0, len(reply) - 2)
     return b"".join(held.sent) + (reply[: end + 2] if end >= 0 else b"")

@@ -50,6 +50,7 @@ from courriel.logs import kv
 from courriel.session.imap import acl as imap_acl
 from courriel.session.imap import append as imap_append
 from courriel.session.imap import context as imap_context
+from courriel.session.imap import fetch as imap_fetch
 from courriel.session.imap import mailboxes as imap_mailboxes
 from courriel.session.imap import messages as imap_messages
 from courriel.session.imap import metadata as imap_metadata
@@ -532,7 +533,7 @@ class Session:
             case c.Replace():
                 return await imap_append.replace(st, cmd)
             case c.Fetch():
-                return await imap_messages.fetch(st, self.io, cmd)
+                return await imap_fetch.fetch(st, self.io, cmd)
             case c.Store():
                 return await imap_messages.store(st, cmd)
             case c.Copy() | c.Move():

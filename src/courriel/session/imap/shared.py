@@ -123,7 +123,7 @@ async def intercept(
         case c.Fetch() if isinstance(state, Selected):
             if rights is not None and "s" not in rights:
                 # RFC 4314 §4: without "s" a FETCH reads as with PEEK: \Seen stays as it is.
-                return await imap_messages.fetch(state, io, cmd, may_set_seen=False)
+                return await imap_fetch.fetch(state, io, cmd, may_set_seen=False)
             if view is not None and view.overlay is not None:
                 return await _fetch_private(state, io, cmd)
     return None
@@ -430,7 +430,7 @@ async def _fetch_private(state: Selected, io: Io, cmd: c.Fetch) -> bytes:
         if unseen:
             await state.store.set_private_seen(view.mailbox.id, state.user_id, unseen, True)
             view.dirty = True  # the FETCH's own refresh announces the new \\Seen
-    return await imap_messages.fetch(state, io, cmd, may_set_seen=False)
+    return await imap_fetch.fetch(state, io, cmd, may_set_seen=False)
 
 
 class GranteeStatus(StatusFn):
