@@ -94,8 +94,8 @@ class CopyFlags:
     user's ``rights`` on the target allow."""
 
     rights: str
-    source_seen: frozenset[int] | None  # the user's own \\Seen of another user's source
-    private: bool  # the target is another user's: \\Seen goes to the user's row
+    source_seen: frozenset[int] | None  # the user's own \Seen of another user's source
+    private: bool  # the target is another user's: \Seen goes to the user's row
 
     def of(self, uid: int, bits: int, keywords: str) -> tuple[int, str, bool]:
         """The copy of source ``uid``: its flag bits, keywords, and whether it gets a row."""
@@ -112,6 +112,8 @@ class CopyFlags:
 def copy_flags(
     src_owner: int, src: int, dst_owner: int, user_id: int, rights: str
 ) -> Script[CopyFlags]:
+    """How ``user_id``'s copies from ``src`` into a mailbox of ``dst_owner`` take flags, read
+    under the lock of the copy's transaction."""
     source_seen = None
     if src_owner != user_id:
         source_seen = frozenset((yield from private_seen(src, user_id)))
