@@ -93,7 +93,9 @@ from courriel.mail.auth.dns import Resolver
 from courriel.mail.auth.inbound import MailAuth
 from courriel.maillog import MailLog
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
+from courriel.net.pop3 import IDLE_TIMEOUT as POP3_IDLE
 from courriel.net.ports import BindError, Bound, bind_listener, display
+from courriel.net.services import LoginServices
 from courriel.net.shared_counts import CountsRow, SharedCounts, local_counts
 from courriel.net.tls import TLSError, TLSManager
 from courriel.net.watchdog import HeartbeatTable, Watchdog, describe
@@ -101,6 +103,7 @@ from courriel.queue.outbound import Queue, RelayDisabled
 from courriel.queue.signer import DkimSigner, Sealer, Signer
 from courriel.queue.transport import Transport
 from courriel.queue.worker import Worker
+from courriel.session.pop3_maildrop import DEFAULT_LEASE_SECONDS
 from courriel.store.base import Store, StoreError
 from courriel.supervisor import Supervisor, WorkerMain
 from courriel.web.acme import CertificateKeeper
@@ -162,11 +165,30 @@ Setup = Callable[[Store], Awaitable[None]]  # runs once on the store before the 
 
 
 # protocol name -> factory: each protocol engine's one entry point.
+def login_services(app: App) -> LoginServices:
+    """What POP3 and ManageSieve use of the server."""
+    return LoginServices(app.store, app.auth, app.limiter, app.tls, app.hostname)
+
+
+def pop3_handlers(
+    app: App, *, idle_timeout: float = POP3_IDLE, lease_seconds: float = DEFAULT_LEASE_SECONDS
+) -> ProtocolHandlers:
+    """POP3; the keyword arguments exist so tests can shorten the limits."""
+    server = courriel.net.pop3.Pop3Server(
+        login_services(app), idle_timeout=idle_timeout, lease_seconds=lease_seconds
+    )
+    return server.handlers()
+
+
+def managesieve_handlers(app: App) -> ProtocolHandlers:
+    return courriel.net.managesieve.handlers(login_services(app))
+
+
 handlers: dict[str, HandlerFactory] = {
     "smtp": courriel.net.smtp.handlers,
     "imap": courriel.net.imap.handlers,
-    "pop3": courriel.net.pop3.handlers,
-    "managesieve": courriel.net.managesieve.handlers,
+    "pop3": pop3_handlers,
+    "managesieve": managesieve_handlers,
 }
 
 
