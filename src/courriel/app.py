@@ -88,6 +88,7 @@ from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config, ConfigError
+from courriel.junk.learn import JunkLearner
 from courriel.logs import kv
 from courriel.mail.auth.dns import Resolver
 from courriel.mail.auth.inbound import MailAuth
@@ -103,6 +104,7 @@ from courriel.queue.outbound import Queue, RelayDisabled
 from courriel.queue.signer import DkimSigner, Sealer, Signer
 from courriel.queue.transport import Transport
 from courriel.queue.worker import Worker
+from courriel.session.imap_state import MAX_SESSIONS_PER_USER
 from courriel.session.pop3_maildrop import DEFAULT_LEASE_SECONDS
 from courriel.store.base import Store, StoreError
 from courriel.supervisor import Supervisor, WorkerMain
@@ -180,13 +182,36 @@ def pop3_handlers(
     return server.handlers()
 
 
+def imap_handlers(
+    app: App,
+    *,
+    login_timeout: float = courriel.net.imap.LOGIN_TIMEOUT,
+    autologout: float = courriel.net.imap.AUTOLOGOUT,
+    sessions_per_user: int = MAX_SESSIONS_PER_USER,
+) -> ProtocolHandlers:
+    """IMAP; the keyword arguments exist so tests can shorten the limits."""
+    services = courriel.net.imap.ImapServices(
+        login_services(app),
+        appendlimit=app.cfg.limits.max_message_bytes,
+        user_counts=app.imap_users,
+        # Moves into and out of Junk, $Junk and $NotJunk train each user's junk filter.
+        junk=JunkLearner(app.store) if app.cfg.junk.learn else None,
+    )
+    return courriel.net.imap.handlers(
+        services,
+        login_timeout=login_timeout,
+        autologout=autologout,
+        sessions_per_user=sessions_per_user,
+    )
+
+
 def managesieve_handlers(app: App) -> ProtocolHandlers:
     return courriel.net.managesieve.handlers(login_services(app))
 
 
 handlers: dict[str, HandlerFactory] = {
     "smtp": courriel.net.smtp.handlers,
-    "imap": courriel.net.imap.handlers,
+    "imap": imap_handlers,
     "pop3": pop3_handlers,
     "managesieve": managesieve_handlers,
 }
