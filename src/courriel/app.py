@@ -76,7 +76,7 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import courriel.net.imap
 import courriel.net.managesieve
@@ -88,6 +88,8 @@ from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config, ConfigError
+from courriel.junk.checks import ConnectionChecks
+from courriel.junk.filter import JunkFilter
 from courriel.junk.learn import JunkLearner
 from courriel.logs import kv
 from courriel.mail.auth.dns import Resolver
@@ -98,14 +100,18 @@ from courriel.net.pop3 import IDLE_TIMEOUT as POP3_IDLE
 from courriel.net.ports import BindError, Bound, bind_listener, display
 from courriel.net.services import LoginServices
 from courriel.net.shared_counts import CountsRow, SharedCounts, local_counts
+from courriel.net.smtp import SmtpServices
 from courriel.net.tls import TLSError, TLSManager
 from courriel.net.watchdog import HeartbeatTable, Watchdog, describe
+from courriel.queue.filtering import Filters
 from courriel.queue.outbound import Queue, RelayDisabled
 from courriel.queue.signer import DkimSigner, Sealer, Signer
 from courriel.queue.transport import Transport
 from courriel.queue.worker import Worker
 from courriel.session.imap_state import MAX_SESSIONS_PER_USER
 from courriel.session.pop3_maildrop import DEFAULT_LEASE_SECONDS
+from courriel.session.smtp import SessionServices
+from courriel.session.smtp_junk import JunkServices
 from courriel.store.base import Store, StoreError
 from courriel.supervisor import Supervisor, WorkerMain
 from courriel.web.acme import CertificateKeeper
@@ -182,6 +188,68 @@ def pop3_handlers(
     return server.handlers()
 
 
+def junk_services(app: App) -> JunkServices:
+    """The ``[junk]`` services of port 25; DNS through the SPF/DKIM/DMARC checks' resolver, or
+    one of its own when those are off."""
+    cfg = app.cfg.junk
+    resolver: Resolver | None = app.mailauth.resolver if app.mailauth is not None else None
+    if resolver is None and (cfg.dnsbl_zones or cfg.fcrdns):
+        from courriel.auth_resolver import AuthResolver  # dnspython: only when it is used
+
+        resolver = AuthResolver(app.cfg.dns.nameservers, timeout=cfg.dns_timeout_seconds)
+    checks = ConnectionChecks(cfg, resolver, app.hostname)
+    return JunkServices(cfg, checks, JunkFilter(app.store, cfg) if cfg.scoring else None)
+
+
+def smtp_services(app: App, *, queue: Queue | None = None) -> SmtpServices:
+    """What SMTP uses of the server. Submission hands remote recipients to ``queue`` (default:
+    the app's outbound queue); the inbound MX never relays for addresses we do not host (RFC
+    5321 §3.6.2: no open relay), and queues only the forwards of our aliases to other domains.
+    """
+    outbound = queue if queue is not None else app.outbound
+    submission = SessionServices(
+        store=app.store,
+        authenticator=app.auth,
+        limiter=app.limiter,
+        queue=outbound,
+        hostname=app.hostname,
+        sign=app.sign,
+        events=app.maillog,
+        # Sieve redirects and answers leave through the app's queue on every port.
+        filters=Filters(app.store, outbound, app.hostname),
+    )
+    # Port 25 checks SPF, DKIM, DMARC and ARC when the app has a checker (``[mailauth]``) and
+    # filters junk (``[junk]``). It queues only what our aliases forward (RCPT refuses other
+    # domains' addresses) and seals it.
+    mx = replace(
+        submission,
+        checker=app.mailauth,
+        mailauth=app.cfg.mailauth,
+        seal=app.seal,
+        junk=junk_services(app),
+    )
+    return SmtpServices(
+        submission=submission,
+        mx=mx,
+        tls=app.tls,
+        hostname=app.hostname,
+        max_message_bytes=app.cfg.limits.max_message_bytes,
+    )
+
+
+def smtp_handlers(
+    app: App,
+    *,
+    queue: Queue | None = None,
+    command_timeout: float = courriel.net.smtp.COMMAND_TIMEOUT,
+    data_timeout: float = courriel.net.smtp.DATA_TIMEOUT,
+) -> ProtocolHandlers:
+    """SMTP; the keyword arguments exist so tests can choose the queue and shorten timeouts."""
+    return courriel.net.smtp.handlers(
+        smtp_services(app, queue=queue), command_timeout=command_timeout, data_timeout=data_timeout
+    )
+
+
 def imap_handlers(
     app: App,
     *,
@@ -210,7 +278,7 @@ def managesieve_handlers(app: App) -> ProtocolHandlers:
 
 
 handlers: dict[str, HandlerFactory] = {
-    "smtp": courriel.net.smtp.handlers,
+    "smtp": smtp_handlers,
     "imap": imap_handlers,
     "pop3": pop3_handlers,
     "managesieve": managesieve_handlers,

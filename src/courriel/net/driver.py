@@ -338,7 +338,6 @@ class Driver:
                     return False
                 data = pushed
         except StreamTimeout:
-            log.info("client timed out", extra=kv(timeout=timeout))
             await self.out.send(session.timed_out(timeout))
             return False
         if not data:

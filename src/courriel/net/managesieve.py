@@ -17,7 +17,9 @@ script runs in a thread (the session).
 from __future__ import annotations
 
 import asyncio
+import logging
 
+from courriel.logs import kv
 from courriel.net.driver import END, WAIT, Action, Driver, Session, Step, Wait
 from courriel.net.listener import HANDSHAKE_TIMEOUT, ConnectionContext, ProtocolHandlers, Refusal
 from courriel.net.services import LoginServices
@@ -26,6 +28,8 @@ from courriel.session.managesieve import ManageSieveSession
 from courriel.wire.managesieve import commands as c
 from courriel.wire.managesieve import responses as r
 from courriel.wire.managesieve.core import ManageSieveConfig, ManageSieveConnection
+
+log = logging.getLogger("courriel.managesieve")
 
 IDLE_TIMEOUT = 600.0
 
@@ -69,6 +73,7 @@ class SieveDriven:
         return self.idle_timeout
 
     def timed_out(self, seconds: float) -> bytes:
+        log.info("idle timeout", extra=kv(idle=seconds))
         return r.bye("idle for too long")
 
     def shutting_down(self) -> bytes:

@@ -25,9 +25,11 @@ lock is released however the connection ends.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 
+from courriel.logs import kv
 from courriel.net.driver import END, WAIT, Action, Driver, Session, Step, Wait
 from courriel.net.listener import HANDSHAKE_TIMEOUT, ConnectionContext, ProtocolHandlers, Refusal
 from courriel.net.services import LoginServices
@@ -38,6 +40,8 @@ from courriel.wire.pop3 import commands as c
 from courriel.wire.pop3 import replies
 from courriel.wire.pop3.core import Pop3Config, Pop3Connection, State
 from courriel.wire.pop3.replies import RespCode
+
+log = logging.getLogger("courriel.pop3")
 
 IDLE_TIMEOUT = 600.0  # RFC 1939 §3: an autologout timer of at least 10 minutes
 
@@ -88,6 +92,7 @@ class Pop3Driven:
         return self.idle_timeout
 
     def timed_out(self, seconds: float) -> bytes:
+        log.info("autologout", extra=kv(idle=seconds))
         return autologout()  # RFC 1939 §3: no UPDATE
 
     def shutting_down(self) -> bytes:
