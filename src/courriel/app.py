@@ -49,15 +49,17 @@ last, after every session that could write to it has ended; a worker still alive
 grace period is killed. ``serve`` handles the same signals itself when it runs in the main thread.
 
 Protocol engines plug in through ``handlers``: a mapping protocol name -> factory taking the
-``App`` and returning ``ProtocolHandlers``. A protocol module takes its place with one line here,
-and imports ``App`` under ``typing.TYPE_CHECKING`` only, so importing it never imports this
-module (nothing registers itself on import)::
+``App`` and returning ``ProtocolHandlers``. The factories here (``smtp_handlers``,
+``imap_handlers``, ``pop3_handlers``, ``managesieve_handlers``) build the narrow services record
+a protocol uses (``courriel.net.services``) and hand it to the protocol's ``handlers``; net/
+never sees the ``App`` (tests/test_layers.py checks it). A protocol module wraps its core and
+session in the driver's ``Session`` and runs it with ``net.driver.Driver``, which reads, writes,
+times out, starts TLS and COMPRESS, and says goodbye at shutdown (docs/architecture.md)::
 
-    def handlers(app: App) -> ProtocolHandlers:
+    def handlers(services: LoginServices) -> ProtocolHandlers:
         async def serve(stream: Stream, ctx: ConnectionContext) -> None:
-            ...  # ctx.listener.name tells MX (smtp) from submission; STARTTLS with
-            ...  # await stream.start_tls(app.tls.context, handshake_timeout=HANDSHAKE_TIMEOUT)
-            ...  # ctx.command = "..." names each command for the stall watchdog
+            driver = Driver(stream, ctx, services.tls, handshake_timeout=HANDSHAKE_TIMEOUT)
+            await driver.run(MyDriven(...))  # greeting, next_event, handle -> Step, ...
         async def refuse(stream: Stream, refusal: Refusal) -> None: ...
         return ProtocolHandlers(serve=serve, refuse=refuse)
 
@@ -98,9 +100,8 @@ from courriel.maillog import MailLog
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
 from courriel.net.pop3 import IDLE_TIMEOUT as POP3_IDLE
 from courriel.net.ports import BindError, Bound, bind_listener, display
-from courriel.net.services import LoginServices
+from courriel.net.services import ImapServices, LoginServices, SmtpServices
 from courriel.net.shared_counts import CountsRow, SharedCounts, local_counts
-from courriel.net.smtp import SmtpServices
 from courriel.net.tls import TLSError, TLSManager
 from courriel.net.watchdog import HeartbeatTable, Watchdog, describe
 from courriel.queue.filtering import Filters
@@ -258,7 +259,7 @@ def imap_handlers(
     sessions_per_user: int = MAX_SESSIONS_PER_USER,
 ) -> ProtocolHandlers:
     """IMAP; the keyword arguments exist so tests can shorten the limits."""
-    services = courriel.net.imap.ImapServices(
+    services = ImapServices(
         login_services(app),
         appendlimit=app.cfg.limits.max_message_bytes,
         user_counts=app.imap_users,

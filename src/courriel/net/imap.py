@@ -28,13 +28,10 @@ Shutdown: a session waiting for its client (IDLE included) or reaching its next 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
-from courriel.junk.learn import JunkLearner
 from courriel.net.driver import END, WAIT, Action, Driver, Output, Session, Step, Wait
 from courriel.net.listener import HANDSHAKE_TIMEOUT, ConnectionContext, ProtocolHandlers, Refusal
-from courriel.net.services import LoginServices
-from courriel.net.shared_counts import CountsRow
+from courriel.net.services import ImapServices
 from courriel.net.stream import Stream, TLSInfo
 from courriel.session import imap as imap_session
 from courriel.session.imap_selected import Listings
@@ -53,17 +50,6 @@ _ACTIONS = {
     imap_session.Action.STARTTLS: Action.STARTTLS,
     imap_session.Action.COMPRESS: Action.COMPRESS,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ImapServices:
-    """What IMAP sessions use of the server (built by ``courriel.app``)."""
-
-    login: LoginServices
-    appendlimit: int  # the largest message APPEND takes (RFC 7889)
-    user_counts: CountsRow  # IMAP sessions per user, over every worker process
-    # Learns from moves into and out of Junk and from $Junk/$NotJunk; None: no learning.
-    junk: JunkLearner | None = None
 
 
 class ImapDriven:

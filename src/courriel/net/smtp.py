@@ -29,15 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from courriel.junk import checks as junk_checks
 from courriel.logs import kv
 from courriel.net.driver import END, WAIT, Action, Driver, Session, Step, Wait
 from courriel.net.listener import HANDSHAKE_TIMEOUT, ConnectionContext, ProtocolHandlers, Refusal
+from courriel.net.services import SmtpServices
 from courriel.net.stream import Stream, StreamTimeout, TLSInfo
-from courriel.net.tls import TLSManager
-from courriel.session.smtp import SessionServices, SmtpSession, TlsDetails
+from courriel.session.smtp import SmtpSession, TlsDetails
 from courriel.session.smtp_inbound import refusal
 from courriel.wire.errors import ProtocolError
 from courriel.wire.sasl import MECHANISMS
@@ -56,17 +55,6 @@ EARLY_TALKER = Reply(
     554, "5.5.1", "you sent commands before the greeting: this server does not talk to such clients"
 )
 TIMED_OUT = Reply(421, "4.4.2", "timeout waiting for the client, closing the connection")
-
-
-@dataclass(frozen=True, slots=True)
-class SmtpServices:
-    """What SMTP sessions use of the server (built by ``courriel.app``)."""
-
-    submission: SessionServices  # ports 587 and 465
-    mx: SessionServices  # port 25: mail authentication and junk checks besides
-    tls: TLSManager  # ``tls.context`` at the moment of STARTTLS is the one to use
-    hostname: str
-    max_message_bytes: int
 
 
 def mode_of(listener_name: str) -> Mode:
