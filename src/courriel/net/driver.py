@@ -11,10 +11,11 @@ sans-IO core and its session policy in one object that follows ``Session`` below
    carries the reply to write; a fatal one ends the connection.
 2. Before a command: ``ctx.command`` names it for the stall watchdog (``net/watchdog.py``), the
    connection's ``TimeSlice`` yields the loop every few milliseconds inside a pipelined batch,
-   and at shutdown (``ctx.closing``) the session's goodbye is written instead of running it.
-   A command that ``acknowledges`` a store write (an SMTP message, a POP3 QUIT, a PUTSCRIPT) runs
-   even then, inside ``ctx.transaction()`` together with the write of its reply, so a shutdown
-   lets a write and its acknowledgement finish together.
+   and at shutdown (``ctx.closing``) the session's goodbye is written instead of running it,
+   unless the session says the command ``finishes_at_shutdown`` (an SMTP message whose
+   terminator has arrived). A command that ``acknowledges`` a store write (an SMTP message, a
+   POP3 QUIT, a PUTSCRIPT) runs inside ``ctx.transaction()`` together with the write of its
+   reply, so a shutdown that begins meanwhile lets the write and its acknowledgement finish.
 3. ``session.handle(event)`` returns a ``Step``: bytes to write and an ``Action``. Output is
    collected (``Output``) and written when the driver is about to read, or at ``FLUSH_BYTES``,
    so a pipelined batch costs one write (RFC 2920 §3.1). A session that streams (IMAP FETCH,
@@ -108,8 +109,12 @@ class Session(Protocol[E]):
         """The next command, or why there is none; raises ``ProtocolError``."""
 
     def acknowledges(self, event: E) -> bool:
-        """Whether the event's reply acknowledges a store write (run even during shutdown,
-        inside ``ctx.transaction()``)."""
+        """Whether the event's reply acknowledges a store write: both run inside
+        ``ctx.transaction()``, so a shutdown that begins meanwhile lets them finish."""
+
+    def finishes_at_shutdown(self, event: E) -> bool:
+        """Whether the event is run even when shutdown began before it was taken (an SMTP
+        message whose terminator has arrived); other events get the goodbye instead."""
 
     async def handle(self, event: E) -> Step: ...
 
@@ -272,14 +277,14 @@ class Driver:
                     return
                 continue
             ctx.command = type(event).__name__  # named in a stall report (net/watchdog.py)
+            if ctx.closing.is_set() and not session.finishes_at_shutdown(event):
+                raise ShuttingDown("server shutting down")
             if session.acknowledges(event):
                 async with ctx.transaction():
                     step = await session.handle(event)
                     await out.send(step.data)
                     await out.flush()
             else:
-                if ctx.closing.is_set():
-                    raise ShuttingDown("server shutting down")
                 # A pipelined batch yields every few ms; checked before a command, not after,
                 # so the reply of the last one is not held back behind other clients' work.
                 await out.turn.step()

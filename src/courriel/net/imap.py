@@ -81,6 +81,9 @@ class ImapDriven:
         # APPEND holds the transaction itself, around its store write and tagged OK only.
         return False
 
+    def finishes_at_shutdown(self, event: Event) -> bool:
+        return False
+
     async def handle(self, event: Event) -> Step:
         # The session writes its responses through the driver's Output (the ``Io``).
         return Step(action=_ACTIONS[await self.session.handle(event)])

@@ -61,6 +61,9 @@ class SieveDriven:
     def acknowledges(self, event: c.Command) -> bool:
         return isinstance(event, c.PutScript)  # the store write and its OK finish on shutdown
 
+    def finishes_at_shutdown(self, event: c.Command) -> bool:
+        return False
+
     async def handle(self, event: c.Command) -> Step:
         reply = await self.session.handle(event)
         if reply.close:

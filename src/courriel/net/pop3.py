@@ -80,6 +80,9 @@ class Pop3Driven:
         # RFC 1939 §6: the deletion and its +OK finish even if shutdown begins now.
         return isinstance(event, c.Quit) and self.conn.state is State.UPDATE
 
+    def finishes_at_shutdown(self, event: c.Command | c.AuthResponse) -> bool:
+        return False  # QUIT taken after shutdown began deletes nothing
+
     async def handle(self, event: c.Command | c.AuthResponse) -> Step:
         if isinstance(event, c.Stls):
             return Step(replies.tls_starting(), Action.STARTTLS)  # RFC 2595 §4

@@ -118,6 +118,9 @@ class SmtpDriven:
     def acknowledges(self, event: SmtpEvent) -> bool:
         return isinstance(event, ev.MessageData | ev.BdatLast)
 
+    def finishes_at_shutdown(self, event: SmtpEvent) -> bool:
+        return isinstance(event, ev.MessageData | ev.BdatLast)
+
     async def handle(self, event: SmtpEvent) -> Step:
         reply = self.conn.send(await self.session.handle(event))
         if isinstance(event, ev.StartTls):
