@@ -107,7 +107,7 @@ class SmtpConnection:
 
     @property
     def trailing_data(self) -> bool:
-        """Bytes arrived after STARTTLS before TLS started: close instead of starting TLS."""
+        """Bytes arrived after STARTTLS before TLS started (to be thrown away, never run)."""
         return self._state is State.TLS and bool(self._buf)
 
     @property
