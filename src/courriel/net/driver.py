@@ -130,7 +130,8 @@ class Session(Protocol[E]):
         """The client closed the connection."""
 
     def discard_trailing_data(self) -> int:
-        """Forgets bytes the core holds beyond the STARTTLS command; how many there were."""
+        """Forgets bytes the core holds beyond the command just answered (STARTTLS, COMPRESS);
+        how many there were."""
 
     def tls_started(self, tls: TLSInfo | None) -> Step:
         """The STARTTLS handshake succeeded: what to write now (ManageSieve's capabilities)."""
