@@ -8,7 +8,7 @@ configuration, open the store, run one operation from ``courriel.admin`` and clo
 ``serve`` writes the commented default configuration of a fresh installation and hands over to
 ``courriel.app.run``, with the first-run set-up (a demo account, its password shown once) to run
 on the store before the worker processes start. ``db`` applies the schema
-migrations, or exports, imports or copies the whole store (``courriel.store.postgres_transfer``).
+migrations, or exports, imports or copies the whole store (``courriel.store.transfer``).
 ``queue`` lists and steers the outbound queue (``courriel.queue.cli``).
 
 Every error a person can cause ends as one line on stderr, ``courriel: error: ...``, and a
@@ -378,11 +378,11 @@ def _serve(args: argparse.Namespace) -> int:
     return run(cfg, setup=first_run)
 
 
-# --- db: schema and moving an installation (courriel.store.postgres_transfer) --------------------
+# --- db: schema and moving an installation (courriel.store.transfer) --------------------
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
-    from courriel.store.postgres_transfer import migrate_configured
+    from courriel.store.transfer import migrate_configured
 
     applied = asyncio.run(migrate_configured(_prepare(args)))
     print(f"applied migrations {', '.join(map(str, applied))}" if applied else "schema up to date")
@@ -406,7 +406,7 @@ def _whole_store(store: Store) -> None:
 async def _db_export(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     from pathlib import Path
 
-    from courriel.store.postgres_transfer import export_file
+    from courriel.store.transfer import export_file
 
     _whole_store(store)
     _print_counts("exported", (await export_file(store, Path(args.file))).rows)
@@ -415,14 +415,14 @@ async def _db_export(args: argparse.Namespace, cfg: Config, store: Store) -> Non
 async def _db_import(args: argparse.Namespace, cfg: Config, store: Store) -> None:
     from pathlib import Path
 
-    from courriel.store.postgres_transfer import import_file
+    from courriel.store.transfer import import_file
 
     _whole_store(store)
     _print_counts("imported", (await import_file(store, Path(args.file))).rows)
 
 
 async def _db_copy(args: argparse.Namespace, cfg: Config, store: Store) -> None:
-    from courriel.store.postgres_transfer import copy_to
+    from courriel.store.transfer import copy_to
 
     _whole_store(store)
     _print_counts("copied", (await copy_to(store, cfg, args.to)).rows)

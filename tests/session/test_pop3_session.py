@@ -6,7 +6,6 @@ the session and collects the replies, so every test reads as the conversation it
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import random
 import re
@@ -18,6 +17,7 @@ from courriel.accounts.authcache import AuthCache
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import MAX_SESSION_FAILURES, AuthLimiter
+from courriel.clock import SYSTEM_CLOCK, Clock, ManualClock
 from courriel.config import AuthConfig
 from courriel.session.pop3 import Pop3Session
 from courriel.session.pop3_maildrop import unique_id
@@ -49,12 +49,19 @@ class Dialogue:
         *,
         auth: AuthConfig | None = None,
         lease_seconds: float = 60.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.conn = Pop3Connection(Pop3Config(tls_active=True, stls_offered=False))
         limiter = AuthLimiter(store, auth or AuthConfig(failure_delay_seconds=0))
         authenticator = Authenticator(store, hasher, AuthCache(0))
         self.session = Pop3Session(
-            self.conn, store, authenticator, limiter, "192.0.2.7", lease_seconds=lease_seconds
+            self.conn,
+            store,
+            authenticator,
+            limiter,
+            "192.0.2.7",
+            lease_seconds=lease_seconds,
+            clock=clock,
         )
 
     async def say(self, line: str) -> bytes:
@@ -286,15 +293,18 @@ async def test_quit_after_the_lock_was_lost_deletes_nothing(
     store: Store, hasher: PasswordHasher, alice: User
 ) -> None:
     appended = await deliver_to_inbox(store, alice, msg("one"))
-    d = Dialogue(store, hasher, lease_seconds=0.3)
+    clock = ManualClock()  # paces the lock's renewals (every 20 s for a 60 s lease)
+    d = Dialogue(store, hasher, lease_seconds=60, clock=clock)
     await d.login()
     await d.say("DELE 1")
     lock = d.session.lock
     assert lock is not None
+    await clock.wait_for_sleepers(1)
     # This session stalled past its lease and another one took the maildrop meanwhile.
     await store.release_lease(lock.name, lock.owner)
     assert await store.acquire_lease(lock.name, "other-session", 60)
-    await asyncio.sleep(0.25)  # the next renewal finds the lease gone
+    await clock.advance(20)  # the next renewal finds the lease gone
+    assert lock.lost
     assert await d.say("QUIT") == b"-ERR [IN-USE] maildrop lock lost; nothing was deleted\r\n"
     assert len(await store.list_messages(appended[0].mailbox_id)) == 1
     await d.session.close()

@@ -1,7 +1,9 @@
 """Fixtures of the store contract suite: every test runs against every backend.
 
 A backend opens stores on one fixed, initially empty database, any number of times (tests close
-and reopen to check what survives). Adding a backend is one class with ``open()`` and one entry
+and reopen to check what survives), on the clock it is given: the ``store`` fixture's runs on the
+test's ``clock``, a ``ManualClock``, so leases and counters expire when the test advances it and
+not in real time. Adding a backend is one class with ``open()`` and one entry
 in ``BACKENDS`` (with its marks in ``MARKS``, e.g. ``pytest.mark.postgres``); every contract test
 then runs against it too.
 """
@@ -16,21 +18,22 @@ from typing import Protocol
 
 import pytest
 
+from courriel.clock import SYSTEM_CLOCK, Clock, ManualClock
 from courriel.store.base import Mailbox, NewMessage, Store, User
 from courriel.store.sqlite import SqliteStore, open_sqlite
 from courriel.testing import pg as pg_testdb
 
 
 class Backend(Protocol):
-    async def open(self) -> Store: ...
+    async def open(self, clock: Clock = SYSTEM_CLOCK) -> Store: ...
 
 
 class SqliteBackend:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    async def open(self) -> Store:
-        return await open_sqlite(self.root / "courriel.db", self.root / "blobs")
+    async def open(self, clock: Clock = SYSTEM_CLOCK) -> Store:
+        return await open_sqlite(self.root / "courriel.db", self.root / "blobs", clock=clock)
 
 
 class PostgresBackend:
@@ -40,10 +43,10 @@ class PostgresBackend:
         self.root = root
         self.url = ""
 
-    async def open(self) -> Store:
+    async def open(self, clock: Clock = SYSTEM_CLOCK) -> Store:
         from courriel.store.postgres import open_postgres_url
 
-        return await open_postgres_url(self.url, pool_size=4)
+        return await open_postgres_url(self.url, pool_size=4, clock=clock)
 
 
 # name -> factory taking the test's own temporary directory
@@ -105,8 +108,14 @@ async def sq(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 @pytest.fixture
-async def store(backend: Backend) -> AsyncIterator[Store]:
-    s = await backend.open()
+def clock() -> ManualClock:
+    """The time of the ``store`` fixture's leases and counters: it moves when the test says."""
+    return ManualClock()
+
+
+@pytest.fixture
+async def store(backend: Backend, clock: ManualClock) -> AsyncIterator[Store]:
+    s = await backend.open(clock)
     try:
         yield s
     finally:

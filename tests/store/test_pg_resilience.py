@@ -11,7 +11,7 @@ import pytest
 
 from courriel.store.base import ChangeKind, NewMessage, StoreError, Unavailable
 from courriel.store.postgres import PostgresStore, migrate, open_postgres_url, split_url
-from courriel.store.postgres_driver import pg_sql
+from courriel.store.postgres.driver import pg_sql
 from courriel.store.sql import Done, Query, Script, migrations
 
 pytestmark = pytest.mark.postgres

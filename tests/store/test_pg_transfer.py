@@ -11,14 +11,6 @@ import pytest
 
 from courriel.store.base import FlagOp, NewMessage, Store, StoreError
 from courriel.store.postgres import PostgresStore, open_postgres_url
-from courriel.store.postgres_transfer import (
-    aiter_pages,
-    check_export,
-    export_pages,
-    import_pages,
-    read_export,
-    write_export,
-)
 from courriel.store.queue import (
     NewEntry,
     NewRecipient,
@@ -28,6 +20,14 @@ from courriel.store.queue import (
     Report,
 )
 from courriel.store.sqlite import SqliteStore, open_sqlite
+from courriel.store.transfer import (
+    aiter_pages,
+    check_export,
+    export_pages,
+    import_pages,
+    read_export,
+    write_export,
+)
 
 pytestmark = pytest.mark.postgres
 

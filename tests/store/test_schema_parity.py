@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from courriel.store.sqlite_driver import migrate
+from courriel.store.sqlite.driver import migrate
 
 # Tables only one backend has, and why.
 ONLY_POSTGRES = {

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from courriel.store.base import (
     ALL_RIGHTS,
     ANYONE,
     AclEntry,
+    Change,
+    ChangeKind,
     Mailbox,
     NotFound,
     Store,
@@ -85,3 +89,27 @@ async def test_grants_follow_renames_and_go_with_mailbox_and_grantee(
     await store.set_acl(box.id, bob2.id, "l")
     await store.delete_mailbox(user.id, "Bills")
     assert await store.shared_mailboxes(bob2.id) == []
+
+
+async def test_a_grant_is_told_to_the_owner_and_to_the_grantee(
+    store: Store, user: User, inbox: Mailbox
+) -> None:
+    bob = await _bob(store)
+    owner_sub = await store.events.subscribe(user.id)
+    bob_sub = await store.events.subscribe(bob.id)
+    try:
+        await store.set_acl(inbox.id, bob.id, "lr")
+        # The owner's sessions re-read the rights; the grantee's NOTIFY learns of the mailbox.
+        got = await asyncio.wait_for(anext(aiter(owner_sub)), 2)
+        assert got == Change(user.id, inbox.id, ChangeKind.ACL_CHANGED)
+        got = await asyncio.wait_for(anext(aiter(bob_sub)), 2)
+        assert got == Change(bob.id, inbox.id, ChangeKind.ACL_CHANGED)
+        # "anyone" has no channel of its own: only the owner's hears of it.
+        await store.set_acl(inbox.id, ANYONE, "l")
+        got = await asyncio.wait_for(anext(aiter(owner_sub)), 2)
+        assert got == Change(user.id, inbox.id, ChangeKind.ACL_CHANGED)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(aiter(bob_sub)), 0.2)
+    finally:
+        await owner_sub.close()
+        await bob_sub.close()

@@ -12,7 +12,7 @@ import pytest
 from courriel.store.base import NewMessage, NotFound, OverQuota, StoreError
 from courriel.store.blobs import FileBlobStore
 from courriel.store.sqlite import SqliteStore
-from courriel.store.sqlite_bodies import DEFAULT_INLINE_MAX
+from courriel.store.sqlite.bodies import DEFAULT_INLINE_MAX
 
 MakeMessage = Callable[..., NewMessage]
 BIG = DEFAULT_INLINE_MAX + 1  # a body this large is a file, not kept in the database
@@ -112,7 +112,7 @@ async def test_body_shared_with_concurrent_expunge_survives(
     sq: SqliteStore, message: MakeMessage
 ) -> None:
     # The same body is delivered again while its previous copy is expunged: the file must
-    # outlive the expunge whenever the new message commits (courriel.store.sqlite_bodies).
+    # outlive the expunge whenever the new message commits (courriel.store.sqlite.bodies).
     await sq.add_domain("example.org")
     u = await sq.add_user("a@example.org", "h")
     inbox = await sq.get_mailbox(u.id, "INBOX")

@@ -13,7 +13,7 @@ import pytest
 from courriel.store.base import NewMessage, NotFound, StoreError, Unavailable
 from courriel.store.sql import Query, Script, migrations
 from courriel.store.sqlite import SqliteStore, open_sqlite
-from courriel.store.sqlite_driver import SqliteDriver
+from courriel.store.sqlite.driver import SqliteDriver
 
 MakeMessage = Callable[..., NewMessage]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from courriel.store.base import Mailbox, NewMessage
 from courriel.store.blobs import FileBlobStore
 from courriel.store.sqlite import SqliteStore, open_sqlite
-from courriel.store.sqlite_bodies import DEFAULT_INLINE_MAX
+from courriel.store.sqlite.bodies import DEFAULT_INLINE_MAX
 
 MakeMessage = Callable[..., NewMessage]
 

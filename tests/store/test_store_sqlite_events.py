@@ -12,7 +12,7 @@ from pathlib import Path
 
 from courriel.store.base import Change, ChangeKind, Subscription
 from courriel.store.events import decode_change
-from courriel.store.sqlite_events import SocketEvents
+from courriel.store.sqlite.events import SocketEvents
 
 # Linux queues this many datagrams per receiver (10 by default, more on some systems).
 QUEUED = int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())

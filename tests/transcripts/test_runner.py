@@ -39,6 +39,45 @@ def test_format_is_read(tmp_path: Path) -> None:
     ]
 
 
+def test_include_puts_its_steps_in_place_with_their_parameters(tmp_path: Path) -> None:
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "login.txt").write_text(
+        "# a comment\n\nS: {tag} OK [X] {hostname} welcomes {who}\nS~ {tag} .*\n"
+    )
+    proto = tmp_path / "proto"
+    proto.mkdir()
+    t = tr.parse_transcript(
+        write(proto, "@listener imaps\nC: a1 LOGIN\n@include login tag=a1 who=alice\nC: a2\n")
+    )
+    assert [(s.line, s.kind, s.text, s.origin) for s in t.steps] == [
+        (2, "send", "a1 LOGIN", ""),
+        (3, "expect", "a1 OK [X] {hostname} welcomes alice", "include/login.txt:3"),
+        (3, "match", "a1 .*", "include/login.txt:4"),
+        (4, "send", "a2", ""),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("included", "line", "message"),
+    [
+        ("S: a\n", "@include nothing", "no file include/nothing.txt"),
+        ("S: {tag}\n", "@include block", r"takes \['tag'\], not none"),
+        ("S: {tag}\n", "@include block tag=a1 who=b", r"takes \['tag'\], not \['tag', 'who'\]"),
+        ("S: a\n", "@include block a1", "parameters are name=value"),
+        ("@user a b\n", "@include block", "holds steps only"),
+    ],
+)
+def test_bad_includes_name_the_problem(
+    tmp_path: Path, included: str, line: str, message: str
+) -> None:
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "block.txt").write_text(included)
+    proto = tmp_path / "proto"
+    proto.mkdir()
+    with pytest.raises(tr.TranscriptError, match=message):
+        tr.parse_transcript(write(proto, f"@listener imaps\n{line}\n"))
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -104,6 +143,16 @@ async def test_a_true_transcript_passes(tmp_path: Path) -> None:
         "@listener pop3s\nS: HELLO\nC: one\nC: two\nS: ECHO one\nS~ ECHO t.o\n"
         "C: BYE\nS: GOODBYE\n!closed\n",
     )
+
+
+async def test_a_false_included_step_names_both_lines(tmp_path: Path) -> None:
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "greeting.txt").write_text("# the greeting\nS: HELO\n")
+    work = tmp_path / "proto"
+    work.mkdir()
+    with pytest.raises(tr.TranscriptError) as e:
+        await _play(work, "@listener pop3s\n@include greeting\n")
+    assert "t.txt:2 (include/greeting.txt:2): expected 'HELO', got 'HELLO'" in str(e.value)
 
 
 @pytest.mark.parametrize(

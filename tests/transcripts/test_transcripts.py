@@ -9,7 +9,8 @@ import pytest
 from courriel.testing.transcript import run_transcript
 
 HERE = Path(__file__).parent
-FILES = sorted(p for p in HERE.glob("*/*.txt") if p.parent.name != "messages")
+# messages/ holds the files @deliver stores, include/ the steps @include inserts.
+FILES = sorted(p for p in HERE.glob("*/*.txt") if p.parent.name not in ("messages", "include"))
 
 
 @pytest.fixture(scope="session")

@@ -30,20 +30,15 @@ check off.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import ipaddress
 import math
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from courriel.clock import SYSTEM_CLOCK, Clock
 from courriel.config import AuthConfig
 from courriel.mail.address import AddressError, normalize_address
-from courriel.store.base import Store
-
-Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], float]
+from courriel.store.base import Coordination
 
 MAX_SESSION_FAILURES = 10  # failed logins in a row before the protocol closes the session
 KNOWN_ADDRESS_SECONDS = 30 * 86400  # a successful login vouches for its address this long
@@ -101,23 +96,21 @@ class Refusal:
 class AuthLimiter:
     def __init__(
         self,
-        store: Store,
+        store: Coordination,
         cfg: AuthConfig,
         *,
-        sleep: Sleep = asyncio.sleep,
-        clock: Clock = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
         self._cfg = cfg
-        self._sleep = sleep
-        self._clock = clock
+        self._clock = clock  # the store's own: the windows counted there end at its times
 
     async def check(self, ip: str, username: str | None) -> Refusal | None:
         """None when the attempt may go on; otherwise the limit it is over."""
         window = self._cfg.failure_window_seconds
         if window <= 0:
             return None
-        retry = int(window - self._clock() % window)  # the fixed window ends then
+        retry = int(window - self._clock.now() % window)  # the fixed window ends then
         limit = self._cfg.max_failures_per_ip
         if limit and await self._store.read_counter(ip_key(ip), window) >= limit:
             return Refusal(Limited.ADDRESS, retry)
@@ -138,7 +131,7 @@ class AuthLimiter:
             if username:
                 await self._store.bump_counter(account_key(username), window)
         if self._cfg.failure_delay_seconds > 0:
-            await self._sleep(self._cfg.failure_delay_seconds)
+            await self._clock.sleep(self._cfg.failure_delay_seconds)
 
     async def succeeded(self, ip: str, username: str) -> None:
         """Remembers that ``username`` logged in from ``ip`` (one write a day at most)."""
@@ -146,7 +139,7 @@ class AuthLimiter:
             return  # nothing would ever ask
         key = known_key(ip, username)
         until = await self._store.remembered(key)
-        if until is None or until - self._clock() < KNOWN_ADDRESS_SECONDS - _REFRESH_SECONDS:
+        if until is None or until - self._clock.now() < KNOWN_ADDRESS_SECONDS - _REFRESH_SECONDS:
             await self._store.remember(key, KNOWN_ADDRESS_SECONDS)
 
 

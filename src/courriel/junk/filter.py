@@ -28,7 +28,7 @@ from courriel.junk import score as scoring
 from courriel.junk.rspamd import RspamdClient, RspamdError, RspamdRequest
 from courriel.logs import kv
 from courriel.mail.auth.inbound import Verdict
-from courriel.store.base import Store
+from courriel.store.base import JunkStore
 
 log = logging.getLogger("courriel.junk")
 
@@ -45,7 +45,7 @@ class Arrival:
 
 
 class JunkFilter:
-    def __init__(self, store: Store, cfg: JunkConfig) -> None:
+    def __init__(self, store: JunkStore, cfg: JunkConfig) -> None:
         self._store = store
         self._cfg = cfg
         self._rspamd = RspamdClient(cfg.rspamd_url) if cfg.rspamd_url else None

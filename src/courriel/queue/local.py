@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from courriel.mail.delivery import parse_meta
-from courriel.store.base import Appended, NewMessage, NotFound, Store
+from courriel.store.base import Appended, MailStore, NewMessage, NotFound
 
 INBOX = "INBOX"
 
 
 async def deliver_local(
-    store: Store, user_ids: Sequence[int], raw: bytes, now: datetime | None = None
+    store: MailStore, user_ids: Sequence[int], raw: bytes, now: datetime | None = None
 ) -> list[Appended]:
     """Stores ``raw`` (trace headers included) in each user's INBOX with one ``append`` call.
 

@@ -173,11 +173,10 @@ class Session:
         self._sub: Subscription | None = None
         self._released = False  # the user's session slot was given back
         self._sub_task: asyncio.Task[None] | None = None
-        # The owner of the other user's mailbox selected now, whose changes this session
-        # follows too (RFC 4314 sharing), and that subscription.
-        self._owner: int | None = None
-        self._owner_sub: Subscription | None = None
-        self._owner_task: asyncio.Task[None] | None = None
+        # Other users whose changes this session follows too (RFC 4314 sharing): the owner of
+        # the selected mailbox, and those NOTIFY needs (``Notifier.owners``), one subscription
+        # and one task each.
+        self._owners: dict[int, tuple[Subscription, asyncio.Task[None]]] = {}
         self.notifier: imap_notify.Notifier | None = None  # NOTIFY SET in force (RFC 5465)
         self._recheck_rights = False
 
@@ -291,15 +290,23 @@ class Session:
         out = b""
         if self.conn.idling:
             out = await self._idle_refresh()
+            out += await self._arrivals()
             out += await imap_sort.context_updates(self.state)  # RFC 5267 §4.2
         elif notifier is not None and notifier.selected_mode and not self.conn.trailing_data:
             # RFC 5465 §5.2: SELECTED pushes EXPUNGE too, SELECTED-DELAYED holds it back;
             # never while a command is half received, whose numbers it would shift.
             out = await self._idle_refresh(allow_expunge=notifier.selected_mode == "SELECTED")
+            out += await self._arrivals()  # §7: EXISTS, then FETCH, then ESEARCH
             out += await imap_sort.context_updates(self.state)
         if notifier is not None:
             st = self.state
             out += await notifier.render(st.store, utf8=st.utf8, condstore=st.condstore)
+            if len(notifier.owners()) > imap_notify.MAX_OWNERS:
+                # RFC 5465 §5.8: more sharing users than one session follows; as NOTIFY NONE
+                self.notifier = None
+                text = "Too many users share mailboxes with you"
+                out += r.untagged("OK", text, b"NOTIFICATIONOVERFLOW")
+            await self._follow_owner()  # the shared mailboxes read again may name new owners
         return out
 
     # --- dispatch -------------------------------------------------------------------------------
@@ -337,18 +344,41 @@ class Session:
                 refusal = await imap_shared.append(self.state, self.io, cmd)
                 if refusal is not None:
                     await self.io.send(refusal)
+                self._own_arrivals()
             case _:
                 refused = imap_uidonly.refusal(cmd) if self.state.uidonly else None
                 if refused is not None:
                     await self.io.send(refused)
                     return Action.CONTINUE
-                reply = await self._pre(cmd) + await self._reply(cmd)
+                pre = await self._pre(cmd)
+                pre += await self._arrivals()
+                reply = pre + await self._reply(cmd)
+                if isinstance(cmd, c.Copy | c.Move | c.Replace):
+                    self._own_arrivals()
                 await self.io.send(await self._with_context_updates(reply))
         return Action.CONTINUE
 
+    async def _arrivals(self) -> bytes:
+        """The FETCH NOTIFY asks for after the EXISTS of new messages (RFC 5465 §5.2)."""
+        view = self.state.view
+        if view is None or not view.arrived:
+            return b""
+        uids, view.arrived = view.arrived, []
+        fetch = self.notifier.new_fetch if self.notifier is not None else ()
+        if not fetch:
+            return b""
+        return await imap_notify.new_message_fetch(self.state, self.io, uids, fetch)
+
+    def _own_arrivals(self) -> None:
+        """RFC 5465 §5.2: no FETCH for the messages this session added (APPEND, COPY, MOVE,
+        REPLACE); the EXISTS it was given for them is enough."""
+        if self.state.view is not None:
+            self.state.view.arrived.clear()
+
     async def _with_context_updates(self, reply: bytes) -> bytes:
-        """RFC 5267 §4.3 updates of the search contexts, before the tagged response."""
-        updates = await imap_sort.context_updates(self.state)
+        """RFC 5267 §4.3 updates of the search contexts, before the tagged response; the
+        NOTIFY FETCH of messages the command's own refresh announced goes first (§7)."""
+        updates = await self._arrivals() + await imap_sort.context_updates(self.state)
         if not updates:
             return reply
         before = reply.rfind(b"\r\n", 0, len(reply) - 2)  # the tagged line is the last
@@ -549,36 +579,38 @@ class Session:
             ):
                 self._recheck_rights = True  # RFC 4314: a grant may have been taken back
         notifier = self.notifier
-        # Only the user's own mailboxes: the owner's events of a shared one are not NOTIFY's.
+        # The notifier sorts the owners' changes from the user's own (``Notifier.note``).
         selected = view.mailbox.id if view is not None else None
-        if (
-            notifier is not None
-            and change.user_id == self.state.user_id
-            and notifier.note(change, selected)
-        ):
+        if notifier is not None and notifier.note(change, selected):
             self.wake.set()
 
     async def _follow_owner(self) -> None:
-        """While another user's mailbox is selected, follow that owner's changes too, so
-        their sessions' and deliveries' changes reach this one, also in IDLE."""
+        """Follows the changes of the other users this session needs: the owner of the
+        selected mailbox, so their sessions' and deliveries' changes reach this one, also in
+        IDLE; and for NOTIFY the owners of the shared mailboxes its filters may take. Each
+        owner's changes come once, whatever the reasons to follow them."""
         view = self.state.view
         user = self.state.user
-        owner = None
+        wanted: set[int] = set()
+        selected_owner = None
         if view is not None and user is not None and view.mailbox.user_id != user.id:
-            owner = view.mailbox.user_id
-        if owner == self._owner:
-            return
-        await self._stop_owner()
-        if owner is not None and view is not None:
-            self._owner_sub = await self.state.store.events.subscribe(owner)
-            self._owner_task = asyncio.create_task(self._follow(self._owner_sub))
-            self._owner = owner
-            view.dirty = True  # what changed between the SELECT's read and the subscription
+            selected_owner = view.mailbox.user_id
+            wanted.add(selected_owner)
+        if self.notifier is not None and user is not None:
+            wanted |= self.notifier.owners()
+        for owner in set(self._owners) - wanted:
+            sub, task = self._owners.pop(owner)
+            await _unfollow(task, sub)
+        for owner in sorted(wanted - set(self._owners)):
+            sub = await self.state.store.events.subscribe(owner)
+            self._owners[owner] = (sub, asyncio.create_task(self._follow(sub)))
+            if owner == selected_owner and view is not None:
+                view.dirty = True  # what changed between the SELECT's read and the subscription
 
     async def _stop_owner(self) -> None:
-        self._owner = None
-        await _unfollow(self._owner_task, self._owner_sub)
-        self._owner_task, self._owner_sub = None, None
+        owners, self._owners = self._owners, {}
+        for sub, task in owners.values():
+            await _unfollow(task, sub)
 
     async def logout(self) -> None:
         """Ends the subscription and gives the session slot back; safe to call twice."""
@@ -621,13 +653,20 @@ class Session:
         return r.enabled(done) + r.ok(cmd.tag, "ENABLE completed")
 
     async def _notify(self, cmd: c.Notify) -> bytes:
-        refused = imap_notify.badevent(cmd)
+        refused = imap_notify.refusal(cmd)
         if refused is not None:
             return refused  # RFC 5465 §5: nothing changes
         st = self.state
         boxes = await st.store.list_mailboxes(st.user_id)
         subscribed = await st.store.subscriptions(st.user_id) if cmd.groups else []
-        self.notifier = imap_notify.start(cmd, boxes, subscribed)
+        shared = await st.store.shared_mailboxes(st.user_id) if cmd.groups else []
+        notifier = imap_notify.start(cmd, boxes, subscribed, st.user_id, shared)
+        if notifier is not None and len(notifier.owners()) > imap_notify.MAX_OWNERS:
+            # RFC 5465 §3.1: too costly to follow; the previous NOTIFY stays in force
+            code = b"NOTIFICATIONOVERFLOW"
+            return r.no(cmd.tag, "Too many users share mailboxes with you", code)
+        self.notifier = notifier
+        await self._follow_owner()  # before the STATUS reads, so no change falls between
         out: list[bytes] = []
         if self.notifier is not None and cmd.status:
             selected = st.view.mailbox.id if st.view is not None else None

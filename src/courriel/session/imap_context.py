@@ -10,18 +10,25 @@ contexts die with the view (SELECT, CLOSE, UNSELECT) or by CANCELUPDATE.
 After each command, and during IDLE, the session asks ``imap_sort.context_updates`` whether
 the view changed since a context was last evaluated (``SelectedView.version``); if it did,
 the program runs again over the view and ``changes`` turns the difference into ESEARCH
-ADDTO and REMOVEFROM responses (RFC 5267 §4.3), or new MIN, MAX and COUNT values when those
-alone were asked for. Evaluating on the view keeps the updates in step with what the client
-was told: a message expunged elsewhere but not yet announced still counts, and a REMOVEFROM
-never names a sequence number the client does not know. Numbers are UIDs for UID commands,
-sequence numbers otherwise; positions are 0 for SEARCH (the result has no order beyond the
-mailbox's) and 1-based in the sorted result for SORT. An expunged message leaves a
-sequence-number context through its EXPUNGE response, which names it; a UID context also
-gets a REMOVEFROM.
+ADDTO and REMOVEFROM responses (RFC 5267 §4.3). Evaluating on the view keeps the updates in
+step with what the client was told: a message expunged elsewhere but not yet announced still
+counts, and a REMOVEFROM never names a sequence number the client does not know. Numbers are
+UIDs for UID commands, sequence numbers otherwise; positions are 0 for SEARCH (the result has
+no order beyond the mailbox's) and 1-based in the sorted result for SORT. An expunged message
+leaves a sequence-number context through its EXPUNGE response, which names it; a UID context
+also gets a REMOVEFROM.
+
+UPDATE does not interact with the other return options (RFC 5267 §4.3, §4.4; RFC 9394 §3.1):
+the updates always speak of the whole set of matching messages. So RETURN (UPDATE COUNT) or
+(UPDATE MIN) gets ADDTO and REMOVEFROM, not new counts, and a PARTIAL window is kept like
+any other result: the context holds every matching message, and the updates name them all,
+also those outside the window, with their positions in the whole result (§4.3 warns the
+client that it may so hear of messages it does not care about). The window itself is
+answered once, by the command.
 
 Each context costs one evaluation per change, so a session holds at most ``MAX_CONTEXTS``;
-past that, and for PARTIAL windows, the result comes without updates and an untagged
-``NO [NOUPDATE "tag"]`` says so (RFC 5267 §4.2).
+past that the result comes without updates and an untagged ``NO [NOUPDATE "tag"]`` says so
+(RFC 5267 §4.3.1); that is the only case of NOUPDATE.
 """
 
 from __future__ import annotations
@@ -37,7 +44,6 @@ from courriel.wire.imap.sort import SortCriterion
 from courriel.wire.imap.strings import string
 
 MAX_CONTEXTS = 5
-_COUNTS = frozenset({"MIN", "MAX", "COUNT"})
 
 
 @dataclass(slots=True)
@@ -50,11 +56,6 @@ class SearchContext:
     result: list[int]  # UIDs: ascending for SEARCH, in sort order for SORT
     version: int  # the view's version the result was made at
 
-    @property
-    def counts_only(self) -> bool:
-        """MIN, MAX or COUNT without ALL: those values are updated, not the set."""
-        return "ALL" not in self.opts and bool(self.opts & _COUNTS)
-
 
 def register(
     view: SelectedView,
@@ -63,14 +64,19 @@ def register(
     order: tuple[SortCriterion, ...] | None,
     result: list[int],
 ) -> bytes:
-    """Keeps the context a command asked for; ``* NO [NOUPDATE]`` when it is refused."""
+    """Keeps the context a command asked for; ``* NO [NOUPDATE]`` when it is refused.
+
+    ``result`` is the whole result, also under PARTIAL, whose window the updates ignore
+    (RFC 5267 §4.4, RFC 9394 §3.1)."""
     opts = frozenset(cmd.returns or ())
     if "UPDATE" not in opts:
         return b""
     view.contexts.pop(cmd.tag, None)  # a tag used again names the new context
-    if cmd.partial is not None or len(view.contexts) >= MAX_CONTEXTS:
-        why = "PARTIAL results" if cmd.partial is not None else "Too many search contexts"
-        return r.untagged("NO", f"{why} are not updated", b"NOUPDATE " + string(cmd.tag))
+    if len(view.contexts) >= MAX_CONTEXTS:
+        # RFC 5267 §4.3.1: refused, the other return options still answered
+        return r.untagged(
+            "NO", "Too many search contexts: not updated", b"NOUPDATE " + string(cmd.tag)
+        )
     view.contexts[cmd.tag] = SearchContext(
         cmd.tag, cmd.uid, criteria, order, opts, list(result), view.version
     )
@@ -92,21 +98,6 @@ def _numbers(view: SelectedView, ctx: SearchContext, uids: Sequence[int]) -> lis
     return [n for u in uids if (n := view.seq_of(u)) is not None]
 
 
-def _counts(view: SelectedView, ctx: SearchContext, new: list[int]) -> bytes:
-    numbers = _numbers(view, ctx, new)
-    found = bool(numbers)
-    first, last = (numbers[0], numbers[-1]) if ctx.order is not None else (None, None)
-    if found and ctx.order is None:
-        first, last = min(numbers), max(numbers)
-    return r.esearch(
-        ctx.tag,
-        uid=ctx.uid,
-        minimum=first if found and "MIN" in ctx.opts else None,
-        maximum=last if found and "MAX" in ctx.opts else None,
-        count=len(numbers) if "COUNT" in ctx.opts else None,
-    )
-
-
 def changes(view: SelectedView, ctx: SearchContext, new: list[int]) -> bytes:
     """The responses that take the client from ``ctx.result`` to ``new``; then keeps ``new``."""
     old = ctx.result
@@ -114,8 +105,7 @@ def changes(view: SelectedView, ctx: SearchContext, new: list[int]) -> bytes:
     ctx.version = view.version
     if old == new:
         return b""
-    if ctx.counts_only:
-        return _counts(view, ctx, new)
+    # RFC 5267 §4.3: whatever else was asked (MIN, COUNT, PARTIAL), the set's changes
     out: list[bytes] = []
     kept, had = set(new), set(old)
     # A message still in the view left the result; an expunged one only for UID contexts.
@@ -156,8 +146,8 @@ def before_expunge(view: SelectedView, gone: Sequence[int]) -> bytes:
     gone_set = set(gone)
     out: list[bytes] = []
     for ctx in view.contexts.values():
-        if ctx.counts_only or ctx.version != view.version:
-            continue  # counts are updated as a whole; a stale context is redone by ``changes``
+        if ctx.version != view.version:
+            continue  # a stale context is redone by ``changes``
         removed = [u for u in ctx.result if u in gone_set]
         if not removed:
             continue

@@ -99,6 +99,9 @@ class SelectedView:
         self.contexts: dict[str, SearchContext] = {}
         # RFC 9586 UIDONLY: FETCH responses name UIDs (UIDFETCH), expunges go as VANISHED
         self.uidonly = False
+        # New messages announced by EXISTS since the session last looked (RFC 5465 §5.2: NOTIFY
+        # may ask for a FETCH of each); the session empties it at every command and update.
+        self.arrived: list[int] = []
 
     @classmethod
     async def open(
@@ -287,6 +290,7 @@ class SelectedView:
             for info in added:
                 self.uids.append(info.uid)
                 self.infos[info.uid] = info
+            self.arrived.extend(info.uid for info in added)
             out.append(responses.exists(len(self.uids)))
         return b"".join(out)
 

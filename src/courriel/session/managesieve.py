@@ -24,7 +24,7 @@ from courriel import sieve
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.ratelimit import AuthLimiter, FailureCount
 from courriel.logs import kv
-from courriel.store.base import AlreadyExists, InUse, NotFound, Store, StoreError, User
+from courriel.store.base import AlreadyExists, InUse, NotFound, SieveStore, StoreError, User
 from courriel.wire.managesieve import commands as c
 from courriel.wire.managesieve import responses as r
 from courriel.wire.managesieve.core import ManageSieveConnection
@@ -65,7 +65,7 @@ class ManageSieveSession:
     def __init__(
         self,
         conn: ManageSieveConnection,
-        store: Store,
+        store: SieveStore,
         authenticator: Authenticator,
         limiter: AuthLimiter,
         peer_ip: str,

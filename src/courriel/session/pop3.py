@@ -46,10 +46,16 @@ from typing import assert_never
 
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.ratelimit import AuthLimiter, FailureCount
+from courriel.clock import SYSTEM_CLOCK, Clock
 from courriel.logs import kv
-from courriel.session.pop3_maildrop import DEFAULT_LEASE_SECONDS, Maildrop, MaildropLock
+from courriel.session.pop3_maildrop import (
+    DEFAULT_LEASE_SECONDS,
+    Maildrop,
+    MaildropLock,
+    MaildropStore,
+)
 from courriel.session.timeslice import OFFLOAD_BYTES, offload
-from courriel.store.base import NotFound, Store, StoreError
+from courriel.store.base import NotFound, StoreError
 from courriel.wire import sasl
 from courriel.wire.pop3 import commands as c
 from courriel.wire.pop3 import replies
@@ -77,13 +83,14 @@ class Pop3Session:
     def __init__(
         self,
         conn: Pop3Connection,
-        store: Store,
+        store: MaildropStore,
         auth: Authenticator,
         limiter: AuthLimiter,
         peer_ip: str,
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         lock_owner: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.conn = conn
         self.store = store
@@ -91,6 +98,7 @@ class Pop3Session:
         self.limiter = limiter
         self.peer_ip = peer_ip
         self.lease_seconds = lease_seconds
+        self.clock = clock  # paces the maildrop lock's renewals
         # Unique per session, also across processes and machines sharing the store.
         self.lock_owner = lock_owner or secrets.token_hex(12)
         self.maildrop: Maildrop | None = None
@@ -182,7 +190,9 @@ class Pop3Session:
             return self._login_failed("authentication failed", RespCode.AUTH)  # RFC 3206 §5
         self._failures.succeeded()
         await self.limiter.succeeded(self.peer_ip, username)
-        lock = MaildropLock(self.store, user.id, self.lock_owner, self.lease_seconds)
+        lock = MaildropLock(
+            self.store, user.id, self.lock_owner, self.lease_seconds, clock=self.clock
+        )
         if not await lock.acquire():
             log.info("maildrop in use", extra=kv(user=user.address))
             return replies.maildrop_locked()  # RFC 2449 §8.1.1, RFC 1939 §8

@@ -31,13 +31,19 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
+from courriel.clock import SYSTEM_CLOCK, Clock
 from courriel.logs import kv
-from courriel.store.base import MessageInfo, NotFound, Store, StoreError
+from courriel.store.base import Coordination, MailStore, MessageInfo, NotFound, StoreError
 
 log = logging.getLogger("courriel.pop3")
 
 DEFAULT_LEASE_SECONDS = 60.0
+
+
+class MaildropStore(MailStore, Coordination, Protocol):
+    """What a POP3 session needs of the store: the INBOX's messages and the maildrop lease."""
 
 
 def unique_id(uidvalidity: int, uid: int) -> str:
@@ -64,7 +70,7 @@ class Maildrop:
         self._size: int | None = None  # octets of every entry, marked or not
 
     @classmethod
-    async def open(cls, store: Store, user_id: int) -> Maildrop:
+    async def open(cls, store: MailStore, user_id: int) -> Maildrop:
         """Raises ``StoreError`` (``NotFound`` when the user has no INBOX)."""
         mailbox = await store.get_mailbox(user_id, "INBOX")
         if mailbox is None:
@@ -105,13 +111,20 @@ class MaildropLock:
     """The store lease ``pop3:<user id>``, held and renewed while the session lasts."""
 
     def __init__(
-        self, store: Store, user_id: int, owner: str, seconds: float = DEFAULT_LEASE_SECONDS
+        self,
+        store: Coordination,
+        user_id: int,
+        owner: str,
+        seconds: float = DEFAULT_LEASE_SECONDS,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.name = f"pop3:{user_id}"
         self.owner = owner
         self.seconds = seconds
         self.lost = False
         self._store = store
+        self._clock = clock  # paces the renewals; the lease's expiry is the store's time
         self._renewer: asyncio.Task[None] | None = None
 
     async def acquire(self) -> bool:
@@ -123,7 +136,7 @@ class MaildropLock:
 
     async def _renew(self) -> None:
         while True:
-            await asyncio.sleep(self.seconds / 3)
+            await self._clock.sleep(self.seconds / 3)
             try:
                 held = await self._store.acquire_lease(self.name, self.owner, self.seconds)
             except StoreError as e:

@@ -6,6 +6,14 @@ A ``Store`` holds accounts (domains, users, aliases) and mail (mailboxes, messag
 log). Protocol sessions talk only to this interface; SQLite (embedded default) and PostgreSQL
 (many machines) implement it, and one contract test suite runs against both.
 
+``Store`` is the sum of protocols by concern: ``AccountStore`` (domains, users, aliases),
+``MailStore`` (mailboxes, messages, their changes), ``SharingStore`` (what other users reach),
+``Coordination`` (leases and counters between processes), and the smaller ones kept in modules
+of their own with their records: ``mailauth`` (DKIM keys, domain policies, DMARC evaluations),
+``sieve``, ``junk``, ``acme``, ``access`` (the web admin) and ``queue`` (outbound mail); every
+name is also importable from here. Code that needs one concern takes that protocol, so its
+signature says what of the store it touches.
+
 Invariants every backend keeps (tests/store/ checks each one):
 
 * UIDs in a mailbox are strictly increasing and never reused, also after expunge and restart.
@@ -37,6 +45,21 @@ from typing import TYPE_CHECKING, Protocol
 from courriel.store.access import AccessStore
 from courriel.store.access import MailEvents as MailEvents  # for session/, which imports base
 from courriel.store.acme import AcmeStore
+
+# re-exported for session/, which sees the store only through this module (tests/test_layers.py)
+from courriel.store.junk import JunkModel as JunkModel
+from courriel.store.junk import JunkSample as JunkSample
+from courriel.store.junk import JunkStore as JunkStore
+from courriel.store.mailauth import DkimKey as DkimKey
+from courriel.store.mailauth import DkimKeyState as DkimKeyState
+from courriel.store.mailauth import DkimKeyStore as DkimKeyStore
+from courriel.store.mailauth import DmarcReportStore as DmarcReportStore
+from courriel.store.mailauth import DomainPolicy as DomainPolicy
+from courriel.store.mailauth import DomainPolicyStore as DomainPolicyStore
+from courriel.store.mailauth import OnDmarcFailure as OnDmarcFailure
+from courriel.store.mailauth import StoredEvaluation as StoredEvaluation
+from courriel.store.sieve import SieveScript as SieveScript
+from courriel.store.sieve import SieveStore as SieveStore
 
 if TYPE_CHECKING:
     from courriel.store.queue import QueueStore
@@ -299,225 +322,11 @@ class Events(Protocol):
     async def close(self) -> None: ...
 
 
-# --- DKIM signing keys (see store/sql/dkim.py) -----------------------------------------------
+# --- the store, by concern (docs/storage.md) -------------------------------------------------
 
 
-class DkimKeyState(enum.Enum):
-    PENDING = "pending"  # to be published; signs once DNS shows it (``activate_dkim_keys``)
-    ACTIVE = "active"  # published and used to sign
-    RETIRING = "retiring"  # still published until retire_after, no longer used to sign
-    RETIRED = "retired"  # no longer published
-
-
-@dataclass(frozen=True, slots=True)
-class DkimKey:
-    domain: str  # A-label, lower-case
-    selector: str
-    algorithm: str  # "ed25519" or "rsa"
-    private_pem: str  # PKCS #8 PEM
-    created: datetime
-    state: DkimKeyState = DkimKeyState.ACTIVE
-    retire_after: datetime | None = None
-    # A pending key: how long the key it replaces stays published once it signs.
-    grace_seconds: int | None = None
-
-
-class DkimKeyStore(Protocol):
-    async def add_dkim_keys(self, domain: str, keys: Sequence[DkimKey]) -> None:
-        """Adds keys to a domain; ``NotFound`` without the domain, ``AlreadyExists`` for a
-        selector the domain has."""
-
-    async def dkim_keys(self, domain: str | None = None) -> list[DkimKey]:
-        """Every key (of one domain), in every state, oldest first."""
-
-    async def rotate_dkim_keys(
-        self, domain: str, keys: Sequence[DkimKey], retire_after: datetime
-    ) -> None:
-        """In one transaction: the active keys become retiring until ``retire_after``, and
-        ``keys`` are added."""
-
-    async def retire_dkim_keys(self, now: datetime) -> int:
-        """Retiring keys whose ``retire_after`` has passed become retired; returns how many."""
-
-    async def activate_dkim_keys(
-        self, domain: str, selectors: Sequence[str], now: datetime
-    ) -> list[str]:
-        """In one transaction, each named pending key becomes active and the active key of its
-        algorithm retiring until ``now`` plus the pending key's grace; returns the selectors
-        activated (a selector that is not pending is left alone)."""
-
-
-# --- per-domain mail-authentication policy ----------------------------------------------------
-
-
-class OnDmarcFailure(enum.Enum):
-    """What a hosted domain does with mail whose sender's DMARC policy failed."""
-
-    REJECT = "reject"  # 550 5.7.1 (only for p=reject)
-    JUNK = "junk"  # the recipient's \\Junk mailbox
-    INBOX = "inbox"  # INBOX, marked only by Authentication-Results
-
-
-@dataclass(frozen=True, slots=True)
-class DomainPolicy:
-    """A hosted domain's own choices; None leaves the ``[mailauth]`` setting in force."""
-
-    domain: str  # A-label, lower-case
-    on_reject: OnDmarcFailure | None = None  # sender's p=reject failed
-    on_quarantine: OnDmarcFailure | None = None  # sender's p=quarantine failed (not REJECT)
-    arc_override: bool | None = None  # honour trusted ARC sealers (None: yes)
-    # Local override: From domains (with their subdomains) whose DMARC failures this domain
-    # delivers to INBOX all the same (a partner whose list or forwarder breaks DMARC).
-    allow_from: tuple[str, ...] = ()
-
-
-class DomainPolicyStore(Protocol):
-    async def domain_policies(self, domains: Sequence[str] | None = None) -> list[DomainPolicy]:
-        """The policies set for ``domains`` (every one set, with None); unset ones are absent."""
-
-    async def set_domain_policy(self, policy: DomainPolicy) -> None:
-        """Replaces the domain's policy (all None removes it); ``NotFound`` without the domain."""
-
-
-# --- DMARC aggregate reports -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvaluation:
-    """One recorded DMARC evaluation (``courriel.mail.auth.dmarc_report.Evaluation`` as JSON)."""
-
-    id: int
-    policy_domain: str
-    received: int  # seconds since the epoch
-    data: str
-
-
-class DmarcReportStore(Protocol):
-    async def add_dmarc_evaluation(self, policy_domain: str, received: int, data: str) -> None:
-        """Records one evaluation for the policy domain's next aggregate report."""
-
-    async def dmarc_report_domains(self, before: int) -> list[str]:
-        """The policy domains with evaluations received before ``before``."""
-
-    async def dmarc_evaluations(
-        self, policy_domain: str, before: int, limit: int
-    ) -> list[StoredEvaluation]:
-        """At most ``limit`` of the domain's evaluations received before ``before``, oldest
-        first."""
-
-    async def delete_dmarc_evaluations(self, policy_domain: str, up_to_id: int) -> int:
-        """Forgets the domain's evaluations up to ``up_to_id`` (reported); returns how many."""
-
-
-# --- Sieve scripts and delivery options (see store/sql/sieve.py) ------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SieveScript:
-    name: str  # exact, case-sensitive (RFC 5804 §1.6)
-    content: str
-    active: bool = False
-
-
-class SieveStore(Protocol):
-    async def sieve_scripts(self, user_id: int) -> list[SieveScript]:
-        """Every script of the user, by name."""
-
-    async def sieve_script(self, user_id: int, name: str) -> SieveScript | None: ...
-
-    async def active_sieve_script(self, user_id: int) -> SieveScript | None: ...
-
-    async def put_sieve_script(self, user_id: int, name: str, content: str) -> None:
-        """Creates or replaces a script, keeping whether it is active; ``NotFound`` without
-        the user."""
-
-    async def delete_sieve_script(self, user_id: int, name: str) -> None:
-        """``NotFound`` without the script, ``InUse`` while it is active (RFC 5804 §2.10)."""
-
-    async def rename_sieve_script(self, user_id: int, old: str, new: str) -> None:
-        """``NotFound`` without ``old``, ``AlreadyExists`` when ``new`` exists."""
-
-    async def activate_sieve_script(self, user_id: int, name: str | None) -> None:
-        """Makes ``name`` the one active script (None: none); ``NotFound`` without it."""
-
-    async def global_sieve_script(self, name: str) -> str | None:
-        """A global script (``include :global``, RFC 6609), or None."""
-
-    async def put_global_sieve_script(self, name: str, content: str | None) -> None:
-        """Creates, replaces or (``None``) removes a global script."""
-
-    async def tag_folders(self, user_id: int) -> bool:
-        """Whether ``user+tag@domain`` goes into the folder ``tag`` (off unless set)."""
-
-    async def set_tag_folders(self, address: str, on: bool) -> None:
-        """``NotFound`` without the user."""
-
-
-# --- junk filtering (see store/sql/junk.py) ---------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class JunkSample:
-    """One message to train: a digest naming it (the same bytes give the same digest, in any
-    mailbox) and its tokens (``courriel.junk.tokens``)."""
-
-    digest: str
-    tokens: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class JunkModel:
-    """What a user's Bayesian model knows of some tokens."""
-
-    ham_messages: int  # messages trained as ham
-    spam_messages: int
-    tokens: dict[str, tuple[int, int]]  # token -> (ham count, spam count), known tokens only
-    threshold: float | None  # the user's own junk score threshold; None: the server's
-
-
-class JunkStore(Protocol):
-    async def junk_model(self, user_id: int, tokens: Sequence[str]) -> JunkModel:
-        """The user's counts for those tokens (unknown tokens are left out)."""
-
-    async def junk_train(self, user_id: int, samples: Sequence[JunkSample], spam: bool) -> int:
-        """Counts each sample as spam (or ham) in one transaction; a sample trained as the
-        other class before is unlearned first, one trained as this class is skipped. Returns
-        how many samples changed class."""
-
-    async def junk_trained_as(self, user_id: int, digest: str) -> bool | None:
-        """True: trained as spam, False: as ham, None: never trained."""
-
-    async def set_junk_threshold(self, user_id: int, threshold: float | None) -> None: ...
-
-    async def greylist_check(
-        self, triple: str, now: float, *, delay: float, retry_window: float, pass_seconds: float
-    ) -> float:
-        """Seconds ``triple`` must still wait before it is accepted (0: accept now). A triple
-        first seen starts waiting ``delay``; a retry after that and within ``retry_window``
-        of the first try passes, and the triple then passes for ``pass_seconds``."""
-
-
-# --- the store --------------------------------------------------------------------------------
-
-
-class Store(
-    DkimKeyStore,
-    AcmeStore,
-    AccessStore,
-    SieveStore,
-    JunkStore,
-    DomainPolicyStore,
-    DmarcReportStore,
-    Protocol,
-):
-    @property
-    def events(self) -> Events: ...
-
-    @property
-    def queue(self) -> QueueStore:
-        """The outbound queue (its own interface: ``courriel.store.queue``)."""
-
-    async def close(self) -> None: ...
+class AccountStore(Protocol):
+    """Domains, users, aliases and catch-alls, with the users' passwords and quotas."""
 
     # accounts: callers pass normalised names (courriel.mail.address)
     async def add_domain(self, name: str) -> Domain: ...
@@ -563,6 +372,14 @@ class Store(
     async def alias_targets(self, source: str) -> list[str]: ...
 
     async def remove_alias(self, source: str, target: str | None = None) -> None: ...
+
+
+class MailStore(Protocol):
+    """Mailboxes, subscriptions, messages and their flags, the expunge log, \\Recent, quota
+    usage and metadata; every write publishes its changes on ``events`` after it commits."""
+
+    @property
+    def events(self) -> Events: ...
 
     # mailboxes
     async def create_mailbox(
@@ -676,18 +493,6 @@ class Store(
 
     async def quota_usage(self, user_id: int) -> QuotaUsage: ...
 
-    # access control lists (RFC 4314): the owner's rights are implicit and never stored
-    async def get_acl(self, mailbox_id: int) -> list[AclEntry]:
-        """The granted rights of a mailbox, "anyone" first, then by address."""
-
-    async def set_acl(self, mailbox_id: int, grantee_id: int, rights: str) -> None:
-        """Grants exactly ``rights`` (empty: removes the entry); ``NotFound`` without the
-        mailbox or the grantee (``ANYONE`` always exists)."""
-
-    async def shared_mailboxes(self, user_id: int) -> list[SharedMailbox]:
-        """Other users' mailboxes on which the user or anyone has some right, by owner and
-        name."""
-
     # metadata (RFC 5464): mailbox_id 0 holds the server's entries
     async def get_metadata(self, mailbox_id: int, user_id: int) -> dict[str, bytes]:
         """Every entry the user sees there: their own /private ones and the /shared ones."""
@@ -704,6 +509,23 @@ class Store(
         """Sets (None: removes) entries, all or none; ``TooMany`` when one scope (the user's
         private entries, or the shared ones, of that mailbox) would hold more than
         ``max_entries`` entries or ``max_bytes`` bytes of values."""
+
+
+class SharingStore(Protocol):
+    """What other users reach of a user's mailboxes: access control lists (RFC 4314), the
+    grantees' own \\Seen, and the access keys of URLAUTH (RFC 4467)."""
+
+    # access control lists (RFC 4314): the owner's rights are implicit and never stored
+    async def get_acl(self, mailbox_id: int) -> list[AclEntry]:
+        """The granted rights of a mailbox, "anyone" first, then by address."""
+
+    async def set_acl(self, mailbox_id: int, grantee_id: int, rights: str) -> None:
+        """Grants exactly ``rights`` (empty: removes the entry); ``NotFound`` without the
+        mailbox or the grantee (``ANYONE`` always exists)."""
+
+    async def shared_mailboxes(self, user_id: int) -> list[SharedMailbox]:
+        """Other users' mailboxes on which the user or anyone has some right, by owner and
+        name."""
 
     # \Seen of grantees on other users' mailboxes (RFC 4314 §4: per user)
     async def private_seen(self, mailbox_id: int, user_id: int) -> set[int]:
@@ -726,7 +548,11 @@ class Store(
         """``owner``'s mailbox ``name`` with the user's rights on it (maybe none); None when
         there is no such owner or mailbox."""
 
-    # coordination between processes and machines (see store/sql/coordination.py)
+
+class Coordination(Protocol):
+    """What processes and machines share to act as one server: leases, counters in fixed
+    windows and keys kept for a while (see store/sql/coordination.py)."""
+
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
         """Takes or renews the named lease for ``seconds``; False while another owner holds it.
 
@@ -747,3 +573,27 @@ class Store(
 
     async def remembered(self, key: str) -> float | None:
         """When ``key`` expires (seconds since the epoch), or None if it is not kept now."""
+
+
+class Store(
+    AccountStore,
+    MailStore,
+    SharingStore,
+    Coordination,
+    DkimKeyStore,
+    AcmeStore,
+    AccessStore,
+    SieveStore,
+    JunkStore,
+    DomainPolicyStore,
+    DmarcReportStore,
+    Protocol,
+):
+    """Everything a backend implements; a component that needs one concern takes that
+    protocol instead."""
+
+    @property
+    def queue(self) -> QueueStore:
+        """The outbound queue (its own interface: ``courriel.store.queue``)."""
+
+    async def close(self) -> None: ...

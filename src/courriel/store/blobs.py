@@ -6,7 +6,7 @@ A ``BlobStore`` keeps immutable byte strings under an id derived from their cont
 writes a body with ``put`` *before* it submits the transaction that references it, so a committed
 message row always points at a durable body. Rows count their references in the ``blobs`` table;
 when a commit removes the last one, the store deletes it after that commit (the SQLite store
-under its write lock, and small bodies live in the database: ``courriel.store.sqlite_bodies``).
+under its write lock, and small bodies live in the database: ``courriel.store.sqlite.bodies``).
 
 ``FileBlobStore`` keeps one file per SHA-256 under ``<root>/ab/cd/<hex>``. ``put`` writes a
 temporary file in the target directory, fsyncs it, renames it into place and fsyncs the directory

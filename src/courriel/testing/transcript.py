@@ -17,6 +17,7 @@ Format (one directive per line; blank lines are ignored)::
     @alias sales@example.test alice@example.test
     @catchall example.test alice@example.test
     @deliver alice@example.test INBOX plain.eml [\\Seen $Label]   a file from messages/
+    @include imap-logged-in tag=a0   the steps of include/imap-logged-in.txt, here
     C: a client line                 sent with CRLF
     S: an exact server line          without its CRLF; {hostname} is the server's name
     S~ a regular expression          must match the whole server line
@@ -26,6 +27,16 @@ Format (one directive per line; blank lines are ignored)::
 Lines are sent one ``C:`` at a time unless several ``C:`` lines follow each other: those go in
 one write, which is how a test pipelines commands. ``S:`` lines are read in order; a server that
 sends something else, or nothing within the step timeout, fails the transcript.
+
+Includes. What the server announces (an EHLO reply, an IMAP CAPABILITY list, ManageSieve's
+capabilities) is asserted in full, line by line, and is the same in many transcripts: it is
+written once in ``include/<name>.txt`` (beside the protocol directories) and ``@include <name>``
+puts its steps where the directive stands, so a capability that appears or disappears fails
+every transcript that sees it, and the change is made in one file. An included file holds only
+steps, comments and blank lines. Its ``{name}`` words other than ``{hostname}`` are parameters,
+each given as ``name=value`` on the ``@include`` line (``@include imap-logged-in tag=a7``); a
+missing or unknown one is an error. A failure in an included step names the transcript's
+``@include`` line and the included file's line.
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ from courriel.testing.fill import add_domain_once, add_user, delivered
 from courriel.testing.net import free_ports
 
 HOSTNAME = "mail.example.test"
+INCLUDE_DIR = "include"  # beside the protocol directories: the files @include reads
 STEP_TIMEOUT = 5.0
 START_TIMEOUT = 20.0
 
@@ -63,6 +75,7 @@ class Step:
     line: int
     kind: str  # "send" | "expect" | "match" | "starttls" | "closed"
     text: str = ""
+    origin: str = ""  # "include/<name>.txt:<line>" for a step of an included file
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,22 +120,65 @@ def _header(t: Transcript, n: int, words: list[str]) -> None:
         raise TranscriptError(f"{t.path}:{n}: unknown directive {name}")
 
 
+def _step(line: str, n: int, origin: str = "") -> Step | None:
+    """The step a line describes, or None when it is not a step."""
+    if line.startswith("C:"):
+        return Step(n, "send", line[3:] if line.startswith("C: ") else line[2:], origin)
+    if line.startswith("S:"):
+        return Step(n, "expect", line[3:] if line.startswith("S: ") else line[2:], origin)
+    if line.startswith("S~"):
+        return Step(n, "match", line[2:].strip(), origin)
+    if line.strip() in ("!starttls", "!closed"):
+        return Step(n, line.strip()[1:], origin=origin)
+    return None
+
+
+_PARAMETER = re.compile(r"\{([a-z][a-z0-9_-]*)\}")
+
+
+def _include(path: Path, n: int, words: list[str]) -> list[Step]:
+    """The steps of ``@include NAME [name=value ...]`` at line ``n`` of ``path``."""
+    where = f"{path}:{n}"
+    if not words:
+        raise TranscriptError(f"{where}: @include NAME [name=value ...]")
+    source = path.parent.parent / INCLUDE_DIR / f"{words[0]}.txt"
+    if not source.is_file():
+        raise TranscriptError(f"{where}: no file {INCLUDE_DIR}/{words[0]}.txt to include")
+    if any("=" not in w for w in words[1:]):
+        raise TranscriptError(f"{where}: @include parameters are name=value")
+    given = dict(w.split("=", 1) for w in words[1:])
+    text = source.read_text(encoding="utf-8")
+    wanted = set(_PARAMETER.findall(text)) - {"hostname"}
+    if wanted != set(given):
+        raise TranscriptError(
+            f"{where}: {INCLUDE_DIR}/{source.name} takes {sorted(wanted) or 'no parameters'},"
+            f" not {sorted(given) or 'none'}"
+        )
+    steps = []
+    for m, raw in enumerate(text.splitlines(), start=1):
+        line = _PARAMETER.sub(lambda p: given.get(p[1], p[0]), raw.rstrip("\r\n"))
+        if not line.strip() or line.startswith("#"):
+            continue
+        step = _step(line, n, f"{INCLUDE_DIR}/{source.name}:{m}")
+        if step is None:
+            raise TranscriptError(f"{source}:{m}: an included file holds steps only: {line!r}")
+        steps.append(step)
+    return steps
+
+
 def parse_transcript(path: Path) -> Transcript:
     t = Transcript(path)
     for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         line = raw.rstrip("\r\n")
         if not line.strip() or line.startswith("#"):
             continue
-        if line.startswith("@"):
+        step = _step(line, n)
+        if step is not None:
+            t.steps.append(step)
+        elif line.startswith("@include"):
+            t.steps.extend(_include(path, n, line.split()[1:]))
+        elif line.startswith("@"):
             _header(t, n, line.split())
-        elif line.startswith("C:"):
-            t.steps.append(Step(n, "send", line[3:] if line.startswith("C: ") else line[2:]))
-        elif line.startswith("S:"):
-            t.steps.append(Step(n, "expect", line[3:] if line.startswith("S: ") else line[2:]))
-        elif line.startswith("S~"):
-            t.steps.append(Step(n, "match", line[2:].strip()))
-        elif line.strip() in ("!starttls", "!closed"):
-            t.steps.append(Step(n, line.strip()[1:]))
         else:
             raise TranscriptError(f"{path}:{n}: cannot read this line: {line!r}")
     if not t.listener:
@@ -253,7 +309,10 @@ class _Player:
         self.writer = writer
 
     def fail(self, step: Step, what: str) -> TranscriptError:
-        return TranscriptError(f"{self.t.path}:{step.line}: {what}")
+        where = f"{self.t.path}:{step.line}"
+        if step.origin:
+            where += f" ({step.origin})"
+        return TranscriptError(f"{where}: {what}")
 
     async def read_line(self, step: Step) -> str:
         try:

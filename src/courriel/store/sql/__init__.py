@@ -8,7 +8,7 @@ rows (a list of tuples) through ``send()``, and finally returns its result. Scri
 they decide, the driver executes. A write script returns ``Done``: its value plus what must happen
 *after* the commit (change events to publish, bodies no longer referenced).
 
-How a driver runs a script (SQLite: ``courriel.store.sqlite_driver.run_script``; PostgreSQL:
+How a driver runs a script (SQLite: ``courriel.store.sqlite.driver.run_script``; PostgreSQL:
 the same loop with ``?`` rewritten to ``$1..$n`` and ``await conn.fetch(...)``)::
 
     try:

@@ -84,8 +84,12 @@ def set_acl(mailbox_id: int, grantee_id: int, rights: str) -> Script[Done[None]]
     boxes = yield Query("SELECT user_id FROM mailboxes WHERE id = ?", (mailbox_id,))
     if not boxes:
         raise NotFound(f"no mailbox {mailbox_id}")
-    # On the owner's channel, which a grantee with the mailbox selected follows.
-    change = Change(boxes[0][0], mailbox_id, ChangeKind.ACL_CHANGED)
+    # On the owner's channel, which a grantee with the mailbox selected follows; and on the
+    # grantee's, whose NOTIFY learns of a mailbox shared with it anew (RFC 5465 §5.9).
+    owner = boxes[0][0]
+    changes = [Change(owner, mailbox_id, ChangeKind.ACL_CHANGED)]
+    if grantee_id not in (ANYONE, owner):
+        changes.append(Change(grantee_id, mailbox_id, ChangeKind.ACL_CHANGED))
     if grantee_id != ANYONE:
         users = yield Query("SELECT 1 FROM users WHERE id = ?", (grantee_id,))
         if not users:
@@ -103,7 +107,7 @@ def set_acl(mailbox_id: int, grantee_id: int, rights: str) -> Script[Done[None]]
             (mailbox_id, grantee_id, rights),
             False,
         )
-    return Done(None, (change,))
+    return Done(None, tuple(changes))
 
 
 def shared_mailboxes(user_id: int) -> Script[list[SharedMailbox]]:

@@ -11,8 +11,9 @@ well before that.
 A *rate counter* counts events per key in fixed time windows (bucket = floor(now / window)).
 Fixed windows admit up to twice the limit across a window boundary; that is accepted for
 failed-login limits, which only need to make guessing slow. Old buckets are swept on each bump.
-Times come from the caller (the store's clock), never from the database, so SQLite and
-PostgreSQL behave the same.
+Times come from the caller (the store's ``courriel.clock.Clock``), never from the database's
+``now()``, so SQLite and PostgreSQL behave the same and tests move a ``ManualClock`` instead of
+waiting for a lease to expire or a window to end.
 
 A *remembered key* is a fact with an expiry ("this account logged in from this address"): one
 row of the same table in bucket ``REMEMBERED``, which no window ever uses (windows count from

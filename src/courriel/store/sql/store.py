@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
+from courriel.clock import SYSTEM_CLOCK, Clock
 from courriel.store.base import (
     AclEntry,
     Alias,
@@ -98,9 +98,16 @@ class SqlStore(
     _HASH_INLINE = 256 * 1024
 
     def __init__(
-        self, driver: Driver, blobs: BlobStore, events: Events, *, inline_max: int = 0
+        self,
+        driver: Driver,
+        blobs: BlobStore,
+        events: Events,
+        *,
+        inline_max: int = 0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._driver: Driver = driver
+        self._clock = clock  # the time of leases, counters and remembered keys
         self._blobs = blobs
         self._events = events
         self._queue = SqlQueueStore(driver)
@@ -460,19 +467,21 @@ class SqlStore(
     # coordination between processes and machines
 
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
-        return await self._write(coordination.acquire_lease(name, owner, time.time(), seconds))
+        return await self._write(
+            coordination.acquire_lease(name, owner, self._clock.now(), seconds)
+        )
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self._write(coordination.release_lease(name, owner))
 
     async def bump_counter(self, key: str, window_seconds: int) -> int:
-        return await self._write(coordination.bump_counter(key, time.time(), window_seconds))
+        return await self._write(coordination.bump_counter(key, self._clock.now(), window_seconds))
 
     async def read_counter(self, key: str, window_seconds: int) -> int:
-        return await self._read(coordination.read_counter(key, time.time(), window_seconds))
+        return await self._read(coordination.read_counter(key, self._clock.now(), window_seconds))
 
     async def remember(self, key: str, seconds: float) -> None:
-        await self._write(coordination.remember(key, time.time(), seconds))
+        await self._write(coordination.remember(key, self._clock.now(), seconds))
 
     async def remembered(self, key: str) -> float | None:
-        return await self._read(coordination.remembered(key, time.time()))
+        return await self._read(coordination.remembered(key, self._clock.now()))

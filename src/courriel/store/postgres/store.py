@@ -6,11 +6,11 @@ Theory of operation
 bounded pool of connections (``pool_size``, default 10, also given as ``?pool_size=N`` in the URL)
 and returns a ``PostgresStore``: ``SqlStore`` (every method of ``courriel.store.base.Store``) over
 
-* ``PgDriver`` (``postgres_driver``): each write script in one READ COMMITTED transaction,
+* ``PgDriver`` (``driver``): each write script in one READ COMMITTED transaction,
   each read in REPEATABLE READ READ ONLY, retried after a deadlock, a serialization failure or a
   lost connection, and reported as ``Unavailable`` when the database stays out of reach;
-* ``PgBlobStore`` (``postgres_blobs``): bodies in the ``blob_contents`` table;
-* ``PgEvents`` (``postgres_events``): change events shared by all nodes through LISTEN/NOTIFY.
+* ``PgBlobStore`` (``blobs``): bodies in the ``blob_contents`` table;
+* ``PgEvents`` (``events``): change events shared by all nodes through LISTEN/NOTIFY.
 
 Nothing a node needs lives only in its memory or on its disk: any number of nodes may share one
 database, each with its own pool. UIDs and MODSEQs come from row-locked ``UPDATE mailboxes ...
@@ -25,7 +25,7 @@ Durability: every write script commits at the server's ``synchronous_commit`` (r
 open; ``on`` by default: a COMMIT returns after its WAL is flushed), and PostgreSQL flushes the
 commits of many concurrent connections together, which is the group commit the SQLite backend
 builds by hand. The pool's connections otherwise run with ``synchronous_commit = off``: a body
-written before its message (``postgres_blobs``), a NOTIFY or a swept body need no flush of their
+written before its message (``blobs``), a NOTIFY or a swept body need no flush of their
 own, because the WAL is one ordered log and the message's synchronous COMMIT, later in it,
 flushes them too. (Measured here: a flush costs about 2.5 ms; 388 serial commits/s.)
 """
@@ -40,11 +40,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from courriel.clock import SYSTEM_CLOCK, Clock
 from courriel.config import Config
 from courriel.store.base import StoreError, Unavailable
-from courriel.store.postgres_blobs import PgBlobStore
-from courriel.store.postgres_driver import LOST, PgDriver
-from courriel.store.postgres_events import PgEvents
+from courriel.store.postgres.blobs import PgBlobStore
+from courriel.store.postgres.driver import LOST, PgDriver
+from courriel.store.postgres.events import PgEvents
 from courriel.store.sql import SqlStore, migrations
 
 DEFAULT_POOL_SIZE = 10
@@ -150,8 +151,16 @@ async def prepare(dsn: str) -> str:
 class PostgresStore(SqlStore):
     """The shared store; ``driver``, ``events`` and ``blobs`` expose their counters."""
 
-    def __init__(self, driver: PgDriver, blobs: PgBlobStore, events: PgEvents, dsn: str) -> None:
-        super().__init__(driver, blobs, events)
+    def __init__(
+        self,
+        driver: PgDriver,
+        blobs: PgBlobStore,
+        events: PgEvents,
+        dsn: str,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        super().__init__(driver, blobs, events, clock=clock)
         self._pg = driver
         self._pg_events = events
         self._pg_blobs = blobs
@@ -175,9 +184,17 @@ class PostgresStore(SqlStore):
 
 
 async def open_postgres_url(
-    url: str, *, pool_size: int | None = None, keepalive: float | None = None
+    url: str,
+    *,
+    pool_size: int | None = None,
+    keepalive: float | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> PostgresStore:
-    """Migrates the database at ``url`` and opens a store on it."""
+    """Migrates the database at ``url`` and opens a store on it.
+
+    Leases, counters and remembered keys take their time from ``clock``, never from the
+    database's ``now()``: the SQLite backend does the same, so both expire alike.
+    """
     dsn, size = split_url(url)
     level = await prepare(dsn)
     try:
@@ -202,7 +219,7 @@ async def open_postgres_url(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(pool.close(), 5)
         raise
-    return PostgresStore(PgDriver(pool, commit_level=level), blobs, events, dsn)
+    return PostgresStore(PgDriver(pool, commit_level=level), blobs, events, dsn, clock=clock)
 
 
 async def open_postgres(cfg: Config) -> PostgresStore:

@@ -44,7 +44,7 @@ from courriel.store.events import (
 )
 from courriel.store.events import encode_change as _encode
 from courriel.store.events import resync as _resync
-from courriel.store.postgres_driver import LOST
+from courriel.store.postgres.driver import LOST
 
 _log = logging.getLogger(__name__)
 

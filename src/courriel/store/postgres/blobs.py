@@ -34,7 +34,7 @@ from typing import Any
 import asyncpg
 
 from courriel.store.base import NotFound, Unavailable
-from courriel.store.postgres_driver import LOST
+from courriel.store.postgres.driver import LOST
 
 _log = logging.getLogger(__name__)
 

@@ -51,7 +51,7 @@ from courriel.store.sql import Done
 from courriel.store.sql.messages import inline_body
 
 if TYPE_CHECKING:
-    from courriel.store.sqlite_driver import SqliteDriver
+    from courriel.store.sqlite.driver import SqliteDriver
 
 _log = logging.getLogger(__name__)
 

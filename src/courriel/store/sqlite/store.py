@@ -7,11 +7,11 @@ lock files, all owner-only), migrates the schema under an exclusive ``flock`` on
 ``<data_dir>/run/migrate.lock`` (processes starting together apply each migration once) and
 builds the store from three parts:
 
-* ``courriel.store.sqlite_driver`` -- one writer thread with group commit and a pool of reader
+* ``courriel.store.sqlite.driver`` -- one writer thread with group commit and a pool of reader
   threads; any number of processes open the same database, SQLite's write lock orders them;
-* ``courriel.store.sqlite_bodies`` -- small bodies in the database, the rest as files, deleted
+* ``courriel.store.sqlite.bodies`` -- small bodies in the database, the rest as files, deleted
   safely while other processes may be appending the same content;
-* ``courriel.store.sqlite_events`` -- change events between the processes, as unix datagrams.
+* ``courriel.store.sqlite.events`` -- change events between the processes, as unix datagrams.
 
 Nothing here holds state another process needs: a second ``open_sqlite`` on the same directory,
 from this process or another, is simply one more participant.
@@ -28,10 +28,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from courriel.clock import SYSTEM_CLOCK, Clock
 from courriel.store.base import Events, Unavailable
 from courriel.store.blobs import FileBlobStore
 from courriel.store.sql import SqlStore
-from courriel.store.sqlite_bodies import (
+from courriel.store.sqlite.bodies import (
     DEFAULT_INLINE_MAX,
     SWEEP_MIN_AGE,
     SqliteBlobs,
@@ -39,14 +40,14 @@ from courriel.store.sqlite_bodies import (
     reap_files,
     sweep,
 )
-from courriel.store.sqlite_driver import (
+from courriel.store.sqlite.driver import (
     DEFAULT_MAX_BATCH,
     DEFAULT_READERS,
     SqliteDriver,
     run_script,
 )
-from courriel.store.sqlite_driver import migrate as migrate_unlocked
-from courriel.store.sqlite_events import SocketEvents
+from courriel.store.sqlite.driver import migrate as migrate_unlocked
+from courriel.store.sqlite.events import SocketEvents
 
 __all__ = ["SqliteDriver", "SqliteStore", "migrate", "open_sqlite", "run_script"]
 
@@ -67,8 +68,11 @@ class SqliteStore(SqlStore):
         events: Events,
         *,
         inline_max: int = DEFAULT_INLINE_MAX,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__(driver, SqliteBlobs(files, driver), events, inline_max=inline_max)
+        super().__init__(
+            driver, SqliteBlobs(files, driver), events, inline_max=inline_max, clock=clock
+        )
         self._sqlite = driver
         self._files = files
         self._sweeper: asyncio.Task[None] | None = None
@@ -96,7 +100,7 @@ class SqliteStore(SqlStore):
         return self._sqlite.writes
 
     async def _reap(self, blob_ids: Sequence[str]) -> None:
-        try:  # under the write lock: see courriel.store.sqlite_bodies
+        try:  # under the write lock: see courriel.store.sqlite.bodies
             await reap_files(self._sqlite, self._files, blob_ids)
         except Exception:  # the commit stands; a body left behind is only wasted space
             _log.exception("could not delete unreferenced bodies")
@@ -184,16 +188,19 @@ async def open_sqlite(
     readers: int = DEFAULT_READERS,
     max_batch: int = DEFAULT_MAX_BATCH,
     inline_max: int = DEFAULT_INLINE_MAX,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> SqliteStore:
     """Opens (creating if needed) the database at ``path`` and its bodies under ``blob_dir``.
 
     Other processes may have the same database open; see the module docstring. Bodies of at
-    most ``inline_max`` bytes are kept in the database (``courriel.store.sqlite_bodies``).
+    most ``inline_max`` bytes are kept in the database (``courriel.store.sqlite.bodies``).
+    Leases, counters and remembered keys take their time from ``clock``.
     """
     run_dir = await asyncio.to_thread(_prepare, path, blob_dir)
     files = FileBlobStore(blob_dir)
     driver = SqliteDriver(path, readers=readers, max_batch=max_batch, verify=check_files(files))
-    return SqliteStore(driver, files, events or SocketEvents(run_dir), inline_max=inline_max)
+    events = events or SocketEvents(run_dir)
+    return SqliteStore(driver, files, events, inline_max=inline_max, clock=clock)
 
 
 def _prepare(path: Path, blob_dir: Path) -> Path:
