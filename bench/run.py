@@ -77,6 +77,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--repeats", type=int, default=MIN_REPEATS, help="runs per measurement, median kept"
     )
     p.add_argument("--no-compare", action="store_true", help="measure courriel only")
+    p.add_argument(
+        "--junk",
+        action="store_true",
+        help="courriel scores junk on port 25 ([junk] scoring, its default; off otherwise)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--profile", action="store_true", help="sample courriel with py-spy")
     p.add_argument("--results", type=Path, default=report.RESULTS_DIR, help="where JSON goes")
@@ -161,12 +166,18 @@ def _comparison(args: argparse.Namespace) -> dict[str, str]:
 
 
 async def _fill(
-    root: Path, workloads: Sequence[Workload], quick: bool, corpus: Corpus, compare: bool
+    root: Path,
+    workloads: Sequence[Workload],
+    args: argparse.Namespace,
+    corpus: Corpus,
+    compare: bool,
 ) -> tuple[courriel_server.Setup, list[str], str]:
     t0 = time.perf_counter()
-    accounts, mail = _merge(workloads, quick, corpus)
+    accounts, mail = _merge(workloads, args.quick, corpus)
     password_hash = shared_hash()
-    setup = courriel_server.configure(root / "courriel")
+    setup = courriel_server.configure(root / "courriel", junk=args.junk)
+    if args.junk:
+        _say("courriel scores junk on port 25 (--junk)")
     await fill_courriel(setup.config, accounts, mail, password_hash)
     t1 = time.perf_counter()
     if compare:
@@ -212,7 +223,7 @@ async def _measure(
 ) -> tuple[courriel_server.Setup, Context]:
     """Fills and starts every server, runs the workloads, and stops the servers again."""
     corpus = Corpus()
-    setup, accounts, password_hash = await _fill(root, workloads, args.quick, corpus, not skipped)
+    setup, accounts, password_hash = await _fill(root, workloads, args, corpus, not skipped)
     async with contextlib.AsyncExitStack() as stack:
         instances: dict[str, Instance] = {}
         inst = await courriel_server.start(setup, root / "courriel" / "serve.log")

@@ -13,11 +13,13 @@ from bench.clients import ClientError
 from bench.corpus import Corpus
 from bench.extras import inclusive_frames, top_frames
 from bench.fill import Item, create_maildir, maildir_info, maildir_name, write_maildir
+from bench.servers import courriel as courriel_server
 from bench.servers import free_ports, process_tree, pss_bytes, rss_bytes
 from bench.servers.courriel import _live
 from bench.workloads import bounded, run_all
 
 from bench import run
+from courriel.config import load
 
 
 def test_maildir_info_letters_are_in_ascii_order() -> None:
@@ -61,6 +63,15 @@ def test_options_choose_workloads_and_refuse_unknown_ones() -> None:
         run.parse_args(["--only", "smtp,ftp"])
     with pytest.raises(SystemExit):
         run.parse_args(["--repeats", "2"])
+    assert run.parse_args(["--junk"]).junk and not run.parse_args([]).junk
+
+
+@pytest.mark.parametrize("junk", [False, True])
+def test_junk_option_leaves_courriel_scoring_on(tmp_path: Path, junk: bool) -> None:
+    setup = courriel_server.configure(tmp_path, junk=junk)
+    cfg = load(setup.config)
+    assert cfg.junk.scoring is junk
+    assert not cfg.mailauth.check_inbound  # the benchmark's domains are in no DNS either way
 
 
 @pytest.mark.parametrize("quick", [True, False])

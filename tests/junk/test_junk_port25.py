@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from courriel.mail.message import parse
 from courriel.testing.dns import DnsServer, Zone, sbin_program
 from courriel.testing.missing import report_missing
 from courriel.testing.smtp import SPAM_FIELDS, TRACE, Server, body_after_trace, greet, smtp_server
@@ -187,6 +188,16 @@ async def test_each_recipient_gets_a_scored_copy_in_inbox_or_junk(tmp_path: Path
         [in_junk] = await messages(server, "alice@example.test", "Junk")
         assert await messages(server, "alice@example.test", "INBOX") == []
         [in_inbox] = await messages(server, "carol@example.test", "INBOX")
+        # Each copy's stored parse is its own (the message's one parse, moved past its fields).
+        for address, mailbox in (("alice@example.test", "Junk"), ("carol@example.test", "INBOX")):
+            user = await server.store.get_user(address)
+            assert user is not None
+            box = await server.store.get_mailbox(user.id, mailbox)
+            assert box is not None
+            [stored] = await server.store.list_messages(box.id)
+            metas = await server.store.get_meta(box.id, [stored.uid])
+            stored_raw = await server.store.read_message(box.id, stored.uid)
+            assert metas[stored.uid] == parse(stored_raw).to_bytes()
     names, rest = body_after_trace(in_junk, (*TRACE, *SPAM_FIELDS))
     assert names == [
         b"Return-Path",

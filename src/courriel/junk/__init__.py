@@ -8,6 +8,7 @@ Invariants:
   X-Spam-Status field, and in a log line;
 * each user's model lives in the store (``JunkStore``), so every process and node scores alike;
   a message is counted once per user, as the class it was last trained as;
-* work per message is bounded: ``tokens.MAX_TOKENS`` tokens from at most ``tokens.MAX_TEXT``
-  characters of text, tokenised in a thread when the message is large.
+* work per message is bounded: ``tokens.MAX_TOKENS`` tokens from at most ``view.MAX_TEXT``
+  characters of text, from one parse of the message that its stored copies reuse, read in a
+  thread when the message is large.
 """

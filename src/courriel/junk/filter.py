@@ -4,10 +4,16 @@ Theory of operation
 -------------------
 ``JunkFilter.score`` is called by the port 25 session once the SPF/DKIM/DMARC verdict is known
 and before the message is stored. It finds the reasons shared by every recipient (the
-verdict's, the heuristics') once, tokenises the message once (in a worker thread when it is
-larger than ``tokens.LARGE``), then reads each recipient's model for those tokens only
-(``Store.junk_model``) and adds their Bayesian reason and threshold. The caller stores each
-recipient's copy with that recipient's X-Spam fields in INBOX or Junk (``Score.junk``).
+verdict's, the heuristics') once, tokenises the message once, then reads each recipient's model
+for those tokens only (``Store.junk_model``) and adds their Bayesian reason and threshold. The
+caller stores each recipient's copy with that recipient's X-Spam fields in INBOX or Junk
+(``Score.junk``).
+
+What is read of the message is read once (``examine``): courriel's parse
+(``courriel.mail.message.parse``), which the caller reuses for the stored copies, and from it
+the view the heuristics and the tokens share (``courriel.junk.view``). The work is bounded
+(``view.MAX_TEXT`` characters of text); a message larger than ``tokens.LARGE`` is examined in
+a worker thread, a smaller one on the event loop, where it costs less than the hop.
 
 With ``[junk] rspamd_url`` set, Rspamd scores instead (``courriel.junk.rspamd``): its score
 and its required score apply to every recipient, and an Rspamd that cannot be reached leaves
@@ -23,11 +29,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from courriel.config import JunkConfig
-from courriel.junk import bayes, heuristics, tokens
+from courriel.junk import bayes, heuristics, tokens, view
 from courriel.junk import score as scoring
+from courriel.junk.heuristics import Reason
 from courriel.junk.rspamd import RspamdClient, RspamdError, RspamdRequest
 from courriel.logs import kv
 from courriel.mail.auth.inbound import Verdict
+from courriel.mail.message import MessageMeta, parse
 from courriel.store.base import JunkStore
 
 log = logging.getLogger("courriel.junk")
@@ -44,11 +52,46 @@ class Arrival:
     hostname: str
 
 
+@dataclass(frozen=True, slots=True)
+class Content:
+    """What scoring reads of a message, read once for every recipient."""
+
+    meta: MessageMeta  # the message's parse, for the stored copies too
+    reasons: tuple[Reason, ...]  # the heuristics that fire
+    words: tuple[str, ...]  # its tokens; () when the checks failed
+
+
+def read(message: bytes, now: datetime) -> Content:
+    """The message's parse, heuristics and tokens (CPU work: see ``examine``)."""
+    meta = parse(message)
+    reasons: list[Reason] = []
+    words: tuple[str, ...] = ()
+    try:
+        seen = view.of(message, meta)
+        reasons = heuristics.check(message, now, seen)
+        words = tokens.of_view(seen)
+    except Exception:  # a bug must never cost a message: it is filed unscored by content
+        log.exception("message not scored by content: the junk checks failed")
+    return Content(meta, tuple(reasons), words)
+
+
+async def examine(message: bytes, now: datetime) -> Content:
+    """``read``, in a worker thread when the message is larger than ``tokens.LARGE``."""
+    if len(message) > tokens.LARGE:
+        return await asyncio.to_thread(read, message, now)
+    return read(message, now)
+
+
 class JunkFilter:
     def __init__(self, store: JunkStore, cfg: JunkConfig) -> None:
         self._store = store
         self._cfg = cfg
         self._rspamd = RspamdClient(cfg.rspamd_url) if cfg.rspamd_url else None
+
+    @property
+    def reads_content(self) -> bool:
+        """Whether ``score`` reads the message itself (False: Rspamd does)."""
+        return self._rspamd is None
 
     async def score(
         self,
@@ -59,20 +102,16 @@ class JunkFilter:
         now: datetime,
         *,
         forced: str = "",
+        content: Content | None = None,
     ) -> dict[int, scoring.Score]:
-        """Each recipient's score of ``message`` (its forged X-Spam fields already removed)."""
+        """Each recipient's score of ``message`` (its forged X-Spam fields already removed);
+        ``content`` is what ``examine`` read of it, when the caller has it."""
         if self._rspamd is not None:
             return await self._rspamd_scores(user_ids, message, arrival, forced)
-        shared = scoring.auth_reasons(verdict)
-        try:
-            shared += heuristics.check(message, now)
-            if len(message) > tokens.LARGE:
-                words = await asyncio.to_thread(tokens.tokens, message)
-            else:
-                words = tokens.tokens(message)
-        except Exception:  # a bug must never cost a message: it is filed unscored by content
-            log.exception("message not scored by content: the junk checks failed")
-            words = ()
+        if content is None:
+            content = await examine(message, now)
+        shared = scoring.auth_reasons(verdict) + list(content.reasons)
+        words = content.words
         out: dict[int, scoring.Score] = {}
         for user_id in dict.fromkeys(user_ids):
             model = await self._store.junk_model(user_id, words)

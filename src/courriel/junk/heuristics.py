@@ -2,7 +2,9 @@
 
 Theory of operation
 -------------------
-Each rule looks at the parsed header (``compat32``: never raises) and says, when it fires, a
+Each rule looks at the header fields of the message's view (``courriel.junk.view``: the
+fields as the standard library's ``compat32`` parse gives them, parsed once for the tokens
+too; never raises) and says, when it fires, a
 ``Reason``: a name in capitals (as SpamAssassin names its tests), the points it adds to the
 score and a sentence. No rule alone reaches the default threshold (5): these are signs, not
 proof, and legitimate mail shows one of them now and then.
@@ -20,16 +22,15 @@ NO_MESSAGE_ID        1.0     no Message-ID field (RFC 5322 §3.6.4 says SHOULD)
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import Message
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
+
+from courriel.junk import view
+from courriel.junk.view import HEADER_LIMIT, Header, View
 
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_HEADER_LIMIT = 64 * 1024  # the header rules read at most this much of the message
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,36 +40,29 @@ class Reason:
     text: str
 
 
-def header_of(raw: bytes) -> Message:
-    end = raw.find(b"\r\n\r\n", 0, _HEADER_LIMIT)
-    head = raw[: end + 4] if end >= 0 else raw[:_HEADER_LIMIT]
-    return email.message_from_bytes(head, policy=email.policy.compat32)
-
-
-def _html_only(raw: bytes, msg: Message) -> Reason | None:
-    kind = msg.get_content_type()
+def _html_only(raw: bytes, msg: Header) -> Reason | None:
+    kind = msg.content_type
     if kind == "text/html":
         return Reason("HTML_ONLY", 1.0, "the message is HTML with no plain-text part")
     if kind.startswith("multipart/"):
         start = raw.find(b"\r\n\r\n")
-        body = raw[start : start + _HEADER_LIMIT * 4].lower()
+        body = raw[start : start + HEADER_LIMIT * 4].lower()
         if b"content-type: text/html" in body and b"content-type: text/plain" not in body:
             return Reason("HTML_ONLY", 1.0, "the message is HTML with no plain-text part")
     return None
 
 
-def _subject(msg: Message) -> Reason | None:
-    subject = str(msg.get("Subject", ""))
+def _subject(msg: Header) -> Reason | None:
+    subject = msg.subject
     letters = [c for c in subject if c.isalpha()]
     if len(letters) >= 10 and all(c.isupper() for c in letters):
         return Reason("SUBJECT_ALL_CAPS", 1.5, "the subject is written in capitals")
     return None
 
 
-def _from_name(msg: Message) -> Reason | None:
-    for field in msg.get_all("From", [])[:3]:
-        text = str(field)
-        for _name, address in getaddresses([text]):
+def _from_name(msg: Header) -> Reason | None:
+    for text in msg.froms[:3]:
+        for _name, address in view.addresses((text,)):
             name = text.split("<", 1)[0] if "<" in text else ""
             for shown in _ADDRESS.findall(name):
                 if shown.lower() != address.lower():
@@ -80,12 +74,12 @@ def _from_name(msg: Message) -> Reason | None:
     return None
 
 
-def _date(msg: Message, now: datetime) -> Reason | None:
-    value = msg.get("Date")
+def _date(msg: Header, now: datetime) -> Reason | None:
+    value = msg.date
     if value is None:
         return Reason("DATE_MISSING", 1.0, "the message has no Date")
     try:
-        when = parsedate_to_datetime(str(value))
+        when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return Reason("DATE_MISSING", 1.0, "the Date cannot be read")
     if when.tzinfo is None:
@@ -97,15 +91,16 @@ def _date(msg: Message, now: datetime) -> Reason | None:
     return None
 
 
-def _message_id(msg: Message) -> Reason | None:
-    if not str(msg.get("Message-ID", "")).strip():
+def _message_id(msg: Header) -> Reason | None:
+    if not msg.message_id.strip():
         return Reason("NO_MESSAGE_ID", 1.0, "the message has no Message-ID")
     return None
 
 
-def check(raw: bytes, now: datetime) -> list[Reason]:
-    """Every rule that fires on ``raw``, in the order of the table above."""
-    msg = header_of(raw)
+def check(raw: bytes, now: datetime, seen: View | None = None) -> list[Reason]:
+    """Every rule that fires on ``raw``, in the order of the table above; ``seen`` is its
+    view when the caller has it (``courriel.junk.view.of``)."""
+    msg = (seen or view.of(raw)).header
     found = [
         _html_only(raw, msg),
         _subject(msg),

@@ -45,7 +45,7 @@ from datetime import datetime
 from typing import Any, Protocol, cast
 
 from courriel.mail import envelope, mime
-from courriel.mail.structure import Builder, Part, PartKind
+from courriel.mail.structure import CONTENT_FIELDS, Builder, Part, PartKind
 
 __all__ = [
     "SEARCH_FIELDS",
@@ -61,6 +61,7 @@ __all__ = [
     "decoded_part",
     "find_part",
     "parse",
+    "prefixed",
     "search_fields_of",
     "section_bytes",
 ]
@@ -81,6 +82,8 @@ SEARCH_FIELDS = (
     "date",
 )
 _SEARCH_FIELDS_B = frozenset(name.encode() for name in SEARCH_FIELDS)
+# Every field whose value the parse reads (``prefixed``).
+_READ_FIELDS = _SEARCH_FIELDS_B | CONTENT_FIELDS | envelope.ENVELOPE_FIELDS
 
 
 class MetaFormatError(ValueError):
@@ -286,6 +289,52 @@ def parse(raw: bytes) -> MessageMeta:
         date=envelope.parse_date(fields.get(b"date")),
         raw_headers=raw_headers,
         text_headers={n: mime.header_text(v) for n, v in raw_headers.items()},
+    )
+
+
+def _shifted(part: Part, by: int, *, root: bool = False) -> Part:
+    return Part(
+        part.section,
+        0 if root else part.header_start + by,
+        part.body_start + by,
+        part.body_end + by,
+        part.kind,
+        part.media_type,
+        part.media_subtype,
+        part.charset,
+        part.encoding,
+        part.lines,
+        part.binary_size,
+        tuple(_shifted(c, by) for c in part.children),
+    )
+
+
+def prefixed(raw: bytes, meta: MessageMeta, prefix: bytes) -> MessageMeta | None:
+    """``parse(prefix + raw)`` from ``meta = parse(raw)``, without reading ``raw`` again.
+
+    ``prefix`` is whole header fields (CRLF-terminated) put on top of the message, such as
+    trace fields: when none of them is a field the parse reads (the envelope's, Content-*,
+    ``SEARCH_FIELDS``), the parse differs only by offsets, and sizes of the header and the
+    whole. None when that cannot be known (``raw`` opens with a fold, which would continue the
+    prefix's last field): then parse the whole.
+    """
+    if not prefix:
+        return meta
+    if not prefix.endswith(b"\r\n") or raw[:1] in (b" ", b"\t"):
+        return None
+    if mime.first_fields(prefix, 0, len(prefix), _READ_FIELDS):
+        return None
+    by = len(prefix)
+    return MessageMeta(
+        size=meta.size + by,
+        header_size=meta.header_size + by,
+        envelope=meta.envelope,
+        bodystructure=meta.bodystructure,
+        body=meta.body,
+        root=_shifted(meta.root, by, root=True),
+        date=meta.date,
+        raw_headers=meta.raw_headers,
+        text_headers=meta.text_headers,
     )
 
 

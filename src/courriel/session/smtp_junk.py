@@ -16,6 +16,10 @@ Theory of operation
   DMARC said quarantine), in Junk, in one ``Store.append``: all or nothing, as
   ``deliver_local``. With Sieve (``courriel.queue.filtering``), the session hands the copies
   that stay out of Junk to the recipients' scripts instead, which see those fields.
+
+The message is parsed once (``courriel.junk.filter.examine``): the scoring reads that parse,
+and each copy's stored parse is the same one moved past the copy's own trace and X-Spam fields
+(``courriel.mail.message.prefixed``), so no copy is parsed again.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ from datetime import datetime
 
 from courriel.config import JunkConfig
 from courriel.junk.checks import ConnectionChecks, greylist_triple
-from courriel.junk.filter import Arrival, JunkFilter
+from courriel.junk.filter import Arrival, JunkFilter, examine
 from courriel.junk.score import Score, fields, strip_spam_fields
 from courriel.logs import kv
 from courriel.mail.delivery import parse_meta
+from courriel.mail.message import MessageMeta, prefixed
 from courriel.session.smtp_inbound import Placement, junk_mailbox
 from courriel.store.base import Appended, NewMessage, NotFound, Store, StoreError
 from courriel.wire.smtp import Reply
@@ -82,6 +87,7 @@ class Copy:
     user_id: int
     raw: bytes
     score: Score
+    meta: bytes | None = None  # the stored parse of ``raw`` when known (else parsed to store)
 
 
 async def scored_copies(
@@ -99,15 +105,30 @@ async def scored_copies(
     message = strip_spam_fields(placed.message)
     forced = [u for u, domain in users.items() if placed.to_junk(domain)]
     scored = [u for u in users if u not in forced]
+    content = await examine(message, now) if junk.reads_content else None
+    metas: dict[bytes, bytes | None] = {}
     copies = []
     for group, why in ((forced, placed.why or "domain policy"), (scored, "")):
         if not group:
             continue
-        scores = await junk.score(group, message, placed.verdict, arrival, now, forced=why)
+        scores = await junk.score(
+            group, message, placed.verdict, arrival, now, forced=why, content=content
+        )
         for user_id, score in scores.items():
-            copies.append(Copy(user_id, trace + fields(score) + message, score))
+            prefix = trace + fields(score)
+            if prefix not in metas:
+                metas[prefix] = _meta(message, None if content is None else content.meta, prefix)
+            copies.append(Copy(user_id, prefix + message, score, metas[prefix]))
             _log(user_id, score, arrival)
     return copies
+
+
+def _meta(message: bytes, meta: MessageMeta | None, prefix: bytes) -> bytes | None:
+    """The stored parse of ``prefix + message`` from the parse of ``message``."""
+    if meta is None:
+        return None
+    moved = prefixed(message, meta, prefix)
+    return None if moved is None else moved.to_bytes()
 
 
 async def store_copies(store: Store, copies: Sequence[Copy], now: datetime) -> list[Appended]:
@@ -116,9 +137,8 @@ async def store_copies(store: Store, copies: Sequence[Copy], now: datetime) -> l
     items: list[tuple[int, NewMessage]] = []
     for copy in copies:
         if copy.raw not in made:
-            made[copy.raw] = NewMessage(
-                raw=copy.raw, internal_date=now, meta=await parse_meta(copy.raw)
-            )
+            meta = copy.meta if copy.meta is not None else await parse_meta(copy.raw)
+            made[copy.raw] = NewMessage(raw=copy.raw, internal_date=now, meta=meta)
         items.append((await _mailbox(store, copy.user_id, copy.score), made[copy.raw]))
     if not items:
         return []
