@@ -17,6 +17,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "mail": ("net", "session", "store", "queue", "app", "admin", "cli"),
     # policy talks to the store through its interfaces only (store.base)
     "session": ("net", "app", "cli", "admin"),
+    # connections: protocols get narrow services records from app.py, never the App itself
+    "net": ("app", "cli", "admin", "web"),
     "store": ("net", "session", "queue", "wire", "app", "cli", "admin"),
     # the Sieve language: pure, like mail/; delivery (queue/) carries out what it decides
     "sieve": ("net", "session", "store", "queue", "accounts", "app", "admin", "cli", "config"),

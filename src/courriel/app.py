@@ -49,15 +49,17 @@ last, after every session that could write to it has ended; a worker still alive
 grace period is killed. ``serve`` handles the same signals itself when it runs in the main thread.
 
 Protocol engines plug in through ``handlers``: a mapping protocol name -> factory taking the
-``App`` and returning ``ProtocolHandlers``. A protocol module takes its place with one line here,
-and imports ``App`` under ``typing.TYPE_CHECKING`` only, so importing it never imports this
-module (nothing registers itself on import)::
+``App`` and returning ``ProtocolHandlers``. The factories here (``smtp_handlers``,
+``imap_handlers``, ``pop3_handlers``, ``managesieve_handlers``) build the narrow services record
+a protocol uses (``courriel.net.services``) and hand it to the protocol's ``handlers``; net/
+never sees the ``App`` (tests/test_layers.py checks it). A protocol module wraps its core and
+session in the driver's ``Session`` and runs it with ``net.driver.Driver``, which reads, writes,
+times out, starts TLS and COMPRESS, and says goodbye at shutdown (docs/architecture.md)::
 
-    def handlers(app: App) -> ProtocolHandlers:
+    def handlers(services: LoginServices) -> ProtocolHandlers:
         async def serve(stream: Stream, ctx: ConnectionContext) -> None:
-            ...  # ctx.listener.name tells MX (smtp) from submission; STARTTLS with
-            ...  # await stream.start_tls(app.tls.context, handshake_timeout=HANDSHAKE_TIMEOUT)
-            ...  # ctx.command = "..." names each command for the stall watchdog
+            driver = Driver(stream, ctx, services.tls, handshake_timeout=HANDSHAKE_TIMEOUT)
+            await driver.run(MyDriven(...))  # greeting, next_event, handle -> Step, ...
         async def refuse(stream: Stream, refusal: Refusal) -> None: ...
         return ProtocolHandlers(serve=serve, refuse=refuse)
 
@@ -76,7 +78,7 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import courriel.net.imap
 import courriel.net.managesieve
@@ -88,19 +90,29 @@ from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
 from courriel.config import Config, ConfigError
+from courriel.junk.checks import ConnectionChecks
+from courriel.junk.filter import JunkFilter
+from courriel.junk.learn import JunkLearner
 from courriel.logs import kv
 from courriel.mail.auth.dns import Resolver
 from courriel.mail.auth.inbound import MailAuth
 from courriel.maillog import MailLog
 from courriel.net.listener import Connections, Listener, ProtocolHandlers
+from courriel.net.pop3 import IDLE_TIMEOUT as POP3_IDLE
 from courriel.net.ports import BindError, Bound, bind_listener, display
+from courriel.net.services import ImapServices, LoginServices, SmtpServices
 from courriel.net.shared_counts import CountsRow, SharedCounts, local_counts
 from courriel.net.tls import TLSError, TLSManager
 from courriel.net.watchdog import HeartbeatTable, Watchdog, describe
+from courriel.queue.filtering import Filters
 from courriel.queue.outbound import Queue, RelayDisabled
 from courriel.queue.signer import DkimSigner, Sealer, Signer
 from courriel.queue.transport import Transport
 from courriel.queue.worker import Worker
+from courriel.session.imap.state import MAX_SESSIONS_PER_USER
+from courriel.session.pop3_maildrop import DEFAULT_LEASE_SECONDS
+from courriel.session.smtp import SessionServices
+from courriel.session.smtp_junk import JunkServices
 from courriel.store.base import Store, StoreError
 from courriel.supervisor import Supervisor, WorkerMain
 from courriel.web.acme import CertificateKeeper
@@ -162,11 +174,115 @@ Setup = Callable[[Store], Awaitable[None]]  # runs once on the store before the 
 
 
 # protocol name -> factory: each protocol engine's one entry point.
+def login_services(app: App) -> LoginServices:
+    """What POP3 and ManageSieve use of the server."""
+    return LoginServices(app.store, app.auth, app.limiter, app.tls, app.hostname)
+
+
+def pop3_handlers(
+    app: App, *, idle_timeout: float = POP3_IDLE, lease_seconds: float = DEFAULT_LEASE_SECONDS
+) -> ProtocolHandlers:
+    """POP3; the keyword arguments exist so tests can shorten the limits."""
+    server = courriel.net.pop3.Pop3Server(
+        login_services(app), idle_timeout=idle_timeout, lease_seconds=lease_seconds
+    )
+    return server.handlers()
+
+
+def junk_services(app: App) -> JunkServices:
+    """The ``[junk]`` services of port 25; DNS through the SPF/DKIM/DMARC checks' resolver, or
+    one of its own when those are off."""
+    cfg = app.cfg.junk
+    resolver: Resolver | None = app.mailauth.resolver if app.mailauth is not None else None
+    if resolver is None and (cfg.dnsbl_zones or cfg.fcrdns):
+        from courriel.auth_resolver import AuthResolver  # dnspython: only when it is used
+
+        resolver = AuthResolver(app.cfg.dns.nameservers, timeout=cfg.dns_timeout_seconds)
+    checks = ConnectionChecks(cfg, resolver, app.hostname)
+    return JunkServices(cfg, checks, JunkFilter(app.store, cfg) if cfg.scoring else None)
+
+
+def smtp_services(app: App, *, queue: Queue | None = None) -> SmtpServices:
+    """What SMTP uses of the server. Submission hands remote recipients to ``queue`` (default:
+    the app's outbound queue); the inbound MX never relays for addresses we do not host (RFC
+    5321 §3.6.2: no open relay), and queues only the forwards of our aliases to other domains.
+    """
+    outbound = queue if queue is not None else app.outbound
+    submission = SessionServices(
+        store=app.store,
+        authenticator=app.auth,
+        limiter=app.limiter,
+        queue=outbound,
+        hostname=app.hostname,
+        sign=app.sign,
+        events=app.maillog,
+        # Sieve redirects and answers leave through the app's queue on every port.
+        filters=Filters(app.store, outbound, app.hostname),
+    )
+    # Port 25 checks SPF, DKIM, DMARC and ARC when the app has a checker (``[mailauth]``) and
+    # filters junk (``[junk]``). It queues only what our aliases forward (RCPT refuses other
+    # domains' addresses) and seals it.
+    mx = replace(
+        submission,
+        checker=app.mailauth,
+        mailauth=app.cfg.mailauth,
+        seal=app.seal,
+        junk=junk_services(app),
+    )
+    return SmtpServices(
+        submission=submission,
+        mx=mx,
+        tls=app.tls,
+        hostname=app.hostname,
+        max_message_bytes=app.cfg.limits.max_message_bytes,
+    )
+
+
+def smtp_handlers(
+    app: App,
+    *,
+    queue: Queue | None = None,
+    command_timeout: float = courriel.net.smtp.COMMAND_TIMEOUT,
+    data_timeout: float = courriel.net.smtp.DATA_TIMEOUT,
+) -> ProtocolHandlers:
+    """SMTP; the keyword arguments exist so tests can choose the queue and shorten timeouts."""
+    return courriel.net.smtp.handlers(
+        smtp_services(app, queue=queue), command_timeout=command_timeout, data_timeout=data_timeout
+    )
+
+
+def imap_handlers(
+    app: App,
+    *,
+    login_timeout: float = courriel.net.imap.LOGIN_TIMEOUT,
+    autologout: float = courriel.net.imap.AUTOLOGOUT,
+    sessions_per_user: int = MAX_SESSIONS_PER_USER,
+) -> ProtocolHandlers:
+    """IMAP; the keyword arguments exist so tests can shorten the limits."""
+    services = ImapServices(
+        login_services(app),
+        appendlimit=app.cfg.limits.max_message_bytes,
+        user_counts=app.imap_users,
+        # Moves into and out of Junk, $Junk and $NotJunk train each user's junk filter.
+        junk=JunkLearner(app.store) if app.cfg.junk.learn else None,
+    )
+    return courriel.net.imap.handlers(
+        services,
+        login_timeout=login_timeout,
+        autologout=autologout,
+        sessions_per_user=sessions_per_user,
+    )
+
+
+def managesieve_handlers(app: App) -> ProtocolHandlers:
+    return courriel.net.managesieve.handlers(login_services(app))
+
+
 handlers: dict[str, HandlerFactory] = {
-    "smtp": courriel.net.smtp.handlers,
-    "imap": courriel.net.imap.handlers,
-    "pop3": courriel.net.pop3.handlers,
-    "managesieve": courriel.net.managesieve.handlers,
+    "smtp": smtp_handlers,
+    "imap": imap_handlers,
+    "pop3": pop3_handlers,
+    "managesieve": managesieve_handlers,
 }
 
 

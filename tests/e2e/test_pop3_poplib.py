@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from courriel.store.base import ChangeKind
-from courriel.testing.pop3 import DOTTY, PASSWORD, Server, message, pop3_server
+from courriel.testing.pop3 import DOTTY, HOSTNAME, PASSWORD, Server, message, pop3_server
 
 TIMEOUT = 10
 
@@ -130,13 +130,19 @@ async def test_wrong_password_is_auth_error_and_session_goes_on(tmp_path: Path) 
     assert count == 1
 
 
-async def test_stls_with_pipelined_command_is_closed(tmp_path: Path) -> None:
+async def test_stls_with_pipelined_command_discards_it_and_negotiates(tmp_path: Path) -> None:
     async with pop3_server(tmp_path) as srv:
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.pop3)
         async with asyncio.timeout(5):
             await reader.readline()
             writer.write(b"STLS\r\nCAPA\r\n")  # RFC 2595 §4: CAPA must never be read
             assert await reader.readline() == b"+OK begin TLS negotiation\r\n"
+            await writer.start_tls(srv.client_context(), server_hostname=HOSTNAME)
+            writer.write(b"USER alice@example.test\r\n")
+            # The first line inside TLS answers USER: the CAPA sent in clear was never run.
+            assert await reader.readline() == b"+OK send PASS\r\n"
+            writer.write(b"QUIT\r\n")
+            assert await reader.readline() == b"+OK courriel POP3 server signing off\r\n"
             assert await reader.read() == b""
         writer.close()
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
-import pytest
 from runtime_support import HOSTNAME, ServeFactory, client_context, close, read_all, read_line
 
 from courriel.config import Config
 from courriel.net.listener import ConnectionContext, ProtocolHandlers, Refusal
-from courriel.net.stream import DataBeforeTLS, ShuttingDown, Stream, StreamTimeout, TLSInfo
+from courriel.net.stream import ShuttingDown, Stream, StreamTimeout, TLSInfo
 from courriel.net.tls import TLSManager
 
 
@@ -18,8 +16,16 @@ async def _no_refusal(stream: Stream, refusal: Refusal) -> None:
     await stream.send(f"NO {refusal.value}\r\n".encode())
 
 
+INJECTED = b"MAIL FROM:<attacker@example.org>\r\n"
+
+
 def _starttls_server(
-    tls: TLSManager, outcome: asyncio.Future[object], *, wait_for_pipelined: bool
+    tls: TLSManager,
+    outcome: asyncio.Future[object],
+    discarded: asyncio.Future[int],
+    *,
+    wait_for_pipelined: bool,
+    seen: asyncio.Event | None = None,
 ) -> ProtocolHandlers:
     """A tiny line protocol: "STARTTLS" then, inside TLS, echo one line with the TLS version."""
 
@@ -27,15 +33,13 @@ def _starttls_server(
         assert await stream.read(timeout=5) == b"STARTTLS\r\n"
         await stream.send(b"OK begin TLS\r\n")
         if wait_for_pipelined:
-            # The client sends more clear text right after our reply; let it arrive.
+            # The client sends more clear text right after our reply; let it all arrive.
             async with asyncio.timeout(5):
-                while not stream.buffered():  # noqa: ASYNC110 - a buffer has no event
+                while stream.buffered() < len(INJECTED):  # noqa: ASYNC110 - no event for it
                     await asyncio.sleep(0.005)
-        try:
-            await stream.start_tls(tls.context, handshake_timeout=5)
-        except DataBeforeTLS as e:
-            outcome.set_result(e)
-            raise
+            if seen is not None:
+                seen.set()  # the client runs next only once start_tls has paused reading
+        discarded.set_result(await stream.start_tls(tls.context, handshake_timeout=5))
         line = await stream.read(timeout=5)
         outcome.set_result(stream.tls)
         await stream.send(b"ECHO " + line)
@@ -47,7 +51,8 @@ async def test_starttls_upgrades_and_reports_tls_info(
     serving: ServeFactory, tls_manager: TLSManager, cfg: Config
 ) -> None:
     outcome: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-    handlers = _starttls_server(tls_manager, outcome, wait_for_pipelined=False)
+    discarded: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    handlers = _starttls_server(tls_manager, outcome, discarded, wait_for_pipelined=False)
     async with serving(handlers) as lst:
         reader, writer = await asyncio.open_connection(*lst.addresses[0])
         writer.write(b"STARTTLS\r\n")
@@ -58,29 +63,34 @@ async def test_starttls_upgrades_and_reports_tls_info(
         assert await read_line(reader) == b"ECHO hello\r\n"
         await close(writer)
     info = await outcome
+    assert await discarded == 0
     assert isinstance(info, TLSInfo)
     assert info.version in ("TLSv1.2", "TLSv1.3")
     assert info.cipher and info.bits >= 128
 
 
-async def test_starttls_refused_when_clear_text_was_pipelined(
-    serving: ServeFactory, tls_manager: TLSManager, caplog: pytest.LogCaptureFixture
+async def test_starttls_discards_clear_text_that_was_pipelined(
+    serving: ServeFactory, tls_manager: TLSManager, cfg: Config
 ) -> None:
     outcome: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-    handlers = _starttls_server(tls_manager, outcome, wait_for_pipelined=True)
-    caplog.set_level(logging.INFO, logger="courriel")
+    discarded: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    seen = asyncio.Event()
+    handlers = _starttls_server(tls_manager, outcome, discarded, wait_for_pipelined=True, seen=seen)
     async with serving(handlers) as lst:
         reader, writer = await asyncio.open_connection(*lst.addresses[0])
         writer.write(b"STARTTLS\r\n")
         assert await read_line(reader) == b"OK begin TLS\r\n"
         # CVE-2011-0411: a command injected in clear between STARTTLS and the handshake.
-        writer.write(b"MAIL FROM:<attacker@example.org>\r\n")
-        # The server closes without a handshake and without answering the injected command.
-        assert await read_all(reader) == b""
+        writer.write(INJECTED)
+        await asyncio.wait_for(seen.wait(), 5)
+        ctx = client_context(cfg.data_dir / "tls" / "cert.pem")
+        await writer.start_tls(ctx, server_hostname=HOSTNAME)
+        assert await discarded == len(INJECTED)  # thrown away before the handshake began
+        writer.write(b"hello\r\n")
+        # Inside TLS the first line read is the one sent under TLS, not the injected one.
+        assert await read_line(reader) == b"ECHO hello\r\n"
         await close(writer)
-    refused = await outcome
-    assert isinstance(refused, DataBeforeTLS)
-    assert any("STARTTLS refused" in r.getMessage() for r in caplog.records)
+    assert isinstance(await outcome, TLSInfo)
 
 
 async def test_read_timeout_raises_a_clear_exception(serving: ServeFactory) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from courriel.store.base import Store, Unavailable
 from courriel.store.open import open_store
-from courriel.testing.smtp import greet, smtp_server
+from courriel.testing.smtp import HOSTNAME, greet, smtp_server
 
 HEAD = b"From: bob@example.net\r\nSubject: test\r\n\r\n"
 SMUGGLED = (
@@ -62,13 +62,19 @@ async def test_smtp_smuggling_never_ends_a_message_early(tmp_path: Path, ending:
         assert await server.inbox("alice@example.test") == []
 
 
-async def test_starttls_injection_closes_and_runs_nothing(tmp_path: Path) -> None:
+async def test_starttls_injection_is_discarded_and_runs_nothing(tmp_path: Path) -> None:
     async with smtp_server(tmp_path) as server:
         await server.add_user("alice@example.test")
         c = await server.connect("smtp")
         await greet(c)
         await c.send(b"STARTTLS\r\n" + SMUGGLED)
         assert (await c.reply())[0] == 220
+        # RFC 3207 §4.2: the smuggled transaction was thrown away; TLS is negotiated anyway and
+        # the first reply inside it answers NOOP, not the smuggled MAIL FROM.
+        await asyncio.wait_for(c.writer.start_tls(c.ctx, server_hostname=HOSTNAME), 5)
+        assert await c.command("NOOP") == (250, "2.0.0 OK")
+        await c.expect("EHLO client.example", 250)
+        await c.expect("QUIT", 221)
         assert await c.closed()
         await c.close()
         assert await server.inbox("alice@example.test") == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -49,6 +49,21 @@ def test_received_hides_recipients_when_there_are_several() -> None:
     field = delivery.received_field(info, ["a@example.test", "b@example.test"], NOW)
     assert b"for <" not in field
     assert field.endswith(b"with ESMTP;\r\n\tFri, 27 Nov 2026 10:00:00 +0000\r\n")
+
+
+def test_received_dates_follow_the_clock_and_the_zone() -> None:
+    """The date string is reused within one second only, and never across time zones."""
+    info = TraceInfo("client.example", "192.0.2.1", "mx.test", True)
+    paris = timezone(timedelta(hours=1))
+    dates = [
+        (NOW.replace(microsecond=900000), b"Fri, 27 Nov 2026 10:00:00 +0000"),
+        (NOW + timedelta(seconds=1), b"Fri, 27 Nov 2026 10:00:01 +0000"),
+        ((NOW + timedelta(seconds=1)).astimezone(paris), b"Fri, 27 Nov 2026 11:00:01 +0100"),
+        (NOW + timedelta(seconds=1), b"Fri, 27 Nov 2026 10:00:01 +0000"),
+    ]
+    for when, text in dates:
+        field = delivery.received_field(info, ["a@example.test"], when)
+        assert field.endswith(b"; " + text + b"\r\n")
 
 
 def test_a_hostile_helo_cannot_forge_trace_lines() -> None:

@@ -62,6 +62,17 @@ async def test_failing_script_does_not_fail_its_batch(sq: SqliteStore) -> None:
     assert [d.name for d in await sq.list_domains()] == ["a.example", "c.example"]
 
 
+async def test_a_lone_failing_script_is_rolled_back_not_committed(sq: SqliteStore) -> None:
+    assert await sq.driver.write(insert_domain("a.example")) == "a.example"
+    commits, writes = sq.commits, sq.writes
+    with pytest.raises(StoreError, match="refusing"):
+        await sq.driver.write(insert_domain("bad.example", fail=True))
+    assert (sq.commits, sq.writes) == (commits, writes)  # rolled back: no commit, no fsync
+    assert await sq.driver.write(insert_domain("c.example")) == "c.example"
+    assert sq.commits == commits + 1
+    assert [d.name for d in await sq.list_domains()] == ["a.example", "c.example"]
+
+
 async def test_group_commit_batches_concurrent_appends(
     sq: SqliteStore, message: MakeMessage
 ) -> None:

@@ -10,8 +10,11 @@ import asyncio
 import socket
 from pathlib import Path
 
+import pytest
+
 from courriel.store.base import Change, ChangeKind, Subscription
 from courriel.store.events import decode_change
+from courriel.store.sqlite import events as socket_events
 from courriel.store.sqlite.events import SocketEvents
 
 # Linux queues this many datagrams per receiver (10 by default, more on some systems).
@@ -49,6 +52,32 @@ async def test_a_change_reaches_the_other_process_and_the_own_one(tmp_path: Path
         await a.close()
         await b.close()
     assert list((tmp_path / "run").iterdir()) == []  # each removed its socket
+
+
+async def test_changes_for_users_nobody_watches_are_not_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[bytes | str] = []
+
+    def counting(payload: bytes | str) -> Change:
+        decoded.append(payload)
+        return decode_change(payload)
+
+    monkeypatch.setattr(socket_events, "decode_change", counting)
+    a, b = SocketEvents(run_dir(tmp_path)), SocketEvents(tmp_path / "run")
+    try:
+        own = await a.subscribe(4)  # binds a's socket, so b's changes reach it
+        watched = await b.subscribe(1)
+        for user in (2, 1234567, 1):
+            await a.publish(added(user, 7))
+        assert await next_change(watched) == added(1, 7)
+        assert len(decoded) == 1  # users 2 and 1234567 have no session in b: skipped unread
+        await b.publish(added(4, 8))
+        assert await next_change(own) == added(4, 8)
+        assert len(decoded) == 2  # a watches user 4: decoded there
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_a_publisher_without_subscribers_binds_nothing(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ ends; the core refuses bare LF and CR, so no other line end reaches here). Deliv
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import secrets
 from collections.abc import Sequence
@@ -39,6 +40,8 @@ PARSE_INLINE_BYTES = 64 * 1024  # smaller messages parse in well under a millise
 # One header field line (name and colon) at the start of a line; continuation lines start with
 # white space and are skipped by the name test.
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
+# What may stand in a comment as is: not parentheses, backslash, controls or white space.
+_UNSAFE_IN_COMMENT = re.compile(r"[^\x21-\x27\x2a-\x5b\x5d-\x7e\x80-\U0010ffff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +72,27 @@ def new_queue_id() -> str:
     return secrets.token_hex(6).upper()
 
 
+@functools.lru_cache(maxsize=256)  # a session's HELO and cipher recur in every Received field
 def _clean(text: str) -> str:
     # A client-chosen string inside a comment must not close it, start a new line or a
     # nested comment, which would let it forge trace information.
-    return re.sub(r"[^\x21-\x27\x2a-\x5b\x5d-\x7e\x80-\U0010ffff]", "?", text)[:200]
+    return _UNSAFE_IN_COMMENT.sub("?", text)[:200]
+
+
+_last_date: tuple[datetime, str] | None = None
+
+
+def _date(now: datetime) -> str:
+    """``format_datetime(now)``, kept for the rest of its second: messages arriving in the
+    same second share the string instead of formatting it again."""
+    global _last_date  # one entry, replaced whole: safe across threads
+    whole = now.replace(microsecond=0)
+    last = _last_date
+    if last is not None and last[0] == whole and last[0].tzinfo is whole.tzinfo:
+        return last[1]
+    text = format_datetime(whole)
+    _last_date = (whole, text)
+    return text
 
 
 def received_field(info: TraceInfo, recipients: Sequence[str], now: datetime) -> bytes:
@@ -87,7 +107,7 @@ def received_field(info: TraceInfo, recipients: Sequence[str], now: datetime) ->
         cipher = f" with cipher {_clean(info.tls_cipher or 'unknown')}" if info.tls_cipher else ""
         bits = f" ({info.tls_bits} bits)" if info.tls_bits else ""
         lines.append(f"\t(using {info.tls_version}{cipher}{bits})")
-    date = format_datetime(now)
+    date = _date(now)
     if len(recipients) == 1:
         # RFC 5321 §4.4: "for" names one recipient; with several it would reveal Bcc ones.
         lines.append(f"\tfor <{recipients[0]}>; {date}")

@@ -54,7 +54,6 @@ from courriel.config import LimitsConfig, ListenerConfig
 from courriel.logs import kv
 from courriel.net.shared_counts import CountsRow, local_counts
 from courriel.net.stream import (
-    DataBeforeTLS,
     ShuttingDown,
     Stream,
     StreamTimeout,
@@ -403,9 +402,6 @@ class Listener:
             await self._goodbye(stream)
         except StreamTimeout as e:
             log.info("connection timed out: %s", e)
-        except DataBeforeTLS as e:
-            # RFC 3207 §4: the connection cannot be trusted; closing is the only answer.
-            log.warning("STARTTLS refused: %s", e)
         except TLSHandshakeFailed as e:
             log.info("STARTTLS handshake failed: %s", e)
         except (ConnectionError, ssl.SSLError) as e:

@@ -2,56 +2,46 @@
 
 Theory of operation
 -------------------
-``handlers(app)`` returns the ``ProtocolHandlers`` every SMTP listener uses; the listener's name
-picks the mode (``smtp``: inbound MX on 25; ``submission`` and ``submissions``: RFC 6409
-submission on 587 and 465). Per connection, ``SmtpServer.run``:
+``handlers(services)`` returns the ``ProtocolHandlers`` every SMTP listener uses; the listener's
+name picks the mode (``smtp``: inbound MX on 25; ``submission`` and ``submissions``: RFC 6409
+submission on 587 and 465). Per connection, ``serve``:
 
-* greets with 220 and loops on ``SmtpConnection.next_event``; each event goes to the session
-  and its one reply back to the core; replies are collected and written in one ``write`` when
-  the core needs more input, so a pipelined batch gets one batch of replies (RFC 2920 §3.1);
-* yields the event loop every few milliseconds inside a pipelined batch (``TimeSlice``), and
-  reads no more while the client has not taken the replies (``Stream.read`` drains first);
-* reads in bulk (``Stream.read``) with a timeout: ``command_timeout`` (RFC 5321 §4.5.3.2.7,
-  five minutes) while waiting for commands, ``data_timeout`` (§4.5.3.2.5, three minutes) while
-  a message is being received; a client that runs out of time gets 421 4.4.2 and is closed;
-* STARTTLS (RFC 3207): after the 220 is written, bytes the client pipelined behind STARTTLS,
-  in the core's buffer (``trailing_data``) or the stream's (``Stream.start_tls``), close the
-  connection; after the handshake core and session forget everything said in plaintext;
+* on port 25 runs the connection checks while the greeting is held back (``[junk]
+  greeting_delay_seconds``); a client that speaks first is told so and closed (RFC 5321 §3.1);
+* then wraps the core (``SmtpConnection``) and the session in ``SmtpDriven`` and runs it on the
+  one connection loop (``net/driver.py``): 220, then each event goes to the session and its one
+  reply back to the core; replies are collected and written in one ``write`` when the core needs
+  more input, so a pipelined batch gets one batch of replies (RFC 2920 §3.1);
+* reads with ``command_timeout`` (RFC 5321 §4.5.3.2.7, five minutes) while waiting for commands
+  and ``data_timeout`` (§4.5.3.2.5, three minutes) while a message is being received; a client
+  that runs out of time gets 421 4.4.2 and is closed;
+* STARTTLS (RFC 3207): after the 220, bytes the client pipelined behind STARTTLS are thrown away
+  (§4.2: they came in plaintext) and TLS is negotiated; after the handshake core and session
+  forget everything said in plaintext;
 * holds ``ctx.transaction()`` around a message's store write and the write of its 250, so a
   shutdown lets a message whose terminator has arrived be stored and acknowledged;
-* at shutdown (``ctx.closing``) answers the next command with 421 4.3.2 and closes; a client
-  waiting to be read is woken by the listener (``ShuttingDown``) and gets the same line from
-  ``refuse``. A client that goes away mid-message has nothing delivered: the core hands out a
-  message only after its terminator (or BDAT LAST).
+* at shutdown answers the next command, or a client waiting to be read, with 421 4.3.2. A client
+  that goes away mid-message has nothing delivered: the core hands out a message only after its
+  terminator (or BDAT LAST).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from courriel.junk import checks as junk_checks
-from courriel.junk.checks import ConnectionChecks
-from courriel.junk.filter import JunkFilter
 from courriel.logs import kv
-from courriel.mail.auth.dns import Resolver
+from courriel.net.driver import END, WAIT, Action, Driver, Session, Step, Wait
 from courriel.net.listener import HANDSHAKE_TIMEOUT, ConnectionContext, ProtocolHandlers, Refusal
-from courriel.net.stream import Stream, StreamTimeout
-from courriel.queue.filtering import Filters
-from courriel.queue.outbound import Queue
-from courriel.session.smtp import SessionServices, SmtpSession, TlsDetails
+from courriel.net.services import SmtpServices
+from courriel.net.stream import Stream, StreamTimeout, TLSInfo
+from courriel.session.smtp import SmtpSession, TlsDetails
 from courriel.session.smtp_inbound import refusal
-from courriel.session.smtp_junk import JunkServices
-from courriel.session.timeslice import TimeSlice
 from courriel.wire.errors import ProtocolError
 from courriel.wire.sasl import MECHANISMS
 from courriel.wire.smtp import Mode, Reply, SmtpConfig, SmtpConnection, State
 from courriel.wire.smtp import events as ev
-
-if TYPE_CHECKING:
-    from courriel.app import App
 
 log = logging.getLogger("courriel.smtp")
 
@@ -71,58 +61,153 @@ def mode_of(listener_name: str) -> Mode:
     return Mode.MX if listener_name == "smtp" else Mode.SUBMISSION
 
 
-def smtp_config(app: App, listener_name: str, implicit_tls: bool) -> SmtpConfig:
+def smtp_config(services: SmtpServices, listener_name: str, implicit_tls: bool) -> SmtpConfig:
     mode = mode_of(listener_name)
     return SmtpConfig(
-        hostname=app.hostname,
+        hostname=services.hostname,
         mode=mode,
         tls_active=implicit_tls,
         tls_available=True,  # the TLS manager always holds a certificate once started
         # RFC 4954 §4 and RFC 8314: AUTH only for submission, and only under TLS.
         auth_mechanisms=MECHANISMS if mode is Mode.SUBMISSION else (),
         auth_requires_tls=True,
-        max_message_bytes=app.cfg.limits.max_message_bytes,
+        max_message_bytes=services.max_message_bytes,
         max_recipients=MAX_RECIPIENTS,
         burl=mode is Mode.SUBMISSION,  # RFC 4468: for authenticated users' own mail
     )
 
 
-class SmtpServer:
-    """One SMTP connection: the loop between stream, core and session."""
+SmtpEvent = ev.Event
+
+
+class SmtpDriven:
+    """An SMTP core and session as the driver's ``Session``."""
 
     def __init__(
         self,
-        app: App,
-        services: SessionServices,
+        conn: SmtpConnection,
+        session: SmtpSession,
+        hostname: str,
+        *,
+        command_timeout: float,
+        data_timeout: float,
+    ) -> None:
+        self.conn = conn
+        self.session = session
+        self.command_timeout = command_timeout
+        self.data_timeout = data_timeout
+        # The same words as the listener's refusal, whichever of the two says goodbye.
+        self._shutting_down = Reply(421, "4.3.2", f"{hostname} {Refusal.SHUTTING_DOWN.value}")
+
+    def greeting(self) -> bytes:
+        return self.conn.greeting()
+
+    def receive(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+
+    def next_event(self) -> SmtpEvent | Wait:
+        if self.conn.state is State.CLOSED:
+            return END
+        event = self.conn.next_event()
+        if isinstance(event, ev.NeedData):
+            return WAIT
+        if isinstance(event, ev.Closed):
+            return END
+        return event
+
+    def acknowledges(self, event: SmtpEvent) -> bool:
+        return isinstance(event, ev.MessageData | ev.BdatLast)
+
+    def finishes_at_shutdown(self, event: SmtpEvent) -> bool:
+        return isinstance(event, ev.MessageData | ev.BdatLast)
+
+    async def handle(self, event: SmtpEvent) -> Step:
+        reply = self.conn.send(await self.session.handle(event))
+        if isinstance(event, ev.StartTls):
+            if self.conn.state is State.TLS:
+                return Step(reply, Action.STARTTLS)
+            if self.conn.state is State.CLOSED:
+                return Step(reply, Action.CLOSE)
+        return Step(reply)
+
+    def read_timeout(self) -> float:
+        return self.data_timeout if self.conn.reading_message else self.command_timeout
+
+    def timed_out(self, seconds: float) -> bytes:
+        log.info(
+            "client timed out", extra=kv(timeout=seconds, in_message=self.conn.reading_message)
+        )
+        return self._goodbye(TIMED_OUT)
+
+    def shutting_down(self) -> bytes:
+        return self._goodbye(self._shutting_down)  # RFC 5321 §3.8
+
+    def _goodbye(self, reply: Reply) -> bytes:
+        if self.conn.state is State.CLOSED:
+            return b""
+        return self.conn.send(reply)  # a 421 closes the core whatever it was waiting for
+
+    def connection_lost(self) -> None:
+        self.conn.connection_lost()  # a message not yet ended is dropped, never delivered
+
+    def discard_trailing_data(self) -> int:
+        return self.conn.discard_trailing_data()
+
+    def tls_started(self, tls: TLSInfo | None) -> Step:
+        try:
+            self.conn.tls_started()
+        except ProtocolError:
+            return Step(action=Action.CLOSE)
+        self.session.tls_started(_details(tls))
+        return Step()
+
+    def push_waiter(self) -> asyncio.Event | None:
+        return None
+
+    async def push(self) -> Step:
+        return Step()
+
+    async def close(self) -> None:
+        """The session holds nothing beyond the connection."""
+
+
+class SmtpServer:
+    """One SMTP connection: the checks before the greeting, then the driver."""
+
+    def __init__(
+        self,
+        services: SmtpServices,
         stream: Stream,
         ctx: ConnectionContext,
         *,
         command_timeout: float,
         data_timeout: float,
     ) -> None:
-        self.app = app
         self.stream = stream
         self.ctx = ctx
-        self.command_timeout = command_timeout
-        self.data_timeout = data_timeout
+        self.tls = services.tls
         name = ctx.listener.name
-        self.conn = SmtpConnection(smtp_config(app, name, ctx.listener.implicit_tls))
-        self.services = services
-        self.session = SmtpSession(services, self.conn, mode_of(name), ctx.peer[0])
+        mode = mode_of(name)
+        self.services = services.mx if mode is Mode.MX else services.submission
+        self.conn = SmtpConnection(smtp_config(services, name, ctx.listener.implicit_tls))
+        self.session = SmtpSession(self.services, self.conn, mode, ctx.peer[0])
         if ctx.listener.implicit_tls:
-            self.session.tls_started(_details(stream))
-        self._out = bytearray()
-        self._turn = TimeSlice()  # a pipelined batch yields the loop every few ms
-        # The same words as the listener's refusal, whichever of the two says goodbye.
-        self._shutting_down = Reply(421, "4.3.2", f"{app.hostname} {Refusal.SHUTTING_DOWN.value}")
+            self.session.tls_started(_details(stream.tls))
+        self.driven = SmtpDriven(
+            self.conn,
+            self.session,
+            services.hostname,
+            command_timeout=command_timeout,
+            data_timeout=data_timeout,
+        )
 
     async def run(self) -> None:
-        try:
-            if await self._before_greeting():
-                self._out += self.conn.greeting()
-                await self._loop()
-        finally:
-            await self._flush_quietly()
+        if not await self._before_greeting():
+            return
+        driven: Session[SmtpEvent] = self.driven
+        await Driver(self.stream, self.ctx, self.tls, handshake_timeout=HANDSHAKE_TIMEOUT).run(
+            driven
+        )
 
     async def _before_greeting(self) -> bool:
         """Port 25's connection checks, run while the greeting is held back for
@@ -167,93 +252,15 @@ class SmtpServer:
                 extra=kv(ip=self.ctx.peer[0], delay=delay),
             )
             # Before the greeting the core expects nothing from us: the line is written as is.
-            self._out += _line(f"{EARLY_TALKER.code} {EARLY_TALKER.enhanced} {EARLY_TALKER.text}")
+            line = _line(f"{EARLY_TALKER.code} {EARLY_TALKER.enhanced} {EARLY_TALKER.text}")
+            try:
+                await self.stream.send(line)
+            except (OSError, StreamTimeout):
+                return False
         return False
 
-    async def _loop(self) -> None:
-        conn = self.conn
-        while conn.state is not State.CLOSED:
-            try:
-                event = conn.next_event()
-            except ProtocolError as e:
-                self._out += e.reply
-                if e.fatal:
-                    return
-                continue
-            match event:
-                case ev.NeedData():
-                    if not await self._read():
-                        return
-                case ev.Closed():
-                    return
-                case ev.StartTls():
-                    if not await self._starttls(event):
-                        return
-                case ev.MessageData() | ev.BdatLast():
-                    self.ctx.command = type(event).__name__  # for a stall report (watchdog)
-                    async with self.ctx.transaction():
-                        self._out += conn.send(await self.session.handle(event))
-                        await self._flush()
-                case _:
-                    self.ctx.command = type(event).__name__  # for a stall report (watchdog)
-                    if self.ctx.closing.is_set():
-                        self._out += conn.send(self._shutting_down)  # RFC 5321 §3.8
-                        return
-                    await self._turn.step()  # before, so the last reply is not held back
-                    self._out += conn.send(await self.session.handle(event))
 
-    async def _read(self) -> bool:
-        """Writes the replies so far, then reads; False when the connection is over."""
-        await self._flush()
-        reading_message = self.conn.reading_message
-        timeout = self.data_timeout if reading_message else self.command_timeout
-        try:
-            data = await self.stream.read(READ_SIZE, timeout=timeout)
-            self._turn.restart()
-        except StreamTimeout:
-            log.info("client timed out", extra=kv(timeout=timeout, in_message=reading_message))
-            self._out += self.conn.send(TIMED_OUT)
-            return False
-        if not data:
-            self.conn.connection_lost()  # a message not yet ended is dropped, never delivered
-            return False
-        self.conn.receive_data(data)
-        return True
-
-    async def _starttls(self, event: ev.StartTls) -> bool:
-        self._out += self.conn.send(await self.session.handle(event))
-        await self._flush()
-        if self.conn.state is not State.TLS:
-            return self.conn.state is not State.CLOSED  # the session did not say 220
-        if self.conn.trailing_data:
-            # RFC 3207 §4.2: plaintext pipelined behind STARTTLS must not run under TLS.
-            log.warning("STARTTLS refused: commands were pipelined behind it")
-            self.conn.connection_lost()
-            return False
-        await self.stream.start_tls(self.app.tls.context, handshake_timeout=HANDSHAKE_TIMEOUT)
-        try:
-            self.conn.tls_started()
-        except ProtocolError:
-            return False
-        self.session.tls_started(_details(self.stream))
-        return True
-
-    async def _flush(self) -> None:
-        if self._out:
-            data = bytes(self._out)
-            self._out.clear()
-            await self.stream.send(data)
-
-    async def _flush_quietly(self) -> None:
-        if self._out and not self.stream.closed:
-            try:
-                await self._flush()
-            except (OSError, StreamTimeout):
-                self._out.clear()
-
-
-def _details(stream: Stream) -> TlsDetails | None:
-    tls = stream.tls
+def _details(tls: TLSInfo | None) -> TlsDetails | None:
     return None if tls is None else TlsDetails(tls.version, tls.cipher, tls.bits)
 
 
@@ -261,68 +268,23 @@ def _line(text: str) -> bytes:
     return text.replace("\r", " ").replace("\n", " ").encode("utf-8", "replace") + b"\r\n"
 
 
-def junk_services(app: App) -> JunkServices:
-    """The ``[junk]`` services of port 25; DNS through the SPF/DKIM/DMARC checks' resolver, or
-    one of its own when those are off."""
-    cfg = app.cfg.junk
-    resolver: Resolver | None = app.mailauth.resolver if app.mailauth is not None else None
-    if resolver is None and (cfg.dnsbl_zones or cfg.fcrdns):
-        from courriel.auth_resolver import AuthResolver  # dnspython: only when it is used
-
-        resolver = AuthResolver(app.cfg.dns.nameservers, timeout=cfg.dns_timeout_seconds)
-    checks = ConnectionChecks(cfg, resolver, app.hostname)
-    return JunkServices(cfg, checks, JunkFilter(app.store, cfg) if cfg.scoring else None)
-
-
 def handlers(
-    app: App,
+    services: SmtpServices,
     *,
-    queue: Queue | None = None,
     command_timeout: float = COMMAND_TIMEOUT,
     data_timeout: float = DATA_TIMEOUT,
 ) -> ProtocolHandlers:
-    """The SMTP protocol for ``courriel.app.handlers``; timeouts are settable for tests.
-
-    Submission hands remote recipients to ``queue`` (default: the app's outbound queue); the
-    inbound MX never relays for addresses we do not host (RFC 5321 §3.6.2: no open relay), and
-    queues only the forwards of our aliases to other domains.
-    """
-    submission = SessionServices(
-        store=app.store,
-        authenticator=app.auth,
-        limiter=app.limiter,
-        queue=queue if queue is not None else app.outbound,
-        hostname=app.hostname,
-        sign=app.sign,
-        events=app.maillog,
-        # Sieve redirects and answers leave through the app's queue on every port.
-        filters=Filters(app.store, queue if queue is not None else app.outbound, app.hostname),
-    )
-    # Port 25 checks SPF, DKIM, DMARC and ARC when the app has a checker (``[mailauth]``) and
-    # filters junk (``[junk]``). It queues only what our aliases forward (RCPT refuses other
-    # domains' addresses) and seals it.
-    mx = replace(
-        submission,
-        checker=app.mailauth,
-        mailauth=app.cfg.mailauth,
-        seal=app.seal,
-        junk=junk_services(app),
-    )
+    """The SMTP protocol for ``courriel.app``; timeouts are settable for tests."""
 
     async def serve(stream: Stream, ctx: ConnectionContext) -> None:
         server = SmtpServer(
-            app,
-            mx if mode_of(ctx.listener.name) is Mode.MX else submission,
-            stream,
-            ctx,
-            command_timeout=command_timeout,
-            data_timeout=data_timeout,
+            services, stream, ctx, command_timeout=command_timeout, data_timeout=data_timeout
         )
         await server.run()
 
     async def refuse(stream: Stream, refusal: Refusal) -> None:
         # RFC 3463: 4.3.2 "system not accepting network messages", 4.7.0 "security or policy".
         code = "4.3.2" if refusal is Refusal.SHUTTING_DOWN else "4.7.0"
-        await stream.send(_line(f"421 {code} {app.hostname} {refusal.value}"))  # RFC 5321 §3.8
+        await stream.send(_line(f"421 {code} {services.hostname} {refusal.value}"))  # RFC 5321 §3.8
 
     return ProtocolHandlers(serve=serve, refuse=refuse)

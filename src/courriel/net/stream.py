@@ -16,13 +16,13 @@ enough of it (with a timeout, so a client that stops reading cannot pin a sessio
 ``read`` drains first: a session takes no more input while its output is not taken, so a
 client that pipelines without reading fills its own socket buffers, never the server's memory.
 
-STARTTLS (RFC 3207 §4, RFC 2595 §3.1, RFC 8314 §4.1): ``start_tls`` refuses to begin the
-handshake when bytes sent before the handshake are waiting in the reader's buffer. Such bytes
-were sent in clear after the STARTTLS command and, if accepted, would be treated as if they had
-come through TLS (the CVE-2011-0411 command-injection class). The protocol core checks its own
-buffer the same way; this check covers bytes the core has not yet been fed. The check and the
-moment asyncio stops reading the socket happen without yielding to the event loop in between,
-so no byte can slip past it.
+STARTTLS (RFC 3207 §4, RFC 2595 §3.1, RFC 8314 §4.1): ``start_tls`` throws away the bytes
+waiting in the reader's buffer before it begins the handshake, and says how many. Such bytes
+were sent in clear after the STARTTLS command and, if kept, would be treated as if they had
+come through TLS (the CVE-2011-0411 command-injection class). The driver empties the protocol
+core's buffer the same way (``net/driver.py``); this covers bytes the core has not yet been
+fed. Discarding and the moment asyncio stops reading the socket happen without yielding to the
+event loop in between, so no clear-text byte can slip past into the TLS session.
 
 ``interrupt(exc)`` makes the current and every later ``read`` raise ``exc``. Graceful shutdown
 uses it to wake sessions that are waiting for their client (``ShuttingDown``), while a session
@@ -56,10 +56,6 @@ class StreamTimeout(StreamError, TimeoutError):  # noqa: N818 - reads as an even
 
 class ShuttingDown(StreamError):  # noqa: N818 - reads as an event
     """The server is stopping; the session should say goodbye and end."""
-
-
-class DataBeforeTLS(StreamError):  # noqa: N818 - reads as an event
-    """Bytes arrived in clear after STARTTLS and before the handshake (CVE-2011-0411 class)."""
 
 
 class TLSHandshakeFailed(StreamError):  # noqa: N818 - reads as an event
@@ -178,22 +174,31 @@ class Stream:
 
     # --- TLS ----------------------------------------------------------------------------------
 
-    async def start_tls(self, context: ssl.SSLContext, *, handshake_timeout: float) -> None:
+    async def start_tls(self, context: ssl.SSLContext, *, handshake_timeout: float) -> int:
         """Server side of STARTTLS: flush the go-ahead reply, then the handshake.
 
-        Raises ``DataBeforeTLS`` if clear-text bytes are already buffered (RFC 3207 §4), and
-        ``TLSHandshakeFailed`` when the handshake fails or takes longer than the timeout.
+        Returns how many clear-text bytes were buffered and thrown away (RFC 3207 §4: nothing
+        sent before the handshake may be used after it); raises ``TLSHandshakeFailed`` when the
+        handshake fails or takes longer than the timeout.
         """
         await self.drain()
-        if self.buffered():
-            # RFC 3207 §4 / RFC 2595 §3.1: nothing sent before the handshake may be used after it.
-            raise DataBeforeTLS(f"{self.buffered()} bytes sent in clear after STARTTLS")
+        discarded = self._discard_buffered()
         try:
-            # No yield between the check above and asyncio pausing the socket's reads: the
+            # No yield between the discard above and asyncio pausing the socket's reads: the
             # writer's buffer is empty, so StreamWriter.drain returns without suspending.
             await self._writer.start_tls(context, ssl_handshake_timeout=handshake_timeout)
         except (OSError, ssl.SSLError, TimeoutError) as e:
             raise TLSHandshakeFailed(str(e) or type(e).__name__) from e
+        return discarded
+
+    def _discard_buffered(self) -> int:
+        # StreamReader has no public way to drop its buffer; see ``buffered``.
+        buffer = getattr(self._reader, "_buffer", None)
+        if not isinstance(buffer, bytearray):
+            return 0
+        count = len(buffer)
+        buffer.clear()
+        return count
 
     @property
     def tls(self) -> TLSInfo | None:

@@ -423,7 +423,11 @@ class MailStore(Protocol):
 
     # messages
     async def append(
-        self, items: Sequence[tuple[int, NewMessage]], *, claim_recent: bool = False
+        self,
+        items: Sequence[tuple[int, NewMessage]],
+        *,
+        claim_recent: bool = False,
+        seen_user: int | None = None,
     ) -> list[Appended]:
         """Stores each (mailbox id, message) pair; all or nothing; durable on return.
 
@@ -431,14 +435,23 @@ class MailStore(Protocol):
         Identical bodies are stored once. Raises ``OverQuota`` if an owner would pass their quota.
         ``claim_recent``: the new messages are \\Recent to the caller (``claim_recent`` up to
         their UIDs, in the same transaction), for an APPEND to the session's selected mailbox.
+        ``seen_user``: the user appending. On a mailbox another user owns, a message's \\Seen is
+        that user's own (``SharingStore.private_seen``, RFC 4314 §4), written in the same
+        transaction; the owner's \\Seen stays unset.
         """
 
     async def replace(
-        self, mailbox_id: int, uid: int, target: int, message: NewMessage
+        self,
+        mailbox_id: int,
+        uid: int,
+        target: int,
+        message: NewMessage,
+        *,
+        seen_user: int | None = None,
     ) -> tuple[Appended, list[Expunged]]:
         """RFC 8508: appends ``message`` to mailbox ``target`` and expunges ``uid`` of
         ``mailbox_id``, in one transaction; durable on return. The expunge list is empty when
-        the message was gone already. Raises like ``append``."""
+        the message was gone already. Raises like ``append``; ``seen_user`` as there."""
 
     async def list_messages(
         self, mailbox_id: int, uid_from: int = 1, uid_to: int | None = None
@@ -493,11 +506,34 @@ class MailStore(Protocol):
         """Removes the messages flagged \\Deleted (among ``uids``, when given) and logs them;
         which ones is decided in the same transaction (EXPUNGE, CLOSE)."""
 
-    async def copy(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> Copied:
-        """Copies with flags and internal date; new UIDs in ascending source UID order."""
+    async def copy(
+        self,
+        src_mailbox_id: int,
+        uids: Sequence[int],
+        dst_mailbox_id: int,
+        *,
+        seen_user: int | None = None,
+        rights: str = "stw",
+    ) -> Copied:
+        """Copies with flags and internal date; new UIDs in ascending source UID order.
 
-    async def move(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> Copied:
-        """Copy and expunge in one transaction (RFC 6851)."""
+        ``seen_user``: the user copying, when the source or the target is another user's
+        mailbox (RFC 4314 §4). A copy then carries that user's \\Seen: their own on a source
+        another user owns, and their own again on a target another user owns (the owner's
+        stays unset); and only the flags ``rights``, the user's on the target, allow ("s"
+        \\Seen, "t" \\Deleted, "w" the others). All in the copy's one transaction."""
+
+    async def move(
+        self,
+        src_mailbox_id: int,
+        uids: Sequence[int],
+        dst_mailbox_id: int,
+        *,
+        seen_user: int | None = None,
+        rights: str = "stw",
+    ) -> Copied:
+        """Copy and expunge in one transaction (RFC 6851); ``seen_user`` and ``rights`` as
+        for ``copy``."""
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> list[MessageInfo]:
         """Messages still present whose MODSEQ is greater than ``modseq``."""

@@ -6,7 +6,7 @@ Theory of operation
 ``Server`` runs ``courriel.app.serve`` with only the IMAP listeners (implicit TLS and plain) in
 its own thread and event loop, so blocking clients (``imaplib``, and ``Raw`` for IDLE, which
 imaplib of Python 3.11 cannot do) talk to it exactly as mail programs do. Handler options
-(timeouts, session limits) go to ``courriel.net.imap.handlers`` unchanged. ``call`` runs a
+(timeouts, session limits) go to ``courriel.app.imap_handlers`` unchanged. ``call`` runs a
 coroutine on the server's loop, the only place its store may be used. ``Raw`` numbers its own
 tags (``t1``, ``t2`` ...) and reads up to the tagged reply; ``close`` logs out and waits for the
 server to hang up, so no session outlives a test.
@@ -32,8 +32,7 @@ from imaplib import IMAP4_SSL
 from pathlib import Path
 from typing import Any, TypeVar
 
-from courriel.app import Running, serve
-from courriel.net import imap as net_imap
+from courriel.app import Running, imap_handlers, serve
 from courriel.testing.fill import add_user, delivered
 from courriel.testing.transcript import HOSTNAME, client_context, make_test_config
 from courriel.wire.imap import Connection
@@ -81,7 +80,7 @@ class Server:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
-        factory = functools.partial(net_imap.handlers, **self.options)
+        factory = functools.partial(imap_handlers, **self.options)
         loop = asyncio.get_running_loop()
         try:
             await serve(

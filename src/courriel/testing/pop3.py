@@ -18,11 +18,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from courriel.app import App, Running
+from courriel.app import App, Running, pop3_handlers
 from courriel.app import handlers as app_handlers
 from courriel.config import AuthConfig, Config, LimitsConfig, ListenerConfig
 from courriel.net.listener import ProtocolHandlers
-from courriel.net.pop3 import Pop3Server
 from courriel.store.base import Appended, Store, User
 from courriel.testing.fill import deliver_to_inbox
 from courriel.testing.net import LOOPBACK, free_ports
@@ -130,7 +129,7 @@ async def pop3_server(
     )
 
     def factory(app: App) -> ProtocolHandlers:
-        return Pop3Server(app, idle_timeout=idle_timeout, lease_seconds=lease_seconds).handlers()
+        return pop3_handlers(app, idle_timeout=idle_timeout, lease_seconds=lease_seconds)
 
     factories = {"pop3": factory, "imap": app_handlers["imap"]}
     async with running_server(cfg, factories=factories) as running:

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from courriel.app import Running
+from courriel.app import Running, smtp_handlers
 from courriel.config import Config
-from courriel.net import smtp
 from courriel.store.base import Store
 from courriel.store.open import open_store
 from courriel.testing.fill import add_user
@@ -163,7 +162,7 @@ async def smtp_server(
         store = await open_store(c)
         return store_wrapper(store) if store_wrapper else store
 
-    factory = functools.partial(smtp.handlers, **handler_options)
+    factory = functools.partial(smtp_handlers, **handler_options)
     async with running_server(cfg, open_store=opener, factories={"smtp": factory}) as running:
         yield Server(running, cert_dir)
 

@@ -88,7 +88,7 @@ def test_sasl_responses_and_cancel() -> None:
 def test_starttls_remembers_trailing_data() -> None:
     conn = ManageSieveConnection()
     assert events(conn, b"STARTTLS\r\nCAPABILITY\r\n")[0] == c.StartTls()
-    assert conn.trailing_data == b"CAPABILITY\r\n"  # the adapter refuses to go on (RFC 5804 §2.2)
+    assert conn.trailing_data == b"CAPABILITY\r\n"  # the adapter throws it away (RFC 5804 §2.2)
     conn = ManageSieveConnection(ManageSieveConfig(tls_active=True))
     conn.receive_data(b"STARTTLS\r\n")
     with pytest.raises(ProtocolError, match="TLS is already active"):
@@ -172,3 +172,13 @@ def test_any_bytes_give_events_or_protocol_errors(data: bytes) -> None:
             continue
         if isinstance(event, c.NeedData | c.Paused):
             break
+
+
+def test_discarding_trailing_data_forgets_the_pipelined_command() -> None:
+    conn = ManageSieveConnection()
+    conn.receive_data(b"STARTTLS\r\nCAPABILITY\r\n")
+    assert conn.next_event() == c.StartTls()
+    assert conn.discard_trailing_data() == len(b"CAPABILITY\r\n")
+    conn.tls_started()
+    assert conn.trailing_data == b""
+    assert isinstance(conn.next_event(), c.NeedData)  # RFC 5804 §2.2: never run under TLS

@@ -46,7 +46,7 @@ def test_stls_with_pipelined_bytes_sets_trailing_data_and_drops_them() -> None:
     conn = Pop3Connection(Pop3Config())
     conn.receive_data(b"STLS\r\nUSER mallory\r\n")
     assert conn.next_event() == Stls()
-    assert conn.trailing_data  # RFC 2595 §4: the adapter must close instead of starting TLS
+    assert conn.trailing_data  # RFC 2595 §4: thrown away, never read as commands
     assert conn.next_event() is PAUSED
     conn.tls_started()
     assert conn.next_event() is NEED_DATA  # the injected USER is gone
@@ -338,3 +338,14 @@ def test_events_drive_the_shared_sasl_exchange() -> None:
     assert sent == [b"+ VXNlcm5hbWU6\r\n", b"+ UGFzc3dvcmQ6\r\n"]
     assert step == sasl.Credentials("bob@example.org", "secret")
     assert conn.state is State.TRANSACTION
+
+
+def test_discarding_trailing_data_counts_it_and_tls_starts_clean() -> None:
+    conn = Pop3Connection(Pop3Config())
+    conn.receive_data(b"STLS\r\nUSER mallory\r\n")
+    assert conn.next_event() == Stls()
+    assert conn.discard_trailing_data() == len(b"USER mallory\r\n")
+    assert not conn.trailing_data
+    conn.tls_started()
+    assert conn.tls_active
+    assert conn.next_event() is NEED_DATA  # RFC 2595 §4: the USER sent in clear is gone

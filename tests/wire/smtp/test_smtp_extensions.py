@@ -171,12 +171,25 @@ def test_data_pipelined_after_starttls_is_never_executed(smtp):
     d.hello()
     out = d.feed(b"STARTTLS\r\nMAIL FROM:<evil@example.net>\r\n")
     assert out == b"220 2.0.0 ready to start TLS\r\n"
-    assert d.conn.trailing_data  # the session must close now
+    assert d.conn.trailing_data  # to be thrown away before TLS
     with pytest.raises(ProtocolError) as e:
         d.conn.tls_started()
     assert e.value.fatal
     assert d.conn.state is State.CLOSED
     assert d.of(MailFrom) == [] and isinstance(d.events[-1], StartTls)
+
+
+def test_data_pipelined_after_starttls_can_be_discarded_before_tls(smtp):
+    d = smtp(tls_available=True)
+    d.hello()
+    injected = b"MAIL FROM:<evil@example.net>\r\n"
+    assert d.feed(b"STARTTLS\r\n" + injected) == b"220 2.0.0 ready to start TLS\r\n"
+    assert d.conn.discard_trailing_data() == len(injected)  # RFC 3207 §4.2: never run
+    assert not d.conn.trailing_data
+    d.conn.tls_started()
+    assert d.conn.tls_active and d.conn.state is State.FRESH
+    assert d.feed(b"EHLO c.example\r\n").startswith(b"250-")
+    assert d.of(MailFrom) == []
 
 
 def test_starttls_not_offered(smtp):

@@ -65,12 +65,9 @@ async def append(
         datas.append(data)
     now = datetime.now(UTC).replace(microsecond=0)
     items = []
-    seen: list[int] = []  # indexes of the messages the user's own \Seen goes to
     turn = TimeSlice()
-    for n, (m, data) in enumerate(zip(cmd.messages, datas, strict=True)):
-        flags, private = _stored_flags(state, box, m.flags)
-        if private:
-            seen.append(n)
+    for m, data in zip(cmd.messages, datas, strict=True):
+        flags = frozenset(f for f in m.flags if f.lower() != "\\recent")
         meta = await parse_meta(data)  # a large one in a thread
         await turn.step()  # MULTIAPPEND of many: others go on between messages
         items.append((box.id, NewMessage(data, m.internal_date or now, flags, meta)))
@@ -78,12 +75,11 @@ async def append(
     # \Recent to this session (RFC 3501 §2.3.2), claimed in the append's own transaction
     claim = bool(view and view.mailbox.id == box.id and view.tracks_recent and not view.readonly)
     async with io.transaction():
-        appended = await state.store.append(items, claim_recent=claim)
+        # On another user's mailbox \Seen is the user's own (``imap_shared``), written by the
+        # store in the append's transaction; on the user's own it is the flag.
+        appended = await state.store.append(items, claim_recent=claim, seen_user=state.user_id)
         if claim and view is not None:
             view.recent.update(a.uid for a in appended)
-        if seen:
-            uids = [appended[n].uid for n in seen]
-            await state.store.set_private_seen(box.id, state.user_id, uids, True)
         out = [view.learn_keywords(f for m in cmd.messages for f in m.flags) if view else b""]
         if view is not None and view.mailbox.id == box.id:
             view.dirty = True  # RFC 9051 §6.3.12: EXISTS for the selected mailbox
@@ -93,18 +89,6 @@ async def append(
         out.append(r.ok(cmd.tag, "APPEND completed", code))
         await io.send(b"".join(out))
     return None
-
-
-def _stored_flags(
-    state: Authenticated, box: Mailbox, flags: frozenset[str]
-) -> tuple[frozenset[str], bool]:
-    """The flags to store with a new message, and whether the user's own \\Seen goes to it:
-    on another user's mailbox \\Seen is the user's (``imap_shared``), never the owner's."""
-    kept = frozenset(f for f in flags if f.lower() != "\\recent")
-    if box.user_id == state.user_id:
-        return kept, False
-    own_seen = frozenset(f for f in kept if f.lower() == "\\seen")
-    return kept - own_seen, bool(own_seen)
 
 
 async def replace(state: Selected, cmd: c.Replace, box: Mailbox | None = None) -> bytes:
@@ -135,12 +119,13 @@ async def replace(state: Selected, cmd: c.Replace, box: Mailbox | None = None) -
         return r.no(cmd.tag, e.text, e.code)
     if len(data) > state.appendlimit:
         return r.no(cmd.tag, "Message too big", r.TOOBIG)  # RFC 7889 §4
-    flags, private_seen = _stored_flags(state, box, m.flags)
+    flags = frozenset(f for f in m.flags if f.lower() != "\\recent")
     when = m.internal_date or datetime.now(UTC).replace(microsecond=0)
     new = NewMessage(data, when, flags, await parse_meta(data))
-    appended, gone = await state.store.replace(view.mailbox.id, old, box.id, new)
-    if private_seen:
-        await state.store.set_private_seen(box.id, state.user_id, [appended.uid], True)
+    # As for APPEND: \Seen on another user's mailbox is the user's own, in the same transaction.
+    appended, gone = await state.store.replace(
+        view.mailbox.id, old, box.id, new, seen_user=state.user_id
+    )
     code = r.appenduid(appended.uidvalidity, [appended.uid])  # RFC 8508 §3.4
     out = [view.learn_keywords(flags), r.untagged("OK", "Replacement Message ready", code)]
     out.append(view.remove([e.uid for e in gone], qresync=state.qresync))

@@ -19,7 +19,7 @@ searched in a worker thread.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 
 from courriel.mail.flags import display_order
@@ -280,19 +280,16 @@ async def _target(state: Authenticated, name: str) -> Mailbox | None:
     return await state.store.get_mailbox(state.user_id, name)
 
 
-# Gives the copies (source UID, new UID) in the target the flags the user may give them.
-Settle = Callable[[SelectedView, Mailbox, list[tuple[int, int]]], Awaitable[None]]
-
-
 async def copy_or_move(
     state: Selected,
     cmd: c.Copy | c.Move,
     target_id: int | None = None,
-    settle: Settle | None = None,
+    rights: str | None = None,
 ) -> bytes:
     """``target_id``: the target found and checked by the caller (another user's mailbox);
-    ``settle``: run on the copies before any response, while the view still holds the sources
-    (\\Seen per user and the flag rights on shared mailboxes, ``imap_shared``)."""
+    ``rights``: given when the source or the target is another user's mailbox, the user's
+    rights on the target: the store gives the copies the user's own \\Seen and only the flags
+    those rights allow, in the copy's transaction (``imap_shared``, RFC 4314 §4)."""
     view = state.selected()
     is_move = isinstance(cmd, c.Move)
     if is_move and view.readonly:
@@ -310,18 +307,20 @@ async def copy_or_move(
         return r.ok(cmd.tag, f"{verb} completed, no messages")
     if target == view.mailbox.id:
         view.dirty = True  # new messages in this very mailbox: EXISTS before the OK
+    seen_user = None if rights is None else state.user_id
+    flag_rights = "stw" if rights is None else rights
     if not is_move:
-        copied = await state.store.copy(view.mailbox.id, uids, target)
-        if settle is not None:
-            await settle(view, box, copied.pairs)
+        copied = await state.store.copy(
+            view.mailbox.id, uids, target, seen_user=seen_user, rights=flag_rights
+        )
         if state.junk is not None:  # into or out of Junk teaches the junk filter
             await state.junk.after_copy(state.user_id, view.mailbox, box, copied.pairs)
         out = [await state.refresh(allow_expunge=True)]
         out.append(r.ok(cmd.tag, f"{verb} completed", _copyuid(copied)))  # RFC 4315 §3
         return b"".join(out)
-    moved = await state.store.move(view.mailbox.id, uids, target)
-    if settle is not None:
-        await settle(view, box, moved.pairs)
+    moved = await state.store.move(
+        view.mailbox.id, uids, target, seen_user=seen_user, rights=flag_rights
+    )
     if state.junk is not None:
         await state.junk.after_copy(state.user_id, view.mailbox, box, moved.pairs)
     # RFC 6851 §4.3: COPYUID comes untagged, before the expunges of the moved messages.

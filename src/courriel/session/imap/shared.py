@@ -31,10 +31,10 @@ the rights, so a reader with "r" alone sees their own (unchanging) \\Seen. STORE
 set it there, and STATUS and LIST-STATUS count UNSEEN with it (``GranteeStatus``). A message
 that enters or leaves another user's mailbox carries the \\Seen of the user who moved it:
 APPEND, REPLACE, COPY and MOVE into such a mailbox record it as the user's own and give the
-owner none, and COPY and MOVE out of one give the copy the user's \\Seen, not the owner's
-(``settle_copies``, and ``imap_append`` for new messages). These are a second write after the
-store's copy or append: a failure between the two leaves a copy with the owner's flags, or a
-new message unseen by the user.
+owner none, and COPY and MOVE out of one give the copy the user's \\Seen, not the owner's.
+The store does this in the transaction of the copy, move, append or replace itself (their
+``seen_user`` and ``rights`` arguments, ``courriel.store.sql.seen``): no moment and no failure
+leaves a copy with the owner's flags, or a new message unseen by its author.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from courriel.session.imap.acl import (
     shared_parts,
 )
 from courriel.session.imap.mailboxes import DELIMITER, StatusFn
-from courriel.session.imap.selected import SelectedView, flag_right, permitted_flags
+from courriel.session.imap.selected import flag_right, permitted_flags
 from courriel.session.imap.state import Authenticated, Io, Selected, readonly_refusal
 from courriel.store.base import FlagOp, Mailbox, MessageInfo, Store
 from courriel.wire.imap import commands as c
@@ -258,52 +258,9 @@ async def _copy_or_move(state: Selected, cmd: c.Copy | c.Move, rights: str | Non
     refused = refusal(cmd.tag, found, "i")  # RFC 4314 §4: COPY and MOVE need "i" on the target
     if refused is not None:
         return refused
-    target_rights = found.rights
-
-    async def settle(view: SelectedView, box: Mailbox, pairs: list[tuple[int, int]]) -> None:
-        await settle_copies(state, view, box, target_rights, pairs)
-
-    return await imap_messages.copy_or_move(state, cmd, found.box.id, settle)
-
-
-async def settle_copies(
-    state: Authenticated,
-    view: SelectedView,
-    target: Mailbox,
-    rights: str,
-    pairs: Sequence[tuple[int, int]],
-) -> None:
-    """Gives the copies (source UID, new UID) made by COPY or MOVE the flags this user may
-    give them: the store copied the owner's flags, but \\Seen goes with the user (their own on
-    a source that is another user's, their own again on a target that is another user's), and
-    flags the user has no right to set on the target are dropped (RFC 4314 §4)."""
-    if not pairs:
-        return
-    store, user_id = state.store, state.user_id
-    private = target.user_id != user_id
-    # The owner's flags the user may set on the target; \\Seen is the user's own there.
-    owned = "".join(n for n in "stw" if n in rights and not (private and n == "s"))
-    seen_by_user = {dst for src, dst in pairs if _seen(view.infos.get(src))}
-    new_uids = sorted(dst for _, dst in pairs)
-    rows = {i.uid: i for i in await store.list_messages(target.id, new_uids[0], new_uids[-1])}
-    wanted: dict[frozenset[str], list[int]] = {}
-    for _, dst in pairs:
-        row = rows.get(dst)
-        if row is None:
-            continue  # expunged already by another session
-        flags = frozenset(f for f in row.flags if flag_right(f) in owned and f != SEEN)
-        if "s" in owned and dst in seen_by_user:
-            flags |= {SEEN}
-        if flags != row.flags:
-            wanted.setdefault(flags, []).append(dst)
-    for flags, uids in wanted.items():
-        await store.store_flags(target.id, uids, FlagOp.REPLACE, flags)
-    if private and "s" in rights and seen_by_user:
-        await store.set_private_seen(target.id, user_id, sorted(seen_by_user), True)
-
-
-def _seen(info: MessageInfo | None) -> bool:
-    return info is not None and SEEN in info.flags
+    # The store gives the copies the user's own \\Seen and only the flags these rights allow,
+    # in the copy's own transaction.
+    return await imap_messages.copy_or_move(state, cmd, found.box.id, found.rights)
 
 
 async def _replace(state: Selected, cmd: c.Replace, rights: str | None) -> bytes:

@@ -7,7 +7,9 @@ messages a call changes in a mailbox share one new MODSEQ, and UIDs come out gap
 changes follow RFC 7162: a message whose MODSEQ is above UNCHANGEDSINCE is left alone and
 reported in ``modified``; a change that changes nothing keeps its MODSEQ and is not reported.
 Expunges are logged with their MODSEQ for VANISHED. Copies and moves keep flags and internal
-date and number the new messages in ascending source UID order (RFC 4315 §3).
+date and number the new messages in ascending source UID order (RFC 4315 §3); made by a user in
+or out of another user's mailbox, they carry that user's own \\Seen instead, and appends too
+(``seen_user``, ``seen.CopyFlags``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from courriel.store.base import (
     NewMessage,
     NotFound,
 )
+from courriel.store.sql import seen
 from courriel.store.sql.core import (
     DELETED,
     MAX_UID,
@@ -76,6 +79,7 @@ def append(
     derived: Sequence[tuple[str | None, SearchTexts | None]] | None = None,
     *,
     claim_recent: bool = False,
+    seen_user: int | None = None,
 ) -> Script[Done[list[Appended]]]:
     """Stores (mailbox id, message, blob id) triples; with ``claim_recent``, raises each
     mailbox's claimed \\Recent UID to its last new one (``recent.claim_recent``), which no
@@ -83,6 +87,9 @@ def append(
 
     ``derived`` are the messages' SORT keys and search texts (``derived_of``), made before
     the transaction so it stays short; made here when not given.
+
+    ``seen_user``: on a mailbox another user owns, a message's \\Seen is this user's own, kept
+    as their row (``seen.new_seen_rows``) in this transaction, and not the owner's flag.
 
     Bodies in ``inline`` (blob id -> bytes) are stored in this transaction; the others are files
     made durable before it (``Done.new_files`` lists those that must be checked).
@@ -96,12 +103,17 @@ def append(
     changes = []
     usage: dict[int, tuple[int, int]] = {}
     saved = None if now is None else now.isoformat()  # SAVEDATE, RFC 8514
+    private: dict[int, list[int]] = {}  # mailbox id -> UIDs given seen_user's \\Seen
     for mailbox_id in sorted(by_box):  # lock order: mailboxes by id
         indexes = by_box[mailbox_id]
         user_id, uidvalidity, first, modseq = yield from allocate(mailbox_id, len(indexes))
         for uid, i in enumerate(indexes, first):
             _, msg, blob_id = items[i]
-            bits, keywords = encode_flags(normalise_flags(msg.flags))
+            flags = normalise_flags(msg.flags)
+            if seen_user is not None and user_id != seen_user and "\\Seen" in flags:
+                flags -= {"\\Seen"}
+                private.setdefault(mailbox_id, []).append(uid)
+            bits, keywords = encode_flags(flags)
             date = msg.internal_date.isoformat()
             key, texts = derived[i] if derived is not None else _derived(msg)
             rows.append(
@@ -127,6 +139,9 @@ def append(
     new_files = yield from reference_blobs(dict(blobs), sizes, inline or {})
     yield from insert_rows("messages", _INSERT_COLS, rows)
     yield from insert_rows("message_search", ("mailbox_id", "uid", *_SEARCH_COLS), search_rows)
+    if seen_user is not None:
+        for mailbox_id, uids_seen in private.items():
+            yield from seen.new_seen_rows(mailbox_id, seen_user, uids_seen)
     yield from charge(usage)
     return Done([r for r in results if r is not None], tuple(changes), (), new_files)
 
@@ -156,11 +171,13 @@ def replace(
     derived: Sequence[tuple[str | None, SearchTexts | None]],
     mailbox_id: int,
     uid: int,
+    seen_user: int | None = None,
 ) -> Script[Done[tuple[list[Appended], list[Expunged]]]]:
-    """RFC 8508 REPLACE in one transaction: the new message appended, the old one expunged."""
+    """RFC 8508 REPLACE in one transaction: the new message appended (``seen_user`` as for
+    ``append``), the old one expunged."""
     for box in sorted({mailbox_id, *(item[0] for item in items)}):  # lock order: by id
         yield from lock_mailbox(box)
-    added = yield from append(items, inline, now, derived)
+    added = yield from append(items, inline, now, derived, seen_user=seen_user)
     gone = yield from expunge(mailbox_id, [uid])
     changes = added.changes + gone.changes
     return Done((added.value, gone.value), changes, gone.freed_blobs, added.new_files)
@@ -415,9 +432,20 @@ _COPY_COLS = (
 
 
 def copy_messages(
-    src: int, ranges: Sequence[tuple[int, int]], dst: int, *, move: bool, now: str | None = None
+    src: int,
+    ranges: Sequence[tuple[int, int]],
+    dst: int,
+    *,
+    move: bool,
+    now: str | None = None,
+    seen_user: int | None = None,
+    rights: str = "stw",
 ) -> Script[Done[Copied]]:
-    """COPY, or MOVE (RFC 6851 §3.3: copy, then expunge the sources, in one transaction)."""
+    """COPY, or MOVE (RFC 6851 §3.3: copy, then expunge the sources, in one transaction).
+
+    With ``seen_user`` the copies' flags are that user's (``seen.CopyFlags``): their own \\Seen
+    on a mailbox another user owns, read and written in this transaction, and only the flags
+    ``rights`` allow."""
     locked = {}
     for mailbox_id in sorted({src, dst}):  # lock order: mailboxes by id
         locked[mailbox_id] = yield from lock_mailbox(mailbox_id)
@@ -425,6 +453,11 @@ def copy_messages(
     if not rows:
         return Done(Copied(locked[dst][1], []))
     texts = yield from _search_rows(src, ranges)
+    adjust = None
+    if seen_user is not None:
+        owners = locked[src][0], locked[dst][0]
+        adjust = yield from seen.copy_flags(owners[0], src, owners[1], seen_user, rights)
+    seen_uids: list[int] = []
     dst_user, dst_uidvalidity, first, modseq = yield from allocate(dst, len(rows))
     usage: dict[int, tuple[int, int]] = {}
     blobs: Counter[str] = Counter()
@@ -432,8 +465,13 @@ def copy_messages(
     pairs = []
     search_rows = []
     for uid, row in enumerate(rows, first):  # ascending source UID order, RFC 4315 §3
+        bits, keywords = row[1], row[2]
+        if adjust is not None:
+            bits, keywords, private = adjust.of(row[0], bits, keywords)
+            if private:
+                seen_uids.append(uid)
         # SAVEDATE (RFC 8514): now for COPY and MOVE; kept when INBOX is renamed (now None)
-        new_rows.append((dst, uid, modseq, *row[1:8], now or row[8], row[9]))
+        new_rows.append((dst, uid, modseq, bits, keywords, *row[3:8], now or row[8], row[9]))
         pairs.append((row[0], uid))
         if row[0] in texts:  # else made on the copy's first search, as for the source
             search_rows.append((dst, uid, *texts[row[0]]))
@@ -448,6 +486,8 @@ def copy_messages(
     freed = yield from adjust_blobs(dict(blobs), {r[5]: r[4] for r in rows})
     yield from insert_rows("messages", (*_INSERT_COLS, "preview"), new_rows)
     yield from insert_rows("message_search", ("mailbox_id", "uid", *_SEARCH_COLS), search_rows)
+    if seen_user is not None:
+        yield from seen.new_seen_rows(dst, seen_user, seen_uids)
     yield from charge(usage)
     return Done(Copied(dst_uidvalidity, pairs), tuple(changes), freed)
 

@@ -262,26 +262,38 @@ class SqlStore(
     # messages
 
     async def append(
-        self, items: Sequence[tuple[int, NewMessage]], *, claim_recent: bool = False
+        self,
+        items: Sequence[tuple[int, NewMessage]],
+        *,
+        claim_recent: bool = False,
+        seen_user: int | None = None,
     ) -> list[Appended]:
         if not items:
             return []
         # Shielded like every write: bodies written must be reaped even if the caller gives up.
-        return await asyncio.shield(self._append(items, claim_recent))
+        return await asyncio.shield(self._append(items, claim_recent, seen_user))
 
     async def _append(
-        self, items: Sequence[tuple[int, NewMessage]], claim_recent: bool
+        self, items: Sequence[tuple[int, NewMessage]], claim_recent: bool, seen_user: int | None
     ) -> list[Appended]:
         derived = messages.derived_of(items)  # outside the write transaction
         now = self._now()
 
         def script(triples: list[Triple], inline: dict[str, bytes]) -> Script[Done[list[Appended]]]:
-            return messages.append(triples, inline, now, derived, claim_recent=claim_recent)
+            return messages.append(
+                triples, inline, now, derived, claim_recent=claim_recent, seen_user=seen_user
+            )
 
         return await self._with_bodies(items, script)
 
     async def replace(
-        self, mailbox_id: int, uid: int, target: int, message: NewMessage
+        self,
+        mailbox_id: int,
+        uid: int,
+        target: int,
+        message: NewMessage,
+        *,
+        seen_user: int | None = None,
     ) -> tuple[Appended, list[Expunged]]:
         items = [(target, message)]
         derived = messages.derived_of(items)
@@ -290,7 +302,7 @@ class SqlStore(
         def script(
             triples: list[Triple], inline: dict[str, bytes]
         ) -> Script[Done[tuple[list[Appended], list[Expunged]]]]:
-            return messages.replace(triples, inline, now, derived, mailbox_id, uid)
+            return messages.replace(triples, inline, now, derived, mailbox_id, uid, seen_user)
 
         appended, gone = await asyncio.shield(self._with_bodies(items, script))
         return appended[0], gone
@@ -413,17 +425,41 @@ class SqlStore(
         ranges = None if uids is None else uid_ranges(uids)
         return await self._write(messages.expunge_deleted(mailbox_id, ranges))
 
-    async def copy(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> Copied:
+    async def copy(
+        self,
+        src_mailbox_id: int,
+        uids: Sequence[int],
+        dst_mailbox_id: int,
+        *,
+        seen_user: int | None = None,
+        rights: str = "stw",
+    ) -> Copied:
+        return await self._copy(src_mailbox_id, uids, dst_mailbox_id, False, seen_user, rights)
+
+    async def move(
+        self,
+        src_mailbox_id: int,
+        uids: Sequence[int],
+        dst_mailbox_id: int,
+        *,
+        seen_user: int | None = None,
+        rights: str = "stw",
+    ) -> Copied:
+        return await self._copy(src_mailbox_id, uids, dst_mailbox_id, True, seen_user, rights)
+
+    async def _copy(
+        self,
+        src: int,
+        uids: Sequence[int],
+        dst: int,
+        move: bool,
+        seen_user: int | None,
+        rights: str,
+    ) -> Copied:
         now = self._now().isoformat()
         script = messages.copy_messages(
-            src_mailbox_id, uid_ranges(uids), dst_mailbox_id, move=False, now=now
+            src, uid_ranges(uids), dst, move=move, now=now, seen_user=seen_user, rights=rights
         )
-        return await self._write(script)
-
-    async def move(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> Copied:
-        ranges = uid_ranges(uids)
-        now = self._now().isoformat()
-        script = messages.copy_messages(src_mailbox_id, ranges, dst_mailbox_id, move=True, now=now)
         return await self._write(script)
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> list[MessageInfo]:

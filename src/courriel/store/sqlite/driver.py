@@ -9,6 +9,8 @@ Writes. One thread owns the write connection. Callers submit a script (``courrie
 and await a future. The writer takes every script waiting in its queue (up to ``max_batch``)
 and runs them in one ``BEGIN IMMEDIATE`` transaction, each inside its own SAVEPOINT: a script
 that raises rolls back only its savepoint and its caller gets the exception; the others go on.
+A script alone in its batch (a single session's every write) needs no savepoint: the
+transaction is one, and a failure rolls it back instead of committing it.
 Then one COMMIT -- one fsync for the whole batch -- and the futures are resolved on the event
 loop with ``call_soon_threadsafe``. While one batch commits, the next one gathers in the
 queue, so the more writers there are, the larger the batches and the fewer fsyncs per write.
@@ -436,9 +438,14 @@ class SqliteDriver:
         outcomes: list[Outcome] = []
         try:
             begin_immediate(conn, self._busy_deadline)
-            for job in batch:
-                outcomes.append(self._run_one(conn, job))
-            conn.execute("COMMIT")  # one fsync for the whole batch
+            if len(batch) == 1:
+                outcomes.append(self._run_alone(conn, batch[0]))
+            else:
+                for job in batch:
+                    outcomes.append(self._run_one(conn, job))
+            committed = conn.in_transaction  # False: a lone script failed and rolled it back
+            if committed:
+                conn.execute("COMMIT")  # one fsync for the whole batch
         except sqlite3.Error as e:
             # The transaction itself failed (disk full, I/O error): nothing of it was written.
             if conn.in_transaction:
@@ -450,7 +457,8 @@ class SqliteDriver:
                 job.script.close()
             outcomes = [(job, False, err) for job in batch]
         else:
-            self.commits += 1
+            if committed:
+                self.commits += 1
             self.writes += sum(1 for _, ok, _ in outcomes if ok)
         self._resolve(outcomes)
 
@@ -464,6 +472,23 @@ class SqliteDriver:
         for loop, settled in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
                 loop.call_soon_threadsafe(_settle_all, settled)
+
+    def _run_alone(self, conn: sqlite3.Connection, job: _Job) -> Outcome:
+        """The only script of its batch -- every write of a lone session: the transaction is
+        its savepoint, so a failure rolls the transaction back and the two statements a
+        SAVEPOINT costs are saved on the path every acknowledgement waits for."""
+        assert job.script is not None
+        try:
+            value = run_script(conn, job.script)
+            if self._verify is not None:
+                self._verify(value)
+        except Exception as e:
+            # If SQLite itself dropped the transaction, this raises and the batch fails above.
+            conn.execute("ROLLBACK")
+            if isinstance(e, sqlite3.OperationalError):
+                return job, False, Unavailable(f"database write failed: {e}")
+            return job, False, e
+        return job, True, value
 
     def _run_one(self, conn: sqlite3.Connection, job: _Job) -> Outcome:
         """One script in its own savepoint; a script error rolls back that savepoint only."""

@@ -188,7 +188,8 @@ class Connection:
 
     @property
     def trailing_data(self) -> bytes:
-        """Bytes received but not yet consumed (STARTTLS and COMPRESS must find none)."""
+        """Bytes received but not yet consumed (STARTTLS throws them away, COMPRESS must find
+        none)."""
         return bytes(self._buf[self._start :])
 
     def take_trailing_data(self) -> bytes:

@@ -22,8 +22,9 @@ State table (what the core lets through; the session decides the rest):
     LOGOUT         nothing                                       -
     =============  ============================================  =================
 
-After ``STARTTLS`` the adapter checks ``trailing_data`` (bytes pipelined before the handshake
-must not be read as commands, RFC 5804 §2.2) and calls ``tls_started``.
+After ``STARTTLS`` the adapter throws away ``trailing_data`` (bytes pipelined before the
+handshake must not be read as commands, RFC 5804 §2.2: ``discard_trailing_data``) and calls
+``tls_started``.
 """
 
 from __future__ import annotations
@@ -343,6 +344,14 @@ class ManageSieveConnection:
     def authentication_failed(self) -> None:
         if self.state is not State.LOGOUT:
             self.state = State.NOT_AUTH
+
+    def discard_trailing_data(self) -> int:
+        """Throws away what came after STARTTLS, before the handshake; how many octets (RFC 5804
+        §2.2: sent in clear, never read as commands)."""
+        count = len(self._buf)
+        self._buf.clear()
+        self.trailing_data = b""
+        return count
 
     def tls_started(self) -> None:
         self.tls_active = True

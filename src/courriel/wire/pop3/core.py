@@ -18,9 +18,10 @@ refused once and the rest of it, up to the next LF, is skipped without being buf
 ``ProtocolError`` spends one unit of the error budget; the one that spends the last is fatal.
 
 STLS: when the Stls event is returned, the core pauses and throws away any bytes that came after
-the STLS line, setting ``trailing_data``. Those bytes were sent in the clear before the handshake
-and must never be read as commands (RFC 2595 §4; the CVE-2011-0411 class): the adapter closes the
-connection when the flag is set, and ``tls_started`` empties the buffer whatever happened.
+the STLS line, counting them (``trailing_data``). Those bytes were sent in the clear before the
+handshake and must never be read as commands (RFC 2595 §4; the CVE-2011-0411 class): the adapter
+takes the count (``discard_trailing_data``) for its log and negotiates, and ``tls_started``
+empties the buffer whatever happened.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class Pop3Connection:
         self._tls = config.tls_active
         self._buffer = LineBuffer()
         self._skipping = False  # inside a too-long line: drop everything up to the next LF
-        self._trailing = False
+        self._trailing = 0
         self._after_user = False  # the previous command was USER (RFC 1939 §7 for PASS)
         self._errors = 0
 
@@ -142,8 +143,8 @@ class Pop3Connection:
 
     @property
     def trailing_data(self) -> bool:
-        """Bytes came after the STLS line, before the handshake: close, do not start TLS."""
-        return self._trailing
+        """Bytes came after the STLS line, before the handshake (thrown away, never read)."""
+        return self._trailing > 0
 
     @property
     def errors(self) -> int:
@@ -192,13 +193,19 @@ class Pop3Connection:
         self._move(Trigger.CLOSE)
         self._buffer.clear()
 
+    def discard_trailing_data(self) -> int:
+        """How many octets came after STLS, before the handshake, and were thrown away (RFC 2595
+        §4: sent in the clear, never read as commands); the count starts again at zero."""
+        count, self._trailing = self._trailing, 0
+        return count
+
     def tls_started(self) -> None:
         """The STLS handshake completed: forget everything said in the clear (RFC 2595 §4)."""
         self._move(Trigger.TLS_STARTED)
         self._tls = True
         self._buffer.clear()
         self._skipping = False
-        self._trailing = False
+        self._trailing = 0
 
     def stls_declined(self) -> None:
         """The session answered STLS with -ERR: go on reading commands without TLS."""
@@ -209,8 +216,8 @@ class Pop3Connection:
     def receive_data(self, data: bytes) -> None:
         """Buffers bytes from the client; nothing is parsed until ``next_event``."""
         if self._state in _PAUSED_STATES:
-            if data and self._state is State.STARTING_TLS:
-                self._trailing = True
+            if self._state is State.STARTING_TLS:
+                self._trailing += len(data)
             return  # after STLS, QUIT or a fatal error nothing more is read as POP3
         self._buffer.feed(data)
 
@@ -299,8 +306,7 @@ class Pop3Connection:
     def _after(self, command: c.Command) -> None:
         if isinstance(command, c.Stls):
             self._move(Trigger.STLS)
-            self._trailing = bool(self._buffer)
-            self._buffer.clear()
+            self._trailing = self._buffer.clear()
         elif isinstance(command, c.Quit):
             self._move(Trigger.QUIT)
             self._buffer.clear()  # RFC 1939 §6: the server closes after replying to QUIT

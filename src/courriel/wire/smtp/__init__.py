@@ -36,8 +36,7 @@ How a session drives it
                 write(conn.send(Reply(250, "2.0.0", f"{size} octets received")))
             case StartTls():
                 write(conn.send(replies.READY_FOR_TLS))
-                if conn.trailing_data:
-                    break                                    # plaintext after STARTTLS: close
+                conn.discard_trailing_data()                 # plaintext after STARTTLS: gone
                 await start_tls(); conn.tls_started()
             case Auth(mechanism, initial):                   # sasl.start_decoded(...)
                 write(conn.send(challenge(data)))            # 334, or AUTH_OK / AUTH_FAILED

@@ -12,9 +12,10 @@ already moved to the state that reply implies. Anything else escaping this modul
 Bytes are consumed only while the core is ready for them. After DATA nothing is read until the
 session has answered 354, so pipelined content after a refused DATA is read as commands, and
 pipelined content after an accepted DATA as message (RFC 2920 §3.1). After STARTTLS's 220
-nothing is read at all: bytes already buffered are ``trailing_data`` and make ``tls_started``
-refuse (RFC 3207 §4.2, the CVE-2011-0411 class), because they arrived in plaintext and must not
-be executed as if they came under TLS.
+nothing is read at all: bytes already buffered are ``trailing_data``, which the adapter throws
+away (``discard_trailing_data``) before the handshake; ``tls_started`` refuses if any are left
+(RFC 3207 §4.2, the CVE-2011-0411 class), because they arrived in plaintext and must not be
+executed as if they came under TLS.
 
 Errors are budgeted: every 4xx/5xx reply, the core's or the session's, counts, and the reply that
 reaches ``max_errors`` is followed by 421 4.7.0 and the connection closes. A delivered message
@@ -106,7 +107,7 @@ class SmtpConnection:
 
     @property
     def trailing_data(self) -> bool:
-        """Bytes arrived after STARTTLS before TLS started: close instead of starting TLS."""
+        """Bytes arrived after STARTTLS before TLS started (to be thrown away, never run)."""
         return self._state is State.TLS and bool(self._buf)
 
     @property
@@ -176,6 +177,16 @@ class SmtpConnection:
     def connection_lost(self) -> None:
         """The peer went away: a message being read is dropped, never delivered."""
         self._close()
+
+    def discard_trailing_data(self) -> int:
+        """Throws away what came after STARTTLS, before the handshake; how many octets.
+
+        RFC 3207 §4.2: those bytes arrived in plaintext and are never read as commands; the
+        adapter calls this before it starts TLS, so ``tls_started`` then finds nothing.
+        """
+        if self._state is not State.TLS:
+            return 0
+        return self._buf.clear()
 
     def tls_started(self) -> None:
         """The TLS handshake after STARTTLS completed: forget the plaintext session."""
