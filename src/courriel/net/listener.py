@@ -55,6 +55,7 @@ from courriel.logs import kv
 from courriel.net.shared_counts import CountsRow, local_counts
 from courriel.net.stream import (
     ShuttingDown,
+    SocketStream,
     Stream,
     StreamTimeout,
     TLSHandshakeFailed,
@@ -382,7 +383,7 @@ class Listener:
         # A writer without a reader: its drain() must keep working after ``Stream.interrupt``
         # has put an exception into the reader, so a goodbye can still be sent.
         writer = asyncio.StreamWriter(transport, protocol, None, loop)
-        return Stream(reader, writer, conn_id, keep_alive=own)
+        return SocketStream(reader, writer, conn_id, keep_alive=own)
 
     async def _serve(self, sock: socket.socket, ctx: ConnectionContext) -> None:
         stream = await self._open(sock, ctx.conn_id, self.handshake_timeout)
