@@ -1,4 +1,5 @@
-"""Memory streams: the ``Stream`` contract in memory, and a POP3 session driven over one."""
+"""Memory streams: the ``Stream`` contract in memory, a POP3 session driven over one, and a
+listener serving one (``Listener.serve_stream``), all in-process."""
 
 from __future__ import annotations
 
@@ -11,12 +12,18 @@ from courriel.accounts.authcache import AuthCache
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
-from courriel.config import AuthConfig
-from courriel.net.listener import ConnectionContext, Refusal
+from courriel.config import AuthConfig, LimitsConfig
+from courriel.net.listener import (
+    ConnectionContext,
+    Connections,
+    Listener,
+    ProtocolHandlers,
+    Refusal,
+)
 from courriel.net.memstream import MemoryStream, MemoryTLSUnsupported, memory_stream_pair
 from courriel.net.pop3 import Pop3Server
 from courriel.net.services import LoginServices
-from courriel.net.stream import ShuttingDown, StreamTimeout
+from courriel.net.stream import ShuttingDown, Stream, StreamTimeout
 from courriel.net.tls import TLSManager
 from courriel.store.base import Store
 from courriel.testing.fill import add_user, delivered
@@ -251,3 +258,40 @@ async def test_pop3_over_memory_refuses_plain_text_login_on_a_clear_listener(
     await pop.client.send(b"QUIT\r\n")
     assert (await pop.line()).startswith(b"+OK")
     await asyncio.wait_for(serving, 5)
+
+
+# --- a listener serving a memory stream -----------------------------------------------------------
+
+
+def _echo_handlers(served: list[str]) -> ProtocolHandlers:
+    async def serve(stream: Stream, ctx: ConnectionContext) -> None:
+        served.append(ctx.conn_id)
+        while line := await stream.read(timeout=5):
+            await stream.send(b"ECHO " + line)
+
+    async def refuse(stream: Stream, refusal: Refusal) -> None:
+        await stream.send(f"NO {refusal.value}\r\n".encode())
+
+    return ProtocolHandlers(serve=serve, refuse=refuse)
+
+
+async def test_listener_serves_a_memory_stream_as_an_accepted_connection(
+    tls_manager: TLSManager,
+) -> None:
+    served: list[str] = []
+    conns = Connections(LimitsConfig(max_connections_per_ip=1))
+    lst = Listener(listener_config("imap"), [], _echo_handlers(served), tls_manager, conns)
+    client, server = memory_stream_pair()
+    session = asyncio.create_task(lst.serve_stream(server, ("192.0.2.9", 1)))
+    await client.send(b"one\r\n")
+    assert await client.read(timeout=5) == b"ECHO one\r\n"
+    # While the first is served, a second from the same address is over the per-address limit.
+    other, other_server = memory_stream_pair()
+    await asyncio.wait_for(lst.serve_stream(other_server, ("192.0.2.9", 2)), 5)
+    assert await other.read(timeout=5) == f"NO {Refusal.TOO_MANY_FROM_ADDRESS.value}\r\n".encode()
+    assert await other.read(timeout=5) == b""  # and closed
+    assert not session.done()
+    await client.close()  # the handler reads the end of the stream and returns
+    await asyncio.wait_for(session, 5)
+    assert server.closed  # the listener closed its end
+    assert len(served) == 1 and conns.active == 0

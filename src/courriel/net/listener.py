@@ -16,6 +16,9 @@ accepted socket it starts one task that, in order:
    (RFC 8314 §3.3) with the context ``TLSManager`` holds at that moment, under a timeout;
 4. calls ``handler(stream, ctx)`` and closes the connection when it returns.
 
+``serve_stream`` does steps 1, 2 and 4 for a connection that is already a ``Stream`` (an
+in-memory one from ``net/memstream.py``): tests run sessions in-process through it.
+
 The socket is wrapped with ``loop.connect_accepted_socket`` rather than by ``start_server`` so
 that each connection takes the TLS context current when it arrives (SIGHUP reload) and no byte
 of a ClientHello can be read as clear text before the handshake starts.
@@ -57,6 +60,7 @@ from courriel.net.stream import (
     ShuttingDown,
     SocketStream,
     Stream,
+    StreamError,
     StreamTimeout,
     TLSHandshakeFailed,
     normalize_ip,
@@ -385,10 +389,35 @@ class Listener:
         writer = asyncio.StreamWriter(transport, protocol, None, loop)
         return SocketStream(reader, writer, conn_id, keep_alive=own)
 
+    async def serve_stream(self, stream: Stream, peer: tuple[str, int]) -> None:
+        """Serves a connection that arrives as a ready ``Stream`` rather than through a socket
+        (a memory stream in tests): admitted, served and closed as an accepted one is."""
+        ctx = ConnectionContext(
+            self.connections.new_id(), self.config, peer, self.connections.closing
+        )
+        with logs.bound(conn=ctx.conn_id, listener=self.config.name, peer=peer[0]):
+            refusal = self.connections.admit(ctx)
+            if refusal is not None:
+                try:
+                    with contextlib.suppress(TimeoutError, OSError, StreamError):
+                        async with asyncio.timeout(REFUSAL_TIMEOUT):
+                            await self.handlers.refuse(stream, refusal)
+                finally:
+                    await stream.close(timeout=1.0)
+                return
+            try:
+                ctx._task = asyncio.current_task()
+                await self._run(stream, ctx)
+            finally:
+                self.connections.release(ctx)
+
     async def _serve(self, sock: socket.socket, ctx: ConnectionContext) -> None:
         stream = await self._open(sock, ctx.conn_id, self.handshake_timeout)
         if stream is None:
             return
+        await self._run(stream, ctx)
+
+    async def _run(self, stream: Stream, ctx: ConnectionContext) -> None:
         ctx._stream = stream
         tls = stream.tls
         log.info(
