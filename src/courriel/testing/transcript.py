@@ -6,8 +6,11 @@ A transcript file is what a person checks against the RFC: header lines choose t
 then ``C:`` lines are sent and ``S:`` lines must come back exactly. The runner starts a real
 courriel server in-process (``courriel.app.serve``) on free 127.0.0.1 ports with a temporary data
 directory, creates the users, aliases and messages the header asks for, connects to the chosen
-listener over a real socket (TLS for implicit-TLS listeners) and plays the steps. A failure names
-the file and line.
+listener and plays the steps. A failure names the file and line. A transcript that needs TLS (an
+implicit-TLS listener, a ``!starttls`` step) connects over a loopback socket; the others over a
+memory stream pair (``net/memstream.py``) whose server end the listener serves as it would an
+accepted socket (``Listener.serve_stream``). ``COURRIEL_TRANSCRIPT_LOOPBACK=1`` (or
+``run_transcript(..., loopback=True)``) plays every transcript over loopback.
 
 Format (one directive per line; blank lines are ignored)::
 
