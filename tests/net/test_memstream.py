@@ -4,15 +4,16 @@ listener serving one (``Listener.serve_stream``), all in-process."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import pytest
-from runtime_support import HOSTNAME, listener_config
+from runtime_support import HOSTNAME, client_context, listener_config
 
 from courriel.accounts.authcache import AuthCache
 from courriel.accounts.authenticator import Authenticator
 from courriel.accounts.passwords import PasswordHasher
 from courriel.accounts.ratelimit import AuthLimiter
-from courriel.config import AuthConfig, LimitsConfig
+from courriel.config import AuthConfig, Config, LimitsConfig
 from courriel.net.listener import (
     ConnectionContext,
     Connections,
@@ -20,13 +21,15 @@ from courriel.net.listener import (
     ProtocolHandlers,
     Refusal,
 )
-from courriel.net.memstream import MemoryStream, MemoryTLSUnsupported, memory_stream_pair
+from courriel.net.memstream import MemoryStream, memory_stream_pair
 from courriel.net.pop3 import Pop3Server
 from courriel.net.services import LoginServices
-from courriel.net.stream import ShuttingDown, Stream, StreamTimeout
+from courriel.net.stream import ShuttingDown, Stream, StreamTimeout, TLSHandshakeFailed
 from courriel.net.tls import TLSManager
 from courriel.store.base import Store
 from courriel.testing.fill import add_user, delivered
+
+INJECTED = b"USER mallory@example.test\r\n"
 
 # --- the pair ---------------------------------------------------------------------------------
 
@@ -151,10 +154,51 @@ async def test_interrupt_raises_in_the_pending_and_every_later_read() -> None:
     assert await client.read(timeout=1) == b"* BYE\r\n"
 
 
-async def test_start_tls_says_memory_streams_carry_no_tls(tls_manager: TLSManager) -> None:
+async def test_start_tls_runs_real_tls_in_memory_and_drops_clear_text(
+    tls_manager: TLSManager, cfg: Config
+) -> None:
+    client, server = memory_stream_pair()
+    client.write(b"STARTTLS\r\n" + INJECTED)  # clear text pipelined after the command
+    assert await server.read(10, timeout=1) == b"STARTTLS\r\n"
+    server_side = asyncio.create_task(server.start_tls(tls_manager.context, handshake_timeout=5))
+    await asyncio.sleep(0)  # the server discards before the client starts its handshake
+    ctx = client_context(cfg.data_dir / "tls" / "cert.pem")
+    assert await client.start_tls(ctx, handshake_timeout=5, server_hostname=HOSTNAME) == 0
+    assert await asyncio.wait_for(server_side, 5) == len(INJECTED)
+    tls = server.tls
+    assert tls is not None and tls.version.startswith("TLSv1.") and tls.bits >= 128
+    assert client.tls is not None and client.tls.cipher == tls.cipher
+    await client.send(b"NOOP\r\n")
+    assert await server.read(timeout=5) == b"NOOP\r\n"
+    server.write(b"+OK " + b"z" * 100_000 + b"\r\n")  # several records, over the mark
+    got = b""
+    while not got.endswith(b"\r\n"):
+        got += await client.read(timeout=5)
+    assert got == b"+OK " + b"z" * 100_000 + b"\r\n"
+    await server.drain(timeout=1)
+    await client.close()
+    assert await server.read(timeout=5) == b""  # close_notify, then the end
+
+
+async def test_a_failed_memory_handshake_raises_tls_handshake_failed(
+    tls_manager: TLSManager,
+) -> None:
+    client, server = memory_stream_pair()
+    server_side = asyncio.create_task(server.start_tls(tls_manager.context, handshake_timeout=5))
+    await asyncio.sleep(0)  # as after a go-ahead: the server is ready before the ClientHello
+    untrusting = ssl.create_default_context()  # does not know the self-signed certificate
+    with pytest.raises(TLSHandshakeFailed, match="CERTIFICATE_VERIFY_FAILED"):
+        await client.start_tls(untrusting, handshake_timeout=5, server_hostname=HOSTNAME)
+    await client.close()
+    with pytest.raises(TLSHandshakeFailed):
+        await asyncio.wait_for(server_side, 5)
+    assert server.tls is None
+
+
+async def test_a_silent_handshake_times_out(tls_manager: TLSManager) -> None:
     _, server = memory_stream_pair()
-    with pytest.raises(MemoryTLSUnsupported, match="no TLS"):
-        await server.start_tls(tls_manager.context, handshake_timeout=1)
+    with pytest.raises(TLSHandshakeFailed, match="TimeoutError"):
+        await server.start_tls(tls_manager.context, handshake_timeout=0.05)
 
 
 # --- a real session over a memory pair ----------------------------------------------------------

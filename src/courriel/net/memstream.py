@@ -17,13 +17,17 @@ the futures of the tasks waiting for it to change. The ends keep the ``Stream`` 
   also throws away what the other end has not read yet, as a reset does. Writing to an end whose
   reader is gone discards the bytes, as a socket does until it reports the reset.
 
-Memory streams carry no TLS: ``start_tls`` raises ``MemoryTLSUnsupported``. Tests of STARTTLS
-and implicit TLS run over a socket (``SocketStream``).
+TLS is real TLS, in memory: ``start_tls`` wraps the end in an ``ssl.SSLObject`` between two
+``ssl.MemoryBIO`` buffers. The end's records go through its pipe as the bytes of a socket would;
+``read`` feeds what arrives to the TLS object until it yields plain bytes, ``write`` encrypts and
+queues the records at once. The server side throws away clear text that waits, as
+``SocketStream.start_tls`` does; ``start_tls(..., server_hostname=...)`` is the client side.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -33,16 +37,12 @@ from courriel.net.stream import (
     DEFAULT_READ_SIZE,
     DEFAULT_WRITE_TIMEOUT,
     Stream,
-    StreamError,
     StreamTimeout,
+    TLSHandshakeFailed,
     TLSInfo,
 )
 
 DEFAULT_LIMIT = 64 * 1024  # bytes a writer may queue before ``drain`` waits, per direction
-
-
-class MemoryTLSUnsupported(StreamError):  # noqa: N818 - reads as a statement
-    """STARTTLS was asked of a memory stream; TLS needs a socket stream."""
 
 
 class _Pipe:
@@ -90,6 +90,11 @@ class MemoryStream:
         self.write_timeout = write_timeout
         self._closed = False
         self._exception: Exception | None = None
+        # Once ``start_tls`` succeeded: the TLS object and its two buffers (see the docstring).
+        self._tls: ssl.SSLObject | None = None
+        self._tls_in = ssl.MemoryBIO()
+        self._tls_out = ssl.MemoryBIO()
+        self._tls_eof = False
 
     @property
     def peer(self) -> tuple[str, int]:
@@ -106,12 +111,17 @@ class MemoryStream:
             raise self._exception
         if len(self._out.data) > self._out.limit:
             await self.drain()  # backpressure, as SocketStream.read does
-        pipe = self._in
         try:
             async with asyncio.timeout(timeout):
-                await pipe.wait(lambda: bool(pipe.data) or pipe.eof or self._exception is not None)
+                if self._tls is None:
+                    return await self._read_raw(max_bytes)
+                return await self._read_tls(self._tls, max_bytes)
         except TimeoutError:
             raise StreamTimeout(f"no data from the client for {timeout:g} s") from None
+
+    async def _read_raw(self, max_bytes: int) -> bytes:
+        pipe = self._in
+        await pipe.wait(lambda: bool(pipe.data) or pipe.eof or self._exception is not None)
         if self._exception is not None:
             raise self._exception
         data = bytes(pipe.data[:max_bytes])
@@ -119,10 +129,29 @@ class MemoryStream:
         pipe.changed()  # a writer waiting in drain may go on
         return data
 
+    async def _read_tls(self, tls: ssl.SSLObject, max_bytes: int) -> bytes:
+        while True:
+            try:
+                return tls.read(max_bytes)  # b"" after the peer's close_notify
+            except ssl.SSLWantReadError:
+                self._flush_tls()  # what TLS itself wants to say (session tickets)
+            except ssl.SSLError:
+                # A broken record or an end without close_notify: over, as SocketStream says.
+                self._tls_eof = True
+                return b""
+            raw = await self._read_raw(DEFAULT_READ_SIZE)
+            if raw:
+                self._tls_in.write(raw)
+            else:
+                self._tls_in.write_eof()
+
     def buffered(self) -> int:
-        return len(self._in.data)
+        pending = self._tls.pending() if self._tls is not None else 0
+        return len(self._in.data) + self._tls_in.pending + pending
 
     def at_eof(self) -> bool:
+        if self._tls is not None:
+            return self._tls_eof or (self._in.eof and not self.buffered())
         return self._in.eof and not self._in.data
 
     def interrupt(self, exc: Exception) -> None:
@@ -132,10 +161,26 @@ class MemoryStream:
     # --- writing ------------------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        if self._closed or self._out.reader_gone or not data:
+        if self._closed or not data:
+            return
+        if self._tls is None:
+            self._write_raw(data)
+            return
+        try:
+            self._tls.write(data)
+        except ssl.SSLError:
+            return  # the TLS session is broken; the peer reads the end of the stream
+        self._flush_tls()
+
+    def _write_raw(self, data: bytes) -> None:
+        if self._out.reader_gone:
             return
         self._out.data += data
         self._out.changed()
+
+    def _flush_tls(self) -> None:
+        if self._tls_out.pending:
+            self._write_raw(self._tls_out.read())
 
     async def drain(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         limit = self.write_timeout if timeout is None else timeout
@@ -152,12 +197,60 @@ class MemoryStream:
 
     # --- TLS ----------------------------------------------------------------------------------
 
-    async def start_tls(self, context: ssl.SSLContext, *, handshake_timeout: float) -> int:
-        raise MemoryTLSUnsupported("memory streams carry no TLS; STARTTLS needs a socket stream")
+    async def start_tls(
+        self,
+        context: ssl.SSLContext,
+        *,
+        handshake_timeout: float,
+        server_hostname: str | None = None,
+    ) -> int:
+        """The server side of STARTTLS as ``SocketStream.start_tls`` does it (clear text that
+        waits is thrown away and counted); with ``server_hostname``, the client side."""
+        if self._tls is not None:
+            raise TLSHandshakeFailed("TLS is already active")
+        await self.drain()
+        server_side = server_hostname is None
+        discarded = 0
+        if server_side:
+            # No yield between the discard and the handshake: nothing sent in clear is kept.
+            discarded = len(self._in.data)
+            self._in.data.clear()
+            self._in.changed()
+        tls = context.wrap_bio(
+            self._tls_in, self._tls_out, server_side=server_side, server_hostname=server_hostname
+        )
+        try:
+            async with asyncio.timeout(handshake_timeout):
+                await self._handshake(tls)
+        except (ssl.SSLError, TimeoutError) as e:
+            self._flush_tls()  # the alert, so the peer learns why
+            raise TLSHandshakeFailed(str(e) or type(e).__name__) from e
+        self._tls = tls
+        return discarded
+
+    async def _handshake(self, tls: ssl.SSLObject) -> None:
+        while True:
+            try:
+                tls.do_handshake()
+            except ssl.SSLWantReadError:
+                self._flush_tls()
+                raw = await self._read_raw(DEFAULT_READ_SIZE)
+                if not raw:
+                    raise TLSHandshakeFailed("connection closed during the TLS handshake") from None
+                self._tls_in.write(raw)
+                continue
+            self._flush_tls()
+            return
 
     @property
     def tls(self) -> TLSInfo | None:
-        return None
+        if self._tls is None:
+            return None
+        cipher = self._tls.cipher()
+        version = self._tls.version() or ""
+        if cipher is None:
+            return TLSInfo(version, "", 0)
+        return TLSInfo(version, cipher[0], cipher[2])
 
     # --- closing ------------------------------------------------------------------------------
 
@@ -166,7 +259,13 @@ class MemoryStream:
         return self._closed
 
     async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:  # noqa: ASYNC109
-        """Ends the output; what was written stays for the other end to read."""
+        """Ends the output (after TLS's close_notify); what was written stays for the other end
+        to read."""
+        if self._tls is not None and not self._closed:
+            # unwrap() wants the peer's close_notify too; ours is written either way.
+            with contextlib.suppress(ssl.SSLError):
+                self._tls.unwrap()
+            self._flush_tls()
         self._shut(discard=False)
 
     def abort(self) -> None:
