@@ -16,8 +16,9 @@ accepted socket it starts one task that, in order:
    (RFC 8314 §3.3) with the context ``TLSManager`` holds at that moment, under a timeout;
 4. calls ``handler(stream, ctx)`` and closes the connection when it returns.
 
-``serve_stream`` does steps 1, 2 and 4 for a connection that is already a ``Stream`` (an
-in-memory one from ``net/memstream.py``): tests run sessions in-process through it.
+``serve_stream`` does the same for a connection that is already a ``Stream`` (an in-memory one
+from ``net/memstream.py``, whose ``start_tls`` makes the implicit-TLS handshake): tests run
+sessions in-process through it.
 
 The socket is wrapped with ``loop.connect_accepted_socket`` rather than by ``start_server`` so
 that each connection takes the TLS context current when it arrives (SIGHUP reload) and no byte
@@ -407,6 +408,15 @@ class Listener:
                 return
             try:
                 ctx._task = asyncio.current_task()
+                if self.config.implicit_tls:
+                    try:
+                        await stream.start_tls(
+                            self.tls.context, handshake_timeout=self.handshake_timeout
+                        )
+                    except TLSHandshakeFailed as e:
+                        log.info("TLS handshake failed: %s", e)
+                        stream.abort()
+                        return
                 await self._run(stream, ctx)
             finally:
                 self.connections.release(ctx)

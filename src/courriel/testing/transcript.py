@@ -6,11 +6,11 @@ A transcript file is what a person checks against the RFC: header lines choose t
 then ``C:`` lines are sent and ``S:`` lines must come back exactly. The runner starts a real
 courriel server in-process (``courriel.app.serve``) on free 127.0.0.1 ports with a temporary data
 directory, creates the users, aliases and messages the header asks for, connects to the chosen
-listener and plays the steps. A failure names the file and line. A transcript that needs TLS (an
-implicit-TLS listener, a ``!starttls`` step) connects over a loopback socket; the others over a
-memory stream pair (``net/memstream.py``) whose server end the listener serves as it would an
-accepted socket (``Listener.serve_stream``). ``COURRIEL_TRANSCRIPT_LOOPBACK=1`` (or
-``run_transcript(..., loopback=True)``) plays every transcript over loopback.
+listener and plays the steps. A failure names the file and line. The connection is a memory
+stream pair (``net/memstream.py``) whose server end the listener serves as it would an accepted
+socket (``Listener.serve_stream``); TLS (implicit, ``!starttls``) is real TLS over it.
+``COURRIEL_TRANSCRIPT_LOOPBACK=1`` (or ``run_transcript(..., loopback=True)``) plays over a
+loopback socket instead.
 
 Format (one directive per line; blank lines are ignored)::
 
@@ -369,7 +369,9 @@ class _MemoryClient:
         await self.stream.send(data)
 
     async def start_tls(self, ctx: ssl.SSLContext) -> None:
-        raise TranscriptError("a transcript with !starttls runs over loopback (needs_loopback)")
+        if self.buffer:
+            raise TranscriptError(f"server bytes before the TLS handshake: {bytes(self.buffer)!r}")
+        await self.stream.start_tls(ctx, handshake_timeout=STEP_TIMEOUT, server_hostname=HOSTNAME)
 
     async def close(self) -> None:
         await self.stream.close()
@@ -470,12 +472,6 @@ async def open_client(
     )
 
 
-def needs_loopback(t: Transcript) -> bool:
-    """Whether the transcript needs TLS, which memory streams do not carry: an implicit-TLS
-    listener or a ``!starttls`` step."""
-    return LISTENERS[t.listener][2] or any(step.kind == "starttls" for step in t.steps)
-
-
 def loopback_forced() -> bool:
     """``COURRIEL_TRANSCRIPT_LOOPBACK=1`` plays every transcript over a loopback socket."""
     return os.environ.get(LOOPBACK_ENV, "") not in ("", "0")
@@ -499,8 +495,12 @@ async def play_in_process(t: Transcript, running: Running, cert_dir: Path) -> No
     ours, theirs = memory_stream_pair(client_peer=MEMORY_PEER)
     served = asyncio.create_task(listener.serve_stream(theirs, MEMORY_PEER))
     client = _MemoryClient(ours)
+    ctx = client_context(cert_dir)
     try:
-        await _Player(t, client).play(client_context(cert_dir))
+        if LISTENERS[t.listener][2]:  # implicit TLS: the handshake comes first
+            await asyncio.sleep(0)  # the server's end is waiting for the ClientHello
+            await asyncio.wait_for(client.start_tls(ctx), STEP_TIMEOUT)
+        await _Player(t, client).play(ctx)
     finally:
         await client.close()
         # The session sees the end of the stream and ends; one that does not is cancelled.
@@ -517,15 +517,15 @@ async def run_transcript(
     path: Path, work_dir: Path, cert_dir: Path, *, loopback: bool | None = None
 ) -> None:
     """Parses, sets up a fresh server with the transcript's fixture, and plays it: in-process
-    over memory streams unless it needs TLS, ``loopback`` is True, or the environment forces
-    loopback (``COURRIEL_TRANSCRIPT_LOOPBACK=1``)."""
+    over memory streams, or over a loopback socket when ``loopback`` is True or the environment
+    says so (``COURRIEL_TRANSCRIPT_LOOPBACK=1``)."""
     t = parse_transcript(path)
     if loopback is None:
         loopback = loopback_forced()
     cfg = make_test_config(work_dir / "data", cert_dir, [t.listener])
     async with running_server(cfg) as running:
         await populate(running.app.store, t, path.parent.parent / "messages")
-        if loopback or needs_loopback(t):
+        if loopback:
             await play(t, running, cert_dir)
         else:
             await play_in_process(t, running, cert_dir)
