@@ -122,6 +122,14 @@ async def test_close_wakes_a_waiting_read_with_end_of_stream() -> None:
     assert await reading == b""
 
 
+async def test_closing_an_end_ends_its_own_waiting_read() -> None:
+    _, server = memory_stream_pair()
+    reading = asyncio.create_task(server.read(timeout=5))
+    await asyncio.sleep(0)
+    server.abort()  # what the listener does when the session is cancelled
+    assert await asyncio.wait_for(reading, 1) == b""
+
+
 async def test_abort_drops_what_the_other_end_has_not_read() -> None:
     client, server = memory_stream_pair()
     server.write(b"+OK never read\r\n")

@@ -121,7 +121,9 @@ class MemoryStream:
 
     async def _read_raw(self, max_bytes: int) -> bytes:
         pipe = self._in
-        await pipe.wait(lambda: bool(pipe.data) or pipe.eof or self._exception is not None)
+        await pipe.wait(
+            lambda: bool(pipe.data) or pipe.eof or self._closed or self._exception is not None
+        )
         if self._exception is not None:
             raise self._exception
         data = bytes(pipe.data[:max_bytes])
