@@ -27,11 +27,17 @@ CASES = [
 ]
 
 
+# Over a loopback socket, where the kernel and asyncio buffer the clear text, and over memory.
+@pytest.mark.parametrize("loopback", [True, False], ids=["loopback", "memory"])
 @pytest.mark.parametrize(("name", "injected"), CASES, ids=[c[0].split("/")[0] for c in CASES])
 async def test_discarded_clear_text_is_counted_in_the_log(
-    name: str, injected: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    name: str,
+    injected: bytes,
+    loopback: bool,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="courriel")
-    await run_transcript(TRANSCRIPTS / name, tmp_path, tmp_path / "tls-certs")
+    await run_transcript(TRANSCRIPTS / name, tmp_path, tmp_path / "tls-certs", loopback=loopback)
     said = [r.getMessage() for r in caplog.records if "after STARTTLS" in r.getMessage()]
     assert said == [f"{len(injected)} bytes sent in clear after STARTTLS were discarded"]

@@ -16,6 +16,10 @@ accepted socket it starts one task that, in order:
    (RFC 8314 §3.3) with the context ``TLSManager`` holds at that moment, under a timeout;
 4. calls ``handler(stream, ctx)`` and closes the connection when it returns.
 
+``serve_stream`` does the same for a connection that is already a ``Stream`` (an in-memory one
+from ``net/memstream.py``, whose ``start_tls`` makes the implicit-TLS handshake): tests run
+sessions in-process through it.
+
 The socket is wrapped with ``loop.connect_accepted_socket`` rather than by ``start_server`` so
 that each connection takes the TLS context current when it arrives (SIGHUP reload) and no byte
 of a ClientHello can be read as clear text before the handshake starts.
@@ -55,7 +59,9 @@ from courriel.logs import kv
 from courriel.net.shared_counts import CountsRow, local_counts
 from courriel.net.stream import (
     ShuttingDown,
+    SocketStream,
     Stream,
+    StreamError,
     StreamTimeout,
     TLSHandshakeFailed,
     normalize_ip,
@@ -382,12 +388,46 @@ class Listener:
         # A writer without a reader: its drain() must keep working after ``Stream.interrupt``
         # has put an exception into the reader, so a goodbye can still be sent.
         writer = asyncio.StreamWriter(transport, protocol, None, loop)
-        return Stream(reader, writer, conn_id, keep_alive=own)
+        return SocketStream(reader, writer, conn_id, keep_alive=own)
+
+    async def serve_stream(self, stream: Stream, peer: tuple[str, int]) -> None:
+        """Serves a connection that arrives as a ready ``Stream`` rather than through a socket
+        (a memory stream in tests): admitted, served and closed as an accepted one is."""
+        ctx = ConnectionContext(
+            self.connections.new_id(), self.config, peer, self.connections.closing
+        )
+        with logs.bound(conn=ctx.conn_id, listener=self.config.name, peer=peer[0]):
+            refusal = self.connections.admit(ctx)
+            if refusal is not None:
+                try:
+                    with contextlib.suppress(TimeoutError, OSError, StreamError):
+                        async with asyncio.timeout(REFUSAL_TIMEOUT):
+                            await self.handlers.refuse(stream, refusal)
+                finally:
+                    await stream.close(timeout=1.0)
+                return
+            try:
+                ctx._task = asyncio.current_task()
+                if self.config.implicit_tls:
+                    try:
+                        await stream.start_tls(
+                            self.tls.context, handshake_timeout=self.handshake_timeout
+                        )
+                    except TLSHandshakeFailed as e:
+                        log.info("TLS handshake failed: %s", e)
+                        stream.abort()
+                        return
+                await self._run(stream, ctx)
+            finally:
+                self.connections.release(ctx)
 
     async def _serve(self, sock: socket.socket, ctx: ConnectionContext) -> None:
         stream = await self._open(sock, ctx.conn_id, self.handshake_timeout)
         if stream is None:
             return
+        await self._run(stream, ctx)
+
+    async def _run(self, stream: Stream, ctx: ConnectionContext) -> None:
         ctx._stream = stream
         tls = stream.tls
         log.info(

@@ -2,8 +2,13 @@
 
 Theory of operation
 -------------------
-``Stream`` is a thin layer over an asyncio ``StreamReader``/``StreamWriter`` pair. Protocol code
-reads with ``read(max_bytes, timeout)``, which returns whatever bytes are available (at least
+``Stream`` is the protocol every session and the driver (``net/driver.py``) are written against;
+it names only what they use. ``SocketStream`` implements it over a socket; ``net/memstream.py``
+implements it in memory (``memory_stream_pair``), so a session can be run in-process, without a
+socket, with the same reads, timeouts, backpressure and interrupts.
+
+``SocketStream`` is a thin layer over an asyncio ``StreamReader``/``StreamWriter`` pair. Protocol
+code reads with ``read(max_bytes, timeout)``, which returns whatever bytes are available (at least
 one, or ``b""`` at end of stream). The sans-IO cores find line and DATA terminators in what they
 are fed with ``bytes.find``; nothing here loops per line.
 
@@ -39,11 +44,12 @@ import ssl
 import struct
 import termios
 from dataclasses import dataclass
+from typing import Protocol
 
 DEFAULT_READ_SIZE = 256 * 1024
 DEFAULT_WRITE_TIMEOUT = 60.0
 CLOSE_TIMEOUT = 5.0
-LINGER_TIMEOUT = 2.0  # reading and discarding after the last reply (see Stream._linger)
+LINGER_TIMEOUT = 2.0  # reading and discarding after the last reply (SocketStream._linger)
 
 
 class StreamError(Exception):
@@ -88,7 +94,61 @@ def _address(info: object) -> tuple[str, int]:
     return ("", 0)  # a UNIX socket or a transport that is already gone
 
 
-class Stream:
+class Stream(Protocol):
+    """One connection as the driver and the protocol adapters see it (module docstring)."""
+
+    @property
+    def peer(self) -> tuple[str, int]:
+        """The client's address and port; ``("", 0)`` when there is none."""
+
+    # The timeout is part of the contract: every protocol read has one.
+    async def read(
+        self,
+        max_bytes: int = DEFAULT_READ_SIZE,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> bytes:
+        """Up to ``max_bytes`` available bytes, waiting for at least one; ``b""`` at the end.
+        Raises ``StreamTimeout`` after ``timeout`` seconds, and what ``interrupt`` was given."""
+
+    def buffered(self) -> int:
+        """How many received bytes wait, not yet returned by ``read``."""
+
+    def at_eof(self) -> bool:
+        """Whether the client closed its side and every byte it sent has been read."""
+
+    def interrupt(self, exc: Exception) -> None:
+        """Makes the pending and every later ``read`` raise ``exc``."""
+
+    def write(self, data: bytes) -> None:
+        """Queues ``data``; nothing is written once the stream is closed."""
+
+    async def drain(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Waits until little enough is queued; ``StreamTimeout`` when the client takes
+        nothing for ``timeout`` seconds (the stream's write timeout when None)."""
+
+    async def send(self, data: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """``write`` then ``drain``."""
+
+    async def start_tls(self, context: ssl.SSLContext, *, handshake_timeout: float) -> int:
+        """Server side of STARTTLS; how many buffered clear-text bytes were thrown away."""
+
+    @property
+    def tls(self) -> TLSInfo | None:
+        """The negotiated TLS parameters; None while the connection is in clear."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:  # noqa: ASYNC109
+        """Flushes what was written (within ``timeout``), then closes the connection."""
+
+    def abort(self) -> None:
+        """Drops the connection at once, discarding unsent bytes."""
+
+
+class SocketStream:
+    """``Stream`` over an asyncio ``StreamReader``/``StreamWriter`` pair (a socket)."""
+
     def __init__(
         self,
         reader: asyncio.StreamReader,

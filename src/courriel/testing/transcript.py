@@ -6,8 +6,11 @@ A transcript file is what a person checks against the RFC: header lines choose t
 then ``C:`` lines are sent and ``S:`` lines must come back exactly. The runner starts a real
 courriel server in-process (``courriel.app.serve``) on free 127.0.0.1 ports with a temporary data
 directory, creates the users, aliases and messages the header asks for, connects to the chosen
-listener over a real socket (TLS for implicit-TLS listeners) and plays the steps. A failure names
-the file and line.
+listener and plays the steps. A failure names the file and line. The connection is a memory
+stream pair (``net/memstream.py``) whose server end the listener serves as it would an accepted
+socket (``Listener.serve_stream``); TLS (implicit, ``!starttls``) is real TLS over it.
+``COURRIEL_TRANSCRIPT_LOOPBACK=1`` (or ``run_transcript(..., loopback=True)``) plays over a
+loopback socket instead.
 
 Format (one directive per line; blank lines are ignored)::
 
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import ssl
 from collections.abc import AsyncIterator
@@ -57,6 +61,7 @@ from courriel import admin, config
 from courriel.accounts.passwords import PasswordHasher
 from courriel.app import HandlerFactory, Running, StoreOpener, serve
 from courriel.config import LISTENERS, Config
+from courriel.net.memstream import MemoryStream, memory_stream_pair
 from courriel.net.tls import make_self_signed
 from courriel.queue.transport import Transport
 from courriel.store.base import Store
@@ -68,6 +73,8 @@ INCLUDE_DIR = "include"  # beside the protocol directories: the files @include r
 _NAME_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 STEP_TIMEOUT = 5.0
 START_TIMEOUT = 20.0
+LOOPBACK_ENV = "COURRIEL_TRANSCRIPT_LOOPBACK"
+MEMORY_PEER = ("127.0.0.1", 40000)  # the client address a session run in-process is told
 
 
 class TranscriptError(AssertionError):
@@ -306,11 +313,74 @@ def client_context(cert_dir: Path) -> ssl.SSLContext:
 # --- playing a transcript ------------------------------------------------------------------------
 
 
-class _Player:
-    def __init__(self, t: Transcript, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.t = t
+class _SocketClient:
+    """The client's side of a loopback connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+
+    async def readline(self) -> bytes:
+        return await self.reader.readline()
+
+    async def read1(self) -> bytes:
+        return await self.reader.read(1)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def start_tls(self, ctx: ssl.SSLContext) -> None:
+        await self.writer.start_tls(ctx, server_hostname=HOSTNAME)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+
+class _MemoryClient:
+    """The client's end of a memory stream pair (``courriel.net.memstream``)."""
+
+    def __init__(self, stream: MemoryStream) -> None:
+        self.stream = stream
+        self.buffer = bytearray()
+
+    async def readline(self) -> bytes:
+        """A line with its LF, or what is left (maybe b"") when the server closed first."""
+        while (end := self.buffer.find(b"\n")) < 0:
+            data = await self.stream.read()
+            if not data:
+                end = len(self.buffer) - 1
+                break
+            self.buffer += data
+        line = bytes(self.buffer[: end + 1])
+        del self.buffer[: end + 1]
+        return line
+
+    async def read1(self) -> bytes:
+        if not self.buffer:
+            self.buffer += await self.stream.read()
+        first = bytes(self.buffer[:1])
+        del self.buffer[:1]
+        return first
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.send(data)
+
+    async def start_tls(self, ctx: ssl.SSLContext) -> None:
+        if self.buffer:
+            raise TranscriptError(f"server bytes before the TLS handshake: {bytes(self.buffer)!r}")
+        await self.stream.start_tls(ctx, handshake_timeout=STEP_TIMEOUT, server_hostname=HOSTNAME)
+
+    async def close(self) -> None:
+        await self.stream.close()
+
+
+class _Player:
+    def __init__(self, t: Transcript, client: _SocketClient | _MemoryClient):
+        self.t = t
+        self.client = client
         self.kept: dict[str, str] = {"hostname": HOSTNAME}
 
     def fill(self, text: str, *, regex: bool = False) -> str:
@@ -331,7 +401,7 @@ class _Player:
 
     async def read_line(self, step: Step) -> str:
         try:
-            data = await asyncio.wait_for(self.reader.readline(), STEP_TIMEOUT)
+            data = await asyncio.wait_for(self.client.readline(), STEP_TIMEOUT)
         except TimeoutError:
             raise self.fail(step, "the server sent nothing within the timeout") from None
         except (ConnectionError, ssl.SSLError) as e:
@@ -355,7 +425,7 @@ class _Player:
 
     async def closed(self, step: Step) -> None:
         try:
-            data = await asyncio.wait_for(self.reader.read(1), STEP_TIMEOUT)
+            data = await asyncio.wait_for(self.client.read1(), STEP_TIMEOUT)
         except TimeoutError:
             raise self.fail(step, "the server did not close the connection") from None
         except (ConnectionError, ssl.SSLError):
@@ -374,15 +444,12 @@ class _Player:
                     text = self.fill(steps[i].text)
                     batch.append(text.encode("utf-8", "surrogateescape") + b"\r\n")
                     i += 1
-                self.writer.write(b"".join(batch))
-                await self.writer.drain()
+                await self.client.send(b"".join(batch))
                 continue
             if step.kind in ("expect", "match"):
                 await self.expect(step)
             elif step.kind == "starttls":
-                await asyncio.wait_for(
-                    self.writer.start_tls(ctx, server_hostname=HOSTNAME), STEP_TIMEOUT
-                )
+                await asyncio.wait_for(self.client.start_tls(ctx), STEP_TIMEOUT)
             elif step.kind == "closed":
                 await self.closed(step)
             i += 1
@@ -405,21 +472,60 @@ async def open_client(
     )
 
 
+def loopback_forced() -> bool:
+    """``COURRIEL_TRANSCRIPT_LOOPBACK=1`` plays every transcript over a loopback socket."""
+    return os.environ.get(LOOPBACK_ENV, "") not in ("", "0")
+
+
 async def play(t: Transcript, running: Running, cert_dir: Path) -> None:
+    """Plays the transcript over a loopback socket (TLS as the listener says)."""
     ctx = client_context(cert_dir)
     reader, writer = await open_client(running, t.listener, ctx)
+    client = _SocketClient(reader, writer)
     try:
-        await _Player(t, reader, writer).play(ctx)
+        await _Player(t, client).play(ctx)
     finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(writer.wait_closed(), 2)
+        await client.close()
 
 
-async def run_transcript(path: Path, work_dir: Path, cert_dir: Path) -> None:
-    """Parses, sets up a fresh server with the transcript's fixture, and plays it."""
+async def play_in_process(t: Transcript, running: Running, cert_dir: Path) -> None:
+    """Plays the transcript over a memory stream pair: the server's end goes to the listener's
+    own handler (``Listener.serve_stream``), as an accepted socket would."""
+    listener = next(lst for lst in running.listeners if lst.config.name == t.listener)
+    ours, theirs = memory_stream_pair(client_peer=MEMORY_PEER)
+    served = asyncio.create_task(listener.serve_stream(theirs, MEMORY_PEER))
+    client = _MemoryClient(ours)
+    ctx = client_context(cert_dir)
+    try:
+        if LISTENERS[t.listener][2]:  # implicit TLS: the handshake comes first
+            await asyncio.sleep(0)  # the server's end is waiting for the ClientHello
+            await asyncio.wait_for(client.start_tls(ctx), STEP_TIMEOUT)
+        await _Player(t, client).play(ctx)
+    finally:
+        await client.close()
+        # The session sees the end of the stream and ends; one that does not is cancelled.
+        done, _ = await asyncio.wait([served], timeout=STEP_TIMEOUT)
+        if not done:
+            served.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await served
+        elif (error := served.exception()) is not None:
+            raise error
+
+
+async def run_transcript(
+    path: Path, work_dir: Path, cert_dir: Path, *, loopback: bool | None = None
+) -> None:
+    """Parses, sets up a fresh server with the transcript's fixture, and plays it: in-process
+    over memory streams, or over a loopback socket when ``loopback`` is True or the environment
+    says so (``COURRIEL_TRANSCRIPT_LOOPBACK=1``)."""
     t = parse_transcript(path)
+    if loopback is None:
+        loopback = loopback_forced()
     cfg = make_test_config(work_dir / "data", cert_dir, [t.listener])
     async with running_server(cfg) as running:
         await populate(running.app.store, t, path.parent.parent / "messages")
-        await play(t, running, cert_dir)
+        if loopback:
+            await play(t, running, cert_dir)
+        else:
+            await play_in_process(t, running, cert_dir)
