@@ -36,3 +36,14 @@ def display_order(flags: Iterable[str], *, recent: bool = False) -> list[str]:
         names.append(RECENT)
     names += sorted(present.difference(SYSTEM_FLAGS))
     return names
+
+
+def acl_right(flag: str) -> str:
+    """The RFC 4314 right that governs setting or clearing ``flag`` (§4): "s" for \\Seen, "t"
+    for \\Deleted, "w" for every other flag and keyword; any spelling of a system flag."""
+    folded = flag.casefold()
+    if folded == "\\seen":
+        return "s"
+    if folded == "\\deleted":
+        return "t"
+    return "w"

@@ -46,7 +46,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from courriel.mail.flags import SYSTEM_FLAGS, display_order
+from courriel.mail.flags import SYSTEM_FLAGS, acl_right, display_order
 from courriel.session.imap.search import FieldCache
 from courriel.store.base import Change, ChangeKind, Expunged, Mailbox, MessageInfo, Store
 from courriel.wire.imap import responses
@@ -62,19 +62,9 @@ if TYPE_CHECKING:
     from courriel.session.imap.context import SearchContext
 
 
-def flag_right(flag: str) -> str:
-    """The RFC 4314 right that governs setting or clearing ``flag`` (§4, STORE)."""
-    folded = flag.lower()
-    if folded == "\\seen":
-        return "s"
-    if folded == "\\deleted":
-        return "t"
-    return "w"
-
-
 def permitted_flags(flags: Iterable[str], rights: str) -> frozenset[str]:
     """The flags of ``flags`` that a user holding ``rights`` may set (RFC 4314 §4)."""
-    return frozenset(f for f in flags if flag_right(f) in rights)
+    return frozenset(f for f in flags if acl_right(f) in rights)
 
 
 class MailboxGone(Exception):  # noqa: N818 - reads as an event

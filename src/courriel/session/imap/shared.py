@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import assert_never
 
+from courriel.mail.flags import acl_right
 from courriel.session.imap import append as imap_append
 from courriel.session.imap import fetch as imap_fetch
 from courriel.session.imap import mailboxes as imap_mailboxes
@@ -59,7 +60,7 @@ from courriel.session.imap.acl import (
     shared_parts,
 )
 from courriel.session.imap.mailboxes import DELIMITER, StatusFn
-from courriel.session.imap.selected import flag_right, permitted_flags
+from courriel.session.imap.selected import permitted_flags
 from courriel.session.imap.state import Authenticated, Io, Selected, readonly_refusal
 from courriel.store.base import FlagOp, Mailbox, MessageInfo, Store
 from courriel.wire.imap import commands as c
@@ -341,7 +342,7 @@ async def _store_private(
         wanted: dict[frozenset[str], list[int]] = {}
         chosen = set(uids)
         for row in rows:
-            kept = frozenset(f for f in row.flags if flag_right(f) not in owned)
+            kept = frozenset(f for f in row.flags if acl_right(f) not in owned)
             # A message that would not change is left out, unless UNCHANGEDSINCE is to
             # judge it (RFC 7162 §3.1.3 reports it even then).
             if row.uid in chosen and (since is not None or kept | others != row.flags):

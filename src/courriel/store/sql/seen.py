@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from courriel.mail.flags import acl_right
 from courriel.store.base import Change, ChangeKind
 from courriel.store.sql.core import (
     SEEN,
@@ -77,16 +78,6 @@ def new_seen_rows(mailbox_id: int, user_id: int, uids: Sequence[int]) -> Script[
         yield from insert_rows("private_seen", ("mailbox_id", "user_id", "uid"), rows)
 
 
-def flag_right(flag: str) -> str:
-    """The RFC 4314 right that governs setting ``flag`` (§4): "s" for \\Seen, "t" for
-    \\Deleted, "w" for the others (stored flags are in their canonical spelling)."""
-    if flag == "\\Seen":
-        return "s"
-    if flag == "\\Deleted":
-        return "t"
-    return "w"
-
-
 @dataclass(frozen=True, slots=True)
 class CopyFlags:
     """The flags of the copies a user makes from or into another user's mailbox (RFC 4314 §4):
@@ -101,7 +92,7 @@ class CopyFlags:
         """The copy of source ``uid``: its flag bits, keywords, and whether it gets a row."""
         flags = decode_flags(bits, keywords)
         seen = (SEEN & bits) != 0 if self.source_seen is None else uid in self.source_seen
-        kept = frozenset(f for f in flags if f != "\\Seen" and flag_right(f) in self.rights)
+        kept = frozenset(f for f in flags if f != "\\Seen" and acl_right(f) in self.rights)
         seen = seen and "s" in self.rights
         if seen and not self.private:
             kept |= {"\\Seen"}
