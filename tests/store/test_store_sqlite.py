@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from courriel.store.base import NewMessage, NotFound, StoreError, Unavailable
+from courriel.store.base import FlagOp, NewMessage, NotFound, StoreError, Unavailable
 from courriel.store.sql import Query, Script, migrations
 from courriel.store.sqlite import SqliteStore, open_sqlite
 from courriel.store.sqlite.driver import SqliteDriver
@@ -244,3 +246,116 @@ async def test_freeing_a_body_does_not_read_every_message(tmp_path: Path) -> Non
     conn.set_progress_handler(None, 1)
     conn.close()
     assert steps < 1000, f"{steps} steps: the foreign key check scanned the messages"
+
+
+# --- flag changes and expunges commit without waiting for the disk; messages always wait ------
+# (courriel.store.sqlite.driver, "Flag changes": a batch of nothing but flag changes and expunges
+# commits with synchronous=NORMAL, a batch holding anything else with FULL, and body files are
+# deleted only once the WAL that says they are free is on the disk.)
+
+FULL, NORMAL = 2, 1  # PRAGMA synchronous values
+SEEN = frozenset({"\\Seen"})
+
+
+def _synchronous(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
+async def writer_mode(sq: SqliteStore) -> int:
+    """The writer connection's setting, read in the writer thread after the last batch."""
+    return await sq.driver.locked(_synchronous)
+
+
+def new(i: int, size: int = 200) -> NewMessage:
+    body = f"Subject: m{i}\r\n\r\n".encode() + b"x" * size + b"\r\n"
+    return NewMessage(raw=body, internal_date=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+async def inbox_of(sq: SqliteStore) -> int:
+    await sq.add_domain("example.org")
+    user = await sq.add_user("a@example.org", "h")
+    box = await sq.get_mailbox(user.id, "INBOX")
+    assert box is not None
+    return box.id
+
+
+async def test_flag_changes_commit_without_fsync_and_appends_with_it(sq: SqliteStore) -> None:
+    inbox = await inbox_of(sq)
+    uid = (await sq.append([(inbox, new(1))]))[0].uid
+    assert await writer_mode(sq) == FULL
+    await sq.store_flags(inbox, [uid], FlagOp.ADD, SEEN)
+    assert await writer_mode(sq) == NORMAL
+    await sq.append([(inbox, new(2))])
+    assert await writer_mode(sq) == FULL
+    await sq.store_flags(inbox, [uid], FlagOp.ADD, frozenset({"\\Deleted"}))
+    await sq.expunge_deleted(inbox)
+    assert await writer_mode(sq) == NORMAL
+    # Nothing is lost to another reader or to a reopen: NORMAL still writes the WAL.
+    infos = await sq.list_messages(inbox)
+    assert [i.uid for i in infos] == [uid + 1]
+
+
+async def test_a_batch_with_one_append_is_committed_with_fsync(sq: SqliteStore) -> None:
+    inbox = await inbox_of(sq)
+    uid = (await sq.append([(inbox, new(1))]))[0].uid
+    held, release = await hold_writer(sq)
+    flags = asyncio.create_task(sq.store_flags(inbox, [uid], FlagOp.ADD, SEEN))
+    await wait_queued(sq, 1)
+    append = asyncio.create_task(sq.append([(inbox, new(2))]))
+    await wait_queued(sq, 2)
+    commits = sq.commits
+    release.set()
+    await held
+    await asyncio.gather(flags, append)
+    assert sq.commits == commits + 2  # the held batch; the flag change and append in one ...
+    assert await writer_mode(sq) == FULL  # ... and it waited for the disk, for the append
+
+
+async def test_changes_survive_a_reopen(tmp_path: Path) -> None:
+    sq = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    try:
+        inbox = await inbox_of(sq)
+        uid = (await sq.append([(inbox, new(1))]))[0].uid
+        await sq.store_flags(inbox, [uid], FlagOp.ADD, SEEN)
+    finally:
+        await sq.close()
+    again = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs")
+    try:
+        [info] = await again.list_messages(inbox)
+        assert info.flags == SEEN
+    finally:
+        await again.close()
+
+
+async def test_a_body_file_goes_only_after_the_wal_is_synced(
+    sq: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = await inbox_of(sq)
+    big = new(1, size=200_000)  # past the inline limit: the body is a file
+    uid = (await sq.append([(inbox, big)]))[0].uid
+    before = set(_files(sq.files.root))
+    assert before, "the large body should be a file"
+    events: list[str] = []
+    real_fsync, real_unlink = os.fsync, os.unlink
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def unlink(path: str | os.PathLike[str], *args: object, **kw: object) -> None:
+        events.append(f"unlink {path}")
+        real_unlink(path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "unlink", unlink)
+    await sq.expunge(inbox, [uid])
+    assert not set(_files(sq.files.root)) & before, "the freed body file should be gone"
+    wal = str(sq.path) + "-wal"
+    synced = [i for i, e in enumerate(events) if e == f"fsync {wal}"]
+    removed = [i for i, e in enumerate(events) if e.startswith("unlink") and "-wal" not in e]
+    assert synced, f"the WAL was not synced before deleting bodies: {events}"
+    assert removed and synced[0] < removed[0], events
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]

@@ -27,6 +27,12 @@ Invariants every backend keeps (tests/store/ checks each one):
   mailbox exists.
 * A method that returns has made its write durable (fsync / synchronous=FULL); a method that
   raises has written nothing. Concurrent writers may share one commit (group commit).
+  Flag changes and expunges (``store_flags``, ``expunge``, ``expunge_deleted``) and cached
+  previews are the exception: they survive a crash of the process at once, and a power loss
+  once the next durable commit or the kernel's write-back (about 30 s on Linux) has put them on
+  the disk -- Dovecot's ``mail_fsync = optimized``. Nothing that acknowledges a message (an
+  append, a copy, a move) is ever written that way, and no body is deleted before its expunge
+  is durable.
 * Change events are published only after the commit they describe.
 
 Names: domain names are stored lower-case in A-label (punycode) form; mailbox names are UTF-8 with

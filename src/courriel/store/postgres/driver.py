@@ -184,8 +184,11 @@ class PgDriver:
     async def read(self, script: Script[T]) -> T:
         return await self._attempt(script, self._read_once)
 
-    async def write(self, script: Script[T]) -> T:
-        value = await self._attempt(script, self._write_once)
+    async def write(self, script: Script[T], *, durable: bool = True) -> T:
+        """``durable=False`` (flag changes, expunges): commits with ``synchronous_commit = off``;
+        see ``courriel.store.sqlite.driver``, "Flag changes", for why that is allowed."""
+        level = self.commit_level if durable else "off"
+        value = await self._attempt(script, lambda s: self._write_once(s, level))
         self.writes += 1
         return value
 
@@ -201,24 +204,24 @@ class PgDriver:
         finally:
             script.close()
 
-    async def _write_once(self, script: Script[T]) -> T:
+    async def _write_once(self, script: Script[T], level: str) -> T:
         try:
             async with self.connection() as conn:
-                xid = await self._begin(conn)
+                xid = await self._begin(conn, level)
                 value = await self._body(conn, script)
                 await self._commit(conn, xid)
                 return value
         finally:
             script.close()
 
-    async def _begin(self, conn: asyncpg.Connection) -> str:
+    async def _begin(self, conn: asyncpg.Connection, level: str) -> str:
         try:
             await conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
             # The id is taken first, so that a COMMIT whose answer is lost can be looked up
             # afterwards; set_config(..., true) is SET LOCAL, in the same round trip.
             xid: str = await conn.fetchval(
                 "SELECT pg_current_xact_id()::text, set_config('synchronous_commit', $1, true)",
-                self.commit_level,
+                level,
             )
         except LOST as e:
             raise _Again(str(e) or type(e).__name__) from e

@@ -85,7 +85,7 @@ class Driver(Protocol):
 
     async def read(self, script: Script[T]) -> T: ...
 
-    async def write(self, script: Script[T]) -> T: ...
+    async def write(self, script: Script[T], *, durable: bool = True) -> T: ...
 
     async def close(self) -> None: ...
 
@@ -137,13 +137,15 @@ class SqlStore(
     async def _read(self, script: Script[T]) -> T:
         return await self._driver.read(script)
 
-    async def _write(self, script: Script[Done[T]]) -> T:
+    async def _write(self, script: Script[Done[T]], *, durable: bool = True) -> T:
+        """``durable=False``: a flag change or expunge, which acknowledges no message; the
+        driver may commit it without waiting for the disk (``courriel.store.sqlite.driver``)."""
         # Shielded: once submitted, a write may commit even if its caller is cancelled, and then
         # its events must still be published and its freed bodies deleted.
-        return await asyncio.shield(self._write_now(script))
+        return await asyncio.shield(self._write_now(script, durable))
 
-    async def _write_now(self, script: Script[Done[T]]) -> T:
-        done = await self._driver.write(script)
+    async def _write_now(self, script: Script[Done[T]], durable: bool = True) -> T:
+        done = await self._driver.write(script, durable=durable)
         try:
             for change in done.changes:  # after the commit, never before
                 await self._events.publish(change)
@@ -394,7 +396,7 @@ class SqlStore(
 
     async def set_previews(self, mailbox_id: int, previews: dict[int, str]) -> None:
         if previews:
-            await self._write(messages.set_previews(mailbox_id, previews))
+            await self._write(messages.set_previews(mailbox_id, previews), durable=False)
 
     async def read_message(self, mailbox_id: int, uid: int) -> bytes:
         blob_id, data = await self._read(messages.blob_of(mailbox_id, uid))
@@ -414,16 +416,17 @@ class SqlStore(
         *,
         unchanged_since: int | None = None,
     ) -> FlagsResult:
-        return await self._write(messages.store_flags(mailbox_id, uids, op, flags, unchanged_since))
+        script = messages.store_flags(mailbox_id, uids, op, flags, unchanged_since)
+        return await self._write(script, durable=False)
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:
-        return await self._write(messages.expunge(mailbox_id, uids))
+        return await self._write(messages.expunge(mailbox_id, uids), durable=False)
 
     async def expunge_deleted(
         self, mailbox_id: int, uids: Sequence[int] | None = None
     ) -> list[Expunged]:
         ranges = None if uids is None else uid_ranges(uids)
-        return await self._write(messages.expunge_deleted(mailbox_id, ranges))
+        return await self._write(messages.expunge_deleted(mailbox_id, ranges), durable=False)
 
     async def copy(
         self,

@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 The database runs in WAL mode with ``synchronous=FULL``: a COMMIT returns once the WAL is
-fsynced, so a committed transaction survives a crash or power loss. Foreign keys are on.
+fsynced, so a committed transaction survives a crash or power loss (flag changes may be
+committed without the fsync: "Flag changes" below). Foreign keys are on.
 
 Writes. One thread owns the write connection. Callers submit a script (``courriel.store.sql``)
 and await a future. The writer takes every script waiting in its queue (up to ``max_batch``)
@@ -22,6 +23,15 @@ there undoes that script alone (the SQLite store checks that the body files an a
 still exist). ``locked`` runs a function in the writer thread under the write lock, in a
 transaction of its own that is rolled back: the store deletes body files that way, so no process
 can reference one between the check and the unlink.
+
+Flag changes. A script written with ``durable=False`` (flag changes and expunges: the IMAP
+STORE and EXPUNGE replies acknowledge no message) commits with ``synchronous=NORMAL`` when its
+whole batch is such: the WAL is written but not fsynced, so the change survives a crash of the
+process but not of the machine until the next durable commit or checkpoint fsyncs the WAL, which
+holds every earlier commit too. That is Dovecot's ``mail_fsync = optimized``: mail is synced,
+flags are not. A batch with any durable script is committed with ``FULL``. Deleting body files
+depends on what the database says, so ``locked`` fsyncs the WAL before ``fn`` runs: no file goes
+because of an expunge a power loss could undo.
 
 Reads. A script that only reads runs in a deferred transaction: a consistent snapshot that never
 blocks and is never blocked by the writer (WAL). A read that starts after a write returned sees
@@ -51,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
@@ -175,6 +186,7 @@ class _Job:
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     locked: Callable[[sqlite3.Connection], Any] | None = None
+    durable: bool = True  # False: the commit need not wait for the fsync (module docstring)
 
 
 Outcome = tuple[_Job, bool, Any]
@@ -260,6 +272,7 @@ class SqliteDriver:
         self._busy_deadline = busy_deadline
         # The writer waits for the write lock in begin_immediate, not inside SQLite.
         self._conn = connect(path, reader=False, busy_timeout_ms=0)
+        self._durable = True  # the writer connection's synchronous setting is FULL
         self._pool = ThreadPoolExecutor(readers, thread_name_prefix="courriel-sqlite-read")
         self._idle: list[_InlineConn] = []  # read connections not in use, touched on the loop only
         self._writer.start()
@@ -269,13 +282,14 @@ class SqliteDriver:
         """Scripts waiting for the writer: the size of the next batch, roughly."""
         return self._queue.qsize()
 
-    async def write(self, script: Script[T]) -> T:
+    async def write(self, script: Script[T], *, durable: bool = True) -> T:
+        """Runs ``script`` in the next batch; ``durable=False``: see "Flag changes" above."""
         if self._closed:
             script.close()
             raise Unavailable("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(script, future, loop))
+        self._queue.put(_Job(script, future, loop, durable=durable))
         return await future
 
     async def locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -425,6 +439,9 @@ class SqliteDriver:
         try:
             begin_immediate(conn, self._busy_deadline)
             try:
+                # What ``fn`` sees decides what it deletes outside the database; make sure none
+                # of it is a commit that a power loss could still undo (``durable=False``).
+                self._sync_wal()
                 return job, True, fn(conn)
             except Exception as e:
                 return job, False, e
@@ -437,6 +454,7 @@ class SqliteDriver:
         conn = self._conn
         outcomes: list[Outcome] = []
         try:
+            self._synchronous(any(job.durable for job in batch))
             begin_immediate(conn, self._busy_deadline)
             if len(batch) == 1:
                 outcomes.append(self._run_alone(conn, batch[0]))
@@ -461,6 +479,23 @@ class SqliteDriver:
                 self.commits += 1
             self.writes += sum(1 for _, ok, _ in outcomes if ok)
         self._resolve(outcomes)
+
+    def _synchronous(self, durable: bool) -> None:
+        """FULL: the COMMIT fsyncs the WAL; NORMAL: it only writes it (outside a transaction)."""
+        if durable != self._durable:
+            self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+
+    def _sync_wal(self) -> None:
+        """Makes every commit in the WAL durable, whichever connection or process wrote it."""
+        try:
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:  # no WAL: everything is in the database file, synced
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     @staticmethod
     def _resolve(outcomes: list[Outcome]) -> None:
