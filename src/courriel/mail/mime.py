@@ -330,20 +330,24 @@ def decoded_size(data: bytes, encoding: str) -> int | None:
     return None if decoded is None else len(decoded)
 
 
+# Spaces and tabs right before a line end. The look-behind lets a run be tried from its first
+# character only, so the search is linear however long the run.
+_QP_LINE_END_WHITE_SPACE = re.compile(rb"(?<![ \t])[ \t]+(?=\r?\n)")
+_TAB_TO_SPACE = bytes.maketrans(b"\t", b" ")
+
+
 def decode_qp(data: bytes) -> bytes:
     """Quoted-printable (RFC 2045 §6.7); soft line breaks may end in CRLF or LF.
 
     Rule 3: white space at the end of an encoded line was added in transport and is deleted
     before decoding, so ``=`` followed by spaces is a soft line break too (Dovecot decodes
-    the same way). Line by line, so no run of spaces costs more than its length.
+    the same way). A space before a bare CR is not at a line end and stays.
     """
-    if b" \n" in data or b"\t\n" in data or b" \r\n" in data or b"\t\r\n" in data:
-        lines = data.split(b"\n")
-        for i in range(len(lines) - 1):  # the last piece has no line end: it stays as is
-            line = lines[i]
-            cr = line.endswith(b"\r")
-            lines[i] = line.rstrip(b"\r").rstrip(b" \t") + (b"\r" if cr else b"")
-        data = b"\n".join(lines)
+    # One scan instead of four: with tabs made spaces and CRs gone, every space or tab before
+    # a line end shows as " \n" (a space before a bare CR too: the substitution then finds
+    # nothing, which is only slower).
+    if b" \n" in data.translate(_TAB_TO_SPACE, b"\r"):
+        data = _QP_LINE_END_WHITE_SPACE.sub(b"", data)
     return binascii.a2b_qp(data)
 
 
