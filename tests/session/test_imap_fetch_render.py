@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from courriel.mail.message import MessageMeta, parse
-from courriel.session.imap.fetch import UnknownCte, plan_fetch, render_fetch
+from courriel.session.imap.fetch import UnknownCte, _RowFetch, plan_fetch, render_fetch
 from courriel.store.base import MessageInfo
 from courriel.testing.imap import fetch_attributes
-from courriel.wire.imap.fetch import FetchBody, Section
+from courriel.wire.imap.fetch import FetchBody, FetchItem, Section
 
 MESSAGES = Path(__file__).parent / "messages"
 
@@ -349,3 +350,27 @@ def test_meta_read_back_from_storage_renders_the_same() -> None:
     stored = MessageMeta.from_bytes(parse(MIXED).to_bytes())
     text = b"(ENVELOPE BODYSTRUCTURE BODY.PEEK[3.HEADER] BINARY.PEEK[1])"
     assert fetch(MIXED, text, meta=stored) == fetch(MIXED, text)
+
+
+# --- the row-only fast path (FETCH 1:* (FLAGS UID)) gives the bytes render_fetch gives ---------
+
+
+@pytest.mark.parametrize("uidonly", [False, True])
+@pytest.mark.parametrize("recent", [False, True])
+def test_row_fetch_matches_render_fetch(uidonly: bool, recent: bool) -> None:
+    row_items = (FetchItem.UID, FetchItem.FLAGS, FetchItem.MODSEQ, FetchItem.RFC822_SIZE)
+    flag_sets = [frozenset(), frozenset({"\\Seen"}), frozenset({"$Junk", "\\Flagged", "\\Seen"})]
+    checked = 0
+    for n in range(1, len(row_items) + 1):
+        for attributes in itertools.permutations(row_items, n):
+            plan = plan_fetch(
+                attributes, uid=False, condstore=False, read_only=True, uidonly=uidonly
+            )
+            assert _RowFetch.applies(plan)
+            for flags in flag_sets:
+                info = MessageInfo(7, 42, flags, datetime(2024, 1, 2, tzinfo=UTC), 1234)
+                rows = _RowFetch(plan, {7} if recent else set())
+                want = render_fetch(3, info, plan, None, None, utf8=False, recent=recent)
+                assert rows.render(3, info) == want, (attributes, flags)
+                checked += 1
+    assert checked == 64 * len(flag_sets)

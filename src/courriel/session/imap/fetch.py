@@ -46,6 +46,8 @@ Choices where the RFCs leave room, made as Dovecot makes them:
 from __future__ import annotations
 
 import functools
+import operator
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -386,40 +388,53 @@ async def _mark_seen(
 class _RowFetch:
     """``* n FETCH (...)`` of row items only (``FETCH 1:* (FLAGS UID)``, the client's sync).
 
-    The same bytes as ``render_fetch``; FLAGS is encoded once per distinct flag set,
-    as a mailbox has few of them.
+    The same bytes as ``render_fetch``, made with one ``%`` format per message from a template
+    built once for the command (``_pick`` puts the values in the template's order); FLAGS is
+    encoded once per distinct flag set, as a mailbox has few of them.
     """
 
-    __slots__ = ("_attributes", "_flags", "_recent", "_uidonly")
+    __slots__ = ("_flags", "_pick", "_recent", "_template")
+
+    # Positions in the tuple ``render`` hands to ``_pick``.
+    _SEQ, _UID, _FLAGS, _MODSEQ, _SIZE = range(5)
 
     def __init__(self, plan: FetchPlan, recent: AbstractSet[int]) -> None:
-        self._attributes = plan.attributes
-        self._uidonly = plan.uidonly
         self._recent = recent
         self._flags: dict[tuple[frozenset[str], bool], bytes] = {}
+        if plan.uidonly:  # UIDFETCH carries the UID in front (RFC 9586 §3.3)
+            head, order = b"* %d UIDFETCH (", [self._UID]
+        else:
+            head, order = b"* %d FETCH (", [self._SEQ]
+        items: list[bytes] = []
+        for attr in plan.attributes:
+            if attr is FetchItem.UID:
+                if not plan.uidonly:
+                    items.append(b"UID %d")
+                    order.append(self._UID)
+            elif attr is FetchItem.FLAGS:
+                items.append(b"%s")
+                order.append(self._FLAGS)
+            elif attr is FetchItem.MODSEQ:
+                items.append(b"MODSEQ (%d)")  # RFC 7162 §3.1.4.1
+                order.append(self._MODSEQ)
+            else:
+                items.append(b"RFC822.SIZE %d")
+                order.append(self._SIZE)
+        self._template = head + b" ".join(items) + b")\r\n"
+        self._pick = operator.itemgetter(*order)
 
     @staticmethod
     def applies(plan: FetchPlan) -> bool:
         return not plan.implicit_flags and all(a in _ROW_ITEMS for a in plan.attributes)
 
     def render(self, seq: int, info: MessageInfo) -> bytes:
-        items: list[bytes] = []
-        for attr in self._attributes:
-            if attr is FetchItem.UID:
-                if not self._uidonly:
-                    items.append(responses.item_uid(info.uid))
-            elif attr is FetchItem.FLAGS:
-                key = (info.flags, info.uid in self._recent)
-                encoded = self._flags.get(key)
-                if encoded is None:
-                    encoded = responses.item_flags(display_order(info.flags, recent=key[1]))
-                    self._flags[key] = encoded
-                items.append(encoded)
-            elif attr is FetchItem.MODSEQ:
-                items.append(responses.item_modseq(info.modseq))
-            else:
-                items.append(responses.item_rfc822_size(info.size))
-        return responses.uidfetch(info.uid, items) if self._uidonly else responses.fetch(seq, items)
+        key = (info.flags, info.uid in self._recent)
+        flags = self._flags.get(key)
+        if flags is None:
+            flags = responses.item_flags(display_order(info.flags, recent=key[1]))
+            self._flags[key] = flags
+        values = (seq, info.uid, flags, info.modseq, info.size)
+        return self._template % self._pick(values)  # type: ignore[no-any-return]
 
 
 async def fetch(state: Selected, io: Io, cmd: c.Fetch, *, may_set_seen: bool = True) -> bytes:
@@ -541,16 +556,21 @@ async def _fetch_rows(
     """One pass over the view, sending every ``FLUSH_BYTES``; the view changes only between
     commands, so every UID resolved from it is still there."""
     infos = view.infos
-    seq_of = view.seq_of
+    ordered = view.uids
+    count = len(ordered)
     size = sum(map(len, out))
     turn = TimeSlice()
+    at = 0  # index of the next UID in the view: ``uids`` ascend, mostly without gaps
     for start in range(0, len(uids), META_BATCH):
         await turn.step()
         first = len(out)
         for uid in uids[start : start + META_BATCH]:
-            seq = seq_of(uid)
-            if seq is not None:
-                out.append(rows.render(seq, infos[uid]))
+            if at >= count or ordered[at] != uid:
+                at = bisect_left(ordered, uid, at)
+                if at >= count or ordered[at] != uid:
+                    continue
+            at += 1
+            out.append(rows.render(at, infos[uid]))
         size += sum(map(len, out[first:]))
         if size >= FLUSH_BYTES:
             await io.send(b"".join(out))
