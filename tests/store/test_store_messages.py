@@ -50,6 +50,19 @@ async def test_append_returns_uids_and_stores_exactly(
     )
 
 
+async def test_read_messages_reads_many_at_once_and_leaves_out_the_expunged(
+    store: Store, inbox: Mailbox, message: MakeMessage
+) -> None:
+    # A small body (kept in the database by SQLite) and a large one (a file there).
+    sent = [message(1), message(2, size=300_000), message(3), message(4)]
+    await store.append([(inbox.id, m) for m in sent])
+    await store.expunge(inbox.id, [3])
+    found = await store.read_messages(inbox.id, [1, 2, 3, 4, 99])
+    assert found == {1: sent[0].raw, 2: sent[1].raw, 4: sent[3].raw}
+    assert await store.read_messages(inbox.id, [4, 1]) == {1: sent[0].raw, 4: sent[3].raw}
+    assert await store.read_messages(inbox.id, []) == {}
+
+
 async def test_recent_never_stored_and_system_flags_canonical(
     store: Store, inbox: Mailbox, message: MakeMessage
 ) -> None:

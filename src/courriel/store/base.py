@@ -489,6 +489,10 @@ class MailStore(Protocol):
     async def read_message(self, mailbox_id: int, uid: int) -> bytes:
         """The message exactly as stored; raises ``NotFound`` if it was expunged."""
 
+    async def read_messages(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+        """``read_message`` of each UID in one read of the database; expunged ones are left
+        out. The caller bounds how many bytes it asks for at once."""
+
     async def store_flags(
         self,
         mailbox_id: int,

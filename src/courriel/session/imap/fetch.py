@@ -353,6 +353,7 @@ def render_fetch(
 
 META_BATCH = 200
 FLUSH_BYTES = 256 * 1024
+BODY_BATCH_BYTES = 1 << 20  # bodies one store read brings at most (one message at least)
 # Items answered from the MessageInfo row alone, rendered without the general FETCH machinery.
 _ROW_ITEMS = frozenset({FetchItem.UID, FetchItem.FLAGS, FetchItem.MODSEQ, FetchItem.RFC822_SIZE})
 
@@ -362,6 +363,22 @@ async def _load_meta(
 ) -> dict[int, MessageMeta]:
     stored = await state.store.get_meta(view.mailbox.id, uids)
     return {uid: MessageMeta.from_bytes(data) for uid, data in stored.items() if data}
+
+
+async def _read_bodies(
+    state: SessionState, view: SelectedView, uids: Sequence[int]
+) -> dict[int, bytes]:
+    """The bodies of the first of ``uids``, and of those after it while they add up to at most
+    ``BODY_BATCH_BYTES``: one store read for a page of small messages instead of one each."""
+    take: list[int] = []
+    total = 0
+    for uid in uids:
+        info = view.infos.get(uid)
+        total += 0 if info is None else info.size
+        if take and total > BODY_BATCH_BYTES:
+            break
+        take.append(uid)
+    return await state.store.read_messages(view.mailbox.id, take)
 
 
 async def read_raw(state: SessionState, view: SelectedView, uid: int) -> bytes | None:
@@ -478,15 +495,20 @@ async def fetch(state: Selected, io: Io, cmd: c.Fetch, *, may_set_seen: bool = T
     missing: list[int] = []  # expunged elsewhere before their body or parse could be read
     size = 0
     turn = TimeSlice()
+    bodies: dict[int, bytes] = {}  # read ahead, at most BODY_BATCH_BYTES of them
     for start in range(0, len(uids), META_BATCH):
         batch = uids[start : start + META_BATCH]
         metas = await _load_meta(state, view, batch) if plan.needs_meta else {}
         extras = await imap_objects.rendered(state, view, plan.extras, batch) if plan.extras else {}
-        for uid in batch:
+        for i, uid in enumerate(batch):
             await turn.step()  # other clients go on between messages of a long FETCH
             info = view.infos.get(uid)
             seq = view.seq_of(uid)
-            raw = await read_raw(state, view, uid) if plan.needs_body else None
+            raw = None
+            if plan.needs_body:
+                if uid not in bodies:
+                    bodies = await _read_bodies(state, view, batch[i:])
+                raw = bodies.pop(uid, None)  # None: expunged by another session meanwhile
             meta = metas.get(uid)
             lost = (plan.needs_body and raw is None) or (plan.needs_meta and meta is None)
             lost = lost or bool(plan.extras and uid not in extras)

@@ -327,6 +327,20 @@ def blob_of(mailbox_id: int, uid: int) -> Script[tuple[str, bytes | None]]:
     return str(rows[0][0]), None if data is None else bytes(data)
 
 
+def blobs_of(mailbox_id: int, uids: Sequence[int]) -> Script[dict[int, tuple[str, bytes | None]]]:
+    """``blob_of`` for many messages, in one snapshot; expunged ones are left out."""
+    found: dict[int, tuple[str, bytes | None]] = {}
+    for clause, params in range_filters(uid_ranges(uids)):
+        rows = yield Query(
+            "SELECT m.uid, m.blob_id, b.data FROM messages m"  # noqa: S608 - placeholders only
+            f" JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND {clause}",
+            (mailbox_id, *params),
+        )
+        for uid, blob_id, data in rows:
+            found[uid] = (str(blob_id), None if data is None else bytes(data))
+    return found
+
+
 def inline_body(blob_id: str) -> Script[bytes | None]:
     """The body of ``blob_id`` when it is kept in the database, else None."""
     rows = yield Query("SELECT data FROM blobs WHERE id = ?", (blob_id,))

@@ -407,6 +407,18 @@ class SqlStore(
         except NotFound:  # expunged and reaped between the lookup and the read
             raise NotFound(f"no message {uid} in mailbox {mailbox_id}") from None
 
+    async def read_messages(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+        blobs = await self._read(messages.blobs_of(mailbox_id, uids))
+        found: dict[int, bytes] = {}
+        for uid, (blob_id, data) in blobs.items():
+            if data is None:  # a file
+                try:
+                    data = await self._blobs.get(blob_id)
+                except NotFound:  # expunged and reaped between the lookup and the read
+                    continue
+            found[uid] = data
+        return found
+
     async def store_flags(
         self,
         mailbox_id: int,
