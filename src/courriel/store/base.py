@@ -46,7 +46,7 @@ import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from courriel.store.access import AccessStore
 from courriel.store.access import MailEvents as MailEvents  # for session/, which imports base
@@ -163,9 +163,12 @@ class NewMessage:
     meta: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
-class MessageInfo:
-    """One message as a session's view needs it: everything but the body and the parse."""
+class MessageInfo(NamedTuple):
+    """One message as a session's view needs it: everything but the body and the parse.
+
+    A named tuple rather than a frozen dataclass: SELECT of a large mailbox makes one per
+    message, and a tuple is made in a third of the time (no ``__setattr__`` per field).
+    """
 
     uid: int
     modseq: int

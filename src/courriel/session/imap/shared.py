@@ -302,7 +302,7 @@ SEEN = "\\Seen"
 def with_seen(info: MessageInfo, seen: bool) -> MessageInfo:
     """``info`` with the user's own \\Seen in place of the owner's."""
     flags = (info.flags - {SEEN}) | ({SEEN} if seen else frozenset())
-    return info if flags == info.flags else dataclasses.replace(info, flags=flags)
+    return info if flags == info.flags else info._replace(flags=flags)
 
 
 @dataclass(frozen=True, slots=True)
