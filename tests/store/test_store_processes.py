@@ -119,8 +119,8 @@ async def test_blob_freed_in_one_process_while_others_append_it(
 ) -> None:
     """Three processes append and expunge one body over and over: its last reference goes away
     again and again while another process is between writing the body and its commit."""
-    raw = child_body()("shared", 0, 100_000)  # type: ignore[call-arg]  # a file, not inline
-    procs = [await child("churn", str(tmp_path), str(inbox.id), "150", "100000") for _ in "abc"]
+    raw = child_body()("shared", 0, 200_000)  # type: ignore[call-arg]  # a file, not inline
+    procs = [await child("churn", str(tmp_path), str(inbox.id), "150", "200000") for _ in "abc"]
     outputs = await asyncio.wait_for(asyncio.gather(*(finish(p) for p in procs)), 120)
     assert outputs == [["lost 0"]] * 3
     assert await sq.list_messages(inbox.id) == []

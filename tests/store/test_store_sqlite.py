@@ -173,7 +173,7 @@ async def test_append_keeps_in_the_database_a_body_file_deleted_before_its_commi
     user = await sq.add_user("a@example.org", "h")
     inbox = await sq.get_mailbox(user.id, "INBOX")
     assert inbox is not None
-    body = message(1, size=100_000)  # a file, not kept in the database
+    body = message(1, size=200_000)  # a file, not kept in the database
     held, release = await hold_writer(sq)
     task = asyncio.create_task(sq.append([(inbox.id, body)]))
     await wait_queued(sq, 1)  # its body is written; its transaction waits for the writer

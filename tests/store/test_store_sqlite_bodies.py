@@ -41,7 +41,8 @@ async def test_small_bodies_live_in_the_database(
     sq: SqliteStore, tmp_path: Path, message: MakeMessage
 ) -> None:
     inbox = await inbox_of(sq)
-    small, edge, big = message(1), message(2, size=DEFAULT_INLINE_MAX), message(3, size=70_000)
+    small, edge = message(1), message(2, size=DEFAULT_INLINE_MAX)
+    big = message(3, size=DEFAULT_INLINE_MAX + 5_000)
     done = await sq.append([(inbox.id, small), (inbox.id, edge), (inbox.id, big)])
     assert files(tmp_path / "blobs") == {sq.blobs.blob_id(big.raw)}  # only the large one
     assert inline_rows(sq.path) == 2
@@ -89,7 +90,7 @@ async def test_sweep_deletes_orphaned_files_only(
     sq: SqliteStore, tmp_path: Path, message: MakeMessage
 ) -> None:
     inbox = await inbox_of(sq)
-    kept = message(1, size=70_000)
+    kept = message(1, size=DEFAULT_INLINE_MAX + 5_000)
     await sq.append([(inbox.id, kept)])
     # What a crash leaves: a body written but never committed, and a half-written temporary.
     orphans = FileBlobStore(tmp_path / "blobs")
