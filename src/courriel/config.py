@@ -62,7 +62,7 @@ class StoreConfig:
     url: str = ""  # "" = SQLite in <data_dir>/courriel.db; or postgresql://user@host/db
     blobs: str = "blobs"  # directory of message files (SQLite backend)
     pool_size: int = 10  # PostgreSQL connections per worker process
-    inline_max: int = 131072  # SQLite: bodies up to this many bytes live in the database
+    inline_max: int = 65536  # SQLite: bodies up to this many bytes live in the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +262,7 @@ DEFAULT_TOML = """\
 # pool_size = 10
 # SQLite: message bodies up to this many bytes are kept in the database, written with the
 # message in one fsync; larger ones are files under blobs. 0 keeps every body in a file.
-# inline_max = 131072
+# inline_max = 65536
 
 [tls]
 # PEM files. When both are empty, a self-signed certificate is made on first run in <data>/tls.

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-*Where a body lives.* A body of at most ``inline_max`` bytes (128 KiB by default) is stored in its
+*Where a body lives.* A body of at most ``inline_max`` bytes (64 KiB by default) is stored in its
 ``blobs`` row (column ``data``), written by the append's own transaction: it rides the group
 commit, so a message costs no fsync of its own (a file costs two: the file and its directory).
 Larger bodies are files (``FileBlobStore``), written and fsynced before the transaction that
@@ -55,10 +55,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-# 128 KiB: SQLite reads a blob of up to about 100 KB at least as fast from its own pages as from a
-# file (sqlite.org, "Internal Versus External BLOBs", 4 KiB pages), and writing one costs no
-# fsync of its own; a "64 KB" message is a little over 64 KiB once trace fields are added.
-DEFAULT_INLINE_MAX = 128 * 1024
+DEFAULT_INLINE_MAX = 64 * 1024
 SWEEP_MIN_AGE = 3600.0  # seconds: a file younger than this may belong to an append in flight
 _SWEEP_CHUNK = 500  # files checked per hold of the write lock
 
