@@ -136,6 +136,7 @@ class _Collect:
         (b"f UID FETCH 1:* (FLAGS)", False),
         (b"f FETCH 2,5:* (RFC822.SIZE FLAGS MODSEQ UID)", False),
         (b"f FETCH 1:* FLAGS", True),
+        (b"f UID FETCH 2,9:200,300:* (FLAGS)", False),  # gaps, and UID 10 expunged
     ],
 )
 async def test_row_fetch_renders_as_render_fetch(

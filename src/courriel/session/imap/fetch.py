@@ -582,13 +582,13 @@ async def _fetch_rows(
     count = len(ordered)
     size = sum(map(len, out))
     turn = TimeSlice()
-    at = 0  # index of the next UID in the view: ``uids`` ascend, mostly without gaps
+    at = 0  # where the next UID should be in the view: ``uids`` mostly follow it, in order
     for start in range(0, len(uids), META_BATCH):
         await turn.step()
         first = len(out)
         for uid in uids[start : start + META_BATCH]:
             if at >= count or ordered[at] != uid:
-                at = bisect_left(ordered, uid, at)
+                at = bisect_left(ordered, uid)  # a gap (or a set out of order): look it up
                 if at >= count or ordered[at] != uid:
                     continue
             at += 1
