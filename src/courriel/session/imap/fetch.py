@@ -352,7 +352,10 @@ def render_fetch(
 # --- the FETCH command: reading what the plan needs, the row-only fast path, sending ---
 
 META_BATCH = 200
-FLUSH_BYTES = 256 * 1024
+# Written in pieces of this size as the response is made: the size at which the connection's
+# output is written anyway (``courriel.net.driver.FLUSH_BYTES``), so the client starts reading
+# after the first piece instead of waiting for a larger one.
+FLUSH_BYTES = 64 * 1024
 BODY_BATCH_BYTES = 1 << 20  # bodies one store read brings at most (one message at least)
 # Items answered from the MessageInfo row alone, rendered without the general FETCH machinery.
 _ROW_ITEMS = frozenset({FetchItem.UID, FetchItem.FLAGS, FetchItem.MODSEQ, FetchItem.RFC822_SIZE})
