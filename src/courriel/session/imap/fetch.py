@@ -14,7 +14,8 @@ join: ENVELOPE and BODYSTRUCTURE are the bytes made at delivery, sections are sl
 raw message (``courriel.mail.message.section_bytes``), BINARY decodes only the part asked for.
 
 ``fetch`` runs the command in the selected state and reads only what the plan says: the
-stored parse in batches of ``META_BATCH``, the raw message one at a time. A FETCH of row items
+stored parse in batches of ``META_BATCH``, the raw messages up to ``BODY_BATCH_BYTES`` at a time
+(``BodiesAhead``). A FETCH of row items
 only (FLAGS, UID, MODSEQ, RFC822.SIZE: a client's flag sync) takes the fast path, one pass over
 the view with no store call and each distinct flag set encoded once (``_RowFetch``, the same
 bytes as ``render_fetch``). A large FETCH is sent in pieces of about ``FLUSH_BYTES`` so memory
@@ -66,7 +67,7 @@ from courriel.session.imap import search as imap_search
 from courriel.session.imap.selected import SelectedView
 from courriel.session.imap.state import Io, Selected, SessionState
 from courriel.session.timeslice import OFFLOAD_BYTES, TimeSlice, offload
-from courriel.store.base import FlagOp, MessageInfo, NotFound
+from courriel.store.base import FlagOp, MessageInfo
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses
 from courriel.wire.imap.fetch import (
@@ -79,7 +80,14 @@ from courriel.wire.imap.fetch import (
 )
 from courriel.wire.imap.sequence import MAX_NUMBER
 
-__all__ = ["FetchPlan", "UnknownCte", "fetch", "plan_fetch", "read_raw", "render_fetch"]
+__all__ = [
+    "BodiesAhead",
+    "FetchPlan",
+    "UnknownCte",
+    "fetch",
+    "plan_fetch",
+    "render_fetch",
+]
 
 # Sections of the top-level message that are plain slices of its header block or body, so
 # they need the raw bytes but not the parse.
@@ -368,27 +376,32 @@ async def _load_meta(
     return {uid: MessageMeta.from_bytes(data) for uid, data in stored.items() if data}
 
 
-async def _read_bodies(
-    state: SessionState, view: SelectedView, uids: Sequence[int]
-) -> dict[int, bytes]:
-    """The bodies of the first of ``uids``, and of those after it while they add up to at most
-    ``BODY_BATCH_BYTES``: one store read for a page of small messages instead of one each."""
-    take: list[int] = []
-    total = 0
-    for uid in uids:
-        info = view.infos.get(uid)
-        total += 0 if info is None else info.size
-        if take and total > BODY_BATCH_BYTES:
-            break
-        take.append(uid)
-    return await state.store.read_messages(view.mailbox.id, take)
+class BodiesAhead:
+    """The bodies of a command's messages, read ahead: one store read brings the next message's
+    body and those after it while they add up to at most ``BODY_BATCH_BYTES`` (FETCH of a page
+    of headers, SEARCH TEXT), instead of one read per message."""
 
+    __slots__ = ("_bodies", "_state", "_view")
 
-async def read_raw(state: SessionState, view: SelectedView, uid: int) -> bytes | None:
-    try:
-        return await state.store.read_message(view.mailbox.id, uid)
-    except NotFound:
-        return None  # expunged by another session, announcement held back
+    def __init__(self, state: SessionState, view: SelectedView) -> None:
+        self._state = state
+        self._view = view
+        self._bodies: dict[int, bytes] = {}
+
+    async def take(self, uids: Sequence[int], i: int) -> bytes | None:
+        """The body of ``uids[i]``; None when it was expunged by another session meanwhile."""
+        uid = uids[i]
+        if uid not in self._bodies:
+            take: list[int] = []
+            total = 0
+            for u in uids[i:]:
+                info = self._view.infos.get(u)
+                total += 0 if info is None else info.size
+                if take and total > BODY_BATCH_BYTES:
+                    break
+                take.append(u)
+            self._bodies = await self._state.store.read_messages(self._view.mailbox.id, take)
+        return self._bodies.pop(uid, None)
 
 
 async def _mark_seen(
@@ -498,7 +511,7 @@ async def fetch(state: Selected, io: Io, cmd: c.Fetch, *, may_set_seen: bool = T
     missing: list[int] = []  # expunged elsewhere before their body or parse could be read
     size = 0
     turn = TimeSlice()
-    bodies: dict[int, bytes] = {}  # read ahead, at most BODY_BATCH_BYTES of them
+    bodies = BodiesAhead(state, view)
     for start in range(0, len(uids), META_BATCH):
         batch = uids[start : start + META_BATCH]
         metas = await _load_meta(state, view, batch) if plan.needs_meta else {}
@@ -507,11 +520,7 @@ async def fetch(state: Selected, io: Io, cmd: c.Fetch, *, may_set_seen: bool = T
             await turn.step()  # other clients go on between messages of a long FETCH
             info = view.infos.get(uid)
             seq = view.seq_of(uid)
-            raw = None
-            if plan.needs_body:
-                if uid not in bodies:
-                    bodies = await _read_bodies(state, view, batch[i:])
-                raw = bodies.pop(uid, None)  # None: expunged by another session meanwhile
+            raw = await bodies.take(batch, i) if plan.needs_body else None
             meta = metas.get(uid)
             lost = (plan.needs_body and raw is None) or (plan.needs_meta and meta is None)
             lost = lost or bool(plan.extras and uid not in extras)

@@ -8,7 +8,8 @@ the store, updates the view with what the store answered, and returns the respon
 
 SEARCH leaves evaluation to ``imap_search``; this module only reads what its plan says it
 needs: the stored parse in batches of ``META_BATCH`` (``get_meta``; only its header fields
-unless BODY or TEXT needs the part tree), the raw message one at a time. A SEARCH of row keys
+unless BODY or TEXT needs the part tree), the raw messages a megabyte at a time
+(``fetch.BodiesAhead``). A SEARCH of row keys
 only never reads the parse.
 
 No command holds the event loop for long (``courriel.session.timeslice``): the SEARCH loop
@@ -26,7 +27,7 @@ from courriel.mail.flags import display_order
 from courriel.mail.message import MessageMeta, SearchFields, search_fields_of
 from courriel.session.imap import context as imap_context
 from courriel.session.imap import search as imap_search
-from courriel.session.imap.fetch import META_BATCH, read_raw
+from courriel.session.imap.fetch import META_BATCH, BodiesAhead
 from courriel.session.imap.selected import SelectedView
 from courriel.session.imap.state import (
     Authenticated,
@@ -150,18 +151,20 @@ async def search_matches(
         return matched
     if not plan.needs_body and not plan.needs_extras:
         return await _search_fields(state, view, tree, uids)
+    bodies = BodiesAhead(state, view)
     for start in range(0, len(uids), META_BATCH):
         batch = uids[start : start + META_BATCH]
         metas = await _search_meta(state, view, plan, batch) if plan.needs_meta else {}
         extras = (
             await state.store.message_extras(view.mailbox.id, batch) if plan.needs_extras else {}
         )
-        for seq, uid in enumerate(batch, start + 1):
+        for i, uid in enumerate(batch):
+            seq = start + i + 1
             info = infos.get(uid)
             if info is None or (plan.needs_extras and uid not in extras):
                 continue  # gone from the store: expunged elsewhere, not announced yet
             await turn.step()  # BODY and TEXT decode every message: others go on meanwhile
-            raw = await read_raw(state, view, uid) if plan.needs_body else None
+            raw = await bodies.take(batch, i) if plan.needs_body else None
             found = await offload(
                 functools.partial(
                     imap_search.matches,
