@@ -221,6 +221,11 @@ class SocketStream:
 
     async def drain(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Waits until the transport's buffer is below its high-water mark."""
+        transport = self._writer.transport
+        if not transport.get_write_buffer_size() and not transport.is_closing():
+            # All of it went to the socket at once (the usual case for a reply): nothing to wait
+            # for, so no timer is armed and cancelled again (a few µs per reply).
+            return
         limit = self.write_timeout if timeout is None else timeout
         try:
             async with asyncio.timeout(limit):

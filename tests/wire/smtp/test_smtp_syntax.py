@@ -200,6 +200,10 @@ def test_has_long_line(data, long):
         (b"a\n\rb", True),
         (b"a\r\r\nb", True),
         (b"a\r\n\nb", True),
+        (b"\r\r\n\n", True),  # a CRLF inside a bare CR and a bare LF
+        (b"\r\n\r\n.\r\n", False),
+        (b"\n", True),
+        (b"\r", True),
     ],
 )
 def test_has_bare_newline(data, bare):
