@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from courriel.store.base import FlagOp, NewMessage, NotFound, StoreError, Unavailable
 from courriel.store.sql import Query, Script, migrations
 from courriel.store.sqlite import SqliteStore, open_sqlite
+from courriel.store.sqlite import driver as driver_module
 from courriel.store.sqlite.driver import SqliteDriver
 
 MakeMessage = Callable[..., NewMessage]
@@ -34,6 +36,16 @@ def insert_domain(name: str, *, fail: bool = False) -> Script[str]:
     return name
 
 
+def insert_noting(name: str, ran_on: list[int], *, fail: bool = False) -> Script[str]:
+    """Inserts a domain and notes the thread each of its statements ran in."""
+    ran_on.append(threading.get_ident())
+    yield Query("INSERT INTO domains (name) VALUES (?)", (name,), False)
+    ran_on.append(threading.get_ident())
+    if fail:
+        raise StoreError(f"refusing {name}")
+    return name
+
+
 async def hold_writer(sq: SqliteStore) -> tuple[asyncio.Task[None], threading.Event]:
     started, release = threading.Event(), threading.Event()
     task = asyncio.create_task(sq.driver.write(blocker(started, release)))
@@ -47,11 +59,15 @@ async def wait_queued(sq: SqliteStore, n: int) -> None:
             await asyncio.sleep(0.005)
 
 
-async def test_failing_script_does_not_fail_its_batch(sq: SqliteStore) -> None:
+@pytest.mark.parametrize("light", [False, True])  # in the writer thread / on the loop
+async def test_failing_script_does_not_fail_its_batch(sq: SqliteStore, light: bool) -> None:
     held, release = await hold_writer(sq)
     commits = sq.commits
+    ran: list[int] = []
     tasks = [
-        asyncio.create_task(sq.driver.write(insert_domain(name, fail=name == "bad.example")))
+        asyncio.create_task(
+            sq.driver.write(insert_noting(name, ran, fail=name == "bad.example"), light=light)
+        )
         for name in ("a.example", "bad.example", "c.example")
     ]
     await wait_queued(sq, 3)
@@ -61,6 +77,7 @@ async def test_failing_script_does_not_fail_its_batch(sq: SqliteStore) -> None:
     assert results[0] == "a.example" and results[2] == "c.example"
     assert isinstance(results[1], StoreError) and "refusing" in str(results[1])
     assert sq.commits == commits + 2  # the held batch, then all three in one
+    assert (threading.get_ident() in ran) is light
     assert [d.name for d in await sq.list_domains()] == ["a.example", "c.example"]
 
 
@@ -359,3 +376,133 @@ async def test_a_body_file_goes_only_after_the_wal_is_synced(
 
 def _files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
+
+
+# --- light writes: scripts run on the caller's loop while the thread holds the lock ---
+async def domain_names(sq: SqliteStore) -> list[str]:
+    return [d.name for d in await sq.list_domains()]
+
+
+async def test_a_light_write_runs_on_the_loop_and_commits(sq: SqliteStore) -> None:
+    loop_thread = threading.get_ident()
+    ran: list[int] = []
+    commits = sq.commits
+    assert await sq.driver.write(insert_noting("a.example", ran), light=True) == "a.example"
+    assert set(ran) == {loop_thread}
+    assert sq.commits == commits + 1
+    assert await domain_names(sq) == ["a.example"]
+
+
+async def test_a_write_not_marked_light_runs_in_the_writer_thread(sq: SqliteStore) -> None:
+    ran: list[int] = []
+    await sq.driver.write(insert_noting("a.example", ran))
+    assert threading.get_ident() not in ran
+    assert len(set(ran)) == 1
+
+
+async def test_a_lone_failing_light_script_is_rolled_back(sq: SqliteStore) -> None:
+    commits = sq.commits
+    with pytest.raises(StoreError, match="refusing"):
+        await sq.driver.write(insert_noting("bad.example", [], fail=True), light=True)
+    assert sq.commits == commits
+    assert await domain_names(sq) == []
+
+
+async def test_a_batch_with_one_heavy_script_runs_all_in_the_thread(sq: SqliteStore) -> None:
+    held, release = await hold_writer(sq)
+    ran: list[int] = []
+    light = asyncio.create_task(sq.driver.write(insert_noting("a.example", ran), light=True))
+    await wait_queued(sq, 1)
+    heavy = asyncio.create_task(sq.driver.write(insert_noting("b.example", ran)))
+    await wait_queued(sq, 2)
+    release.set()
+    await held
+    await asyncio.gather(light, heavy)
+    assert threading.get_ident() not in ran
+
+
+async def test_the_loop_leaves_the_rest_of_a_long_batch_to_the_thread(
+    sq: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(driver_module, "LOOP_WRITE_BUDGET", 0.0)  # one script, then the thread
+    held, release = await hold_writer(sq)
+    ran: list[int] = []
+    tasks = [
+        asyncio.create_task(sq.driver.write(insert_noting(f"d{i}.example", ran), light=True))
+        for i in range(5)
+    ]
+    await wait_queued(sq, 5)
+    commits = sq.commits
+    release.set()
+    await held
+    assert await asyncio.gather(*tasks) == [f"d{i}.example" for i in range(5)]
+    on_loop = ran.count(threading.get_ident())
+    assert on_loop == 2  # the first script's two steps
+    assert len(ran) - on_loop == 8  # the four others, in the thread
+    assert sq.commits == commits + 2  # the held batch, then the five in one transaction
+    assert len(await domain_names(sq)) == 5
+
+
+def block_the_loop(seconds: float) -> None:
+    time.sleep(seconds)  # what a stalled loop looks like to the writer thread
+
+
+async def test_a_light_write_waits_for_another_process_then_runs_on_the_loop(
+    sq: SqliteStore, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "courriel.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    ran: list[int] = []
+    task = asyncio.create_task(sq.driver.write(insert_noting("a.example", ran), light=True))
+    await asyncio.sleep(0.05)
+    assert not task.done() and ran == []  # the loop found the lock taken and ran nothing
+    other.execute("ROLLBACK")
+    other.close()
+    assert await task == "a.example"
+    assert set(ran) == {threading.get_ident()}  # under the lock the thread took, on the loop
+    assert await domain_names(sq) == ["a.example"]
+
+
+async def test_a_busy_loop_does_not_keep_the_lock_the_thread_runs_the_scripts(
+    sq: SqliteStore,
+) -> None:
+    held, release = await hold_writer(sq)
+    ran: list[int] = []
+    task = asyncio.create_task(sq.driver.write(insert_noting("a.example", ran), light=True))
+    await wait_queued(sq, 1)
+    release.set()
+    # The loop is stuck for ten times the pick-up wait: the thread claims the script meanwhile.
+    block_the_loop(driver_module.LOOP_PICKUP_WAIT * 10)
+    await held
+    assert await task == "a.example"
+    assert threading.get_ident() not in ran
+    assert len(ran) == 2  # ran once, not again when the loop came back to the callback
+    await asyncio.sleep(0.01)
+    assert ran.count(threading.get_ident()) == 0
+    assert await domain_names(sq) == ["a.example"]
+
+
+async def test_small_appends_and_flag_changes_are_light_large_ones_are_not(
+    sq: SqliteStore, message: MakeMessage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+    write = sq.driver.write
+
+    async def spy(script: Script[object], *, durable: bool = True, light: bool = False) -> object:
+        seen.append(light)
+        return await write(script, durable=durable, light=light)
+
+    monkeypatch.setattr(sq.driver, "write", spy)
+    await sq.add_domain("example.org")
+    user = await sq.add_user("a@example.org", "h")
+    inbox = await sq.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    seen.clear()
+    await sq.append([(inbox.id, message(0))])
+    many = await sq.append([(inbox.id, message(i)) for i in range(1, 101)])
+    await sq.store_flags(inbox.id, [many[0].uid], FlagOp.ADD, frozenset({"\\Seen"}))
+    await sq.store_flags(inbox.id, [a.uid for a in many], FlagOp.ADD, frozenset({"\\Seen"}))
+    await sq.expunge(inbox.id, [many[0].uid])
+    await sq.expunge(inbox.id, [a.uid for a in many[1:]])
+    assert seen == [True, False, True, False, True, False]
+    assert [i.uid for i in await sq.list_messages(inbox.id)] == [1]

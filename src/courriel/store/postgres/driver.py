@@ -184,9 +184,10 @@ class PgDriver:
     async def read(self, script: Script[T]) -> T:
         return await self._attempt(script, self._read_once)
 
-    async def write(self, script: Script[T], *, durable: bool = True) -> T:
+    async def write(self, script: Script[T], *, durable: bool = True, light: bool = False) -> T:
         """``durable=False`` (flag changes, expunges): commits with ``synchronous_commit = off``;
-        see ``courriel.store.sqlite.driver``, "Flag changes", for why that is allowed."""
+        see ``courriel.store.sqlite.driver``, "Flag changes", for why that is allowed. ``light``
+        changes nothing here: every statement is a round trip to the server anyway."""
         level = self.commit_level if durable else "off"
         value = await self._attempt(script, lambda s: self._write_once(s, level))
         self.writes += 1

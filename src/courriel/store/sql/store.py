@@ -77,6 +77,9 @@ from courriel.store.sql.sieve import SieveScriptsMixin
 _log = logging.getLogger(__name__)
 Triple = tuple[int, NewMessage, str]  # mailbox id, message, blob id
 _FILL_BATCH = 100  # messages whose SORT keys one write makes (see messages.fill_sort_keys)
+# A write of at most this many messages is ``light`` (``_write``). An append of 64 small
+# messages runs in about 2 ms of SQLite work; a flag change of 64 UIDs in far less.
+LIGHT_ROWS = 64
 _BODY_TRIES = 5  # an append whose body files keep vanishing gives up (Unavailable)
 
 
@@ -85,7 +88,7 @@ class Driver(Protocol):
 
     async def read(self, script: Script[T]) -> T: ...
 
-    async def write(self, script: Script[T], *, durable: bool = True) -> T: ...
+    async def write(self, script: Script[T], *, durable: bool = True, light: bool = False) -> T: ...
 
     async def close(self) -> None: ...
 
@@ -137,15 +140,21 @@ class SqlStore(
     async def _read(self, script: Script[T]) -> T:
         return await self._driver.read(script)
 
-    async def _write(self, script: Script[Done[T]], *, durable: bool = True) -> T:
+    async def _write(
+        self, script: Script[Done[T]], *, durable: bool = True, light: bool = False
+    ) -> T:
         """``durable=False``: a flag change or expunge, which acknowledges no message; the
-        driver may commit it without waiting for the disk (``courriel.store.sqlite.driver``)."""
+        driver may commit it without waiting for the disk; ``light``: the script touches a few
+        rows (at most ``LIGHT_ROWS`` messages), so the driver may run it on the event loop
+        (both in ``courriel.store.sqlite.driver``)."""
         # Shielded: once submitted, a write may commit even if its caller is cancelled, and then
         # its events must still be published and its freed bodies deleted.
-        return await asyncio.shield(self._write_now(script, durable))
+        return await asyncio.shield(self._write_now(script, durable, light))
 
-    async def _write_now(self, script: Script[Done[T]], durable: bool = True) -> T:
-        done = await self._driver.write(script, durable=durable)
+    async def _write_now(
+        self, script: Script[Done[T]], durable: bool = True, light: bool = False
+    ) -> T:
+        done = await self._driver.write(script, durable=durable, light=light)
         try:
             for change in done.changes:  # after the commit, never before
                 await self._events.publish(change)
@@ -331,7 +340,8 @@ class SqlStore(
                 # Durable before the transaction that points at them; in parallel threads.
                 await asyncio.gather(*(self._blobs.put(raw, bid) for bid, raw in files.items()))
                 try:
-                    done = await self._write_now(make(triples, inline))
+                    light = len(triples) <= LIGHT_ROWS
+                    done = await self._write_now(make(triples, inline), light=light)
                 except BodyMissing as e:
                     if attempt == _BODY_TRIES:
                         raise
@@ -396,7 +406,10 @@ class SqlStore(
 
     async def set_previews(self, mailbox_id: int, previews: dict[int, str]) -> None:
         if previews:
-            await self._write(messages.set_previews(mailbox_id, previews), durable=False)
+            light = len(previews) <= LIGHT_ROWS
+            await self._write(
+                messages.set_previews(mailbox_id, previews), durable=False, light=light
+            )
 
     async def read_message(self, mailbox_id: int, uid: int) -> bytes:
         blob_id, data = await self._read(messages.blob_of(mailbox_id, uid))
@@ -429,10 +442,11 @@ class SqlStore(
         unchanged_since: int | None = None,
     ) -> FlagsResult:
         script = messages.store_flags(mailbox_id, uids, op, flags, unchanged_since)
-        return await self._write(script, durable=False)
+        return await self._write(script, durable=False, light=len(uids) <= LIGHT_ROWS)
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:
-        return await self._write(messages.expunge(mailbox_id, uids), durable=False)
+        light = len(uids) <= LIGHT_ROWS
+        return await self._write(messages.expunge(mailbox_id, uids), durable=False, light=light)
 
     async def expunge_deleted(
         self, mailbox_id: int, uids: Sequence[int] | None = None
