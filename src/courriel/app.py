@@ -126,6 +126,12 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130  # as a shell reports a process ended by SIGINT
 DKIM_UPKEEP_EVERY = 900.0  # seconds between looks for DKIM keys to make, activate or retire
+# How long the event loop may keep the GIL while a store thread waits for it (Python's default is
+# 5 ms). The SQLite writer thread needs the GIL back after each COMMIT before its next batch can
+# start; at 5 ms that wait was longer than the commit itself under 20 SMTP sessions. 1 ms:
+# 1,333 -> 1,490 msgs/s there (medians of six alternate runs), IMAP mixed and one SMTP session
+# unchanged within noise.
+GIL_SWITCH_INTERVAL = 0.001
 
 
 class StartupError(Exception):
@@ -713,6 +719,7 @@ def _worker(cfg: Config, prepared: Prepared) -> WorkerMain:
 
     def main(slot: int, table: HeartbeatTable, ready_fd: int) -> int:
         logs.bind(worker=slot + 1)
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         watchdogs: list[Watchdog] = []
 
         def ready(running: Running) -> None:
