@@ -506,3 +506,62 @@ async def test_small_appends_and_flag_changes_are_light_large_ones_are_not(
     await sq.expunge(inbox.id, [a.uid for a in many[1:]])
     assert seen == [True, False, True, False, True, False]
     assert [i.uid for i in await sq.list_messages(inbox.id)] == [1]
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, obj: object, name: str) -> list[int]:
+    """Counts calls to ``obj.name`` (a method), which still does its work."""
+    calls: list[int] = []
+    real = getattr(obj, name)
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, counted)
+    return calls
+
+
+async def test_a_lone_light_write_commits_at_once_without_the_writer_thread(
+    sq: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = count_calls(monkeypatch, sq.driver, "_commit_now")
+    batches = count_calls(monkeypatch, sq.driver, "_run_batch")
+    commits = sq.commits
+    assert await sq.driver.write(insert_noting("a.example", []), light=True) == "a.example"
+    assert (len(now), len(batches), sq.commits) == (1, 0, commits + 1)
+    await sq.driver.write(insert_noting("b.example", []))  # not light: the writer thread
+    assert (len(now), len(batches)) == (1, 1)
+    assert await domain_names(sq) == ["a.example", "b.example"]
+
+
+async def test_after_a_batch_of_several_light_writes_join_batches_for_a_while(
+    sq: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(driver_module, "GROUP_HOLD", 60.0)
+    now = count_calls(monkeypatch, sq.driver, "_commit_now")
+    held, release = await hold_writer(sq)
+    tasks = [
+        asyncio.create_task(sq.driver.write(insert_noting(f"d{i}.example", []), light=True))
+        for i in range(3)
+    ]
+    await wait_queued(sq, 3)
+    release.set()
+    await held
+    await asyncio.gather(*tasks)
+    # Writes came together lately: a lone one goes to the next batch, not straight to a commit
+    # of its own, so many sessions keep sharing one fsync.
+    await sq.driver.write(insert_noting("e.example", []), light=True)
+    assert now == []
+    assert len(await domain_names(sq)) == 4
+
+
+async def test_a_light_write_whose_caller_gives_up_still_commits_and_frees_the_writer(
+    sq: SqliteStore,
+) -> None:
+    task = asyncio.create_task(sq.driver.write(insert_noting("a.example", []), light=True))
+    await asyncio.sleep(0)  # the script ran and its commit is with the committer thread
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await sq.driver.write(insert_noting("b.example", []), light=True) == "b.example"
+    assert await domain_names(sq) == ["a.example", "b.example"]

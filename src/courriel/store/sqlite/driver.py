@@ -50,6 +50,15 @@ the loop has not taken a batch within ``LOOP_PICKUP_WAIT`` (it is busy or stoppi
 claims it and runs it itself: the scripts run exactly once, on one side or the other, and a
 stopped loop cannot keep the lock.
 
+A light write that finds nothing else of its process writing or queued (one session alone)
+skips the writer thread: the loop opens the transaction and runs the script at once, and the
+committer thread commits it -- two thread hand-overs fewer on the path the reply waits for
+(measured: SMTP DATA to 250, 1,256/1,109 -> 1,135/943 µs p50). ``_conn_lock`` says who uses the
+write connection: the writer thread for a batch, or such a write until its commit is done. Once
+writes of the process have come together in a batch of several, this shortcut is off for
+``GROUP_HOLD``: then a write waits for the next batch and shares its fsync, which is what many
+sessions need.
+
 Reads. A script that only reads runs in a deferred transaction: a consistent snapshot that never
 blocks and is never blocked by the writer (WAL). A read that starts after a write returned sees
 that write. Most reads are a few index lookups costing microseconds, far less than the hop to a
@@ -111,6 +120,7 @@ _POLL_FIRST, _POLL_MAX = 0.0002, 0.002  # seconds
 # on with the rest, and how long the thread, holding the write lock, waits for the loop to start.
 LOOP_WRITE_BUDGET = 0.002
 LOOP_PICKUP_WAIT = 0.02
+GROUP_HOLD = 0.05  # seconds after a batch of several during which no write commits alone
 _BUSY = object()  # the loop found the write lock taken (``_scripts_on_loop``)
 _CLAIMED = object()  # the loop did not come: the thread runs the scripts
 
@@ -298,6 +308,13 @@ class SqliteDriver:
         self._conn = connect(path, reader=False, busy_timeout_ms=0)
         self._durable = True  # the writer connection's synchronous setting is FULL
         self._pool = ThreadPoolExecutor(readers, thread_name_prefix="courriel-sqlite-read")
+        # Whoever uses the write connection holds this: the writer thread for a batch, or a
+        # loop's write straight away until its commit is done ("Light writes on the loop").
+        self._conn_lock = threading.Lock()
+        # Until when writes of this process have lately come together (a batch of several):
+        # a write then joins the next batch rather than commit alone ("Light writes").
+        self._group_until = 0.0
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="courriel-sqlite-commit")
         self._idle: list[_InlineConn] = []  # read connections not in use, touched on the loop only
         self._writer.start()
 
@@ -313,9 +330,77 @@ class SqliteDriver:
             script.close()
             raise Unavailable("the store is closed")
         loop = asyncio.get_running_loop()
+        if (
+            light
+            and self._queue.empty()
+            and time.monotonic() > self._group_until
+            and self._conn_lock.acquire(blocking=False)
+        ):
+            began = False
+            try:
+                began = self._begin_now(durable)
+            finally:
+                if not began:
+                    self._conn_lock.release()
+            if began:
+                return await self._write_now(loop, script, durable)
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(script, future, loop, durable=durable, light=light))
         return await future
+
+    def _begin_now(self, durable: bool) -> bool:
+        """Opens a write transaction on the loop, without waiting: False when another process
+        has the write lock. The caller holds ``_conn_lock``."""
+        if self._closed:
+            return False
+        self._synchronous(durable)
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: never sleeps
+        except sqlite3.OperationalError as e:
+            if is_busy(e):
+                return False
+            raise Unavailable(f"database write failed: {e}") from e
+        return True
+
+    async def _write_now(
+        self, loop: asyncio.AbstractEventLoop, script: Script[T], durable: bool
+    ) -> T:
+        """A light write while nothing else was writing: its script runs now, on the loop, and
+        the committer thread commits it; ``_conn_lock`` is held until then."""
+        try:
+            job: _Job = _Job(script, loop.create_future(), loop, durable=durable, light=True)
+            _, ok, value = self._run_alone(self._conn, job)
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            self._conn_lock.release()
+            raise
+        if not ok:  # rolled back: nothing to commit
+            self._conn_lock.release()
+            raise value
+        try:
+            commit = loop.run_in_executor(self._committer, self._commit_now)
+        except RuntimeError as e:  # the committer is shut down: the store is closing
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            self._conn_lock.release()
+            raise Unavailable("the store is closed") from e
+        # Shielded: once handed over, the commit happens whether or not the caller still waits.
+        await asyncio.shield(commit)
+        return cast(T, value)
+
+    def _commit_now(self) -> None:
+        """The commit of ``_write_now`` (in the committer thread; the fsync is here)."""
+        try:
+            self._conn.execute("COMMIT")
+            self.commits += 1
+            self.writes += 1
+        except sqlite3.Error as e:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise Unavailable(f"database write failed: {e}") from e
+        finally:
+            self._conn_lock.release()
 
     async def locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Runs ``fn`` in the writer thread while it holds the database write lock.
@@ -415,6 +500,7 @@ class SqliteDriver:
         self._queue.put(None)
         await asyncio.to_thread(self._writer.join)
         await asyncio.to_thread(self._pool.shutdown, True)
+        await asyncio.to_thread(self._committer.shutdown, True)
         while self._idle:
             self._discard(self._idle.pop())
 
@@ -437,19 +523,22 @@ class SqliteDriver:
                         stop = True
                         break
                     batch.append(nxt)
-                try:
-                    self._run_batch(batch)
-                except Exception as e:  # a bug here must not leave callers waiting forever
-                    if self._conn.in_transaction:
-                        with contextlib.suppress(sqlite3.Error):
-                            self._conn.execute("ROLLBACK")
-                    self._resolve(
-                        [(job, False, Unavailable(f"database write failed: {e}")) for job in batch]
-                    )
+                if len(batch) > 1:
+                    self._group_until = time.monotonic() + GROUP_HOLD
+                with self._conn_lock:
+                    try:
+                        self._run_batch(batch)
+                    except Exception as e:  # a bug here must not leave callers waiting forever
+                        if self._conn.in_transaction:
+                            with contextlib.suppress(sqlite3.Error):
+                                self._conn.execute("ROLLBACK")
+                        failed = Unavailable(f"database write failed: {e}")
+                        self._resolve([(job, False, failed) for job in batch])
                 if stop:
                     break
         finally:
-            self._conn.close()
+            with self._conn_lock:  # a commit handed to the committer thread finishes first
+                self._conn.close()
 
     def _run_batch(self, jobs: list[_Job]) -> None:
         batch = [job for job in jobs if job.script is not None]
