@@ -77,8 +77,9 @@ from courriel.store.sql.sieve import SieveScriptsMixin
 _log = logging.getLogger(__name__)
 Triple = tuple[int, NewMessage, str]  # mailbox id, message, blob id
 _FILL_BATCH = 100  # messages whose SORT keys one write makes (see messages.fill_sort_keys)
-# A write of at most this many messages is ``light`` (``_write``). An append of 64 small
-# messages runs in about 2 ms of SQLite work; a flag change of 64 UIDs in far less.
+# A write of at most this many messages is ``light`` (``_write``). The script of an append of
+# 64 messages of 4 KB runs in about 0.8 ms (one of 16 in 0.25 ms); a flag change of 64 UIDs in
+# far less.
 LIGHT_ROWS = 64
 _BODY_TRIES = 5  # an append whose body files keep vanishing gives up (Unavailable)
 
