@@ -368,8 +368,7 @@ class SqliteDriver:
         """A light write while nothing else was writing: its script runs now, on the loop, and
         the committer thread commits it; ``_conn_lock`` is held until then."""
         try:
-            job: _Job = _Job(script, loop.create_future(), loop, durable=durable, light=True)
-            _, ok, value = self._run_alone(self._conn, job)
+            ok, value = self._alone(self._conn, script)
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
@@ -696,17 +695,23 @@ class SqliteDriver:
         its savepoint, so a failure rolls the transaction back and the two statements a
         SAVEPOINT costs are saved on the path every acknowledgement waits for."""
         assert job.script is not None
+        ok, value = self._alone(conn, job.script)
+        return job, ok, value
+
+    def _alone(self, conn: sqlite3.Connection, script: Script[Any]) -> tuple[bool, Any]:
+        """Runs ``script`` as the whole transaction: (True, its value), or (False, the error)
+        once the transaction is rolled back."""
         try:
-            value = run_script(conn, job.script)
+            value = run_script(conn, script)
             if self._verify is not None:
                 self._verify(value)
         except Exception as e:
             # If SQLite itself dropped the transaction, this raises and the batch fails above.
             conn.execute("ROLLBACK")
             if isinstance(e, sqlite3.OperationalError):
-                return job, False, Unavailable(f"database write failed: {e}")
-            return job, False, e
-        return job, True, value
+                return False, Unavailable(f"database write failed: {e}")
+            return False, e
+        return True, value
 
     def _run_one(self, conn: sqlite3.Connection, job: _Job) -> Outcome:
         """One script in its own savepoint; a script error rolls back that savepoint only."""
