@@ -29,18 +29,12 @@ def blocker(started: threading.Event, release: threading.Event) -> Script[None]:
     release.wait(10)
 
 
-def insert_domain(name: str, *, fail: bool = False) -> Script[str]:
+def insert_domain(name: str, *, fail: bool = False, ran_on: list[int] | None = None) -> Script[str]:
+    """Inserts a domain; ``ran_on`` gets the thread each of its two steps ran in."""
+    noted = [] if ran_on is None else ran_on
+    noted.append(threading.get_ident())
     yield Query("INSERT INTO domains (name) VALUES (?)", (name,), False)
-    if fail:
-        raise StoreError(f"refusing {name}")
-    return name
-
-
-def insert_noting(name: str, ran_on: list[int], *, fail: bool = False) -> Script[str]:
-    """Inserts a domain and notes the thread each of its statements ran in."""
-    ran_on.append(threading.get_ident())
-    yield Query("INSERT INTO domains (name) VALUES (?)", (name,), False)
-    ran_on.append(threading.get_ident())
+    noted.append(threading.get_ident())
     if fail:
         raise StoreError(f"refusing {name}")
     return name
@@ -66,7 +60,9 @@ async def test_failing_script_does_not_fail_its_batch(sq: SqliteStore, light: bo
     ran: list[int] = []
     tasks = [
         asyncio.create_task(
-            sq.driver.write(insert_noting(name, ran, fail=name == "bad.example"), light=light)
+            sq.driver.write(
+                insert_domain(name, ran_on=ran, fail=name == "bad.example"), light=light
+            )
         )
         for name in ("a.example", "bad.example", "c.example")
     ]
@@ -387,7 +383,7 @@ async def test_a_light_write_runs_on_the_loop_and_commits(sq: SqliteStore) -> No
     loop_thread = threading.get_ident()
     ran: list[int] = []
     commits = sq.commits
-    assert await sq.driver.write(insert_noting("a.example", ran), light=True) == "a.example"
+    assert await sq.driver.write(insert_domain("a.example", ran_on=ran), light=True) == "a.example"
     assert set(ran) == {loop_thread}
     assert sq.commits == commits + 1
     assert await domain_names(sq) == ["a.example"]
@@ -395,7 +391,7 @@ async def test_a_light_write_runs_on_the_loop_and_commits(sq: SqliteStore) -> No
 
 async def test_a_write_not_marked_light_runs_in_the_writer_thread(sq: SqliteStore) -> None:
     ran: list[int] = []
-    await sq.driver.write(insert_noting("a.example", ran))
+    await sq.driver.write(insert_domain("a.example", ran_on=ran))
     assert threading.get_ident() not in ran
     assert len(set(ran)) == 1
 
@@ -403,7 +399,7 @@ async def test_a_write_not_marked_light_runs_in_the_writer_thread(sq: SqliteStor
 async def test_a_lone_failing_light_script_is_rolled_back(sq: SqliteStore) -> None:
     commits = sq.commits
     with pytest.raises(StoreError, match="refusing"):
-        await sq.driver.write(insert_noting("bad.example", [], fail=True), light=True)
+        await sq.driver.write(insert_domain("bad.example", fail=True), light=True)
     assert sq.commits == commits
     assert await domain_names(sq) == []
 
@@ -411,9 +407,9 @@ async def test_a_lone_failing_light_script_is_rolled_back(sq: SqliteStore) -> No
 async def test_a_batch_with_one_heavy_script_runs_all_in_the_thread(sq: SqliteStore) -> None:
     held, release = await hold_writer(sq)
     ran: list[int] = []
-    light = asyncio.create_task(sq.driver.write(insert_noting("a.example", ran), light=True))
+    light = asyncio.create_task(sq.driver.write(insert_domain("a.example", ran_on=ran), light=True))
     await wait_queued(sq, 1)
-    heavy = asyncio.create_task(sq.driver.write(insert_noting("b.example", ran)))
+    heavy = asyncio.create_task(sq.driver.write(insert_domain("b.example", ran_on=ran)))
     await wait_queued(sq, 2)
     release.set()
     await held
@@ -428,7 +424,7 @@ async def test_the_loop_leaves_the_rest_of_a_long_batch_to_the_thread(
     held, release = await hold_writer(sq)
     ran: list[int] = []
     tasks = [
-        asyncio.create_task(sq.driver.write(insert_noting(f"d{i}.example", ran), light=True))
+        asyncio.create_task(sq.driver.write(insert_domain(f"d{i}.example", ran_on=ran), light=True))
         for i in range(5)
     ]
     await wait_queued(sq, 5)
@@ -453,7 +449,7 @@ async def test_a_light_write_waits_for_another_process_then_runs_on_the_loop(
     other = sqlite3.connect(tmp_path / "courriel.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
     ran: list[int] = []
-    task = asyncio.create_task(sq.driver.write(insert_noting("a.example", ran), light=True))
+    task = asyncio.create_task(sq.driver.write(insert_domain("a.example", ran_on=ran), light=True))
     await asyncio.sleep(0.05)
     assert not task.done() and ran == []  # the loop found the lock taken and ran nothing
     other.execute("ROLLBACK")
@@ -468,7 +464,7 @@ async def test_a_busy_loop_does_not_keep_the_lock_the_thread_runs_the_scripts(
 ) -> None:
     held, release = await hold_writer(sq)
     ran: list[int] = []
-    task = asyncio.create_task(sq.driver.write(insert_noting("a.example", ran), light=True))
+    task = asyncio.create_task(sq.driver.write(insert_domain("a.example", ran_on=ran), light=True))
     await wait_queued(sq, 1)
     release.set()
     # The loop is stuck for ten times the pick-up wait: the thread claims the script meanwhile.
@@ -493,19 +489,16 @@ async def test_small_appends_and_flag_changes_are_light_large_ones_are_not(
         return await write(script, durable=durable, light=light)
 
     monkeypatch.setattr(sq.driver, "write", spy)
-    await sq.add_domain("example.org")
-    user = await sq.add_user("a@example.org", "h")
-    inbox = await sq.get_mailbox(user.id, "INBOX")
-    assert inbox is not None
+    inbox = await inbox_of(sq)
     seen.clear()
-    await sq.append([(inbox.id, message(0))])
-    many = await sq.append([(inbox.id, message(i)) for i in range(1, 101)])
-    await sq.store_flags(inbox.id, [many[0].uid], FlagOp.ADD, frozenset({"\\Seen"}))
-    await sq.store_flags(inbox.id, [a.uid for a in many], FlagOp.ADD, frozenset({"\\Seen"}))
-    await sq.expunge(inbox.id, [many[0].uid])
-    await sq.expunge(inbox.id, [a.uid for a in many[1:]])
+    await sq.append([(inbox, message(0))])
+    many = await sq.append([(inbox, message(i)) for i in range(1, 101)])
+    await sq.store_flags(inbox, [many[0].uid], FlagOp.ADD, SEEN)
+    await sq.store_flags(inbox, [a.uid for a in many], FlagOp.ADD, SEEN)
+    await sq.expunge(inbox, [many[0].uid])
+    await sq.expunge(inbox, [a.uid for a in many[1:]])
     assert seen == [True, False, True, False, True, False]
-    assert [i.uid for i in await sq.list_messages(inbox.id)] == [1]
+    assert [i.uid for i in await sq.list_messages(inbox)] == [1]
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, obj: object, name: str) -> list[int]:
@@ -527,9 +520,9 @@ async def test_a_lone_light_write_commits_at_once_without_the_writer_thread(
     now = count_calls(monkeypatch, sq.driver, "_commit_now")
     batches = count_calls(monkeypatch, sq.driver, "_run_batch")
     commits = sq.commits
-    assert await sq.driver.write(insert_noting("a.example", []), light=True) == "a.example"
+    assert await sq.driver.write(insert_domain("a.example"), light=True) == "a.example"
     assert (len(now), len(batches), sq.commits) == (1, 0, commits + 1)
-    await sq.driver.write(insert_noting("b.example", []))  # not light: the writer thread
+    await sq.driver.write(insert_domain("b.example"))  # not light: the writer thread
     assert (len(now), len(batches)) == (1, 1)
     assert await domain_names(sq) == ["a.example", "b.example"]
 
@@ -541,7 +534,7 @@ async def test_after_a_batch_of_several_light_writes_join_batches_for_a_while(
     now = count_calls(monkeypatch, sq.driver, "_commit_now")
     held, release = await hold_writer(sq)
     tasks = [
-        asyncio.create_task(sq.driver.write(insert_noting(f"d{i}.example", []), light=True))
+        asyncio.create_task(sq.driver.write(insert_domain(f"d{i}.example"), light=True))
         for i in range(3)
     ]
     await wait_queued(sq, 3)
@@ -550,7 +543,7 @@ async def test_after_a_batch_of_several_light_writes_join_batches_for_a_while(
     await asyncio.gather(*tasks)
     # Writes came together lately: a lone one goes to the next batch, not straight to a commit
     # of its own, so many sessions keep sharing one fsync.
-    await sq.driver.write(insert_noting("e.example", []), light=True)
+    await sq.driver.write(insert_domain("e.example"), light=True)
     assert now == []
     assert len(await domain_names(sq)) == 4
 
@@ -558,10 +551,10 @@ async def test_after_a_batch_of_several_light_writes_join_batches_for_a_while(
 async def test_a_light_write_whose_caller_gives_up_still_commits_and_frees_the_writer(
     sq: SqliteStore,
 ) -> None:
-    task = asyncio.create_task(sq.driver.write(insert_noting("a.example", []), light=True))
+    task = asyncio.create_task(sq.driver.write(insert_domain("a.example"), light=True))
     await asyncio.sleep(0)  # the script ran and its commit is with the committer thread
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await sq.driver.write(insert_noting("b.example", []), light=True) == "b.example"
+    assert await sq.driver.write(insert_domain("b.example"), light=True) == "b.example"
     assert await domain_names(sq) == ["a.example", "b.example"]
