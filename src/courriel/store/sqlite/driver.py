@@ -570,7 +570,7 @@ class SqliteDriver:
             self._synchronous(any(job.durable for job in batch))
             loop = batch[0].loop
             light = all(job.light and job.loop is loop for job in batch)
-            got = self._scripts_on_loop(loop, conn, batch, begin=True) if light else _CLAIMED
+            got = self._scripts_on_loop(loop, conn, batch, begin=True) if light else None
             if isinstance(got, list):
                 outcomes = got
             else:
