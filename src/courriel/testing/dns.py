@@ -189,9 +189,15 @@ def run_with_nameserver(
 @contextlib.contextmanager
 def silent_port(address: str = LOOPBACK) -> Iterator[int]:
     """A port on ``address`` where a DNS question is received and never answered."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
-        u.bind((address, 0))
-        port = u.getsockname()[1]
-        t.bind((address, port))
-        t.listen()
-        yield int(port)
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
+            u.bind((address, 0))
+            port = u.getsockname()[1]
+            try:
+                t.bind((address, port))  # the same number for TCP may be taken: try another
+            except OSError:
+                continue
+            t.listen()
+            yield int(port)
+            return
+    raise RuntimeError("no port free for both UDP and TCP")
