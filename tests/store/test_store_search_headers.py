@@ -1,6 +1,7 @@
 """Contract: the search texts of the fields SEARCH compares most (migration 0022) on every
 backend: made at append, kept by COPY and MOVE, gone with their message, made from the stored
-parse for older messages, and matched exactly as ``searchtext.field_matches`` matches."""
+parse for older messages, and matched exactly as ``searchtext.field_matches`` matches; and a
+message stored unparsed, parsed on first need (its parse kept, searched and sorted alike)."""
 
 from __future__ import annotations
 
@@ -128,3 +129,45 @@ async def test_a_mailbox_with_no_messages_has_no_hits(
 ) -> None:
     found = await store.search_headers(inbox.id, [("subject", needle)])
     assert found.hits == [set()] and found.unmade == frozenset()
+
+
+# --- parsed on first need (courriel.store.base) ---------------------------------------------
+
+
+def _stored_meta(mailbox_id: int) -> Script[dict[int, bytes]]:
+    rows = yield Query("SELECT uid, meta FROM messages WHERE mailbox_id = ?", (mailbox_id,))
+    return {r[0]: bytes(r[1]) for r in rows}
+
+
+async def test_a_message_stored_unparsed_is_parsed_on_first_need_and_kept(
+    store: Store, inbox: Mailbox
+) -> None:
+    assert isinstance(store, SqlStore)
+    await store.append([(inbox.id, NewMessage(raw, WHEN)) for raw in RAWS])
+    assert set((await store._read(_stored_meta(inbox.id))).values()) == {b""}
+    uids = list(range(1, len(RAWS) + 1))
+    wanted = {uid: parse(raw).to_bytes() for uid, raw in zip(uids, RAWS, strict=True)}
+    assert await store.get_meta(inbox.id, uids[:2]) == {1: wanted[1], 2: wanted[2]}
+    kept = await store._read(_stored_meta(inbox.id))
+    assert kept == {1: wanted[1], 2: wanted[2]} | dict.fromkeys(uids[2:], b"")
+    assert await store.get_meta(inbox.id, uids) == wanted
+    assert await store._read(_stored_meta(inbox.id)) == wanted
+
+
+async def test_search_and_sort_of_unparsed_messages_match_parsed_ones(
+    store: Store, user: User, inbox: Mailbox
+) -> None:
+    await store.append([(inbox.id, _message(raw)) for raw in RAWS])
+    lazy = await store.create_mailbox(user.id, "Lazy")
+    await store.append([(lazy.id, NewMessage(raw, WHEN)) for raw in RAWS])
+    assert await _answers(store, lazy.id) == await _answers(store, inbox.id)
+    assert await store.sort_keys(lazy.id) == await store.sort_keys(inbox.id)
+    assert all((await store.sort_keys(lazy.id)).values())  # made from the parse, not ""
+
+
+async def test_an_unparsed_message_expunged_before_its_parse_is_left_out(
+    store: Store, inbox: Mailbox
+) -> None:
+    await store.append([(inbox.id, NewMessage(raw, WHEN)) for raw in RAWS[:2]])
+    await store.expunge(inbox.id, [1])
+    assert await store.get_meta(inbox.id, [1, 2]) == {2: parse(RAWS[1]).to_bytes()}

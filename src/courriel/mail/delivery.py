@@ -1,4 +1,4 @@
-"""What local delivery does to a message: trace headers, the submission fix-ups, one parse.
+"""What local delivery does to a message: trace headers, the submission fix-ups; the parse.
 
 Theory of operation
 -------------------
@@ -13,12 +13,14 @@ ends; the core refuses bare LF and CR, so no other line end reaches here). Deliv
    the protocol (RFC 3848 ESMTP / ESMTPS / ESMTPA / ESMTPSA), the TLS version and cipher as a
    comment, ``for <recipient>`` when there is exactly one (more would disclose Bcc recipients
    to each other), and the date;
-3. parses the result once (``courriel.mail.message.parse``) and stores the meta with it; a
-   message of ``PARSE_INLINE_BYTES`` or more is parsed in a thread (``parse_meta``), since a
-   large one, or one of thousands of parts, takes the event loop for 100 ms and more;
-4. ``courriel.queue.local.deliver_local`` then appends it to every local recipient's INBOX in
+3. ``courriel.queue.local.deliver_local`` then appends it to every local recipient's INBOX in
    one store call. That step talks to the store, so it lives with the rest of delivery in
-   ``courriel.queue``; everything here is pure (asyncio only to parse a large message in a thread).
+   ``courriel.queue``.
+
+The message is stored unparsed; the store parses it once, on first need (``courriel.store.base``,
+"Parsed on first need"), with ``parse_meta``: a message of ``PARSE_INLINE_BYTES`` or more in a
+thread, since a large one, or one of thousands of parts, takes the event loop for 100 ms and
+more. Everything here is pure but that (asyncio only to parse a large message in a thread).
 """
 
 from __future__ import annotations

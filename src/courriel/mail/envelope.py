@@ -1,4 +1,4 @@
-"""The IMAP ENVELOPE of a message header, pre-encoded once at delivery.
+"""The IMAP ENVELOPE of a message header, pre-encoded once, when the message is parsed.
 
 Theory of operation
 -------------------

@@ -10,7 +10,7 @@ can carry the value; ``nstring`` adds NIL for an absent value.
 
 The ``utf8`` flag says the client has enabled UTF8=ACCEPT (RFC 6855) or speaks IMAP4rev2, where
 quoted strings may hold UTF-8 (RFC 9051 §4.3, ``QUOTED-CHAR`` includes ``UTF8-2..4``). Values are
-precomputed at delivery with ``utf8=False``: a literal is valid for every client.
+precomputed at the parse with ``utf8=False``: a literal is valid for every client.
 
 All helpers take and return ``bytes``; they never decode or normalise what they are given.
 """

@@ -1,4 +1,4 @@
-"""A message parsed once at delivery: what FETCH and SEARCH need, kept as ``NewMessage.meta``.
+"""A message parsed once, on first need: what FETCH and SEARCH need, kept beside the message.
 
 Theory of operation
 -------------------

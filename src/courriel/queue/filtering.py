@@ -46,7 +46,6 @@ from courriel.accounts.resolve import Outcome, resolve_recipient
 from courriel.logs import kv
 from courriel.mail import dsn
 from courriel.mail.address import AddressError, parse_address
-from courriel.mail.delivery import parse_meta
 from courriel.queue.bounce import Notifier
 from courriel.queue.local import INBOX, deliver_local
 from courriel.queue.outbound import Envelope, Queue, QueueError, Recipient
@@ -293,7 +292,6 @@ class Filters:
         await self.deliver([LocalRecipient(u, address, tag) for u in user_ids], raw, "")
 
     async def _append(self, plans: list[_Plan], raw: bytes, when: datetime) -> list[Appended]:
-        meta = await parse_meta(raw)
         items: list[tuple[int, NewMessage]] = []
         for plan in plans:
             user_id = plan.recipient.user_id
@@ -308,7 +306,7 @@ class Filters:
                     box = await self._store.get_mailbox(user_id, INBOX)
                 if box is None:
                     continue  # the user is gone
-                message = NewMessage(raw=raw, internal_date=when, flags=flags, meta=meta)
+                message = NewMessage(raw=raw, internal_date=when, flags=flags)
                 items.append((box.id, message))
         if not items:
             return []

@@ -3,10 +3,10 @@
 Theory of operation
 -------------------
 The message arrives with its trace fields already on top (``courriel.mail.delivery``). It is
-parsed once (``parse_meta``: a large message in a thread) and appended to the INBOX of every
-recipient in *one* ``Store.append`` call: all or nothing, durable on return. The store keeps the
-identical body once and commits many sessions' deliveries together (group commit), which is
-what makes the acknowledgement cheap.
+stored unparsed (the store parses it on first need: ``courriel.store.base``) and appended to
+the INBOX of every recipient in *one* ``Store.append`` call: all or nothing, durable on
+return. The store keeps the identical body once and commits many sessions' deliveries
+together (group commit), which is what makes the acknowledgement cheap.
 
 This is delivery without filtering: the SMTP session and the queue worker deliver through each
 recipient's Sieve script and tag folders (``courriel.queue.filtering``), which comes here for
@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from courriel.mail.delivery import parse_meta
 from courriel.store.base import Appended, MailStore, NewMessage, NotFound
 
 INBOX = "INBOX"
@@ -33,8 +32,7 @@ async def deliver_local(
     removed since RCPT), having stored nothing.
     """
     when = now or datetime.now(UTC)
-    meta = await parse_meta(raw)
-    message = NewMessage(raw=raw, internal_date=when, meta=meta)
+    message = NewMessage(raw=raw, internal_date=when)
     items: list[tuple[int, NewMessage]] = []
     for user_id in dict.fromkeys(user_ids):
         inbox = await store.get_mailbox(user_id, INBOX)

@@ -64,7 +64,6 @@ from courriel.config import MailAuthConfig
 from courriel.logs import kv
 from courriel.mail.auth.dmarc_report import evaluation_of
 from courriel.mail.auth.inbound import Action, Verdict
-from courriel.mail.delivery import parse_meta
 from courriel.queue.signer import Sealer
 from courriel.store.base import (
     AlreadyExists,
@@ -282,7 +281,6 @@ async def deliver_junk(
 ) -> list[Appended]:
     """``courriel.queue.local.deliver_local``, into each user's Junk mailbox: one durable
     ``append`` for every recipient, all or nothing."""
-    # parse_meta: a large message is parsed in a thread, as for INBOX, never on the loop
-    message = NewMessage(raw=raw, internal_date=now, meta=await parse_meta(raw))
+    message = NewMessage(raw=raw, internal_date=now)  # parsed on first need, as for INBOX
     boxes = [(await junk_mailbox(store, u)).id for u in dict.fromkeys(user_ids)]
     return await store.append([(box, message) for box in boxes])

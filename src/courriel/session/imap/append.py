@@ -7,13 +7,13 @@ compares the bytes the command would carry in all (MULTIAPPEND sends several lit
 APPENDLIMIT, and the session answers ``NO [TOOBIG]`` at once when it is over (RFC 7889 §4),
 so the client never sends the message.
 
-A CATENATE message is first joined from its parts (``imap_catenate``). Each message is
-parsed once here (``courriel.mail.delivery.parse_meta``: a large one in a
-thread, off the event loop) and its parse stored as
-``NewMessage.meta``; all messages of one command go to the store in one ``append`` call, all
-or nothing (RFC 3502 §6.3.11). The tagged OK with APPENDUID (RFC 4315 §3) is written inside
-the connection's transaction after ``append`` returned, so shutdown cannot separate a stored
-message from its acknowledgement and no OK is ever sent for a message that is not durable.
+A CATENATE message is first joined from its parts (``imap_catenate``). A message is stored
+unparsed: the store parses it the first time something needs its parse (FETCH ENVELOPE, SEARCH;
+``courriel.store.base``, "Parsed on first need"). All messages of one command go to the store
+in one ``append`` call, all or nothing (RFC 3502 §6.3.11). The tagged OK with APPENDUID
+(RFC 4315 §3) is written inside the connection's transaction after ``append`` returned, so
+shutdown cannot separate a stored message from its acknowledgement and no OK is ever sent for a
+message that is not durable.
 
 The QUOTA commands live in ``imap_quota``.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from courriel.mail.delivery import parse_meta
 from courriel.session.imap import catenate as imap_catenate
 from courriel.session.imap import sort as imap_sort
 from courriel.session.imap.state import Authenticated, Io, Selected, readonly_refusal
@@ -68,9 +67,8 @@ async def append(
     turn = TimeSlice()
     for m, data in zip(cmd.messages, datas, strict=True):
         flags = frozenset(f for f in m.flags if f.lower() != "\\recent")
-        meta = await parse_meta(data)  # a large one in a thread
         await turn.step()  # MULTIAPPEND of many: others go on between messages
-        items.append((box.id, NewMessage(data, m.internal_date or now, flags, meta)))
+        items.append((box.id, NewMessage(data, m.internal_date or now, flags)))
     view = state.view
     # \Recent to this session (RFC 3501 §2.3.2), claimed in the append's own transaction
     claim = bool(view and view.mailbox.id == box.id and view.tracks_recent and not view.readonly)
@@ -121,7 +119,7 @@ async def replace(state: Selected, cmd: c.Replace, box: Mailbox | None = None) -
         return r.no(cmd.tag, "Message too big", r.TOOBIG)  # RFC 7889 §4
     flags = frozenset(f for f in m.flags if f.lower() != "\\recent")
     when = m.internal_date or datetime.now(UTC).replace(microsecond=0)
-    new = NewMessage(data, when, flags, await parse_meta(data))
+    new = NewMessage(data, when, flags)
     # As for APPEND: \Seen on another user's mailbox is the user's own, in the same transaction.
     appended, gone = await state.store.replace(
         view.mailbox.id, old, box.id, new, seen_user=state.user_id

@@ -10,7 +10,7 @@ ENVELOPE, BODYSTRUCTURE, BODY, and sections that name a part), or the raw messag
 (``needs_body``: any section bytes). It also normalises the list: UID added to UID FETCH,
 FLAGS added when the fetch sets ``\\Seen``, MODSEQ added once CONDSTORE is enabled,
 duplicates dropped. ``render_fetch`` then writes one message's ``* n FETCH (...)`` with one
-join: ENVELOPE and BODYSTRUCTURE are the bytes made at delivery, sections are slices of the
+join: ENVELOPE and BODYSTRUCTURE are the bytes the parse made, sections are slices of the
 raw message (``courriel.mail.message.section_bytes``), BINARY decodes only the part asked for.
 
 ``fetch`` runs the command in the selected state and reads only what the plan says: the

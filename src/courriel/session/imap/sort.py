@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 The search program runs as for SEARCH (``imap_messages.search_matches``); then the keys the
 criteria compare are read for the whole mailbox in one query (``Store.sort_keys``: the short
-text ``courriel.mail.sortkeys`` made from the parse at delivery, so no message and no parse
-is read) unless the criteria use only the row (ARRIVAL, SIZE). Sorting is one stable
+text ``courriel.mail.sortkeys`` made from the parse, once: then no message and no parse is
+read) unless the criteria use only the row (ARRIVAL, SIZE). Sorting is one stable
 ``list.sort`` per criterion, the last first: ties keep the earlier order, and the starting
 order is the mailbox's, so messages equal on every key stay in mailbox order (RFC 5256 §3).
 REVERSE reverses one key only; Python's sort stays stable under ``reverse=True``.

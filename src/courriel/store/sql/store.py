@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from courriel.clock import SYSTEM_CLOCK, Clock
+from courriel.mail.delivery import parse_meta
 from courriel.store.base import (
     AclEntry,
     Alias,
@@ -77,6 +78,8 @@ from courriel.store.sql.sieve import SieveScriptsMixin
 _log = logging.getLogger(__name__)
 Triple = tuple[int, NewMessage, str]  # mailbox id, message, blob id
 _FILL_BATCH = 100  # messages whose SORT keys one write makes (see messages.fill_sort_keys)
+_PARSE_BATCH = 16  # messages stored unparsed whose bodies one read brings (``_parse_stored``)
+_PARSE_SLICE = 0.005  # loop time parsing them before other sessions get a turn
 # A write of at most this many messages is ``light`` (``_write``). The script of an append of
 # 64 messages of 4 KB runs in about 0.8 ms (one of 16 in 0.25 ms); a flag change of 64 UIDs in
 # far less.
@@ -372,7 +375,32 @@ class SqlStore(
         return await self._read(messages.list_messages(mailbox_id, uid_from, uid_to))
 
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
-        return await self._read(messages.get_meta(mailbox_id, uids))
+        stored = await self._read(messages.get_meta(mailbox_id, uids))
+        unparsed = [uid for uid, meta in stored.items() if not meta]
+        if unparsed:
+            stored.update(await self._parse_stored(mailbox_id, unparsed))
+        return stored
+
+    async def _parse_stored(self, mailbox_id: int, uids: list[int]) -> dict[int, bytes]:
+        """Parses messages stored without their parse ("Parsed on first need" above) from
+        their bodies, and keeps each parse; a message expunged meanwhile is left out."""
+        made: dict[int, bytes] = {}
+        loop = asyncio.get_running_loop()
+        for start in range(0, len(uids), _PARSE_BATCH):
+            bodies = await self.read_messages(mailbox_id, uids[start : start + _PARSE_BATCH])
+            parsed: dict[int, bytes] = {}
+            since = loop.time()
+            for uid, raw in bodies.items():
+                parsed[uid] = await parse_meta(raw)  # a large one in a thread
+                if loop.time() - since > _PARSE_SLICE:  # a long run: other sessions go on
+                    await asyncio.sleep(0)
+                    since = loop.time()
+            if parsed:
+                light = len(parsed) <= LIGHT_ROWS
+                # Not durable: a parse lost in a power cut is made again at the next need.
+                await self._write(messages.set_meta(mailbox_id, parsed), durable=False, light=light)
+            made.update(parsed)
+        return made
 
     async def sort_keys(self, mailbox_id: int, uid_from: int = 1) -> dict[int, str]:
         rows = await self._read(messages.sort_keys(mailbox_id, uid_from))
@@ -380,7 +408,10 @@ class SqlStore(
         missing = [uid for uid, k in rows if k is None]
         for start in range(0, len(missing), _FILL_BATCH):  # short writes: others go between
             batch = missing[start : start + _FILL_BATCH]
-            made: dict[int, str] = await self._write(messages.fill_sort_keys(mailbox_id, batch))
+            await self.get_meta(mailbox_id, batch)  # the keys are made from the parse
+            # Not durable: keys lost in a power cut are made again at the next SORT.
+            script = messages.fill_sort_keys(mailbox_id, batch)
+            made: dict[int, str] = await self._write(script, durable=False)
             keys.update(made)
         return keys
 
@@ -390,13 +421,14 @@ class SqlStore(
             return SearchHits(hits, frozenset())
         for start in range(0, len(missing), _FILL_BATCH):  # short writes: others go between
             batch = missing[start : start + _FILL_BATCH]
-            metas = await self._read(messages.get_meta(mailbox_id, batch))
+            metas = await self.get_meta(mailbox_id, batch)
             made = {}
             for uid, meta in metas.items():
                 _, texts = messages.derived_from_meta(meta)
                 if texts is not None:  # an unreadable parse: the caller reads it, and fails
                     made[uid] = texts
-            await self._write(messages.fill_search(mailbox_id, made))
+            # Not durable: search texts lost in a power cut are made again at the next search.
+            await self._write(messages.fill_search(mailbox_id, made), durable=False)
         hits, missing = await self._read(messages.search_headers(mailbox_id, keys))
         return SearchHits(hits, frozenset(missing))
 

@@ -7,7 +7,7 @@ piece to put inside one), so a session builds a reply by concatenation and write
 output at once. Response codes are passed to ``tagged``/``untagged`` as pre-built pieces:
 the constants below for the bare ones (``TRYCREATE``), small functions for those with data
 (``uidnext(5)``). FETCH responses are assembled from pre-encoded items — ENVELOPE and
-BODYSTRUCTURE come already encoded from the message parse made at delivery — with one join.
+BODYSTRUCTURE come already encoded from the message's stored parse — with one join.
 
 Numbers are written with ``str``; sets of UIDs are compressed (``1:3,5``); mailbox names are
 modified UTF-7 or UTF-8 following ``utf8`` (the connection's ``utf8`` property).
