@@ -268,6 +268,7 @@ async def test_freeing_a_body_does_not_read_every_message(tmp_path: Path) -> Non
 
 FULL, NORMAL = 2, 1  # PRAGMA synchronous values
 SEEN = frozenset({"\\Seen"})
+DELETED = frozenset({"\\Deleted"})
 
 
 def _synchronous(conn: sqlite3.Connection) -> int:
@@ -499,6 +500,15 @@ async def test_small_appends_and_flag_changes_are_light_large_ones_are_not(
     await sq.expunge(inbox, [a.uid for a in many[1:]])
     assert seen == [True, False, True, False, True, False]
     assert [i.uid for i in await sq.list_messages(inbox)] == [1]
+    # EXPUNGE: light when few messages are flagged \Deleted, whatever the mailbox holds
+    many = await sq.append([(inbox, message(i)) for i in range(200, 300)])
+    seen.clear()
+    await sq.store_flags(inbox, [a.uid for a in many[:3]], FlagOp.ADD, DELETED)
+    assert len(await sq.expunge_deleted(inbox)) == 3
+    await sq.store_flags(inbox, [a.uid for a in many[3:]], FlagOp.ADD, DELETED)
+    assert len(await sq.expunge_deleted(inbox, [a.uid for a in many[3:10]])) == 7
+    assert len(await sq.expunge_deleted(inbox)) == 90
+    assert seen == [True, True, False, True, False]
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, obj: object, name: str) -> list[int]:
@@ -545,7 +555,12 @@ async def test_after_a_batch_of_several_light_writes_join_batches_for_a_while(
     # of its own, so many sessions keep sharing one fsync.
     await sq.driver.write(insert_domain("e.example"), light=True)
     assert now == []
-    assert len(await domain_names(sq)) == 4
+    # A flag change has no fsync to share: it commits at once, on the loop, all the same.
+    on_loop = count_calls(monkeypatch, sq.driver, "_commit_on_loop")
+    batches = count_calls(monkeypatch, sq.driver, "_run_batch")
+    await sq.driver.write(insert_domain("f.example"), durable=False, light=True)
+    assert (len(on_loop), len(batches)) == (1, 0)
+    assert len(await domain_names(sq)) == 5
 
 
 async def test_a_light_write_whose_caller_gives_up_still_commits_and_frees_the_writer(
@@ -558,3 +573,67 @@ async def test_a_light_write_whose_caller_gives_up_still_commits_and_frees_the_w
         await task
     assert await sq.driver.write(insert_domain("b.example"), light=True) == "b.example"
     assert await domain_names(sq) == ["a.example", "b.example"]
+
+
+def wal_autocheckpoint(sq: SqliteStore) -> int:
+    return int(sq.driver._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+
+async def test_a_lone_flag_change_commits_on_the_loop_without_a_thread(
+    sq: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = count_calls(monkeypatch, sq.driver, "_commit_now")
+    on_loop = count_calls(monkeypatch, sq.driver, "_commit_on_loop")
+    commits = sq.commits
+    assert await sq.driver.write(insert_domain("a.example"), durable=False, light=True)
+    assert (len(now), len(on_loop), sq.commits) == (0, 1, commits + 1)
+    assert await domain_names(sq) == ["a.example"]
+    assert wal_autocheckpoint(sq) == driver_module.WAL_AUTOCHECKPOINT  # set back after it
+    # A durable light write still goes to the committer thread: its fsync stays off the loop.
+    await sq.driver.write(insert_domain("b.example"), light=True)
+    assert (len(now), len(on_loop)) == (1, 1)
+
+
+async def test_after_many_commits_on_the_loop_one_goes_to_a_thread(
+    sq: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(driver_module, "LOOP_COMMITS_MAX", 2)
+    now = count_calls(monkeypatch, sq.driver, "_commit_now")
+    for i in range(3):  # no checkpoint runs on the loop: the third commit lets one happen
+        await sq.driver.write(insert_domain(f"d{i}.example"), durable=False, light=True)
+    assert len(now) == 1
+    await sq.driver.write(insert_domain("e.example"), durable=False, light=True)
+    assert len(now) == 1  # the count starts again after a commit in a thread
+    assert len(await domain_names(sq)) == 4
+
+
+async def test_a_batch_of_flag_changes_is_committed_and_settled_on_the_loop(
+    sq: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_loop = count_calls(monkeypatch, sq.driver, "_commit_on_loop")
+    held, release = await hold_writer(sq)
+    tasks = [
+        asyncio.create_task(
+            sq.driver.write(insert_domain(f"d{i}.example"), durable=False, light=True)
+        )
+        for i in range(3)
+    ]
+    await wait_queued(sq, 3)
+    writes, commits = sq.writes, sq.commits
+    release.set()
+    await held
+    assert await asyncio.gather(*tasks) == [f"d{i}.example" for i in range(3)]
+    assert len(on_loop) == 1
+    assert (sq.writes, sq.commits) == (writes + 4, commits + 2)  # the blocker's and theirs
+    # With one durable write in it, the batch is committed (with its fsync) in the thread.
+    held, release = await hold_writer(sq)
+    tasks = [
+        asyncio.create_task(sq.driver.write(insert_domain("e.example"), light=True)),
+        asyncio.create_task(sq.driver.write(insert_domain("f.example"), durable=False, light=True)),
+    ]
+    await wait_queued(sq, 2)
+    release.set()
+    await held
+    await asyncio.gather(*tasks)
+    assert len(on_loop) == 1
+    assert len(await domain_names(sq)) == 5

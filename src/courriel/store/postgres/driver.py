@@ -138,6 +138,8 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (_Again, *LOST)
 class PgDriver:
     """The ``courriel.store.sql.Driver`` for PostgreSQL; see the module docstring."""
 
+    light_writes = False  # every write is a round trip to the server; none runs on the loop
+
     def __init__(
         self, pool: asyncpg.Pool, *, commit_level: str = "on", attempts: int = DEFAULT_ATTEMPTS
     ) -> None:

@@ -427,6 +427,21 @@ def expunge(mailbox_id: int, uids: Sequence[int]) -> Script[Done[list[Expunged]]
     return (yield from _expunged(mailbox_id, user_id, removed))
 
 
+def count_deleted(mailbox_id: int, ranges: Sequence[tuple[int, int]] | None) -> Script[int]:
+    """How many messages (in ``ranges``; None: all) are flagged \\Deleted now: whether
+    ``expunge_deleted`` will be a light write (another session may flag more meanwhile; that
+    only makes the write longer, never wrong)."""
+    total = 0
+    for clause, params in [("1 = 1", ())] if ranges is None else range_filters(ranges):
+        rows = yield Query(
+            f"SELECT count(*) FROM messages WHERE mailbox_id = ? AND {clause}"  # noqa: S608
+            " AND (sysflags & ?) <> 0",
+            (mailbox_id, *params, DELETED),
+        )
+        total += int(rows[0][0])
+    return total
+
+
 def expunge_deleted(
     mailbox_id: int, ranges: Sequence[tuple[int, int]] | None
 ) -> Script[Done[list[Expunged]]]:

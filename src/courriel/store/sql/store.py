@@ -90,6 +90,8 @@ _BODY_TRIES = 5  # an append whose body files keep vanishing gives up (Unavailab
 class Driver(Protocol):
     """Runs scripts: ``read`` in a consistent snapshot, ``write`` in a durable transaction."""
 
+    light_writes: bool  # whether ``write(light=True)`` means anything (SQLite: on the loop)
+
     async def read(self, script: Script[T]) -> T: ...
 
     async def write(self, script: Script[T], *, durable: bool = True, light: bool = False) -> T: ...
@@ -485,7 +487,11 @@ class SqlStore(
         self, mailbox_id: int, uids: Sequence[int] | None = None
     ) -> list[Expunged]:
         ranges = None if uids is None else uid_ranges(uids)
-        return await self._write(messages.expunge_deleted(mailbox_id, ranges), durable=False)
+        light = False
+        if self._driver.light_writes:  # a count first, when the driver can use the answer
+            light = await self._read(messages.count_deleted(mailbox_id, ranges)) <= LIGHT_ROWS
+        script = messages.expunge_deleted(mailbox_id, ranges)
+        return await self._write(script, durable=False, light=light)
 
     async def copy(
         self,
