@@ -398,9 +398,9 @@ class SqlStore(
                     await asyncio.sleep(0)
                     since = loop.time()
             if parsed:
-                light = len(parsed) <= LIGHT_ROWS
-                # Not durable: a parse lost in a power cut is made again at the next need.
-                await self._write(messages.set_meta(mailbox_id, parsed), durable=False, light=light)
+                # Light: _PARSE_BATCH rows at most. Not durable: a parse lost in a power cut is
+                # made again at the next need.
+                await self._write(messages.set_meta(mailbox_id, parsed), durable=False, light=True)
             made.update(parsed)
         return made
 
