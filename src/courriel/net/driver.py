@@ -55,7 +55,7 @@ from courriel.logs import kv
 from courriel.net.listener import ConnectionContext
 from courriel.net.stream import ShuttingDown, Stream, StreamTimeout, TLSInfo
 from courriel.net.tls import TLSManager
-from courriel.session.timeslice import TimeSlice
+from courriel.timeslice import TimeSlice
 from courriel.wire.errors import ProtocolError
 
 log = logging.getLogger("courriel.net")

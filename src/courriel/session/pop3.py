@@ -54,8 +54,8 @@ from courriel.session.pop3_maildrop import (
     MaildropLock,
     MaildropStore,
 )
-from courriel.session.timeslice import OFFLOAD_BYTES, offload
 from courriel.store.base import NotFound, StoreError
+from courriel.timeslice import OFFLOAD_BYTES, offload
 from courriel.wire import sasl
 from courriel.wire.pop3 import commands as c
 from courriel.wire.pop3 import replies

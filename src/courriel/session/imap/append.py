@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from courriel.session.imap import catenate as imap_catenate
 from courriel.session.imap import sort as imap_sort
 from courriel.session.imap.state import Authenticated, Io, Selected, readonly_refusal
-from courriel.session.timeslice import TimeSlice
 from courriel.store.base import Mailbox, NewMessage
+from courriel.timeslice import TimeSlice
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.events import LiteralRequest

@@ -21,7 +21,7 @@ the view with no store call and each distinct flag set encoded once (``_RowFetch
 bytes as ``render_fetch``). A large FETCH is sent in pieces of about ``FLUSH_BYTES`` so memory
 stays bounded. When the plan sets \\Seen, it is stored before rendering so FLAGS in the
 response is current (RFC 9051 §6.4.5). The loop yields every few milliseconds between
-messages (``courriel.session.timeslice``), and a message of ``OFFLOAD_BYTES`` or more is
+messages (``courriel.timeslice``), and a message of ``OFFLOAD_BYTES`` or more is
 rendered in a worker thread.
 
 A message expunged by another session but not yet announced (its EXPUNGE is held back during
@@ -66,8 +66,8 @@ from courriel.session.imap import objects as imap_objects
 from courriel.session.imap import search as imap_search
 from courriel.session.imap.selected import SelectedView
 from courriel.session.imap.state import Io, Selected, SessionState
-from courriel.session.timeslice import OFFLOAD_BYTES, TimeSlice, offload
 from courriel.store.base import FlagOp, MessageInfo
+from courriel.timeslice import OFFLOAD_BYTES, TimeSlice, offload
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses
 from courriel.wire.imap.fetch import (

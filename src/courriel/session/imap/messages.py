@@ -12,7 +12,7 @@ unless BODY or TEXT needs the part tree), the raw messages a megabyte at a time
 (``fetch.BodiesAhead``). A SEARCH of row keys
 only never reads the parse.
 
-No command holds the event loop for long (``courriel.session.timeslice``): the SEARCH loop
+No command holds the event loop for long (``courriel.timeslice``): the SEARCH loop
 yields every few milliseconds between messages, and a message of ``OFFLOAD_BYTES`` or more is
 searched in a worker thread.
 """
@@ -35,8 +35,8 @@ from courriel.session.imap.state import (
     SessionState,
     readonly_refusal,
 )
-from courriel.session.timeslice import OFFLOAD_BYTES, TimeSlice, offload
 from courriel.store.base import Copied, FlagOp, Mailbox, MessageInfo
+from courriel.timeslice import OFFLOAD_BYTES, TimeSlice, offload
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap import search as s

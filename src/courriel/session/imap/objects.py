@@ -20,8 +20,8 @@ from courriel.mail.preview import preview
 from courriel.session.imap import ids as imap_ids
 from courriel.session.imap.selected import SelectedView
 from courriel.session.imap.state import SessionState
-from courriel.session.timeslice import OFFLOAD_BYTES, offload
 from courriel.store.base import Mailbox, MessageExtras, NotFound
+from courriel.timeslice import OFFLOAD_BYTES, offload
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.fetch import FetchItem
 

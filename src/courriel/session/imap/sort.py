@@ -31,8 +31,8 @@ from courriel.session.imap import thread as imap_thread
 from courriel.session.imap.messages import search_matches, uses_modseq
 from courriel.session.imap.selected import SelectedView
 from courriel.session.imap.state import Selected, SessionState
-from courriel.session.timeslice import offload
 from courriel.store.base import MessageInfo
+from courriel.timeslice import offload
 from courriel.wire.imap import commands as c
 from courriel.wire.imap import responses as r
 from courriel.wire.imap.search import SearchAll

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from courriel.session.timeslice import TimeSlice, offload
+from courriel.timeslice import TimeSlice, offload
 
 
 async def test_a_busy_task_that_steps_lets_others_run() -> None:
