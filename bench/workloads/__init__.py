@@ -10,6 +10,11 @@ tables; a server that cannot take part gets a sentence instead of a number in it
 
 Workloads own their users: each prefixes its local parts with its own name, so one workload's
 deliveries and expunges never change what another one measures.
+
+A comparison's repeats alternate between the servers (``alternating``): courriel then the
+anchor, then the anchor first, and so on, so neither server always runs straight after the
+previous workload (whose writes the disk may still be flushing) and a drift of the machine's
+speed during the measurement weighs on both alike.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from bench.clients import ClientError
 from bench.corpus import Corpus
 from bench.fill import Item
 from bench.report import COURRIEL, Table
@@ -61,6 +67,36 @@ class Workload(Protocol):
     def mailboxes(self, quick: bool, corpus: Corpus) -> dict[str, list[Item]]: ...
 
     async def run(self, ctx: Context) -> list[Table]: ...
+
+
+# What a failed measurement raises; the server's column then says why instead of a number.
+MEASUREMENT_ERRORS = (ClientError, OSError, TimeoutError)
+
+
+async def alternating(
+    servers: Sequence[str],
+    repeats: int,
+    measure: Callable[[str], Awaitable[T]],
+    why_not: Callable[[str], str | None],
+) -> dict[str, list[T] | str]:
+    """``repeats`` runs of ``measure`` per server, the order of the servers reversed at every
+    repeat; per server, its runs, or the sentence saying why it has none (``why_not``, or its
+    first failure, after which it is not measured again)."""
+    out: dict[str, list[T] | str] = {}
+    for server in servers:
+        why = why_not(server)
+        out[server] = why if why is not None else []
+    for repeat in range(repeats):
+        order = servers if repeat % 2 == 0 else tuple(reversed(servers))
+        for server in order:
+            runs = out[server]
+            if isinstance(runs, str):
+                continue
+            try:
+                runs.append(await measure(server))
+            except MEASUREMENT_ERRORS as e:
+                out[server] = f"{server}: failed ({e})"
+    return out
 
 
 def small_pool(corpus: Corpus, count: int, max_size: int) -> list[bytes]:

@@ -11,7 +11,8 @@ it logs out. Every command's latency is measured from the write to the tagged re
 from the command to the tagged reply after DONE; for APPEND, including the continuation).
 
 The message numbers read are drawn from a ``random.Random`` seeded per client, so every server
-sees the same sequence. The run is bounded by ``rounds`` and by ``TIME_LIMIT``.
+sees the same sequence. The run is bounded by ``rounds`` and by ``TIME_LIMIT``. The repeats
+alternate between the servers (``bench.workloads.alternating``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bench.corpus import Corpus
 from bench.fill import Item, address
 from bench.report import COURRIEL, Better, Row, Table, median, percentile
 from bench.servers import HOST, PASSWORD
-from bench.workloads import Context, run_all, small_pool
+from bench.workloads import Context, alternating, run_all, small_pool
 
 MESSAGES = 100
 TIME_LIMIT = 120.0
@@ -59,17 +60,18 @@ class ImapMixedWorkload:
         p50: dict[str, float | str] = {}
         p99: dict[str, float | str] = {}
         appended = ctx.corpus.get(7, size=4 * 1024).raw
-        for server in SERVERS:
-            why = ctx.why_not(server, "imap")
-            if why is not None:
-                rate[server] = p50[server] = p99[server] = why
-                continue
+
+        async def measure(server: str) -> tuple[float, list[float]]:
             port = ctx.instances[server].endpoints.imap
             assert port is not None
-            try:
-                runs = [await self._once(ctx, port, appended) for _ in range(ctx.repeats)]
-            except (ClientError, OSError, TimeoutError) as e:
-                rate[server] = p50[server] = p99[server] = f"{server}: failed ({e})"
+            return await self._once(ctx, port, appended)
+
+        measured = await alternating(
+            SERVERS, ctx.repeats, measure, lambda server: ctx.why_not(server, "imap")
+        )
+        for server, runs in measured.items():
+            if isinstance(runs, str):
+                rate[server] = p50[server] = p99[server] = runs
                 continue
             rate[server] = median([r for r, _ in runs])
             p50[server] = median([percentile(lat, 50) * 1000 for _, lat in runs])

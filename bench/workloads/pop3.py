@@ -20,7 +20,7 @@ from bench.corpus import Corpus
 from bench.fill import Item, address
 from bench.report import COURRIEL, Better, Row, Table, median
 from bench.servers import HOST, PASSWORD
-from bench.workloads import Context
+from bench.workloads import Context, alternating
 
 ACCOUNT = address("pop")
 MESSAGES = 1000
@@ -40,17 +40,18 @@ class Pop3Workload:
     async def run(self, ctx: Context) -> list[Table]:
         rate: dict[str, float | str] = {}
         throughput: dict[str, float | str] = {}
-        for server in SERVERS:
-            why = ctx.why_not(server, "pop3")
-            if why is not None:
-                rate[server] = throughput[server] = why
-                continue
+
+        async def measure(server: str) -> tuple[int, int, float]:
             port = ctx.instances[server].endpoints.pop3
             assert port is not None
-            try:
-                runs = [await _once(port) for _ in range(ctx.repeats)]
-            except (ClientError, OSError, TimeoutError) as e:
-                rate[server] = throughput[server] = f"{server}: failed ({e})"
+            return await _once(port)
+
+        measured = await alternating(
+            SERVERS, ctx.repeats, measure, lambda server: ctx.why_not(server, "pop3")
+        )
+        for server, runs in measured.items():
+            if isinstance(runs, str):
+                rate[server] = throughput[server] = runs
                 continue
             rate[server] = median([n / t for n, _, t in runs])
             throughput[server] = median([b / t / 1e6 for _, b, t in runs])

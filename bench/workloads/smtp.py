@@ -17,12 +17,14 @@ The clock stops when the messages are *stored*, not when they are accepted:
 * Postfix sends 250 once the queue file is safe, then delivers in the background, so the clock
   stops when its queue directories are empty and the Maildirs hold every message sent.
 
-Each shape is run ``repeats`` times per server, back to back, and the median rate is kept.
+Each shape is run ``repeats`` times per server, the servers taking turns
+(``bench.workloads.alternating``), and the median rate is kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from bench.fill import Item, address, maildir
 from bench.report import COURRIEL, Better, Row, Table, median
 from bench.servers import HOST, Instance
 from bench.servers.postfix import Postfix
-from bench.workloads import Context, run_all
+from bench.workloads import Context, alternating, run_all
 
 SIZES = (4 * 1024, 64 * 1024)
 SESSIONS = (1, 20, 100)
@@ -68,9 +70,16 @@ class SmtpWorkload:
             message = dot_stuff(ctx.corpus.get(1, size=size).raw)
             for sessions in SESSIONS:
                 count = _count(ctx.quick, sessions, size)
-                values: dict[str, float | str] = {}
-                for server in SERVERS:
-                    values[server] = await self._measure(ctx, server, message, sessions, count)
+                measured = await alternating(
+                    SERVERS,
+                    ctx.repeats,
+                    functools.partial(self._measure, ctx, message, sessions, count),
+                    lambda server: ctx.why_not(server, "smtp"),
+                )
+                values: dict[str, float | str] = {
+                    server: runs if isinstance(runs, str) else median(runs)
+                    for server, runs in measured.items()
+                }
                 label = f"{size // 1024} KB, {sessions} session{'s' if sessions > 1 else ''}"
                 rows.append(Row(label, values))
         return [
@@ -90,21 +99,12 @@ class SmtpWorkload:
         ]
 
     async def _measure(
-        self, ctx: Context, server: str, message: bytes, sessions: int, count: int
-    ) -> float | str:
-        why = ctx.why_not(server, "smtp")
-        if why is not None:
-            return why
+        self, ctx: Context, message: bytes, sessions: int, count: int, server: str
+    ) -> float:
         instance = ctx.instances[server]
         port = instance.endpoints.smtp
         assert port is not None
-        rates = []
-        for _ in range(ctx.repeats):
-            try:
-                rates.append(await self._once(ctx, instance, port, message, sessions, count))
-            except (ClientError, OSError, TimeoutError) as e:
-                return f"{server}: failed ({e})"
-        return median(rates)
+        return await self._once(ctx, instance, port, message, sessions, count)
 
     async def _once(
         self, ctx: Context, instance: Instance, port: int, message: bytes, sessions: int, count: int

@@ -16,7 +16,7 @@ from bench.fill import Item, create_maildir, maildir_info, maildir_name, write_m
 from bench.servers import courriel as courriel_server
 from bench.servers import free_ports, process_tree, pss_bytes, rss_bytes
 from bench.servers.courriel import _live
-from bench.workloads import bounded, run_all
+from bench.workloads import alternating, bounded, run_all
 
 from bench import run
 from courriel.config import load
@@ -187,3 +187,36 @@ async def test_bounded_keeps_to_its_limit_and_its_order() -> None:
 
     assert await bounded([job(n) for n in range(20)], 3, 10) == list(range(20))
     assert peak == 3
+
+
+async def test_alternating_reverses_the_order_of_the_servers_at_every_repeat() -> None:
+    order: list[str] = []
+
+    async def measure(server: str) -> int:
+        order.append(server)
+        return len(order)
+
+    runs = await alternating(("courriel", "dovecot"), 4, measure, lambda _: None)
+    assert order == ["courriel", "dovecot", "dovecot", "courriel"] * 2
+    assert runs == {"courriel": [1, 4, 5, 8], "dovecot": [2, 3, 6, 7]}
+
+
+async def test_alternating_stops_measuring_a_server_at_its_first_failure() -> None:
+    calls: list[str] = []
+
+    async def measure(server: str) -> int:
+        calls.append(server)
+        if server == "postfix" and calls.count("postfix") == 2:
+            raise ClientError("greeting b'554'")
+        return 1
+
+    def why_not(server: str) -> str | None:
+        return "dovecot: not running" if server == "dovecot" else None
+
+    runs = await alternating(("courriel", "postfix", "dovecot"), 3, measure, why_not)
+    assert runs == {
+        "courriel": [1, 1, 1],
+        "postfix": "postfix: failed (greeting b'554')",
+        "dovecot": "dovecot: not running",
+    }
+    assert calls.count("postfix") == 2 and "dovecot" not in calls
