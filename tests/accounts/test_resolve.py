@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
 from courriel.accounts.resolve import MAX_ALIAS_DEPTH, Outcome, Resolution, resolve_recipient
 from courriel.mail.address import AddressError, parse_address
 from courriel.store.base import Store
+from courriel.testing.counting import CountingStore
 
 HASH = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA"
 
@@ -274,3 +276,16 @@ async def test_catch_all_of_another_domain_applies_to_alias_targets(store: Store
     await aliases(store, ("x@example.org", "unknown@example.com"))
     result = await resolve_recipient(store, "x@example.org")
     assert result.user_ids == (ids["admin@example.com"],)
+
+
+async def test_a_user_or_an_alias_costs_one_read_and_each_target_its_own(store: Store) -> None:
+    ids = await users(store, "alice@example.org")
+    await aliases(store, ("team@example.org", "alice@example.org"))
+    counting: Any = CountingStore(store)
+    result = await resolve_recipient(counting, "alice@example.org")
+    assert result.user_ids == (ids["alice@example.org"],)
+    assert counting.calls == ["lookup_address"]
+    counting.calls.clear()
+    result = await resolve_recipient(counting, "team@example.org")
+    assert result.user_ids == (ids["alice@example.org"],)
+    assert counting.calls == ["lookup_address", "get_domain", "get_user"]

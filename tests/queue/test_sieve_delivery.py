@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from courriel.queue.bounce import Notifier
 from courriel.queue.filtering import Filters, LocalRecipient
 from courriel.queue.outbound import RelayDisabled, StoreQueue
 from courriel.store.base import Store
+from courriel.testing.counting import CountingStore
 from courriel.testing.smtp import greet, smtp_server
 
 T0 = datetime(2026, 12, 6, 9, 0, 0, tzinfo=UTC)
@@ -249,3 +251,12 @@ async def test_notices_to_local_senders_meet_their_scripts(store: Store) -> None
     [(stored, _)] = await _folder(store, ann, "Bounces")
     assert stored.endswith(notice) and stored.startswith(b"Return-Path: <>\r\n")
     assert await _folder(store, ann, "INBOX") == []
+
+
+async def test_without_a_script_delivery_reads_once_then_appends(store: Store) -> None:
+    _, ann = await _setup(store)
+    counting: Any = CountingStore(store)
+    filters = Filters(counting, StoreQueue(store.queue), "mail.example.org")
+    await filters.deliver([_ann(ann)], MESSAGE, "bob@example.net", T0)
+    assert counting.calls == ["delivery_lookup", "append"]
+    assert await _folder(store, ann, "INBOX") == [(MESSAGE, frozenset())]

@@ -155,3 +155,21 @@ async def test_aliases(store: Store) -> None:
     assert await store.alias_targets("info@example.org") == []
     with pytest.raises(NotFound):
         await store.remove_alias("info@example.org")
+
+
+async def test_lookup_address_reads_domain_then_user_or_alias(store: Store) -> None:
+    await store.add_domain("example.org")
+    bob = await store.add_user("Bob@example.org", "hash")
+    await store.add_alias("team@example.org", "bob@example.org")
+    await store.add_alias("team@example.org", "x@elsewhere.example")
+    await store.add_alias("bob@example.org", "never@elsewhere.example")  # the user comes first
+    found = await store.lookup_address("BOB@example.org")
+    assert found.domain == await store.get_domain("example.org")
+    assert (found.user, found.alias_targets) == (bob, ())
+    team = await store.lookup_address("team@example.org")
+    assert team.user is None
+    assert team.alias_targets == ("bob@example.org", "x@elsewhere.example")
+    nobody = await store.lookup_address("nobody@example.org")
+    assert nobody.domain is not None and (nobody.user, nobody.alias_targets) == (None, ())
+    elsewhere = await store.lookup_address("bob@example.net")
+    assert (elsewhere.domain, elsewhere.user, elsewhere.alias_targets) == (None, None, ())

@@ -74,3 +74,20 @@ async def test_global_scripts(store: Store) -> None:
     assert await store.global_sieve_script("spam") == "discard;"
     await store.put_global_sieve_script("spam", None)
     assert await store.global_sieve_script("spam") is None
+
+
+async def test_delivery_lookup_finds_the_active_script_and_the_inbox(store: Store) -> None:
+    await store.add_domain("example.org")
+    ann = await store.add_user("ann@example.org", "x")
+    inbox = await store.get_mailbox(ann.id, "INBOX")
+    assert inbox is not None
+    first = await store.delivery_lookup(ann.id)
+    assert (first.script, first.inbox_id) == (None, inbox.id)
+    await store.put_sieve_script(ann.id, "main", "keep;")
+    await store.put_sieve_script(ann.id, "other", "discard;")
+    await store.activate_sieve_script(ann.id, "main")
+    first = await store.delivery_lookup(ann.id)
+    assert (first.script, first.inbox_id) == (SieveScript("main", "keep;", True), inbox.id)
+    await store.remove_user("ann@example.org")
+    gone = await store.delivery_lookup(ann.id)
+    assert (gone.script, gone.inbox_id) == (None, None)

@@ -77,6 +77,7 @@ class _Plan:
     recipient: LocalRecipient
     user_address: str
     stores: list[tuple[str, frozenset[str], bool]] = field(default_factory=list)
+    inbox_id: int | None = None  # read with the script: INBOX needs no read of its own
     redirects: list[a.Redirect] = field(default_factory=list)
     vacation: a.Vacation | None = None
     reject: a.Reject | None = None
@@ -153,10 +154,13 @@ class Filters:
     async def _plan(
         self, rcpt: LocalRecipient, raw: bytes, sender: str, now: datetime, auth: str
     ) -> _Plan:
-        # The common case (no script, no tag) costs one store read.
-        stored = await self._store.active_sieve_script(rcpt.user_id)
+        # The common case (no script, no tag) costs one store read, which finds INBOX too.
+        first = await self._store.delivery_lookup(rcpt.user_id)
+        stored = first.script
         if stored is None and not rcpt.tag:
-            return _Plan(rcpt, rcpt.address, stores=[(INBOX, frozenset(), False)])
+            return _Plan(
+                rcpt, rcpt.address, stores=[(INBOX, frozenset(), False)], inbox_id=first.inbox_id
+            )
         boxes = {b.name for b in await self._store.list_mailboxes(rcpt.user_id)}
         keep_box = INBOX
         if rcpt.tag and rcpt.tag in boxes and await self._store.tag_folders(rcpt.user_id):
@@ -296,21 +300,28 @@ class Filters:
         for plan in plans:
             user_id = plan.recipient.user_id
             for name, flags, create in _merged(plan.stores):
-                box = await self._store.get_mailbox(user_id, name)
-                if box is None and create:
-                    with contextlib.suppress(AlreadyExists):
-                        await self._store.create_mailbox(user_id, name)
-                        await self._store.set_subscribed(user_id, name, True)
-                    box = await self._store.get_mailbox(user_id, name)
-                if box is None:  # removed meanwhile
-                    box = await self._store.get_mailbox(user_id, INBOX)
-                if box is None:
+                box_id = plan.inbox_id if name == INBOX else None
+                if box_id is None:
+                    box_id = await self._mailbox_id(user_id, name, create)
+                if box_id is None:
                     continue  # the user is gone
-                message = NewMessage(raw=raw, internal_date=when, flags=flags)
-                items.append((box.id, message))
+                items.append((box_id, NewMessage(raw=raw, internal_date=when, flags=flags)))
         if not items:
             return []
         return await self._store.append(items)
+
+    async def _mailbox_id(self, user_id: int, name: str, create: bool) -> int | None:
+        """The folder to file into: made first when the script said ``:create``; INBOX when it
+        was removed meanwhile; None when the user is gone."""
+        box = await self._store.get_mailbox(user_id, name)
+        if box is None and create:
+            with contextlib.suppress(AlreadyExists):
+                await self._store.create_mailbox(user_id, name)
+                await self._store.set_subscribed(user_id, name, True)
+            box = await self._store.get_mailbox(user_id, name)
+        if box is None:  # removed meanwhile
+            box = await self._store.get_mailbox(user_id, INBOX)
+        return None if box is None else box.id
 
     async def _after(self, plan: _Plan, raw: bytes, sender: str, when: datetime) -> None:
         where = kv(user=plan.user_address)

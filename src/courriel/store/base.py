@@ -74,6 +74,7 @@ from courriel.store.mailauth import DomainPolicy as DomainPolicy
 from courriel.store.mailauth import DomainPolicyStore as DomainPolicyStore
 from courriel.store.mailauth import OnDmarcFailure as OnDmarcFailure
 from courriel.store.mailauth import StoredEvaluation as StoredEvaluation
+from courriel.store.sieve import DeliveryLookup as DeliveryLookup
 from courriel.store.sieve import SieveScript as SieveScript
 from courriel.store.sieve import SieveStore as SieveStore
 
@@ -127,6 +128,15 @@ class User:
     quota_bytes: int | None = None  # None: no quota
     created: datetime | None = None
     admin: bool = False  # may use the web admin and its API (migration 0015)
+
+
+@dataclass(frozen=True, slots=True)
+class AddressLookup:
+    """What resolving one recipient reads first (``AccountStore.lookup_address``)."""
+
+    domain: Domain | None  # None: not a domain of ours, and the rest is empty
+    user: User | None = None
+    alias_targets: tuple[str, ...] = ()  # only when there is no such user
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +386,11 @@ class AccountStore(Protocol):
 
     async def get_user(self, address: str) -> User | None:
         """Exact lookup; the domain part is matched case-insensitively, the local part too."""
+
+    async def lookup_address(self, address: str) -> AddressLookup:
+        """In one read: the domain of ``address``; when it is ours, the user ``address`` or,
+        without one, the targets of the alias ``address`` (as ``get_domain``, ``get_user``
+        and ``alias_targets``). What an SMTP RCPT needs for most addresses."""
 
     async def get_user_by_id(self, user_id: int) -> User | None: ...
 

@@ -21,6 +21,14 @@ class SieveScript:
     active: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryLookup:
+    """What filing a message for one user reads first (``SieveStore.delivery_lookup``)."""
+
+    script: SieveScript | None  # the active script, None without one
+    inbox_id: int | None  # the user's INBOX, None once the user is gone
+
+
 class SieveStore(Protocol):
     async def sieve_scripts(self, user_id: int) -> list[SieveScript]:
         """Every script of the user, by name."""
@@ -28,6 +36,10 @@ class SieveStore(Protocol):
     async def sieve_script(self, user_id: int, name: str) -> SieveScript | None: ...
 
     async def active_sieve_script(self, user_id: int) -> SieveScript | None: ...
+
+    async def delivery_lookup(self, user_id: int) -> DeliveryLookup:
+        """The active script and the INBOX, in one read: all that filing a message for a user
+        without a script needs (local delivery does it for every message)."""
 
     async def put_sieve_script(self, user_id: int, name: str, content: str) -> None:
         """Creates or replaces a script, keeping whether it is active; ``NotFound`` without

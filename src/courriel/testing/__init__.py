@@ -9,4 +9,5 @@ reuses for every directory):
 * ``server``: a whole server in a background thread, for real client programs.
 * ``smtp``, ``imap``, ``pop3``: one protocol's server with test limits, and a client for it.
 * ``placeholder``: the "service not available" handlers the runtime tests use.
+* ``counting``: a store that records which of its methods a path calls.
 """

@@ -15,6 +15,7 @@ from collections import Counter
 from datetime import datetime
 
 from courriel.store.base import (
+    AddressLookup,
     Alias,
     AlreadyExists,
     Change,
@@ -214,6 +215,17 @@ def alias_targets(source: str) -> Script[list[str]]:
         "SELECT target FROM aliases WHERE source_key = ? ORDER BY target", (address_key(source),)
     )
     return [r[0] for r in rows]
+
+
+def lookup_address(address: str) -> Script[AddressLookup]:
+    domain = yield from get_domain(domain_of(address))
+    if domain is None:
+        return AddressLookup(None)
+    user = yield from get_user(address)
+    if user is not None:
+        return AddressLookup(domain, user)
+    targets = yield from alias_targets(address)
+    return AddressLookup(domain, None, tuple(targets))
 
 
 def remove_alias(source: str, target: str | None) -> Script[Done[None]]:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 
 from courriel.store.base import AlreadyExists, InUse, NotFound, SieveScript
-from courriel.store.sql.core import Done, Query, Row, Script, T, address_key
+from courriel.store.sieve import DeliveryLookup
+from courriel.store.sql.core import INBOX, Done, Query, Row, Script, T, address_key
 from courriel.store.sql.dkim import _Driver
 
 
@@ -48,6 +49,12 @@ def active_script(user_id: int) -> Script[SieveScript | None]:
         (user_id,),
     )
     return _script(rows[0]) if rows else None
+
+
+def delivery_lookup(user_id: int) -> Script[DeliveryLookup]:
+    script = yield from active_script(user_id)
+    rows = yield Query("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, INBOX))
+    return DeliveryLookup(script, int(rows[0][0]) if rows else None)
 
 
 def put_script(user_id: int, name: str, content: str) -> Script[Done[None]]:
@@ -161,6 +168,9 @@ class SieveScriptsMixin:
 
     async def active_sieve_script(self, user_id: int) -> SieveScript | None:
         return await self._driver.read(active_script(user_id))
+
+    async def delivery_lookup(self, user_id: int) -> DeliveryLookup:
+        return await self._driver.read(delivery_lookup(user_id))
 
     async def put_sieve_script(self, user_id: int, name: str, content: str) -> None:
         await self._sieve_write(put_script(user_id, name, content))

@@ -30,6 +30,7 @@ from courriel.clock import SYSTEM_CLOCK, Clock
 from courriel.mail.delivery import parse_meta
 from courriel.store.base import (
     AclEntry,
+    AddressLookup,
     Alias,
     Appended,
     Copied,
@@ -210,6 +211,9 @@ class SqlStore(
 
     async def get_user(self, address: str) -> User | None:
         return await self._read(accounts.get_user(address))
+
+    async def lookup_address(self, address: str) -> AddressLookup:
+        return await self._read(accounts.lookup_address(address))
 
     async def get_user_by_id(self, user_id: int) -> User | None:
         return await self._read(accounts.get_user_by_id(user_id))
