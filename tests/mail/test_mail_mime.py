@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -29,6 +31,49 @@ def test_first_fields_unfolds_and_keeps_first() -> None:
     raw = b"Subject: a\r\n\tb  \r\nsubject: second\r\nX : spaced\r\n\r\n"
     fields = mime.first_fields(raw, 0, len(raw), frozenset({b"subject", b"x"}))
     assert fields == {b"subject": b"a\tb", b"x": b"spaced"}
+
+
+def _fields_by_name(raw: bytes, wanted: frozenset[bytes], exclude: bool) -> bytes:
+    """HEADER.FIELDS one line at a time (RFC 9051 §6.4.5, RFC 5322 §2.2.3), the reference: a
+    field is a line opening with a name and a colon, with the lines after it that open with
+    white space; a line of neither kind, and the white-space lines after it, belong to none."""
+    fields: list[list[bytes]] = []
+    keep: bool | None = None  # the current field is asked for; None: no current field
+    for line in re.split(rb"(?<=\n)", raw):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                fields[-1].append(line)
+            continue
+        m = re.match(rb"([^\s:]+)[ \t]*:", line)
+        keep = None if m is None else (m.group(1).lower() in wanted) != exclude
+        if keep:
+            fields.append([line])
+    out = [b"".join(f) for f in fields]
+    return b"".join(f if f.endswith(b"\n") else f + b"\r\n" for f in out) + b"\r\n"
+
+
+_HEADER_BYTES = st.lists(
+    st.sampled_from([b"To", b"to", b"TO ", b"From", b"x-to", b"Date", b"a b", b":", b" ", b"\t"])
+    | st.sampled_from([b"\r\n", b"\n", b"\r", b": v", b"x", b"\xe9", b"("]),
+    max_size=40,
+).map(b"".join)
+_NAMES = st.frozensets(
+    st.sampled_from([b"to", b"from", b"date", b"x-to", b"a b", b"to:", b"", b"(", b"\xe9"]),
+    max_size=4,
+)
+
+
+@given(_HEADER_BYTES, _NAMES, st.booleans())
+@example(b"To: a\r\n b\r\nx-to: c\r\nTO : d", frozenset({b"to"}), False)
+@example(b"a b: 1\r\nto:from: 2\r\n", frozenset({b"a b", b"to"}), False)
+def test_field_lines_is_the_fields_named(
+    raw: bytes, wanted: frozenset[bytes], exclude: bool
+) -> None:
+    assert mime.field_lines(raw, 0, len(raw), wanted, exclude=exclude) == _fields_by_name(
+        raw, wanted, exclude
+    )
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,9 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from courriel.store.base import Mailbox, NewMessage
 from courriel.store.blobs import FileBlobStore
@@ -63,6 +66,28 @@ async def test_a_small_body_costs_no_fsync_of_its_own(
     await sq.append([(inbox.id, message(1))])
     assert sq.commits == commits + 1  # the database's commit, and no file was written
     assert not any(p.is_dir() for p in (tmp_path / "blobs").iterdir())
+
+
+async def test_a_body_in_a_file_is_read_with_one_database_read(
+    sq: SqliteStore, message: MakeMessage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = await inbox_of(sq)
+    big = message(1, size=DEFAULT_INLINE_MAX + 5_000)
+    small = message(2)
+    done = await sq.append([(inbox.id, big), (inbox.id, small)])
+    reads: list[object] = []
+    read = sq.driver.read
+
+    async def counted(script: Any) -> Any:
+        reads.append(script)
+        return await read(script)
+
+    monkeypatch.setattr(sq.driver, "read", counted)
+    assert await sq.read_message(inbox.id, done[0].uid) == big.raw
+    assert len(reads) == 1  # the row says "a file": the database is not asked again
+    both = await sq.read_messages(inbox.id, [d.uid for d in done])
+    assert both == {done[0].uid: big.raw, done[1].uid: small.raw}
+    assert len(reads) == 2
 
 
 async def test_bodies_stored_as_files_before_stay_readable(

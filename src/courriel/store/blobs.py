@@ -73,6 +73,10 @@ class BlobStore(Protocol):
     async def get(self, blob_id: str) -> bytes:
         """The bytes exactly as stored; raises ``NotFound`` when there are none."""
 
+    async def get_apart(self, blob_id: str) -> bytes:
+        """``get`` of a blob whose row was read and holds no bytes (a body too large to be
+        kept in the database): no need to look there again."""
+
     async def delete(self, blob_id: str) -> None:
         """Forgets the blob; deleting a missing blob is not an error."""
 
@@ -115,6 +119,9 @@ class FileBlobStore:
             return await self._run(path.read_bytes)
         except FileNotFoundError:
             raise NotFound(f"no blob {blob_id}") from None
+
+    async def get_apart(self, blob_id: str) -> bytes:
+        return await self.get(blob_id)  # every blob here is a file
 
     async def delete(self, blob_id: str) -> None:
         # No directory fsync: a delete lost in a crash only leaves a harmless unreferenced file.

@@ -282,22 +282,11 @@ def _raw_item(item: FetchItem, raw: bytes | None) -> bytes:
     return responses.item_section(b"RFC822.TEXT", data[header_end:])
 
 
-def _item(
-    item: FetchItem,
-    info: MessageInfo,
-    meta: MessageMeta | None,
-    raw: bytes | None,
-    recent: bool,
-) -> bytes:
+def _item(item: FetchItem, info: MessageInfo, meta: MessageMeta | None, raw: bytes | None) -> bytes:
+    """The items ``render_fetch`` does not render itself (UID, FLAGS and RFC822.SIZE)."""
     match item:
-        case FetchItem.UID:
-            return responses.item_uid(info.uid)
-        case FetchItem.FLAGS:
-            return responses.item_flags(display_order(info.flags, recent=recent))
         case FetchItem.MODSEQ:
             return responses.item_modseq(info.modseq)
-        case FetchItem.RFC822_SIZE:
-            return responses.item_rfc822_size(info.size)
         case FetchItem.INTERNALDATE:
             return responses.item_internaldate(info.internal_date)
         case FetchItem.ENVELOPE:
@@ -338,20 +327,25 @@ def render_fetch(
     del utf8  # see the docstring: nothing rendered here differs between the two modes
     items: list[bytes] = []
     for attr in plan.attributes:
+        # The items of a page of headers first, by identity: an enum's hash is Python code.
         if isinstance(attr, FetchBody):
             items.append(_body(attr, meta, raw))
+        elif attr is FetchItem.UID:
+            if not plan.uidonly:  # RFC 9586 §3.3: the UID leads the UIDFETCH response instead
+                items.append(responses.item_uid(info.uid))
+        elif attr is FetchItem.FLAGS:
+            if seen_changed or not plan.implicit_flags:
+                items.append(responses.item_flags(display_order(info.flags, recent=recent)))
+        elif attr is FetchItem.RFC822_SIZE:
+            items.append(responses.item_rfc822_size(info.size))
         elif isinstance(attr, FetchBinarySize):
             items.append(_binary_size(attr, info, meta))
-        elif attr is FetchItem.FLAGS and plan.implicit_flags and not seen_changed:
-            continue
-        elif attr is FetchItem.UID and plan.uidonly:
-            continue  # RFC 9586 §3.3: the UID leads the UIDFETCH response instead
         elif attr in EXTRA_ITEMS:
             if extras is None:
                 raise ValueError(f"{attr.value} needs the message's extras; see FetchPlan")
             items.append(extras[attr])
         else:
-            items.append(_item(attr, info, meta, raw, recent))
+            items.append(_item(attr, info, meta, raw))
     if plan.uidonly:
         return responses.uidfetch(info.uid, items)
     return responses.fetch(seq, items)
@@ -528,9 +522,19 @@ async def fetch(state: Selected, io: Io, cmd: c.Fetch, *, may_set_seen: bool = T
                 missing.append(uid)
                 continue
             try:
-                message = (seq, info, meta, raw)
                 seen, recent = uid in seen_now, uid in view.recent
-                piece = await _render(state, plan, message, seen, recent, extras.get(uid))
+                extra = extras.get(uid)
+                if raw is not None and len(raw) >= OFFLOAD_BYTES:
+                    message = (seq, info, meta, raw)
+                    piece = await _render_apart(state, plan, message, seen, recent, extra)
+                else:  # most messages: a thread hop would cost more than the rendering
+                    piece = render_fetch(
+                        *(seq, info, plan, meta, raw),
+                        utf8=state.utf8,
+                        seen_changed=seen,
+                        recent=recent,
+                        extras=extra,
+                    )
             except UnknownCte as e:
                 refusal = responses.no(cmd.tag, str(e), responses.UNKNOWN_CTE)  # RFC 3516 §4.3
                 return b"".join(out) + refusal
@@ -559,15 +563,15 @@ def _fetch_ok(state: SessionState, cmd: c.Fetch, first: bool) -> bytes:
     return state.condstore_announce(first) + responses.ok(cmd.tag, text, code)
 
 
-async def _render(
+async def _render_apart(
     state: SessionState,
     plan: FetchPlan,
-    message: tuple[int, MessageInfo, MessageMeta | None, bytes | None],
+    message: tuple[int, MessageInfo, MessageMeta | None, bytes],
     seen_changed: bool,
     recent: bool,
     extras: dict[FetchItem, bytes] | None = None,
 ) -> bytes:
-    """One message's FETCH response; a large message is rendered in a worker thread."""
+    """``render_fetch`` of a message of ``OFFLOAD_BYTES`` or more, in a worker thread."""
     seq, info, meta, raw = message
     render = functools.partial(
         render_fetch,
@@ -581,7 +585,7 @@ async def _render(
         recent=recent,
         extras=extras,
     )
-    return await offload(render, heavy=raw is not None and len(raw) >= OFFLOAD_BYTES)
+    return await offload(render, heavy=True)
 
 
 async def _fetch_rows(

@@ -452,7 +452,7 @@ class SqlStore(
         if data is not None:  # kept in the database: no file to open
             return data
         try:
-            return await self._blobs.get(blob_id)
+            return await self._blobs.get_apart(blob_id)
         except NotFound:  # expunged and reaped between the lookup and the read
             raise NotFound(f"no message {uid} in mailbox {mailbox_id}") from None
 
@@ -462,7 +462,7 @@ class SqlStore(
         for uid, (blob_id, data) in blobs.items():
             if data is None:  # a file
                 try:
-                    data = await self._blobs.get(blob_id)
+                    data = await self._blobs.get_apart(blob_id)
                 except NotFound:  # expunged and reaped between the lookup and the read
                     continue
             found[uid] = data

@@ -79,6 +79,9 @@ class SqliteBlobs:
             return data
         return await self.files.get(blob_id)
 
+    async def get_apart(self, blob_id: str) -> bytes:
+        return await self.files.get(blob_id)
+
     async def delete(self, blob_id: str) -> None:
         await self.files.delete(blob_id)
 
