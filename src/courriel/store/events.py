@@ -120,12 +120,13 @@ def encode_change(change: Change, *, max_bytes: int = MAX_PAYLOAD) -> str:
         obj["s"] = change.modseq
     if change.name:
         obj["n"] = change.name
-    base = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    if change.uids:
-        obj["i"] = list(change.uids)
-        full = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    if change.uids:  # one encoding when the UIDs fit, as they nearly always do
+        full = json.dumps(
+            {**obj, "i": list(change.uids)}, separators=(",", ":"), ensure_ascii=False
+        )
         if len(full.encode()) <= max_bytes:
             return full
+    base = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
     if len(base.encode()) > max_bytes:
         raise ValueError("change does not fit a payload even without UIDs")
     return base
