@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from courriel.store.base import Mailbox, NewMessage, NotFound, Store, User
+from courriel.store.base import FlagOp, Mailbox, NewMessage, NotFound, Store, User
 
 MakeMessage = Callable[..., NewMessage]
 
@@ -41,3 +41,31 @@ async def test_a_new_mailbox_starts_unclaimed(store: Store, user: User) -> None:
     assert await store.recent_uid(box.id) == 0
     with pytest.raises(NotFound):
         await store.claim_recent(box.id + 1000, 1)
+
+
+async def test_mailbox_since_is_the_mailbox_the_claim_and_the_changes_in_one_read(
+    store: Store, inbox: Mailbox, message: MakeMessage
+) -> None:
+    await store.append([(inbox.id, message()) for _ in range(3)])
+    await store.claim_recent(inbox.id, 2)
+    box = await store.get_mailbox_by_id(inbox.id)
+    assert box is not None
+    quiet = await store.mailbox_since(inbox.id, box.highestmodseq)
+    assert quiet is not None
+    assert (quiet.mailbox, quiet.recent_uid, quiet.expunged, quiet.changed) == (box, 2, (), ())
+    await store.expunge(inbox.id, [1])
+    await store.store_flags(inbox.id, [3], FlagOp.ADD, frozenset({"\\Flagged"}))
+    since = await store.mailbox_since(inbox.id, box.highestmodseq)
+    assert since is not None
+    assert since.mailbox == await store.get_mailbox_by_id(inbox.id)
+    assert since.expunged == tuple(await store.expunged_since(inbox.id, box.highestmodseq))
+    assert since.changed == tuple(await store.changes_since(inbox.id, box.highestmodseq))
+    assert [e.uid for e in since.expunged] == [1] and [i.uid for i in since.changed] == [3]
+    latest = since.mailbox.highestmodseq
+    asked = await store.mailbox_since(inbox.id, 0, changes=True)  # read even when not asked by
+    assert asked is not None and [i.uid for i in asked.changed] == [2, 3]  # the MODSEQ
+    unasked = await store.mailbox_since(inbox.id, latest, changes=True)
+    assert unasked is not None and unasked.changed == ()
+    user_box = await store.create_mailbox(inbox.user_id, "Gone")
+    await store.delete_mailbox(inbox.user_id, "Gone")
+    assert await store.mailbox_since(user_box.id, 0) is None

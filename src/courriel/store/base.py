@@ -245,6 +245,17 @@ class Expunged:
 
 
 @dataclass(frozen=True, slots=True)
+class MailboxSince:
+    """A mailbox and what changed in it since a MODSEQ, in one snapshot
+    (``MailStore.mailbox_since``)."""
+
+    mailbox: Mailbox
+    recent_uid: int  # as ``recent_uid``
+    expunged: tuple[Expunged, ...] = ()  # as ``expunged_since``
+    changed: tuple[MessageInfo, ...] = ()  # as ``changes_since``
+
+
+@dataclass(frozen=True, slots=True)
 class Copied:
     """Result of COPY / MOVE: the target's UIDVALIDITY and (source UID, new UID) pairs."""
 
@@ -580,6 +591,13 @@ class MailStore(Protocol):
         """Messages still present whose MODSEQ is greater than ``modseq``."""
 
     async def expunged_since(self, mailbox_id: int, modseq: int) -> list[Expunged]: ...
+
+    async def mailbox_since(
+        self, mailbox_id: int, modseq: int, *, changes: bool = False
+    ) -> MailboxSince | None:
+        """In one read: the mailbox (None once it is deleted), its ``recent_uid`` and, when its
+        HIGHESTMODSEQ is above ``modseq`` (or ``changes``), ``expunged_since`` and
+        ``changes_since`` of ``modseq``. What a session reads to catch up after a change."""
 
     async def claim_recent(self, mailbox_id: int, up_to_uid: int) -> int:
         """Claims \\Recent (RFC 3501 §2.3.2) for UIDs up to ``up_to_uid``; returns the UID

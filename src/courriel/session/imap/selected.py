@@ -277,18 +277,22 @@ class SelectedView:
         out: list[bytes] = []
         changed: Sequence[MessageInfo] = ()
         top = self.max_uid  # before any removal: UIDs above it are new messages
+        claimed: int | None = None
         if self.dirty or self.heard > self.modseq:
             self.dirty = False
-            box = await store.get_mailbox_by_id(self.mailbox.id)
-            if box is None:
+            # One read for all of it: the mailbox, its \Recent claim and what changed.
+            since = await store.mailbox_since(
+                self.mailbox.id, self.modseq, changes=self.overlay is not None
+            )
+            if since is None:
                 raise MailboxGone
-            self.mailbox = box
+            box = self.mailbox = since.mailbox
+            claimed = since.recent_uid
             if box.highestmodseq > self.modseq or self.overlay is not None:
-                expunged = await store.expunged_since(self.mailbox.id, self.modseq)
-                changed = await store.changes_since(self.mailbox.id, self.modseq)
+                changed = since.changed
                 self.modseq = max(self.modseq, box.highestmodseq)
                 self.uidnext = max(self.uidnext, box.uidnext)
-                self.pending.update(e.uid for e in expunged if e.uid in self.infos)
+                self.pending.update(e.uid for e in since.expunged if e.uid in self.infos)
                 if self.overlay is not None and changed:
                     changed = await self.overlay(store, changed)
         if allow_expunge and self.pending:
@@ -298,21 +302,24 @@ class SelectedView:
             out.append(self._apply_changes(changed, top, condstore))
             added = sorted(i.uid for i in changed if i.uid > top)
             if self.tracks_recent and added:
-                await self.take_recent(store, added)
+                await self.take_recent(store, added, claimed=claimed)
                 out.append(responses.recent(len(self.recent)))  # RFC 3501 §7.3.2, with EXISTS
         return b"".join(out)
 
-    async def take_recent(self, store: Store, uids: Sequence[int]) -> None:
+    async def take_recent(
+        self, store: Store, uids: Sequence[int], *, claimed: int | None = None
+    ) -> None:
         """Adds the UIDs of ``uids`` (ascending, new to this view) that are \\Recent here.
 
         SELECT claims them in the store, so no other session gets them (RFC 3501 §2.3.2);
         EXAMINE only reads the claim, as it must not take \\Recent away (RFC 3501 §6.3.2).
+        ``claimed``: the store's ``recent_uid``, when the caller has just read it.
         """
         if not self.tracks_recent or not uids:
             return
         # A read first: most SELECTs find nothing to claim and then take no write transaction,
         # which SQLite would serialise with every delivery.
-        before = await store.recent_uid(self.mailbox.id)
+        before = await store.recent_uid(self.mailbox.id) if claimed is None else claimed
         if not self.readonly and uids[-1] > before:
             before = await store.claim_recent(self.mailbox.id, uids[-1])
         self.recent.update(u for u in uids if u > before)

@@ -18,6 +18,7 @@ from courriel.store.base import (
     Change,
     ChangeKind,
     Mailbox,
+    MailboxSince,
     MailboxStatus,
     NotFound,
     OverQuota,
@@ -43,7 +44,8 @@ from courriel.store.sql.core import (
     mailbox_name,
     mailbox_row,
 )
-from courriel.store.sql.messages import copy_messages
+from courriel.store.sql.messages import changes_since, copy_messages, expunged_since
+from courriel.store.sql.recent import recent_uid
 
 
 def _require_user(user_id: int) -> Script[None]:
@@ -87,6 +89,18 @@ def get_mailbox_by_id(mailbox_id: int) -> Script[Mailbox | None]:
         (mailbox_id,),
     )
     return mailbox_row(rows[0]) if rows else None
+
+
+def mailbox_since(mailbox_id: int, modseq: int, changes: bool) -> Script[MailboxSince | None]:
+    box = yield from get_mailbox_by_id(mailbox_id)
+    if box is None:
+        return None
+    claimed = yield from recent_uid(mailbox_id)
+    if box.highestmodseq <= modseq and not changes:
+        return MailboxSince(box, claimed)
+    expunged = yield from expunged_since(mailbox_id, modseq)
+    changed = yield from changes_since(mailbox_id, modseq)
+    return MailboxSince(box, claimed, tuple(expunged), tuple(changed))
 
 
 def list_mailboxes(user_id: int) -> Script[list[Mailbox]]:

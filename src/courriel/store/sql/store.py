@@ -40,6 +40,7 @@ from courriel.store.base import (
     FlagOp,
     FlagsResult,
     Mailbox,
+    MailboxSince,
     MailboxStatus,
     MessageExtras,
     MessageInfo,
@@ -536,6 +537,11 @@ class SqlStore(
 
     async def expunged_since(self, mailbox_id: int, modseq: int) -> list[Expunged]:
         return await self._read(messages.expunged_since(mailbox_id, modseq))
+
+    async def mailbox_since(
+        self, mailbox_id: int, modseq: int, *, changes: bool = False
+    ) -> MailboxSince | None:
+        return await self._read(mailboxes.mailbox_since(mailbox_id, modseq, changes))
 
     async def claim_recent(self, mailbox_id: int, up_to_uid: int) -> int:
         return await self._write(recent.claim_recent(mailbox_id, up_to_uid))
