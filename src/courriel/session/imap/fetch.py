@@ -529,7 +529,11 @@ async def fetch(state: Selected, io: Io, cmd: c.Fetch, *, may_set_seen: bool = T
                     piece = await _render_apart(state, plan, message, seen, recent, extra)
                 else:  # most messages: a thread hop would cost more than the rendering
                     piece = render_fetch(
-                        *(seq, info, plan, meta, raw),
+                        seq,
+                        info,
+                        plan,
+                        meta,
+                        raw,
                         utf8=state.utf8,
                         seen_changed=seen,
                         recent=recent,
