@@ -522,23 +522,20 @@ async def fetch(state: Selected, io: Io, cmd: c.Fetch, *, may_set_seen: bool = T
                 missing.append(uid)
                 continue
             try:
-                seen, recent = uid in seen_now, uid in view.recent
-                extra = extras.get(uid)
-                if raw is not None and len(raw) >= OFFLOAD_BYTES:
-                    message = (seq, info, meta, raw)
-                    piece = await _render_apart(state, plan, message, seen, recent, extra)
-                else:  # most messages: a thread hop would cost more than the rendering
-                    piece = render_fetch(
-                        seq,
-                        info,
-                        plan,
-                        meta,
-                        raw,
-                        utf8=state.utf8,
-                        seen_changed=seen,
-                        recent=recent,
-                        extras=extra,
-                    )
+                render = functools.partial(
+                    render_fetch,
+                    seq,
+                    info,
+                    plan,
+                    meta,
+                    raw,
+                    utf8=state.utf8,
+                    seen_changed=uid in seen_now,
+                    recent=uid in view.recent,
+                    extras=extras.get(uid),
+                )
+                # A large message is rendered in a worker thread; the rest right here.
+                piece = await offload(render, heavy=raw is not None and len(raw) >= OFFLOAD_BYTES)
             except UnknownCte as e:
                 refusal = responses.no(cmd.tag, str(e), responses.UNKNOWN_CTE)  # RFC 3516 §4.3
                 return b"".join(out) + refusal
@@ -565,31 +562,6 @@ def _fetch_ok(state: SessionState, cmd: c.Fetch, first: bool) -> bytes:
     text = ("UID FETCH" if cmd.uid else "FETCH") + " completed"
     code = state.condstore_code(first)
     return state.condstore_announce(first) + responses.ok(cmd.tag, text, code)
-
-
-async def _render_apart(
-    state: SessionState,
-    plan: FetchPlan,
-    message: tuple[int, MessageInfo, MessageMeta | None, bytes],
-    seen_changed: bool,
-    recent: bool,
-    extras: dict[FetchItem, bytes] | None = None,
-) -> bytes:
-    """``render_fetch`` of a message of ``OFFLOAD_BYTES`` or more, in a worker thread."""
-    seq, info, meta, raw = message
-    render = functools.partial(
-        render_fetch,
-        seq,
-        info,
-        plan,
-        meta,
-        raw,
-        utf8=state.utf8,
-        seen_changed=seen_changed,
-        recent=recent,
-        extras=extras,
-    )
-    return await offload(render, heavy=True)
 
 
 async def _fetch_rows(
