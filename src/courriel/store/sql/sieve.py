@@ -21,6 +21,7 @@ from courriel.store.base import AlreadyExists, InUse, NotFound, SieveScript
 from courriel.store.sieve import DeliveryLookup
 from courriel.store.sql.core import INBOX, Done, Query, Row, Script, T, address_key
 from courriel.store.sql.dkim import _Driver
+from courriel.store.sql.mailboxes import get_mailbox
 
 
 def _script(row: Row) -> SieveScript:
@@ -53,8 +54,8 @@ def active_script(user_id: int) -> Script[SieveScript | None]:
 
 def delivery_lookup(user_id: int) -> Script[DeliveryLookup]:
     script = yield from active_script(user_id)
-    rows = yield Query("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, INBOX))
-    return DeliveryLookup(script, int(rows[0][0]) if rows else None)
+    inbox = yield from get_mailbox(user_id, INBOX)
+    return DeliveryLookup(script, None if inbox is None else inbox.id)
 
 
 def put_script(user_id: int, name: str, content: str) -> Script[Done[None]]:
