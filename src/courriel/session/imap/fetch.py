@@ -534,8 +534,12 @@ async def fetch(state: Selected, io: Io, cmd: c.Fetch, *, may_set_seen: bool = T
                     recent=uid in view.recent,
                     extras=extras.get(uid),
                 )
-                # A large message is rendered in a worker thread; the rest right here.
-                piece = await offload(render, heavy=raw is not None and len(raw) >= OFFLOAD_BYTES)
+                # A large message is rendered in a worker thread; the rest right here, with no
+                # coroutine in between (a page of headers renders 20 messages per command).
+                if raw is not None and len(raw) >= OFFLOAD_BYTES:
+                    piece = await offload(render, heavy=True)
+                else:
+                    piece = render()
             except UnknownCte as e:
                 refusal = responses.no(cmd.tag, str(e), responses.UNKNOWN_CTE)  # RFC 3516 §4.3
                 return b"".join(out) + refusal
