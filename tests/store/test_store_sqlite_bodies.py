@@ -111,6 +111,36 @@ async def test_bodies_stored_as_files_before_stay_readable(
         await new.close()
 
 
+async def test_a_file_written_for_a_body_kept_in_its_row_is_deleted(
+    tmp_path: Path, message: MakeMessage
+) -> None:
+    """A body another process keeps in the database (as its retry does after losing a file to a
+    deleter, or a store with a larger ``inline_max``): an append that wrote it as a file is
+    referenced through the row, and its file, needed by nothing, goes at once."""
+    roomy = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs", inline_max=1 << 20)
+    files_only = await open_sqlite(tmp_path / "courriel.db", tmp_path / "blobs", inline_max=0)
+    try:
+        inbox = await inbox_of(roomy)
+        big = message(1, size=DEFAULT_INLINE_MAX + 5_000)
+        [first] = await roomy.append([(inbox.id, big)])
+        assert files(tmp_path / "blobs") == set() and inline_rows(roomy.path) == 1
+        [second] = await files_only.append([(inbox.id, big)])
+        assert files(tmp_path / "blobs") == set()  # written, then found not needed
+        assert inline_rows(roomy.path) == 1
+        for d in (first, second):
+            assert await files_only.read_message(inbox.id, d.uid) == big.raw
+        # A stranded file left by an older version is swept like any orphan.
+        stray = await files_only.blobs.put(big.raw)
+        hour_ago = time.time() - 7200
+        os.utime(files_only.blobs.files.path(stray), (hour_ago, hour_ago))
+        assert await files_only.sweep_bodies() == 1
+        assert files(tmp_path / "blobs") == set()
+        assert await roomy.read_message(inbox.id, second.uid) == big.raw
+    finally:
+        await files_only.close()
+        await roomy.close()
+
+
 async def test_sweep_deletes_orphaned_files_only(
     sq: SqliteStore, tmp_path: Path, message: MakeMessage
 ) -> None:

@@ -52,7 +52,7 @@ class Done(Generic[T]):
 
     value: T
     changes: tuple[Change, ...] = ()
-    freed_blobs: tuple[str, ...] = ()  # body files whose last reference this script removed
+    freed_blobs: tuple[str, ...] = ()  # body files this script left unreferenced (to delete)
     new_files: tuple[str, ...] = ()  # body files that got their first reference (see append)
 
 
@@ -242,16 +242,21 @@ def adjust_blobs(deltas: dict[str, int], sizes: dict[str, int]) -> Script[tuple[
 
 def reference_blobs(
     counts: dict[str, int], sizes: dict[str, int], inline: dict[str, bytes]
-) -> Script[tuple[str, ...]]:
-    """Adds references for new messages; returns the body *files* that had none before.
+) -> Script[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Adds references for new messages; returns ``(new files, stranded files)``.
 
     A body in ``inline`` is stored in its ``blobs`` row (column ``data``), in this transaction:
     it needs no file and no fsync of its own. The others are files, written before this
     transaction; one that had no reference before may have been deleted since it was written
     (its last reference went away in another transaction), so the caller checks, inside this
-    transaction, that those files exist (``courriel.store.sqlite``).
+    transaction, that those *new files* exist (``courriel.store.sqlite``).
+
+    A body written as a file whose row turns out to hold the bytes already (another append kept
+    that body in the database, see ``courriel.store.sqlite.bodies``) is referenced through the
+    row: its file is *stranded*, needed by nothing, and the caller deletes it after the commit.
     """
     created: list[str] = []
+    stranded: list[str] = []
     for blob_id in sorted(counts):
         rows = yield Query(
             "INSERT INTO blobs (id, refcount, size, data) VALUES (?, ?, ?, ?) ON CONFLICT (id)"
@@ -259,9 +264,12 @@ def reference_blobs(
             " RETURNING refcount, data IS NULL",
             (blob_id, counts[blob_id], sizes[blob_id], inline.get(blob_id)),
         )
-        if rows[0][0] == counts[blob_id] and rows[0][1]:
+        if not rows[0][1]:
+            if blob_id not in inline:
+                stranded.append(blob_id)
+        elif rows[0][0] == counts[blob_id]:
             created.append(blob_id)
-    return tuple(created)
+    return tuple(created), tuple(stranded)
 
 
 def charge(usage: dict[int, tuple[int, int]]) -> Script[None]:

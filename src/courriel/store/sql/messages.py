@@ -136,14 +136,14 @@ def append(
         changes.append(Change(user_id, mailbox_id, ChangeKind.MESSAGES_ADDED, modseq, uids))
     blobs = Counter(items[i][2] for i in range(len(items)))
     sizes = {item[2]: len(item[1].raw) for item in items}
-    new_files = yield from reference_blobs(dict(blobs), sizes, inline or {})
+    new_files, stranded = yield from reference_blobs(dict(blobs), sizes, inline or {})
     yield from insert_rows("messages", _INSERT_COLS, rows)
     yield from insert_rows("message_search", ("mailbox_id", "uid", *_SEARCH_COLS), search_rows)
     if seen_user is not None:
         for mailbox_id, uids_seen in private.items():
             yield from seen.new_seen_rows(mailbox_id, seen_user, uids_seen)
     yield from charge(usage)
-    return Done([r for r in results if r is not None], tuple(changes), (), new_files)
+    return Done([r for r in results if r is not None], tuple(changes), stranded, new_files)
 
 
 def _derived(msg: NewMessage) -> tuple[str | None, SearchTexts | None]:
@@ -180,7 +180,8 @@ def replace(
     added = yield from append(items, inline, now, derived, seen_user=seen_user)
     gone = yield from expunge(mailbox_id, [uid])
     changes = added.changes + gone.changes
-    return Done((added.value, gone.value), changes, gone.freed_blobs, added.new_files)
+    freed = gone.freed_blobs + added.freed_blobs
+    return Done((added.value, gone.value), changes, freed, added.new_files)
 
 
 def derived_of(
@@ -360,12 +361,16 @@ def inline_body(blob_id: str) -> Script[bytes | None]:
 
 
 def live_blobs(blob_ids: Sequence[str]) -> Script[set[str]]:
-    """Which of these blobs are referenced (again) now."""
+    """Which of these body files are referenced (again) now: a row that holds the bytes itself
+    needs no file."""
     live: set[str] = set()
     for i in range(0, len(blob_ids), ROWS_PER_INSERT):
         chunk = blob_ids[i : i + ROWS_PER_INSERT]
         marks = ", ".join("?" * len(chunk))
-        rows = yield Query(f"SELECT id FROM blobs WHERE id IN ({marks})", tuple(chunk))  # noqa: S608
+        rows = yield Query(
+            f"SELECT id FROM blobs WHERE id IN ({marks}) AND data IS NULL",  # noqa: S608
+            tuple(chunk),
+        )
         live.update(r[0] for r in rows)
     return live
 

@@ -29,6 +29,12 @@ the new reference and leaves the file alone. A body that already had a reference
 deleted meanwhile (rule 1), so it needs no check. This replaces an in-process gate that could
 not see other processes.
 
+*A file that a row makes needless.* Once a retry has kept a body in its row, an append elsewhere
+that wrote the same body as a file references the row (the row's bytes win; a row never changes
+where its body lives), so that file is needed by nothing: the append's transaction reports it
+(``reference_blobs``, "stranded") and it is reaped after the commit. Rule 1 therefore counts only
+rows without bytes (``data IS NULL``) as references to a file.
+
 *Orphans.* A crash between writing a file and its commit, or between a commit and the deletion
 that follows, leaves a file no row references. ``sweep`` finds them (files older than an hour,
 so appends in flight are left alone; rule 2 would catch them anyway) and deletes them under
@@ -109,7 +115,10 @@ def reap(files: FileBlobStore, blob_ids: Sequence[str]) -> Callable[[sqlite3.Con
         marks = ", ".join("?" * len(wanted))
         live = {
             r[0]
-            for r in conn.execute(f"SELECT id FROM blobs WHERE id IN ({marks})", wanted)  # noqa: S608
+            for r in conn.execute(
+                f"SELECT id FROM blobs WHERE id IN ({marks}) AND data IS NULL",  # noqa: S608
+                wanted,
+            )
         }
         gone = 0
         for blob_id in wanted:
