@@ -243,3 +243,20 @@ def test_quoted_printable_drops_transport_white_space_at_line_ends() -> None:
     # RFC 2045 §6.7 rule 3: trailing white space is deleted, so "= " ends in a soft break
     encoded = b"hello  \r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar\nlast  "
     assert mime.decode_qp(encoded) == b"hello\r\nfoo\t \tb\r\nfoo bar\nlast  "
+
+
+@pytest.mark.parametrize(
+    ("data", "domain"),
+    [
+        (b"", "7bit"),
+        (b"plain\r\ntext\r\n", "7bit"),
+        (b"x" * 998 + b"\r\n", "7bit"),
+        (b"caf\xc3\xa9\r\n", "8bit"),
+        (b"x" * 999 + b"\r\n", "binary"),  # a line longer than RFC 5322 allows
+        (b"a\nb", "binary"),
+        (b"a\rb\r\n", "binary"),
+        (b"nul\x00", "binary"),
+    ],
+)
+def test_data_domain(data: bytes, domain: str) -> None:
+    assert mime.data_domain(data) == domain

@@ -40,12 +40,25 @@ def test_a_decoded_part_is_described_as_sent() -> None:
     # part 1 of a message that is not multipart is its body: the same structure
     assert urlauth.bodypartstructure(part) == parse(SINGLE).bodystructure
     assert urlauth.bodypartstructure(part, decoded=b"hello") == (
-        b'("text" "plain" ("charset" "us-ascii") NIL NIL "binary" 5 0 NIL NIL NIL NIL)'
-    )
+        b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 5 0 NIL NIL NIL NIL)'
+    )  # RFC 5524 §3.2: the identity encoding the decoded data fits
     window = named(SINGLE, ";UID=1/;SECTION=1/;PARTIAL=1.3")
     assert urlauth.body(window) == b"GVs"
     assert urlauth.binary(window) == b"ell"  # PARTIAL cuts the decoded data
-    assert b'"binary" 3 0' in (urlauth.bodypartstructure(window, decoded=b"ell") or b"")
+    assert b'"7bit" 3 0' in (urlauth.bodypartstructure(window, decoded=b"ell") or b"")
+
+
+@pytest.mark.parametrize(
+    ("decoded", "label"),
+    [
+        (b"caf\xc3\xa9\r\n", b'"8bit" 7 1'),
+        (b"\x00\x01\x02", b'"binary" 3 0'),
+        (b"bare\nnewline", b'"binary" 12 1'),
+    ],
+)
+def test_decoded_data_is_labelled_by_what_it_holds(decoded: bytes, label: bytes) -> None:
+    part = named(SINGLE, ";UID=1/;SECTION=1")
+    assert label in (urlauth.bodypartstructure(part, decoded=decoded) or b"")
 
 
 def test_header_and_text_sections() -> None:

@@ -381,6 +381,23 @@ def decode_transfer(data: bytes, encoding: str) -> bytes | None:
     return None
 
 
+MAX_LINE = 998  # octets of a line before its CRLF in 7bit and 8bit data (RFC 5322 §2.1.1)
+
+
+def data_domain(data: bytes) -> str:
+    """The identity encoding that can label ``data`` (RFC 2045 §2.7-2.9): "7bit" for short
+    lines of US-ASCII without NUL, where CR and LF come only as CRLF; "8bit" for the same with
+    octets above 127; "binary" for anything else."""
+    if b"\0" in data:
+        return "binary"
+    crlf = data.count(b"\r\n")
+    if data.count(b"\r") != crlf or data.count(b"\n") != crlf:
+        return "binary"  # a bare CR or LF
+    if len(data) > MAX_LINE and max(map(len, data.split(b"\r\n"))) > MAX_LINE:
+        return "binary"
+    return "7bit" if data.isascii() else "8bit"
+
+
 def to_text(data: bytes, charset: str) -> str:
     """``data`` as text in ``charset``; unknown charsets read as UTF-8, errors replaced.
 

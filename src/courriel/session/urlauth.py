@@ -173,7 +173,7 @@ def bodypartstructure(named: Named, *, decoded: bytes | None = None) -> bytes | 
     """The BODYPARTSTRUCTURE (RFC 5259) of the part the URL names, or None when it names no
     part (a missing one, or a HEADER, TEXT or MIME section). With ``decoded``, the BINARY
     data sent with it, the structure describes that data as RFC 5524 §3.2 asks: an identity
-    encoding, and the decoded size and lines."""
+    encoding (7bit, 8bit or binary, by what the data holds), and the decoded size and lines."""
     section = named.url.section
     if section is not None and section.text is not None:
         return None
@@ -194,7 +194,9 @@ def bodypartstructure(named: Named, *, decoded: bytes | None = None) -> bytes | 
         # the part as sent: the same header but for an identity encoding, the decoded body
         assert decoded is not None
         header = mime.field_lines(raw, start, node.body_start, _CTE, exclude=True)
-        raw = header[:-2] + b"Content-Transfer-Encoding: binary\r\n\r\n" + decoded
+        # labelled with the narrowest identity encoding the decoded data fits (RFC 5524 §3.2)
+        cte = mime.data_domain(decoded).encode()
+        raw = header[:-2] + b"Content-Transfer-Encoding: " + cte + b"\r\n\r\n" + decoded
         start, end = 0, len(raw)
     return entity_bodystructure(raw, start, end, digest=digest)
 
