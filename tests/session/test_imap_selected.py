@@ -196,7 +196,7 @@ async def test_fetch_of_a_message_expunged_elsewhere(store: Store, inbox: Mailbo
     # By number the body is gone and the EXPUNGE may not be sent (RFC 9051 §7.5.1).
     out = await _run(state, b"f FETCH 1:2 (BODY.PEEK[])")
     assert b"* 2 FETCH (BODY[] {" in out and b"* 1 FETCH" not in out
-    assert out.endswith(b"f NO [EXPUNGEISSUED] Some messages were expunged\r\n")
+    assert out.endswith(b"f NO [EXPUNGEISSUED] Some of the requested messages no longer exist\r\n")
     # A UID FETCH may carry the EXPUNGE: announced, and the command succeeds.
     out = await _run(state, b"f UID FETCH 1:3 (BODY.PEEK[])")
     assert b"* 2 FETCH (UID 2 BODY[] {" in out and b"* 3 FETCH (UID 3 BODY[] {" in out

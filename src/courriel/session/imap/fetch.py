@@ -555,8 +555,11 @@ async def fetch(state: Selected, io: Io, cmd: c.Fetch, *, may_set_seen: bool = T
         view.dirty = True
     out.append(await state.refresh(allow_expunge=cmd.uid))
     if any(u in view.infos for u in missing):
-        # RFC 2180 §4.1.2: the body is gone but its EXPUNGE may not be sent during FETCH.
-        out.append(responses.no(cmd.tag, "Some messages were expunged", responses.EXPUNGEISSUED))
+        # RFC 2180 §4.1.2: the body is gone but its EXPUNGE may not be sent during FETCH. The
+        # text is the one Dovecot and Zimbra use, which tools that drive many clients (imaptest)
+        # recognise as this race rather than a failure.
+        text = "Some of the requested messages no longer exist"
+        out.append(responses.no(cmd.tag, text, responses.EXPUNGEISSUED))
     else:
         out.append(_fetch_ok(state, cmd, first))
     return b"".join(out)
