@@ -22,7 +22,11 @@ sans-IO core and its session policy in one object that follows ``Session`` below
    APPEND's continuation) writes through the same ``Output`` while it handles a command.
 4. Reading has the session's timeout (``read_timeout``, which may depend on its state); a
    client that runs out of time gets ``timed_out`` and is closed; end of stream is told to the
-   session (``connection_lost``) and closes. While the session has news to push between commands
+   session (``connection_lost``) and closes. When the core holds part of a command
+   (``mid_command``: half a line, a literal without the rest of its line, the start of a
+   message), the stream is told to acknowledge what comes at once (``ack_promptly``): a client
+   that writes one command in two pieces with Nagle's algorithm on waits for the first piece's
+   acknowledgement before sending the second, and a delayed one costs 40 ms a command. While the session has news to push between commands
    (IMAP IDLE and NOTIFY: ``push_waiter``), the read races that waiter.
 5. Shutdown met while waiting for the client (``ShuttingDown`` from ``Stream.read``) writes the
    session's goodbye too. ``session.close`` runs however the connection ends (locks released).
@@ -139,6 +143,10 @@ class Session(Protocol[E]):
     def push_waiter(self) -> asyncio.Event | None:
         """Set when the session has news to push while waiting for the client; None: none."""
 
+    def mid_command(self) -> bool:
+        """Part of a command has arrived, or the core waits for its literal or message: the
+        rest is on its way, so the driver has it acknowledged at once (``ack_promptly``)."""
+
     async def push(self) -> Step:
         """The news to push; ``Action.CLOSE`` when the session must end after it."""
 
@@ -207,9 +215,12 @@ class Output:
             yield
             await self.flush()
 
-    async def read(self, timeout: float) -> bytes:  # noqa: ASYNC109
-        """Writes what is pending, then the next bytes from the client (inflated)."""
+    async def read(self, timeout: float, *, rest: bool = False) -> bytes:  # noqa: ASYNC109
+        """Writes what is pending, then the next bytes from the client (inflated); ``rest``:
+        they are the rest of a command, to be acknowledged as they come."""
         await self.flush()
+        if rest:
+            self.stream.ack_promptly()  # after the flush: writing turns delayed ACKs back on
         while True:
             data = await self.stream.read(READ_SIZE, timeout=timeout)
             self.turn.restart()
@@ -337,7 +348,7 @@ class Driver:
         try:
             waiter = session.push_waiter()
             if waiter is None:
-                data = await self.out.read(timeout)
+                data = await self.out.read(timeout, rest=session.mid_command())
             else:
                 pushed = await self._read_or_push(session, waiter, timeout)
                 if pushed is None:

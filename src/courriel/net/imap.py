@@ -108,6 +108,9 @@ class ImapDriven:
         self.session.tls = True
         return Step()
 
+    def mid_command(self) -> bool:
+        return self.conn.mid_command
+
     def push_waiter(self) -> asyncio.Event | None:
         # IDLE, or NOTIFY (RFC 5465) between commands: changes go out as they happen.
         if self.conn.idling or self.session.pushing:

@@ -92,6 +92,9 @@ class SieveDriven:
         self.conn.tls_started()
         return Step(self.session.capabilities())  # RFC 5804 §2.2: capabilities again
 
+    def mid_command(self) -> bool:
+        return self.conn.mid_command
+
     def push_waiter(self) -> asyncio.Event | None:
         return None
 

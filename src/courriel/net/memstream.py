@@ -95,6 +95,7 @@ class MemoryStream:
         self._tls_in = ssl.MemoryBIO()
         self._tls_out = ssl.MemoryBIO()
         self._tls_eof = False
+        self.prompt_acks = 0  # calls of ack_promptly, for tests of the driver
 
     @property
     def peer(self) -> tuple[str, int]:
@@ -161,6 +162,10 @@ class MemoryStream:
         self._in.changed()
 
     # --- writing ------------------------------------------------------------------------------
+
+    def ack_promptly(self) -> None:
+        """Counted (``prompt_acks``): a pipe has no acknowledgements to hurry."""
+        self.prompt_acks += 1
 
     def write(self, data: bytes) -> None:
         if self._closed or not data:

@@ -111,6 +111,9 @@ class Pop3Driven:
         self.conn.tls_started()
         return Step()
 
+    def mid_command(self) -> bool:
+        return self.conn.mid_command
+
     def push_waiter(self) -> asyncio.Event | None:
         return None
 

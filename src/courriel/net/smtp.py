@@ -161,6 +161,9 @@ class SmtpDriven:
         self.session.tls_started(_details(tls))
         return Step()
 
+    def mid_command(self) -> bool:
+        return self.conn.mid_command
+
     def push_waiter(self) -> asyncio.Event | None:
         return None
 

@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import fcntl
 import ipaddress
+import socket
 import ssl
 import struct
 import termios
@@ -50,6 +51,7 @@ DEFAULT_READ_SIZE = 256 * 1024
 DEFAULT_WRITE_TIMEOUT = 60.0
 CLOSE_TIMEOUT = 5.0
 LINGER_TIMEOUT = 2.0  # reading and discarding after the last reply (SocketStream._linger)
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
 class StreamError(Exception):
@@ -119,6 +121,9 @@ class Stream(Protocol):
     def interrupt(self, exc: Exception) -> None:
         """Makes the pending and every later ``read`` raise ``exc``."""
 
+    def ack_promptly(self) -> None:
+        """The client is sending the rest of a command: acknowledge what arrives at once."""
+
     def write(self, data: bytes) -> None:
         """Queues ``data``; nothing is written once the stream is closed."""
 
@@ -170,6 +175,9 @@ class SocketStream:
         self.peer = _address(writer.get_extra_info("peername"))
         self.local = _address(writer.get_extra_info("sockname"))
         self._closed = False
+        sock = writer.get_extra_info("socket")
+        tcp = sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
+        self._quickack = sock if tcp and _TCP_QUICKACK is not None else None
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -212,6 +220,20 @@ class SocketStream:
     def interrupt(self, exc: Exception) -> None:
         """Makes the pending and every later ``read`` raise ``exc``."""
         self._reader.set_exception(exc)
+
+    def ack_promptly(self) -> None:
+        """Turns Linux's delayed acknowledgement off until the kernel next turns it on (it does
+        when this side writes soon after reading), so a client's segment is acknowledged as
+        soon as it is read. A client that writes one command in two pieces with Nagle's
+        algorithm on (Python's imaplib sends a literal, then its CRLF) holds the second piece
+        until the first is acknowledged; with the acknowledgement delayed, that costs 40 ms
+        per command (an APPEND: 44 ms instead of 1.4). Dovecot sets the same option."""
+        if self._quickack is None:
+            return
+        try:
+            self._quickack.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+        except OSError:  # not TCP (a Unix socket in tests), or the connection is gone
+            self._quickack = None
 
     # --- writing ------------------------------------------------------------------------------
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from courriel.wire.smtp import Data, Ehlo, MessageData, NeedData, SmtpConfig, SmtpConnection, State
+from courriel.wire.smtp import (
+    BdatLast,
+    Data,
+    Ehlo,
+    MessageData,
+    NeedData,
+    SmtpConfig,
+    SmtpConnection,
+    State,
+)
 from courriel.wire.smtp import replies as r
 
 ENVELOPE = b"EHLO c.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n"
@@ -211,3 +220,25 @@ def test_need_data_while_waiting_for_the_terminator():
     assert conn.buffered_bytes == 7
     conn.receive_data(b"\r\n.\r\n")
     assert conn.next_event() == MessageData(b"partial\r\n", long_lines=False)
+
+
+def test_mid_command_while_content_or_a_partial_line_is_awaited(smtp):
+    """The driver has these acknowledged at once (net/driver.py)."""
+    d = smtp()
+    assert not d.conn.mid_command
+    d.feed(b"EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n")
+    assert not d.conn.mid_command
+    d.feed(b"DATA\r\n")
+    assert not d.conn.mid_command  # after 354: nothing has arrived yet
+    d.feed(b"Subject: x\r\n\r\nbody\r\n")
+    assert d.conn.mid_command  # part of the message, the rest on its way
+    d.feed(b".\r\n")
+    assert not d.conn.mid_command
+    d.feed(b"NO")
+    assert d.conn.mid_command
+    d.feed(b"OP\r\n")
+    assert not d.conn.mid_command
+    d.feed(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nBDAT 5 LAST\r\n")
+    assert d.conn.mid_command  # the BDAT line is here, its chunk is not
+    d.feed(b"hello")
+    assert d.of(BdatLast) and not d.conn.mid_command

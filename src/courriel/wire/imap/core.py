@@ -187,6 +187,13 @@ class Connection:
         return self._mode is _Mode.SASL
 
     @property
+    def mid_command(self) -> bool:
+        """Part of a command has arrived (a partial line, literals of an unfinished command),
+        or a literal or the rest of a refused line is awaited: more of it is on its way."""
+        waiting = self._mode in (_Mode.LITERAL, _Mode.DISCARD, _Mode.SKIP_LINE)
+        return waiting or bool(self._texts) or len(self._buf) > self._start
+
+    @property
     def trailing_data(self) -> bytes:
         """Bytes received but not yet consumed (STARTTLS throws them away, COMPRESS must find
         none)."""

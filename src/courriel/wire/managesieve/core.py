@@ -119,6 +119,12 @@ class ManageSieveConnection:
     def receive_data(self, data: bytes) -> None:
         self._buf += data
 
+    @property
+    def mid_command(self) -> bool:
+        """Part of a command (its line, or a literal it announced) has arrived: the rest is on
+        its way. A command stays buffered until all of it is there."""
+        return bool(self._buf)
+
     def next_event(self) -> c.Event:
         if self.state is State.LOGOUT:
             return c.Paused()

@@ -142,6 +142,11 @@ class Pop3Connection:
         return self._tls or self.config.cleartext_auth
 
     @property
+    def mid_command(self) -> bool:
+        """Part of a command line has arrived: the rest is on its way."""
+        return bool(self._buffer)
+
+    @property
     def trailing_data(self) -> bool:
         """Bytes came after the STLS line, before the handshake (thrown away, never read)."""
         return self._trailing > 0

@@ -117,6 +117,15 @@ class SmtpConnection:
         return self._state is State.DATA or self._reading is not None
 
     @property
+    def mid_command(self) -> bool:
+        """Part of a command has arrived and the rest is on its way: a partial line, a BDAT
+        line whose chunk is still to come, or the start of a DATA message. (Right after 354
+        nothing has arrived yet: a message that comes whole needs no hurried acknowledgement.)"""
+        if self._buf or self._reading is not None:
+            return True
+        return self._state is State.DATA and self._dot is not None and self._dot.started
+
+    @property
     def buffered_bytes(self) -> int:
         """Octets held in memory: unread input plus message content read so far."""
         held = sum(x.held for x in (self._dot, self._chunks) if x is not None)

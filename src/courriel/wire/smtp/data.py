@@ -85,6 +85,7 @@ class DotReader:
         "_size",
         "_strict_lines",
         "long_lines",
+        "started",
     )
 
     def __init__(self, limit: int, *, strict_lines: bool = False) -> None:
@@ -96,6 +97,7 @@ class DotReader:
         self._scan = 0  # where in the buffer a terminator could still begin
         self._error: Reply | None = None
         self.long_lines = False
+        self.started = False  # some of the message has arrived
 
     @property
     def held(self) -> int:
@@ -104,6 +106,7 @@ class DotReader:
 
     def read(self, buf: LineBuffer) -> bool:
         """Takes what it can from ``buf``; ``True`` once the terminator was consumed."""
+        self.started = self.started or bool(buf)
         if self._at_line_start and buf.startswith(b".\r\n"):
             buf.skip(3)  # the empty line before "." is the CRLF that ended the last line
             return True
