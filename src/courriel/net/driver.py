@@ -26,8 +26,9 @@ sans-IO core and its session policy in one object that follows ``Session`` below
    (``mid_command``: half a line, a literal without the rest of its line, the start of a
    message), the stream is told to acknowledge what comes at once (``ack_promptly``): a client
    that writes one command in two pieces with Nagle's algorithm on waits for the first piece's
-   acknowledgement before sending the second, and a delayed one costs 40 ms a command. While the session has news to push between commands
-   (IMAP IDLE and NOTIFY: ``push_waiter``), the read races that waiter.
+   acknowledgement before sending the second, and a delayed one costs 40 ms a command. While
+   the session has news to push between commands (IMAP IDLE and NOTIFY: ``push_waiter``), the
+   read races that waiter.
 5. Shutdown met while waiting for the client (``ShuttingDown`` from ``Stream.read``) writes the
    session's goodbye too. ``session.close`` runs however the connection ends (locks released).
 
