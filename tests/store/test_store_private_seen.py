@@ -34,3 +34,18 @@ async def test_private_seen_is_per_user_and_bumps_modseq(
     await store.remove_user(bob.address)
     bob = await store.add_user("bob@example.org", "x")
     assert await store.private_seen(inbox.id, bob.id) == set()
+
+
+async def test_private_seen_goes_with_the_messages(
+    store: Store, user: User, inbox: Mailbox, message: MakeMessage
+) -> None:
+    """Expunged or moved away, a message takes the grantees' \\Seen of it along: a shared
+    mailbox does not keep a row for every message a grantee ever read."""
+    bob = await store.add_user("bob@example.org", "x")
+    other = await store.create_mailbox(user.id, "Other")
+    await store.append([(inbox.id, message(n)) for n in range(4)])
+    assert await store.set_private_seen(inbox.id, bob.id, [1, 2, 3, 4], True) == [1, 2, 3, 4]
+    await store.expunge(inbox.id, [1, 3])
+    assert await store.private_seen(inbox.id, bob.id) == {2, 4}
+    await store.move(inbox.id, [2], other.id)
+    assert await store.private_seen(inbox.id, bob.id) == {4}

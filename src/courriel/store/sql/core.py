@@ -323,12 +323,20 @@ def forget_messages(
 
 
 def log_expunges(mailbox_id: int, user_id: int, removed: Rows) -> Script[tuple[int, Change]]:
-    """One new MODSEQ for the expunges (RFC 7162 §3.2.10), recorded for VANISHED (§3.2.5)."""
+    """One new MODSEQ for the expunges (RFC 7162 §3.2.10), recorded for VANISHED (§3.2.5);
+    the grantees' own \\Seen of the messages goes with them (``courriel.store.sql.seen``),
+    else a shared mailbox would keep a row for every message a grantee ever read."""
     _, _, _, modseq = yield from allocate(mailbox_id, 0)
     uids = tuple(r[0] for r in removed)
     yield from insert_rows(
         "expunged", ("mailbox_id", "uid", "modseq"), [(mailbox_id, uid, modseq) for uid in uids]
     )
+    for clause, params in range_filters(uid_ranges(uids)):
+        yield Query(
+            f"DELETE FROM private_seen WHERE mailbox_id = ? AND {clause}",  # noqa: S608
+            (mailbox_id, *params),
+            False,
+        )
     return modseq, Change(user_id, mailbox_id, ChangeKind.EXPUNGED, modseq, uids)
 
 
