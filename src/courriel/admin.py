@@ -371,11 +371,12 @@ async def set_junk_threshold(store: Store, addr: str, threshold: float | None) -
     await store.set_junk_threshold(user.id, threshold)
 
 
-async def remove_user(store: Store, addr: str) -> None:
-    """Removes the user with all their mail; there is no undo."""
+async def remove_user(store: Store, addr: str, *, keep_an_admin: bool = False) -> None:
+    """Removes the user with all their mail; there is no undo. ``keep_an_admin``: the store
+    raises ``LastAdmin`` rather than remove the only administrator."""
     norm = address(addr)
     try:
-        await store.remove_user(norm)
+        await store.remove_user(norm, keep_an_admin=keep_an_admin)
     except NotFound:
         raise AdminError(f"unknown user {norm}") from None
 

@@ -26,7 +26,7 @@ from courriel.admin import AdminError, InputError, require_user
 from courriel.admin import remove_user as remove_account
 from courriel.logs import kv
 from courriel.store.access import ApiToken, AppPassword, AuditEntry, secret_digest
-from courriel.store.base import AlreadyExists, NotFound, Store, User
+from courriel.store.base import AlreadyExists, LastAdmin, NotFound, Store, User
 
 log = logging.getLogger("courriel.audit")
 
@@ -51,29 +51,30 @@ def new_app_password() -> str:
 # --- administrators -----------------------------------------------------------------------------
 
 
-async def _not_the_last_admin(store: Store, user: User, doing: str) -> None:
-    """Refuses to take the rights of the only administrator: the web admin would lock out."""
-    if user.admin and not any(u.admin for u in await store.list_users() if u.id != user.id):
-        raise AdminError(
-            f"{user.address} is the only administrator; make another one before {doing}"
-        )
+def _last_admin(user: User, doing: str) -> AdminError:
+    """Taking the rights of the only administrator would lock everyone out of the web admin;
+    the store refuses it in the transaction that would do it (``keep_an_admin``)."""
+    return AdminError(f"{user.address} is the only administrator; make another one before {doing}")
 
 
 async def set_admin(store: Store, addr: str, admin: bool) -> User:
     user = await require_user(store, addr)
-    if not admin:
-        await _not_the_last_admin(store, user, "taking their rights")
     try:
-        await store.set_admin(user.address, admin)
+        await store.set_admin(user.address, admin, keep_an_admin=True)
     except NotFound:
         raise AdminError(f"unknown user {user.address}") from None
+    except LastAdmin:
+        raise _last_admin(user, "taking their rights") from None
     return user
 
 
 async def remove_user(store: Store, addr: str) -> None:
     """``admin.remove_user``, unless the user is the only administrator."""
-    await _not_the_last_admin(store, await require_user(store, addr), "removing them")
-    await remove_account(store, addr)
+    user = await require_user(store, addr)
+    try:
+        await remove_account(store, addr, keep_an_admin=True)
+    except LastAdmin:
+        raise _last_admin(user, "removing them") from None
 
 
 # --- app passwords ------------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from courriel.store.access import NewMailEvent, secret_digest
-from courriel.store.base import AlreadyExists, NotFound, Store
+from courriel.store.base import AlreadyExists, LastAdmin, NotFound, Store
 from courriel.store.sql import access as sql_access
 
 
@@ -25,6 +27,37 @@ async def test_admin_flag(store: Store) -> None:
     assert not (await store.get_user("alice@example.org")).admin  # type: ignore[union-attr]
     with pytest.raises(NotFound):
         await store.set_admin("nobody@example.org", True)
+
+
+async def test_an_administrator_is_kept_even_when_two_go_at_once(store: Store) -> None:
+    """``keep_an_admin``: the only administrator is neither demoted nor removed; two admins
+    demoting or removing each other at the same moment leave one (decided in the write)."""
+    for name in ("alice", "bob"):
+        await _user(store, f"{name}@example.org")
+        await store.set_admin(f"{name}@example.org", True)
+    for _ in range(5):
+        outcomes = await asyncio.gather(
+            store.set_admin("alice@example.org", False, keep_an_admin=True),
+            store.set_admin("bob@example.org", False, keep_an_admin=True),
+            return_exceptions=True,
+        )
+        assert sorted(type(o).__name__ for o in outcomes) == ["LastAdmin", "NoneType"]
+        assert sum(u.admin for u in await store.list_users()) == 1
+        await store.set_admin("alice@example.org", True)
+        await store.set_admin("bob@example.org", True)
+    outcomes = await asyncio.gather(
+        store.remove_user("alice@example.org", keep_an_admin=True),
+        store.remove_user("bob@example.org", keep_an_admin=True),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["LastAdmin", "NoneType"]
+    [last] = await store.list_users()
+    assert last.admin
+    with pytest.raises(LastAdmin):
+        await store.remove_user(last.address, keep_an_admin=True)
+    await store.set_admin(last.address, False)  # without the guard: as asked
+    await store.remove_user(last.address)
+    assert await store.list_users() == []
 
 
 async def test_app_passwords_are_per_user_and_go_with_the_user(store: Store) -> None:

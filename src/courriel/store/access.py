@@ -86,8 +86,9 @@ class MailEvents(Protocol):
 
 
 class AccessStore(Protocol):
-    async def set_admin(self, address: str, admin: bool) -> None:
-        """``NotFound`` for an unknown user."""
+    async def set_admin(self, address: str, admin: bool, *, keep_an_admin: bool = False) -> None:
+        """``NotFound`` for an unknown user; ``keep_an_admin``: ``LastAdmin`` when taking the
+        rights of the only administrator (decided in the same transaction)."""
 
     # app passwords
     async def add_app_password(self, user_id: int, name: str, digest: str, now: int) -> AppPassword:

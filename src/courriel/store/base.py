@@ -98,6 +98,10 @@ class InUse(StoreError):  # noqa: N818
     """Removing something others still depend on (a domain that still has users)."""
 
 
+class LastAdmin(StoreError):  # noqa: N818
+    """The change would leave no administrator (``keep_an_admin``)."""
+
+
 class OverQuota(StoreError):  # noqa: N818
     """The write would take the user past their quota."""
 
@@ -417,8 +421,10 @@ class AccountStore(Protocol):
         """Limits the user's number of messages and of mailboxes (None: no limit); a write
         that would pass one raises ``OverQuota``."""
 
-    async def remove_user(self, address: str) -> None:
-        """Removes the user with all their mailboxes and messages."""
+    async def remove_user(self, address: str, *, keep_an_admin: bool = False) -> None:
+        """Removes the user with all their mailboxes and messages; ``keep_an_admin``: raises
+        ``LastAdmin`` instead when the user is the only administrator (decided in the same
+        transaction, so two removals at once cannot each count on the other's admin)."""
 
     async def add_alias(self, source: str, target: str) -> Alias: ...
 

@@ -26,10 +26,13 @@ from courriel.store.access import (
     WebSession,
 )
 from courriel.store.base import AlreadyExists, NotFound
+from courriel.store.sql.accounts import refuse_last_admin
 from courriel.store.sql.core import Done, Query, Script, T, address_key
 
 
-def set_admin(address: str, admin: bool) -> Script[Done[None]]:
+def set_admin(address: str, admin: bool, keep_an_admin: bool = False) -> Script[Done[None]]:
+    if keep_an_admin and not admin:
+        yield from refuse_last_admin(address)
     rows = yield Query(
         "UPDATE users SET is_admin = ? WHERE address_key = ? RETURNING id",
         (int(admin), address_key(address)),
@@ -197,8 +200,8 @@ class AccessMixin:
         done = await asyncio.shield(self._driver.write(script))
         return done.value
 
-    async def set_admin(self, address: str, admin: bool) -> None:
-        await self._access_write(set_admin(address, admin))
+    async def set_admin(self, address: str, admin: bool, *, keep_an_admin: bool = False) -> None:
+        await self._access_write(set_admin(address, admin, keep_an_admin))
 
     async def add_app_password(self, user_id: int, name: str, digest: str, now: int) -> AppPassword:
         return await self._access_write(add_app_password(user_id, name, digest, now))

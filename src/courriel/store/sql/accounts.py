@@ -22,6 +22,7 @@ from courriel.store.base import (
     ChangeKind,
     Domain,
     InUse,
+    LastAdmin,
     NotFound,
     User,
 )
@@ -163,7 +164,20 @@ def set_count_quota(
     return Done(None)
 
 
-def remove_user(address: str) -> Script[Done[None]]:
+def refuse_last_admin(address: str) -> Script[None]:
+    """``LastAdmin`` when ``address`` is the only administrator. The administrators' rows are
+    written (to themselves) first: on PostgreSQL that locks them, so a concurrent transaction
+    doing the same waits and then sees this one's change, never two that each count on the
+    other; SQLite runs one write transaction at a time anyway."""
+    admins = yield Query("UPDATE users SET is_admin = is_admin WHERE is_admin <> 0 RETURNING id")
+    key = yield Query("SELECT id FROM users WHERE address_key = ?", (address_key(address),))
+    if key and len(admins) == 1 and admins[0][0] == key[0][0]:
+        raise LastAdmin(f"{address} is the only administrator")
+
+
+def remove_user(address: str, keep_an_admin: bool = False) -> Script[Done[None]]:
+    if keep_an_admin:
+        yield from refuse_last_admin(address)
     rows = yield Query("SELECT id FROM users WHERE address_key = ?", (address_key(address),))
     if not rows:
         raise NotFound(f"no user {address}")

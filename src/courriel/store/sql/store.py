@@ -233,8 +233,8 @@ class SqlStore(
     ) -> None:
         await self._write(accounts.set_count_quota(address, messages, mailboxes))
 
-    async def remove_user(self, address: str) -> None:
-        await self._write(accounts.remove_user(address))
+    async def remove_user(self, address: str, *, keep_an_admin: bool = False) -> None:
+        await self._write(accounts.remove_user(address, keep_an_admin))
 
     async def add_alias(self, source: str, target: str) -> Alias:
         return await self._write(accounts.add_alias(source, target))
