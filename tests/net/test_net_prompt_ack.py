@@ -89,8 +89,18 @@ async def test_driver_hurries_the_rest_of_a_command_only(tmp_path: Path) -> None
                 await asyncio.sleep(0.001)
         await ours.send(b"\r\n")
         await until(b"a4 OK")
-        await ours.send(b"a5 LOGOUT\r\n")
-        await until(b"a5 OK")
         assert theirs.prompt_acks == 2  # after "+ Ready", and after the literal
+        # With NOTIFY on, the driver reads while it pushes: the same holds there.
+        await ours.send(b"n1 NOTIFY SET (SELECTED (MessageNew MessageExpunge))\r\n")
+        await until(b"n1 OK")
+        await ours.send(b"a5 APPEND INBOX {5}\r\n")
+        async with asyncio.timeout(5):  # set once the "+" went out
+            while theirs.prompt_acks < 3:  # noqa: ASYNC110 - the count has no event
+                await asyncio.sleep(0.001)
+        await ours.send(b"hello\r\n")
+        await until(b"a5 OK")
+        await ours.send(b"a6 LOGOUT\r\n")
+        await until(b"a6 OK")
+        assert theirs.prompt_acks == 3
         await ours.close()
         await asyncio.wait_for(served, 5)

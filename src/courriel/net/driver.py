@@ -372,7 +372,7 @@ class Driver:
     ) -> bytes | None:
         """Reads while pushing what the session has to say meanwhile; None: the session ended."""
         await self.out.flush()  # what is pending now, and nothing left for the reader task
-        reader = asyncio.create_task(self.out.read(timeout))
+        reader = asyncio.create_task(self.out.read(timeout, rest=session.mid_command()))
         try:
             while True:
                 waker = asyncio.create_task(waiter.wait())
