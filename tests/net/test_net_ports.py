@@ -9,6 +9,7 @@ import pytest
 
 from courriel.config import ListenerConfig
 from courriel.net.ports import BindError, bind_listener, candidates
+from courriel.testing import net as testing_net
 from courriel.testing.net import free_port
 
 
@@ -98,3 +99,16 @@ def test_explicit_port_taken_is_an_error_naming_listener_and_address() -> None:
             bind_listener(_lc(143, "127.0.0.1", port))
     assert str(caught.value).startswith(f"cannot listen for imap on 127.0.0.1:{port}: ")
     assert "in use" in str(caught.value)
+
+
+def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> None:
+    """Below the range outgoing connections take their local ports from, so none of them can
+    take a chosen port before the server under test binds it (courriel.testing.net)."""
+    ports = testing_net.free_ports(20)
+    assert len(set(ports)) == 20
+    low = testing_net._ephemeral_low()
+    if low - testing_net.FLOOR >= 1000:
+        assert all(testing_net.FLOOR <= p < low for p in ports)
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", port))
